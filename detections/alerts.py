@@ -1,0 +1,102 @@
+"""The alert contract (docs/alerts.md): one flat document per alert, nested on output.
+
+Stable on purpose: other tools read it. ``alert.id`` is deterministic so that a re-delivered batch
+produces the same ids and downstream create-if-absent writes drop the duplicates.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporal_siem.schema import SEVERITY_BY_LEVEL
+
+MAX_SOURCE_EVENT_IDS = 100
+
+# Fields of a triggering event never copied into its alert (ours are set below; vendor blobs stay in the event).
+_NOT_COPIED_PREFIXES = ("rule.", "alert.", "event.original")
+
+
+@dataclass(slots=True, frozen=True)
+class RuleMeta:
+    """What an alert says about the rule that raised it."""
+
+    id: str
+    title: str
+    description: str = ""
+    level: str = "medium"
+    tags: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    author: str = ""
+    status: str = ""
+    falsepositives: tuple[str, ...] = ()
+    source: str = ""  # file the rule came from
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def severity(self) -> int:
+        return SEVERITY_BY_LEVEL.get(self.level, SEVERITY_BY_LEVEL["medium"])
+
+
+def alert_id(*parts: str) -> str:
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()[:32]
+
+
+def _rule_fields(rule: RuleMeta, alert_type: str) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "event.kind": "alert",
+        "event.severity": rule.severity,
+        "event.risk_score": float(rule.severity),
+        "rule.id": rule.id,
+        "rule.name": rule.title,
+        "rule.description": rule.description,
+        "rule.ruleset": "sigma",
+        "tags": list(rule.tags),
+        "alert.type": alert_type,
+        "alert.level": rule.level,
+    }
+    if rule.references:
+        doc["rule.reference"] = rule.references[0]
+    if rule.author:
+        doc["rule.author"] = rule.author
+    techniques = [t.split(".", 1)[1].upper() for t in rule.tags if t.lower().startswith("attack.t")]
+    if techniques:
+        doc["threat.technique.id"] = techniques
+        doc["threat.framework"] = "MITRE ATT&CK"
+    return doc
+
+
+def rule_alert(rule: RuleMeta, event: dict[str, Any]) -> dict[str, Any]:
+    """Alert for a single-event rule: the triggering event's normalized fields plus rule/alert fields."""
+    event_id = str(event.get("event.id", ""))
+    doc = {k: v for k, v in event.items() if not k.startswith(_NOT_COPIED_PREFIXES)}
+    doc.update(_rule_fields(rule, "rule"))
+    doc["alert.id"] = alert_id(rule.id, event_id)
+    doc["alert.source_event_ids"] = [event_id]
+    doc["alert.source_event_count"] = 1
+    return doc
+
+
+def correlation_alert(rule: RuleMeta, *, timestamp: str, event_ids: list[str], event_count: int,
+                      group_by: dict[str, Any], window_start: str, window_end: str, correlation_type: str,
+                      referenced_rules: list[str], value: float | None = None,
+                      context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Alert for a correlation: @timestamp of the last event, group-by values, window bounds, capped ids."""
+    group_text = "\x1e".join(f"{k}={group_by[k]!r}" for k in sorted(group_by))
+    doc: dict[str, Any] = dict(context or {})
+    doc.update(_rule_fields(rule, "correlation"))
+    doc["@timestamp"] = timestamp
+    doc["alert.id"] = alert_id(rule.id, group_text, window_start)
+    doc["alert.source_event_ids"] = event_ids[:MAX_SOURCE_EVENT_IDS]
+    doc["alert.source_event_count"] = event_count
+    doc["alert.group_by"] = dict(group_by)
+    doc["alert.window"] = {"start": window_start, "end": window_end}
+    doc["alert.correlation_type"] = correlation_type
+    doc["alert.rules"] = list(referenced_rules)
+    if value is not None:
+        doc["alert.value"] = value
+    for key, val in group_by.items():
+        doc.setdefault(key, val)
+    return doc

@@ -1,0 +1,271 @@
+"""Helpers every parser shares: timestamps, IPs, ids, redaction, ECS list fields.
+
+Kept dependency-free and regex-light: these run once or twice per record on the hot path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+REDACTED = "[REDACTED]"
+
+# Keys whose values are secrets wherever they appear (compared lower-case, '-' and '_' ignored).
+SECRET_KEYS = frozenset(
+    {
+        "password", "passwd", "secret", "clientsecret", "token", "accesstoken", "refreshtoken", "idtoken",
+        "bearertoken", "clienttoken", "apikey", "apikeyvalue", "authorization", "privatekey", "secretkey",
+        "secretaccesskey", "sessiontoken", "samlresponse", "samlassertion", "assertion", "credential",
+        "credentials", "xvaulttoken", "wrappedtoken", "plaintext", "ciphertext_key", "key_material",
+    }
+)
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
+_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}")
+_VAULT_TOKEN = re.compile(r"\b(hvs|hvb|hvr|s)\.[A-Za-z0-9]{20,}")
+
+
+def event_id_from_raw(raw: bytes) -> str:
+    """The spec's id for formats without a native one: sha256 of the record bytes, first 32 hex digits."""
+    return hashlib.sha256(raw.rstrip(b"\r\n")).hexdigest()[:32]
+
+
+def is_secret_key(key: str) -> bool:
+    return key.lower().replace("-", "").replace("_", "") in SECRET_KEYS
+
+
+def redact_text(text: str) -> str:
+    """Mask bearer tokens, JWTs and Vault tokens inside free text."""
+    if "ey" not in text and "earer" not in text and "asic" not in text and "." not in text:
+        return text
+    text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
+    text = _JWT.sub(REDACTED, text)
+    return _VAULT_TOKEN.sub(REDACTED, text)
+
+
+def redact(value: Any, depth: int = 0) -> Any:
+    """Return a copy with secret-named keys masked and tokens in strings masked."""
+    if depth > 64:
+        return value
+    if isinstance(value, dict):
+        return {k: (REDACTED if is_secret_key(str(k)) and v not in (None, "", [], {}) else redact(v, depth + 1)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [redact(v, depth + 1) for v in value]
+    if isinstance(value, str):
+        return redact_text(value)
+    return value
+
+
+# --- timestamps -----------------------------------------------------------------------------
+
+_ISO = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?\s*(Z|z|[+-]\d{2}:?\d{2}|[+-]\d{2})?$"
+)
+_US = re.compile(
+    r"^(\d{1,2})/(\d{1,2})/(\d{4})\s+(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s*([AaPp][Mm]))?(?:\s*([+-]\d{2}:?\d{2}|Z))?$"
+)
+_MONTHS = {m: i for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)}
+_TEXT_DATE = re.compile(r"^([A-Za-z]{3})\s+(\d{1,2}),\s*(\d{4})\s+(\d{1,2}):(\d{2}):(\d{2})(?:\s*([AaPp][Mm]))?$")
+
+
+def _tz(text: str | None) -> timezone:
+    if not text or text in ("Z", "z"):
+        return UTC
+    sign = -1 if text[0] == "-" else 1
+    digits = text[1:].replace(":", "")
+    hours = int(digits[:2])
+    minutes = int(digits[2:4] or 0) if len(digits) > 2 else 0
+    return timezone(sign * timedelta(hours=hours, minutes=minutes))
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """Parse every timestamp style in the log-format reference to an aware UTC datetime (µs precision).
+
+    Accepts RFC 3339/ISO 8601 (any fraction length, ``Z``, ``+01:00``, zap's ``+0100``, no zone = UTC),
+    ``{"seconds": s, "nanos": n}`` objects (numbers or strings), epoch numbers (s, ms, µs, ns by size),
+    US-locale ``1/9/2007 9:41:00 AM [+01:00]`` and ``Apr 12, 2021 18:58:30 PM``. Returns None if unparseable.
+    """
+    try:
+        if value is None or isinstance(value, bool):
+            return None
+        if isinstance(value, dict):
+            seconds = value.get("seconds", value.get("Seconds"))
+            if seconds is None:
+                return None
+            nanos = value.get("nanos", value.get("Nanos", 0)) or 0
+            return datetime.fromtimestamp(int(seconds), UTC) + timedelta(microseconds=int(nanos) // 1000)
+        if isinstance(value, (int, float)):
+            return _from_epoch(float(value))
+        if not isinstance(value, str):
+            return None
+        text = value.strip()
+        if not text or len(text) > 64:
+            return None
+        m = _ISO.match(text)
+        if m:
+            year, month, day, hour, minute = (int(m.group(i)) for i in range(1, 6))
+            second = int(m.group(6) or 0)
+            fraction = (m.group(7) or "0")[:6].ljust(6, "0")
+            dt = datetime(year, month, day, hour, minute, min(second, 59), int(fraction), tzinfo=_tz(m.group(8)))
+            return dt.astimezone(UTC)
+        if text.lstrip("-").replace(".", "", 1).isdigit():
+            return _from_epoch(float(text))
+        m = _US.match(text)
+        if m:
+            month, day, year, hour, minute = int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)), int(m.group(5))
+            hour = _twelve_hour(hour, m.group(7))
+            dt = datetime(year, month, day, hour, minute, int(m.group(6) or 0), tzinfo=_tz(m.group(8)))
+            return dt.astimezone(UTC)
+        m = _TEXT_DATE.match(text)
+        if m and m.group(1).lower() in _MONTHS:
+            hour = _twelve_hour(int(m.group(4)), m.group(7))
+            return datetime(int(m.group(3)), _MONTHS[m.group(1).lower()], int(m.group(2)), hour, int(m.group(5)), int(m.group(6)), tzinfo=UTC)
+    except (ValueError, OverflowError, OSError, TypeError):
+        return None
+    return None
+
+
+def _twelve_hour(hour: int, meridiem: str | None) -> int:
+    if not meridiem or hour > 12:
+        return hour  # "18:58:30 PM" appears in KMS records: a 24-hour clock with a stray PM
+    pm = meridiem.lower() == "pm"
+    if hour == 12:
+        return 12 if pm else 0
+    return hour + 12 if pm else hour
+
+
+def _from_epoch(number: float) -> datetime:
+    magnitude = abs(number)
+    if magnitude >= 1e17:
+        number /= 1e9
+    elif magnitude >= 1e14:
+        number /= 1e6
+    elif magnitude >= 1e11:
+        number /= 1e3
+    return datetime.fromtimestamp(number, UTC)
+
+
+def format_timestamp(dt: datetime) -> str:
+    """ECS @timestamp text: UTC, microseconds, ``Z``."""
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def timestamp_or_none(value: Any) -> str | None:
+    dt = parse_timestamp(value)
+    return format_timestamp(dt) if dt else None
+
+
+def now_timestamp() -> str:
+    return format_timestamp(datetime.now(UTC))
+
+
+# --- addresses ------------------------------------------------------------------------------
+
+
+def clean_ip(value: Any) -> str | None:
+    """A valid IPv4/IPv6 address in canonical form, or None. Strips ports and brackets ('1.2.3.4:80', '[::1]:443')."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    if not text or len(text) > 64:
+        return None
+    if text.startswith("["):
+        text = text[1:].split("]", 1)[0]
+    elif text.count(":") == 1 and "." in text:
+        text = text.split(":", 1)[0]
+    if "%" in text:
+        text = text.split("%", 1)[0]
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return None
+
+
+def ip_and_port(value: Any) -> tuple[str | None, int | None]:
+    """Split 'ip:port' / '[v6]:port' / bare ip."""
+    if not isinstance(value, str):
+        return None, None
+    text = value.strip()
+    port: int | None = None
+    if text.startswith("[") and "]:" in text:
+        host, _, port_text = text[1:].partition("]:")
+        text = host
+        port = int(port_text) if port_text.isdigit() else None
+    elif text.count(":") == 1:
+        host, _, port_text = text.partition(":")
+        text = host
+        port = int(port_text) if port_text.isdigit() else None
+    return clean_ip(text), port
+
+
+def forwarded_chain(value: Any) -> list[str]:
+    """Valid IPs of an X-Forwarded-For style chain, left (client) to right (nearest proxy)."""
+    if not isinstance(value, str):
+        return []
+    ips = []
+    for part in value.split(","):
+        ip = clean_ip(part)
+        if ip:
+            ips.append(ip)
+    return ips
+
+
+def client_ip_from_chain(chain: list[str]) -> str | None:
+    """First untrusted hop: walk right to left past private/loopback proxies; fall back to the leftmost."""
+    for ip in reversed(chain):
+        addr = ipaddress.ip_address(ip)
+        if not (addr.is_private or addr.is_loopback or addr.is_link_local):
+            return ip
+    return chain[0] if chain else None
+
+
+# --- ECS list helpers -------------------------------------------------------------------------
+
+
+def add_related(event: dict[str, Any], key: str, *values: Any) -> None:
+    """Append unique non-empty strings to ``related.<key>`` (ip, user, hash, hosts)."""
+    field = f"related.{key}"
+    bucket = event.get(field)
+    for value in values:
+        if not value or not isinstance(value, str):
+            continue
+        if bucket is None:
+            bucket = event[field] = []
+        if value not in bucket:
+            bucket.append(value)
+
+
+def set_if(event: dict[str, Any], key: str, value: Any) -> None:
+    """Set a field only when the value carries information (not None, '', [] or {})."""
+    if value is None or value == "" or value == [] or value == {}:
+        return
+    event[key] = value
+
+
+def as_str(value: Any) -> str | None:
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def split_email(value: Any) -> tuple[str | None, str | None]:
+    """('alice', 'example.com') for 'alice@example.com'; (value, None) otherwise."""
+    if not isinstance(value, str) or not value:
+        return None, None
+    if "@" in value:
+        local, _, domain = value.rpartition("@")
+        return local or None, domain or None
+    return value, None
+
+
+def namespaced(prefix: str, obj: Any, out: dict[str, Any], depth: int = 0) -> None:
+    """Keep a vendor record (redacted) under ``prefix.*`` with snake_case-free, as-is flat keys."""
+    from temporal_siem.flatten import flatten
+
+    if isinstance(obj, dict):
+        for key, value in flatten(redact(obj), prefix + ".").items():
+            out.setdefault(key, value)

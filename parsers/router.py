@@ -1,0 +1,128 @@
+"""From a raw record to normalized events: decode, unwrap envelopes, pick a parser, parse.
+
+Every failure is a :class:`RecordError` with a short reason; the pipeline dead-letters it with the
+record's origin. A batch envelope whose elements fail one by one yields the good ones and reports the
+bad ones individually (see :class:`ParseResult`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from parsers.base import Parser
+from parsers.common import now_timestamp
+from parsers.envelopes import unwrap
+from parsers.registry import detection_chain, get_parser
+from temporal_siem.records import DeadLetter, Origin, RawRecord, RecordError
+
+DEFAULT_MAX_RECORD_BYTES = 8 * 1024 * 1024
+
+
+@dataclass(slots=True)
+class ParseResult:
+    events: list[dict[str, Any]] = field(default_factory=list)
+    dead: list[DeadLetter] = field(default_factory=list)
+
+
+class ParserRouter:
+    """Chooses a parser per record (``auto``) or forces one; stamps event.ingested."""
+
+    def __init__(self, format_name: str = "auto", max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
+        self.format_name = format_name
+        self.max_record_bytes = max_record_bytes
+        self._forced: Parser | None = None if format_name == "auto" else get_parser(format_name)
+        self._chain = detection_chain()
+        self._text_chain = [p for p in self._chain if type(p).accepts_text is not Parser.accepts_text]
+
+    def parse(self, record: RawRecord) -> ParseResult:
+        result = ParseResult()
+        if len(record.data) > self.max_record_bytes:
+            result.dead.append(DeadLetter("record too large", "decode", record.origin, record.data,
+                                          f"{len(record.data)} bytes > limit {self.max_record_bytes}"))
+            return result
+        try:
+            decoded = decode(record.data)
+        except RecordError as exc:
+            result.dead.append(DeadLetter(exc.reason, "decode", record.origin, record.data, exc.detail))
+            return result
+        hint = record.format_hint if record.format_hint not in (None, "auto") else None
+        ingested = now_timestamp()
+        if isinstance(decoded, str):
+            self._parse_one(decoded, record.data, record.origin, hint, ingested, result)
+            return result
+        try:
+            elements = list(unwrap(decoded))
+        except RecordError as exc:
+            result.dead.append(DeadLetter(exc.reason, "decode", record.origin, record.data, exc.detail))
+            return result
+        single = len(elements) == 1 and elements[0][1] is None
+        for element, index in elements:
+            origin = record.origin if index is None else _with_index(record.origin, index)
+            raw = record.data if single else orjson.dumps(element)
+            self._parse_one(element, raw, origin, hint, ingested, result)
+        return result
+
+    def _parse_one(self, element: Any, raw: bytes, origin: Origin, hint: str | None,
+                   ingested: str, result: ParseResult) -> None:
+        try:
+            parser = self._choose(element, hint)
+            events = parser.parse(element, raw)
+        except RecordError as exc:
+            result.dead.append(DeadLetter(exc.reason, "parse", origin, raw, exc.detail))
+            return
+        except RecursionError:
+            result.dead.append(DeadLetter("record too deeply nested", "parse", origin, raw))
+            return
+        except Exception as exc:  # noqa: BLE001 - a parser bug must not stop the stream
+            result.dead.append(DeadLetter("parser error", "parse", origin, raw, f"{type(exc).__name__}: {exc}"))
+            return
+        for event in events:
+            event.setdefault("event.ingested", ingested)
+            result.events.append(event)
+
+    def _choose(self, element: Any, hint: str | None) -> Parser:
+        if self._forced is not None:
+            return self._forced
+        if hint is not None:
+            return get_parser(hint)
+        if isinstance(element, dict):
+            for parser in self._chain:
+                if parser.accepts(element):
+                    return parser
+            raise RecordError("no parser accepts the record", f"keys: {', '.join(list(element)[:12])}")
+        if isinstance(element, str):
+            for parser in self._text_chain:
+                if parser.accepts_text(element):
+                    return parser
+            raise RecordError("no parser accepts the text line", element[:120])
+        raise RecordError("not a JSON object", f"JSON {type(element).__name__} is not a log record")
+
+
+def decode(data: bytes) -> Any:
+    """bytes -> JSON value, or the text line for non-JSON records. Invalid UTF-8 and broken JSON are errors."""
+    if b"\x00" in data[:4096]:
+        raise RecordError("binary data", "NUL byte in record")
+    stripped = data.strip()
+    if not stripped:
+        raise RecordError("empty record")
+    first = stripped[:1]
+    if first in (b"{", b"["):
+        try:
+            return orjson.loads(stripped)
+        except orjson.JSONDecodeError as exc:
+            try:
+                stripped.decode("utf-8")
+            except UnicodeDecodeError as uexc:
+                raise RecordError("invalid UTF-8", str(uexc)) from uexc
+            raise RecordError("invalid JSON", str(exc)) from exc
+    try:
+        return stripped.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise RecordError("invalid UTF-8", str(exc)) from exc
+
+
+def _with_index(origin: Origin, index: int) -> Origin:
+    return Origin(origin.source, origin.line, origin.offset, origin.topic, origin.partition, index)

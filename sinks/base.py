@@ -1,0 +1,45 @@
+"""The sink protocol. Sinks receive flat documents and write them nested (ECS JSON).
+
+``write`` returns only once the batch is acknowledged (or raises): the pipeline commits source
+positions after every required sink has returned, which is what makes delivery at-least-once.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from typing import Any, ClassVar
+
+import orjson
+
+from temporal_siem.flatten import unflatten
+
+
+class SinkError(Exception):
+    """The sink could not take the batch now (connection, 5xx): retry later, keep the data."""
+
+
+class Sink(ABC):
+    name: ClassVar[str]
+    #: "alerts", "events" or "dead_letter": what a sink instance receives is decided by the pipeline config.
+
+    def open(self) -> None:  # noqa: B027 - optional hook
+        """Connect, install templates; idempotent."""
+
+    @abstractmethod
+    def write(self, documents: list[dict[str, Any]]) -> None:
+        """Deliver a batch of flat documents; raise SinkError if it was not accepted."""
+
+    def flush(self) -> None:  # noqa: B027 - optional hook
+        """Push buffered data out."""
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Flush and release resources."""
+
+    def take_rejected(self) -> list[tuple[dict[str, Any], str]]:
+        """Documents refused for their content (mapping errors), with the reason, for the dead-letter output."""
+        return []
+
+
+def to_json_line(document: dict[str, Any]) -> bytes:
+    """One nested JSON document and a newline; non-JSON values become strings rather than errors."""
+    return orjson.dumps(unflatten(document), default=str, option=orjson.OPT_NON_STR_KEYS) + b"\n"

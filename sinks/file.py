@@ -1,0 +1,50 @@
+"""``file``: JSON Lines to a path or stdout (``-``). The default for replays and for tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import IO, Any
+
+from sinks.base import Sink, to_json_line
+
+
+class FileSink(Sink):
+    name = "file"
+
+    def __init__(self, path: str = "-", fsync: bool = False, append: bool = False) -> None:
+        self.path = path
+        self.fsync = fsync
+        self.append = append
+        self._stream: IO[bytes] | None = None
+
+    def open(self) -> None:
+        if self._stream is not None:
+            return
+        if self.path == "-":
+            self._stream = sys.stdout.buffer
+            return
+        parent = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(parent, exist_ok=True)
+        self._stream = open(self.path, "ab" if self.append else "wb")  # noqa: SIM115 - closed in close()
+
+    def write(self, documents: list[dict[str, Any]]) -> None:
+        if self._stream is None:
+            self.open()
+        assert self._stream is not None
+        self._stream.write(b"".join(to_json_line(doc) for doc in documents))
+        if self.fsync and self._stream is not sys.stdout.buffer:
+            self._stream.flush()
+            os.fsync(self._stream.fileno())
+
+    def flush(self) -> None:
+        if self._stream is not None:
+            self._stream.flush()
+
+    def close(self) -> None:
+        if self._stream is None:
+            return
+        self._stream.flush()
+        if self._stream is not sys.stdout.buffer:
+            self._stream.close()
+        self._stream = None

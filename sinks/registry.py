@@ -1,0 +1,27 @@
+"""Sinks by name. Adding a sink: one module in sinks/ and one line here."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from sinks.base import Sink
+
+SINKS: dict[str, str] = {
+    "file": "sinks.file:FileSink",
+}
+
+
+def create_sink(kind: str, **options: Any) -> Sink:
+    try:
+        target = SINKS[kind]
+    except KeyError:
+        raise KeyError(f"unknown sink {kind!r}; known: {', '.join(sorted(SINKS))}") from None
+    module_name, _, class_name = target.partition(":")
+    sink_class = getattr(importlib.import_module(module_name), class_name)
+    sink: Sink = sink_class(**options)
+    return sink
+
+
+def sink_names() -> list[str]:
+    return sorted(SINKS)

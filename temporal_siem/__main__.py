@@ -1,0 +1,5 @@
+import sys
+
+from temporal_siem.cli import main
+
+sys.exit(main())

@@ -1,0 +1,99 @@
+"""``temporal-siem replay``: files through parsers and rules, alerts to a file and a table."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from detections.factory import build_detector
+from ingest.replay import ReplaySource
+from parsers.router import ParserRouter
+from sinks.base import Sink
+from sinks.file import FileSink
+from sinks.lazy_file import LazyFileSink
+from temporal_siem import console
+from temporal_siem.cli import EXIT_ALERT, EXIT_OK, EXIT_USAGE
+from temporal_siem.config import Settings, load_settings
+from temporal_siem.pipeline import Pipeline, RunStats
+from temporal_siem.schema import SEVERITY_BY_LEVEL
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("replay", help="Replay log files through the parsers and Sigma rules.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="Files or directories (recursive), .gz, or - for stdin.")
+    add_common_input_options(p)
+    p.add_argument("--rules", action="append", default=[], metavar="DIR", help="Extra Sigma rule directory (repeatable).")
+    p.add_argument("--no-builtin-rules", action="store_true", help="Do not load detections/rules.")
+    p.add_argument("--pipeline", action="append", default=[], metavar="FILE", help="Extra pySigma pipeline YAML (repeatable).")
+    p.add_argument("--filters", action="append", default=[], metavar="DIR", help="Sigma meta-filter rules (repeatable).")
+    p.add_argument("--alerts", metavar="FILE", help="Write alerts as JSON Lines to FILE.")
+    p.add_argument("--events", metavar="FILE", help="Also write the normalized events as JSON Lines to FILE.")
+    p.add_argument("--quiet", action="store_true", help="No table, no summary.")
+    p.add_argument("--summary-json", metavar="FILE", help="Write the run summary as JSON to FILE.")
+    p.add_argument("--fail-on-alert", choices=list(SEVERITY_BY_LEVEL), metavar="LEVEL",
+                   help="Exit 10 if an alert at or above LEVEL was raised.")
+    p.set_defaults(handler=run)
+
+
+def add_common_input_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="YAML config file.")
+    p.add_argument("--format", default=None, metavar="auto|NAME", help="Force a parser (default: auto-detect per record).")
+    p.add_argument("--dead-letter", metavar="FILE", default=None,
+                   help="Where records that cannot be handled go (default: dead-letter.jsonl, created only if needed).")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return load_settings(getattr(args, "config", None))
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = settings_from(args)
+        fmt = args.format or settings.parsing.format
+        router = ParserRouter(fmt, settings.parsing.max_record_bytes)
+    except (KeyError, ValueError) as exc:
+        console.err.print(f"[red]error:[/] {exc}")
+        return EXIT_USAGE
+    detection = settings.detection
+    detector = build_detector(
+        [*detection.rules, *args.rules],
+        builtin_rules=detection.builtin_rules and not args.no_builtin_rules,
+        pipelines=[*detection.pipelines, *args.pipeline],
+        filters=[*detection.filters, *args.filters],
+        options=detection.model_dump(),
+    )
+    source = ReplaySource(args.paths, batch_size=settings.ingest.batch_size, max_record_bytes=settings.parsing.max_record_bytes)
+    collected: list[dict[str, Any]] = []
+    alert_sinks: list[Sink] = [FileSink(args.alerts)] if args.alerts else []
+    event_sinks: list[Sink] = [FileSink(args.events)] if args.events else []
+    dead_path = args.dead_letter or "dead-letter.jsonl"
+    dead_letter = LazyFileSink(dead_path)
+    total = source.estimate_bytes()
+    with console.progress_bar(total, enabled=not args.quiet and total > 20_000_000) as advance:
+        pipeline = Pipeline(source, router, detector, alert_sinks=alert_sinks, event_sinks=event_sinks,
+                            dead_letter=dead_letter, on_alerts=collected.extend,
+                            on_batch=lambda stats, batch: advance(source.bytes_read))
+        stats = pipeline.run()
+    report(args, stats, collected, dead_path if dead_letter.written else None)
+    return exit_code(args, collected)
+
+
+def report(args: argparse.Namespace, stats: RunStats, alerts: list[dict[str, Any]], dead_path: str | None) -> None:
+    if args.summary_json:
+        import orjson
+
+        with open(args.summary_json, "wb") as handle:
+            handle.write(orjson.dumps(stats.as_dict(), option=orjson.OPT_INDENT_2))
+    if args.quiet:
+        return
+    if alerts:
+        console.out.print(console.alert_table(alerts))
+    console.err.print(console.summary_table(stats, dead_path))
+
+
+def exit_code(args: argparse.Namespace, alerts: list[dict[str, Any]]) -> int:
+    if args.fail_on_alert:
+        threshold = SEVERITY_BY_LEVEL[args.fail_on_alert]
+        if any(int(a.get("event.severity", 0)) >= threshold for a in alerts):
+            return EXIT_ALERT
+    return EXIT_OK

@@ -1,0 +1,17 @@
+"""``temporal-siem rules ...``: each rules subcommand is one module listed here."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+RULE_COMMAND_MODULES: tuple[str, ...] = (
+    "temporal_siem.commands.rules_list",
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("rules", help="List, validate, test, explain and convert Sigma rules.")
+    rsub = p.add_subparsers(dest="rules_command", required=True, metavar="SUBCOMMAND")
+    for name in RULE_COMMAND_MODULES:
+        importlib.import_module(name).register(rsub)

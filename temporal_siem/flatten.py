@@ -1,0 +1,90 @@
+"""Flat dotted-key events: the shape the hot path carries.
+
+Detection looks fields up by their dotted ECS name (``user.name``); a flat dict makes that one probe
+instead of a walk. Outputs are nested again (the form Elasticsearch and ECS readers expect) by
+:func:`unflatten`. Arrays of objects are flattened the way Elasticsearch indexes them: each sub-field
+becomes a list of the members' values, so ``target.type`` matches if any target has that type.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+MAX_DEPTH = 32
+
+
+def flatten(obj: dict[str, Any], prefix: str = "", out: dict[str, Any] | None = None, depth: int = 0) -> dict[str, Any]:
+    """Flatten nested dicts to dotted keys. Deeper than ``MAX_DEPTH`` is kept as an opaque value."""
+    if out is None:
+        out = {}
+    for key, value in obj.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value and depth < MAX_DEPTH:
+            flatten(value, name + ".", out, depth + 1)
+        elif isinstance(value, list) and value and depth < MAX_DEPTH and any(isinstance(v, dict) for v in value):
+            _flatten_object_list(value, name, out, depth + 1)
+        else:
+            out[name] = value
+    return out
+
+
+def _flatten_object_list(items: list[Any], name: str, out: dict[str, Any], depth: int) -> None:
+    scalars: list[Any] = []
+    merged: dict[str, list[Any]] = {}
+    for item in items:
+        if isinstance(item, dict):
+            for sub_key, sub_value in flatten(item, "", None, depth).items():
+                bucket = merged.setdefault(sub_key, [])
+                if isinstance(sub_value, list):
+                    bucket.extend(sub_value)
+                else:
+                    bucket.append(sub_value)
+        else:
+            scalars.append(item)
+    if scalars:
+        out[name] = scalars
+    for sub_key, values in merged.items():
+        out[f"{name}.{sub_key}"] = values
+
+
+def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
+    """Nest dotted keys. ``@timestamp`` and keys that collide with a scalar stay dotted rather than lost."""
+    nested: dict[str, Any] = {}
+    for key, value in flat.items():
+        if key.startswith("@") or "." not in key:
+            if key in nested and isinstance(nested[key], dict) and isinstance(value, dict):
+                nested[key].update(value)
+            elif key not in nested or not isinstance(nested[key], dict):
+                nested[key] = value
+            else:
+                nested[key]["value"] = value
+            continue
+        parts = key.split(".")
+        node = nested
+        collided = False
+        for part in parts[:-1]:
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                collided = True
+                break
+            node = child
+        if collided:
+            nested[key] = value
+        else:
+            node[parts[-1]] = value
+    return nested
+
+
+def get_path(obj: dict[str, Any], path: str) -> Any:
+    """Read a dotted path from a nested or flat dict (flat keys win)."""
+    if path in obj:
+        return obj[path]
+    node: Any = obj
+    for part in path.split("."):
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+        else:
+            return None
+    return node

@@ -1,0 +1,89 @@
+"""Where a record came from, and what the pipeline says when it cannot handle one."""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass, field
+from typing import Any
+
+RAW_EXCERPT_BYTES = 4096
+
+
+@dataclass(slots=True, frozen=True)
+class Origin:
+    """Enough to find a record again: file and line, or topic/partition/offset."""
+
+    source: str
+    line: int | None = None
+    offset: int | None = None
+    topic: str | None = None
+    partition: int | None = None
+    index: int | None = None  # position inside an envelope (CloudTrail Records[i], JSON array element)
+
+    def __str__(self) -> str:
+        if self.topic is not None:
+            text = f"{self.topic}[{self.partition}]@{self.offset}"
+        elif self.line is not None:
+            text = f"{self.source}:{self.line}"
+        else:
+            text = self.source
+        if self.index is not None:
+            text += f"#{self.index}"
+        return text
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"source": self.source}
+        for key in ("line", "offset", "topic", "partition", "index"):
+            value = getattr(self, key)
+            if value is not None:
+                data[key] = value
+        return data
+
+
+@dataclass(slots=True)
+class RawRecord:
+    """One unit of input as it arrived: a line, a Kafka value, or a whole JSON document."""
+
+    data: bytes
+    origin: Origin
+    format_hint: str | None = None
+
+
+@dataclass(slots=True)
+class DeadLetter:
+    """A record the pipeline could not handle, with the reason and where it came from."""
+
+    reason: str
+    stage: str
+    origin: Origin
+    raw: bytes = b""
+    detail: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        excerpt = self.raw[:RAW_EXCERPT_BYTES]
+        try:
+            raw_text: dict[str, Any] = {"raw": excerpt.decode("utf-8")}
+        except UnicodeDecodeError:
+            raw_text = {"raw_base64": base64.b64encode(excerpt).decode("ascii")}
+        doc: dict[str, Any] = {
+            "reason": self.reason,
+            "stage": self.stage,
+            "detail": self.detail,
+            "origin": self.origin.as_dict(),
+            "origin_text": str(self.origin),
+            "raw_bytes": len(self.raw),
+            "raw_truncated": len(self.raw) > RAW_EXCERPT_BYTES,
+            **raw_text,
+        }
+        doc.update(self.extra)
+        return doc
+
+
+class RecordError(Exception):
+    """A record-level failure: the record is dead-lettered with ``reason`` and the run goes on."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
