@@ -1,0 +1,40 @@
+"""Shared test fixtures. Services are real: a test that needs one starts it through scripts/services.sh
+and fails loudly (never skips) if it cannot."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "samples"
+RULES = ROOT / "detections" / "rules"
+
+
+def start_service(name: str) -> None:
+    """Start (or confirm) a service; raise with its output if it cannot run."""
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "services.sh"), "up", name],
+                            capture_output=True, text=True, timeout=900)
+    if result.returncode != 0:
+        pytest.fail(f"service {name} could not be started:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    start_service("kafka")
+    return os.environ.get("TSIEM_TEST_KAFKA", "127.0.0.1:9092")
+
+
+@pytest.fixture(scope="session")
+def elasticsearch_url() -> str:
+    start_service("elasticsearch")
+    return os.environ.get("TSIEM_TEST_ELASTICSEARCH", "http://127.0.0.1:9200")
+
+
+@pytest.fixture(scope="session")
+def rsyslog_ports() -> dict[str, int]:
+    start_service("rsyslog")
+    return {"tcp": 10514, "tls": 10515, "udp": 10516}
