@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: demo test unit lint typecheck services-up services-down services-status bench clean docs
+.PHONY: debian-packages demo test unit lint typecheck services-up services-down services-status bench clean docs
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,7 +19,7 @@ demo: $(BIN)/.installed
 	$(BIN)/temporal-siem replay samples/ --alerts alerts.jsonl --dead-letter dead-letter.jsonl
 
 ## The whole test suite, with the real services started (what .ci/run calls).
-test: $(BIN)/.installed services-up
+test: $(BIN)/.installed debian-packages services-up
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Tests that need no service.
@@ -29,6 +29,9 @@ unit: $(BIN)/.installed
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+debian-packages:
+	bash scripts/install-debian.sh
 
 services-up:
 	bash scripts/services.sh up

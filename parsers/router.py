@@ -58,10 +58,13 @@ class ParserRouter:
         except RecordError as exc:
             result.dead.append(DeadLetter(exc.reason, "decode", record.origin, record.data, exc.detail))
             return result
+        if not elements:
+            result.dead.append(DeadLetter("empty envelope", "decode", record.origin, record.data, "no records inside"))
+            return result
         single = len(elements) == 1 and elements[0][1] is None
         for element, index in elements:
             origin = record.origin if index is None else _with_index(record.origin, index)
-            raw = record.data if single else orjson.dumps(element)
+            raw = record.data if single else _element_bytes(element, record.data)
             self._parse_one(element, raw, origin, hint, ingested, result)
         return result
 
@@ -122,6 +125,13 @@ def decode(data: bytes) -> Any:
         return stripped.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise RecordError("invalid UTF-8", str(exc)) from exc
+
+
+def _element_bytes(element: Any, fallback: bytes) -> bytes:
+    try:
+        return orjson.dumps(element)
+    except TypeError:  # nested deeper than orjson serializes
+        return fallback
 
 
 def _with_index(origin: Origin, index: int) -> Origin:

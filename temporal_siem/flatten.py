@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 MAX_DEPTH = 32
+TOO_DEEP = "[nested deeper than 32 levels: see the raw record]"
 
 
 def flatten(obj: dict[str, Any], prefix: str = "", out: dict[str, Any] | None = None, depth: int = 0) -> dict[str, Any]:
@@ -23,6 +24,8 @@ def flatten(obj: dict[str, Any], prefix: str = "", out: dict[str, Any] | None = 
             flatten(value, name + ".", out, depth + 1)
         elif isinstance(value, list) and value and depth < MAX_DEPTH and any(isinstance(v, dict) for v in value):
             _flatten_object_list(value, name, out, depth + 1)
+        elif depth >= MAX_DEPTH and isinstance(value, (dict, list)) and value:
+            out[name] = TOO_DEEP
         else:
             out[name] = value
     return out
