@@ -119,42 +119,34 @@ class ReplaySource(Source):
                 stream.close()
 
     def _frame(self, name: str, stream: IO[bytes]) -> Iterator[RawRecord]:
-        reader = io.BufferedReader(stream, buffer_size=1 << 20) if not isinstance(stream, io.BufferedReader) else stream
+        reader: Any = stream if hasattr(stream, "peek") else io.BufferedReader(stream)  # type: ignore[arg-type]
         head = reader.peek(SNIFF_BYTES)[:SNIFF_BYTES]
         if b"\x00" in head and not _looks_utf16(head):
             self._dead.append(DeadLetter("binary file", "ingest", Origin(name), head[:256], "NUL bytes in the first 8 KiB"))
             return
         first = head.lstrip()[:1]
-        if first in (b"[", b"{") and name != "-":
-            document = self._whole_document(name, reader, first)
-            if document is not None:
-                yield RawRecord(document, Origin(name, line=1), self.format_hint)
-                return
-        yield from self._lines(name, reader)
+        lines_from: IO[bytes] = reader
+        if first in (b"[", b"{") and name != "-" and not (first == b"{" and _is_json(head.split(b"\n", 1)[0])):
+            data = self._read_small(name, reader)
+            if data is not None:
+                self.bytes_read += len(data)
+                if _is_json(data):
+                    yield RawRecord(data, Origin(name, line=1), self.format_hint)
+                    return
+                lines_from = io.BytesIO(data)  # not one document after all: JSON Lines or text
+        yield from self._lines(name, lines_from)
 
-    def _whole_document(self, name: str, reader: io.BufferedReader, first: bytes) -> bytes | None:
-        """Return the file's bytes if it is one multi-line JSON document; None to read it as lines."""
+    def _read_small(self, name: str, reader: IO[bytes]) -> bytes | None:
+        """The whole file, if it is small enough to be a single JSON document."""
         try:
-            size = os.path.getsize(name)
+            if os.path.getsize(name) > WHOLE_DOCUMENT_LIMIT:
+                return None
         except OSError:
             return None
-        if size > WHOLE_DOCUMENT_LIMIT:
-            return None
-        head = reader.peek(SNIFF_BYTES)
-        first_line = head.split(b"\n", 1)[0]
-        if first == b"{" and _is_json(first_line):
-            return None  # JSON Lines
-        data = reader.read()
-        if _is_json(data):
-            return data
-        # Not one document: rewind by re-framing as lines from the bytes read.
-        self._pending_lines = data
-        return None
+        data: bytes = reader.read(WHOLE_DOCUMENT_LIMIT + 1)
+        return data
 
-    def _lines(self, name: str, reader: io.BufferedReader) -> Iterator[RawRecord]:
-        pending = getattr(self, "_pending_lines", None)
-        self._pending_lines = None
-        source: IO[bytes] = io.BytesIO(pending) if pending is not None else reader
+    def _lines(self, name: str, source: IO[bytes]) -> Iterator[RawRecord]:
         skip = self._skip.get(name, 0)
         limit = self.max_record_bytes
         line_no = 0

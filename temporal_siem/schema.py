@@ -250,7 +250,11 @@ class Temporal(_Closed):
 
     namespace: str | None = Field(None, description="Temporal namespace (Cloud: name.account-id).")
     namespace_id: str | None = None
-    operation: str | None = Field(None, description="Normalized operation: Temporal Cloud operation without trailing 'API' (UpdateNamespaceAPI -> UpdateNamespace), or the server RPC name.")
+    operation: str | None = Field(
+        None,
+        description="Normalized operation: Temporal Cloud operation without trailing 'API' "
+        "(UpdateNamespaceAPI -> UpdateNamespace), or the server RPC name.",
+    )
     service: str | None = Field(None, description="Temporal server role: frontend, history, matching, worker, internal-frontend.")
     principal: TemporalPrincipal | None = None
     api_key: TemporalApiKey | None = None
