@@ -79,7 +79,7 @@ class ParserRouter:
         except RecursionError:
             result.dead.append(DeadLetter("record too deeply nested", "parse", origin, raw))
             return
-        except Exception as exc:  # noqa: BLE001 - a parser bug must not stop the stream
+        except Exception as exc:
             result.dead.append(DeadLetter("parser error", "parse", origin, raw, f"{type(exc).__name__}: {exc}"))
             return
         for event in events:

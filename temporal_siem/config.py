@@ -14,7 +14,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-
 MASK = "***"
 _SECRET_WORDS = ("password", "secret", "token", "apikey", "api_key", "credential", "private_key", "passphrase")
 
