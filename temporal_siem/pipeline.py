@@ -19,6 +19,7 @@ from detections.base import Detector
 from ingest.base import Source
 from parsers.router import ParserRouter
 from sinks.base import Sink, SinkError
+from temporal_siem import metrics
 from temporal_siem.records import DeadLetter, Origin, RawRecord
 
 log = logging.getLogger("temporal_siem.pipeline")
@@ -106,6 +107,10 @@ class Pipeline:
         return self.stats
 
     def process_batch(self, batch: list[RawRecord]) -> list[dict[str, Any]]:
+        with metrics.BATCH_LATENCY.time():
+            return self._process_batch(batch)
+
+    def _process_batch(self, batch: list[RawRecord]) -> list[dict[str, Any]]:
         stats = self.stats
         stats.records_read += len(batch)
         events: list[dict[str, Any]] = []
@@ -117,6 +122,9 @@ class Pipeline:
                 events.extend(result.events)
             dead.extend(result.dead)
         stats.events += len(events)
+        metrics.RECORDS_CONSUMED.labels(self.source.name).inc(len(batch))
+        for dataset, count in Counter(str(e.get("event.dataset", "")) for e in events).items():
+            metrics.EVENTS.labels(dataset).inc(count)
         alerts = self.detector.process(events) if events else []
         self._dead_letter(dead)
         if self.event_sinks and events:
@@ -132,8 +140,11 @@ class Pipeline:
         if not alerts:
             return
         for alert in alerts:
-            self.stats.alerts_by_rule[str(alert.get("rule.id"))] += 1
-            self.stats.alerts_by_level[str(alert.get("alert.level", ""))] += 1
+            rule_id = str(alert.get("rule.id"))
+            level = str(alert.get("alert.level", ""))
+            self.stats.alerts_by_rule[rule_id] += 1
+            self.stats.alerts_by_level[level] += 1
+            metrics.ALERTS.labels(rule_id, str(alert.get("rule.name", "")), level).inc()
         for sink in self.alert_sinks:
             self._write(sink, alerts)
         if self.on_alerts is not None:
@@ -144,25 +155,30 @@ class Pipeline:
             return
         for item in dead:
             self.stats.dead_lettered[item.reason] += 1
+            metrics.DEAD_LETTERS.labels(item.reason, item.stage).inc()
             log.debug("dead-lettered %s: %s %s", item.origin, item.reason, item.detail)
         self._write(self.dead_letter, [item.as_dict() for item in dead])
 
     def _write(self, sink: Sink, documents: list[dict[str, Any]]) -> None:
         delay = self.retry_initial
         while True:
+            started = time.perf_counter()
             try:
                 sink.write(documents)
             except SinkError as exc:
                 if self._stopping:
                     raise
+                metrics.SINK_FAILURES.labels(sink.name).inc()
                 self.stats.sink_retries += 1
                 log.warning("sink %s refused the batch (%s); retrying in %.1fs", sink.name, exc, delay)
                 time.sleep(delay)
                 delay = min(delay * 2, self.retry_max)
                 continue
             break
+        metrics.SINK_WRITE.labels(sink.name).observe(time.perf_counter() - started)
         rejected = sink.take_rejected()
         if rejected:
+            metrics.SINK_REJECTED.labels(sink.name).inc(len(rejected))
             self._dead_letter([DeadLetter(reason, "sink", Origin(f"sink:{sink.name}"),
                                           raw=_json_bytes(doc)) for doc, reason in rejected])
 
