@@ -218,6 +218,7 @@ class TemporalApiKey(_Closed):
     disabled: bool | None = None
     expiry_time: datetime | None = None
     created_at: datetime | None = Field(None, description="Creation time, from durable state, when an enrichment knows it.")
+    age_days: float | None = Field(None, description="Days from created_at to this record's time (enrichment: API-key registry).")
 
 
 class TemporalKey(_Closed):
@@ -269,7 +270,10 @@ class Temporal(_Closed):
     workflow_id: str | None = None
     run_id: str | None = None
     target: dict[str, Any] | None = Field(None, description="Object acted upon when not a user: service account, user group, sink, connectivity rule.")
-    clock_skew_seconds: float | None = Field(None, description="event.ingested minus @timestamp when both are known.")
+    clock_skew_seconds: float | None = Field(
+        None, description="Receive time minus @timestamp (enrichment: event.created; event.ingested only in the live daemon).")
+    certificate_days_to_expiry: float | None = Field(
+        None, description="Days from @timestamp to the soonest not_after of any certificate in the record; negative if expired (enrichment).")
 
 
 class Rule(_Open):

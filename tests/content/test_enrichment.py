@@ -1,0 +1,139 @@
+"""Enrichments: API-key ages survive restarts, certificate expiry and clock skew use the record's own time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from detections.enrichment import ENRICHERS, ApiKeyRegistry, CertificateExpiry, ClockSkew, build_enrichers
+from temporal_siem.flatten import unflatten
+from temporal_siem.schema import validate_event
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+def ts(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def audit(op: str, when: datetime, **fields: object) -> dict[str, object]:
+    event: dict[str, object] = {"@timestamp": ts(when), "event.id": f"{op}-{when.timestamp()}", "event.dataset": "temporal_cloud.audit",
+                                "event.action": op, "temporal.operation": op.removesuffix("API"), "event.outcome": "success"}
+    event.update(fields)
+    return event
+
+
+def test_key_age_from_creation_record() -> None:
+    reg = ApiKeyRegistry()
+    created = audit("CreateAPIKey", T0, **{"temporal.api_key.id": "key-1"})
+    used = audit("UpdateNamespaceAPI", T0 + timedelta(days=120, hours=12), **{"temporal_cloud.principal.api_key_id": "key-1"})
+    reg.enrich([created, used])
+    assert used["temporal.api_key.id"] == "key-1"
+    assert used["temporal.api_key.created_at"].startswith("2025-01-01T00:00:00")
+    assert used["temporal.api_key.age_days"] == pytest.approx(120.5)
+    validate_event(unflatten(used))  # the added fields are in the schema
+
+
+def test_unknown_failed_or_foreign_keys_are_not_aged() -> None:
+    reg = ApiKeyRegistry()
+    failed = audit("CreateServiceAccountAPIKey", T0, **{"temporal.api_key.id": "key-2", "event.outcome": "failure"})
+    used = audit("DeleteUserAPI", T0 + timedelta(days=200), **{"temporal_cloud.principal.api_key_id": "key-2"})
+    other = audit("DeleteUserAPI", T0 + timedelta(days=200), **{"temporal_cloud.principal.api_key_id": "never-seen"})
+    reg.enrich([failed, used, other])
+    assert "temporal.api_key.age_days" not in used
+    assert "temporal.api_key.age_days" not in other
+
+
+def test_key_operation_describes_the_key_acted_on() -> None:
+    reg = ApiKeyRegistry()
+    reg.enrich([audit("CreateAPIKey", T0, **{"temporal.api_key.id": "old"}),
+                audit("CreateAPIKey", T0 + timedelta(days=99), **{"temporal.api_key.id": "caller"})])
+    delete = audit("DeleteAPIKey", T0 + timedelta(days=100), **{"temporal.api_key.id": "old",
+                                                                 "temporal_cloud.principal.api_key_id": "caller"})
+    reg.enrich([delete])
+    assert delete["temporal.api_key.age_days"] == pytest.approx(100)
+
+
+def test_registry_survives_restart_and_replay_keeps_earliest() -> None:
+    first = ApiKeyRegistry()
+    first.enrich([audit("CreateAPIKey", T0, **{"temporal.api_key.id": "key-3"})])
+    state = first.snapshot()
+    second = ApiKeyRegistry()
+    second.restore(state)
+    # A replay re-delivers a later duplicate of the creation: the earliest time stays.
+    second.enrich([audit("CreateAPIKey", T0 + timedelta(days=5), **{"temporal.api_key.id": "key-3"})])
+    used = audit("ListNamespaces", T0 + timedelta(days=91), **{"temporal_cloud.principal.apiKeyId": "key-3"})
+    second.enrich([used])
+    assert used["temporal.api_key.age_days"] == pytest.approx(91)
+
+
+def test_registry_rejects_corrupt_snapshot_clearly() -> None:
+    with pytest.raises(ValueError, match="api_key_registry"):
+        ApiKeyRegistry().restore(b"{not json")
+    with pytest.raises(ValueError, match="created"):
+        ApiKeyRegistry().restore(b"[]")
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.dictionaries(st.text(min_size=1, max_size=20), st.integers(min_value=0, max_value=10**9), max_size=20))
+def test_snapshot_round_trip(keys: dict[str, int]) -> None:
+    reg = ApiKeyRegistry()
+    reg.enrich([audit("CreateAPIKey", T0 + timedelta(seconds=s), **{"temporal.api_key.id": k}) for k, s in keys.items()])
+    copy = ApiKeyRegistry()
+    copy.restore(reg.snapshot())
+    for key in keys:
+        if key.strip():
+            assert copy.created_at(key.strip()) == reg.created_at(key.strip())
+
+
+def test_registry_is_bounded() -> None:
+    reg = ApiKeyRegistry(max_keys=3)
+    reg.enrich([audit("CreateAPIKey", T0, **{"temporal.api_key.id": f"k{i}"}) for i in range(10)])
+    assert reg.stats()["keys_known"] == 3
+    assert reg.created_at("k9") is not None and reg.created_at("k0") is None
+
+
+def test_certificate_days_use_event_time_and_soonest_certificate() -> None:
+    event = {"@timestamp": ts(T0), "temporal.certificates.not_after": [ts(T0 + timedelta(days=400)), ts(T0 + timedelta(days=12)), None],
+             "tls.server.x509.not_after": ts(T0 + timedelta(days=40))}
+    expired = {"@timestamp": ts(T0), "x509.not_after": "2024-12-30T00:00:00Z"}
+    garbage = {"@timestamp": ts(T0), "x509.not_after": "not a date", "tls.client.x509.not_after": {"nested": 1}}
+    CertificateExpiry().enrich([event, expired, garbage])
+    assert event["temporal.certificate_days_to_expiry"] == pytest.approx(12)
+    assert expired["temporal.certificate_days_to_expiry"] == pytest.approx(-2)
+    assert "temporal.certificate_days_to_expiry" not in garbage
+
+
+def test_clock_skew_ignores_replay_ingest_time_by_default() -> None:
+    replayed = {"@timestamp": ts(T0), "event.ingested": ts(datetime.now(UTC))}
+    shipped = {"@timestamp": ts(T0), "event.created": ts(T0 + timedelta(minutes=7))}
+    ClockSkew().enrich([replayed, shipped])
+    assert "temporal.clock_skew_seconds" not in replayed
+    assert shipped["temporal.clock_skew_seconds"] == pytest.approx(420)
+
+
+def test_clock_skew_live_mode_uses_ingest_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    ahead = {"@timestamp": ts(T0 + timedelta(minutes=6)), "event.ingested": ts(T0)}
+    ClockSkew("ingested").enrich([ahead])
+    assert ahead["temporal.clock_skew_seconds"] == pytest.approx(-360)
+    monkeypatch.setenv("TSIEM_CLOCK_SKEW_REFERENCE", "off")
+    quiet = {"@timestamp": ts(T0), "event.created": ts(T0 + timedelta(hours=1))}
+    ClockSkew().enrich([quiet])
+    assert "temporal.clock_skew_seconds" not in quiet
+    with pytest.raises(ValueError, match="clock skew reference"):
+        ClockSkew("sometimes")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(st.sampled_from(["@timestamp", "event.created", "event.ingested", "x509.not_after", "temporal.certificates.not_after",
+                                        "temporal.operation", "temporal.api_key.id", "temporal_cloud.principal.api_key_id", "event.dataset"]),
+                       st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30),
+                                 st.lists(st.one_of(st.text(max_size=30), st.integers(), st.none()), max_size=3),
+                                 st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))))
+def test_hostile_values_never_raise(event: dict[str, object]) -> None:
+    for enricher in build_enrichers():
+        enricher.enrich([dict(event)])
+    assert [cls.__name__ for cls in ENRICHERS] == ["ApiKeyRegistry", "CertificateExpiry", "ClockSkew"]
