@@ -3,12 +3,15 @@
 # transport-netty4 module; security off, so no x-pack), on 127.0.0.1:9200, data under .services/elasticsearch.
 # Idempotent; jars cached in ~/.m2; waits until the cluster is green/yellow.
 #   scripts/services/elasticsearch.sh up|down|status
+# A second, independent node (the outage test stops and starts its own): TSIEM_ES_INSTANCE=name and
+# TSIEM_ES_HTTP_PORT / TSIEM_ES_TRANSPORT_PORT; the installed jars are shared, data and logs are not.
 set -euo pipefail
 cmd=${1:-status}
 root=$(cd "$(dirname "$0")/../.." && pwd)
 src="$root/scripts/services/elasticsearch"
-dir="$root/.services/elasticsearch"
-home="$dir/home"
+base="$root/.services/elasticsearch"
+home="$base/home"
+dir="$base/${TSIEM_ES_INSTANCE:-default}"
 HTTP_PORT=${TSIEM_ES_HTTP_PORT:-9200}
 TRANSPORT_PORT=${TSIEM_ES_TRANSPORT_PORT:-9300}
 HEAP=${TSIEM_ES_HEAP:-512m}
@@ -33,7 +36,7 @@ as_user() { if [ -n "$run_user" ]; then runuser -u "$run_user" -- "$@"; else "$@
 install_home() {
   [ -f "$home/.installed-$ES_VERSION" ] && return 0
   rm -rf "$home"; mkdir -p "$home/lib/entitlement-bridge" "$home/lib/entitlement-agent" "$home/lib/tools/ansi-console" "$home/modules/transport-netty4" "$home/plugins" "$home/config"
-  local jars="$dir/jars"; rm -rf "$jars"
+  local jars="$base/jars"; rm -rf "$jars"
   mvn -q -B -f "$src/pom.xml" dependency:copy-dependencies -DoutputDirectory="$jars" -DincludeScope=runtime
   for jar in "$jars"/*.jar; do
     case "$(basename "$jar")" in
@@ -46,7 +49,7 @@ install_home() {
     META-INF/es-plugins/transport-netty4/plugin-descriptor.properties > "$home/modules/transport-netty4/plugin-descriptor.properties"
   unzip -p "$home/modules/transport-netty4/transport-netty4-$ES_VERSION.jar" \
     META-INF/es-plugins/transport-netty4/entitlement-policy.yaml > "$home/modules/transport-netty4/entitlement-policy.yaml" || true
-  local build="$dir/agent-build"; rm -rf "$build"; mkdir -p "$build"
+  local build="$base/agent-build"; rm -rf "$build"; mkdir -p "$build"
   "$JAVA_HOME_ES/bin/javac" -d "$build" "$src/agent/EntitlementAgent.java"
   "$JAVA_HOME_ES/bin/jar" --create --file "$home/lib/entitlement-agent/entitlement-agent.jar" \
     --manifest "$src/agent/META-INF/MANIFEST.MF" -C "$build" .
@@ -66,16 +69,16 @@ up() {
   command -v mvn >/dev/null || { echo "elasticsearch: Maven (mvn) is required" >&2; exit 1; }
   mkdir -p "$dir"
   install_home
-  cp "$src/log4j2.properties" "$home/config/log4j2.properties"
-  : > "$home/config/elasticsearch.yml"
-  mkdir -p "$dir/data" "$dir/logs" "$dir/tmp"
-  [ -n "$run_user" ] && chown -R "$run_user" "$dir/data" "$dir/logs" "$dir/tmp" "$home/config"
-  chmod -R a+rX "$home"
+  mkdir -p "$dir/config" "$dir/data" "$dir/logs" "$dir/tmp"
+  cp "$src/log4j2.properties" "$dir/config/log4j2.properties"
+  : > "$dir/config/elasticsearch.yml"
+  [ -n "$run_user" ] && chown -R "$run_user" "$dir/data" "$dir/logs" "$dir/tmp" "$dir/config"
+  chmod -R a+rX "$home" "$dir/config"
   local bridge; bridge=$(ls "$home"/lib/entitlement-bridge/*.jar)
   local fifo="$dir/stdin.fifo"; rm -f "$fifo"; mkfifo "$fifo"; chmod 666 "$fifo"
   # The server reads its arguments from stdin and stops when stdin closes: a writer process holds the pipe.
-  setsid "$JAVA_HOME_ES/bin/java" -cp "$home/tools:$home/lib/*" ServerArgsWriter "$home/config" "$dir/logs" \
-    "path.home=$home" "cluster.name=temporal-siem-test" "node.name=tsiem-node" "path.data=$dir/data" "path.logs=$dir/logs" \
+  setsid "$JAVA_HOME_ES/bin/java" -cp "$home/tools:$home/lib/*" ServerArgsWriter "$dir/config" "$dir/logs" \
+    "path.home=$home" "cluster.name=temporal-siem-test-${TSIEM_ES_INSTANCE:-default}" "node.name=tsiem-node" "path.data=$dir/data" "path.logs=$dir/logs" \
     "network.host=127.0.0.1" "http.port=$HTTP_PORT" "transport.port=$TRANSPORT_PORT" "discovery.type=single-node" \
     "cluster.routing.allocation.disk.threshold_enabled=false" "action.auto_create_index=true" \
     > "$fifo" 2> "$dir/writer.err" < /dev/null &
@@ -84,7 +87,7 @@ up() {
   as_user env ES_TMPDIR="$dir/tmp" LIBFFI_TMPDIR="$dir/tmp" setsid "$JAVA" -Xms"$HEAP" -Xmx"$HEAP" -XX:+UseG1GC -Xss1m \
     -Djava.io.tmpdir="$dir/tmp" -Dfile.encoding=UTF-8 -Djava.awt.headless=true -Djna.nosys=true \
     -Dlog4j2.disable.jmx=true -Dlog4j.shutdownHookEnabled=false -Dio.netty.noUnsafe=true -Dio.netty.recycler.maxCapacityPerThread=0 \
-    -Des.path.home="$home" -Des.path.conf="$home/config" -Des.distribution.type=tar \
+    -Des.path.home="$home" -Des.path.conf="$dir/config" -Des.distribution.type=tar \
     -Djdk.attach.allowAttachSelf=true -XX:+IgnoreUnrecognizedVMOptions -XX:+EnableDynamicAgentLoading \
     --patch-module=java.base="$bridge" \
     --add-exports=java.base/org.elasticsearch.entitlement.bridge=org.elasticsearch.entitlement,java.logging,java.net.http,java.naming,jdk.net \
