@@ -1,0 +1,221 @@
+/* temporal-siem report: the client-side alerts table. Data is embedded (gzip + base64) in #report-data;
+   everything from logs is set with textContent, never parsed as HTML. */
+(function () {
+  'use strict';
+  var PAGE_SIZE = 50;
+  var status = document.getElementById('alerts-status');
+  var tbody = document.querySelector('#alerts-table tbody');
+  var ruleSelect = document.getElementById('filter-rule');
+  var levelSelect = document.getElementById('filter-level');
+  var typeSelect = document.getElementById('filter-type');
+  var entityInput = document.getElementById('filter-entity');
+  var orderSelect = document.getElementById('sort-order');
+  var pageInfo = document.getElementById('page-info');
+  var prev = document.getElementById('page-prev');
+  var next = document.getElementById('page-next');
+  var detail = document.getElementById('alert-detail');
+  var data = null, order = null, filtered = [], page = 0, entityText = [];
+
+  function el(tag, text, cls) {
+    var node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    if (cls) node.className = cls;
+    return node;
+  }
+
+  function decode() {
+    var b64 = document.getElementById('report-data').textContent.trim();
+    var bin = atob(b64);
+    var bytes = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    if (typeof DecompressionStream === 'undefined') {
+      return Promise.reject(new Error('this browser has no DecompressionStream; open the report in a current browser'));
+    }
+    var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream('gzip'));
+    return new Response(stream).text().then(JSON.parse);
+  }
+
+  function entityLabel(pair) { return data.kinds[pair[0]] + ': ' + pair[1]; }
+
+  function setup() {
+    var a = data.a, n = a.t.length;
+    var counts = new Array(data.rules.length).fill(0);
+    for (var i = 0; i < n; i++) {
+      counts[a.r[i]]++;
+      var parts = [];
+      for (var j = 0; j < a.e[i].length; j++) parts.push(String(a.e[i][j][1]).toLowerCase());
+      entityText.push(parts);
+    }
+    var ruleOrder = data.rules.map(function (_, i) { return i; });
+    ruleOrder.sort(function (x, y) { return data.rules[x][1] < data.rules[y][1] ? -1 : data.rules[x][1] > data.rules[y][1] ? 1 : 0; });
+    ruleOrder.forEach(function (i) {
+      var opt = el('option', data.rules[i][1] + ' (' + counts[i] + ')');
+      opt.value = String(i);
+      opt.dataset.ruleId = data.rules[i][0];
+      ruleSelect.appendChild(opt);
+    });
+    var levelCounts = new Array(data.levels.length).fill(0);
+    for (var k = 0; k < n; k++) levelCounts[a.l[k]]++;
+    data.levels.forEach(function (name, i) {
+      if (!levelCounts[i]) return;
+      var opt = el('option', name + ' (' + levelCounts[i] + ')');
+      opt.value = String(i);
+      levelSelect.appendChild(opt);
+    });
+    order = [];
+    for (var m = 0; m < n; m++) order.push(m);
+    order.sort(function (x, y) { return a.t[x] < a.t[y] ? -1 : a.t[x] > a.t[y] ? 1 : x - y; });
+  }
+
+  function apply() {
+    var a = data.a;
+    var rule = ruleSelect.value === '' ? -1 : Number(ruleSelect.value);
+    var level = levelSelect.value === '' ? -1 : Number(levelSelect.value);
+    var type = typeSelect.value === '' ? -1 : Number(typeSelect.value);
+    var needle = entityInput.value.trim().toLowerCase();
+    var source = orderSelect.value === 'desc' ? order.slice().reverse() : order;
+    filtered = [];
+    for (var i = 0; i < source.length; i++) {
+      var x = source[i];
+      if (rule >= 0 && a.r[x] !== rule) continue;
+      if (level >= 0 && a.l[x] !== level) continue;
+      if (type >= 0 && a.c[x] !== type) continue;
+      if (needle) {
+        var hit = false, values = entityText[x];
+        for (var j = 0; j < values.length && !hit; j++) hit = values[j].indexOf(needle) !== -1;
+        if (!hit) continue;
+      }
+      filtered.push(x);
+    }
+    page = 0;
+    draw();
+  }
+
+  function draw() {
+    var a = data.a;
+    var pages = Math.max(1, Math.ceil(filtered.length / PAGE_SIZE));
+    if (page >= pages) page = pages - 1;
+    var start = page * PAGE_SIZE, end = Math.min(filtered.length, start + PAGE_SIZE);
+    var frag = document.createDocumentFragment();
+    for (var i = start; i < end; i++) {
+      var x = filtered[i];
+      var tr = document.createElement('tr');
+      tr.dataset.index = String(x);
+      tr.appendChild(el('td', a.t[x]));
+      var lvl = el('td');
+      lvl.appendChild(el('span', data.levels[a.l[x]], 'badge lvl-' + data.levels[a.l[x]]));
+      tr.appendChild(lvl);
+      tr.appendChild(el('td', data.rules[a.r[x]][1]));
+      tr.appendChild(el('td', a.c[x] ? 'correlation' : 'rule'));
+      tr.appendChild(el('td', a.e[x].map(entityLabel).join(' · ')));
+      frag.appendChild(tr);
+    }
+    tbody.replaceChildren(frag);
+    status.textContent = filtered.length === 0 ? 'No alert matches the filters (' + a.t.length + ' alerts in all).'
+      : 'Showing ' + (start + 1) + '–' + end + ' of ' + filtered.length + ' alerts' +
+        (filtered.length !== a.t.length ? ' (filtered from ' + a.t.length + ')' : '') + '.';
+    status.dataset.matching = String(filtered.length);
+    pageInfo.textContent = 'page ' + (page + 1) + ' of ' + pages;
+    prev.disabled = page === 0;
+    next.disabled = page >= pages - 1;
+  }
+
+  function kvTable(pairs) {
+    var table = el('table', null, 'compact');
+    var body = document.createElement('tbody');
+    pairs.forEach(function (p) {
+      var tr = document.createElement('tr');
+      tr.appendChild(el('th', p[0]));
+      tr.appendChild(el('td', typeof p[1] === 'object' ? JSON.stringify(p[1]) : p[1]));
+      body.appendChild(tr);
+    });
+    table.appendChild(body);
+    return table;
+  }
+
+  function eventBlock(index) {
+    var pre = el('pre', JSON.stringify(data.ev[index], null, 2));
+    return pre;
+  }
+
+  function show(x) {
+    var a = data.a;
+    detail.replaceChildren();
+    detail.hidden = false;
+    detail.appendChild(el('h3', data.rules[a.r[x]][1]));
+    var pairs = [['alert.id', a.id[x]], ['@timestamp', a.t[x]], ['rule.id', data.rules[a.r[x]][0]], ['level', data.levels[a.l[x]]],
+      ['type', a.c[x] ? 'correlation' : 'rule']];
+    a.e[x].forEach(function (p) { pairs.push(['entity ' + data.kinds[p[0]], p[1]]); });
+    var meta = a.m[x];
+    if (meta) {
+      if (meta.ct !== undefined) pairs.push(['correlation type', meta.ct]);
+      if (meta.g !== undefined) pairs.push(['group by', meta.g]);
+      if (meta.w !== undefined) pairs.push(['window', meta.w]);
+      if (meta.v !== undefined) pairs.push(['value', meta.v]);
+      if (meta.rr !== undefined) pairs.push(['rules', meta.rr]);
+      pairs.push(['contributing events', meta.n]);
+    }
+    detail.appendChild(kvTable(pairs));
+    if (a.ev[x] >= 0) {
+      detail.appendChild(el('h3', 'Normalized event'));
+      detail.appendChild(eventBlock(a.ev[x]));
+    } else if (!meta) {
+      detail.appendChild(el('p', 'The event is not embedded (the report caps embedded events at ' + data.caps.max_events + ').', 'muted'));
+    }
+    if (meta) {
+      var kept = meta.src.filter(function (s) { return typeof s === 'number' && s >= 0; }).length;
+      detail.appendChild(el('h3', 'Contributing events (' + kept + ' of ' + meta.n + ' retained)'));
+      meta.src.forEach(function (s) {
+        if (typeof s === 'number' && s >= 0) {
+          var box = document.createElement('details');
+          var ev = data.ev[s];
+          box.appendChild(el('summary', String(ev['@timestamp'] || '') + '  ' + String(ev['event.action'] || '') + '  ' + String(ev['event.id'] || '')));
+          box.appendChild(eventBlock(s));
+          detail.appendChild(box);
+        } else {
+          detail.appendChild(el('div', String(s) + ' (not retained by the replay)', 'muted small'));
+        }
+      });
+    }
+    detail.scrollIntoView({ block: 'nearest' });
+  }
+
+  function wire() {
+    [ruleSelect, levelSelect, typeSelect, orderSelect].forEach(function (s) { s.addEventListener('change', apply); });
+    var timer = null;
+    entityInput.addEventListener('input', function () { clearTimeout(timer); timer = setTimeout(apply, 120); });
+    prev.addEventListener('click', function () { if (page > 0) { page--; draw(); } });
+    next.addEventListener('click', function () { page++; draw(); });
+    document.getElementById('filter-clear').addEventListener('click', function () {
+      ruleSelect.value = ''; levelSelect.value = ''; typeSelect.value = ''; entityInput.value = ''; apply();
+    });
+    tbody.addEventListener('click', function (ev) {
+      var tr = ev.target.closest('tr');
+      if (!tr) return;
+      tbody.querySelectorAll('tr.selected').forEach(function (r) { r.classList.remove('selected'); });
+      tr.classList.add('selected');
+      show(Number(tr.dataset.index));
+    });
+    document.querySelectorAll('a.entity-link').forEach(function (link) {
+      link.addEventListener('click', function () { entityInput.value = link.dataset.entity; apply(); });
+    });
+    document.querySelectorAll('a.rule-link').forEach(function (link) {
+      link.addEventListener('click', function () {
+        var opts = ruleSelect.options;
+        for (var i = 0; i < opts.length; i++) if (opts[i].dataset.ruleId === link.dataset.rule) ruleSelect.value = opts[i].value;
+        apply();
+      });
+    });
+  }
+
+  decode().then(function (decoded) {
+    data = decoded;
+    setup();
+    wire();
+    apply();
+    document.body.dataset.reportReady = '1';
+  }).catch(function (err) {
+    status.textContent = 'The alerts table could not be loaded: ' + err.message;
+    document.body.dataset.reportReady = 'error';
+  });
+})();
