@@ -1,9 +1,12 @@
 """API-key registry: remembers when each Temporal Cloud API key was created.
 
-An audit record that *uses* a key carries only the key id, never its age, so "a key used more than
+An audit record made with a key carries only the key id, never its age, so "a key used more than
 90 days after creation" needs durable memory of creation records (``CreateAPIKey``,
 ``CreateServiceAccountAPIKey``). The registry is part of the detector snapshot, so it survives
-restarts and a replay of the same history rebuilds the same state (the earliest creation wins).
+restarts, and a replay of the same history rebuilds the same state (the earliest creation wins).
+
+Field convention (parsers/temporal_cloud_audit.py): ``temporal.api_key.*`` is the key the caller
+authenticated with; the key a CreateAPIKey/UpdateAPIKey/DeleteAPIKey acts on is ``temporal.target.*``.
 """
 
 from __future__ import annotations
@@ -18,11 +21,8 @@ from detections.enrichment.base import Enricher, as_datetime, event_time
 from parsers.common import format_timestamp
 
 CREATE_OPERATIONS = frozenset({"createapikey", "createserviceaccountapikey"})
-# Operations that act on a key (temporal.api_key.* then describes that key, not the caller's credential).
-KEY_OPERATIONS = CREATE_OPERATIONS | frozenset({"updateapikey", "deleteapikey", "updateserviceaccountapikey",
-                                                 "deleteserviceaccountapikey"})
-# Where the key a caller authenticated with can appear (parser spelling first, then vendor leftovers).
-USED_KEY_FIELDS = ("temporal_cloud.principal.api_key_id", "temporal_cloud.principal.apiKeyId")
+CREATED_KEY_FIELDS = ("temporal.target.id",)
+USED_KEY_FIELDS = ("temporal.api_key.id", "temporal_cloud.principal.api_key_id", "temporal_cloud.principal.apiKeyId")
 MAX_KEYS = 200_000
 SECONDS_PER_DAY = 86_400.0
 
@@ -35,17 +35,17 @@ def _operation(event: dict[str, Any]) -> str:
     return op[:-3] if op.endswith("api") else op
 
 
-def _key_id(value: Any) -> str | None:
-    if isinstance(value, list):
-        value = next((v for v in value if isinstance(v, str) and v), None)
-    if isinstance(value, str):
-        value = value.strip()
-        return value or None
-    return None
+def _key_ids(value: Any) -> list[str]:
+    items = value if isinstance(value, list) else [value]
+    return [v.strip() for v in items if isinstance(v, str) and v.strip()]
 
 
 class ApiKeyRegistry(Enricher):
-    """Learns creation times from creation records; stamps ``temporal.api_key.created_at``/``age_days``."""
+    """Learns creation times from creation records; stamps the caller's key with its creation time and age.
+
+    Sets ``temporal.api_key.created_at`` and ``temporal.api_key.age_days`` (days from creation to the
+    record's own ``@timestamp``, so replays give the same answer as the live run).
+    """
 
     name = "api_key_registry"
 
@@ -58,14 +58,9 @@ class ApiKeyRegistry(Enricher):
         for event in events:
             if event.get("event.dataset") not in (None, "temporal_cloud.audit"):
                 continue
-            op = _operation(event)
-            if op in CREATE_OPERATIONS:
+            if _operation(event) in CREATE_OPERATIONS:
                 self._learn(event)
-            if op in KEY_OPERATIONS:
-                key = _key_id(event.get("temporal.api_key.id"))  # the key acted upon
-            else:
-                key = next((k for k in (_key_id(event.get(f)) for f in USED_KEY_FIELDS) if k), None)
-                key = key or _key_id(event.get("temporal.api_key.id"))  # the caller's credential
+            key = next((k for f in USED_KEY_FIELDS for k in _key_ids(event.get(f))), None)
             if key is None:
                 continue
             created = self._created.get(key)
@@ -74,8 +69,6 @@ class ApiKeyRegistry(Enricher):
                 continue
             self._created.move_to_end(key)
             event.setdefault("temporal.api_key.id", key)
-            if event.get("temporal.api_key.id") != key:
-                continue  # the record already describes another key: do not mix two keys' facts
             event["temporal.api_key.created_at"] = format_timestamp(created)
             event["temporal.api_key.age_days"] = round((when - created).total_seconds() / SECONDS_PER_DAY, 3)
             self._enriched += 1
@@ -83,14 +76,14 @@ class ApiKeyRegistry(Enricher):
     def _learn(self, event: dict[str, Any]) -> None:
         if event.get("event.outcome") == "failure":
             return
-        key = _key_id(event.get("temporal.api_key.id"))
-        created = as_datetime(event.get("temporal.api_key.created_at")) or event_time(event)
-        if key is None or created is None:
+        created = event_time(event)
+        if created is None:
             return
-        known = self._created.get(key)
-        if known is None or created < known:
-            self._created[key] = created
-        self._created.move_to_end(key)
+        for key in (k for f in CREATED_KEY_FIELDS for k in _key_ids(event.get(f))):
+            known = self._created.get(key)
+            if known is None or created < known:
+                self._created[key] = created
+            self._created.move_to_end(key)
         while len(self._created) > self.max_keys:
             self._created.popitem(last=False)
 

@@ -28,7 +28,7 @@ def audit(op: str, when: datetime, **fields: object) -> dict[str, object]:
 
 def test_key_age_from_creation_record() -> None:
     reg = ApiKeyRegistry()
-    created = audit("CreateAPIKey", T0, **{"temporal.api_key.id": "key-1"})
+    created = audit("CreateAPIKey", T0, **{"temporal.target.id": "key-1"})
     used = audit("UpdateNamespaceAPI", T0 + timedelta(days=120, hours=12), **{"temporal_cloud.principal.api_key_id": "key-1"})
     reg.enrich([created, used])
     assert used["temporal.api_key.id"] == "key-1"
@@ -39,7 +39,7 @@ def test_key_age_from_creation_record() -> None:
 
 def test_unknown_failed_or_foreign_keys_are_not_aged() -> None:
     reg = ApiKeyRegistry()
-    failed = audit("CreateServiceAccountAPIKey", T0, **{"temporal.api_key.id": "key-2", "event.outcome": "failure"})
+    failed = audit("CreateServiceAccountAPIKey", T0, **{"temporal.target.id": "key-2", "event.outcome": "failure"})
     used = audit("DeleteUserAPI", T0 + timedelta(days=200), **{"temporal_cloud.principal.api_key_id": "key-2"})
     other = audit("DeleteUserAPI", T0 + timedelta(days=200), **{"temporal_cloud.principal.api_key_id": "never-seen"})
     reg.enrich([failed, used, other])
@@ -47,24 +47,24 @@ def test_unknown_failed_or_foreign_keys_are_not_aged() -> None:
     assert "temporal.api_key.age_days" not in other
 
 
-def test_key_operation_describes_the_key_acted_on() -> None:
+def test_caller_key_is_aged_not_the_key_acted_on() -> None:
     reg = ApiKeyRegistry()
-    reg.enrich([audit("CreateAPIKey", T0, **{"temporal.api_key.id": "old"}),
-                audit("CreateAPIKey", T0 + timedelta(days=99), **{"temporal.api_key.id": "caller"})])
-    delete = audit("DeleteAPIKey", T0 + timedelta(days=100), **{"temporal.api_key.id": "old",
-                                                                 "temporal_cloud.principal.api_key_id": "caller"})
+    reg.enrich([audit("CreateAPIKey", T0, **{"temporal.target.id": ["old", "older"]}),
+                audit("CreateAPIKey", T0 + timedelta(days=99), **{"temporal.target.id": "caller"})])
+    delete = audit("DeleteAPIKey", T0 + timedelta(days=100), **{"temporal.target.id": "old", "temporal.api_key.id": "caller"})
     reg.enrich([delete])
-    assert delete["temporal.api_key.age_days"] == pytest.approx(100)
+    assert delete["temporal.api_key.age_days"] == pytest.approx(1)
+    assert reg.created_at("older") == T0
 
 
 def test_registry_survives_restart_and_replay_keeps_earliest() -> None:
     first = ApiKeyRegistry()
-    first.enrich([audit("CreateAPIKey", T0, **{"temporal.api_key.id": "key-3"})])
+    first.enrich([audit("CreateAPIKey", T0, **{"temporal.target.id": "key-3"})])
     state = first.snapshot()
     second = ApiKeyRegistry()
     second.restore(state)
     # A replay re-delivers a later duplicate of the creation: the earliest time stays.
-    second.enrich([audit("CreateAPIKey", T0 + timedelta(days=5), **{"temporal.api_key.id": "key-3"})])
+    second.enrich([audit("CreateAPIKey", T0 + timedelta(days=5), **{"temporal.target.id": "key-3"})])
     used = audit("ListNamespaces", T0 + timedelta(days=91), **{"temporal_cloud.principal.apiKeyId": "key-3"})
     second.enrich([used])
     assert used["temporal.api_key.age_days"] == pytest.approx(91)
@@ -81,7 +81,7 @@ def test_registry_rejects_corrupt_snapshot_clearly() -> None:
 @given(st.dictionaries(st.text(min_size=1, max_size=20), st.integers(min_value=0, max_value=10**9), max_size=20))
 def test_snapshot_round_trip(keys: dict[str, int]) -> None:
     reg = ApiKeyRegistry()
-    reg.enrich([audit("CreateAPIKey", T0 + timedelta(seconds=s), **{"temporal.api_key.id": k}) for k, s in keys.items()])
+    reg.enrich([audit("CreateAPIKey", T0 + timedelta(seconds=s), **{"temporal.target.id": k}) for k, s in keys.items()])
     copy = ApiKeyRegistry()
     copy.restore(reg.snapshot())
     for key in keys:
@@ -91,7 +91,7 @@ def test_snapshot_round_trip(keys: dict[str, int]) -> None:
 
 def test_registry_is_bounded() -> None:
     reg = ApiKeyRegistry(max_keys=3)
-    reg.enrich([audit("CreateAPIKey", T0, **{"temporal.api_key.id": f"k{i}"}) for i in range(10)])
+    reg.enrich([audit("CreateAPIKey", T0, **{"temporal.target.id": f"k{i}"}) for i in range(10)])
     assert reg.stats()["keys_known"] == 3
     assert reg.created_at("k9") is not None and reg.created_at("k0") is None
 
@@ -129,7 +129,7 @@ def test_clock_skew_live_mode_uses_ingest_time(monkeypatch: pytest.MonkeyPatch) 
 
 @settings(max_examples=100, deadline=None)
 @given(st.dictionaries(st.sampled_from(["@timestamp", "event.created", "event.ingested", "x509.not_after", "temporal.certificates.not_after",
-                                        "temporal.operation", "temporal.api_key.id", "temporal_cloud.principal.api_key_id", "event.dataset"]),
+                                        "temporal.operation", "temporal.api_key.id", "temporal.target.id", "event.dataset"]),
                        st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30),
                                  st.lists(st.one_of(st.text(max_size=30), st.integers(), st.none()), max_size=3),
                                  st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))))
