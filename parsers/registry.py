@@ -12,6 +12,10 @@ from parsers.base import Parser
 
 PARSERS: dict[str, str] = {
     "json": "parsers.generic_json:JsonParser",
+    "temporal_cloud_audit": "parsers.temporal_cloud_audit:TemporalCloudAuditParser",
+    "temporal_server": "parsers.temporal_server:TemporalServerParser",
+    "vault_audit": "parsers.vault_audit:VaultAuditParser",
+    "ecs": "parsers.ecs:EcsParser",
 }
 
 # Auto-detection order; names missing from PARSERS are ignored.

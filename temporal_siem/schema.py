@@ -246,6 +246,19 @@ class TemporalCertificate(_Open):
     is_ca: bool | None = None
 
 
+class TemporalCertificateColumns(_Open):
+    """``temporal.certificates`` as the flat hot path carries it (Elasticsearch-style arrays of objects:
+    one list per field, one entry per certificate), which is what unflatten gives back."""
+
+    subject: list[str | None] | None = None
+    issuer: list[str | None] | None = None
+    serial_number: list[str | None] | None = None
+    not_before: list[datetime | None] | None = None
+    not_after: list[datetime | None] | None = None
+    sha256: list[str | None] | None = None
+    is_ca: list[bool | None] | None = None
+
+
 class Temporal(_Closed):
     """Our namespace: what ECS has no field for, across every source."""
 
@@ -265,7 +278,9 @@ class Temporal(_Closed):
     record_version: int | None = Field(None, description="Audit record 'version' (bumped on backfill in the legacy format).")
     record_generation: Literal["legacy", "transitional", "current"] | None = Field(None, description="Temporal Cloud audit record shape.")
     client_ca_fingerprints: list[str] | None = None
-    certificates: list[TemporalCertificate] | None = Field(None, description="Every certificate parsed from a PEM bundle carried in the record.")
+    certificates: list[TemporalCertificate] | TemporalCertificateColumns | None = Field(
+        None, description="Every certificate parsed from a PEM bundle carried in the record (flat form: one list per field)."
+    )
     auth_method: str | None = Field(None, description="mtls | api_key | jwt | saml | password, where known.")
     workflow_id: str | None = None
     run_id: str | None = None

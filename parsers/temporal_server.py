@@ -1,0 +1,420 @@
+"""``temporal_server``: self-hosted Temporal server logs and the TLS lines around them (reference §2, §9.2).
+
+Three shapes:
+
+* zap JSON lines (``ts``, ``level``, ``msg``, ``logging-call-at`` and kebab-case tags); ``ts`` offsets may lack the
+  colon (``+0100``); ``logging-call-at`` is a basename up to v1.24 and a full build path from v1.25;
+* zap console lines (``format: console``): ``<ts>\\t<LEVEL>\\t<caller>\\t<msg>\\t{json tags}``;
+* plain text of grpc-go (server handshake failures: ``ServerHandshake("ip:port") failed: <tls error>``, old
+  ``failed to complete security handshake from "ip:port"``) and of Go SDK workers / clients
+  (``2025/03/04 10:17:11 ERROR Failed to poll for task. ... Error connection error: ... tls: ...``). These lines
+  carry no zone: they are read as UTC.
+
+Derived fields rules rely on:
+
+* ``event.action``: the RPC (``operation`` tag) if present, else a name for known messages: ``authorization-error``,
+  ``jwks-fetch-error``, ``jwt-permission-ignored``, ``namespace-registered``/``-updated``/``-deprecated``/``-deleted``,
+  ``namespace-delete-failed``, ``certificate-expired``, ``certificate-expiring``, ``certificates-reloaded``,
+  ``certificate-load-failed``, ``tls-connection-established``, ``tls-handshake-failed``, ``service-failure``;
+  otherwise the message itself (truncated) so nothing is unnamed.
+* ``error.type``: a normalized cause for TLS failures — ``unknown_authority``, ``expired``, ``not_yet_valid``,
+  ``bad_certificate``, ``revoked``, ``name_mismatch``, ``handshake_failure``, ``no_certificate``, ``not_tls`` —
+  and for JWT failures ``jwt_expired``, ``jwt_not_yet_valid``, ``jwt_invalid_signature``, ``jwt_malformed``,
+  ``jwt_audience_mismatch``, ``jwt_key_not_found``, ``jwt_invalid_claims``, plus ``unauthorized`` for the authorizer's
+  ``Request unauthorized.``. TLS failures also set ``tls.established: false`` and ``event.reason``:
+  ``peer certificate rejected`` (this process refused the other side's certificate) or ``local certificate rejected
+  by peer`` (``remote error: tls: ...``: the other side refused ours — a client whose cert the server refused).
+* Certificate expiry lines: ``tls.server.x509.not_after``, ``tls.server.hash.md5`` (thumbprint, upper-case),
+  ``tls.server.x509.alternative_names`` (from ``DNS=[...]``).
+
+Redacted: bearer tokens/JWTs in any text (``msg``, ``error``, tags) and secret-named tags.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from parsers.base import Parser
+from parsers.common import (
+    add_related,
+    as_str,
+    event_id_from_raw,
+    format_timestamp,
+    ip_and_port,
+    namespaced,
+    parse_timestamp,
+    redact,
+    redact_text,
+    set_if,
+)
+from temporal_siem.records import RecordError
+
+PREFIX = "temporal_server"
+LEVELS = {"debug", "info", "warn", "warning", "error", "dpanic", "panic", "fatal"}
+FAILURE_LEVELS = {"error", "dpanic", "panic", "fatal"}
+
+_CONSOLE = re.compile(r"^(\d{4}-\d{2}-\d{2}T[^\t ]+)\t([A-Za-z]+)\t")
+_GO_LOG = re.compile(
+    r"^(?:(?P<pre>INFO|WARNING|ERROR|FATAL|DEBUG|WARN): )?(?P<date>\d{4}/\d{2}/\d{2}) (?P<time>\d{2}:\d{2}:\d{2}(?:\.\d+)?)\s+"
+    r"(?:(?P<post>INFO|WARNING|ERROR|FATAL|DEBUG|WARN|DPANIC|PANIC)(?::|\s)\s*)?(?P<rest>.*)$",
+    re.DOTALL,
+)
+_HANDSHAKE_PEER = re.compile(r'(?:ServerHandshake\(\\?"|security handshake from \\?")\[?([0-9A-Fa-f.:%\]]+)\\?"')
+_EXPIRY = re.compile(
+    r"certificate with thumbprint=(?P<thumb>[0-9A-Fa-f]+) (?P<state>has expired|will expire) on (?P<when>.+?), IsCA=(?P<ca>\w+), DNS=\[(?P<dns>[^\]]*)\]"
+)
+_NS_SUCCEEDED = re.compile(r"^(\w+?)(?:Namespace)? namespace succeeded", re.IGNORECASE)
+
+# (substring, lower-cased, of the error text) -> cause. First match wins: specific before generic.
+_TLS_CAUSES: tuple[tuple[str, str], ...] = (
+    ("unknown certificate authority", "unknown_authority"),
+    ("signed by unknown authority", "unknown_authority"),
+    ("is before", "not_yet_valid"),
+    ("not yet valid", "not_yet_valid"),
+    ("has expired or is not yet valid", "expired"),
+    ("expired certificate", "expired"),
+    ("certificate has expired", "expired"),
+    ("revoked certificate", "revoked"),
+    ("certificate is valid for", "name_mismatch"),
+    ("doesn't contain any ip sans", "name_mismatch"),
+    ("not valid for any names", "name_mismatch"),
+    ("didn't provide a certificate", "no_certificate"),
+    ("certificate required", "no_certificate"),
+    ("alert(116)", "no_certificate"),
+    ("but no certificate provided", "no_certificate"),
+    ("bad certificate", "bad_certificate"),
+    ("incompatible key usage", "bad_certificate"),
+    ("not authorized to sign other certificates", "bad_certificate"),
+    ("unsupported certificate", "bad_certificate"),
+    ("certificate unknown", "bad_certificate"),
+    ("first record does not look like a tls handshake", "not_tls"),
+    ("handshake failure", "handshake_failure"),
+    ("authentication handshake failed", "handshake_failure"),
+    ("failed to verify certificate", "bad_certificate"),
+    ("failed to verify client's certificate", "bad_certificate"),
+)
+_JWT_CAUSES: tuple[tuple[str, str], ...] = (
+    ("token is expired", "jwt_expired"),
+    ("token has invalid claims: token is expired", "jwt_expired"),
+    ("token used before issued", "jwt_not_yet_valid"),
+    ("token is not valid yet", "jwt_not_yet_valid"),
+    ("verification error", "jwt_invalid_signature"),
+    ("signature is invalid", "jwt_invalid_signature"),
+    ("key not found for key id", "jwt_key_not_found"),
+    ("no \"kid\" header", "jwt_malformed"),
+    ("invalid number of segments", "jwt_malformed"),
+    ("unexpected authorization token format", "jwt_malformed"),
+    ("unexpected name in authorization token", "jwt_malformed"),
+    ("should not contain 'bearer '", "jwt_malformed"),
+    ("token is malformed", "jwt_malformed"),
+    ("audience mismatch", "jwt_audience_mismatch"),
+    ("signing method", "jwt_invalid_signature"),
+    ("unexpected signing algorithm", "jwt_invalid_signature"),
+    ("unsupported key type", "jwt_invalid_signature"),
+    ("invalid token with no claims", "jwt_invalid_claims"),
+    ("unexpected value type of \"sub\" claim", "jwt_invalid_claims"),
+    ("request unauthorized", "unauthorized"),
+)
+
+
+def tls_cause(text: str) -> str | None:
+    """Normalized TLS failure cause of a Go crypto/tls / x509 / grpc-go error text, or None if not a TLS error."""
+    lower = text.lower()
+    if "tls" not in lower and "x509" not in lower and "handshake" not in lower and "certificate" not in lower:
+        return None
+    for needle, cause in _TLS_CAUSES:
+        if needle in lower:
+            return cause
+    if "serverhandshake" in lower or "security handshake" in lower:
+        return "handshake_failure"
+    return None
+
+
+def jwt_cause(text: str) -> str | None:
+    lower = text.lower()
+    for needle, cause in _JWT_CAUSES:
+        if needle in lower:
+            return cause
+    return None
+
+
+class TemporalServerParser(Parser):
+    name = "temporal_server"
+    dataset = "temporal.server"
+    logsource = {"product": "temporal", "service": "server"}
+
+    def accepts(self, record: dict[str, Any]) -> bool:
+        return "ts" in record and "level" in record and "msg" in record and (
+            "logging-call-at" in record or "service" in record or "wf-namespace" in record or "grpc_code" in record
+        )
+
+    def accepts_text(self, line: str) -> bool:
+        return bool(_CONSOLE.match(line) or _GO_LOG.match(line))
+
+    def parse(self, record: dict[str, Any] | str, raw: bytes) -> list[dict[str, Any]]:
+        if isinstance(record, str):
+            console = _CONSOLE.match(record)
+            if console:
+                return [self._from_zap(self._console_fields(record), raw, shape="console")]
+            return [self._from_text(record, raw)]
+        if not isinstance(record, dict):
+            raise RecordError("not a JSON object", "Temporal server lines are JSON objects or text")
+        return [self._from_zap(record, raw, shape="json")]
+
+    # -- zap ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def _console_fields(line: str) -> dict[str, Any]:
+        parts = line.rstrip("\r\n").split("\t")
+        fields: dict[str, Any] = {}
+        if parts and parts[-1].lstrip().startswith("{"):
+            try:
+                tags = orjson.loads(parts[-1])
+            except orjson.JSONDecodeError:
+                tags = None
+            if isinstance(tags, dict):
+                fields.update(tags)
+                parts = parts[:-1]
+        fields["ts"] = parts[0]
+        fields["level"] = parts[1].lower() if len(parts) > 1 else ""
+        rest = parts[2:]
+        # With a caller configured the third column is "file.go:123"; then the message.
+        if len(rest) >= 2 and re.search(r"\.go:\d+$", rest[0]):
+            fields["logging-call-at"] = rest[0]
+            rest = rest[1:]
+        fields["msg"] = "\t".join(rest)
+        return fields
+
+    def _from_zap(self, record: dict[str, Any], raw: bytes, shape: str) -> dict[str, Any]:
+        when = parse_timestamp(record.get("ts"))
+        if when is None:
+            raise RecordError("no timestamp", f"ts unparseable: {str(record.get('ts'))[:80]}")
+        msg = as_str(record.get("msg")) or ""
+        level = (as_str(record.get("level")) or "").lower()
+        error_text = as_str(record.get("error"))
+        event: dict[str, Any] = {
+            "@timestamp": format_timestamp(when),
+            "event.id": event_id_from_raw(raw),
+            "event.kind": "event",
+            "event.dataset": self.dataset,
+            "event.module": "temporal",
+            "event.provider": "temporal-server",
+            "message": redact_text(msg),
+        }
+        set_if(event, "log.level", level)
+        set_if(event, "log.logger", as_str(record.get("logger")))
+        self._caller(record.get("logging-call-at"), event)
+        service = as_str(record.get("service"))
+        if service:
+            event["temporal.service"] = service
+            event["service.name"] = f"temporal-{service}"
+            event["service.type"] = "temporal"
+        if error_text:
+            event["error.message"] = redact_text(error_text)
+        set_if(event, "error.stack_trace", as_str(record.get("stacktrace")))
+        set_if(event, "temporal.namespace", as_str(record.get("wf-namespace")))
+        set_if(event, "temporal.namespace_id", as_str(record.get("wf-namespace-id")))
+        set_if(event, "temporal.workflow_id", as_str(record.get("wf-id")))
+        set_if(event, "temporal.run_id", as_str(record.get("wf-run-id")))
+        set_if(event, "temporal.request_id", as_str(record.get("request-id")))
+        grpc_code = as_str(record.get("grpc_code"))
+        set_if(event, "error.code", grpc_code)
+        operation = as_str(record.get("operation"))
+        if operation:
+            event["temporal.operation"] = operation
+        event["event.outcome"] = "failure" if level in FAILURE_LEVELS else "unknown"
+        self._classify(msg, level, error_text, record, event)
+        if operation and event.get("event.action") in (None, "service-failure"):
+            event["event.action"] = operation
+        event.setdefault("event.action", _message_action(msg))
+        event.setdefault("event.category", ["host"])
+        event.setdefault("event.type", ["error"] if level in FAILURE_LEVELS else ["info"])
+        for key in ("address", "host"):
+            ip, port = ip_and_port(as_str(record.get(key)))
+            if ip:
+                add_related(event, "ip", ip)
+                if key == "address" and port:
+                    event.setdefault("destination.ip", ip)
+                    event.setdefault("destination.port", port)
+        vendor = redact(record)
+        vendor.pop("stacktrace", None)
+        if shape == "console":
+            vendor["format"] = "console"
+        namespaced(PREFIX, vendor, event)
+        return event
+
+    @staticmethod
+    def _caller(value: Any, event: dict[str, Any]) -> None:
+        text = as_str(value)
+        if not text:
+            return
+        path, sep, line = text.rpartition(":")
+        if not sep or not line.isdigit():
+            path, line = text, ""
+        event["log.origin.file.name"] = path.rsplit("/", 1)[-1]
+        if "/" in path:
+            event["log.origin.file.path"] = path
+        if line:
+            event["log.origin.file.line"] = int(line)
+
+    def _classify(self, msg: str, level: str, error_text: str | None, record: dict[str, Any], event: dict[str, Any]) -> None:
+        lower = msg.lower()
+        if lower == "authorization error":
+            event.update({"event.action": "authorization-error", "event.category": ["authentication"], "event.type": ["denied"],
+                          "event.outcome": "failure"})
+            cause = jwt_cause(error_text or "")
+            if cause:
+                event["error.type"] = cause
+                if cause != "unauthorized":
+                    event["temporal.auth_method"] = "jwt"
+            return
+        if lower.startswith(("error during initial retrieval of token keys", "error while refreshing token keys")):
+            event.update({"event.action": "jwks-fetch-error", "event.category": ["authentication"], "event.type": ["error"],
+                          "event.outcome": "failure", "temporal.auth_method": "jwt"})
+            return
+        if lower.startswith(("ignoring permission", "unexpected type of jwks public key")):
+            event.update({"event.action": "jwt-permission-ignored" if lower.startswith("ignoring") else "jwks-key-ignored",
+                          "event.category": ["authentication"], "event.type": ["info"], "temporal.auth_method": "jwt"})
+            return
+        ns = _NS_SUCCEEDED.match(msg)
+        if ns:
+            verb = ns.group(1).lower()
+            kind = {"register": "creation", "deprecate": "change", "update": "change", "delete": "deletion"}.get(verb, "change")
+            past = {"register": "registered", "deprecate": "deprecated", "update": "updated", "delete": "deleted"}.get(verb, verb + "d")
+            event.update({"event.action": f"namespace-{past}", "event.category": ["configuration"], "event.type": [kind],
+                          "event.outcome": "success"})
+            return
+        if lower.startswith("namespace is deleted"):
+            event.update({"event.action": "namespace-deleted", "event.category": ["configuration"], "event.type": ["deletion"],
+                          "event.outcome": "success"})
+            return
+        if lower.startswith(("unable to delete namespace", "unable to update namespace state to deleted")):
+            event.update({"event.action": "namespace-delete-failed", "event.category": ["configuration"], "event.type": ["deletion"],
+                          "event.outcome": "failure"})
+            return
+        if lower.startswith("generated new name for deleted namespace"):
+            event.update({"event.action": "namespace-renamed-for-deletion", "event.category": ["configuration"], "event.type": ["deletion"]})
+            set_if(event, "temporal.target", {"name": as_str(record.get("wf-new-namespace"))} if record.get("wf-new-namespace") else None)
+            return
+        expiry = _EXPIRY.search(msg)
+        if expiry:
+            self._expiry(expiry, event)
+            return
+        if lower.startswith("successfully established incoming tls connection"):
+            event.update({"event.action": "tls-connection-established", "event.category": ["network"], "event.type": ["connection", "allowed"],
+                          "event.outcome": "success", "tls.established": True})
+            set_if(event, "tls.client.server_name", as_str(record.get("server-name")))
+            name = as_str(record.get("name"))
+            if name:
+                event["tls.client.x509.subject.common_name"] = [name]
+            return
+        if lower.startswith("loaded new tls certificates"):
+            event.update({"event.action": "certificates-reloaded", "event.category": ["configuration"], "event.type": ["change"], "event.outcome": "success"})
+            return
+        if lower.startswith(("failed to load certificates", "error while checking for certificate expiration", "loading server tls certificate failed",
+                             "unable to config tls", "failed to fetch client cas")):
+            event.update({"event.action": "certificate-load-failed", "event.category": ["configuration"], "event.type": ["error"], "event.outcome": "failure"})
+            return
+        if lower.startswith("loading certificate from file"):
+            event.update({"event.action": "certificate-loaded", "event.category": ["configuration"], "event.type": ["info"]})
+            return
+        cause = tls_cause(error_text or "") or tls_cause(msg)
+        if cause:
+            self._tls_failure(cause, (error_text or msg), event)
+            return
+        if lower == "service failures":
+            event.update({"event.action": "service-failure", "event.category": ["api"], "event.type": ["error"], "event.outcome": "failure"})
+
+    @staticmethod
+    def _expiry(match: re.Match[str], event: dict[str, Any]) -> None:
+        expired = match.group("state") == "has expired"
+        event.update({"event.action": "certificate-expired" if expired else "certificate-expiring", "event.category": ["configuration"],
+                      "event.type": ["info"]})
+        when_text = " ".join(match.group("when").split(" ")[:3])
+        when = parse_timestamp(when_text) or parse_timestamp(" ".join(when_text.split(" ")[:2]))
+        if when is not None:
+            event["tls.server.x509.not_after"] = format_timestamp(when)
+        event["tls.server.hash.md5"] = match.group("thumb").upper()
+        names = [n for n in match.group("dns").split(" ") if n]
+        if names:
+            event["tls.server.x509.alternative_names"] = names
+
+    @staticmethod
+    def _tls_failure(cause: str, text: str, event: dict[str, Any]) -> None:
+        event.update({"event.action": event.get("event.action") or "tls-handshake-failed", "event.category": ["network"],
+                      "event.type": ["connection", "denied"], "event.outcome": "failure", "tls.established": False, "error.type": cause})
+        event["event.reason"] = "local certificate rejected by peer" if "remote error: tls:" in text else "peer certificate rejected"
+        event.setdefault("error.message", redact_text(text))
+
+    # -- text lines ------------------------------------------------------------------------
+
+    def _from_text(self, line: str, raw: bytes) -> dict[str, Any]:
+        match = _GO_LOG.match(line.strip())
+        if match is None:
+            raise RecordError("unrecognized text line", line[:120])
+        when = parse_timestamp(f"{match.group('date').replace('/', '-')}T{match.group('time')}Z")
+        if when is None:
+            raise RecordError("no timestamp", line[:80])
+        level = (match.group("pre") or match.group("post") or "").lower()
+        level = "warn" if level == "warning" else level
+        rest = match.group("rest").strip()
+        event: dict[str, Any] = {
+            "@timestamp": format_timestamp(when),
+            "event.id": event_id_from_raw(raw),
+            "event.kind": "event",
+            "event.dataset": self.dataset,
+            "event.module": "temporal",
+            "message": redact_text(rest),
+            "event.outcome": "failure" if level in FAILURE_LEVELS else "unknown",
+        }
+        set_if(event, "log.level", level)
+        is_grpc = "grpc:" in rest or rest.startswith("[core]") or "[transport]" in rest
+        event["event.provider"] = "grpc-go" if is_grpc else "temporal-sdk"
+        cause = tls_cause(rest)
+        if cause:
+            event["event.action"] = "tls-handshake-failed"
+            detail = _tls_error_text(rest)
+            self._tls_failure(cause, detail, event)
+            event["error.message"] = redact_text(detail)
+            peer = _HANDSHAKE_PEER.search(rest)
+            if peer:
+                ip, port = ip_and_port(peer.group(1) if "]" not in peer.group(1) else "[" + peer.group(1))
+                if ip is None:
+                    ip, port = ip_and_port(peer.group(1).rstrip("]"))
+                if ip:
+                    event["source.ip"] = ip
+                    set_if(event, "source.port", port)
+                    add_related(event, "ip", ip)
+        else:
+            event["event.action"] = _message_action(rest)
+            event["event.category"] = ["host"]
+            event["event.type"] = ["error"] if level in FAILURE_LEVELS else ["info"]
+        self._sdk_tags(rest, event)
+        return event
+
+    @staticmethod
+    def _sdk_tags(rest: str, event: dict[str, Any]) -> None:
+        """Go SDK default logger writes ``msg Key value Key value ...``; pick the keys rules need."""
+        for key, field in (("Namespace", "temporal.namespace"), ("TaskQueue", None), ("WorkflowID", "temporal.workflow_id"),
+                           ("RunID", "temporal.run_id")):
+            match = re.search(rf"\b{key} (\S+)", rest)
+            if match and field:
+                set_if(event, field, match.group(1))
+
+
+def _tls_error_text(rest: str) -> str:
+    """The TLS error part of a grpc-go/SDK line: from the innermost ``tls:``/``x509:``/``remote error`` onward."""
+    lower = rest.lower()
+    for marker in ("remote error: tls:", "tls: ", "x509: ", "transport: authentication handshake failed"):
+        index = lower.find(marker)
+        if index >= 0:
+            return rest[index:].rstrip('"\\ ')
+    return rest
+
+
+def _message_action(msg: str) -> str:
+    text = msg.strip().rstrip(".")
+    return text[:80] if text else "none"
