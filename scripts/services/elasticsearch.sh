@@ -18,7 +18,8 @@ HEAP=${TSIEM_ES_HEAP:-512m}
 ES_VERSION=$(sed -n 's:.*<es.version>\(.*\)</es.version>.*:\1:p' "$src/pom.xml")
 JAVA_HOME_ES=${TSIEM_ES_JAVA_HOME:-$(dirname "$(dirname "$(readlink -f "$(command -v java)")")")}
 JAVA="$JAVA_HOME_ES/bin/java"
-pidfile="$dir/server.pid"
+pidfile="$dir/es.pid"      # written by the server itself (it may run under runuser)
+launcherpid="$dir/launcher.pid"
 writerpid="$dir/writer.pid"
 url="http://127.0.0.1:$HTTP_PORT"
 
@@ -34,7 +35,7 @@ fi
 as_user() { if [ -n "$run_user" ]; then runuser -u "$run_user" -- "$@"; else "$@"; fi; }
 
 install_home() {
-  [ -f "$home/.installed-$ES_VERSION" ] && return 0
+  [ -f "$home/.installed-$ES_VERSION" ] && [ "$home/.installed-$ES_VERSION" -nt "$src/ServerArgsWriter.java" ] && return 0
   rm -rf "$home"; mkdir -p "$home/lib/entitlement-bridge" "$home/lib/entitlement-agent" "$home/lib/tools/ansi-console" "$home/modules/transport-netty4" "$home/plugins" "$home/config"
   local jars="$base/jars"; rm -rf "$jars"
   mvn -q -B -f "$src/pom.xml" dependency:copy-dependencies -DoutputDirectory="$jars" -DincludeScope=runtime
@@ -65,19 +66,19 @@ up() {
   if running; then
     for _ in $(seq 1 60); do healthy && { echo "elasticsearch: running ($url)"; return 0; }; sleep 1; done
   fi
-  if curl -fsS -m 2 "$url" >/dev/null 2>&1; then echo "elasticsearch: port $HTTP_PORT is taken by another process" >&2; exit 1; fi
+  if curl -sS -m 2 "$url/_cluster/health" >/dev/null 2>&1; then echo "elasticsearch: port $HTTP_PORT is taken by another process" >&2; exit 1; fi
   command -v mvn >/dev/null || { echo "elasticsearch: Maven (mvn) is required" >&2; exit 1; }
   mkdir -p "$dir"
   install_home
   mkdir -p "$dir/config" "$dir/data" "$dir/logs" "$dir/tmp"
   cp "$src/log4j2.properties" "$dir/config/log4j2.properties"
   : > "$dir/config/elasticsearch.yml"
-  [ -n "$run_user" ] && chown -R "$run_user" "$dir/data" "$dir/logs" "$dir/tmp" "$dir/config"
+  [ -n "$run_user" ] && chown -R "$run_user" "$dir"
   chmod -R a+rX "$home" "$dir/config"
   local bridge; bridge=$(ls "$home"/lib/entitlement-bridge/*.jar)
-  local fifo="$dir/stdin.fifo"; rm -f "$fifo"; mkfifo "$fifo"; chmod 666 "$fifo"
+  local fifo="$dir/stdin.fifo"; rm -f "$fifo" "$pidfile"; mkfifo "$fifo"; chmod 666 "$fifo"
   # The server reads its arguments from stdin and stops when stdin closes: a writer process holds the pipe.
-  setsid "$JAVA_HOME_ES/bin/java" -cp "$home/tools:$home/lib/*" ServerArgsWriter "$dir/config" "$dir/logs" \
+  setsid "$JAVA_HOME_ES/bin/java" -cp "$home/tools:$home/lib/*" ServerArgsWriter "$dir/config" "$dir/logs" "$pidfile" \
     "path.home=$home" "cluster.name=temporal-siem-test-${TSIEM_ES_INSTANCE:-default}" "node.name=tsiem-node" "path.data=$dir/data" "path.logs=$dir/logs" \
     "network.host=127.0.0.1" "http.port=$HTTP_PORT" "transport.port=$TRANSPORT_PORT" "discovery.type=single-node" \
     "cluster.routing.allocation.disk.threshold_enabled=false" "action.auto_create_index=true" \
@@ -94,10 +95,10 @@ up() {
     --module-path "$home/lib" --add-modules=jdk.net --add-modules=jdk.management.agent --add-modules=ALL-MODULE-PATH \
     -m org.elasticsearch.server/org.elasticsearch.bootstrap.Elasticsearch \
     < "$fifo" > "$dir/server.out" 2> "$dir/server.err" &
-  echo $! > "$pidfile"
+  echo $! > "$launcherpid"
   for _ in $(seq 1 180); do
-    if healthy; then echo "elasticsearch: up ($url, Elasticsearch $ES_VERSION)"; return 0; fi
-    running || break
+    if running && healthy; then echo "elasticsearch: up ($url, Elasticsearch $ES_VERSION)"; return 0; fi
+    kill -0 "$(cat "$launcherpid")" 2>/dev/null || break
     sleep 1
   done
   echo "elasticsearch: did not become healthy" >&2
@@ -107,7 +108,7 @@ up() {
 }
 
 down() {
-  for f in "$pidfile" "$writerpid"; do
+  for f in "$pidfile" "$launcherpid" "$writerpid"; do
     if [ -f "$f" ]; then
       local pid; pid=$(cat "$f")
       kill "$pid" 2>/dev/null || true
