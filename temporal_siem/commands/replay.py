@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from detections.factory import build_detector
 from ingest.replay import ReplaySource
@@ -12,10 +12,13 @@ from sinks.base import Sink
 from sinks.file import FileSink
 from sinks.lazy_file import LazyFileSink
 from temporal_siem import console
-from temporal_siem.cli import EXIT_ALERT, EXIT_OK, EXIT_USAGE
+from temporal_siem.cli import EXIT_ALERT, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from temporal_siem.config import Settings, load_settings
 from temporal_siem.pipeline import Pipeline, RunStats
 from temporal_siem.schema import SEVERITY_BY_LEVEL
+
+if TYPE_CHECKING:
+    from temporal_siem.report.collect import EventRecorder
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -30,6 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--events", metavar="FILE", help="Also write the normalized events as JSON Lines to FILE.")
     p.add_argument("--quiet", action="store_true", help="No table, no summary.")
     p.add_argument("--summary-json", metavar="FILE", help="Write the run summary as JSON to FILE.")
+    p.add_argument("--report", metavar="FILE.html", help="Write a self-contained HTML report of the run (charts, alerts, rule health).")
     p.add_argument("--fail-on-alert", choices=list(SEVERITY_BY_LEVEL), metavar="LEVEL",
                    help="Exit 10 if an alert at or above LEVEL was raised.")
     p.set_defaults(handler=run)
@@ -62,6 +66,11 @@ def run(args: argparse.Namespace) -> int:
         filters=[*detection.filters, *args.filters],
         options=detection.model_dump(),
     )
+    recorder: EventRecorder | None = None
+    if getattr(args, "report", None):
+        from temporal_siem.report import EventRecorder
+
+        detector = recorder = EventRecorder(detector)
     source = ReplaySource(args.paths, batch_size=settings.ingest.batch_size, max_record_bytes=settings.parsing.max_record_bytes)
     collected: list[dict[str, Any]] = []
     alert_sinks: list[Sink] = [FileSink(args.alerts)] if args.alerts else []
@@ -75,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
                             on_batch=lambda stats, batch: advance(source.bytes_read))
         stats = pipeline.run()
     report(args, stats, collected, dead_path if dead_letter.written else None)
+    if recorder is not None and not write_html_report(args, stats, collected, recorder):
+        return EXIT_FAILURE
     return exit_code(args, collected)
 
 
@@ -89,6 +100,19 @@ def report(args: argparse.Namespace, stats: RunStats, alerts: list[dict[str, Any
     if alerts:
         console.out.print(console.alert_table(alerts))
     console.err.print(console.summary_table(stats, dead_path))
+
+
+def write_html_report(args: argparse.Namespace, stats: RunStats, alerts: list[dict[str, Any]], recorder: EventRecorder) -> bool:
+    from temporal_siem.report import write_report
+
+    try:
+        size = write_report(args.report, alerts, stats.as_dict(), recorder.stats(), recorder.retained, list(args.paths))
+    except OSError as exc:
+        console.err.print(f"[red]error:[/] cannot write the report {args.report}: {exc}")
+        return False
+    if not args.quiet:
+        console.err.print(f"report: {args.report} ({size / 1e6:.1f} MB)")
+    return True
 
 
 def exit_code(args: argparse.Namespace, alerts: list[dict[str, Any]]) -> int:
