@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "temporal_siem.commands.rules",
     "temporal_siem.commands.config",
     "temporal_siem.commands.schema",
+    "temporal_siem.commands.setup",
 )
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_RULES, EXIT_ALERT = 0, 1, 2, 3, 10
