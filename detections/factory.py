@@ -14,7 +14,21 @@ class NullDetector(Detector):
         return []
 
 
+def build_ruleset(rule_dirs: list[str], builtin_rules: bool = True, pipelines: list[str] | None = None,
+                  filters: list[str] | None = None) -> Any:
+    """The compiled, shareable ruleset (the daemon builds one and a detector per partition from it)."""
+    from detections.sigma.engine import Ruleset
+
+    return Ruleset.from_paths(rule_dirs, builtin_rules=builtin_rules, pipelines=pipelines or [], filters=filters or [])
+
+
 def build_detector(rule_dirs: list[str], builtin_rules: bool = True, pipelines: list[str] | None = None,
                    filters: list[str] | None = None, options: dict[str, Any] | None = None) -> Detector:
-    """The Sigma engine over the given rule directories (plus detections/rules unless disabled)."""
-    return NullDetector()
+    """The Sigma engine over the given rule directories (plus detections/rules unless disabled).
+
+    Broken rule files do not stop the build: they are listed in ``detector.stats()["load_errors"]``.
+    A broken pipeline file raises ``detections.sigma.pipelines.PipelineError`` (a configuration error).
+    """
+    ruleset = build_ruleset(rule_dirs, builtin_rules, pipelines, filters)
+    detector: Detector = ruleset.new_detector(options or {})
+    return detector

@@ -1,0 +1,351 @@
+"""Compiles one processed Sigma rule into one generated Python function ``match(e, c) -> bool``.
+
+Why generated code: a short-circuiting ``and``/``or`` expression over locals is 2-4x cheaper than walking a
+tree of closures (docs/engine.md). Every literal enters the source through ``repr()``; compiled objects
+(regexes, frozensets, networks) enter through the function's namespace, never through string formatting.
+
+``e`` is the flat event, ``c`` a per-event scratch dict (cached keyword values). Value semantics are in
+:mod:`detections.sigma.values`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from sigma.conditions import (
+    ConditionAND,
+    ConditionFieldEqualsValueExpression,
+    ConditionNOT,
+    ConditionOR,
+    ConditionValueExpression,
+)
+from sigma.rule import SigmaRule
+from sigma.types import (
+    CompareOperators,
+    Placeholder,
+    SigmaBool,
+    SigmaCasedString,
+    SigmaCIDRExpression,
+    SigmaCompareExpression,
+    SigmaExists,
+    SigmaExpansion,
+    SigmaFieldReference,
+    SigmaNull,
+    SigmaNumber,
+    SigmaRegularExpression,
+    SigmaRegularExpressionFlag,
+    SigmaString,
+    SigmaTimestampPart,
+    SpecialChars,
+)
+
+from detections.sigma import values
+
+RUNTIME: dict[str, Any] = {
+    "_fold": values.fold,
+    "_plain": values.plain,
+    "_any": values.any_member,
+    "_numeq": values.num_eq,
+    "_booleq": values.bool_eq,
+    "_isnull": values.is_null,
+    "_cmp": values.compare,
+    "_cidr": values.in_network,
+    "_re": values.regex_search,
+    "_fref": values.field_equals,
+    "_tsp": values.timestamp_part,
+    "_kwv": values.keyword_values,
+    "_kwnum": values.keyword_numbers,
+}
+
+_COMPARE_OPS = {
+    CompareOperators.LT: "lt",
+    CompareOperators.LTE: "lte",
+    CompareOperators.GT: "gt",
+    CompareOperators.GTE: "gte",
+    CompareOperators.NEQ: "neq",
+}
+_REGEX_FLAGS = {
+    SigmaRegularExpressionFlag.IGNORECASE: re.IGNORECASE,
+    SigmaRegularExpressionFlag.MULTILINE: re.MULTILINE,
+    SigmaRegularExpressionFlag.DOTALL: re.DOTALL,
+}
+
+
+class RuleCompileError(Exception):
+    """A rule uses something the engine cannot evaluate (the message says what)."""
+
+
+@dataclass(slots=True)
+class StringTest:
+    """One Sigma string reduced to the cheapest str operation (on folded text unless cased)."""
+
+    kind: str  # eq | startswith | endswith | contains | any | regex | never
+    literal: str
+
+
+def string_test(value: SigmaString, cased: bool) -> StringTest:
+    """Hayabusa-style rewrite: ``*x*`` -> contains, ``x*`` -> startswith, ``*x`` -> endswith, else regex."""
+    parts = list(value.s)
+    if any(isinstance(p, Placeholder) for p in parts):
+        return StringTest("never", "")
+
+    def norm(text: str) -> str:
+        return text if cased else text.lower()
+
+    star = SpecialChars.WILDCARD_MULTI
+    if all(isinstance(p, str) for p in parts):
+        return StringTest("eq", norm("".join(parts)))  # type: ignore[arg-type]
+    if parts == [star] or (parts and all(p is star for p in parts)):
+        return StringTest("any", "")
+    if len(parts) == 3 and parts[0] is star and parts[2] is star and isinstance(parts[1], str):
+        return StringTest("contains", norm(parts[1]))
+    if len(parts) == 2 and parts[1] is star and isinstance(parts[0], str):
+        return StringTest("startswith", norm(parts[0]))
+    if len(parts) == 2 and parts[0] is star and isinstance(parts[1], str):
+        return StringTest("endswith", norm(parts[1]))
+    pattern = []
+    for part in parts:
+        if isinstance(part, str):
+            pattern.append(re.escape(norm(part)))
+        elif part is star:
+            pattern.append(".*")
+        else:
+            pattern.append(".")
+    return StringTest("regex", "".join(pattern))
+
+
+_KIND_ORDER = {"eq": 0, "startswith": 1, "endswith": 2, "contains": 3, "regex": 4}
+
+
+@dataclass
+class CompiledSource:
+    source: str
+    namespace: dict[str, Any]
+    fields: tuple[str, ...]
+    warnings: list[str]
+
+
+@dataclass
+class _Context:
+    fields: dict[str, int] = field(default_factory=dict)
+    folded: set[int] = field(default_factory=set)
+    plain: set[int] = field(default_factory=set)
+    constants: dict[str, Any] = field(default_factory=dict)
+    helpers: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    def field_slot(self, name: str) -> int:
+        if name not in self.fields:
+            self.fields[name] = len(self.fields)
+        return self.fields[name]
+
+    def constant(self, value: Any) -> str:
+        name = f"_k{len(self.constants)}"
+        self.constants[name] = value
+        return name
+
+    def helper(self, body_on_x: str) -> str:
+        name = f"_t{len(self.helpers)}"
+        self.helpers.append(f"def {name}(x):\n    return {body_on_x}\n")
+        return name
+
+
+class RuleCompiler:
+    """Turns the condition tree of a processed rule into Python source, then into a function."""
+
+    def compile_source(self, rule: SigmaRule) -> CompiledSource:
+        ctx = _Context()
+        branches = []
+        for condition in rule.detection.parsed_condition:
+            tree = condition.parsed
+            expr, _ = self._node(tree, ctx)
+            branches.append(expr)
+        body = branches[0] if len(branches) == 1 else " or ".join(f"({b})" for b in branches)
+        lines = ["def match(e, c):"]
+        for name, slot in ctx.fields.items():
+            lines.append(f"    v{slot} = e.get({name!r})")
+            if slot in ctx.folded:
+                lines.append(f"    s{slot} = v{slot}.lower() if v{slot}.__class__ is str else _fold(v{slot})")
+            if slot in ctx.plain:
+                lines.append(f"    p{slot} = v{slot} if v{slot}.__class__ is str else _plain(v{slot})")
+        lines.append(f"    return bool({body})")
+        source = "".join(ctx.helpers) + "\n".join(lines) + "\n"
+        namespace = dict(RUNTIME)
+        namespace.update(ctx.constants)
+        return CompiledSource(source, namespace, tuple(ctx.fields), ctx.warnings)
+
+    def build(self, compiled: CompiledSource, filename: str) -> Any:
+        code = compile(compiled.source, filename, "exec")
+        namespace = dict(compiled.namespace)
+        exec(code, namespace)
+        return namespace["match"]
+
+    # ---- condition tree --------------------------------------------------------------------------------
+
+    def _node(self, node: Any, ctx: _Context) -> tuple[str, int]:
+        if node is None:
+            return "True", 0
+        if isinstance(node, ConditionNOT):
+            inner, cost = self._node(node.args[0], ctx)
+            return f"not ({inner})", cost
+        if isinstance(node, ConditionAND | ConditionOR):
+            is_and = isinstance(node, ConditionAND)
+            args = [a for a in node.args if a is not None]
+            if not args:
+                return ("True" if is_and else "False"), 0
+            parts = self._grouped(args, ctx) if not is_and else [self._node(a, ctx) for a in args]
+            parts.sort(key=lambda p: p[1])
+            joiner = " and " if is_and else " or "
+            text = joiner.join(f"({p})" for p, _ in parts)
+            return text, sum(c for _, c in parts)
+        if isinstance(node, ConditionFieldEqualsValueExpression):
+            return self._field_values(node.field, [node.value], ctx)
+        if isinstance(node, ConditionValueExpression):
+            return self._keyword_values([node.value], ctx)
+        raise RuleCompileError(f"unsupported condition element {type(node).__name__}")
+
+    def _grouped(self, args: list[Any], ctx: _Context) -> list[tuple[str, int]]:
+        """OR children: plain string values on the same field collapse into one test (set / tuple calls)."""
+        by_field: dict[tuple[str | None, bool], list[Any]] = {}
+        out: list[tuple[str, int]] = []
+        for arg in args:
+            if isinstance(arg, ConditionFieldEqualsValueExpression) and type(arg.value) in (SigmaString, SigmaCasedString):
+                by_field.setdefault((arg.field, isinstance(arg.value, SigmaCasedString)), []).append(arg.value)
+            elif isinstance(arg, ConditionValueExpression) and type(arg.value) in (SigmaString, SigmaCasedString):
+                by_field.setdefault((None, isinstance(arg.value, SigmaCasedString)), []).append(arg.value)
+            else:
+                out.append(self._node(arg, ctx))
+        for (name, _cased), vals in by_field.items():
+            out.append(self._field_values(name, vals, ctx) if name is not None else self._keyword_values(vals, ctx))
+        return out
+
+    # ---- values on a field -------------------------------------------------------------------------------
+
+    def _field_values(self, name: str, vals: list[Any], ctx: _Context) -> tuple[str, int]:
+        """OR over ``vals`` for field ``name``."""
+        slot = ctx.field_slot(name)
+        strings: dict[bool, list[SigmaString]] = {}
+        parts: list[tuple[str, int]] = []
+        for value in self._flatten_expansions(vals):
+            if isinstance(value, SigmaString):
+                strings.setdefault(isinstance(value, SigmaCasedString), []).append(value)
+            else:
+                parts.append(self._scalar(slot, name, value, ctx))
+        for cased, group in strings.items():
+            var = f"p{slot}" if cased else f"s{slot}"
+            (ctx.plain if cased else ctx.folded).add(slot)
+            test, cost = self._string_group(group, cased, ctx, name)
+            if test == "False":
+                parts.append(("False", 0))
+                continue
+            helper = ctx.helper(test.replace("\x00", "x"))
+            parts.append((f"({test.replace(chr(0), var)} if {var}.__class__ is str else _any({helper}, {var}))", cost))
+        if not parts:
+            return "False", 0
+        parts.sort(key=lambda p: p[1])
+        if len(parts) == 1:
+            return parts[0]
+        return " or ".join(f"({p})" for p, _ in parts), sum(c for _, c in parts)
+
+    def _keyword_values(self, vals: list[Any], ctx: _Context) -> tuple[str, int]:
+        parts: list[tuple[str, int]] = []
+        strings: dict[bool, list[SigmaString]] = {}
+        for value in self._flatten_expansions(vals):
+            if isinstance(value, SigmaString):
+                strings.setdefault(isinstance(value, SigmaCasedString), []).append(value)
+            elif isinstance(value, SigmaNumber) and not isinstance(value, SigmaTimestampPart):
+                parts.append((f"_kwnum(e, {value.number!r})", 20))
+            else:
+                raise RuleCompileError(f"keyword of type {type(value).__name__} is not supported")
+        for cased, group in strings.items():
+            test, _ = self._string_group(group, cased, ctx, "<keyword>")
+            if test == "False":
+                parts.append(("False", 0))
+                continue
+            helper = ctx.helper(test.replace("\x00", "x"))
+            parts.append((f"_any({helper}, _kwv(e, c, {cased!r}))", 20))
+        if not parts:
+            return "False", 0
+        return " or ".join(f"({p})" for p, _ in parts), sum(c for _, c in parts)
+
+    @staticmethod
+    def _flatten_expansions(vals: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for value in vals:
+            if isinstance(value, SigmaExpansion):
+                out.extend(RuleCompiler._flatten_expansions(list(value.values)))
+            else:
+                out.append(value)
+        return out
+
+    def _string_group(self, group: list[SigmaString], cased: bool, ctx: _Context, name: str) -> tuple[str, int]:
+        """One expression over the placeholder char NUL (replaced by the variable name) for an OR of strings."""
+        by_kind: dict[str, list[str]] = {}
+        for value in group:
+            test = string_test(value, cased)
+            if test.kind == "never":
+                ctx.warnings.append(f"unresolved placeholder in {name}: {value.original!r} (define it as a pipeline variable)")
+                continue
+            if test.kind == "any":
+                return "True", 0
+            by_kind.setdefault(test.kind, []).append(test.literal)
+        x = "\x00"
+        out: list[str] = []
+        cost = 0
+        for kind in sorted(by_kind, key=_KIND_ORDER.__getitem__):
+            literals = sorted(set(by_kind[kind]), key=lambda s: (len(s), s))
+            if kind == "eq":
+                if len(literals) == 1:
+                    out.append(f"{x} == {literals[0]!r}")
+                else:
+                    out.append(f"{x} in {ctx.constant(frozenset(literals))}")
+                cost += 1
+            elif kind in ("startswith", "endswith"):
+                arg = repr(literals[0]) if len(literals) == 1 else repr(tuple(literals))
+                out.append(f"{x}.{kind}({arg})")
+                cost += 2
+            elif kind == "contains":
+                out.extend(f"{lit!r} in {x}" for lit in literals)
+                cost += 2 + len(literals)
+            else:
+                pattern = re.compile("|".join(f"(?:{p})" for p in literals), re.DOTALL)
+                out.append(f"{ctx.constant(pattern)}.fullmatch({x}) is not None")
+                cost += 6
+        if not out:
+            return "False", 0
+        return " or ".join(out), cost
+
+    def _scalar(self, slot: int, name: str, value: Any, ctx: _Context) -> tuple[str, int]:
+        v = f"v{slot}"
+        if isinstance(value, SigmaTimestampPart):
+            return f"_tsp({v}, {value.timestamp_part.name.lower()!r}, {value.number!r})", 8
+        if isinstance(value, SigmaNumber):
+            n = value.number
+            return f"({v} == {n!r} if ({v}.__class__ is int or {v}.__class__ is float) else _numeq({v}, {n!r}))", 1
+        if isinstance(value, SigmaBool):
+            return f"_booleq({v}, {bool(value.boolean)!r})", 2
+        if isinstance(value, SigmaNull):
+            return f"_isnull({v})", 1
+        if isinstance(value, SigmaExists):
+            return (f"not _isnull({v})" if value.exists else f"_isnull({v})"), 1
+        if isinstance(value, SigmaRegularExpression):
+            if value.contains_placeholder():
+                ctx.warnings.append(f"unresolved placeholder in regex of {name}")
+                return "False", 0
+            flags = 0
+            for flag in value.flags:
+                flags |= _REGEX_FLAGS[flag]
+            pattern = ctx.constant(re.compile(str(value.regexp), flags))
+            return f"({pattern}.search({v}) is not None if {v}.__class__ is str else _re({pattern}, {v}))", 6
+        if isinstance(value, SigmaCIDRExpression):
+            return f"_cidr({v}, {ctx.constant(value.network)})", 5
+        if isinstance(value, SigmaCompareExpression):
+            return f"_cmp({v}, {_COMPARE_OPS[value.op]!r}, {value.number.number!r})", 2
+        if isinstance(value, SigmaFieldReference):
+            other = ctx.field_slot(value.field)
+            mode = ("contains" if value.starts_with and value.ends_with else "startswith" if value.starts_with
+                    else "endswith" if value.ends_with else "eq")
+            return f"_fref({v}, v{other}, {mode!r})", 4
+        raise RuleCompileError(f"value type {type(value).__name__} on field {name!r} is not supported")

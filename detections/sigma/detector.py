@@ -1,0 +1,217 @@
+"""The pipeline's detector over a shared :class:`Ruleset`: enrich, match, alert, correlate, count.
+
+Per-detector state is small on purpose (the daemon keeps one per Kafka partition): per-rule counters,
+per-lane event counts, the enrichers' and the correlation engine's state.
+"""
+
+from __future__ import annotations
+
+import base64
+import importlib
+import logging
+from typing import Any
+
+import orjson
+
+from detections.alerts import rule_alert
+from detections.base import Detector
+from detections.sigma.engine import DATASET_FIELD, Ruleset
+from temporal_siem import metrics
+
+log = logging.getLogger("detections.sigma")
+
+
+def _optional_module(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and name.startswith(exc.name):
+            return None
+        raise
+
+
+class SigmaDetector(Detector):
+    def __init__(self, ruleset: Ruleset, options: dict[str, Any] | None = None) -> None:
+        self.ruleset = ruleset
+        self.options = options or {}
+        size = len(ruleset.rules)
+        self.evaluated = [0] * size
+        self.matched = [0] * size
+        self.rule_errors = [0] * size
+        self.lane_events: dict[int, int] = {}
+        self.events = 0
+        self.candidates_total = 0
+        self._published_eval = [0] * size
+        self._published_match = [0] * size
+        self.enrichers = self._load_enrichers()
+        self.correlation = self._load_correlation()
+
+    # ---- wiring ------------------------------------------------------------------------------------------
+
+    def _load_enrichers(self) -> list[Any]:
+        module = _optional_module("detections.enrichment")
+        if module is None:
+            return []
+        enrichers = []
+        for item in getattr(module, "ENRICHERS", ()):
+            enrichers.append(item() if isinstance(item, type) else item)
+        return enrichers
+
+    def _load_correlation(self) -> Any:
+        if not self.ruleset.correlations:
+            return None
+        module = _optional_module("detections.correlation")
+        engine_cls = getattr(module, "CorrelationEngine", None) if module is not None else None
+        if engine_cls is None:
+            log.warning("%d correlation rules loaded but detections.correlation is not available", len(self.ruleset.correlations))
+            return None
+        options = dict(self.options.get("correlation") or {})
+        return engine_cls.from_rules(self.ruleset.correlations, dict(self.ruleset.correlation_meta), options)
+
+    # ---- Detector --------------------------------------------------------------------------------------
+
+    def process(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for enricher in self.enrichers:
+            enricher.enrich(events)
+        rules = self.ruleset.rules
+        functions = [r.match for r in rules]
+        evaluated, matched = self.evaluated, self.matched
+        lane_events = self.lane_events
+        correlation = self.correlation
+        alerts: list[dict[str, Any]] = []
+        lane_of = self.ruleset.lane
+        candidates_total = 0
+        for event in events:
+            lane = lane_of(event.get(DATASET_FIELD))
+            lane_events[lane.key] = lane_events.get(lane.key, 0) + 1
+            cache: dict[int, Any] = {}
+            try:
+                candidates = lane.index.candidates(event, cache)
+            except Exception:  # hostile values must not stop the stream: fall back to the full lane
+                log.exception("candidate selection failed; evaluating the whole lane")
+                candidates = set(lane.rules)
+            candidates_total += len(candidates)
+            hits: list[int] = []
+            for i in sorted(candidates):
+                evaluated[i] += 1
+                try:
+                    if functions[i](event, cache):
+                        hits.append(i)
+                except Exception:
+                    self.rule_errors[i] += 1
+            if not hits:
+                continue
+            refs: set[str] = set()
+            for i in hits:
+                rule = rules[i]
+                matched[i] += 1
+                if rule.generate:
+                    alerts.append(rule_alert(rule.meta, event))
+                refs.update(rule.refs)
+            if correlation is not None:
+                alerts.extend(correlation.observe(event, refs))
+        self.events += len(events)
+        self.candidates_total += candidates_total
+        self._publish_metrics()
+        return alerts
+
+    def finish(self) -> list[dict[str, Any]]:
+        if self.correlation is None:
+            return []
+        return list(self.correlation.finish())
+
+    def advance(self, watermark: Any) -> list[dict[str, Any]]:
+        if self.correlation is None or not hasattr(self.correlation, "advance"):
+            return []
+        return list(self.correlation.advance(watermark))
+
+    def snapshot(self) -> bytes:
+        state: dict[str, Any] = {"version": 1}
+        if self.correlation is not None:
+            state["correlation"] = base64.b64encode(self.correlation.snapshot()).decode()
+        enrichers = {}
+        for enricher in self.enrichers:
+            if hasattr(enricher, "snapshot"):
+                enrichers[_name(enricher)] = base64.b64encode(enricher.snapshot()).decode()
+        if enrichers:
+            state["enrichment"] = enrichers
+        return orjson.dumps(state)
+
+    def restore(self, state: bytes) -> None:
+        if not state:
+            return
+        data = orjson.loads(state)
+        if self.correlation is not None and data.get("correlation"):
+            self.correlation.restore(base64.b64decode(data["correlation"]))
+        saved = data.get("enrichment") or {}
+        for enricher in self.enrichers:
+            blob = saved.get(_name(enricher))
+            if blob and hasattr(enricher, "restore"):
+                enricher.restore(base64.b64decode(blob))
+
+    def rule_titles(self) -> dict[str, str]:
+        titles = {r.id: r.meta.title for r in self.ruleset.rules}
+        titles.update({k: m.title for k, m in self.ruleset.correlation_meta.items()})
+        return titles
+
+    def stats(self) -> dict[str, Any]:
+        """The rule-health shape the report reads (docs/engine.md, "Rule health")."""
+        rules = self.ruleset.rules
+        routed = [0] * len(rules)
+        seen_by_rule: list[set[str]] = [set() for _ in rules]
+        for lane in self.ruleset.lanes:
+            count = self.lane_events.get(lane.key, 0)
+            if not count:
+                continue
+            for i in lane.rules:
+                routed[i] += count
+            slots = lane.index.fields
+            for i in lane.rules:
+                seen_by_rule[i].update(f for f in rules[i].fields if slots.get(f) is not None and slots[f].seen)
+        out: dict[str, Any] = {}
+        for rule in rules:
+            i = rule.index
+            missing = [f for f in rule.fields if f not in seen_by_rule[i]] if routed[i] else []
+            out[rule.id] = {
+                "title": rule.meta.title,
+                "level": rule.meta.level,
+                "routed": routed[i],
+                "evaluated": self.evaluated[i],
+                "matched": self.matched[i],
+                "missing_fields": missing,
+                "source": rule.meta.source,
+                "errors": self.rule_errors[i],
+                "warnings": list(rule.warnings),
+            }
+        stats: dict[str, Any] = {
+            "rules": out,
+            "load_errors": [e.as_dict() for e in self.ruleset.errors],
+            "events": self.events,
+            "rules_loaded": len(rules),
+            "correlation_rules": len(self.ruleset.correlations),
+            "candidates_mean": (self.candidates_total / self.events) if self.events else 0.0,
+            "candidate_share_mean": (self.candidates_total / self.events / len(rules)) if self.events and rules else 0.0,
+        }
+        if self.correlation is not None and hasattr(self.correlation, "stats"):
+            stats["correlation"] = self.correlation.stats()
+        return stats
+
+    def _publish_metrics(self) -> None:
+        evaluated, published = self.evaluated, self._published_eval
+        matched, published_m = self.matched, self._published_match
+        if evaluated == published:
+            return
+        rules = self.ruleset.rules
+        for i, count in enumerate(evaluated):
+            delta = count - published[i]
+            if delta:
+                metrics.RULE_EVALUATIONS.labels(rules[i].id).inc(delta)
+                published[i] = count
+            delta = matched[i] - published_m[i]
+            if delta:
+                metrics.RULE_MATCHES.labels(rules[i].id).inc(delta)
+                published_m[i] = matched[i]
+
+
+def _name(obj: Any) -> str:
+    return str(getattr(obj, "name", None) or type(obj).__name__)

@@ -1,0 +1,218 @@
+"""Witness analysis: for each rule, an OR-set of necessary conditions (one holds on every event it matches).
+
+rsigma's scheme (docs/engine.md, "Candidate selection"): ``OR`` unions its children's sets (one open child
+opens all), ``AND`` keeps its single most selective child, ``NOT``/``null``/``exists: false`` are open. A
+rule whose whole condition is open has no witness and is evaluated on every event of its lane.
+
+Witnesses fold exactly like :mod:`detections.sigma.values` (``str.lower()``), so a needle found by the
+index is found by the evaluator too; the index may only over-approximate.
+"""
+
+from __future__ import annotations
+
+import re
+import sre_constants
+import sre_parse
+from dataclasses import dataclass
+from typing import Any
+
+from sigma.conditions import (
+    ConditionAND,
+    ConditionFieldEqualsValueExpression,
+    ConditionNOT,
+    ConditionOR,
+    ConditionValueExpression,
+)
+from sigma.rule import SigmaRule
+from sigma.types import (
+    Placeholder,
+    SigmaBool,
+    SigmaCIDRExpression,
+    SigmaCompareExpression,
+    SigmaExists,
+    SigmaExpansion,
+    SigmaFieldReference,
+    SigmaNull,
+    SigmaNumber,
+    SigmaRegularExpression,
+    SigmaRegularExpressionFlag,
+    SigmaString,
+    SigmaTimestampPart,
+    SpecialChars,
+)
+
+MIN_NEEDLE = 3  # shorter substrings gate nearly every event: use presence instead
+
+
+@dataclass(frozen=True, slots=True)
+class Witness:
+    kind: str  # exact | number | substring | keyword | presence
+    field: str | None
+    value: Any = None
+
+    @property
+    def score(self) -> float:
+        """Lower is more selective (rsigma's ranking)."""
+        if self.kind in ("exact", "number"):
+            return 0.0
+        if self.kind == "substring":
+            return 1.0 if len(self.value) >= 8 else 2.0 + (8 - len(self.value)) / 10
+        if self.kind == "keyword":
+            return 3.0 if len(self.value) >= 8 else 3.5
+        return 4.0
+
+
+Witnesses = frozenset[Witness] | None  # None = open (no witness)
+
+
+def rule_witnesses(rule: SigmaRule) -> Witnesses:
+    result: set[Witness] = set()
+    for condition in rule.detection.parsed_condition:
+        branch = _node(condition.parsed)  # type: ignore[arg-type]
+        if branch is None:
+            return None
+        result |= branch
+    return frozenset(result)
+
+
+def _set_score(ws: frozenset[Witness]) -> float:
+    return max(w.score for w in ws) + 0.01 * len(ws)
+
+
+def _node(node: Any) -> Witnesses:
+    if node is None:
+        return None
+    if isinstance(node, ConditionNOT):
+        return None
+    if isinstance(node, ConditionOR):
+        args = [a for a in node.args if a is not None]
+        if not args:
+            return frozenset()  # OR of nothing never matches: no event needs evaluating
+        union: set[Witness] = set()
+        for arg in args:
+            child = _node(arg)
+            if child is None:
+                return None
+            union |= child
+        return frozenset(union)
+    if isinstance(node, ConditionAND):
+        best: frozenset[Witness] | None = None
+        for item in node.args:
+            if item is None:
+                continue
+            child = _node(item)
+            if child is not None and (best is None or _set_score(child) < _set_score(best)):
+                best = child
+        return best
+    if isinstance(node, ConditionFieldEqualsValueExpression):
+        return _value(node.field, node.value)
+    if isinstance(node, ConditionValueExpression):
+        return _value(None, node.value)
+    return None
+
+
+def _value(field: str | None, value: Any) -> Witnesses:
+    presence = frozenset({Witness("presence", field)}) if field is not None else None
+    if isinstance(value, SigmaExpansion):
+        union: set[Witness] = set()
+        for member in value.values:
+            child = _value(field, member)
+            if child is None:
+                return presence
+            union |= child
+        return frozenset(union)
+    if isinstance(value, SigmaString):  # includes SigmaCasedString: folded, which over-approximates
+        return _string(field, value) or presence
+    if isinstance(value, SigmaTimestampPart):
+        return presence
+    if isinstance(value, SigmaNumber):
+        if field is None:
+            return None
+        return frozenset({Witness("number", field, value.number)})
+    if isinstance(value, SigmaRegularExpression):
+        if field is None or value.contains_placeholder():
+            return presence
+        needle = regex_literal(str(value.regexp), SigmaRegularExpressionFlag.IGNORECASE in value.flags)
+        if needle is not None and len(needle) >= MIN_NEEDLE:
+            return frozenset({Witness("substring", field, needle)})
+        return presence
+    if isinstance(value, SigmaNull):
+        return None
+    if isinstance(value, SigmaExists):
+        return presence if value.exists else None
+    if isinstance(value, SigmaBool | SigmaCIDRExpression | SigmaCompareExpression | SigmaFieldReference):
+        return presence
+    return presence
+
+
+def _string(field: str | None, value: SigmaString) -> frozenset[Witness] | None:
+    parts = list(value.s)
+    if any(isinstance(p, Placeholder) for p in parts):
+        return None
+    if all(isinstance(p, str) for p in parts):
+        text = "".join(parts).lower()  # type: ignore[arg-type]
+        if field is None:
+            return frozenset({Witness("keyword", None, text)}) if len(text) >= MIN_NEEDLE else None
+        return frozenset({Witness("exact", field, text)})
+    runs = [p for p in parts if isinstance(p, str)]
+    if not runs:
+        return None
+    longest = max(runs, key=len).lower()
+    if len(longest) < MIN_NEEDLE:
+        return None
+    if field is None:
+        return frozenset({Witness("keyword", None, longest)})
+    return frozenset({Witness("substring", field, longest)})
+
+
+_ = SpecialChars  # re-exported for symmetry with the compiler
+
+
+def regex_literal(pattern: str, ignorecase: bool) -> str | None:
+    """The longest literal every match of ``pattern`` must contain (folded), or None.
+
+    Walks the stdlib parse tree (``sre_parse``, pinned to the running CPython): concatenations keep their
+    best run, alternations need a literal from every branch (we keep none then), repetitions count only
+    with a minimum of at least one. Inline flags that change literal meaning (verbose) give up.
+    """
+    try:
+        tree = sre_parse.parse(pattern)
+    except (re.error, RecursionError, OverflowError):
+        return None
+    best = _best_run(list(tree))  # type: ignore[call-overload]
+    return best.lower() if best else None
+
+
+def _best_run(items: list[Any]) -> str:
+    best = ""
+    run: list[str] = []
+
+    def flush() -> None:
+        nonlocal best, run
+        text = "".join(run)
+        if len(text) > len(best):
+            best = text
+        run = []
+
+    for op, arg in items:
+        if op is sre_constants.LITERAL:
+            run.append(chr(arg))
+        elif op is sre_constants.SUBPATTERN:
+            flush()
+            sub_flags_add = arg[1] if len(arg) > 1 else 0
+            inner = _best_run(list(arg[-1])) if not (isinstance(sub_flags_add, int) and sub_flags_add & re.VERBOSE) else ""
+            if len(inner) > len(best):
+                best = inner
+        elif op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT, getattr(sre_constants, "POSSESSIVE_REPEAT", None)):
+            flush()
+            low, _high, sub = arg
+            if low >= 1:
+                inner = _best_run(list(sub))
+                if len(inner) > len(best):
+                    best = inner
+        elif op is sre_constants.AT:
+            continue  # anchors consume nothing: the run continues
+        else:
+            flush()
+    flush()
+    return best

@@ -1,0 +1,70 @@
+"""End to end through build_detector: rule files on disk -> detector -> alerts and rule health."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from detections.factory import build_detector
+
+RULE = """
+title: Namespace deleted
+id: 6f1c0a52-0b0e-4d7a-9d5e-3f3f4b1c2a10
+status: test
+logsource: {product: temporal, service: audit}
+detection:
+  selection:
+    event.action: DeleteNamespace
+    event.outcome: success
+  condition: selection
+level: high
+tags: [attack.impact, attack.t1485]
+"""
+
+GENERIC = """
+title: Generic JSON rule
+id: 0d6c1b8e-7f7e-4f57-8a43-2b8e0b0a4c11
+logsource: {product: custom}
+detection:
+  selection:
+    msg|contains: hello
+  condition: selection
+level: low
+"""
+
+
+def _rules(tmp_path: Path) -> Path:
+    (tmp_path / "a.yml").write_text(RULE)
+    (tmp_path / "b.yml").write_text(GENERIC)
+    (tmp_path / "broken.yml").write_text("title: [unclosed\n")
+    return tmp_path
+
+
+def test_rule_alert_and_routing(tmp_path: Path) -> None:
+    detector = build_detector([str(_rules(tmp_path))], builtin_rules=False)
+    events = [
+        {"event.id": "1", "event.dataset": "temporal_cloud.audit", "event.action": "DeleteNamespace", "event.outcome": "success"},
+        {"event.id": "2", "event.dataset": "temporal_cloud.audit", "event.action": "DeleteNamespace", "event.outcome": "failure"},
+        # routed away: the audit rule never sees an okta event, the generic rule never sees an audit event
+        {"event.id": "3", "event.dataset": "okta.system", "event.action": "DeleteNamespace", "event.outcome": "success"},
+        {"event.id": "4", "event.dataset": "temporal_cloud.audit", "msg": "hello"},
+        {"event.id": "5", "event.dataset": "json", "msg": "say HELLO"},
+    ]
+    alerts = detector.process(events)
+    assert [(a["rule.name"], a["alert.source_event_ids"]) for a in alerts] == [
+        ("Namespace deleted", ["1"]), ("Generic JSON rule", ["5"])]
+    assert alerts[0]["event.severity"] > alerts[1]["event.severity"]
+    assert alerts[0]["threat.technique.id"] == ["T1485"]
+    stats = detector.stats()
+    audit = stats["rules"]["6f1c0a52-0b0e-4d7a-9d5e-3f3f4b1c2a10"]
+    assert audit["routed"] == 3 and audit["matched"] == 1 and audit["evaluated"] >= 1
+    generic = stats["rules"]["0d6c1b8e-7f7e-4f57-8a43-2b8e0b0a4c11"]
+    assert generic["routed"] == 1 and generic["matched"] == 1
+    assert [e["file"].endswith("broken.yml") for e in stats["load_errors"]] == [True]
+    assert "invalid YAML" in stats["load_errors"][0]["error"]
+
+
+def test_missing_fields_reported(tmp_path: Path) -> None:
+    detector = build_detector([str(_rules(tmp_path))], builtin_rules=False)
+    detector.process([{"event.dataset": "temporal_cloud.audit", "event.action": "CreateNamespace"}])
+    audit = detector.stats()["rules"]["6f1c0a52-0b0e-4d7a-9d5e-3f3f4b1c2a10"]
+    assert audit["missing_fields"] == ["event.outcome"]
