@@ -16,6 +16,10 @@ PARSERS: dict[str, str] = {
     "temporal_server": "parsers.temporal_server:TemporalServerParser",
     "vault_audit": "parsers.vault_audit:VaultAuditParser",
     "ecs": "parsers.ecs:EcsParser",
+    "okta": "parsers.okta:OktaParser",
+    "aws_cloudtrail": "parsers.aws_cloudtrail:CloudTrailParser",
+    "entra_signin": "parsers.entra_signin:EntraSigninParser",
+    "google_workspace": "parsers.google_workspace:GoogleWorkspaceParser",
 }
 
 # Auto-detection order; names missing from PARSERS are ignored.

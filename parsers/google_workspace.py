@@ -1,0 +1,291 @@
+"""``google_workspace``: Admin SDK Reports API activities (log-format reference §5, ECS per §9.5).
+
+Input shapes: ``{"kind": "admin#reports#activities", "items": [...]}`` pages (unwrapped by
+:mod:`parsers.envelopes`) and single activities, with ``events`` as the API's array or as one object (Elastic's
+collector splits activities that way). One activity yields **one ECS event per element of ``events``**.
+
+Choices worth knowing:
+
+* ``event.id`` is ``id.uniqueQualifier`` (a string) when the activity has one event; with several, each event's id is
+  ``<uniqueQualifier>-<index>`` so documents stay distinct in a sink that uses ``event.id`` as the document id.
+* ``event.dataset`` is ``google_workspace.<applicationName>`` (``login``, ``saml``, ``admin``, ``token``...).
+* Parameters become ``google_workspace.<applicationName>.<name>`` with the application prefix dropped as Elastic does
+  (``login_failure_type`` → ``google_workspace.login.failure_type``, ``saml_status_code`` →
+  ``google_workspace.saml.status_code``). ``intValue`` (an int64 sent as a JSON string) becomes an int, ``boolValue``
+  a bool, ``multiValue`` a list; ``login_timestamp`` (µs since the epoch) also gives ``event.start``.
+* Outcome: ``login_success`` → success, ``login_failure`` → failure (login and saml); ``login_challenge`` /
+  ``login_verification`` → success when ``login_challenge_status`` starts with "challenge passed" or is "passed"
+  (any case), failure when another status is given; ``risky_sensitive_action_blocked`` → failure; otherwise unknown.
+* ``error.code`` is the failure type (``failure_type`` for saml, ``login_failure_type`` for login) and
+  ``error.message`` a readable line with the SAML status codes when present.
+* The activity, narrowed to the one event, is kept under ``google_workspace.*`` with Google's key spellings.
+
+Redacted: secret-named keys and token-looking text anywhere (:func:`parsers.common.redact`), e.g. OAuth
+tokens echoed by the ``token`` application.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from parsers.base import Parser
+from parsers.common import (
+    add_related,
+    clean_ip,
+    event_id_from_raw,
+    format_timestamp,
+    namespaced,
+    parse_timestamp,
+    redact,
+    set_if,
+    split_email,
+)
+from temporal_siem.records import RecordError
+
+_APP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
+# Application names that would collide with the activity's own keys under google_workspace.*.
+_RESERVED = frozenset({"kind", "etag", "id", "actor", "events", "event", "ipaddress", "ownerdomain", "networkinfo", "resourcedetails"})
+
+ACCOUNT_WARNING_IAM = ("account_disabled",)
+IAM_EVENTS = frozenset({"2sv_enroll", "2sv_disable", "password_edit", "recovery_email_edit", "recovery_phone_edit",
+                        "recovery_secret_qa_edit", "titanium_enroll", "titanium_unenroll"})
+
+SAML_FAILURES = {
+    "failure_app_not_configured_for_user": "SAML app not configured for the user",
+    "failure_app_not_enabled_for_user": "SAML app not enabled for the user",
+    "failure_invalid_sp_id": "invalid service provider id",
+    "failure_invalid_user_id_mapping": "invalid user id mapping",
+    "failure_malformed_request": "malformed SAML request",
+    "failure_no_passive": "passive authentication not possible",
+    "failure_request_denied": "SAML request denied",
+    "failure_unknown": "unknown SAML failure",
+    "failure_user_id_mapping_unavailable": "user id mapping unavailable",
+}
+LOGIN_FAILURES = {
+    "login_failure_invalid_password": "invalid password",
+    "login_failure_account_disabled": "account disabled",
+    "login_failure_invalid_second_factor": "invalid second factor",
+    "login_failure_access_code_disallowed": "access code disallowed",
+    "login_failure_unknown": "unknown login failure",
+}
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isascii() and text.lstrip("-").isdigit() and len(text) <= 20:
+            return int(text)
+    return None
+
+
+def parameter_value(parameter: dict[str, Any]) -> Any:
+    """The one value member of a Reports API parameter, typed (int64 strings → int, "true" → True)."""
+    if "value" in parameter:
+        return parameter["value"]
+    if "intValue" in parameter:
+        number = _int(parameter["intValue"])
+        return number if number is not None else parameter["intValue"]
+    if "boolValue" in parameter:
+        flag = parameter["boolValue"]
+        if isinstance(flag, str) and flag.lower() in ("true", "false"):
+            return flag.lower() == "true"
+        return flag
+    if "multiValue" in parameter:
+        return parameter["multiValue"]
+    if "multiIntValue" in parameter:
+        values = parameter["multiIntValue"]
+        return [_int(v) if _int(v) is not None else v for v in values] if isinstance(values, list) else values
+    if "messageValue" in parameter:
+        return parameter["messageValue"]
+    if "multiMessageValue" in parameter:
+        return parameter["multiMessageValue"]
+    return None
+
+
+def parameters_of(event: dict[str, Any]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    raw = event.get("parameters")
+    for parameter in raw if isinstance(raw, list) else []:
+        if isinstance(parameter, dict) and isinstance(parameter.get("name"), str) and parameter["name"]:
+            params.setdefault(parameter["name"], parameter_value(parameter))
+    return params
+
+
+def challenge_outcome(status: Any) -> str:
+    if not isinstance(status, str) or not status.strip():
+        return "unknown"
+    text = status.strip().lower()
+    return "success" if text.startswith("challenge passed") or text == "passed" else "failure"
+
+
+def classify(application: str, name: str, event_type: str, params: dict[str, Any]) -> tuple[list[str], list[str], str]:
+    """(event.category, event.type, event.outcome) for one Reports API event."""
+    if application in ("login", "saml"):
+        if name == "login_success":
+            categories = ["authentication", "session"] if application == "login" else ["authentication"]
+            return categories, ["start"], "success"
+        if name == "login_failure":
+            categories = ["authentication", "session"] if application == "login" else ["authentication"]
+            return categories, ["start", "denied"], "failure"
+    if application != "login":
+        return [], ["info"], "unknown"
+    if name == "logout":
+        return ["authentication", "session"], ["end"], "unknown"
+    if name in ("login_challenge", "login_verification"):
+        outcome = challenge_outcome(params.get("login_challenge_status"))
+        return ["authentication"], ["info", "denied"] if outcome == "failure" else ["info"], outcome
+    if name.startswith(ACCOUNT_WARNING_IAM):
+        return ["iam"], ["user", "change"], "unknown"
+    if name in IAM_EVENTS or event_type in ("2sv_change", "password_change", "recovery_info_change", "titanium_change"):
+        return ["iam"], ["user", "change"], "unknown"
+    if name == "risky_sensitive_action_blocked":
+        return ["authentication"], ["info", "denied"], "failure"
+    if event_type == "account_warning" or name.startswith("suspicious") or name == "gov_attack_warning":
+        return ["authentication", "threat"], ["info", "indicator"], "unknown"
+    return ["authentication"], ["info"], "unknown"
+
+
+class GoogleWorkspaceParser(Parser):
+    name = "google_workspace"
+    dataset = "google_workspace"
+    logsource = {"product": "google_workspace", "service": "google_workspace.admin"}
+
+    def accepts(self, record: dict[str, Any]) -> bool:
+        if record.get("kind") == "admin#reports#activity":
+            return True
+        identity = record.get("id")
+        return isinstance(identity, dict) and "applicationName" in identity and "events" in record
+
+    def parse(self, record: dict[str, Any] | str, raw: bytes) -> list[dict[str, Any]]:
+        if not isinstance(record, dict):
+            raise RecordError("not a JSON object", "Reports API activity must be an object")
+        identity = _obj(record.get("id"))
+        when = parse_timestamp(identity.get("time"))
+        if when is None:
+            raise RecordError("no timestamp", f"Reports API 'id.time' unparseable: {str(identity.get('time'))[:80]!r}")
+        application = str(identity.get("applicationName") or "unknown").lower()
+        raw_events = record.get("events")
+        if isinstance(raw_events, dict):
+            raw_events = [raw_events]
+        if not isinstance(raw_events, list):
+            raise RecordError("missing field", "Reports API activity without 'events'")
+        events = [e for e in raw_events if isinstance(e, dict)]
+        if not events:
+            raise RecordError("missing field", "Reports API activity with no event objects in 'events'")
+        qualifier = identity.get("uniqueQualifier")
+        qualifier_text = str(qualifier) if isinstance(qualifier, (str, int)) and not isinstance(qualifier, bool) and qualifier != "" else None
+        base_id = qualifier_text or event_id_from_raw(raw)
+        redacted = redact(record)
+        out = []
+        for index, item in enumerate(events):
+            event_id = base_id if len(events) == 1 else f"{base_id}-{index}"
+            out.append(self._event(record, redacted, item, index, application, when, event_id))
+        return out
+
+    def _event(self, record: dict[str, Any], redacted: dict[str, Any], item: dict[str, Any], index: int,
+               application: str, when: datetime, event_id: str) -> dict[str, Any]:
+        name = _text(item.get("name")) or "unknown"
+        event_type = _text(item.get("type")) or ""
+        params = parameters_of(item)
+        categories, types, outcome = classify(application, name, event_type, params)
+        event: dict[str, Any] = {
+            "@timestamp": format_timestamp(when),
+            "event.id": event_id,
+            "event.kind": "event",
+            "event.dataset": f"google_workspace.{application}" if _APP_NAME.match(application) else "google_workspace.unknown",
+            "event.module": "google_workspace",
+            "event.provider": application,
+            "event.action": name,
+            "event.type": types,
+            "event.outcome": outcome,
+        }
+        set_if(event, "event.category", categories)
+        set_if(event, "google_workspace.event.type", event_type)
+        set_if(event, "google_workspace.event.name", name)
+        identity = _obj(record.get("id"))
+        set_if(event, "organization.id", _text(identity.get("customerId")))
+        self._actor(_obj(record.get("actor")), event)
+        ip = clean_ip(record.get("ipAddress"))
+        if ip:
+            event["source.ip"] = ip
+            add_related(event, "ip", ip)
+        else:
+            set_if(event, "source.address", _text(record.get("ipAddress")))
+        self._parameters(application, params, event)
+        narrowed = dict(redacted)
+        redacted_events = redacted.get("events")
+        if isinstance(redacted_events, list):
+            kept = [e for e in redacted_events if isinstance(e, dict)]
+            narrowed["events"] = kept[index] if index < len(kept) else item
+        namespaced("google_workspace", narrowed, event)
+        return event
+
+    @staticmethod
+    def _actor(actor: dict[str, Any], event: dict[str, Any]) -> None:
+        email = _text(actor.get("email"))
+        local, domain = split_email(email)
+        if email:
+            event["user.email"] = event["source.user.email"] = email
+            set_if(event, "user.name", local)
+            set_if(event, "user.domain", domain)
+            add_related(event, "user", email, local)
+        profile = actor.get("profileId")
+        if isinstance(profile, (str, int)) and not isinstance(profile, bool) and profile != "":
+            event["user.id"] = event["source.user.id"] = str(profile)
+        if not email and _text(actor.get("key")):
+            event["user.name"] = str(actor["key"])
+            add_related(event, "user", event["user.name"])
+
+    @staticmethod
+    def _parameters(application: str, params: dict[str, Any], event: dict[str, Any]) -> None:
+        if not _APP_NAME.match(application) or application.replace("_", "") in _RESERVED:
+            return
+        prefix = f"google_workspace.{application}."
+        strip = application + "_"
+        for param_name, value in params.items():
+            key = param_name[len(strip):] if param_name.startswith(strip) and len(param_name) > len(strip) else param_name
+            redacted_value = redact({param_name: value})[param_name]
+            if isinstance(redacted_value, dict):
+                namespaced(prefix + key, redacted_value, event)
+            else:
+                set_if(event, prefix + key, redacted_value)
+        affected = _text(params.get("affected_email_address"))
+        if affected:
+            local, domain = split_email(affected)
+            event["user.target.email"] = affected
+            set_if(event, "user.target.name", local)
+            set_if(event, "user.target.domain", domain)
+            add_related(event, "user", affected)
+        stamp = _int(params.get("login_timestamp"))
+        if stamp is not None:
+            try:
+                event["event.start"] = format_timestamp(datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=stamp))
+            except OverflowError:
+                pass
+        if application == "saml":
+            event["temporal.auth_method"] = "saml"
+            set_if(event, "service.name", _text(params.get("application_name")))
+        if event.get("event.outcome") != "failure":
+            return
+        failure = _text(params.get("failure_type")) or _text(params.get("login_failure_type"))
+        set_if(event, "error.code", failure)
+        status = _text(params.get("saml_status_code"))
+        second = _text(params.get("saml_second_level_status_code"))
+        parts = [SAML_FAILURES.get(failure) or LOGIN_FAILURES.get(failure) or failure] if failure else []
+        if status:
+            parts.append(f"status {status}" + (f" / {second}" if second else ""))
+        set_if(event, "error.message", "; ".join(p for p in parts if p))

@@ -1,0 +1,307 @@
+"""``okta``: Okta System Log LogEvent objects (log-format reference §3, ECS per §9.3).
+
+Input shapes: one LogEvent per line, ``/api/v1/logs`` JSON array pages and the EventBridge log-streaming
+wrapper (the last two are unwrapped by :mod:`parsers.envelopes`). Mapping follows Elastic's okta pipeline so
+rules written for it keep working, with these deliberate differences:
+
+* ``event.outcome``: ``SUCCESS``/``ALLOW`` → success, ``FAILURE``/``DENY`` → failure, anything else (``SKIPPED``,
+  ``CHALLENGE``, ``RATE_LIMIT``, ``UNKNOWN``) → unknown; ``event.type`` gets ``denied`` for ``DENY`` and for failed
+  authentication events, because ``user.authentication.sso`` fires on failed sign-ons too.
+* ``debugContext.debugData`` values are strings; the pseudo-maps ``behaviors`` / ``risk`` (``{k=v, ...}``) and the
+  JSON-in-a-string ``logOnlySecurityData`` are decoded into ``okta.debug_context.debug_data.*`` (``risk_level``,
+  ``risk_reasons``, ``risk_behaviors``, ``threat_suspected``, ``log_only_security_data.*``); the raw strings stay in
+  ``okta.debugContext.debugData.*``.
+* The whole record is kept under ``okta.*`` with Okta's own key spellings (``okta.target.type`` is the list of every
+  target's type, Elasticsearch style), so rules can match app instances (``okta.target.displayName``) directly.
+
+Redacted: any secret-named key and bearer/JWT-looking text anywhere in the record (:func:`parsers.common.redact`).
+Okta does not log credentials, so in practice this only catches tokens echoed into ``debugData`` URLs.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import orjson
+
+from parsers.base import Parser
+from parsers.common import (
+    add_related,
+    clean_ip,
+    event_id_from_raw,
+    format_timestamp,
+    namespaced,
+    parse_timestamp,
+    redact_text,
+    set_if,
+    split_email,
+)
+from temporal_siem.records import RecordError
+
+SUCCESS_RESULTS = frozenset({"SUCCESS", "ALLOW"})
+FAILURE_RESULTS = frozenset({"FAILURE", "DENY"})
+
+# (eventType prefix, categories, types); the longest matching prefix wins. Types get verb refinements below.
+CATEGORY_RULES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
+    ("user.session.start", ("authentication", "session"), ("start",)),
+    ("user.session.end", ("authentication", "session"), ("end",)),
+    ("user.session.expire", ("authentication", "session"), ("end",)),
+    ("user.session.clear", ("authentication", "session"), ("end",)),
+    ("user.session.impersonation", ("iam", "session"), ("admin", "info")),
+    ("user.session", ("session",), ("info",)),
+    ("user.authentication.slo", ("authentication", "session"), ("end",)),
+    ("user.authentication.sso", ("authentication",), ("start",)),
+    ("user.authentication", ("authentication",), ("info",)),
+    ("user.mfa.factor", ("iam", "authentication"), ("user", "change")),
+    ("user.mfa", ("authentication",), ("info",)),
+    ("user.account", ("iam",), ("user", "change")),
+    ("user.lifecycle", ("iam",), ("user", "change")),
+    ("user.credential", ("iam",), ("user", "change")),
+    ("group.user_membership", ("iam",), ("group", "change")),
+    ("group.", ("iam",), ("group", "change")),
+    ("application.user_membership", ("iam",), ("user", "change")),
+    ("application.provision", ("iam",), ("user", "change")),
+    ("application.", ("configuration",), ("change",)),
+    ("app.oauth2", ("authentication",), ("info",)),
+    ("app.inbound_del_auth", ("authentication",), ("start",)),
+    ("app.", ("configuration",), ("change",)),
+    ("policy.evaluate_sign_on", ("authentication",), ("info",)),
+    ("policy.auth_reevaluate", ("authentication", "session"), ("info",)),
+    ("policy.", ("configuration",), ("change",)),
+    ("security.request.blocked", ("network",), ("denied",)),
+    ("security.threat.detected", ("intrusion_detection",), ("info",)),
+    ("security.", ("intrusion_detection",), ("info",)),
+    ("system.api_token", ("iam",), ("change",)),
+    ("system.idp", ("configuration",), ("change",)),
+    ("system.", ("configuration",), ("change",)),
+    ("device.assurance", ("configuration",), ("change",)),
+    ("device.", ("host",), ("change",)),
+    ("pki.", ("configuration",), ("change",)),
+)
+_RULES_BY_LENGTH = sorted(CATEGORY_RULES, key=lambda rule: -len(rule[0]))
+_CREATION_VERBS = ("create", "add", "activate", "issue", "enroll")
+_DELETION_VERBS = ("delete", "remove", "deprovision", "revoke")
+_PSEUDO_MAP_SPLIT = re.compile(r",\s*(?=[A-Za-z][A-Za-z0-9 _.-]*=)")
+
+
+def _obj(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value and value != "null" else None
+
+
+def _without_nulls(value: Any, depth: int = 0) -> Any:
+    """Okta pads objects with nulls; dropping them keeps ``okta.target.*`` lists aligned with real values."""
+    if depth > 40:
+        return value
+    if isinstance(value, dict):
+        return {k: _without_nulls(v, depth + 1) for k, v in value.items() if v is not None}
+    if isinstance(value, list):
+        return [_without_nulls(v, depth + 1) for v in value if v is not None]
+    return value
+
+
+def _int(value: Any) -> int | None:
+    """An integer from an int or a decimal string; None for bools, floats and junk."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isascii() and value.strip().lstrip("-").isdigit() and len(value) < 20:
+        return int(value)
+    return None
+
+
+def categorize(event_type: str, result: str) -> tuple[list[str], list[str]]:
+    """ECS category/type for an Okta eventType; unknown families get only ``event.type: info``."""
+    categories: list[str] = []
+    types: list[str] = ["info"]
+    for prefix, rule_categories, rule_types in _RULES_BY_LENGTH:
+        if event_type.startswith(prefix):
+            categories, types = list(rule_categories), list(rule_types)
+            break
+    if "change" in types and "user_membership" not in event_type:
+        verbs = event_type.lower().split(".")[2:] or event_type.lower().split(".")[-1:]
+        if any(verb.startswith(_DELETION_VERBS) for verb in verbs):
+            types[types.index("change")] = "deletion"
+        elif any(verb.startswith(_CREATION_VERBS) for verb in verbs):
+            types[types.index("change")] = "creation"
+    if result == "DENY" or (result == "FAILURE" and "authentication" in categories):
+        types.append("denied")
+    elif result == "ALLOW" and categories and categories[0] in ("authentication", "intrusion_detection", "network"):
+        types.append("allowed")
+    return categories, types
+
+
+def parse_pseudo_map(text: Any) -> dict[str, str]:
+    """``{New Geo-Location=NEGATIVE, New Device=POSITIVE}`` → dict; commas inside values survive."""
+    if not isinstance(text, str):
+        return {}
+    body = text.strip()
+    if body.startswith("{") and body.endswith("}"):
+        body = body[1:-1]
+    result: dict[str, str] = {}
+    for part in _PSEUDO_MAP_SPLIT.split(body):
+        key, sep, value = part.partition("=")
+        if sep and key.strip():
+            result[key.strip()] = value.strip()
+    return result
+
+
+def decode_debug_data(debug_data: dict[str, Any], event: dict[str, Any]) -> None:
+    """Derived ``okta.debug_context.debug_data.*`` from Okta's stringly-typed debug map."""
+    prefix = "okta.debug_context.debug_data."
+    security: dict[str, Any] = {}
+    raw_security = debug_data.get("logOnlySecurityData")
+    if isinstance(raw_security, str) and raw_security.lstrip().startswith("{"):
+        try:
+            decoded = orjson.loads(raw_security)
+        except orjson.JSONDecodeError:
+            decoded = None
+        if isinstance(decoded, dict):
+            security = decoded
+            namespaced(prefix + "log_only_security_data", security, event)
+    elif isinstance(raw_security, dict):
+        security = raw_security
+    risk = parse_pseudo_map(debug_data.get("risk"))
+    security_risk = _obj(security.get("risk"))
+    level = risk.get("level") or _text(security_risk.get("level"))
+    set_if(event, prefix + "risk_level", level)
+    reasons = risk.get("reasons") or security_risk.get("reasons")
+    if isinstance(reasons, str):
+        reasons = [r.strip() for r in reasons.split(",") if r.strip()]
+    if isinstance(reasons, list):
+        set_if(event, prefix + "risk_reasons", [str(r) for r in reasons if isinstance(r, (str, int))])
+    behaviors = parse_pseudo_map(debug_data.get("behaviors"))
+    if not behaviors and isinstance(security.get("behaviors"), dict):
+        behaviors = {str(k): str(v) for k, v in security["behaviors"].items()}
+    positive = [name for name, verdict in behaviors.items() if verdict.upper() == "POSITIVE"]
+    set_if(event, prefix + "risk_behaviors", positive)
+    threat = debug_data.get("threatSuspected")
+    if isinstance(threat, bool):
+        event[prefix + "threat_suspected"] = threat
+    elif isinstance(threat, str) and threat.lower() in ("true", "false"):
+        event[prefix + "threat_suspected"] = threat.lower() == "true"
+
+
+class OktaParser(Parser):
+    name = "okta"
+    dataset = "okta.system"
+    logsource = {"product": "okta", "service": "okta"}
+
+    def accepts(self, record: dict[str, Any]) -> bool:
+        return "uuid" in record and "eventType" in record and "published" in record
+
+    def parse(self, record: dict[str, Any] | str, raw: bytes) -> list[dict[str, Any]]:
+        if not isinstance(record, dict):
+            raise RecordError("not a JSON object", "okta LogEvent must be an object")
+        when = parse_timestamp(record.get("published"))
+        if when is None:
+            raise RecordError("no timestamp", f"okta 'published' unparseable: {str(record.get('published'))[:80]!r}")
+        event_type = record.get("eventType")
+        if not isinstance(event_type, str) or not event_type:
+            raise RecordError("missing field", "okta 'eventType' is not a non-empty string")
+        outcome = _obj(record.get("outcome"))
+        result = str(outcome.get("result") or "").upper()
+        categories, types = categorize(event_type, result)
+        uuid = record.get("uuid")
+        event: dict[str, Any] = {
+            "@timestamp": format_timestamp(when),
+            "event.id": str(uuid) if isinstance(uuid, (str, int)) and uuid != "" else event_id_from_raw(raw),
+            "event.kind": "event",
+            "event.dataset": self.dataset,
+            "event.module": "okta",
+            "event.provider": "okta",
+            "event.action": event_type,
+            "event.type": types,
+            "event.outcome": "success" if result in SUCCESS_RESULTS else "failure" if result in FAILURE_RESULTS else "unknown",
+        }
+        set_if(event, "event.category", categories)
+        reason = _text(outcome.get("reason"))
+        set_if(event, "event.reason", reason)
+        if reason and event["event.outcome"] == "failure":
+            event["error.message"] = reason
+        set_if(event, "message", _text(record.get("displayMessage")))
+        severity = _text(record.get("severity"))
+        set_if(event, "log.level", severity.lower() if severity else None)
+        self._actor(_obj(record.get("actor")), event)
+        self._client(_obj(record.get("client")), _obj(record.get("securityContext")), _obj(record.get("request")), event)
+        self._targets(record.get("target"), event)
+        debug_data = _obj(_obj(record.get("debugContext")).get("debugData"))
+        decode_debug_data(debug_data, event)
+        if "SAML" in str(debug_data.get("signOnMode") or "").upper():
+            event["temporal.auth_method"] = "saml"
+        namespaced("okta", _without_nulls(record), event)
+        return [event]
+
+    @staticmethod
+    def _actor(actor: dict[str, Any], event: dict[str, Any]) -> None:
+        alternate = _text(actor.get("alternateId"))
+        local, domain = split_email(alternate)
+        set_if(event, "user.name", local)
+        if domain:
+            event["user.email"] = alternate
+            event["user.domain"] = domain
+        actor_id = _text(actor.get("id"))
+        full_name = _text(actor.get("displayName"))
+        for prefix in ("user", "client.user", "source.user"):
+            set_if(event, f"{prefix}.id", actor_id)
+            set_if(event, f"{prefix}.full_name", full_name)
+        add_related(event, "user", local, alternate if domain else None)
+
+    @staticmethod
+    def _client(client: dict[str, Any], security: dict[str, Any], request: dict[str, Any], event: dict[str, Any]) -> None:
+        raw_ip = client.get("ipAddress")
+        ip = clean_ip(raw_ip)
+        chain = [hop for hop in request.get("ipChain") or [] if isinstance(hop, dict)] if isinstance(request.get("ipChain"), list) else []
+        chain_ips = [found for found in (clean_ip(hop.get("ip")) for hop in chain) if found]
+        if ip is None and chain_ips:
+            ip = chain_ips[0]
+        if ip:
+            event["client.ip"] = event["source.ip"] = ip
+        elif _text(raw_ip):
+            event["source.address"] = str(raw_ip)[:256]
+        add_related(event, "ip", ip, *chain_ips)
+        geo = _obj(client.get("geographicalContext"))
+        point = _obj(geo.get("geolocation"))
+        for side in ("client", "source"):
+            set_if(event, f"{side}.geo.city_name", _text(geo.get("city")))
+            set_if(event, f"{side}.geo.region_name", _text(geo.get("state")))
+            set_if(event, f"{side}.geo.country_name", _text(geo.get("country")))
+            set_if(event, f"{side}.geo.postal_code", _text(geo.get("postalCode")))
+            lat, lon = point.get("lat"), point.get("lon")
+            if isinstance(lat, (int, float)) and isinstance(lon, (int, float)) and not isinstance(lat, bool) and not isinstance(lon, bool):
+                event[f"{side}.geo.location"] = {"lat": float(lat), "lon": float(lon)}
+            set_if(event, f"{side}.as.number", _int(security.get("asNumber")))
+            set_if(event, f"{side}.as.organization.name", _text(security.get("asOrg")))
+            set_if(event, f"{side}.domain", _text(security.get("domain")))
+        user_agent = _obj(client.get("userAgent"))
+        raw_agent = _text(user_agent.get("rawUserAgent"))
+        set_if(event, "user_agent.original", redact_text(raw_agent) if raw_agent else None)
+        set_if(event, "user_agent.os.name", _text(user_agent.get("os")))
+        set_if(event, "user_agent.name", _text(user_agent.get("browser")))
+
+    @staticmethod
+    def _targets(targets: Any, event: dict[str, Any]) -> None:
+        if not isinstance(targets, list):
+            return
+        for target in targets:
+            if not isinstance(target, dict):
+                continue
+            target_type = str(target.get("type") or "")
+            alternate = _text(target.get("alternateId"))
+            if target_type == "User" and "user.target.id" not in event:
+                local, domain = split_email(alternate)
+                set_if(event, "user.target.id", _text(target.get("id")))
+                set_if(event, "user.target.full_name", _text(target.get("displayName")))
+                set_if(event, "user.target.name", local)
+                if domain:
+                    event["user.target.email"] = alternate
+                    event["user.target.domain"] = domain
+                add_related(event, "user", local, alternate if domain else None)
+            elif "group" in target_type.lower() and "user.target.group.id" not in event:
+                set_if(event, "user.target.group.id", _text(target.get("id")))
+                set_if(event, "user.target.group.name", _text(target.get("displayName")))
