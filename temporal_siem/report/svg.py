@@ -66,7 +66,10 @@ def timeline_svg(timeline: Timeline, width: int = 960, height: int = 240) -> str
     for i in range(0, buckets, label_every):
         x = left + i * bar_w + bar_w / 2
         label = escape(_time_label(timeline.start + i * timeline.step, timeline.step))
-        parts.append(f'<text x="{x:.1f}" y="{height - bottom + 16}" text-anchor="middle" class="axis">{label}</text>')
+        anchor = "middle"
+        if x > width - right - 40:
+            x, anchor = width - right, "end"
+        parts.append(f'<text x="{x:.1f}" y="{height - bottom + 16}" text-anchor="{anchor}" class="axis">{label}</text>')
     legend_x = left
     for lvl in order:
         parts.append(f'<rect x="{legend_x}" y="{height - 14}" width="10" height="10" fill="{LEVEL_COLORS[lvl]}"/>'
