@@ -14,6 +14,7 @@ import orjson
 from temporal_siem.records import RecordError
 
 MAX_ENVELOPE_DEPTH = 3
+FIREHOSE_RECORD_KEYS = frozenset({"data", "recordId", "approximateArrivalTimestamp", "kinesisRecordMetadata"})
 
 
 def unwrap(obj: Any, depth: int = 0) -> Iterator[tuple[Any, int | None]]:
@@ -49,6 +50,13 @@ def unwrap(obj: Any, depth: int = 0) -> Iterator[tuple[Any, int | None]]:
         return
     if "awslogs" in obj and isinstance(obj["awslogs"], dict) and "data" in obj["awslogs"]:
         yield from unwrap(_decode_pubsub(obj["awslogs"]["data"]), depth + 1)
+        return
+    kinesis = obj.get("kinesis")
+    if isinstance(kinesis, dict) and "data" in kinesis:  # Lambda Kinesis event element: Records[].kinesis.data
+        yield from unwrap(_decode_pubsub(kinesis["data"]), depth + 1)
+        return
+    if isinstance(obj.get("data"), str) and set(obj) <= FIREHOSE_RECORD_KEYS:  # Firehose HTTP endpoint: records[].data
+        yield from unwrap(_decode_pubsub(obj["data"]), depth + 1)
         return
     yield obj, None
 

@@ -246,7 +246,6 @@ class TemporalCloudAuditParser(Parser):
         if normalized == "UserLogin":
             event["event.category"] = ["authentication", "session"]
             event["event.type"] = ["start"]
-            event["temporal.auth_method"] = event.get("temporal.auth_method") or "sso"
             return None
         category, target_type = "api", None
         for needle, area, ttype in _OPERATION_AREAS:
@@ -355,6 +354,8 @@ class TemporalCloudAuditParser(Parser):
                 text = as_str(item)
                 if text and text not in ids:
                     ids.append(text)
+        if not ids and target_type == "namespace" and event.get("temporal.namespace"):
+            ids.append(event["temporal.namespace"])
         if ids:
             target["id"] = ids[0] if len(ids) == 1 else ids
         name = inner.get("display_name", inner.get("displayName", inner.get("name")))
@@ -385,7 +386,7 @@ class TemporalCloudAuditParser(Parser):
         _collect_certificate_texts(details, texts, 0)
         _collect_certificate_texts(raw_details, texts, 0)
         if texts:
-            add_certificates(event, certificates_in(texts))
+            add_certificates(event, certificates_in(texts), at=parse_timestamp(event["@timestamp"]))
 
 
 def _inner_spec(spec: dict[str, Any]) -> dict[str, Any]:

@@ -66,14 +66,16 @@ _HANDSHAKE_PEER = re.compile(r'(?:ServerHandshake\(\\?"|security handshake from 
 _EXPIRY = re.compile(
     r"certificate with thumbprint=(?P<thumb>[0-9A-Fa-f]+) (?P<state>has expired|will expire) on (?P<when>.+?), IsCA=(?P<ca>\w+), DNS=\[(?P<dns>[^\]]*)\]"
 )
+_SDK_TAGS = re.compile(r" (?:Namespace|TaskQueue|WorkerID|WorkerType|WorkflowID|RunID|Error) ")
 _NS_SUCCEEDED = re.compile(r"^(\w+?)(?:Namespace)? namespace succeeded", re.IGNORECASE)
 
 # (substring, lower-cased, of the error text) -> cause. First match wins: specific before generic.
 _TLS_CAUSES: tuple[tuple[str, str], ...] = (
     ("unknown certificate authority", "unknown_authority"),
     ("signed by unknown authority", "unknown_authority"),
+    # Go prints "has expired or is not yet valid: current time X is after|before Y": the tail decides.
     ("is before", "not_yet_valid"),
-    ("not yet valid", "not_yet_valid"),
+    ("is after", "expired"),
     ("has expired or is not yet valid", "expired"),
     ("expired certificate", "expired"),
     ("certificate has expired", "expired"),
@@ -389,7 +391,7 @@ class TemporalServerParser(Parser):
                     set_if(event, "source.port", port)
                     add_related(event, "ip", ip)
         else:
-            event["event.action"] = _message_action(rest)
+            event["event.action"] = _message_action(_SDK_TAGS.split(rest, 1)[0])
             event["event.category"] = ["host"]
             event["event.type"] = ["error"] if level in FAILURE_LEVELS else ["info"]
         self._sdk_tags(rest, event)

@@ -7,12 +7,13 @@ and ``trace.id`` is the bare ``request.id`` (join the two entries on it).
 Actions: transit, PKI and auth logins get a derived ``event.action`` from the mount type and the path suffix
 (the mount may be renamed, so the suffix is taken after ``mount_point``, or after the first known verb):
 ``transit.encrypt|decrypt|rewrap|datakey|rotate|key_config|key_create|key_delete|key_read|trim|export|backup|restore|...``,
-``pki.issue|sign|sign_verbatim|revoke|root_generate|intermediate_generate|role_write|...``, ``<auth type>.login``.
+``pki.issue|sign|sign_verbatim|revoke|root_generate|intermediate_generate|role_write|...``, ``<auth type>.login``
+(``auth/<mount>/login[/<name>]`` and the OIDC/JWT ``.../callback``).
 Everything else keeps Vault's ``request.operation`` (``update``, ``read``...). Transit keys go to ``temporal.key.*``
 (``id``/``name`` = key name, ``type: vault_transit``, ``deletion_allowed``/``exportable`` from a config request,
 ``version`` from ``latest_version`` when a response shows it); the PKI role to ``temporal.target`` (``type: pki_role``);
 a revoked serial to ``temporal.target.id``; certificates in a response (when the mount does not HMAC them) to
-``x509.*`` / ``temporal.certificates.*``; the client certificate serial (decimal in Vault) to
+``temporal.certificates.*`` with the issued ``certificate`` (not its CA) in ``x509.*``; the client certificate serial (decimal in Vault) to
 ``tls.client.x509.serial_number`` as upper-case hex.
 
 Outcome: a response entry is ``failure`` when it has a top-level ``error``, else ``success``; a request entry is
@@ -204,7 +205,7 @@ class VaultAuditParser(Parser):
         failed = event["event.outcome"] == "failure"
         denied = failed and "permission denied" in (event.get("error.message") or "").lower()
         segments = [s for s in path.split("/") if s]
-        if segments[:1] == ["auth"] and len(segments) >= 3 and segments[2] == "login":
+        if segments[:1] == ["auth"] and len(segments) >= 3 and (segments[2] == "login" or segments[-1] == "callback"):
             method = mount_type or segments[1]
             event.update({"event.action": f"{method}.login", "event.category": ["authentication"], "event.type": ["start"]})
             event["temporal.auth_method"] = method
@@ -331,4 +332,5 @@ class VaultAuditParser(Parser):
                  if _clear(v)]
         certs = certificates_in(texts)
         if certs:
-            add_certificates(event, certs)
+            issued = certificates_in(rdata.get("certificate")) if _clear(rdata.get("certificate")) else []
+            add_certificates(event, certs, at=parse_timestamp(event["@timestamp"]), primary=issued[0] if issued else None)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -224,8 +225,13 @@ def ecs_x509(cert: cx509.Certificate) -> dict[str, Any]:
     return fields
 
 
-def summary(cert: cx509.Certificate) -> dict[str, Any]:
-    """One ``temporal.certificates[]`` member. Every key is always present so flattened lists stay aligned."""
+def summary(cert: cx509.Certificate, at: datetime | None = None) -> dict[str, Any]:
+    """One ``temporal.certificates[]`` member. Every key is always present so flattened lists stay aligned.
+
+    ``expires_in_days`` is counted from ``at`` (the record's own time, so replays give the same answer):
+    negative = already expired when the record was written; rules cannot do date arithmetic themselves.
+    """
+    not_after = _utc(cert, "not_valid_after")
     return {
         "subject": cert.subject.rfc4514_string(),
         "issuer": cert.issuer.rfc4514_string(),
@@ -234,6 +240,7 @@ def summary(cert: cx509.Certificate) -> dict[str, Any]:
         "not_after": format_timestamp(_utc(cert, "not_valid_after")),
         "sha256": sha256_hex(cert),
         "is_ca": _is_ca(cert),
+        "expires_in_days": None if at is None else math.floor((not_after - at).total_seconds() / 86400),
     }
 
 
@@ -244,17 +251,19 @@ def flat_ecs_x509(cert: cx509.Certificate, prefix: str) -> dict[str, Any]:
     return flatten(ecs_x509(cert), prefix + ".")
 
 
-def add_certificates(event: dict[str, Any], certs: list[cx509.Certificate], top_level: bool = True) -> None:
-    """Put a bundle on a flat event: ``x509.*`` = the certificate that expires first, every one in
-    ``temporal.certificates.*`` (Elasticsearch-style columns, one list entry per certificate)."""
+def add_certificates(event: dict[str, Any], certs: list[cx509.Certificate], top_level: bool = True, at: datetime | None = None,
+                     primary: cx509.Certificate | None = None) -> None:
+    """Put a bundle on a flat event: ``x509.*`` = ``primary`` (an issued certificate) or else the certificate
+    that expires first (a CA bundle), every one in ``temporal.certificates.*`` (Elasticsearch-style columns,
+    one list entry per certificate)."""
     if not certs:
         return
     from temporal_siem.flatten import flatten
 
     if top_level:
-        first = min(certs, key=lambda c: _utc(c, "not_valid_after"))
+        first = primary or min(certs, key=lambda c: _utc(c, "not_valid_after"))
         event.update(flat_ecs_x509(first, "x509"))
-    event.update(flatten({"certificates": [summary(c) for c in certs]}, "temporal."))
+    event.update(flatten({"certificates": [summary(c, at) for c in certs]}, "temporal."))
     for cert in certs:
         fingerprint = sha256_hex(cert)
         bucket = event.setdefault("related.hash", [])

@@ -78,9 +78,11 @@ class Group(_Open):
 
 
 class UserBase(_Open):
-    id: str | None = None
-    name: str | None = None
-    email: str | None = None
+    """ECS fields may hold arrays: one record can act on several users (``user.target.email`` list)."""
+
+    id: str | list[str] | None = None
+    name: str | list[str] | None = None
+    email: str | list[str] | None = None
     full_name: str | None = None
     domain: str | None = None
     roles: list[str] | None = None
@@ -244,6 +246,7 @@ class TemporalCertificate(_Open):
     not_after: datetime | None = None
     sha256: str | None = None
     is_ca: bool | None = None
+    expires_in_days: int | None = Field(None, description="Whole days from the record's @timestamp to not_after; negative = already expired then.")
 
 
 class TemporalCertificateColumns(_Open):
@@ -257,6 +260,7 @@ class TemporalCertificateColumns(_Open):
     not_after: list[datetime | None] | None = None
     sha256: list[str | None] | None = None
     is_ca: list[bool | None] | None = None
+    expires_in_days: list[int | None] | None = None
 
 
 class Temporal(_Closed):
