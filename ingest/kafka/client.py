@@ -1,0 +1,66 @@
+"""Settings.ingest.kafka -> kafka-python client options, in one place so every client the daemon opens
+(consumer, dead-letter and state producers, admin) authenticates the same way."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from temporal_siem.config import KafkaConfig
+
+
+class KafkaConfigError(ValueError):
+    """The Kafka section cannot work as written (missing file, SASL without credentials...)."""
+
+
+def connection_options(cfg: KafkaConfig) -> dict[str, Any]:
+    """Bootstrap, client id and security options shared by consumers, producers and admin clients."""
+    options: dict[str, Any] = {
+        "bootstrap_servers": list(cfg.bootstrap_servers),
+        "client_id": cfg.client_id,
+        "security_protocol": cfg.security_protocol,
+    }
+    if cfg.security_protocol in ("SSL", "SASL_SSL"):
+        options.update(_tls_options(cfg))
+    elif any((cfg.ssl_cafile, cfg.ssl_certfile, cfg.ssl_keyfile)):
+        raise KafkaConfigError(f"ssl_* files are set but security_protocol is {cfg.security_protocol}; use SSL or SASL_SSL")
+    if cfg.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
+        options.update(_sasl_options(cfg))
+    elif cfg.sasl_mechanism:
+        raise KafkaConfigError(f"sasl_mechanism is set but security_protocol is {cfg.security_protocol}; use SASL_PLAINTEXT or SASL_SSL")
+    return options
+
+
+def _tls_options(cfg: KafkaConfig) -> dict[str, Any]:
+    options: dict[str, Any] = {"ssl_check_hostname": cfg.ssl_check_hostname}
+    for key in ("ssl_cafile", "ssl_certfile", "ssl_keyfile"):
+        path = getattr(cfg, key)
+        if path is None:
+            continue
+        if not os.path.isfile(path):
+            raise KafkaConfigError(f"ingest.kafka.{key}: no such file: {path}")
+        options[key] = path
+    if bool(cfg.ssl_certfile) != bool(cfg.ssl_keyfile) and not _pem_has_key(cfg.ssl_certfile):
+        raise KafkaConfigError("mutual TLS needs both ssl_certfile and ssl_keyfile (or a certfile holding the key too)")
+    if cfg.ssl_password is not None:
+        options["ssl_password"] = cfg.ssl_password.get_secret_value()
+    return options
+
+
+def _pem_has_key(path: str | None) -> bool:
+    if not path:
+        return False
+    with open(path, "rb") as handle:
+        return b"PRIVATE KEY-----" in handle.read()
+
+
+def _sasl_options(cfg: KafkaConfig) -> dict[str, Any]:
+    if not cfg.sasl_mechanism:
+        raise KafkaConfigError(f"security_protocol {cfg.security_protocol} needs sasl_mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)")
+    if not cfg.sasl_username or cfg.sasl_password is None:
+        raise KafkaConfigError(f"sasl_mechanism {cfg.sasl_mechanism} needs sasl_username and sasl_password")
+    return {
+        "sasl_mechanism": cfg.sasl_mechanism,
+        "sasl_plain_username": cfg.sasl_username,
+        "sasl_plain_password": cfg.sasl_password.get_secret_value(),
+    }
