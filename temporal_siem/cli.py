@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "temporal_siem.commands.rules",
     "temporal_siem.commands.config",
     "temporal_siem.commands.schema",
+    "temporal_siem.commands.run",
     "temporal_siem.commands.setup",
 )
 

@@ -50,6 +50,12 @@ class KafkaConfig(BaseModel):
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
     client: Literal["kafka-python", "confluent-kafka"] = "kafka-python"
+    # Daemon (docs/operations.md): correlation state snapshots, group liveness, bounded shutdown.
+    state_topic: str | None = Field("temporal-siem-state", description="Compacted topic of per-partition correlation state; None disables.")
+    snapshot_interval_seconds: float = 30.0
+    max_state_replay_records: int = Field(1_000_000, description="Older snapshots than this many records behind the commit are dropped.")
+    session_timeout_ms: int = 10_000
+    shutdown_timeout_seconds: float = 30.0
 
 
 class IngestConfig(BaseModel):

@@ -36,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--report", metavar="FILE.html", help="Write a self-contained HTML report of the run (charts, alerts, rule health).")
     p.add_argument("--fail-on-alert", choices=list(SEVERITY_BY_LEVEL), metavar="LEVEL",
                    help="Exit 10 if an alert at or above LEVEL was raised.")
+    p.add_argument("--to-kafka", metavar="TOPIC", help="Instead of detecting, produce the raw records to TOPIC "
+                   "(brokers and security from ingest.kafka; key = user/namespace when derivable).")
+    p.add_argument("--rate", type=float, metavar="N", help="With --to-kafka: at most N records per second.")
     p.set_defaults(handler=run)
 
 
@@ -58,6 +61,10 @@ def run(args: argparse.Namespace) -> int:
     except (KeyError, ValueError) as exc:
         console.err.print(f"[red]error:[/] {exc}")
         return EXIT_USAGE
+    if args.to_kafka:
+        from ingest.kafka.produce import replay_to_kafka
+
+        return replay_to_kafka(args.paths, args.to_kafka, settings, fmt, rate=args.rate)
     detection = settings.detection
     detector = build_detector(
         [*detection.rules, *args.rules],
