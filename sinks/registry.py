@@ -9,6 +9,11 @@ from sinks.base import Sink
 
 SINKS: dict[str, str] = {
     "file": "sinks.file:FileSink",
+    "elasticsearch": "sinks.elasticsearch:ElasticsearchSink",
+    "opensearch": "sinks.opensearch:OpenSearchSink",
+    "splunk_hec": "sinks.splunk_hec:SplunkHecSink",
+    "syslog": "sinks.syslog:SyslogSink",
+    "kafka": "sinks.kafka:KafkaSink",
 }
 
 

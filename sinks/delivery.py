@@ -1,0 +1,62 @@
+"""What the network sinks share: retry timing, and remembering a half-delivered batch.
+
+The pipeline re-sends the whole batch after a SinkError. A sink that had already delivered part of it
+(some Kafka records acknowledged, some syslog frames written) would duplicate that part; PartialBatch
+remembers which positions of the batch in hand went through so the retry sends only the rest.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import SecretStr
+
+
+def secret(value: str | SecretStr | None) -> str | None:
+    """Options arrive as plain strings (YAML extras) or SecretStr: the secret text either way."""
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    return value
+
+
+@dataclass
+class Backoff:
+    """Exponential backoff with full jitter, capped; ``attempts`` retries after the first try."""
+
+    attempts: int = 5
+    initial: float = 0.5
+    maximum: float = 10.0
+    sleep: Callable[[float], None] = time.sleep
+
+    def delays(self) -> Iterator[float]:
+        delay = self.initial
+        for _ in range(self.attempts):
+            yield random.uniform(delay / 2, delay)
+            delay = min(delay * 2, self.maximum)
+
+    def pause(self, delay: float) -> None:
+        self.sleep(delay)
+
+
+@dataclass
+class PartialBatch:
+    """Positions of the current batch already delivered, kept across a SinkError until the batch completes."""
+
+    _batch: list[dict[str, Any]] | None = None
+    _done: set[int] = field(default_factory=set)
+
+    def pending(self, documents: list[dict[str, Any]]) -> list[int]:
+        """Positions still to deliver: all of them, unless this is the retry of a half-delivered batch."""
+        if documents is not self._batch:
+            self._batch, self._done = documents, set()
+        return [i for i in range(len(documents)) if i not in self._done]
+
+    def delivered(self, position: int) -> None:
+        self._done.add(position)
+
+    def complete(self) -> None:
+        self._batch, self._done = None, set()

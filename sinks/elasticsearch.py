@@ -1,0 +1,332 @@
+"""``elasticsearch``: bulk indexing of alerts (or events, or dead letters) with an ECS index template.
+
+Delivery is exactly-once per document id: every action is ``create`` with ``_id`` = ``alert.id`` (events:
+``event.id``), so a batch re-sent after a failure or a restart only meets 409 conflicts, which count as
+delivered. Per-item outcomes decide the rest: 429 / 5xx / cluster blocks are retried with backoff (the
+whole request too on connection errors), and when retries run out the sink raises SinkError so the
+pipeline holds its input (backpressure). A document refused for its content (a 400 mapping conflict) is
+handed to the dead-letter output via ``take_rejected`` and never blocks the stream.
+
+The OpenSearch sink (sinks/opensearch.py) is this class with the opensearch-py client behind ``BulkClient``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from abc import ABC, abstractmethod
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+import orjson
+
+from sinks.base import Sink, SinkError, to_json_line
+from sinks.delivery import Backoff, secret
+from sinks.templates import dead_letter_template, index_template
+
+log = logging.getLogger("temporal_siem.sinks.elasticsearch")
+
+#: Defaults per role: which index and which field is the document id.
+ROLE_DEFAULTS: dict[str, tuple[str, str | None]] = {
+    "alerts": ("tsiem-alerts", "alert.id"),
+    "events": ("tsiem-events", "event.id"),
+    "dead_letter": ("tsiem-dead-letter", None),
+}
+DELIVERED = frozenset({200, 201, 409})  # 409: the id exists, i.e. delivered by an earlier attempt
+RETRYABLE_ITEM = frozenset({403, 408, 429, 500, 502, 503, 504})  # 403: cluster block (disk watermark)
+MAX_REASON = 500
+
+
+class TransientError(Exception):
+    """The request as a whole failed in a way worth retrying (connection, timeout, 429, 5xx)."""
+
+
+class PermanentError(Exception):
+    """The server refused the request itself (bad credentials, bad URL): retrying the same will not help."""
+
+
+class BulkClient(ABC):
+    """The few calls the sink needs, so Elasticsearch and OpenSearch share one code path."""
+
+    @abstractmethod
+    def bulk(self, body: bytes, refresh: str | None) -> dict[str, Any]:
+        """POST _bulk with an NDJSON body; the response filtered to errors and item status/error."""
+
+    @abstractmethod
+    def put_index_template(self, name: str, body: dict[str, Any]) -> None: ...
+
+    @abstractmethod
+    def create_data_stream(self, name: str) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ConnectionOptions:
+    """Where and how to connect; secrets already unwrapped."""
+
+    hosts: list[str]
+    api_key: str | None = None
+    username: str | None = None
+    password: str | None = None
+    ca_certs: str | None = None
+    ssl_assert_fingerprint: str | None = None
+    verify_certs: bool = True
+    client_cert: str | None = None
+    client_key: str | None = None
+    request_timeout: float = 30.0
+
+
+class ElasticsearchClient(BulkClient):
+    def __init__(self, connection: ConnectionOptions) -> None:
+        from elasticsearch import Elasticsearch
+
+        c = connection
+        api_key, username, password, request_timeout = c.api_key, c.username, c.password, c.request_timeout
+        ca_certs, ssl_assert_fingerprint, verify_certs = c.ca_certs, c.ssl_assert_fingerprint, c.verify_certs
+        client_cert, client_key, hosts = c.client_cert, c.client_key, c.hosts
+
+        options: dict[str, Any] = {"request_timeout": request_timeout, "max_retries": 0, "retry_on_timeout": False}
+        if api_key:
+            options["api_key"] = tuple(api_key.split(":", 1)) if ":" in api_key else api_key
+        elif username:
+            options["basic_auth"] = (username, password or "")
+        if ca_certs:
+            options["ca_certs"] = ca_certs
+        if ssl_assert_fingerprint:
+            options["ssl_assert_fingerprint"] = ssl_assert_fingerprint
+        if not verify_certs:
+            options["verify_certs"] = False
+        if client_cert:
+            options["client_cert"] = client_cert
+            options["client_key"] = client_key
+        self.client = Elasticsearch(hosts, **options)
+
+    def _call(self, function: Any, **kwargs: Any) -> Any:
+        from elastic_transport import ConnectionError as TransportConnectionError
+        from elastic_transport import ConnectionTimeout
+        from elasticsearch import ApiError
+
+        try:
+            return function(**kwargs)
+        except (TransportConnectionError, ConnectionTimeout) as exc:
+            raise TransientError(f"{type(exc).__name__}: {exc}") from exc
+        except ApiError as exc:
+            status = exc.meta.status
+            if status in (408, 413, 429) or status >= 500:
+                raise TransientError(f"HTTP {status}: {str(exc)[:MAX_REASON]}") from exc
+            raise PermanentError(f"HTTP {status}: {str(exc)[:MAX_REASON]}") from exc
+
+    def bulk(self, body: bytes, refresh: str | None) -> dict[str, Any]:
+        kwargs: dict[str, Any] = {"operations": body, "filter_path": "errors,items.*.status,items.*.error"}
+        if refresh:
+            kwargs["refresh"] = refresh
+        response = self._call(self.client.bulk, **kwargs)
+        body_: dict[str, Any] = response.body
+        return body_
+
+    def put_index_template(self, name: str, body: dict[str, Any]) -> None:
+        self._call(self.client.indices.put_index_template, name=name, **body)
+
+    def create_data_stream(self, name: str) -> None:
+        from elasticsearch import BadRequestError
+
+        try:
+            self._call(self.client.indices.create_data_stream, name=name)
+        except PermanentError as exc:
+            cause = exc.__cause__
+            if not (isinstance(cause, BadRequestError) and "already_exists" in str(cause)):
+                raise
+
+    def close(self) -> None:
+        self.client.close()
+
+
+@dataclass(slots=True)
+class _Item:
+    position: int
+    action: bytes
+    source: bytes
+
+
+class BulkIndexSink(Sink):
+    """Elasticsearch-API bulk indexing; subclasses choose the client library."""
+
+    name: ClassVar[str] = "elasticsearch"
+
+    def __init__(self, hosts: list[str] | str = "http://127.0.0.1:9200", *, role: str = "alerts",
+                 index: str | None = None, id_field: str | None = "", data_stream: bool = False,
+                 install_template: bool = True, template_name: str | None = None,
+                 shards: int | None = None, replicas: int | None = None,
+                 api_key: Any = None, username: str | None = None, password: Any = None,
+                 ca_certs: str | None = None, ssl_assert_fingerprint: str | None = None, verify_certs: bool = True,
+                 client_cert: str | None = None, client_key: str | None = None,
+                 chunk_size: int = 500, max_chunk_bytes: int = 5 * 1024 * 1024, concurrency: int = 2,
+                 max_retries: int = 5, initial_backoff: float = 0.5, max_backoff: float = 10.0,
+                 request_timeout: float = 30.0, refresh: str | None = None) -> None:
+        if role not in ROLE_DEFAULTS:
+            raise ValueError(f"{self.name}: role must be one of {sorted(ROLE_DEFAULTS)}, not {role!r}")
+        if chunk_size < 1 or max_chunk_bytes < 1024 or concurrency < 1:
+            raise ValueError(f"{self.name}: chunk_size, max_chunk_bytes (>= 1024) and concurrency must be positive")
+        default_index, default_id = ROLE_DEFAULTS[role]
+        self.hosts = [hosts] if isinstance(hosts, str) else list(hosts)
+        self.role = role
+        self.index = index or default_index
+        self.id_field = default_id if id_field == "" else id_field
+        self.data_stream = data_stream
+        self.install_template = install_template
+        self.template_name = template_name or self.index
+        self.shards = shards
+        self.replicas = replicas
+        self.chunk_size = chunk_size
+        self.max_chunk_bytes = max_chunk_bytes
+        self.concurrency = concurrency
+        self.backoff = Backoff(max_retries, initial_backoff, max_backoff)
+        self.refresh = refresh
+        self.connection = ConnectionOptions(self.hosts, secret(api_key), username, secret(password), ca_certs,
+                                            ssl_assert_fingerprint, verify_certs, client_cert, client_key,
+                                            request_timeout)
+        self._client: BulkClient | None = None
+        self._templates_installed = False
+        self._pool: ThreadPoolExecutor | None = None
+        self._rejected: list[tuple[dict[str, Any], str]] = []
+        self._lock = threading.Lock()
+        self.stats = {"delivered": 0, "duplicates": 0, "rejected": 0, "retried_items": 0, "requests": 0}
+
+    def _make_client(self) -> BulkClient:
+        return ElasticsearchClient(self.connection)
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def open(self) -> None:
+        """Connect and install the index template; a server that is down now is retried on write."""
+        if self._client is None:
+            self._client = self._make_client()
+            self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix=f"tsiem-{self.name}")
+        try:
+            self._ensure_templates()
+        except TransientError as exc:
+            log.warning("%s: server unavailable at start (%s); templates installed on first write", self.name, exc)
+
+    def _ensure_templates(self) -> None:
+        if self._templates_installed or not self.install_template:
+            return
+        assert self._client is not None
+        pattern = [f"{self.index}*"] if not self.data_stream else [self.index]
+        body = (dead_letter_template(pattern, data_stream=self.data_stream) if self.role == "dead_letter"
+                else index_template(pattern, data_stream=self.data_stream, shards=self.shards, replicas=self.replicas))
+        try:
+            self._client.put_index_template(self.template_name, body)
+            if self.data_stream:
+                self._client.create_data_stream(self.index)
+        except PermanentError as exc:
+            raise SinkError(f"{self.name}: cannot install index template {self.template_name!r}: {exc}") from exc
+        self._templates_installed = True
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+        if self._client is not None:
+            self._client.close()
+            self._client = None
+
+    def take_rejected(self) -> list[tuple[dict[str, Any], str]]:
+        rejected, self._rejected = self._rejected, []
+        return rejected
+
+    # -- delivery ----------------------------------------------------------------------------------
+
+    def _encode(self, position: int, document: dict[str, Any]) -> _Item:
+        action: dict[str, Any] = {"_index": self.index}
+        doc_id = document.get(self.id_field) if self.id_field else None
+        if doc_id not in (None, ""):
+            action["_id"] = str(doc_id)[:512]
+        if self.data_stream and "@timestamp" not in document:
+            document = {**document, "@timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
+        return _Item(position, orjson.dumps({"create": action}) + b"\n", to_json_line(document))
+
+    def _chunks(self, items: list[_Item]) -> list[list[_Item]]:
+        chunks: list[list[_Item]] = []
+        current: list[_Item] = []
+        size = 0
+        for item in items:
+            item_size = len(item.action) + len(item.source)
+            if current and (len(current) >= self.chunk_size or size + item_size > self.max_chunk_bytes):
+                chunks.append(current)
+                current, size = [], 0
+            current.append(item)
+            size += item_size
+        if current:
+            chunks.append(current)
+        return chunks
+
+    def _send(self, chunk: list[_Item]) -> list[tuple[_Item, int, str]]:
+        """(item, status, reason) for each item; status 0 when the whole request failed transiently."""
+        assert self._client is not None
+        body = b"".join(part for item in chunk for part in (item.action, item.source))
+        try:
+            response = self._client.bulk(body, self.refresh)
+        except TransientError as exc:
+            return [(item, 0, str(exc)) for item in chunk]
+        with self._lock:
+            self.stats["requests"] += 1
+        results = response.get("items") or []
+        if len(results) != len(chunk):
+            return [(item, 0, f"bulk response had {len(results)} items for {len(chunk)} actions") for item in chunk]
+        outcomes = []
+        for item, result in zip(chunk, results, strict=True):
+            outcome: dict[str, Any] = next(iter(result.values()), {})
+            status = int(outcome.get("status", 0))
+            error = outcome.get("error")
+            reason = ""
+            if error:
+                reason = f"{error.get('type', 'error')}: {error.get('reason', '')}"[:MAX_REASON] if isinstance(error, dict) else str(error)
+            outcomes.append((item, status, reason))
+        return outcomes
+
+    def write(self, documents: list[dict[str, Any]]) -> None:
+        if not documents:
+            return
+        if self._client is None:
+            self.open()
+        self._rejected = []  # a retried batch re-derives its rejects; never report them twice
+        try:
+            self._ensure_templates()
+        except TransientError as exc:
+            raise SinkError(f"{self.name}: {exc}") from exc
+        pending = [self._encode(i, doc) for i, doc in enumerate(documents)]
+        delays = self.backoff.delays()
+        last_reason = ""
+        while True:
+            retry: list[_Item] = []
+            assert self._pool is not None
+            for outcomes in self._pool.map(self._send, self._chunks(pending)):
+                for item, status, reason in outcomes:
+                    if status in DELIVERED:
+                        self.stats["delivered" if status != 409 else "duplicates"] += 1
+                    elif status == 0 or status in RETRYABLE_ITEM:
+                        retry.append(item)
+                        last_reason = reason or f"HTTP {status}"
+                    else:
+                        self.stats["rejected"] += 1
+                        self._rejected.append((documents[item.position], f"{self.name}_rejected: HTTP {status} {reason}"))
+            if not retry:
+                return
+            pending = retry
+            self.stats["retried_items"] += len(retry)
+            delay = next(delays, None)
+            if delay is None:
+                raise SinkError(f"{self.name}: {len(retry)} of {len(documents)} documents not accepted after "
+                                f"{self.backoff.attempts} retries: {last_reason}")
+            log.info("%s: %d documents to retry in %.2fs (%s)", self.name, len(retry), delay, last_reason)
+            self.backoff.pause(delay)
+
+
+class ElasticsearchSink(BulkIndexSink):
+    """Elasticsearch 8.x through the official ``elasticsearch`` client."""
+
+    name: ClassVar[str] = "elasticsearch"

@@ -1,0 +1,243 @@
+"""``splunk_hec``: Splunk HTTP Event Collector, ``/services/collector/event``, batched JSON events.
+
+A request carries many event objects back to back (HEC's batch format); the response code decides:
+200 delivered (or, with indexer acknowledgement on, once ``/services/collector/ack`` reports the ackId
+true), 503 "server busy" / 5xx / connection errors retried with backoff, a bad token or a bad index a
+configuration error that holds the pipeline (SinkError) rather than losing alerts. HEC has no document
+ids, so a request whose acknowledgement never comes is sent again (at-least-once); per-request progress
+is kept so a retry does not repeat requests already acknowledged.
+"""
+
+from __future__ import annotations
+
+import http.client
+import logging
+import socket
+import ssl
+import time
+import uuid
+from datetime import datetime
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import orjson
+
+from sinks.base import Sink, SinkError
+from sinks.delivery import Backoff, PartialBatch, secret
+from temporal_siem.flatten import unflatten
+
+log = logging.getLogger("temporal_siem.sinks.splunk_hec")
+
+EVENT_PATH = "/services/collector/event"
+ACK_PATH = "/services/collector/ack"
+RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+#: Fields sent as HEC indexed fields (``fields``) when present, for fast tstats searches.
+INDEXED_FIELDS = ("rule.id", "alert.level", "event.dataset")
+
+
+class HecError(Exception):
+    def __init__(self, message: str, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+def epoch_seconds(value: Any) -> float | None:
+    if not isinstance(value, str):
+        return None
+    text = value.strip().replace("Z", "+00:00").replace("z", "+00:00")
+    head, dot, rest = text.partition(".")
+    if dot:
+        digits = "".join(ch for ch in rest if ch.isdigit())
+        text = f"{head}.{digits[:6]}{rest[len(digits):]}"
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return round(moment.timestamp(), 3) if moment.tzinfo else None
+
+
+class SplunkHecSink(Sink):
+    name: ClassVar[str] = "splunk_hec"
+
+    def __init__(self, url: str = "https://127.0.0.1:8088", token: Any = None, *, role: str = "alerts",
+                 index: str | None = None, source: str = "temporal-siem", sourcetype: str | None = None,
+                 host: str | None = None, ack: bool = False, channel: str | None = None, ack_timeout: float = 60.0,
+                 ack_poll_interval: float = 0.5, max_batch_bytes: int = 1024 * 1024, ca_file: str | None = None,
+                 verify: bool = True, timeout: float = 30.0, max_retries: int = 5, initial_backoff: float = 0.5,
+                 max_backoff: float = 10.0) -> None:
+        token_text = secret(token)
+        if not token_text:
+            raise ValueError("splunk_hec: a token is required (the HEC token's value)")
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"splunk_hec: url must be http(s)://host:port, not {url!r}")
+        self.url = url
+        self._scheme, self._host = parts.scheme, parts.hostname
+        self._port = parts.port or 8088
+        self._base_path = parts.path.rstrip("/")
+        self._token = token_text
+        self.index = index
+        self.source = source
+        self.sourcetype = sourcetype or {"alerts": "temporal-siem:alert", "events": "temporal-siem:event"}.get(role, "temporal-siem:dead-letter")
+        self.host = host or socket.gethostname()
+        self.ack = ack
+        self.channel = channel or str(uuid.uuid4())
+        self.ack_timeout = ack_timeout
+        self.ack_poll_interval = ack_poll_interval
+        self.max_batch_bytes = max_batch_bytes
+        self.ca_file = ca_file
+        self.verify = verify
+        self.timeout = timeout
+        self.backoff = Backoff(max_retries, initial_backoff, max_backoff)
+        self._connection: http.client.HTTPConnection | None = None
+        self._progress = PartialBatch()
+        self.stats = {"requests": 0, "events": 0, "busy": 0, "ack_resends": 0}
+
+    # -- encoding ----------------------------------------------------------------------------------
+
+    def encode(self, document: dict[str, Any]) -> bytes:
+        """One HEC event object, as Splunk documents it (time in epoch seconds, event = the nested document)."""
+        envelope: dict[str, Any] = {"host": self.host, "source": self.source, "sourcetype": self.sourcetype,
+                                    "event": unflatten(document)}
+        moment = epoch_seconds(document.get("@timestamp"))
+        if moment is not None:
+            envelope["time"] = moment
+        if self.index:
+            envelope["index"] = self.index
+        fields = {key: document[key] for key in INDEXED_FIELDS if isinstance(document.get(key), str | int | float)}
+        if fields:
+            envelope["fields"] = fields
+        return orjson.dumps(envelope, default=str, option=orjson.OPT_NON_STR_KEYS)
+
+    def _batches(self, encoded: list[tuple[int, bytes]]) -> list[list[tuple[int, bytes]]]:
+        batches: list[list[tuple[int, bytes]]] = []
+        current: list[tuple[int, bytes]] = []
+        size = 0
+        for position, event in encoded:
+            if current and size + len(event) > self.max_batch_bytes:
+                batches.append(current)
+                current, size = [], 0
+            current.append((position, event))
+            size += len(event)
+        if current:
+            batches.append(current)
+        return batches
+
+    # -- HTTP --------------------------------------------------------------------------------------
+
+    def _connect(self) -> http.client.HTTPConnection:
+        if self._scheme == "http":
+            return http.client.HTTPConnection(self._host, self._port, timeout=self.timeout)
+        context = ssl.create_default_context(cafile=self.ca_file)
+        if not self.verify:
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        return http.client.HTTPSConnection(self._host, self._port, timeout=self.timeout, context=context)
+
+    def _request(self, path: str, body: bytes) -> tuple[int, dict[str, Any]]:
+        headers = {"Authorization": f"Splunk {self._token}", "Content-Type": "application/json",
+                   "X-Splunk-Request-Channel": self.channel}
+        if self._connection is None:
+            self._connection = self._connect()
+        try:
+            self._connection.request("POST", self._base_path + path, body=body, headers=headers)
+            response = self._connection.getresponse()
+            payload = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            self._drop_connection()
+            raise HecError(f"{type(exc).__name__}: {exc}", retryable=True) from exc
+        if response.getheader("Connection", "").lower() == "close":
+            self._drop_connection()
+        try:
+            parsed = orjson.loads(payload) if payload else {}
+        except orjson.JSONDecodeError:
+            parsed = {"text": payload[:200].decode("utf-8", "replace")}
+        return response.status, parsed if isinstance(parsed, dict) else {"text": str(parsed)}
+
+    def _drop_connection(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+            self._connection = None
+
+    def _post_events(self, body: bytes) -> int | None:
+        """Send one batch; the ackId when acknowledgement is on. Raises HecError."""
+        status, reply = self._request(EVENT_PATH, body)
+        self.stats["requests"] += 1
+        if status == 200:
+            ack_id = reply.get("ackId")
+            return int(ack_id) if self.ack and ack_id is not None else None
+        text = f"HTTP {status} code {reply.get('code')}: {reply.get('text')}"
+        if status == 503:
+            self.stats["busy"] += 1
+        if status in RETRYABLE_STATUS:
+            raise HecError(text, retryable=True)
+        if status in (401, 403):
+            raise HecError(f"{text} (check the HEC token and that it is enabled)", retryable=False)
+        raise HecError(f"{text} (invalid-event-number {reply.get('invalid-event-number')})", retryable=False)
+
+    def _acknowledged(self, ack_ids: list[int]) -> set[int]:
+        """ackIds the indexers confirm; waits up to ack_timeout."""
+        deadline = time.monotonic() + self.ack_timeout
+        confirmed: set[int] = set()
+        while True:
+            waiting = [ack for ack in ack_ids if ack not in confirmed]
+            if not waiting:
+                return confirmed
+            status, reply = self._request(ACK_PATH, orjson.dumps({"acks": waiting}))
+            if status != 200:
+                raise HecError(f"ack query: HTTP {status} code {reply.get('code')}: {reply.get('text')}",
+                               retryable=status in RETRYABLE_STATUS)
+            acks = reply.get("acks") or {}
+            confirmed.update(int(key) for key, done in acks.items() if done is True)
+            if time.monotonic() >= deadline:
+                return confirmed
+            if len(confirmed) < len(ack_ids):
+                time.sleep(self.ack_poll_interval)
+
+    # -- Sink --------------------------------------------------------------------------------------
+
+    def write(self, documents: list[dict[str, Any]]) -> None:
+        if not documents:
+            return
+        encoded = [(position, self.encode(documents[position])) for position in self._progress.pending(documents)]
+        delays = self.backoff.delays()
+        while True:
+            try:
+                self._deliver(self._batches(encoded))
+                self._progress.complete()
+                return
+            except HecError as exc:
+                if not exc.retryable:
+                    raise SinkError(f"splunk_hec {self.url}: {exc}") from exc
+                remaining = set(self._progress.pending(documents))
+                encoded = [(p, e) for p, e in encoded if p in remaining]
+                delay = next(delays, None)
+                if delay is None:
+                    raise SinkError(f"splunk_hec {self.url}: {exc}") from exc
+                log.info("splunk_hec: %s; retrying %d events in %.2fs", exc, len(encoded), delay)
+                self.backoff.pause(delay)
+
+    def _deliver(self, batches: list[list[tuple[int, bytes]]]) -> None:
+        sent: dict[int, list[tuple[int, bytes]]] = {}
+        for batch in batches:
+            ack_id = self._post_events(b"".join(event for _, event in batch))
+            if ack_id is None:
+                for position, _ in batch:
+                    self._progress.delivered(position)
+                self.stats["events"] += len(batch)
+            else:
+                sent[ack_id] = batch
+        if not sent:
+            return
+        confirmed = self._acknowledged(list(sent))
+        for ack_id, batch in sent.items():
+            if ack_id in confirmed:
+                for position, _ in batch:
+                    self._progress.delivered(position)
+                self.stats["events"] += len(batch)
+        if len(confirmed) < len(sent):
+            self.stats["ack_resends"] += len(sent) - len(confirmed)
+            raise HecError(f"{len(sent) - len(confirmed)} batches not acknowledged within {self.ack_timeout}s", retryable=True)
+
+    def close(self) -> None:
+        self._drop_connection()
