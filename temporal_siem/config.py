@@ -77,6 +77,8 @@ class CorrelationConfig(BaseModel):
     max_groups: int = 1_000_000
     max_events_per_group: int = 10_000
     max_alert_event_ids: int = 100
+    max_pending_events: int = Field(1_000_000, description="Matched events waiting for the watermark; beyond it the oldest are applied early.")
+    max_future_seconds: float = Field(86_400.0, description="Events this far ahead of the wall clock are rejected (a hostile timestamp would stall every window).")
 
 
 class DetectionConfig(BaseModel):

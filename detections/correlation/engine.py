@@ -118,7 +118,11 @@ class CorrelationEngine:
 
     def __init__(self, correlations: list[CompiledCorrelation], options: dict[str, Any] | None = None) -> None:
         options = dict(options or {})
-        self.allowed_lateness_us = int(float(options.get("allowed_lateness_seconds", 300.0)) * MICROS)
+        lateness = options.get("allowed_lateness_seconds", 300.0)
+        # None or negative: unbounded (replay): events wait until finish(), advance() or the pending cap.
+        self.allowed_lateness_us = FOREVER if lateness is None or float(lateness) < 0 else int(float(lateness) * MICROS)
+        self.max_pending_events = max(1, int(options.get("max_pending_events", 1_000_000)))
+        self._pending_count = 0
         self.max_groups = max(1, int(options.get("max_groups", 1_000_000)))
         self.max_events_per_group = max(1, int(options.get("max_events_per_group", 10_000)))
         self.max_alert_event_ids = max(1, int(options.get("max_alert_event_ids", 100)))
@@ -131,7 +135,7 @@ class CorrelationEngine:
         self._counters: dict[str, int] = dict.fromkeys(
             ("events_observed", "events_applied", "late_events", "bad_timestamps", "future_timestamps",
              "missing_group_by", "duplicates", "absorbed", "evicted_groups", "dropped_events", "alerts",
-             "chained_alerts"), 0)
+             "chained_alerts", "forced_advances"), 0)
         self._runners = self._ordered(correlations)
         self._by_ref: dict[str, list[tuple[_Runner, int]]] = {}
         for runner in self._runners:
@@ -234,11 +238,17 @@ class CorrelationEngine:
             event_id = self._event_id(event)
             for runner, mask in hits.items():
                 self._enqueue(runner, event, t, event_id, mask)
+        alerts: list[dict[str, Any]] = []
         if t > self.max_seen:
             self.max_seen = t
-            if t - self.allowed_lateness_us > self.watermark:
-                return self._run(t - self.allowed_lateness_us)
-        return []
+            if self.allowed_lateness_us < FOREVER and t - self.allowed_lateness_us > self.watermark:
+                alerts = self._run(t - self.allowed_lateness_us)
+        while self._pending_count > self.max_pending_events:
+            # Memory before lateness: apply the oldest waiting events now (later ones older than them become late).
+            self._counters["forced_advances"] += 1
+            oldest = min(runner.pending[0][0] for runner in self._runners if runner.pending)
+            alerts.extend(self._run(oldest + 1))
+        return alerts
 
     def advance(self, watermark: Any) -> list[dict[str, Any]]:
         """Move event time forward without an event (idle source): ISO string, datetime or epoch seconds."""
@@ -299,6 +309,7 @@ class CorrelationEngine:
             self._counters["missing_group_by"] += 1
         for key, (key_mask, value) in keyed.items():
             self._seq += 1
+            self._pending_count += 1
             heapq.heappush(runner.pending, (t, event_id, self._seq, key, key_mask, value))
 
     @staticmethod
@@ -326,6 +337,7 @@ class CorrelationEngine:
             pending = runner.pending
             while pending and pending[0][0] < watermark:
                 t, event_id, _, key, mask, value = heapq.heappop(pending)
+                self._pending_count -= 1
                 if t > runner.frontier:
                     runner.frontier = t
                 result = self._apply(runner, t, event_id, key, mask, value)
@@ -475,6 +487,7 @@ class CorrelationEngine:
             if name in self._counters:
                 self._counters[name] = int(value)
         self._group_count = 0
+        self._pending_count = 0
         saved = data.get("rules", {})
         for runner in self._runners:
             runner.groups.clear()
@@ -489,6 +502,7 @@ class CorrelationEngine:
             runner.pending = [(int(t), str(eid), int(seq), freeze(key), int(mask), freeze(value))
                               for t, eid, seq, key, mask, value in entry["pending"]]
             heapq.heapify(runner.pending)
+            self._pending_count += len(runner.pending)
             for key, dumped in entry["groups"]:
                 if runner.corr.early:
                     sliding = SlidingGroup.load(runner.corr, _freeze_entries(dumped))
@@ -499,8 +513,7 @@ class CorrelationEngine:
         CORRELATION_GROUPS.set(self._group_count)
 
     def stats(self) -> dict[str, Any]:
-        pending = sum(len(runner.pending) for runner in self._runners)
-        return {**self._counters, "rules": len(self._runners), "groups": self._group_count, "pending": pending,
+        return {**self._counters, "rules": len(self._runners), "groups": self._group_count, "pending": self._pending_count,
                 "watermark": format_micros(self.watermark) if self.watermark > NEVER else None}
 
 
