@@ -120,6 +120,8 @@ class HealthRow:
     matched: int | None
     missing_fields: list[str]
     source: str
+    errors: int = 0
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -136,6 +138,10 @@ class RuleHealth:
     @property
     def with_missing_fields(self) -> list[HealthRow]:
         return [r for r in self.rules if r.missing_fields]
+
+    @property
+    def with_errors(self) -> list[HealthRow]:
+        return [r for r in self.rules if r.errors]
 
 
 @dataclass(slots=True)
@@ -216,12 +222,14 @@ def build_health(stats: dict[str, Any] | None) -> RuleHealth:
         for rule_id, info in rules.items():
             info = info if isinstance(info, dict) else {}
             missing = info.get("missing_fields")
+            warnings = info.get("warnings")
             health.rules.append(HealthRow(
                 id=text(rule_id), title=text(info.get("title")) or text(rule_id), level=text(info.get("level")),
                 routed=_int_or_none(info.get("routed")), evaluated=_int_or_none(info.get("evaluated")),
                 matched=_int_or_none(info.get("matched")),
                 missing_fields=[text(f) for f in missing] if isinstance(missing, list) else [],
-                source=text(info.get("source"), 300),
+                source=text(info.get("source"), 300), errors=_int_or_none(info.get("errors")) or 0,
+                warnings=[text(w, 500) for w in warnings] if isinstance(warnings, list) else [],
             ))
         health.rules.sort(key=lambda r: (r.routed is None, r.routed or 0, r.title))
     errors = stats.get("load_errors")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import math
 from typing import Any
 
 import orjson
@@ -37,6 +38,8 @@ def _clip(value: Any) -> Any:
         return clipped
     if isinstance(value, dict):
         return {text(k): _clip(v) for k, v in list(value.items())[:MAX_LIST_ITEMS]}
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN or Infinity
     if value is None or isinstance(value, (bool, int, float)):
         return value
     return text(value, MAX_VALUE_CHARS)
@@ -130,8 +133,8 @@ def encode_payload(payload: dict[str, Any]) -> str:
     try:
         raw = orjson.dumps(payload, default=str, option=orjson.OPT_NON_STR_KEYS)
     except orjson.JSONEncodeError:
-        # Lone surrogates (hostile or mis-decoded input): the standard library escapes them as \uXXXX, which JSON.parse takes.
-        raw = json.dumps(payload, default=str, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+        # Lone surrogates (hostile or mis-decoded input) are not UTF-8: the standard library keeps them, encoding replaces them.
+        raw = json.dumps(payload, default=str, ensure_ascii=False, separators=(",", ":")).encode("utf-8", "replace")
     return base64.b64encode(gzip.compress(raw, compresslevel=6, mtime=0)).decode("ascii")
 
 

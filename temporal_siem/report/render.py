@@ -151,9 +151,10 @@ def _correlations(model: ReportModel, retained: dict[str, dict[str, Any]]) -> st
 
 def _health_row(row: HealthRow) -> str:
     missing = ", ".join(f"<code>{_e(f)}</code>" for f in row.missing_fields) or '<span class="muted">&ndash;</span>'
-    return (f'<tr><td>{_e(row.title)}<div class="muted small">{_e(row.id)}</div></td><td>{_e(row.level)}</td><td class="num">{_num(row.routed)}</td>'
-            f'<td class="num">{_num(row.evaluated)}</td><td class="num">{_num(row.matched)}</td><td>{missing}</td>'
-            f'<td class="small">{_e(row.source)}</td></tr>')
+    notes = "".join(f'<div class="small muted">{_e(w)}</div>' for w in row.warnings[:5])
+    return (f'<tr><td>{_e(row.title)}<div class="muted small">{_e(row.id)}</div>{notes}</td><td>{_e(row.level)}</td>'
+            f'<td class="num">{_num(row.routed)}</td><td class="num">{_num(row.evaluated)}</td><td class="num">{_num(row.matched)}</td>'
+            f'<td class="num">{_num(row.errors)}</td><td>{missing}</td><td class="small">{_e(row.source)}</td></tr>')
 
 
 def _health(model: ReportModel) -> str:
@@ -165,7 +166,8 @@ def _health(model: ReportModel) -> str:
     missing = health.with_missing_fields
     html.append(f'<ul><li><span id="health-never-routed">{len(never):,}</span> of {len(health.rules):,} rules never saw a routed event</li>'
                 f'<li><span id="health-missing-fields">{len(missing):,}</span> rules reference fields never present in the events</li>'
-                f'<li><span id="health-load-errors">{len(health.load_errors):,}</span> rule files failed to load</li></ul>')
+                f'<li><span id="health-load-errors">{len(health.load_errors):,}</span> rule files failed to load</li>'
+                f'<li><span id="health-rule-errors">{len(health.with_errors):,}</span> rules raised errors while evaluating events</li></ul>')
     if health.extra:
         html.append('<p class="small muted">' + "; ".join(f"{_e(k)}: {_num(v)}" for k, v in health.extra.items()) + "</p>")
     if health.load_errors:
@@ -173,8 +175,8 @@ def _health(model: ReportModel) -> str:
         html.append('<h3>Load errors</h3><table class="compact" id="load-errors-table"><thead><tr><th>file</th><th>error</th></tr></thead>'
                     f'<tbody>{rows}</tbody></table>')
     header = ('<thead><tr><th>rule</th><th>level</th><th class="num">routed</th><th class="num">evaluated</th><th class="num">matched</th>'
-              '<th>missing fields</th><th>source</th></tr></thead>')
-    flagged = [r for r in health.rules if r.routed == 0 or r.missing_fields]
+              '<th class="num">errors</th><th>missing fields</th><th>source</th></tr></thead>')
+    flagged = [r for r in health.rules if r.routed == 0 or r.missing_fields or r.errors]
     if flagged:
         rows = "".join(_health_row(r) for r in flagged[:MAX_HEALTH_ROWS])
         html.append(f'<h3>Rules to look at</h3><table class="compact" id="health-table">{header}<tbody>{rows}</tbody></table>')

@@ -14,10 +14,12 @@ LEVEL_COLORS = {
 
 
 def _step_label(step: int) -> str:
-    for size, unit in ((31536000, "year"), (2592000, "30 days"), (604800, "week"), (86400, "day"), (3600, "hour"), (60, "minute")):
+    if step == 2592000:
+        return "30 days"
+    for size, unit in ((31536000, "year"), (604800, "week"), (86400, "day"), (3600, "hour"), (60, "minute")):
         if step >= size and step % size == 0:
             count = step // size
-            return f"{count} {unit}" + ("s" if count > 1 and not unit[0].isdigit() else "")
+            return f"{count} {unit}" + ("s" if count > 1 else "")
     return f"{step} second" + ("s" if step != 1 else "")
 
 
