@@ -10,6 +10,7 @@ tree of closures (docs/engine.md). Every literal enters the source through ``rep
 
 from __future__ import annotations
 
+import copy
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -114,6 +115,19 @@ def string_test(value: SigmaString, cased: bool) -> StringTest:
         else:
             pattern.append(".")
     return StringTest("regex", "".join(pattern))
+
+
+def _unanchored(value: SigmaString) -> SigmaString:
+    """Keywords are full-text search: the value may appear anywhere in a field (``*value*``)."""
+    star = SpecialChars.WILDCARD_MULTI
+    parts = list(value.s)
+    if not parts or parts[0] is not star:
+        parts.insert(0, star)
+    if parts[-1] is not star:
+        parts.append(star)
+    wrapped = copy.copy(value)
+    wrapped.s = parts
+    return wrapped
 
 
 _KIND_ORDER = {"eq": 0, "startswith": 1, "endswith": 2, "contains": 3, "regex": 4}
@@ -260,7 +274,7 @@ class RuleCompiler:
             else:
                 raise RuleCompileError(f"keyword of type {type(value).__name__} is not supported")
         for cased, group in strings.items():
-            test, _ = self._string_group(group, cased, ctx, "<keyword>")
+            test, _ = self._string_group([_unanchored(v) for v in group], cased, ctx, "<keyword>")
             if test == "False":
                 parts.append(("False", 0))
                 continue

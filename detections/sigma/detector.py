@@ -99,8 +99,6 @@ class SigmaDetector(Detector):
                         hits.append(i)
                 except Exception:
                     self.rule_errors[i] += 1
-            if not hits:
-                continue
             refs: set[str] = set()
             for i in hits:
                 rule = rules[i]
@@ -108,8 +106,10 @@ class SigmaDetector(Detector):
                 if rule.generate:
                     alerts.append(rule_alert(rule.meta, event))
                 refs.update(rule.refs)
-            if correlation is not None:
-                alerts.extend(correlation.observe(event, refs))
+            if correlation is not None:  # every event: event time moves the correlation windows
+                fired = correlation.observe(event, refs)
+                if fired:
+                    alerts.extend(fired)
         self.events += len(events)
         self.candidates_total += candidates_total
         self._publish_metrics()

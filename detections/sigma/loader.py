@@ -16,7 +16,12 @@ from sigma.collection import SigmaCollection
 from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError, SigmaRuleLocation
 from sigma.filters import SigmaFilter
+from sigma.modifiers import SigmaWideModifier, modifier_mapping
 from sigma.rule import SigmaRule
+
+# The Sigma specification names ``utf16le`` as the explicit spelling of ``wide``; pySigma 1.5.1 only knows
+# ``wide``. Registering the alias is the one change we make to pySigma's global state.
+modifier_mapping.setdefault("utf16le", SigmaWideModifier)
 
 BUILTIN_RULES = Path(__file__).resolve().parents[1] / "rules"
 RULE_SUFFIXES = (".yml", ".yaml")

@@ -11,8 +11,8 @@ index is found by the evaluator too; the index may only over-approximate.
 from __future__ import annotations
 
 import re
-import sre_constants
-import sre_parse
+import re._constants as sre_constants  # private: pinned to CPython 3.11+, see regex_literal
+import re._parser as sre_parse
 from dataclasses import dataclass
 from typing import Any
 

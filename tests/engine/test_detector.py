@@ -68,3 +68,47 @@ def test_missing_fields_reported(tmp_path: Path) -> None:
     detector.process([{"event.dataset": "temporal_cloud.audit", "event.action": "CreateNamespace"}])
     audit = detector.stats()["rules"]["6f1c0a52-0b0e-4d7a-9d5e-3f3f4b1c2a10"]
     assert audit["missing_fields"] == ["event.outcome"]
+
+
+CORRELATION = """
+title: Failed login
+id: 3e0b5f7e-7d1e-4a43-9a55-0e8d0d1f2a01
+name: failed_login
+logsource: {product: okta}
+detection:
+  selection:
+    event.action: user.session.start
+    event.outcome: failure
+  condition: selection
+level: low
+---
+title: Many failed logins for one user
+id: 3e0b5f7e-7d1e-4a43-9a55-0e8d0d1f2a02
+correlation:
+  type: event_count
+  rules: [failed_login]
+  group-by: [user.name]
+  timespan: 5m
+  condition: {gte: 3}
+level: high
+"""
+
+
+def test_correlation_end_to_end(tmp_path: Path) -> None:
+    (tmp_path / "corr.yml").write_text(CORRELATION)
+    detector = build_detector([str(tmp_path)], builtin_rules=False)
+    events = [
+        {"@timestamp": f"2026-01-01T00:00:0{i}Z", "event.id": str(i), "event.dataset": "okta.system",
+         "event.action": "user.session.start", "event.outcome": "failure", "user.name": "alice"}
+        for i in range(4)
+    ]
+    events.append({"@timestamp": "2026-01-01T00:00:05Z", "event.id": "x", "event.dataset": "okta.system",
+                   "event.action": "user.session.start", "event.outcome": "failure", "user.name": "bob"})
+    alerts = detector.process(events) + detector.finish()
+    by_type = sorted((a["alert.type"], a["rule.name"]) for a in alerts)
+    # generate: false (the default): the base rule feeds the correlation and raises nothing itself
+    assert by_type == [("correlation", "Many failed logins for one user")]
+    assert alerts[-1]["alert.group_by"] == {"user.name": "alice"}
+    assert detector.stats()["rules"]["3e0b5f7e-7d1e-4a43-9a55-0e8d0d1f2a01"]["matched"] == 5
+    restored = build_detector([str(tmp_path)], builtin_rules=False)
+    restored.restore(detector.snapshot())
