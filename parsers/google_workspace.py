@@ -20,8 +20,9 @@ Choices worth knowing:
   ``error.message`` a readable line with the SAML status codes when present.
 * The activity, narrowed to the one event, is kept under ``google_workspace.*`` with Google's key spellings.
 
-Redacted: secret-named keys and token-looking text anywhere (:func:`parsers.common.redact`), e.g. OAuth
-tokens echoed by the ``token`` application.
+Redacted: secret-named keys and token-looking text anywhere (:func:`parsers.common.redact`), and the value of
+any parameter whose *name* is secret-like (``{"name": "access_token", "value": ...}``), e.g. OAuth tokens
+echoed by the ``token`` application.
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ from typing import Any
 
 from parsers.base import Parser
 from parsers.common import (
+    REDACTED,
     add_related,
     clean_ip,
     event_id_from_raw,
     format_timestamp,
+    is_secret_key,
     namespaced,
     parse_timestamp,
     redact,
@@ -125,6 +128,28 @@ def parameters_of(event: dict[str, Any]) -> dict[str, Any]:
     return params
 
 
+_VALUE_MEMBERS = ("value", "intValue", "boolValue", "multiValue", "multiIntValue", "messageValue", "multiMessageValue")
+
+
+def _mask_secret_parameters(record: dict[str, Any]) -> dict[str, Any]:
+    """Parameters are name/value pairs, so key-name redaction cannot see ``{"name": "access_token", "value": ...}``."""
+    events = record.get("events")
+    items = [events] if isinstance(events, dict) else events if isinstance(events, list) else []
+    if not any(isinstance(e, dict) and isinstance(e.get("parameters"), list) for e in items):
+        return record
+    masked_events = []
+    for item in items:
+        if isinstance(item, dict) and isinstance(item.get("parameters"), list):
+            parameters = [
+                {k: (REDACTED if k in _VALUE_MEMBERS else v) for k, v in p.items()}
+                if isinstance(p, dict) and isinstance(p.get("name"), str) and is_secret_key(p["name"]) else p
+                for p in item["parameters"]
+            ]
+            item = {**item, "parameters": parameters}
+        masked_events.append(item)
+    return {**record, "events": masked_events[0] if isinstance(events, dict) else masked_events}
+
+
 def challenge_outcome(status: Any) -> str:
     if not isinstance(status, str) or not status.strip():
         return "unknown"
@@ -189,7 +214,7 @@ class GoogleWorkspaceParser(Parser):
         qualifier = identity.get("uniqueQualifier")
         qualifier_text = str(qualifier) if isinstance(qualifier, (str, int)) and not isinstance(qualifier, bool) and qualifier != "" else None
         base_id = qualifier_text or event_id_from_raw(raw)
-        redacted = redact(record)
+        redacted = redact(_mask_secret_parameters(record))
         out = []
         for index, item in enumerate(events):
             event_id = base_id if len(events) == 1 else f"{base_id}-{index}"
