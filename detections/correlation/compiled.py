@@ -232,7 +232,10 @@ def compile_rule(rule: SigmaCorrelationRule, meta: RuleMeta | None) -> CompiledC
         early = not negates
     else:
         early = bounds.early
-    meta = meta or RuleMeta(id=rule_id, title=rule.title or rule_id, level=str(rule.level or "medium").lower())
+    if meta is None:
+        level = rule.level.name.lower() if rule.level is not None else "medium"
+        meta = RuleMeta(id=rule_id, title=rule.title or rule_id, level=level)
+    rule_id = meta.id
     fingerprint_text = repr((kind, refs, rule.timespan.seconds, group_by, group_fields, value_fields, bounds.items,
                              percentile, getattr(rule.condition, "expression", None)))
     return CompiledCorrelation(

@@ -20,6 +20,7 @@ import heapq
 import logging
 import math
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -150,8 +151,12 @@ class CorrelationEngine:
                    options: dict[str, Any] | None = None) -> CorrelationEngine:
         compiled = []
         for rule in correlation_rules:
-            key = str(rule.id) if rule.id else (rule.name or rule.title)
-            compiled.append(compile_rule(rule, meta.get(key) or (meta.get(rule.name) if rule.name else None)))
+            found = None
+            for key in (str(rule.id) if rule.id else None, rule.name, _fallback_identifier(rule)):
+                if key and key in meta:
+                    found = meta[key]
+                    break
+            compiled.append(compile_rule(rule, found))
         return cls(compiled, options)
 
     @staticmethod
@@ -177,14 +182,19 @@ class CorrelationEngine:
         return ordered
 
     def _link_chains(self) -> None:
+        """Wire alerts of referenced correlations into their referrers; silence them like base rules.
+
+        As for base rules (detections.sigma): quiet when every referrer has ``generate: false``.
+        """
         for upstream in self._runners:
             identities = {upstream.corr.rule_id, *([upstream.corr.name] if upstream.corr.name else [])}
+            referrers = []
             for downstream in self._runners:
                 for bit, keys in enumerate(downstream.corr.ref_keys):
                     if keys & identities:
                         upstream.downstream.append((downstream, bit))
-                        if not downstream.corr.generate:
-                            upstream.output = False
+                        referrers.append(downstream.corr.generate)
+            upstream.output = not referrers or any(referrers)
 
     # ----------------------------------------------------------------- what the engine engineer reads
     def referenced_refs(self) -> set[str]:
@@ -192,16 +202,16 @@ class CorrelationEngine:
         return set(self._by_ref)
 
     def suppressed_refs(self) -> set[str]:
-        """Ids/names of rules referenced by a correlation with ``generate: false``: their own alerts are not output.
+        """Ids/names of rules referenced only by correlations with ``generate: false``: not output on their own.
 
         Correlations in that position are already silenced here (their alerts only feed the chain).
         """
-        out: set[str] = set()
+        quiet: set[str] = set()
+        loud: set[str] = set()
         for runner in self._runners:
-            if not runner.corr.generate:
-                for keys in runner.corr.ref_keys:
-                    out |= keys
-        return out
+            for keys in runner.corr.ref_keys:
+                (loud if runner.corr.generate else quiet).update(keys)
+        return quiet - loud
 
     def rules(self) -> list[CompiledCorrelation]:
         return [runner.corr for runner in self._runners]
@@ -515,6 +525,12 @@ class CorrelationEngine:
     def stats(self) -> dict[str, Any]:
         return {**self._counters, "rules": len(self._runners), "groups": self._group_count, "pending": self._pending_count,
                 "watermark": format_micros(self.watermark) if self.watermark > NEVER else None}
+
+
+def _fallback_identifier(rule: SigmaCorrelationRule) -> str:
+    """The id detections.sigma gives a rule with neither id nor name (keep in step with rule_identifier there)."""
+    path = rule.source.path if rule.source is not None and rule.source.path is not None else ""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"sigma:{rule.title}:{path}"))
 
 
 def _freeze_entries(dumped: list[Any]) -> list[Any]:
