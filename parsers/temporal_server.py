@@ -194,7 +194,7 @@ class TemporalServerParser(Parser):
         when = parse_timestamp(record.get("ts"))
         if when is None:
             raise RecordError("no timestamp", f"ts unparseable: {str(record.get('ts'))[:80]}")
-        msg = as_str(record.get("msg")) or ""
+        msg = redact_text(as_str(record.get("msg")) or "")
         level = (as_str(record.get("level")) or "").lower()
         error_text = as_str(record.get("error"))
         event: dict[str, Any] = {
@@ -362,7 +362,7 @@ class TemporalServerParser(Parser):
             raise RecordError("no timestamp", line[:80])
         level = (match.group("pre") or match.group("post") or "").lower()
         level = "warn" if level == "warning" else level
-        rest = match.group("rest").strip()
+        rest = redact_text(match.group("rest").strip())
         event: dict[str, Any] = {
             "@timestamp": format_timestamp(when),
             "event.id": event_id_from_raw(raw),
