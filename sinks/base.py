@@ -42,4 +42,18 @@ class Sink(ABC):
 
 def to_json_line(document: dict[str, Any]) -> bytes:
     """One nested JSON document and a newline; non-JSON values become strings rather than errors."""
-    return orjson.dumps(unflatten(document), default=str, option=orjson.OPT_NON_STR_KEYS) + b"\n"
+    nested = unflatten(document)
+    try:
+        return orjson.dumps(nested, default=str, option=orjson.OPT_NON_STR_KEYS) + b"\n"
+    except TypeError:  # a lone surrogate (from a JSON "\ud800" escape) is not UTF-8: replace it, keep the rest
+        return orjson.dumps(_valid_text(nested), default=str, option=orjson.OPT_NON_STR_KEYS) + b"\n"
+
+
+def _valid_text(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {_valid_text(k): _valid_text(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_valid_text(v) for v in value]
+    return value

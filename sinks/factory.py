@@ -85,10 +85,16 @@ class BuiltSinks:
         return [*self.alerts, *self.events, *([self.dead_letter] if self.dead_letter else [])]
 
 
-def build_sink(config: SinkConfig, role: str, where: str = "sinks") -> Sink:
-    """One sink from its config; ``role`` (alerts/events/dead_letter) picks defaults like index or topic."""
+def build_sink(config: SinkConfig, role: str = "alerts", where: str = "sinks") -> Sink:
+    """One sink from its config; ``role`` (alerts/events/dead_letter) picks defaults like index or topic.
+
+    File sinks built from a config append unless told otherwise: a restarted service must not
+    truncate what it delivered before.
+    """
     options: dict[str, Any] = dict(config.model_extra or {})
     kind = config.type
+    if kind in ("file", "lazy_file"):
+        options.setdefault("append", True)
     if kind not in SINKS:
         raise ValueError(f"{where}: unknown sink type {kind!r}; known: {', '.join(sorted(SINKS))}")
     module_name, _, class_name = SINKS[kind].partition(":")

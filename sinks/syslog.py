@@ -10,6 +10,7 @@ resumed where it stopped (PartialBatch), so a retry does not repeat what went th
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import select
@@ -18,11 +19,8 @@ import ssl
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-import orjson
-
-from sinks.base import Sink, SinkError
+from sinks.base import Sink, SinkError, to_json_line
 from sinks.delivery import Backoff, PartialBatch
-from temporal_siem.flatten import unflatten
 
 log = logging.getLogger("temporal_siem.sinks.syslog")
 
@@ -87,7 +85,7 @@ def rfc5424_timestamp(value: Any) -> str:
         text = text[:-1] + "+00:00"
     head, dot, rest = text.partition(".")
     if dot:
-        digits = "".join(ch for ch in rest if ch.isdigit())
+        digits = "".join(itertools.takewhile(str.isdigit, rest))
         zone = rest[len(digits):]
         text = f"{head}.{digits[:6]}{zone}"
     try:
@@ -189,11 +187,9 @@ class SyslogSink(Sink):
         sd_params = " ".join(f'{name}="{_sd_value(value)}"' for name, value in params if value not in (None, "", []))
         structured = f"[{self.sd_id} {sd_params}]" if sd_params else NILVALUE
         header = (f"<{self.facility * 8 + severity}>1 {rfc5424_timestamp(document.get('@timestamp'))} {self.hostname} "
-                  f"{self.app_name} {self.procid} {self.msgid} {structured} ").encode()
-        if self.payload == "cef":
-            body = cef_record(document, *self.cef).encode("utf-8", "replace")
-        else:
-            body = orjson.dumps(unflatten(document), default=str, option=orjson.OPT_NON_STR_KEYS)
+                  f"{self.app_name} {self.procid} {self.msgid} {structured} ").encode("utf-8", "replace")
+        cef = self.payload == "cef"
+        body = cef_record(document, *self.cef).encode("utf-8", "replace") if cef else to_json_line(document)[:-1]
         if self.framing == "lf" and self.protocol != "udp":
             body = body.replace(b"\n", b"\\n")  # JSON has no raw newlines; CEF escapes them; belt and braces
         message = header + (BOM if self.bom else b"") + body
