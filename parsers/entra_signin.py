@@ -12,6 +12,8 @@ Choices worth knowing:
 * The AADSTS code is ``properties.status.errorCode`` (int) or else ``resultType`` (string); ``error.code`` is always
   the string, ``error.type`` the AADSTS name from §4.4 where known, ``error.message`` the failure reason (or the
   known meaning when the record has none). ``event.outcome`` is success only for code 0.
+* Log Analytics style rows (``Category``, ``CreatedDateTime``, ``ResultType`` and flat PascalCase columns) are
+  read too; their keys stay as they came under ``azure.signinlogs.*``.
 * ``time`` comes in many styles (7/9 fractional digits, US locale ``1/9/2007 9:41:00 AM``, no zone = UTC, offsets);
   ``properties.createdDateTime`` is the fallback.
 * ``service.name`` is the application signed in to (``appDisplayName``), so rules can say "sign-in to Temporal Cloud"
@@ -27,6 +29,8 @@ by design, but ``uniqueTokenIdentifier`` is only an id and is kept.
 from __future__ import annotations
 
 from typing import Any
+
+import orjson
 
 from parsers.base import Parser
 from parsers.common import (
@@ -139,6 +143,35 @@ def _number(value: Any) -> float | None:
     return None
 
 
+def camel_case_columns(record: dict[str, Any]) -> dict[str, Any]:
+    """Log Analytics style rows (``Category``, ``CreatedDateTime``, ``ResultType``, flat columns) in export spelling.
+
+    The columns are the Graph ``signIn`` properties at top level, so the row doubles as its own ``properties``.
+    """
+    renamed: dict[str, Any] = {}
+    for key, value in record.items():
+        name = str(key)
+        if name in ("IPAddress", "Level"):
+            name = "ipAddress" if name == "IPAddress" else name
+        elif name[:1].isupper():
+            name = name[:1].lower() + name[1:]
+        renamed.setdefault(name, value)
+    if "time" not in renamed and "timeGenerated" in renamed:
+        renamed["time"] = renamed["timeGenerated"]
+    properties = dict(renamed)
+    if isinstance(renamed.get("properties"), dict):
+        properties.update(renamed["properties"])
+    if isinstance(renamed.get("status"), str):  # Log Analytics serializes the status object as a JSON string
+        try:
+            decoded = orjson.loads(renamed["status"])
+            if isinstance(decoded, dict):
+                properties["status"] = decoded
+        except ValueError:
+            pass
+    renamed["properties"] = properties
+    return renamed
+
+
 def conditional_access_summary(policies: Any) -> dict[str, list[str]]:
     """Display names of policies that failed, failed in report-only mode, or failed with a Block grant control."""
     failed: list[str] = []
@@ -167,7 +200,7 @@ class EntraSigninParser(Parser):
     logsource = {"product": "azure", "service": "signinlogs"}
 
     def accepts(self, record: dict[str, Any]) -> bool:
-        category = record.get("category")
+        category = record.get("category", record.get("Category"))
         if isinstance(category, str) and category in CATEGORIES:
             return True
         # A bare Graph signIn object (properties without the export envelope).
@@ -176,6 +209,9 @@ class EntraSigninParser(Parser):
     def parse(self, record: dict[str, Any] | str, raw: bytes) -> list[dict[str, Any]]:
         if not isinstance(record, dict):
             raise RecordError("not a JSON object", "Entra sign-in record must be an object")
+        original = record
+        if "category" not in record and isinstance(record.get("Category"), str):
+            record = camel_case_columns(record)
         bare_graph = not isinstance(record.get("category"), str) and "createdDateTime" in record
         envelope: dict[str, Any] = {} if bare_graph else record
         properties = record if bare_graph else _obj(record.get("properties"))
@@ -225,9 +261,9 @@ class EntraSigninParser(Parser):
         for field, names in summary.items():
             set_if(event, f"azure.signinlogs.conditional_access.{field}", names)
         if bare_graph:
-            namespaced("azure.signinlogs.properties", record, event)
+            namespaced("azure.signinlogs.properties", original, event)
         else:
-            namespaced("azure.signinlogs", record, event)
+            namespaced("azure.signinlogs", original, event)
         return [event]
 
     @staticmethod
@@ -268,7 +304,7 @@ class EntraSigninParser(Parser):
         set_if(event, "source.geo.country_iso_code", _text(location.get("countryOrRegion")) or _text(envelope.get("location")))
         coordinates = _obj(location.get("geoCoordinates"))
         lat, lon = _number(coordinates.get("latitude")), _number(coordinates.get("longitude"))
-        if lat is not None and lon is not None and -90 <= lat <= 90 and -180 <= lon <= 180:
+        if lat is not None and lon is not None and -90 <= lat <= 90 and -180 <= lon <= 180 and (lat, lon) != (0.0, 0.0):
             event["source.geo.location"] = {"lat": lat, "lon": lon}
         as_number = properties.get("autonomousSystemNumber")
         if isinstance(as_number, int) and not isinstance(as_number, bool) and 0 <= as_number < 2**32:

@@ -161,11 +161,9 @@ def classify(application: str, name: str, event_type: str, params: dict[str, Any
     """(event.category, event.type, event.outcome) for one Reports API event."""
     if application in ("login", "saml"):
         if name == "login_success":
-            categories = ["authentication", "session"] if application == "login" else ["authentication"]
-            return categories, ["start"], "success"
+            return ["authentication", "session"], ["start"], "success"
         if name == "login_failure":
-            categories = ["authentication", "session"] if application == "login" else ["authentication"]
-            return categories, ["start", "denied"], "failure"
+            return ["authentication", "session"], ["start", "denied"], "failure"
     if application != "login":
         return [], ["info"], "unknown"
     if name == "logout":
@@ -265,8 +263,9 @@ class GoogleWorkspaceParser(Parser):
         local, domain = split_email(email)
         if email:
             event["user.email"] = event["source.user.email"] = email
-            set_if(event, "user.name", local)
-            set_if(event, "user.domain", domain)
+            for prefix in ("user", "source.user"):
+                set_if(event, f"{prefix}.name", local)
+                set_if(event, f"{prefix}.domain", domain)
             add_related(event, "user", email, local)
         profile = actor.get("profileId")
         if isinstance(profile, (str, int)) and not isinstance(profile, bool) and profile != "":

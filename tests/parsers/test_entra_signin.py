@@ -177,6 +177,25 @@ def test_bare_graph_signin_object():
     assert event["azure.signinlogs.properties.userPrincipalName"] == "dan@example.com"
 
 
+def test_log_analytics_pascal_case_row():
+    row = {"Category": "ServicePrincipalSignInLogs", "CorrelationId": "83d4", "CreatedDateTime": "2025-07-01T10:45:17.5824212Z",
+           "DurationMs": 0, "OperationName": "Sign-in activity", "TenantId": TENANT, "ResultType": "7000222",
+           "IPAddress": "203.0.113.9", "ServicePrincipalName": "temporal-ci", "ServicePrincipalId": "abab", "Id": "row-1"}
+    event = parse(row)
+    assert event["@timestamp"] == "2025-07-01T10:45:17.582421Z"
+    assert event["event.action"] == "ServicePrincipalSignInLogs" and event["event.id"] == "row-1"
+    assert event["error.code"] == "7000222" and event["source.ip"] == "203.0.113.9"
+    assert event["user.name"] == "temporal-ci" and event["cloud.account.id"] == TENANT
+    assert event["azure.signinlogs.Category"] == "ServicePrincipalSignInLogs"  # vendor spelling kept
+
+
+def test_null_island_coordinates_dropped():
+    record = with_()
+    record["properties"]["location"] = {"city": "", "countryOrRegion": "", "geoCoordinates": {"latitude": 0, "longitude": 0}}
+    event = parse(record)
+    assert "source.geo.location" not in event and "source.geo.city_name" not in event
+
+
 def test_records_envelope():
     second = with_(p_id="second")
     result = ParserRouter("auto").parse(RawRecord(orjson.dumps({"records": [BLOCKED, second]}), Origin("eh.json")))

@@ -57,7 +57,7 @@ def test_saml_failure_to_temporal_cloud():
     assert event["event.id"] == "-6150394728861039291"
     assert event["event.dataset"] == "google_workspace.saml" and event["event.provider"] == "saml"
     assert event["event.action"] == "login_failure" and event["event.outcome"] == "failure"
-    assert event["event.category"] == ["authentication"] and event["event.type"] == ["start", "denied"]
+    assert event["event.category"] == ["authentication", "session"] and event["event.type"] == ["start", "denied"]
     assert event["google_workspace.saml.application_name"] == "Temporal Cloud"
     assert event["google_workspace.saml.failure_type"] == "failure_app_not_enabled_for_user"
     assert event["google_workspace.saml.initiated_by"] == "sp"
@@ -69,7 +69,8 @@ def test_saml_failure_to_temporal_cloud():
     assert event["google_workspace.event.type"] == "login"
     assert event["service.name"] == "Temporal Cloud" and event["temporal.auth_method"] == "saml"
     assert event["user.email"] == event["source.user.email"] == "erin@example.com"
-    assert event["user.name"] == "erin" and event["user.domain"] == "example.com"
+    assert event["user.name"] == event["source.user.name"] == "erin"
+    assert event["user.domain"] == event["source.user.domain"] == "example.com"
     assert event["user.id"] == event["source.user.id"] == "108765432109876543210"
     assert event["source.ip"] == "192.0.2.150" and event["related.ip"] == ["192.0.2.150"]
     assert event["organization.id"] == "C01abcd23"
@@ -108,6 +109,14 @@ def test_int_value_as_number_and_unique_qualifier_as_number():
     event = parse(record)
     assert event["event.id"] == "4411223344556677"
     assert event["event.start"] == "2025-02-11T19:02:10.123456Z"
+
+
+def test_numeric_profile_id():
+    record = copy.deepcopy(SAML_FAILURE)
+    record["actor"]["profileId"] = 1
+    record["id"]["uniqueQualifier"] = 1
+    event = parse(record)
+    assert event["user.id"] == "1" and event["event.id"] == "1"
 
 
 def test_events_as_object_without_kind():
