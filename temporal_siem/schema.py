@@ -293,6 +293,8 @@ class Temporal(_Closed):
         None, description="Receive time minus @timestamp (enrichment: event.created; event.ingested only in the live daemon).")
     certificate_days_to_expiry: float | None = Field(
         None, description="Days from @timestamp to the soonest not_after of any certificate in the record; negative if expired (enrichment).")
+    user_key: str | None = Field(None, description="Lower-cased email of the acting user: a join key across identity providers (enrichment).")
+    target_user_key: str | None = Field(None, description="Lower-cased email of the user acted upon (enrichment).")
 
 
 class Rule(_Open):

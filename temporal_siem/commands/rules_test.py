@@ -171,6 +171,11 @@ class TestRunner:
         except TestFileError as exc:
             return CaseResult(case, False, False, [], [str(exc)])
         detector = self.ruleset.new_detector({})
+        correlation = getattr(detector, "correlation", None)
+        if correlation is not None and hasattr(correlation, "suppressed_refs") and case.rule in correlation.suppressed_refs() \
+                and case.rule not in self._index_of:
+            return CaseResult(case, False, False, [], [f"{case.rule} only feeds other correlations (generate: false) and never alerts "
+                                                        "on its own: test it through a correlation that references it"])
         alerts = list(detector.process([dict(e) for e in events]))
         alerts.extend(detector.finish())
         fired_alerts = [a for a in alerts if a.get("rule.id") == target]

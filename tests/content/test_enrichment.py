@@ -129,11 +129,23 @@ def test_clock_skew_live_mode_uses_ingest_time(monkeypatch: pytest.MonkeyPatch) 
 
 @settings(max_examples=100, deadline=None)
 @given(st.dictionaries(st.sampled_from(["@timestamp", "event.created", "event.ingested", "x509.not_after", "temporal.certificates.not_after",
-                                        "temporal.operation", "temporal.api_key.id", "temporal.target.id", "event.dataset"]),
+                                        "temporal.operation", "temporal.api_key.id", "temporal.target.id", "event.dataset", "user.email", "user.target.email"]),
                        st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30),
                                  st.lists(st.one_of(st.text(max_size=30), st.integers(), st.none()), max_size=3),
                                  st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))))
 def test_hostile_values_never_raise(event: dict[str, object]) -> None:
     for enricher in build_enrichers():
         enricher.enrich([dict(event)])
-    assert [cls.__name__ for cls in ENRICHERS] == ["ApiKeyRegistry", "CertificateExpiry", "ClockSkew"]
+    assert [cls.__name__ for cls in ENRICHERS] == ["ApiKeyRegistry", "CertificateExpiry", "ClockSkew", "IdentityKeys"]
+
+
+def test_identity_keys_fold_case_for_cross_source_joins() -> None:
+    from detections.enrichment import IdentityKeys
+
+    okta = {"user.name": "admin", "user.target.email": ["Carol@Example.COM"]}
+    cloud = {"user.email": "carol@example.com", "user.name": "carol@example.com"}
+    service = {"user.name": "ci-deployer"}
+    IdentityKeys().enrich([okta, cloud, service])
+    assert okta["temporal.target_user_key"] == cloud["temporal.user_key"] == "carol@example.com"
+    assert "temporal.user_key" not in okta and "temporal.user_key" not in service
+    assert okta["user.target.email"] == ["Carol@Example.COM"]  # what was logged stays as logged
