@@ -12,6 +12,7 @@ import gzip
 import io
 import os
 import sys
+import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -110,10 +111,15 @@ class ReplaySource(Source):
         except OSError as exc:
             self._dead.append(DeadLetter("cannot open file", "ingest", Origin(name), detail=str(exc)))
             return
+        last_line = 0
         try:
-            yield from self._frame(name, stream)
-        except (OSError, EOFError, gzip.BadGzipFile) as exc:
-            self._dead.append(DeadLetter("read error", "ingest", Origin(name), detail=f"{type(exc).__name__}: {exc}"))
+            for record in self._frame(name, stream):
+                last_line = record.origin.line or last_line
+                yield record
+        except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            # Where reading stopped: the records before it were delivered, the rest of the file is lost.
+            where = Origin(name, line=last_line + 1) if last_line else Origin(name)
+            self._dead.append(DeadLetter("read error", "ingest", where, detail=f"{type(exc).__name__}: {exc}"))
         finally:
             if stream is not sys.stdin.buffer:
                 stream.close()
@@ -126,14 +132,22 @@ class ReplaySource(Source):
             return
         first = head.lstrip()[:1]
         lines_from: IO[bytes] = reader
-        if first in (b"[", b"{") and name != "-" and not (first == b"{" and _is_json(head.split(b"\n", 1)[0])):
+        first_line = head.split(b"\n", 1)[0]
+        if first in (b"[", b"{") and name != "-" and not (first == b"{" and _is_json(first_line)):
             data = self._read_small(name, reader)
             if data is not None:
-                self.bytes_read += len(data)
-                if _is_json(data):
+                if len(data) <= self.max_record_bytes and _is_json(data):
+                    self.bytes_read += len(data)
                     yield RawRecord(data, Origin(name, line=1), self.format_hint)
                     return
-                lines_from = io.BytesIO(data)  # not one document after all: JSON Lines or text
+                if len(data) > self.max_record_bytes and first_line.strip() in (b"[", b"{"):
+                    # A pretty-printed document bigger than one record may be: one clear dead letter, not one per line.
+                    size = len(data) + _drain(reader)
+                    self._dead.append(DeadLetter("record too large", "ingest", Origin(name, line=1), data[:256],
+                                                 f"JSON document of {size} bytes > limit {self.max_record_bytes}"))
+                    return
+                # Not one document after all (JSON Lines or text): re-read the bytes already taken, then the rest.
+                lines_from = io.BufferedReader(_Prepended(data, reader), buffer_size=1 << 20)
         yield from self._lines(name, lines_from)
 
     def _read_small(self, name: str, reader: IO[bytes]) -> bytes | None:
@@ -143,7 +157,7 @@ class ReplaySource(Source):
                 return None
         except OSError:
             return None
-        data: bytes = reader.read(WHOLE_DOCUMENT_LIMIT + 1)
+        data: bytes = reader.read(self.max_record_bytes + 1)  # bounded: a bigger document is no single record anyway
         return data
 
     def _lines(self, name: str, source: IO[bytes]) -> Iterator[RawRecord]:
@@ -168,6 +182,34 @@ class ReplaySource(Source):
             if not stripped.strip():
                 continue
             yield RawRecord(stripped, Origin(name, line=line_no), self.format_hint)
+
+
+class _Prepended(io.RawIOBase):
+    """Bytes already read from a stream, followed by the rest of that stream (so sniffing costs no re-open)."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head = memoryview(head)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head:
+            size = min(len(buffer), len(self._head))
+            buffer[:size] = self._head[:size]
+            self._head = self._head[size:]
+            return size
+        data = self._rest.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def _drain(source: IO[bytes]) -> int:
+    drained = 0
+    while chunk := source.read(1 << 20):
+        drained += len(chunk)
+    return drained
 
 
 def _drain_line(source: IO[bytes]) -> int:
