@@ -1,0 +1,59 @@
+"""Fixtures for the sink tests: the alerts of a real replay of samples/, and throwaway index names."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from detections.factory import build_detector
+from ingest.replay import ReplaySource
+from parsers.router import ParserRouter
+from sinks.base import Sink
+from temporal_siem.pipeline import Pipeline
+from tests.conftest import SAMPLES
+
+
+class MemorySink(Sink):
+    """Keeps what it is given (the reference to compare a network sink with)."""
+
+    name = "memory"
+
+    def __init__(self) -> None:
+        self.documents: list[dict[str, Any]] = []
+
+    def write(self, documents: list[dict[str, Any]]) -> None:
+        self.documents.extend(documents)
+
+
+def replay(alert_sinks: list[Sink], event_sinks: list[Sink] | None = None, dead_letter: Sink | None = None,
+           batch_size: int = 200) -> MemorySink:
+    """samples/ through the parsers and the built-in rules into the given sinks; returns the dead letters."""
+    dead = dead_letter if isinstance(dead_letter, MemorySink) else MemorySink()
+    pipeline = Pipeline(ReplaySource([str(SAMPLES)], batch_size=batch_size), ParserRouter("auto", 8 * 1024 * 1024),
+                        build_detector([], builtin_rules=True), alert_sinks=alert_sinks, event_sinks=event_sinks or [],
+                        dead_letter=dead_letter or dead, retry_initial=0.1, retry_max=1.0)
+    pipeline.run()
+    return dead
+
+
+@pytest.fixture(scope="session")
+def replay_alerts() -> list[dict[str, Any]]:
+    memory = MemorySink()
+    replay([memory])
+    assert len(memory.documents) >= 20, "the samples should raise alerts through the built-in rules"
+    return memory.documents
+
+
+@pytest.fixture
+def es_index(elasticsearch_url: str) -> Iterator[str]:
+    from elasticsearch import Elasticsearch
+
+    name = f"tsiem-test-{uuid.uuid4().hex[:10]}"
+    yield name
+    client = Elasticsearch(elasticsearch_url)
+    client.options(ignore_status=404).indices.delete(index=name)
+    client.options(ignore_status=404).indices.delete_index_template(name=name)
+    client.close()

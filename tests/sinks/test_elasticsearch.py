@@ -1,0 +1,198 @@
+"""Elasticsearch / OpenSearch sinks against the real Elasticsearch node (scripts/services/elasticsearch.sh)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from elasticsearch import Elasticsearch
+
+from sinks.base import SinkError
+from sinks.elasticsearch import ElasticsearchSink
+from sinks.factory import OptionalSink, build_sinks
+from sinks.opensearch import OpenSearchSink
+from temporal_siem import metrics
+from temporal_siem.config import SinksConfig
+from temporal_siem.flatten import unflatten
+from tests.sinks.conftest import MemorySink, replay
+
+pytestmark = pytest.mark.services
+
+
+def _all_documents(client: Elasticsearch, index: str) -> dict[str, dict[str, Any]]:
+    client.indices.refresh(index=index)
+    response = client.search(index=index, size=10000, query={"match_all": {}})
+    return {hit["_id"]: hit["_source"] for hit in response["hits"]["hits"]}
+
+
+def test_replay_alerts_are_indexed_once_with_ecs_mappings(elasticsearch_url: str, es_index: str) -> None:
+    sink = ElasticsearchSink(elasticsearch_url, index=es_index, chunk_size=7, concurrency=2)
+    reference = MemorySink()
+    dead = replay([sink, reference])
+    assert dead.documents == []
+    client = Elasticsearch(elasticsearch_url)
+    stored = _all_documents(client, es_index)
+    expected = {doc["alert.id"]: doc for doc in reference.documents}
+    assert len(expected) == len(reference.documents), "alert ids are unique within a replay"
+    assert set(stored) == set(expected)
+    for alert_id, document in expected.items():
+        assert stored[alert_id] == unflatten(document), alert_id
+    mapping = client.indices.get_mapping(index=es_index)[es_index]["mappings"]["properties"]
+    assert mapping["@timestamp"]["type"] == "date"
+    assert mapping["event"]["properties"]["severity"]["type"] == "long"
+    assert mapping["event"]["properties"]["risk_score"]["type"] == "double"
+    assert mapping["rule"]["properties"]["id"]["type"] == "keyword"
+    assert mapping["alert"]["properties"]["id"]["type"] == "keyword"
+    if "source" in mapping:
+        assert mapping["source"]["properties"]["ip"]["type"] == "ip"
+    assert mapping["alert"]["properties"]["source_event_ids"]["type"] == "keyword"
+    # Unmodelled vendor strings map as keyword, never as text or dates guessed from content.
+    dynamic_types = {leaf["type"] for leaf in _leaves(mapping) if "type" in leaf}
+    assert "text" not in dynamic_types - {"text"} and "date" in dynamic_types
+    # Searchable by the fields a SOC filters on.
+    some = reference.documents[0]
+    hits = client.search(index=es_index, query={"term": {"rule.id": some["rule.id"]}}, size=1000)["hits"]["hits"]
+    assert {h["_id"] for h in hits} == {d["alert.id"] for d in reference.documents if d["rule.id"] == some["rule.id"]}
+    sink_total = sink.stats["delivered"]
+    assert sink_total == len(expected) and sink.stats["duplicates"] == 0
+    client.close()
+
+
+def _leaves(mapping: dict[str, Any]) -> list[dict[str, Any]]:
+    out = []
+    for value in mapping.values():
+        if "properties" in value:
+            out.extend(_leaves(value["properties"]))
+        else:
+            out.append(value)
+    return out
+
+
+def test_redelivery_creates_no_duplicates(elasticsearch_url: str, es_index: str, replay_alerts: list[dict[str, Any]]) -> None:
+    sink = ElasticsearchSink(elasticsearch_url, index=es_index, refresh="wait_for")
+    sink.open()
+    sink.write(replay_alerts)
+    sink.write(replay_alerts[: len(replay_alerts) // 2])  # the pipeline re-sending a batch after a crash
+    sink.close()
+    client = Elasticsearch(elasticsearch_url)
+    assert client.count(index=es_index)["count"] == len(replay_alerts)
+    assert sink.stats["duplicates"] == len(replay_alerts) // 2
+    client.close()
+
+
+def test_mapping_conflict_goes_to_dead_letter_without_blocking(elasticsearch_url: str, es_index: str) -> None:
+    good = [{"@timestamp": "2024-01-01T00:00:00Z", "alert.id": f"ok{i}", "rule.id": "r", "user.name": "u"} for i in range(3)]
+    conflicting = {"@timestamp": "2024-01-01T00:00:00Z", "alert.id": "conflict", "rule.id": "r", "user": "not-an-object"}
+    malformed_ip = {"@timestamp": "2024-01-01T00:00:00Z", "alert.id": "bad-ip", "rule.id": "r", "source.ip": "999.1.1.1"}
+    sink = ElasticsearchSink(elasticsearch_url, index=es_index, refresh="wait_for")
+    sink.open()
+    sink.write([*good, conflicting, malformed_ip])
+    rejected = sink.take_rejected()
+    assert [doc["alert.id"] for doc, _ in rejected] == ["conflict"]
+    assert "HTTP 400" in rejected[0][1] and "user" in rejected[0][1]
+    client = Elasticsearch(elasticsearch_url)
+    stored = _all_documents(client, es_index)
+    assert set(stored) == {"ok0", "ok1", "ok2", "bad-ip"}  # a malformed value is kept in _source, not lost
+    assert stored["bad-ip"]["source"]["ip"] == "999.1.1.1"
+    client.close()
+
+
+def test_pipeline_dead_letters_a_rejected_alert(elasticsearch_url: str, es_index: str) -> None:
+    """Through the pipeline: the refused alert reaches the dead-letter sink with the server's reason."""
+    from temporal_siem.pipeline import Pipeline
+
+    sink = ElasticsearchSink(elasticsearch_url, index=es_index)
+    dead = MemorySink()
+    pipeline = Pipeline.__new__(Pipeline)
+    Pipeline.__init__(pipeline, source=None, router=None, detector=None, alert_sinks=[sink], dead_letter=dead)  # type: ignore[arg-type]
+    sink.open()
+    pipeline._write(sink, [{"@timestamp": "2024-01-01T00:00:00Z", "alert.id": "x1", "user": "flat"},
+                           {"@timestamp": "2024-01-01T00:00:00Z", "alert.id": "x2", "user.name": "nested"}])
+    sink.close()
+    assert len(dead.documents) == 1
+    assert dead.documents[0]["stage"] == "sink" and dead.documents[0]["reason"].startswith("elasticsearch_rejected")
+    assert '"alert.id":"x1"' in dead.documents[0]["raw"]  # the flat "user" where ECS has an object
+
+
+def test_events_role_uses_event_id(elasticsearch_url: str, es_index: str) -> None:
+    events = [{"@timestamp": "2024-01-01T00:00:00Z", "event.id": f"e{i}", "event.dataset": "okta.system"} for i in range(5)]
+    sink = ElasticsearchSink(elasticsearch_url, role="events", index=es_index, refresh="wait_for")
+    sink.write(events)
+    sink.write(events)
+    client = Elasticsearch(elasticsearch_url)
+    assert set(_all_documents(client, es_index)) == {f"e{i}" for i in range(5)}
+    client.close()
+
+
+def test_opensearch_sink_shares_the_code_path(elasticsearch_url: str, es_index: str, replay_alerts: list[dict[str, Any]]) -> None:
+    """opensearch-py through the same BulkIndexSink (the bulk and template APIs are common)."""
+    sink = OpenSearchSink(elasticsearch_url, index=es_index, refresh="wait_for", chunk_size=10)
+    sink.open()
+    sink.write(replay_alerts)
+    sink.write(replay_alerts)
+    sink.close()
+    client = Elasticsearch(elasticsearch_url)
+    assert set(_all_documents(client, es_index)) == {a["alert.id"] for a in replay_alerts}
+    assert sink.stats["duplicates"] == len(replay_alerts)
+    client.close()
+
+
+def test_template_install_is_idempotent(elasticsearch_url: str, es_index: str) -> None:
+    for _ in range(2):
+        sink = ElasticsearchSink(elasticsearch_url, index=es_index)
+        sink.open()
+        sink.close()
+    client = Elasticsearch(elasticsearch_url)
+    template = client.indices.get_index_template(name=es_index)["index_templates"][0]["index_template"]
+    assert template["index_patterns"] == [f"{es_index}*"]
+    assert template["template"]["settings"]["index"]["mapping"]["ignore_malformed"] == "true"
+    client.close()
+
+
+def test_unreachable_server_raises_sink_error() -> None:
+    sink = ElasticsearchSink("http://127.0.0.1:1", max_retries=2, initial_backoff=0.01, max_backoff=0.02, request_timeout=2)
+    sink.open()  # tolerated: the server may come later
+    with pytest.raises(SinkError, match="elasticsearch: ConnectionError"):
+        sink.write([{"alert.id": "a", "@timestamp": "2024-01-01T00:00:00Z"}])
+    sink.close()
+    bulk_only = ElasticsearchSink("http://127.0.0.1:1", install_template=False, max_retries=2, initial_backoff=0.01,
+                                  max_backoff=0.02, request_timeout=2)
+    with pytest.raises(SinkError, match=r"1 of 1 documents not accepted after 2 retries: ConnectionError"):
+        bulk_only.write([{"alert.id": "a", "@timestamp": "2024-01-01T00:00:00Z"}])
+    bulk_only.close()
+
+
+def test_factory_builds_required_and_optional_sinks(elasticsearch_url: str, es_index: str) -> None:
+    config = SinksConfig.model_validate({
+        "alerts": [
+            {"type": "elasticsearch", "hosts": [elasticsearch_url], "index": es_index, "refresh": "wait_for"},
+            {"type": "elasticsearch", "hosts": ["http://127.0.0.1:1"], "required": False, "max_retries": 0,
+             "request_timeout": 1},
+        ],
+        "events": [],
+        "dead_letter": {"type": "file", "path": "/dev/null"},
+    })
+    built = build_sinks(config)
+    required, optional = built.alerts
+    assert isinstance(required, ElasticsearchSink) and isinstance(optional, OptionalSink)
+    before = metrics.SINK_FAILURES.labels("elasticsearch")._value.get()
+    for sink in built.all():
+        sink.open()
+    documents = [{"@timestamp": "2024-01-01T00:00:00Z", "alert.id": "f1", "rule.id": "r"}]
+    for sink in built.alerts:
+        sink.write(documents)  # the optional, unreachable sink drops without raising
+    assert metrics.SINK_FAILURES.labels("elasticsearch")._value.get() == before + 1
+    assert isinstance(optional, OptionalSink) and optional.dropped_documents == 1
+    client = Elasticsearch(elasticsearch_url)
+    assert client.count(index=es_index)["count"] == 1
+    client.close()
+    for sink in built.all():
+        sink.close()
+
+
+def test_factory_reports_bad_options() -> None:
+    config = SinksConfig.model_validate({"alerts": [{"type": "elasticsearch", "hots": ["x"]}]})
+    with pytest.raises(ValueError, match=r"sinks.alerts\[0\] \(elasticsearch\): unknown option\(s\) hots"):
+        build_sinks(config)
+    with pytest.raises(ValueError, match="unknown sink type 'elastic'"):
+        build_sinks(SinksConfig.model_validate({"alerts": [{"type": "elastic"}]}))
