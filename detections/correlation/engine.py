@@ -59,13 +59,24 @@ def freeze(value: Any) -> Any:
         return tuple(freeze(item) for item in value)
     if isinstance(value, dict):
         return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str).decode()
-    if isinstance(value, bool) or value is None or isinstance(value, str):
+    if isinstance(value, str):
+        return value if value.isascii() else _utf8_safe(value)
+    if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int):
         return value if -(1 << 63) <= value < (1 << 63) else str(value)
     if isinstance(value, float):
         return value if math.isfinite(value) else str(value)
     return str(value)
+
+
+def _utf8_safe(text: str) -> str:
+    """Lone surrogates (hostile input) cannot be serialized: keep them as visible escapes."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
 
 
 def thaw(value: Any) -> Any:
@@ -287,7 +298,8 @@ class CorrelationEngine:
     def _event_id(event: dict[str, Any]) -> str:
         event_id = event.get("event.id")
         if event_id is not None and event_id != "":
-            return str(event_id)
+            text = str(event_id)
+            return text if text.isascii() else _utf8_safe(text)
         digest = hashlib.sha256(orjson.dumps(event, option=orjson.OPT_SORT_KEYS, default=str))
         return "sha256:" + digest.hexdigest()[:32]
 

@@ -32,8 +32,17 @@ def specs(draw: st.DrawFn) -> Spec:
         aliases = {"ip": {"r0": "src", "r1": "dst"}}  # r2 (if any) falls back to the field "ip"
     field = "val" if kind not in ("event_count", "temporal", "temporal_ordered") else None
     percentile = draw(st.integers(0, 100)) if kind == "value_percentile" else None
+    expression = None
+    if kind in ("temporal", "temporal_ordered") and refs > 1 and draw(st.integers(0, 3)) == 0:
+        expression = draw(st.sampled_from(EXPRESSIONS[refs]))  # pySigma wants every rule named in it
     return Spec(kind=kind, refs=refs, timespan=draw(st.integers(1, 8)), bounds=bounds, group_by=group_by,
-                value_field=field, percentile=percentile, aliases=aliases)
+                value_field=field, percentile=percentile, aliases=aliases, expression=expression)
+
+
+EXPRESSIONS = {
+    2: ["r0 and r1", "r0 or r1", "r0 and not r1", "not r0 and r1", "not (r0 and r1)"],
+    3: ["r0 and (r1 or r2)", "r0 or r1 or r2", "(r0 or r1) and not r2", "r0 and r1 and r2"],
+}
 
 
 @st.composite
