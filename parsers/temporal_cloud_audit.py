@@ -25,6 +25,7 @@ including ``temporal_cloud.*`` and ``third_party_details.raw_message``.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -233,8 +234,7 @@ class TemporalCloudAuditParser(Parser):
             chain_text = _get(record, "caller_ip_address", "callerIpAddress")
         if not isinstance(chain_text, str) or not chain_text.strip():
             return
-        chain = forwarded_chain(chain_text)
-        client = client_ip_from_chain(chain)
+        chain, client = _chain(chain_text)
         if client:
             event["source.ip"] = client
         else:  # "IP address or server name": a name goes to source.address
@@ -387,6 +387,13 @@ class TemporalCloudAuditParser(Parser):
         _collect_certificate_texts(raw_details, texts, 0)
         if texts:
             add_certificates(event, certificates_in(texts), at=parse_timestamp(event["@timestamp"]))
+
+
+@lru_cache(maxsize=4096)
+def _chain(text: str) -> tuple[list[str], str | None]:
+    """Valid IPs of a forwarded chain and the client among them; callers repeat, ipaddress is slow. Read-only result."""
+    chain = forwarded_chain(text)
+    return chain, client_ip_from_chain(chain)
 
 
 def _inner_spec(spec: dict[str, Any]) -> dict[str, Any]:

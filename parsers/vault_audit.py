@@ -29,6 +29,7 @@ clear). ``hmac-sha256:`` values are kept as they are: they are not secrets and l
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -75,7 +76,7 @@ def vault_redact(value: Any, depth: int = 0) -> Any:
         out: dict[str, Any] = {}
         for key, item in value.items():
             name = str(key)
-            if (is_secret_key(name) or name in ACCESSOR_KEYS) and item not in (None, "", [], {}):
+            if _is_sensitive(name) and item not in (None, "", [], {}):
                 out[key] = item if isinstance(item, str) and item.startswith(HMAC_PREFIX) else REDACTED
             else:
                 out[key] = vault_redact(item, depth + 1)
@@ -85,6 +86,11 @@ def vault_redact(value: Any, depth: int = 0) -> Any:
     if isinstance(value, str):
         return redact_text(value)
     return value
+
+
+@lru_cache(maxsize=8192)
+def _is_sensitive(key: str) -> bool:
+    return is_secret_key(key) or key in ACCESSOR_KEYS
 
 
 def multierror_items(text: str) -> list[str]:
