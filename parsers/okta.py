@@ -11,6 +11,8 @@ rules written for it keep working, with these deliberate differences:
   JSON-in-a-string ``logOnlySecurityData`` are decoded into ``okta.debug_context.debug_data.*`` (``risk_level``,
   ``risk_reasons``, ``risk_behaviors``, ``threat_suspected``, ``log_only_security_data.*``); the raw strings stay in
   ``okta.debugContext.debugData.*``.
+* ``service.name`` is the first ``AppInstance`` target's display name (the app signed in to, e.g. Temporal Cloud),
+  as the Entra and Google parsers do, so one rule can ask "sign-in to Temporal Cloud" across identity providers.
 * The whole record is kept under ``okta.*`` with Okta's own key spellings (``okta.target.type`` is the list of every
   target's type, Elasticsearch style), so rules can match app instances (``okta.target.displayName``) directly.
 
@@ -302,6 +304,8 @@ class OktaParser(Parser):
                     event["user.target.email"] = alternate
                     event["user.target.domain"] = domain
                 add_related(event, "user", local, alternate if domain else None)
+            elif target_type == "AppInstance" and "service.name" not in event:
+                set_if(event, "service.name", _text(target.get("displayName")) or alternate)
             elif "group" in target_type.lower() and "user.target.group.id" not in event:
                 set_if(event, "user.target.group.id", _text(target.get("id")))
                 set_if(event, "user.target.group.name", _text(target.get("displayName")))

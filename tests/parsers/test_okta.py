@@ -72,6 +72,7 @@ def test_failed_sso_to_temporal_app():
     assert event["user_agent.original"] == "Mozilla/5.0 (X11; Linux x86_64)"
     assert event["log.level"] == "warn"
     assert event["temporal.auth_method"] == "saml"
+    assert event["service.name"] == "Temporal Cloud"
     # vendor namespace: Okta's own spellings, target array flattened Elasticsearch style
     assert event["okta.target.displayName"] == ["Temporal Cloud"]
     assert event["okta.target.type"] == ["AppInstance"]
