@@ -31,7 +31,7 @@ class KafkaSink(Sink):
     def __init__(self, bootstrap_servers: list[str] | str = "127.0.0.1:9092", topic: str | None = None, *,
                  role: str = "alerts", key_field: str | None = "", client_id: str = "temporal-siem-sink",
                  compression_type: str | None = None, linger_ms: int = 5, max_request_size: int = 1048576,
-                 delivery_timeout_ms: int = 30000, request_timeout_ms: int = 15000,
+                 delivery_timeout_ms: int = 30000, request_timeout_ms: int = 15000, bootstrap_timeout_ms: int = 30000,
                  security_protocol: str = "PLAINTEXT", ssl_cafile: str | None = None, ssl_certfile: str | None = None,
                  ssl_keyfile: str | None = None, ssl_password: Any = None, ssl_check_hostname: bool = True,
                  sasl_mechanism: str | None = None, sasl_username: str | None = None, sasl_password: Any = None) -> None:
@@ -47,6 +47,7 @@ class KafkaSink(Sink):
             "bootstrap_servers": servers, "client_id": client_id, "acks": "all", "enable_idempotence": True,
             "linger_ms": linger_ms, "compression_type": compression_type, "max_request_size": max_request_size,
             "delivery_timeout_ms": delivery_timeout_ms, "request_timeout_ms": request_timeout_ms,
+            "bootstrap_timeout_ms": bootstrap_timeout_ms, "max_block_ms": delivery_timeout_ms,
             "security_protocol": security_protocol, "ssl_cafile": ssl_cafile, "ssl_certfile": ssl_certfile,
             "ssl_keyfile": ssl_keyfile, "ssl_password": secret(ssl_password), "ssl_check_hostname": ssl_check_hostname,
         }
