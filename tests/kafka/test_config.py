@@ -1,0 +1,148 @@
+"""Kafka settings -> client options, topic subscriptions, snapshot keys, dead-letter values, replay keys:
+the parts that need no broker."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from kafka.consumer.fetcher import ConsumerRecord
+
+from ingest.kafka.client import KafkaConfigError, connection_options
+from ingest.kafka.dead_letter import DeadLetterTopicSink
+from ingest.kafka.produce import RateLimiter, correlation_key, split_record
+from ingest.kafka.source import TopicFormats
+from ingest.kafka.state import parse_key, snapshot_key
+from parsers.router import ParserRouter
+from temporal_siem.config import KafkaConfig, load_settings, masked
+from temporal_siem.records import DeadLetter, Origin, RawRecord
+
+
+def _pem(tmp_path: Path, name: str, body: str = "-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----\n") -> str:
+    path = tmp_path / name
+    path.write_text(body)
+    return str(path)
+
+
+def test_plaintext_is_the_default() -> None:
+    options = connection_options(KafkaConfig())
+    assert options == {"bootstrap_servers": ["127.0.0.1:9092"], "client_id": "temporal-siem", "security_protocol": "PLAINTEXT"}
+
+
+def test_mutual_tls_maps_every_file(tmp_path: Path) -> None:
+    cfg = KafkaConfig(security_protocol="SSL", ssl_cafile=_pem(tmp_path, "ca.pem"), ssl_certfile=_pem(tmp_path, "c.pem"),
+                      ssl_keyfile=_pem(tmp_path, "k.pem"), ssl_password="s3cret", ssl_check_hostname=False)
+    options = connection_options(cfg)
+    assert options["security_protocol"] == "SSL"
+    assert options["ssl_cafile"].endswith("ca.pem") and options["ssl_certfile"].endswith("c.pem") and options["ssl_keyfile"].endswith("k.pem")
+    assert options["ssl_password"] == "s3cret" and options["ssl_check_hostname"] is False
+
+
+@pytest.mark.parametrize("mechanism", ["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"])
+def test_sasl_mechanisms_over_tls(tmp_path: Path, mechanism: str) -> None:
+    cfg = KafkaConfig(security_protocol="SASL_SSL", ssl_cafile=_pem(tmp_path, "ca.pem"), sasl_mechanism=mechanism,
+                      sasl_username="svc", sasl_password="pw")
+    options = connection_options(cfg)
+    assert (options["sasl_mechanism"], options["sasl_plain_username"], options["sasl_plain_password"]) == (mechanism, "svc", "pw")
+    assert options["ssl_cafile"].endswith("ca.pem")
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"security_protocol": "SSL", "ssl_cafile": "/nonexistent/ca.pem"}, "no such file"),
+    ({"security_protocol": "SASL_PLAINTEXT"}, "needs sasl_mechanism"),
+    ({"security_protocol": "SASL_PLAINTEXT", "sasl_mechanism": "PLAIN", "sasl_username": "u"}, "needs sasl_username and sasl_password"),
+    ({"security_protocol": "PLAINTEXT", "sasl_mechanism": "PLAIN"}, "use SASL_PLAINTEXT or SASL_SSL"),
+    ({"security_protocol": "PLAINTEXT", "ssl_cafile": "ca.pem"}, "use SSL or SASL_SSL"),
+])
+def test_impossible_security_settings_are_refused(settings: dict[str, object], message: str) -> None:
+    with pytest.raises(KafkaConfigError, match=message):
+        connection_options(KafkaConfig(**settings))  # type: ignore[arg-type]
+
+
+def test_certificate_without_its_key_is_refused(tmp_path: Path) -> None:
+    cfg = KafkaConfig(security_protocol="SSL", ssl_certfile=_pem(tmp_path, "c.pem"))
+    with pytest.raises(KafkaConfigError, match="both ssl_certfile and ssl_keyfile"):
+        connection_options(cfg)
+    combined = _pem(tmp_path, "both.pem", "-----BEGIN PRIVATE KEY-----\nMII\n-----END PRIVATE KEY-----\n-----BEGIN CERTIFICATE-----\nMII\n")
+    assert connection_options(KafkaConfig(security_protocol="SSL", ssl_certfile=combined))["ssl_certfile"] == combined
+
+
+def test_secrets_are_masked_and_come_from_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    config = tmp_path / "c.yml"
+    config.write_text("ingest:\n  kafka:\n    security_protocol: SASL_PLAINTEXT\n    sasl_mechanism: SCRAM-SHA-512\n    sasl_username: svc\n")
+    monkeypatch.setenv("TSIEM_INGEST__KAFKA__SASL_PASSWORD", "from-env")
+    settings = load_settings(config)
+    assert connection_options(settings.ingest.kafka)["sasl_plain_password"] == "from-env"
+    assert "from-env" not in str(masked(settings))
+
+
+def test_topic_names_and_patterns_with_format_hints() -> None:
+    formats = TopicFormats(KafkaConfig(topics=[{"name": "okta.logs", "format": "okta"}, {"pattern": r"audit-.*", "format": "temporal_cloud_audit"},
+                                               {"pattern": r".*"}]))
+    assert formats.hint("okta.logs") == "okta"
+    assert formats.hint("oktaXlogs") is None, "a name is literal, not a regex"
+    assert formats.hint("audit-eu") == "temporal_cloud_audit"
+    assert formats.hint("anything") is None
+    assert formats.has_patterns
+    import re
+
+    regex = re.compile(formats.subscription_pattern())
+    assert regex.match("okta.logs") and regex.match("audit-1")
+
+
+@pytest.mark.parametrize(("topics", "message"), [
+    ([], "is empty"),
+    ([{"name": "a", "pattern": "b"}], "exactly one of name or pattern"),
+    ([{"pattern": "("}], "pattern"),
+])
+def test_bad_topic_lists_are_refused(topics: list[dict[str, str]], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        TopicFormats(KafkaConfig(topics=topics))  # type: ignore[arg-type]
+
+
+@given(group=st.text(min_size=1, max_size=40), topic=st.from_regex(r"[A-Za-z0-9._-]{1,40}", fullmatch=True),
+       partition=st.integers(min_value=0, max_value=100_000))
+def test_snapshot_keys_round_trip(group: str, topic: str, partition: int) -> None:
+    assert parse_key(snapshot_key(group, topic, partition)) == (group, topic, partition)
+
+
+def test_damaged_snapshot_keys_are_ignored() -> None:
+    assert parse_key(b"\xff\xfe") is None
+    assert parse_key(b"no-separators") is None
+    assert parse_key(b"g/t/not-a-number") is None
+
+
+def test_dead_letter_value_is_the_bad_bytes() -> None:
+    origin = Origin("kafka", topic="t", partition=0, offset=5)
+    text = DeadLetter("invalid JSON", "decode", origin, b'{"a": ').as_dict()
+    assert DeadLetterTopicSink._value(text, None) == b'{"a": '
+    binary = DeadLetter("binary data", "decode", origin, b"\x00\xff\x01").as_dict()
+    assert DeadLetterTopicSink._value(binary, None) == b"\x00\xff\x01"
+    big_bytes = b"x" * 10_000
+    big = DeadLetter("record too large", "decode", origin, big_bytes).as_dict()
+    record = ConsumerRecord("t", 0, 0, 5, 0, 0, b"key", big_bytes, [], None, 3, len(big_bytes), 0)
+    assert DeadLetterTopicSink._value(big, record) == big_bytes, "past the 4 KB excerpt: the full original record"
+    assert b'"record too large"' in DeadLetterTopicSink._value(big, None), "no original at hand: the dead-letter document"
+
+
+def test_replay_splits_envelopes_and_keys_by_user() -> None:
+    envelope = RawRecord(b'{"Records": [{"a": 1}, {"b": 2}]}', Origin("f"))
+    assert list(split_record(envelope)) == [b'{"a":1}', b'{"b":2}']
+    line = RawRecord(b'{"uuid": "1"}', Origin("f"))
+    assert list(split_record(line)) == [b'{"uuid": "1"}'], "single records go as they are, byte for byte"
+    assert list(split_record(RawRecord(b"\xff\xfe", Origin("f")))) == [b"\xff\xfe"], "undecodable records still go"
+    okta = (Path(__file__).resolve().parents[2] / "samples" / "okta" / "sessions_and_mfa.jsonl").read_bytes().splitlines()[0]
+    router = ParserRouter()
+    assert correlation_key(router, okta) == b"frank", "user.name first: what the correlation rules group by"
+    assert correlation_key(router, b"garbage") is None
+
+
+def test_rate_limiter_paces() -> None:
+    limiter = RateLimiter(200)
+    started = time.monotonic()
+    for _ in range(300):
+        limiter.wait()
+    assert 0.4 < time.monotonic() - started < 2.5
