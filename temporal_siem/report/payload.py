@@ -55,22 +55,78 @@ def clean_event(event: dict[str, Any]) -> dict[str, Any]:
 
 
 class _EventTable:
+    """Events stored by shape: each distinct key list once, each distinct value once, an event as
+    ``[shape, value index...]``. Replays repeat shapes and values (datasets, actions, user agents, geo) far
+    beyond gzip's 32 KB window, so this is what keeps 50,000 events a few MB. Shapes are cached per source
+    key order, so the per-event work is one tuple, one lookup and one intern per value."""
+
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.index: dict[str, int] = {}
-        self.events: list[dict[str, Any]] = []
+        self.rows: list[list[int]] = []
+        self.shapes: list[list[str]] = []
+        self.values: list[Any] = []
+        self._shapes: dict[tuple[tuple[str, ...], bool], tuple[int, list[str]]] = {}
+        self._shape_ids: dict[tuple[str, ...], int] = {}
+        self._values: dict[Any, int] = {}
         self.dropped = 0
 
-    def add(self, key: str, make: Any) -> int:
+    def _intern(self, value: Any) -> int:
+        kind = type(value)
+        if kind is str and len(value) <= MAX_VALUE_CHARS:
+            key: Any = value
+        elif kind is int or kind is bool or value is None:
+            key = (kind, value)
+        elif kind is list and len(value) <= MAX_LIST_ITEMS and all(type(v) is str and len(v) <= MAX_VALUE_CHARS for v in value):
+            key = (list, *value)
+        else:
+            value = _clip(value)
+            if isinstance(value, str):
+                key = value
+            elif isinstance(value, (list, dict)):
+                key = (type(value), repr(value))
+            else:
+                key = (type(value), value)
+        found = self._values.get(key)
+        if found is None:
+            found = self._values[key] = len(self.values)
+            self.values.append(value)
+        return found
+
+    def _shape(self, document: dict[str, Any], from_alert: bool) -> tuple[int, list[str]]:
+        source_keys = tuple(document)
+        cached = self._shapes.get((source_keys, from_alert))
+        if cached is None:
+            if from_alert:
+                kept = tuple(k for k in source_keys if k not in _ALERT_ONLY_KEYS and not k.startswith(_ALERT_ONLY_PREFIXES))
+            else:
+                kept = tuple(k for k in source_keys if k != "event.original")
+            shape = self._shape_ids.get(kept)
+            if shape is None:
+                shape = self._shape_ids[kept] = len(self.shapes)
+                self.shapes.append(list(kept))
+            cached = self._shapes[(source_keys, from_alert)] = (shape, list(kept))
+        return cached
+
+    def add(self, key: str, document: dict[str, Any], from_alert: bool) -> int:
+        """Index of the event behind ``document`` (a rule alert, or a retained event), or -1 past the cap."""
         found = self.index.get(key)
         if found is not None:
             return found
-        if len(self.events) >= self.limit:
+        if len(self.rows) >= self.limit:
             self.dropped += 1
             return -1
-        self.events.append(make())
-        self.index[key] = len(self.events) - 1
-        return len(self.events) - 1
+        shape, keys = self._shape(document, from_alert)
+        intern = self._intern
+        self.rows.append([shape, *[intern(document[k]) for k in keys]])
+        self.index[key] = len(self.rows) - 1
+        return len(self.rows) - 1
+
+
+def payload_event(payload: dict[str, Any], index: int) -> dict[str, Any]:
+    """Event ``index`` of a decoded payload as a dict (what the page's script rebuilds the same way)."""
+    row = payload["evs"][index]
+    return dict(zip(payload["shapes"][row[0]], (payload["vals"][v] for v in row[1:]), strict=True))
 
 
 def build_payload(alerts: list[dict[str, Any]], retained: dict[str, dict[str, Any]] | None = None,
@@ -102,10 +158,11 @@ def build_payload(alerts: list[dict[str, Any]], retained: dict[str, dict[str, An
             columns["m"].append(_correlation_meta(alert, retained, table))
         else:
             key = text(alert.get("event.id"), 200) or f"alert:{alert_id}"
-            columns["ev"].append(table.add(key, lambda a=alert: event_of_alert(a)))  # type: ignore[misc]
+            columns["ev"].append(table.add(key, alert, True))
             columns["m"].append(0)
     return {
-        "levels": levels, "kinds": kinds, "rules": rules, "a": columns, "ev": table.events,
+        "levels": levels, "kinds": kinds, "rules": rules, "a": columns,
+        "shapes": table.shapes, "vals": table.values, "evs": table.rows,
         "caps": {"max_events": max_events, "events_not_embedded": table.dropped},
     }
 
@@ -117,7 +174,7 @@ def _correlation_meta(alert: dict[str, Any], retained: dict[str, dict[str, Any]]
     for event_id in ids[:MAX_SOURCE_EVENTS]:
         key = text(event_id, 200)
         event = retained.get(key)
-        sources.append(table.add(key, lambda e=event: clean_event(e)) if event is not None else key)  # type: ignore[misc]
+        sources.append(table.add(key, event, False) if event is not None else key)
     meta: dict[str, Any] = {
         "src": sources,
         "n": alert.get("alert.source_event_count") if isinstance(alert.get("alert.source_event_count"), int) else len(ids),

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from detections.alerts import RuleMeta, rule_alert
 from temporal_siem.report import render_html
 from temporal_siem.report.model import MAX_BUCKETS, build_health, build_model, entities_of, parse_time
-from temporal_siem.report.payload import build_payload, decode_payload, encode_payload
+from temporal_siem.report.payload import build_payload, decode_payload, encode_payload, event_of_alert, payload_event
 from tests.report import synthetic
 
 
@@ -84,21 +84,24 @@ def test_payload_round_trip_dedupes_events_and_links_correlation_evidence() -> N
     columns = payload["a"]
     assert len(columns["t"]) == len(alerts)
     assert columns["ev"][-1] == columns["ev"][-2] >= 0
-    event = payload["ev"][columns["ev"][-1]]
+    event = payload_event(payload, columns["ev"][-1])
     assert event == {"event.id": "same-event", "@timestamp": "2026-03-01T08:00:00Z", "user.name": "bob"}
     correlation = columns["m"][columns["c"].index(1)]
     assert correlation["n"] == 6 and correlation["src"][-1] == "evt-gone"
     assert all(isinstance(s, int) for s in correlation["src"][:5])
-    assert payload["ev"][correlation["src"][0]]["user.name"] == "burst0@example.com"
+    assert payload_event(payload, correlation["src"][0])["user.name"] == "burst0@example.com"
+    first_rule_alert = columns["c"].index(0)
+    assert payload_event(payload, columns["ev"][first_rule_alert]) == event_of_alert(replay.alerts[first_rule_alert])
 
 
 def test_embedded_events_are_capped_and_values_clipped() -> None:
     rule = RuleMeta(id="r", title="r")
     alerts = [rule_alert(rule, {"event.id": str(i), "message": "y" * 10_000}) for i in range(30)]
     payload = build_payload(alerts, max_events=10)
-    assert len(payload["ev"]) == 10 and payload["caps"]["events_not_embedded"] == 20
+    assert len(payload["evs"]) == 10 and payload["caps"]["events_not_embedded"] == 20
     assert payload["a"]["ev"][10:] == [-1] * 20
-    assert len(payload["ev"][0]["message"]) < 2_100
+    assert len(payload_event(payload, 0)["message"]) < 2_100
+    assert len(payload["shapes"]) == 1 and len(payload["vals"]) == 10 + 1  # ten ids, one (clipped) message
 
 
 _hostile = st.sampled_from(["</script><script>window.__pwned=1</script>", '"><img src=x onerror=alert(1)>', "\ud800", "critical", "correlation"])

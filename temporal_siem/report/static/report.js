@@ -133,9 +133,14 @@
     return table;
   }
 
+  function eventAt(index) {
+    var row = data.evs[index], keys = data.shapes[row[0]], event = {};
+    for (var i = 0; i < keys.length; i++) event[keys[i]] = data.vals[row[i + 1]];
+    return event;
+  }
+
   function eventBlock(index) {
-    var pre = el('pre', JSON.stringify(data.ev[index], null, 2));
-    return pre;
+    return el('pre', JSON.stringify(eventAt(index), null, 2));
   }
 
   function show(x) {
@@ -168,7 +173,7 @@
       meta.src.forEach(function (s) {
         if (typeof s === 'number' && s >= 0) {
           var box = document.createElement('details');
-          var ev = data.ev[s];
+          var ev = eventAt(s);
           box.appendChild(el('summary', String(ev['@timestamp'] || '') + '  ' + String(ev['event.action'] || '') + '  ' + String(ev['event.id'] || '')));
           box.appendChild(eventBlock(s));
           detail.appendChild(box);
