@@ -29,8 +29,9 @@ from ingest.kafka.source import KafkaSource, TopicFormats
 from ingest.kafka.state import StateStore
 from parsers.router import ParserRouter
 from sinks.base import Sink, SinkError
+from sinks.factory import build_sink
 from temporal_siem import metrics
-from temporal_siem.config import Settings, SinkConfig
+from temporal_siem.config import Settings
 from temporal_siem.observability import OpsServer
 from temporal_siem.pipeline import Pipeline, RunStats
 from temporal_siem.records import RawRecord
@@ -42,24 +43,6 @@ EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 class DaemonConfigError(ValueError):
     """The configuration cannot run (exit 2)."""
-
-
-def build_sink(config: SinkConfig, *, daemon: bool = True) -> Sink:
-    """One sink from its config. Until sinks/factory.py offers the same, the registry plus daemon
-    defaults: file sinks append (a restart must not truncate what was delivered)."""
-    try:
-        from sinks.factory import build_sink as factory_build  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        factory_build = None
-    if factory_build is not None:
-        sink: Sink = factory_build(config)
-        return sink
-    from sinks.registry import create_sink
-
-    options = config.model_dump(exclude={"type", "required"})
-    if config.type in ("file", "lazy_file") and daemon:
-        options.setdefault("append", True)
-    return create_sink(config.type, **options)
 
 
 def detector_factory(settings: Settings) -> Callable[[], Detector]:
@@ -84,6 +67,9 @@ class Daemon:
             TopicFormats(self.cfg)
             self._check_formats()
             self.router = ParserRouter(settings.parsing.format, settings.parsing.max_record_bytes)
+            self.sinks_alerts = [build_sink(c, "alerts", f"sinks.alerts[{i}]") for i, c in enumerate(settings.sinks.alerts)]
+            self.sinks_events = [build_sink(c, "events", f"sinks.events[{i}]") for i, c in enumerate(settings.sinks.events)]
+            self.sink_dead_letter = None if self.cfg.dead_letter_topic else build_sink(settings.sinks.dead_letter, "dead_letter", "sinks.dead_letter")
         except (KeyError, ValueError) as exc:
             raise DaemonConfigError(str(exc)) from exc
         self.metrics_port = settings.metrics.port if metrics_port is None else metrics_port
@@ -117,8 +103,7 @@ class Daemon:
             store.ensure_topic()
         self.store = store
         make_detector = detector_factory(settings)
-        sinks_alerts = [build_sink(c) for c in settings.sinks.alerts]
-        sinks_events = [build_sink(c) for c in settings.sinks.events]
+        sinks_alerts, sinks_events = self.sinks_alerts, self.sinks_events
         self.delivery_sinks = [*sinks_alerts, *sinks_events]
         source = KafkaSource(cfg, self.connection, before_commit=self._flush_sinks)
         detector = PartitionedDetector(make_detector, source.batch_position, store=store,
@@ -129,7 +114,8 @@ class Daemon:
         if cfg.dead_letter_topic:
             dead_letter = DeadLetterTopicSink(cfg.dead_letter_topic, self.connection, lookup=source.record)
         else:
-            dead_letter = build_sink(settings.sinks.dead_letter)
+            assert self.sink_dead_letter is not None
+            dead_letter = self.sink_dead_letter
         self.source, self.detector = source, detector
         return Pipeline(source, self.router, detector, alert_sinks=sinks_alerts, event_sinks=sinks_events,
                         dead_letter=dead_letter, on_batch=self._on_batch)

@@ -68,8 +68,12 @@ def test_two_daemons_share_four_partitions_and_one_takes_over(kafka_bootstrap: s
     second = Daemon.configure(tmp_path, "b", kafka_bootstrap, group, [{"name": topic}], kafka={"max_poll_records": 50})
     first.start()
     second.start()
-    feeder = threading.Thread(target=lambda: [produce(kafka_bootstrap, topic, workload[i:i + 250]) or time.sleep(0.25)
-                                              for i in range(0, len(workload), 250)])
+    def feed() -> None:
+        for i in range(0, len(workload), 250):
+            produce(kafka_bootstrap, topic, workload[i:i + 250])
+            time.sleep(0.25)
+
+    feeder = threading.Thread(target=feed)
     try:
         wait_for(lambda: len(first.health()["assigned"]) == 2 and len(second.health()["assigned"]) == 2, 60,
                  "both members own two partitions")
