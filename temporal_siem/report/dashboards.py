@@ -13,7 +13,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-DEFAULT_INDEX_PATTERN = "temporal-siem-alerts*"
+from sinks.elasticsearch import ROLE_DEFAULTS
+
+# The Elasticsearch/OpenSearch sink's default alerts index (sinks/elasticsearch.py), and the rollover/suffixed names after it.
+DEFAULT_INDEX_PATTERN = ROLE_DEFAULTS["alerts"][0] + "*"
 INDEX_PATTERN_ID = "temporal-siem-alerts"
 KIBANA_DASHBOARD_ID = "temporal-siem-alerts-dashboard"
 GRAFANA_UID = "temporal-siem"
