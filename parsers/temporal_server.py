@@ -10,6 +10,12 @@ Three shapes:
   (``2025/03/04 10:17:11 ERROR Failed to poll for task. ... Error connection error: ... tls: ...``). These lines
   carry no zone: they are read as UTC.
 
+Namespace lifecycle: ``Register namespace succeeded`` / ``Update namespace succeeded`` (frontend) and the deletion
+workflow's lines (worker). The ``DeprecateNamespace`` RPC writes **no** log line (server ``namespace_handler.go``
+updates persistence and returns) and a deprecation through ``UpdateNamespace`` logs the generic update line, so a
+deprecation cannot be told apart in server logs; ``namespace-deprecated`` only comes from a
+``Deprecate namespace succeeded``-style message, should a build log one.
+
 Derived fields rules rely on:
 
 * ``event.action``: the RPC (``operation`` tag) if present, else a name for known messages: ``authorization-error``,

@@ -165,7 +165,6 @@ def test_certificate_expiry(msg, action, not_after, md5, names):
 @pytest.mark.parametrize("msg, action, etype, outcome", [
     ("Register namespace succeeded", "namespace-registered", "creation", "success"),
     ("Update namespace succeeded", "namespace-updated", "change", "success"),
-    ("Deprecate namespace succeeded", "namespace-deprecated", "change", "success"),
     ("Namespace is deleted.", "namespace-deleted", "deletion", "success"),
     ("Unable to delete namespace from persistence.", "namespace-delete-failed", "deletion", "failure"),
 ])
