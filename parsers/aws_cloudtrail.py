@@ -2,7 +2,9 @@
 
 Input shapes: ``{"Records": [...]}`` trail files, single records (one per line, CloudWatch Logs subscription
 messages) and EventBridge ``AWS API Call via CloudTrail`` events (``detail``); envelopes are unwrapped by
-:mod:`parsers.envelopes`. Every CloudTrail record parses: non-KMS events get the ECS basics and the full record
+:mod:`parsers.envelopes`. KMS's own EventBridge events (``KMS CMK Rotation``, ``KMS CMK Deletion``,
+``KMS Imported Key Material Expiration``) are kept whole, since only the wrapper has the time and key ARN; they
+become ``event.action`` = the ``detail-type`` in the same dataset. Every CloudTrail record parses: non-KMS events get the ECS basics and the full record
 under ``aws.cloudtrail.*`` with CloudTrail's own key spellings, so SigmaHQ AWS rules run with a prefix mapping.
 
 KMS specifics: ``temporal.key.*`` (key id, ARN, alias name, state, deletion date, pending window, key spec) from
@@ -169,11 +171,15 @@ class CloudTrailParser(Parser):
     logsource = {"product": "aws", "service": "cloudtrail"}
 
     def accepts(self, record: dict[str, Any]) -> bool:
-        return "eventSource" in record and "eventName" in record and ("eventTime" in record or "eventVersion" in record)
+        if "eventSource" in record and "eventName" in record and ("eventTime" in record or "eventVersion" in record):
+            return True
+        return record.get("source") == "aws.kms" and "detail-type" in record
 
     def parse(self, record: dict[str, Any] | str, raw: bytes) -> list[dict[str, Any]]:
         if not isinstance(record, dict):
             raise RecordError("not a JSON object", "CloudTrail record must be an object")
+        if "eventName" not in record and record.get("source") == "aws.kms" and "detail-type" in record:
+            return [self._kms_service_event(record, raw)]
         when = parse_timestamp(record.get("eventTime"))
         if when is None:
             raise RecordError("no timestamp", f"CloudTrail 'eventTime' unparseable: {str(record.get('eventTime'))[:80]!r}")
@@ -215,6 +221,45 @@ class CloudTrailParser(Parser):
             self._kms(name, error_code, record, event)
         namespaced("aws.cloudtrail", record, event)
         return [event]
+
+    def _kms_service_event(self, record: dict[str, Any], raw: bytes) -> dict[str, Any]:
+        """KMS's own EventBridge events (``KMS CMK Rotation``, ``KMS CMK Deletion``, ``KMS Imported Key Material Expiration``)."""
+        when = parse_timestamp(record.get("time"))
+        if when is None:
+            raise RecordError("no timestamp", f"KMS EventBridge 'time' unparseable: {str(record.get('time'))[:80]!r}")
+        detail_type = str(record.get("detail-type"))
+        detail = _obj(record.get("detail"))
+        event_id = record.get("id")
+        event: dict[str, Any] = {
+            "@timestamp": format_timestamp(when),
+            "event.id": event_id if isinstance(event_id, str) and event_id else event_id_from_raw(raw),
+            "event.kind": "event",
+            "event.dataset": self.dataset,
+            "event.module": "aws",
+            "event.provider": KMS_SOURCE,
+            "event.action": detail_type,
+            "event.category": ["configuration"],
+            "event.type": ["change"] if "Rotation" in detail_type else ["deletion"],
+            "event.outcome": "success",
+            "cloud.provider": "aws",
+            "cloud.service.name": "kms",
+        }
+        set_if(event, "cloud.account.id", _text(record.get("account")))
+        set_if(event, "cloud.region", _text(record.get("region")))
+        resources = record.get("resources")
+        arns = [r for r in resources if isinstance(r, str) and ":key/" in r] if isinstance(resources, list) else []
+        key_id = _text(detail.get("key-id"))
+        key_arn = arns[0] if arns else None
+        if key_id is None and key_arn:
+            key_id = split_key_reference(key_arn)[0]
+        set_if(event, "temporal.key.id", key_id)
+        set_if(event, "temporal.key.arn", key_arn)
+        if detail_type == "KMS CMK Deletion":
+            event["temporal.key.state"] = "Deleted"  # not a KMS key state name: the key no longer exists
+        elif detail_type == "KMS Imported Key Material Expiration":
+            event["temporal.key.state"] = "PendingImport"
+        namespaced("aws.cloudtrail", record, event)
+        return event
 
     @staticmethod
     def _identity(identity: dict[str, Any], record: dict[str, Any], event: dict[str, Any]) -> None:

@@ -42,6 +42,9 @@ def unwrap(obj: Any, depth: int = 0) -> Iterator[tuple[Any, int | None]]:
                     yield inner, i
             return
     if "detail" in obj and "detail-type" in obj and isinstance(obj.get("detail"), dict):
+        if obj.get("source") == "aws.kms" and str(obj["detail-type"]).startswith("KMS "):
+            yield obj, None  # KMS's own service events: only the wrapper carries the time and key ARN
+            return
         yield from unwrap(obj["detail"], depth + 1)
         return
     message = obj.get("message")

@@ -270,3 +270,22 @@ def test_accepts():
     parser = CloudTrailParser()
     assert parser.accepts(DENIED_DECRYPT)
     assert not parser.accepts({"eventName": "x", "eventTime": "y"})
+
+
+def test_kms_service_events_from_eventbridge_keep_their_wrapper():
+    rotation = {"version": "0", "id": "6a7e8feb", "detail-type": "KMS CMK Rotation", "source": "aws.kms", "account": "111122223333",
+                "time": "2025-05-23T03:11:54Z", "region": "us-west-2", "resources": [KEY_ARN],
+                "detail": {"key-id": KEY_ID, "key-origin": "AWS_KMS", "rotation-type": "ON_DEMAND"}}
+    event = parse(rotation)
+    assert event["@timestamp"] == "2025-05-23T03:11:54.000000Z" and event["event.id"] == "6a7e8feb"
+    assert event["event.action"] == "KMS CMK Rotation" and event["event.provider"] == "kms.amazonaws.com"
+    assert event["event.category"] == ["configuration"] and event["event.type"] == ["change"]
+    assert event["temporal.key.id"] == KEY_ID and event["temporal.key.arn"] == KEY_ARN
+    assert event["cloud.account.id"] == "111122223333" and event["cloud.region"] == "us-west-2"
+    assert event["aws.cloudtrail.detail.rotation-type"] == "ON_DEMAND"
+    deletion = {**rotation, "detail-type": "KMS CMK Deletion", "detail": {}}
+    event = parse(deletion)
+    assert event["event.type"] == ["deletion"] and event["temporal.key.id"] == KEY_ID and event["temporal.key.state"] == "Deleted"
+    no_time = {**rotation, "time": "later"}
+    result = ParserRouter("auto").parse(RawRecord(orjson.dumps(no_time), Origin("eb.jsonl", line=2)))
+    assert not result.events and result.dead[0].reason == "no timestamp"
