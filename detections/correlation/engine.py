@@ -15,6 +15,7 @@ Design (docs/correlation.md has the full contract):
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import heapq
 import logging
@@ -22,7 +23,8 @@ import math
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -107,7 +109,7 @@ def _to_micros(watermark: Any) -> int:
 class _Runner:
     """One compiled correlation with its open groups and the events waiting for the watermark."""
 
-    __slots__ = ("corr", "downstream", "frontier", "groups", "output", "pending")
+    __slots__ = ("corr", "downstream", "expiry_at", "frontier", "groups", "output", "pending")
 
     def __init__(self, corr: CompiledCorrelation) -> None:
         self.corr = corr
@@ -117,6 +119,7 @@ class _Runner:
         self.frontier = NEVER  # time of the last event applied
         self.downstream: list[tuple[_Runner, int]] = []  # correlations that reference this one, with our bit there
         self.output = True
+        self.expiry_at = FOREVER  # no group can expire before the watermark passes this (a lower bound)
 
     def front_time(self) -> int:
         if not self.groups:
@@ -142,6 +145,7 @@ class CorrelationEngine:
         self.watermark = NEVER
         self.max_seen = NEVER
         self._seq = 0
+        self._runs = 0
         self._group_count = 0
         self._rejected: list[RejectedEvent] = []
         self._counters: dict[str, int] = dict.fromkeys(
@@ -357,6 +361,8 @@ class CorrelationEngine:
         for runner in self._runners:
             fired: list[tuple[dict[str, Any], int]] = []
             pending = runner.pending
+            if not (pending and pending[0][0] < watermark) and watermark <= runner.expiry_at:
+                continue
             while pending and pending[0][0] < watermark:
                 t, event_id, _, key, mask, value = heapq.heappop(pending)
                 self._pending_count -= 1
@@ -373,7 +379,9 @@ class CorrelationEngine:
                 for downstream, bit in runner.downstream:
                     self._counters["chained_alerts"] += 1
                     self._enqueue(downstream, alert, max(chain_t, downstream.frontier), str(alert["alert.id"]), 1 << bit)
-        CORRELATION_GROUPS.set(self._group_count)
+        self._runs += 1
+        if not self._runs & 1023 or watermark == FOREVER:
+            CORRELATION_GROUPS.set(self._group_count)
         return out
 
     def _apply(self, runner: _Runner, t: int, event_id: str, key: tuple[Any, ...], mask: int,
@@ -386,7 +394,7 @@ class CorrelationEngine:
             sliding = groups.get(key)
             if sliding is None:
                 sliding = SlidingGroup()
-                self._admit(runner, key, sliding)
+                self._admit(runner, key, sliding, t + span)
             else:
                 groups.move_to_end(key)
             assert isinstance(sliding, SlidingGroup)
@@ -418,7 +426,7 @@ class CorrelationEngine:
             closing = None
         if closing is None:
             closing = ClosingGroup(t)
-            self._admit(runner, key, closing)
+            self._admit(runner, key, closing, t + span)
         assert isinstance(closing, ClosingGroup)
         if closing.contains(event_id):
             self._counters["duplicates"] += 1
@@ -452,8 +460,9 @@ class CorrelationEngine:
                     fired.append(result)
             del groups[key]
             self._group_count -= 1
+        runner.expiry_at = runner.front_time() + span if groups else FOREVER
 
-    def _admit(self, runner: _Runner, key: tuple[Any, ...], group: SlidingGroup | ClosingGroup) -> None:
+    def _admit(self, runner: _Runner, key: tuple[Any, ...], group: SlidingGroup | ClosingGroup, expires: int) -> None:
         if self._group_count >= self.max_groups:
             victim = min(self._runners, key=_Runner.front_time)
             if victim.groups:
@@ -467,6 +476,8 @@ class CorrelationEngine:
                                 "raise detection.correlation.max_groups or narrow group-by", self.max_groups, evicted)
         runner.groups[key] = group
         self._group_count += 1
+        if expires < runner.expiry_at:
+            runner.expiry_at = expires
 
     def _alert(self, corr: CompiledCorrelation, key: tuple[Any, ...], last_t: int, start: int, ids: list[str],
                count: int, metric: float) -> dict[str, Any]:
@@ -479,6 +490,10 @@ class CorrelationEngine:
     # ----------------------------------------------------------------- durability
     def snapshot(self) -> bytes:
         """All open windows and waiting events, versioned JSON; store it beside the source position."""
+        with _gc_paused():
+            return self._snapshot()
+
+    def _snapshot(self) -> bytes:
         rules = {}
         for runner in self._runners:
             rules[runner.corr.rule_id] = {
@@ -495,6 +510,10 @@ class CorrelationEngine:
         """Load :meth:`snapshot` output. Rules whose definition changed since start over with a warning."""
         if not state:
             return
+        with _gc_paused():
+            self._restore(state)
+
+    def _restore(self, state: bytes) -> None:
         try:
             data = orjson.loads(state)
         except orjson.JSONDecodeError as exc:
@@ -510,6 +529,7 @@ class CorrelationEngine:
                 self._counters[name] = int(value)
         self._group_count = 0
         self._pending_count = 0
+        self._runs = 0
         saved = data.get("rules", {})
         for runner in self._runners:
             runner.groups.clear()
@@ -532,11 +552,25 @@ class CorrelationEngine:
                 else:
                     runner.groups[freeze(key)] = ClosingGroup.load(dumped, freeze)
                 self._group_count += 1
+            runner.expiry_at = NEVER  # recomputed by the next _expire
         CORRELATION_GROUPS.set(self._group_count)
 
     def stats(self) -> dict[str, Any]:
+        CORRELATION_GROUPS.set(self._group_count)
         return {**self._counters, "rules": len(self._runners), "groups": self._group_count, "pending": self._pending_count,
                 "watermark": format_micros(self.watermark) if self.watermark > NEVER else None}
+
+
+@contextmanager
+def _gc_paused() -> Iterator[None]:
+    """Millions of fresh containers would trigger full cyclic collections that find nothing (no cycles here)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _fallback_identifier(rule: SigmaCorrelationRule) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NAIVE_EPOCH = datetime(1970, 1, 1)  # naive: isoformat() without an offset, then "Z"
 MICROS = 1_000_000
 
 
@@ -37,7 +38,5 @@ def parse_micros(value: object) -> int:
 
 def format_micros(micros: int) -> str:
     """Epoch microseconds to ``YYYY-MM-DDTHH:MM:SS.mmmZ`` (microseconds only when they are not zero)."""
-    moment = _EPOCH + timedelta(microseconds=micros)
-    if micros % 1000:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    moment = _NAIVE_EPOCH + timedelta(microseconds=micros)
+    return moment.isoformat(timespec="microseconds" if micros % 1000 else "milliseconds") + "Z"
