@@ -284,7 +284,6 @@ class OktaParser(Parser):
         raw_agent = _text(user_agent.get("rawUserAgent"))
         set_if(event, "user_agent.original", redact_text(raw_agent) if raw_agent else None)
         set_if(event, "user_agent.os.name", _text(user_agent.get("os")))
-        set_if(event, "user_agent.name", _text(user_agent.get("browser")))
 
     @staticmethod
     def _targets(targets: Any, event: dict[str, Any]) -> None:
