@@ -143,6 +143,9 @@ class FakeImportApi(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         length = int(self.headers["Content-Length"])
         body = self.rfile.read(length)
+        if self.path == "/api/dashboards/db":
+            self._grafana(json.loads(body))
+            return
         message = BytesParser(policy=HTTP).parsebytes(
             b"Content-Type: " + self.headers["Content-Type"].encode() + b"\r\n\r\n" + body)
         files: dict[str, bytes] = {}
@@ -158,6 +161,17 @@ class FakeImportApi(BaseHTTPRequestHandler):
             status, payload = 400, {"statusCode": 400, "error": "Bad Request", "message": "bad import request"}
         data = json.dumps(payload).encode()
         self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _grafana(self, request: dict[str, Any]) -> None:
+        """Grafana's dashboard API: a bearer token and {"dashboard": {...}, "overwrite": true}."""
+        self.received.append({"path": self.path, "headers": dict(self.headers), "grafana": request})
+        ok = self.headers.get("Authorization") == "Bearer tok" and request.get("dashboard", {}).get("uid") == "temporal-siem"
+        data = json.dumps({"status": "success"} if ok else {"message": "Unauthorized"}).encode()
+        self.send_response(200 if ok else 401)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
@@ -221,3 +235,14 @@ def test_setup_output_writes_importable_files(tmp_path: Path) -> None:
     lines = (tmp_path / "out" / setup.KIBANA_FILE).read_text().splitlines()
     assert json.loads(lines[0])["attributes"]["title"] == "alerts-*"
     assert json.loads((tmp_path / "out" / setup.GRAFANA_FILE).read_text())["uid"] == "temporal-siem"
+
+
+def test_setup_loads_the_grafana_dashboard_too(fake_kibana: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("TSIEM_GRAFANA_TOKEN", "tok")
+    assert run_setup("--kibana-url", fake_kibana, "--grafana-url", fake_kibana) == 0
+    grafana = FakeImportApi.received[-1]
+    assert grafana["grafana"]["dashboard"] == grafana_dashboard() and grafana["grafana"]["overwrite"] is True
+    monkeypatch.setenv("TSIEM_GRAFANA_TOKEN", "wrong")
+    assert run_setup("--kibana-url", fake_kibana, "--grafana-url", fake_kibana) == 1
+    err = _err(capsys)
+    assert "Grafana dashboard API" in err and "HTTP 401" in err
