@@ -171,7 +171,8 @@ class Pipeline:
                 metrics.SINK_FAILURES.labels(sink.name).inc()
                 self.stats.sink_retries += 1
                 log.warning("sink %s refused the batch (%s); retrying in %.1fs", sink.name, exc, delay)
-                time.sleep(delay)
+                if not self._wait(delay):
+                    raise  # stopped while the sink is down: the batch stays uncommitted
                 delay = min(delay * 2, self.retry_max)
                 continue
             break
@@ -183,7 +184,23 @@ class Pipeline:
                                           raw=_json_bytes(doc)) for doc, reason in rejected])
 
 
+    def _wait(self, seconds: float) -> bool:
+        """Sleep for a retry, waking early on stop(); False if stopping (a SIGTERM must not wait out a 30 s backoff)."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return True
+            time.sleep(min(remaining, 0.2))
+        return False
+
+
 def _json_bytes(doc: dict[str, Any]) -> bytes:
     import orjson
 
-    return orjson.dumps(doc, default=str)
+    try:
+        return orjson.dumps(doc, default=str)
+    except TypeError:  # lone surrogates: the sink's own encoding replaces them
+        from sinks.base import to_json_line
+
+        return to_json_line(doc)[:-1]

@@ -1,0 +1,163 @@
+"""Outage: Elasticsearch stopped for 30 s in the middle of a stream, then started again. The pipeline must
+stop reading (backpressure, one batch in hand), resume by itself, and every alert must arrive exactly once.
+
+Runs its own Elasticsearch node (instance "outage", port 9201) so stopping it disturbs no other test.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import orjson
+import pytest
+from elasticsearch import Elasticsearch
+
+from detections.alerts import RuleMeta, rule_alert
+from detections.base import Detector
+from ingest.base import Source
+from parsers.router import ParserRouter
+from sinks.base import Sink, SinkError
+from sinks.elasticsearch import ElasticsearchSink
+from temporal_siem.pipeline import Pipeline
+from temporal_siem.records import Origin, RawRecord
+from tests.conftest import ROOT
+from tests.sinks.conftest import MemorySink
+
+OUTAGE_PORT = 9201
+OUTAGE_SECONDS = 30
+BATCHES, BATCH_SIZE = 60, 50
+
+
+def _service(command: str) -> None:
+    env = {**os.environ, "TSIEM_ES_INSTANCE": "outage", "TSIEM_ES_HTTP_PORT": str(OUTAGE_PORT),
+           "TSIEM_ES_TRANSPORT_PORT": str(OUTAGE_PORT + 100)}
+    result = subprocess.run(["bash", str(ROOT / "scripts" / "services" / "elasticsearch.sh"), command],
+                            env=env, capture_output=True, text=True, timeout=600)
+    if result.returncode != 0:
+        pytest.fail(f"elasticsearch (outage instance) {command} failed:\n{result.stdout}\n{result.stderr}", pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def outage_elasticsearch(elasticsearch_url: str) -> Iterator[str]:
+    _service("up")
+    yield f"http://127.0.0.1:{OUTAGE_PORT}"
+    _service("down")
+
+
+class StreamSource(Source):
+    """ECS events in batches, a little apart, as a live stream; remembers what was read and committed."""
+
+    name = "stream"
+
+    def __init__(self) -> None:
+        self.read_batches = 0
+        self.committed: list[int] = []
+
+    def batches(self) -> Iterator[list[RawRecord]]:
+        for b in range(BATCHES):
+            self.read_batches += 1
+            yield [RawRecord(orjson.dumps({"@timestamp": f"2025-01-01T00:{b % 60:02d}:{i % 60:02d}Z",
+                                           "event": {"id": f"evt-{b}-{i}", "action": "login", "dataset": "test.stream"},
+                                           "user": {"name": f"user{i}"}}),
+                             Origin("stream", line=b * BATCH_SIZE + i), format_hint="ecs") for i in range(BATCH_SIZE)]
+            time.sleep(0.1)
+
+    def commit(self, batch: list[RawRecord]) -> None:
+        self.committed.append(batch[0].origin.line or 0)
+
+
+class EveryEventRule(Detector):
+    rule = RuleMeta(id="00000000-0000-4000-8000-0000000000aa", title="Outage test rule", level="high")
+
+    def process(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [rule_alert(self.rule, event) for event in events]
+
+
+@pytest.mark.services
+def test_elasticsearch_outage_loses_and_duplicates_nothing(outage_elasticsearch: str) -> None:
+    index = f"tsiem-outage-{uuid.uuid4().hex[:8]}"
+    sink = ElasticsearchSink(outage_elasticsearch, index=index, chunk_size=40, max_retries=2, initial_backoff=0.2,
+                             max_backoff=1.0, request_timeout=5)
+    source = StreamSource()
+    pipeline = Pipeline(source, ParserRouter("ecs", 1 << 20), EveryEventRule(), alert_sinks=[sink],
+                        dead_letter=MemorySink(), retry_initial=0.5, retry_max=2.0)
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            pipeline.run()
+        except BaseException as exc:  # surfaced by the assertion below
+            failure.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while len(source.committed) < 10 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(source.committed) >= 10, "the stream should be flowing before the outage"
+
+    _service("down")
+    down_at = time.monotonic()
+    time.sleep(2)
+    read_during_outage = source.read_batches
+    committed_during_outage = len(source.committed)
+    time.sleep(max(0.0, OUTAGE_SECONDS - (time.monotonic() - down_at)))
+    # Backpressure: nothing more read or committed while the required sink is down.
+    assert source.read_batches == read_during_outage
+    assert len(source.committed) == committed_during_outage
+    assert committed_during_outage < BATCHES
+    assert pipeline.stats.sink_retries > 0
+    _service("up")
+
+    thread.join(timeout=180)
+    assert not thread.is_alive(), "the pipeline should resume by itself and finish"
+    assert failure == []
+    assert len(source.committed) == BATCHES
+    client = Elasticsearch(outage_elasticsearch)
+    client.indices.refresh(index=index)
+    expected = {rule_alert(EveryEventRule.rule, {"event.id": f"evt-{b}-{i}"})["alert.id"]
+                for b in range(BATCHES) for i in range(BATCH_SIZE)}
+    assert client.count(index=index)["count"] == len(expected) == BATCHES * BATCH_SIZE
+    stored = set()
+    for hit in client.search(index=index, size=10000, source=["alert.id"])["hits"]["hits"]:
+        assert hit["_id"] == hit["_source"]["alert"]["id"]
+        stored.add(hit["_id"])
+    assert stored == expected
+    client.indices.delete(index=index)
+    client.close()
+
+
+class AlwaysDown(Sink):
+    name = "always_down"
+
+    def write(self, documents: list[dict[str, Any]]) -> None:
+        raise SinkError("connection refused")
+
+
+def test_stop_during_backoff_returns_promptly_without_committing() -> None:
+    source = StreamSource()
+    pipeline = Pipeline(source, ParserRouter("ecs", 1 << 20), EveryEventRule(), alert_sinks=[AlwaysDown()],
+                        dead_letter=MemorySink(), retry_initial=20.0, retry_max=30.0)
+    errors: list[BaseException] = []
+    thread = threading.Thread(target=lambda: _capture(pipeline.run, errors), daemon=True)
+    thread.start()
+    time.sleep(1.0)
+    stopped = time.monotonic()
+    pipeline.stop()
+    thread.join(timeout=5)
+    assert not thread.is_alive() and time.monotonic() - stopped < 2
+    assert source.committed == [] and source.read_batches == 1
+    assert len(errors) == 1 and isinstance(errors[0], SinkError)
+
+
+def _capture(function: Any, errors: list[BaseException]) -> None:
+    try:
+        function()
+    except BaseException as exc:
+        errors.append(exc)
