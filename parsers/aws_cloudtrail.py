@@ -4,8 +4,9 @@ Input shapes: ``{"Records": [...]}`` trail files, single records (one per line, 
 messages) and EventBridge ``AWS API Call via CloudTrail`` events (``detail``); envelopes are unwrapped by
 :mod:`parsers.envelopes`. KMS's own EventBridge events (``KMS CMK Rotation``, ``KMS CMK Deletion``,
 ``KMS Imported Key Material Expiration``) are kept whole, since only the wrapper has the time and key ARN; they
-become ``event.action`` = the ``detail-type`` in the same dataset. Every CloudTrail record parses: non-KMS events get the ECS basics and the full record
-under ``aws.cloudtrail.*`` with CloudTrail's own key spellings, so SigmaHQ AWS rules run with a prefix mapping.
+become ``event.action`` = the ``detail-type`` in the same dataset. CloudTrail digest files become one
+``CloudTrailDigest`` event each (``file.path`` = the digest object), so a gap in delivered digests can be seen.
+Every CloudTrail record parses: non-KMS events get the ECS basics and the full record under ``aws.cloudtrail.*`` with CloudTrail's own key spellings, so SigmaHQ AWS rules run with a prefix mapping.
 
 KMS specifics: ``temporal.key.*`` (key id, ARN, alias name, state, deletion date, pending window, key spec) from
 ``requestParameters`` / ``responseElements`` / ``resources[].ARN`` / ``serviceEventDetails``; the ``PutKeyPolicy``
@@ -173,6 +174,8 @@ class CloudTrailParser(Parser):
     def accepts(self, record: dict[str, Any]) -> bool:
         if "eventSource" in record and "eventName" in record and ("eventTime" in record or "eventVersion" in record):
             return True
+        if "digestEndTime" in record and "logFiles" in record:
+            return True
         return record.get("source") == "aws.kms" and "detail-type" in record
 
     def parse(self, record: dict[str, Any] | str, raw: bytes) -> list[dict[str, Any]]:
@@ -180,6 +183,8 @@ class CloudTrailParser(Parser):
             raise RecordError("not a JSON object", "CloudTrail record must be an object")
         if "eventName" not in record and record.get("source") == "aws.kms" and "detail-type" in record:
             return [self._kms_service_event(record, raw)]
+        if "eventName" not in record and "digestEndTime" in record:
+            return [self._digest(record, raw)]
         when = parse_timestamp(record.get("eventTime"))
         if when is None:
             raise RecordError("no timestamp", f"CloudTrail 'eventTime' unparseable: {str(record.get('eventTime'))[:80]!r}")
@@ -221,6 +226,32 @@ class CloudTrailParser(Parser):
             self._kms(name, error_code, record, event)
         namespaced("aws.cloudtrail", record, event)
         return [event]
+
+    def _digest(self, record: dict[str, Any], raw: bytes) -> dict[str, Any]:
+        """A CloudTrail digest file: proof of which log files a trail delivered (a gap in them is tampering or loss)."""
+        when = parse_timestamp(record.get("digestEndTime"))
+        if when is None:
+            raise RecordError("no timestamp", f"CloudTrail digest 'digestEndTime' unparseable: {str(record.get('digestEndTime'))[:80]!r}")
+        event: dict[str, Any] = {
+            "@timestamp": format_timestamp(when),
+            "event.id": event_id_from_raw(raw),
+            "event.kind": "event",
+            "event.dataset": self.dataset,
+            "event.module": "aws",
+            "event.provider": "cloudtrail.amazonaws.com",
+            "event.action": "CloudTrailDigest",
+            "event.category": ["file"],
+            "event.type": ["info"],
+            "event.outcome": "unknown",
+            "cloud.provider": "aws",
+            "cloud.service.name": "cloudtrail",
+        }
+        set_if(event, "cloud.account.id", _text(record.get("awsAccountId")))
+        set_if(event, "file.path", _text(record.get("digestS3Object")))
+        set_if(event, "event.start", timestamp_or_none(record.get("digestStartTime")))
+        set_if(event, "event.end", format_timestamp(when))
+        namespaced("aws.cloudtrail", record, event)
+        return event
 
     def _kms_service_event(self, record: dict[str, Any], raw: bytes) -> dict[str, Any]:
         """KMS's own EventBridge events (``KMS CMK Rotation``, ``KMS CMK Deletion``, ``KMS Imported Key Material Expiration``)."""
