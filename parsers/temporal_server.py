@@ -5,6 +5,8 @@ Three shapes:
 * zap JSON lines (``ts``, ``level``, ``msg``, ``logging-call-at`` and kebab-case tags); ``ts`` offsets may lack the
   colon (``+0100``); ``logging-call-at`` is a basename up to v1.24 and a full build path from v1.25;
 * zap console lines (``format: console``): ``<ts>\\t<LEVEL>\\t<caller>\\t<msg>\\t{json tags}``;
+* Go SDK workers through ``slog`` (``log.NewStructuredLogger``): JSON (``time``, ``level``, ``msg``, ``Namespace``,
+  ``TaskQueue``, ``Error``...) or the TextHandler's logfmt (``time=... level=WARN msg="..." Namespace=...``);
 * plain text of grpc-go (server handshake failures: ``ServerHandshake("ip:port") failed: <tls error>``, old
   ``failed to complete security handshake from "ip:port"``) and of Go SDK workers / clients
   (``2025/03/04 10:17:11 ERROR Failed to poll for task. ... Error connection error: ... tls: ...``). These lines
@@ -30,6 +32,9 @@ Derived fields rules rely on:
   ``Request unauthorized.``. TLS failures also set ``tls.established: false`` and ``event.reason``:
   ``peer certificate rejected`` (this process refused the other side's certificate) or ``local certificate rejected
   by peer`` (``remote error: tls: ...``: the other side refused ours — a client whose cert the server refused).
+  Payload-codec failures in worker/codec lines (wording of Temporal's encryption samples): ``codec_unknown_key``
+  (``Unrecognized key ID <old>...``, the old key id then in ``temporal.key.id``), ``codec_missing_key_id``,
+  ``codec_decrypt_failed`` (``cipher: message authentication failed`` / ``InvalidTag``).
 * Certificate expiry lines: ``tls.server.x509.not_after``, ``tls.server.hash.md5`` (thumbprint, upper-case),
   ``tls.server.x509.alternative_names`` (from ``DNS=[...]``).
 
@@ -72,6 +77,17 @@ _HANDSHAKE_PEER = re.compile(r'(?:ServerHandshake\(\\?"|security handshake from 
 _EXPIRY = re.compile(
     r"certificate with thumbprint=(?P<thumb>[0-9A-Fa-f]+) (?P<state>has expired|will expire) on (?P<when>.+?), IsCA=(?P<ca>\w+), DNS=\[(?P<dns>[^\]]*)\]"
 )
+_CODEC_CAUSES: tuple[tuple[str, str], ...] = (
+    ("unrecognized key id", "codec_unknown_key"),
+    ("encryption key not found", "codec_unknown_key"),
+    ("no encryption key id", "codec_missing_key_id"),
+    ("cipher: message authentication failed", "codec_decrypt_failed"),
+    ("invalidtag", "codec_decrypt_failed"),
+)
+_UNKNOWN_KEY = re.compile(r"Unrecognized key ID ([^\s.]+(?:\.[^\s.]+)*)\.?(?:\s|$)")
+_LOGFMT_HEAD = re.compile(r'^time=\S+ level=\w+ msg=')
+_LOGFMT_PAIR = re.compile(r'([A-Za-z_][\w.-]*)=("(?:[^"\\]|\\.)*"|\S*)')
+_SDK_KEYS = re.compile(r" (?:Namespace|TaskQueue|WorkerID)=")
 _SDK_TAGS = re.compile(r" (?:Namespace|TaskQueue|WorkerID|WorkerType|WorkflowID|RunID|Error) ")
 _NS_SUCCEEDED = re.compile(r"^(\w+?)(?:Namespace)? namespace succeeded", re.IGNORECASE)
 
@@ -155,21 +171,27 @@ class TemporalServerParser(Parser):
     logsource = {"product": "temporal", "service": "server"}
 
     def accepts(self, record: dict[str, Any]) -> bool:
-        return "ts" in record and "level" in record and "msg" in record and (
-            "logging-call-at" in record or "service" in record or "wf-namespace" in record or "grpc_code" in record
-        )
+        if "msg" not in record or "level" not in record:
+            return False
+        if "ts" in record:
+            return "logging-call-at" in record or "service" in record or "wf-namespace" in record or "grpc_code" in record
+        return "time" in record and ("Namespace" in record or "TaskQueue" in record or "WorkerID" in record)
 
     def accepts_text(self, line: str) -> bool:
-        return bool(_CONSOLE.match(line) or _GO_LOG.match(line))
+        return bool(_CONSOLE.match(line) or _GO_LOG.match(line) or (_LOGFMT_HEAD.match(line) and _SDK_KEYS.search(line)))
 
     def parse(self, record: dict[str, Any] | str, raw: bytes) -> list[dict[str, Any]]:
         if isinstance(record, str):
             console = _CONSOLE.match(record)
             if console:
                 return [self._from_zap(self._console_fields(record), raw, shape="console")]
+            if _LOGFMT_HEAD.match(record):
+                return [self._from_zap(_sdk_fields(_logfmt(record)), raw, shape="sdk-logfmt")]
             return [self._from_text(record, raw)]
         if not isinstance(record, dict):
             raise RecordError("not a JSON object", "Temporal server lines are JSON objects or text")
+        if "ts" not in record and "time" in record:
+            return [self._from_zap(_sdk_fields(record), raw, shape="sdk-json")]
         return [self._from_zap(record, raw, shape="json")]
 
     # -- zap ---------------------------------------------------------------------------------
@@ -249,8 +271,10 @@ class TemporalServerParser(Parser):
                     event.setdefault("destination.port", port)
         vendor = redact(record)
         vendor.pop("stacktrace", None)
-        if shape == "console":
-            vendor["format"] = "console"
+        if shape != "json":
+            vendor["format"] = shape
+        if shape.startswith("sdk"):
+            event["event.provider"] = "temporal-sdk"
         namespaced(PREFIX, vendor, event)
         return event
 
@@ -333,6 +357,8 @@ class TemporalServerParser(Parser):
         if cause:
             self._tls_failure(cause, (error_text or msg), event)
             return
+        if _codec_failure(error_text or msg, event):
+            return
         if lower == "service failures":
             event.update({"event.action": "service-failure", "event.category": ["api"], "event.type": ["error"], "event.outcome": "failure"})
 
@@ -398,6 +424,7 @@ class TemporalServerParser(Parser):
                     add_related(event, "ip", ip)
         else:
             event["event.action"] = _message_action(_SDK_TAGS.split(rest, 1)[0])
+            _codec_failure(rest, event)
             event["event.category"] = ["host"]
             event["event.type"] = ["error"] if level in FAILURE_LEVELS else ["info"]
         self._sdk_tags(rest, event)
@@ -411,6 +438,46 @@ class TemporalServerParser(Parser):
             match = re.search(rf"\b{key} (\S+)", rest)
             if match and field:
                 set_if(event, field, match.group(1))
+
+
+def _codec_failure(text: str, event: dict[str, Any]) -> bool:
+    """Payload-codec decryption failures (reference §8 sample wording): the visible trace of a key rotation."""
+    lower = text.lower()
+    for needle, cause in _CODEC_CAUSES:
+        if needle in lower:
+            event["error.type"] = cause
+            event.setdefault("error.message", redact_text(text))
+            event["event.outcome"] = "failure"
+            match = _UNKNOWN_KEY.search(text)
+            if match:
+                event["temporal.key.id"] = match.group(1)
+            return True
+    return False
+
+
+def _logfmt(line: str) -> dict[str, Any]:
+    """slog TextHandler ``key=value key="quoted value"`` pairs (Go strconv.Quote escapes)."""
+    fields: dict[str, Any] = {}
+    for match in _LOGFMT_PAIR.finditer(line):
+        key, value = match.group(1), match.group(2)
+        if value.startswith('"'):
+            try:
+                value = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                value = value[1:-1]
+        fields[key] = value
+    return fields
+
+
+def _sdk_fields(record: dict[str, Any]) -> dict[str, Any]:
+    """A Go SDK slog record (JSON or logfmt) in the zap shape the rest of the parser reads; original keys kept."""
+    fields = dict(record)
+    fields["ts"] = record.get("time")
+    fields["level"] = (as_str(record.get("level")) or "").lower()
+    for sdk_key, zap_key in (("Error", "error"), ("Namespace", "wf-namespace"), ("WorkflowID", "wf-id"), ("RunID", "wf-run-id")):
+        if sdk_key in record and zap_key not in record:
+            fields[zap_key] = record[sdk_key]
+    return fields
 
 
 def _tls_error_text(rest: str) -> str:

@@ -237,3 +237,38 @@ def test_every_sample_validates_against_the_schema():
             validate_event(event)
         total += len(events)
     assert total >= 40
+
+
+def test_sdk_slog_json_tls_failure():
+    event = parse({"time": "2025-03-04T10:21:00.412345678Z", "level": "WARN", "msg": "Failed to poll for task.", "Namespace": "payments-prod",
+                   "TaskQueue": "q", "WorkerID": "1@h@", "Error": 'connection error: desc = "transport: authentication handshake failed: '
+                   'tls: failed to verify certificate: x509: certificate signed by unknown authority"'})
+    assert event["@timestamp"] == "2025-03-04T10:21:00.412345Z" and event["log.level"] == "warn"
+    assert event["event.provider"] == "temporal-sdk" and event["temporal.namespace"] == "payments-prod"
+    assert event["error.type"] == "unknown_authority" and event["tls.established"] is False
+    assert event["temporal_server.TaskQueue"] == "q" and event["temporal_server.format"] == "sdk-json"
+
+
+def test_sdk_slog_logfmt_line():
+    event = parse('time=2025-03-04T10:21:05.001+01:00 level=ERROR msg="Failed to poll for task." Namespace=payments-prod TaskQueue=q '
+                  'WorkerID=2@h@ Error="connection error: desc = \\"error reading server preface: remote error: tls: expired certificate\\""')
+    assert event["@timestamp"] == "2025-03-04T09:21:05.001000Z" and event["event.outcome"] == "failure"
+    assert event["message"] == "Failed to poll for task." and event["error.type"] == "expired"
+    assert event["event.reason"] == "local certificate rejected by peer" and event["temporal_server.WorkerID"] == "2@h@"
+
+
+def test_logfmt_without_sdk_keys_is_not_ours():
+    result = ROUTER.parse(RawRecord(b'time=2025-03-04T10:21:05Z level=INFO msg="some other app"', Origin("x.log", line=1)))
+    assert not result.events and result.dead[0].reason == "no parser accepts the text line"
+
+
+@pytest.mark.parametrize("error, cause, key", [
+    ("Unrecognized key ID key-2024-07. Current key ID is key-2025-01.", "codec_unknown_key", "key-2024-07"),
+    ("failed to decode: no encryption key id", "codec_missing_key_id", None),
+    ("cipher: message authentication failed", "codec_decrypt_failed", None),
+])
+def test_codec_failures(error, cause, key):
+    event = parse({"time": "2025-03-04T10:21:15Z", "level": "ERROR", "msg": "Activity error.", "Namespace": "p", "Error": error})
+    assert event["error.type"] == cause and event.get("temporal.key.id") == key and event["event.outcome"] == "failure"
+    text = parse(f"2025/03/04 10:18:00 ERROR Activity error. Namespace p Error {error}")
+    assert text["error.type"] == cause and text.get("temporal.key.id") == key
