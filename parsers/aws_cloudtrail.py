@@ -6,7 +6,8 @@ messages) and EventBridge ``AWS API Call via CloudTrail`` events (``detail``); e
 ``KMS Imported Key Material Expiration``) are kept whole, since only the wrapper has the time and key ARN; they
 become ``event.action`` = the ``detail-type`` in the same dataset. CloudTrail digest files become one
 ``CloudTrailDigest`` event each (``file.path`` = the digest object), so a gap in delivered digests can be seen.
-Every CloudTrail record parses: non-KMS events get the ECS basics and the full record under ``aws.cloudtrail.*`` with CloudTrail's own key spellings, so SigmaHQ AWS rules run with a prefix mapping.
+Every CloudTrail record parses: non-KMS events get the ECS basics and the full record under ``aws.cloudtrail.*``
+with CloudTrail's own key spellings, so SigmaHQ AWS rules run with a prefix mapping.
 
 KMS specifics: ``temporal.key.*`` (key id, ARN, alias name, state, deletion date, pending window, key spec) from
 ``requestParameters`` / ``responseElements`` / ``resources[].ARN`` / ``serviceEventDetails``; the ``PutKeyPolicy``

@@ -289,3 +289,14 @@ def test_kms_service_events_from_eventbridge_keep_their_wrapper():
     no_time = {**rotation, "time": "later"}
     result = ParserRouter("auto").parse(RawRecord(orjson.dumps(no_time), Origin("eb.jsonl", line=2)))
     assert not result.events and result.dead[0].reason == "no timestamp"
+
+
+def test_digest_file():
+    digest = {"awsAccountId": "111122223333", "digestStartTime": "2025-07-01T11:00:00Z", "digestEndTime": "2025-07-01T12:00:00Z",
+              "digestS3Bucket": "trail", "digestS3Object": "AWSLogs/111122223333/CloudTrail-Digest/x.json.gz",
+              "logFiles": [{"s3Bucket": "trail", "s3Object": "a.json.gz", "hashValue": "00", "hashAlgorithm": "SHA-256"}]}
+    event = parse(digest)
+    assert event["@timestamp"] == "2025-07-01T12:00:00.000000Z" and event["event.start"] == "2025-07-01T11:00:00.000000Z"
+    assert event["event.action"] == "CloudTrailDigest" and event["cloud.account.id"] == "111122223333"
+    assert event["file.path"] == "AWSLogs/111122223333/CloudTrail-Digest/x.json.gz"
+    assert event["aws.cloudtrail.logFiles.s3Object"] == ["a.json.gz"]
