@@ -66,12 +66,16 @@ def run(args: argparse.Namespace) -> int:
 
         return replay_to_kafka(args.paths, args.to_kafka, settings, fmt, rate=args.rate)
     detection = settings.detection
+    options = detection.model_dump()
+    if "allowed_lateness_seconds" not in detection.correlation.model_fields_set:
+        # A replay is finite: correlation state waits for the end, so files correlate in event time (docs/correlation.md).
+        options["correlation"]["allowed_lateness_seconds"] = -1
     detector = build_detector(
         [*detection.rules, *args.rules],
         builtin_rules=detection.builtin_rules and not args.no_builtin_rules,
         pipelines=[*detection.pipelines, *args.pipeline],
         filters=[*detection.filters, *args.filters],
-        options=detection.model_dump(),
+        options=options,
     )
     recorder: EventRecorder | None = None
     if getattr(args, "report", None):

@@ -1,0 +1,158 @@
+"""Correlation rules from YAML files through build_detector and the replay command (the real wiring)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from detections.factory import build_detector
+
+ROOT = Path(__file__).resolve().parents[2]
+
+RULES = """
+title: Brute force then success
+id: 9a7e3c1d-0000-4000-8000-0000000000e1
+correlation:
+    type: temporal_ordered
+    rules: [many_failed, login_ok]
+    group-by: [user.name]
+    timespan: 10m
+level: high
+---
+title: Many failed logins
+id: 9a7e3c1d-0000-4000-8000-0000000000e2
+name: many_failed
+correlation:
+    type: event_count
+    rules: [login_failed]
+    group-by: [user.name]
+    timespan: 5m
+    condition: {gte: 3}
+---
+title: Login failed
+id: 9a7e3c1d-0000-4000-8000-0000000000e3
+name: login_failed
+logsource: {product: test}
+detection: {sel: {event.action: login, event.outcome: failure}, condition: sel}
+level: low
+---
+title: Login ok
+id: 9a7e3c1d-0000-4000-8000-0000000000e4
+name: login_ok
+logsource: {product: test}
+detection: {sel: {event.action: login, event.outcome: success}, condition: sel}
+level: low
+"""
+OUTER = "9a7e3c1d-0000-4000-8000-0000000000e1"
+
+
+def login(minute: int, second: int, outcome: str, user: str = "bob", n: int = 0) -> dict[str, Any]:
+    return {"@timestamp": f"2026-01-01T00:{minute:02d}:{second:02d}Z", "event.id": f"{outcome}-{user}-{minute}-{second}-{n}",
+            "event.action": "login", "event.outcome": outcome, "user.name": user}
+
+
+def stream() -> list[dict[str, Any]]:
+    events = [login(1, i * 10, "failure") for i in range(3)]  # bob: 3 failures, then success
+    events += [login(2, 0, "failure", "eve"), login(2, 5, "failure", "eve")]  # eve: only 2 failures
+    events += [login(4, 0, "success"), login(4, 1, "success", "eve")]
+    events += [login(30, 0, "success")]  # bob again, much later: no new sequence
+    return events
+
+
+@pytest.fixture
+def rules_dir(tmp_path: Path) -> Path:
+    directory = tmp_path / "rules"
+    directory.mkdir()
+    (directory / "brute.yml").write_text(RULES, encoding="utf-8")
+    return directory
+
+
+def detector(rules_dir: Path, lateness: float = 0) -> Any:
+    return build_detector([str(rules_dir)], builtin_rules=False,
+                          options={"correlation": {"allowed_lateness_seconds": lateness}})
+
+
+def test_build_detector_runs_chained_correlation(rules_dir: Path) -> None:
+    det = detector(rules_dir)
+    assert det.stats()["load_errors"] == []
+    alerts = det.process(stream()) + det.finish()
+    assert [(a["rule.id"], a["alert.group_by"]) for a in alerts] == [(OUTER, {"user.name": "bob"})]
+    assert alerts[0]["alert.type"] == "correlation" and alerts[0]["alert.level"] == "high"
+    assert "success-bob-4-0-0" in alerts[0]["alert.source_event_ids"]
+    assert det.stats()["correlation"]["chained_alerts"] == 1
+
+
+def test_detector_snapshot_restore_mid_stream_equals_one_run(rules_dir: Path) -> None:
+    events = stream()
+    whole = detector(rules_dir, lateness=30)
+    expected = whole.process(events) + whole.finish()
+    first = detector(rules_dir, lateness=30)
+    got = first.process(events[:4])
+    state = first.snapshot()
+    second = detector(rules_dir, lateness=30)
+    second.restore(state)
+    got += second.process(events[2:]) + second.finish()  # events 2-3 re-delivered (at-least-once)
+    assert [a["alert.id"] for a in got] == [a["alert.id"] for a in expected] and len(expected) == 1
+
+
+def write_jsonl(path: Path, events: list[dict[str, Any]]) -> None:
+    path.write_bytes(b"".join(orjson.dumps(event) + b"\n" for event in events))
+
+
+def replay(rules_dir: Path, files: list[Path], tmp_path: Path) -> list[dict[str, Any]]:
+    out = tmp_path / "alerts.jsonl"
+    out.unlink(missing_ok=True)
+    result = subprocess.run([sys.executable, "-m", "temporal_siem", "replay", *map(str, files), "--format", "json",
+                             "--rules", str(rules_dir), "--no-builtin-rules", "--quiet", "--alerts", str(out),
+                             "--dead-letter", str(tmp_path / "dead.jsonl")],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return [orjson.loads(line) for line in out.read_bytes().splitlines() if line.strip()]
+
+
+def test_replay_correlates_across_files_in_event_time(rules_dir: Path, tmp_path: Path) -> None:
+    events = stream()
+    failures = tmp_path / "idp.jsonl"
+    successes = tmp_path / "audit.jsonl"
+    write_jsonl(failures, [e for e in events if e["event.outcome"] == "failure"])
+    write_jsonl(successes, [e for e in reversed(events) if e["event.outcome"] == "success"])  # unsorted file
+    forward = replay(rules_dir, [failures, successes], tmp_path)
+    backward = replay(rules_dir, [successes, failures], tmp_path)
+    assert [a["rule"]["id"] for a in forward] == [OUTER]
+    assert [a["alert"]["id"] for a in forward] == [a["alert"]["id"] for a in backward]
+
+
+RANGE_RULES = """
+title: Moderate failures
+id: 9a7e3c1d-0000-4000-8000-0000000000f1
+correlation:
+    type: event_count
+    rules: [login_failed]
+    group-by: [user.name]
+    timespan: 5m
+    condition: {gt: 1, lte: 3}
+---
+title: Login failed
+id: 9a7e3c1d-0000-4000-8000-0000000000f3
+name: login_failed
+logsource: {product: test}
+detection: {sel: {event.outcome: failure}, condition: sel}
+"""
+
+
+@pytest.mark.xfail(reason="detections/sigma/loader.py must pass each YAML document through "
+                          "detections.correlation.prepare_correlation_dict before SigmaCollection.from_dicts "
+                          "(pySigma 1.5.1 rejects a two-operator range condition)", strict=False)
+def test_range_condition_through_build_detector(tmp_path: Path) -> None:
+    (tmp_path / "range.yml").write_text(RANGE_RULES, encoding="utf-8")
+    det = build_detector([str(tmp_path)], builtin_rules=False, options={"correlation": {"allowed_lateness_seconds": 0}})
+    assert det.stats()["load_errors"] == []
+    two = [login(1, i, "failure", "bob", i) for i in range(2)]
+    four = [login(1, i, "failure", "eve", i) for i in range(4)]
+    alerts = det.process(two + four) + det.finish()
+    assert [a["alert.group_by"] for a in alerts] == [{"user.name": "bob"}]
