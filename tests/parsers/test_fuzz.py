@@ -21,6 +21,8 @@ KNOWN_KEYS = [
     "uuid", "eventType", "published", "outcome", "client", "target", "type", "request", "response", "auth", "error",
     "operation", "log_id", "logId", "emit_time", "emitTime", "principal", "status", "details", "raw_details",
     "ts", "level", "msg", "logging-call-at", "@timestamp", "event", "source", "user", "tls",
+    "detail-type", "detail", "digestEndTime", "logFiles", "Category", "debugContext", "securityContext", "Level",
+    "sourceIPAddress", "tlsDetails", "resources", "serviceEventDetails",
 ]
 known_objects = st.dictionaries(st.sampled_from(KNOWN_KEYS), json_values, min_size=1, max_size=12)
 
