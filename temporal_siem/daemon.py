@@ -105,7 +105,12 @@ class Daemon:
         make_detector = detector_factory(settings)
         sinks_alerts, sinks_events = self.sinks_alerts, self.sinks_events
         self.delivery_sinks = [*sinks_alerts, *sinks_events]
-        source = KafkaSource(cfg, self.connection, before_commit=self._flush_sinks)
+        source_class: type[KafkaSource] = KafkaSource
+        if cfg.client == "confluent-kafka":
+            from ingest.kafka.confluent import ConfluentKafkaSource
+
+            source_class = ConfluentKafkaSource
+        source = source_class(cfg, self.connection, before_commit=self._flush_sinks)
         detector = PartitionedDetector(make_detector, source.batch_position, store=store,
                                        committed_offsets=self._committed_offsets, snapshot_interval=cfg.snapshot_interval_seconds,
                                        max_replay_records=cfg.max_state_replay_records)

@@ -64,3 +64,22 @@ def _sasl_options(cfg: KafkaConfig) -> dict[str, Any]:
         "sasl_plain_username": cfg.sasl_username,
         "sasl_plain_password": cfg.sasl_password.get_secret_value(),
     }
+
+
+def librdkafka_options(cfg: KafkaConfig) -> dict[str, Any]:
+    """The same settings in librdkafka's names (``client: confluent-kafka``), validated the same way."""
+    checked = connection_options(cfg)
+    options: dict[str, Any] = {
+        "bootstrap.servers": ",".join(cfg.bootstrap_servers),
+        "client.id": cfg.client_id,
+        "security.protocol": cfg.security_protocol.lower(),
+    }
+    renames = {"ssl_cafile": "ssl.ca.location", "ssl_certfile": "ssl.certificate.location", "ssl_keyfile": "ssl.key.location",
+               "ssl_password": "ssl.key.password", "sasl_mechanism": "sasl.mechanism", "sasl_plain_username": "sasl.username",
+               "sasl_plain_password": "sasl.password"}
+    for ours, theirs in renames.items():
+        if ours in checked:
+            options[theirs] = checked[ours]
+    if "ssl_check_hostname" in checked:
+        options["ssl.endpoint.identification.algorithm"] = "https" if checked["ssl_check_hostname"] else "none"
+    return options

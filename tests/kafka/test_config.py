@@ -146,3 +146,19 @@ def test_rate_limiter_paces() -> None:
     for _ in range(300):
         limiter.wait()
     assert 0.4 < time.monotonic() - started < 2.5
+
+
+def test_librdkafka_names_for_the_confluent_client(tmp_path: Path) -> None:
+    from ingest.kafka.client import librdkafka_options
+
+    cfg = KafkaConfig(bootstrap_servers=["a:9093", "b:9093"], security_protocol="SASL_SSL", ssl_cafile=_pem(tmp_path, "ca.pem"),
+                      ssl_certfile=_pem(tmp_path, "c.pem"), ssl_keyfile=_pem(tmp_path, "k.pem"), ssl_check_hostname=False,
+                      sasl_mechanism="SCRAM-SHA-512", sasl_username="svc", sasl_password="pw")
+    options = librdkafka_options(cfg)
+    assert options["bootstrap.servers"] == "a:9093,b:9093"
+    assert options["security.protocol"] == "sasl_ssl"
+    assert options["ssl.ca.location"].endswith("ca.pem") and options["ssl.certificate.location"].endswith("c.pem")
+    assert options["ssl.key.location"].endswith("k.pem") and options["ssl.endpoint.identification.algorithm"] == "none"
+    assert (options["sasl.mechanism"], options["sasl.username"], options["sasl.password"]) == ("SCRAM-SHA-512", "svc", "pw")
+    with pytest.raises(KafkaConfigError):
+        librdkafka_options(KafkaConfig(security_protocol="SASL_SSL"))

@@ -35,7 +35,8 @@ from tests.kafka.helpers import (
 pytestmark = pytest.mark.services
 
 
-def test_samples_end_to_end(kafka_bootstrap: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("client", ["kafka-python", "confluent-kafka"])
+def test_samples_end_to_end(kafka_bootstrap: str, tmp_path: Path, client: str) -> None:
     topic, group = unique("e2e"), unique("e2e-group")
     create_topic(kafka_bootstrap, topic, 2)
     config = tmp_path / "producer.yml"
@@ -48,7 +49,8 @@ def test_samples_end_to_end(kafka_bootstrap: str, tmp_path: Path) -> None:
     workload = okta_workload(200, seed=tag)
     produce(kafka_bootstrap, topic, workload)
     total = sum(end_offsets(kafka_bootstrap, topic).values())
-    daemon = Daemon.configure(tmp_path, "e2e", kafka_bootstrap, group, [{"name": topic}], dead_letter_topic=unique("e2e-dlq"))
+    daemon = Daemon.configure(tmp_path, "e2e", kafka_bootstrap, group, [{"name": topic}], dead_letter_topic=unique("e2e-dlq"),
+                              kafka={"client": client})
     daemon.start()
     try:
         wait_for(all_committed(kafka_bootstrap, group, topic), 90, "every offset committed")

@@ -35,13 +35,14 @@ def _lines(path: Path) -> int:
     return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
-def test_kill_9_then_restart_loses_nothing(kafka_bootstrap: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("client", ["kafka-python", "confluent-kafka"])
+def test_kill_9_then_restart_loses_nothing(kafka_bootstrap: str, tmp_path: Path, client: str) -> None:
     topic, group = unique("kill9"), unique("kill9-group")
     create_topic(kafka_bootstrap, topic, 2)
     workload = okta_workload(6000)
     expected = expected_alert_ids(workload, SAML_RULE)
     produce(kafka_bootstrap, topic, workload)
-    daemon = Daemon.configure(tmp_path, "kill9", kafka_bootstrap, group, [{"name": topic}], kafka={"max_poll_records": 50})
+    daemon = Daemon.configure(tmp_path, "kill9", kafka_bootstrap, group, [{"name": topic}], kafka={"max_poll_records": 50, "client": client})
     daemon.start()
     try:
         wait_for(lambda: _lines(daemon.alerts) >= len(expected) // 4, 90, "a quarter of the alerts")
