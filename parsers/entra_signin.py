@@ -11,7 +11,7 @@ Choices worth knowing:
   service-principal sign-ins; ``operationName`` stays in ``azure.signinlogs.operationName``.
 * The AADSTS code is ``properties.status.errorCode`` (int) or else ``resultType`` (string); ``error.code`` is always
   the string, ``error.type`` the AADSTS name from §4.4 where known, ``error.message`` the failure reason (or the
-  known meaning when the record has none). ``event.outcome`` is success only for code 0.
+  known meaning when the record has none). ``event.outcome`` is success for code 0 or no code at all (§9.4).
 * Log Analytics style rows (``Category``, ``CreatedDateTime``, ``ResultType`` and flat PascalCase columns) are
   read too; their keys stay as they came under ``azure.signinlogs.*``.
 * ``time`` comes in many styles (7/9 fractional digits, US locale ``1/9/2007 9:41:00 AM``, no zone = UTC, offsets);
@@ -235,7 +235,7 @@ class EntraSigninParser(Parser):
             "event.action": category or _text(envelope.get("operationName")) or "Sign-in activity",
             "event.category": ["authentication"],
             "event.type": ["info", "denied"] if failed else ["info"],
-            "event.outcome": "failure" if failed else "success" if code == "0" else "unknown",
+            "event.outcome": "failure" if failed else "success",  # §9.4: success iff the code is 0 or absent
             "cloud.provider": "azure",
         }
         if failed and code is not None:

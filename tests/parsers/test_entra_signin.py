@@ -116,7 +116,7 @@ def test_created_date_time_fallback_and_no_time():
     ({"errorCode": "50126"}, "0", "failure", "50126"),  # status wins over resultType
     ({}, "50057", "failure", "50057"),
     ({}, "0", "success", None),
-    ({}, None, "unknown", None),
+    ({}, None, "success", None),  # no code at all counts as success (log-format reference §9.4)
     ({"errorCode": True}, "AADSTS50105", "failure", "50105"),
 ])
 def test_result_codes(status, result_type, outcome, code):
