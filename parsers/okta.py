@@ -228,7 +228,7 @@ class OktaParser(Parser):
             event["error.message"] = reason
         set_if(event, "message", _text(record.get("displayMessage")))
         severity = _text(record.get("severity"))
-        set_if(event, "log.level", severity.lower() if severity else None)
+        set_if(event, "log.level", severity)  # ECS log.level is the original level text
         self._actor(_obj(record.get("actor")), event)
         self._client(_obj(record.get("client")), _obj(record.get("securityContext")), _obj(record.get("request")), event)
         self._targets(record.get("target"), event)

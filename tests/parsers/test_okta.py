@@ -70,7 +70,7 @@ def test_failed_sso_to_temporal_app():
     assert event["source.geo.city_name"] == "Lisbon" and event["client.geo.location"] == {"lat": 38.72, "lon": -9.14}
     assert event["source.as.number"] == 64496 and event["client.as.organization.name"] == "example isp"
     assert event["user_agent.original"] == "Mozilla/5.0 (X11; Linux x86_64)"
-    assert event["log.level"] == "warn"
+    assert event["log.level"] == "WARN"
     assert event["temporal.auth_method"] == "saml"
     assert event["service.name"] == "Temporal Cloud"
     # vendor namespace: Okta's own spellings, target array flattened Elasticsearch style
