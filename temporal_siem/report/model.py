@@ -18,7 +18,8 @@ OTHER_LEVEL = "other"
 
 # Entity kind -> the fields that name it, in preference order, and whether only the first present one counts.
 ENTITY_FIELDS: dict[str, tuple[tuple[str, ...], bool]] = {
-    "user": (("user.name", "user.email", "user.id", "temporal.principal.name"), True),
+    # temporal.user_key: the enrichment's one spelling of a person across identity providers (lower-cased email).
+    "user": (("temporal.user_key", "user.name", "user.email", "user.id", "temporal.principal.name"), True),
     "source.ip": (("source.ip", "client.ip"), True),
     "namespace": (("temporal.namespace",), True),
     "key": (("temporal.key.id", "temporal.key.arn", "temporal.api_key.id"), False),
@@ -67,9 +68,27 @@ def parse_time(value: Any) -> float | None:
         return None
 
 
+def _group_kind(field_name: str) -> str | None:
+    """Entity kind of a correlation group-by field outside ENTITY_FIELDS, from its name."""
+    parts = field_name.lower().replace("_", ".").split(".")
+    for kind, words in (("user", ("user", "principal", "actor")), ("source.ip", ("ip",)), ("namespace", ("namespace",)), ("key", ("key",))):
+        if any(word in parts for word in words):
+            return kind
+    return None
+
+
 def entities_of(alert: dict[str, Any]) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
+    group = alert.get("alert.group_by")
+    if isinstance(group, dict):
+        for name, value in group.items():
+            kind = _group_kind(str(name))
+            if kind is not None and value not in (None, "") and not isinstance(value, (dict, list)) and (kind, text(value)) not in found:
+                found.append((kind, text(value)))
+    from_group = {kind for kind, _ in found}
     for kind, (fields, first_only) in ENTITY_FIELDS.items():
+        if first_only and kind in from_group:
+            continue  # a correlation's group-by value names this entity already
         for name in fields:
             value = alert.get(name)
             if value is None or value == "" or value == []:
@@ -83,7 +102,8 @@ def entities_of(alert: dict[str, Any]) -> list[tuple[str, str]]:
                     found.append(pair)
             if first_only:
                 break
-    return found
+    order = list(ENTITY_FIELDS)
+    return sorted(found, key=lambda pair: order.index(pair[0]))
 
 
 @dataclass(slots=True)

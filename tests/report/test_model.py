@@ -9,7 +9,7 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from detections.alerts import RuleMeta, rule_alert
+from detections.alerts import RuleMeta, correlation_alert, rule_alert
 from temporal_siem.report import render_html
 from temporal_siem.report.model import MAX_BUCKETS, build_health, build_model, entities_of, parse_time
 from temporal_siem.report.payload import build_payload, decode_payload, encode_payload, event_of_alert, payload_event
@@ -41,6 +41,15 @@ def test_entities_prefer_the_first_present_field_and_collect_every_key() -> None
     alert = {"user.name": "alice", "user.email": "alice@example.com", "client.ip": "192.0.2.1",
              "temporal.key.id": "alias/payload", "temporal.api_key.id": ["k1", "k2"], "temporal.namespace": ""}
     assert entities_of(alert) == [("user", "alice"), ("source.ip", "192.0.2.1"), ("key", "alias/payload"), ("key", "k1"), ("key", "k2")]
+
+
+def test_correlation_group_by_names_the_entity() -> None:
+    rule = RuleMeta(id="c", title="c", level="high")
+    alert = correlation_alert(rule, timestamp="2026-01-01T00:00:00Z", event_ids=["a", "b"], event_count=2,
+                              group_by={"temporal.user_key": "frank@example.com", "client.ip": "192.0.2.9", "odd": "x"},
+                              window_start="s", window_end="e", correlation_type="temporal_ordered", referenced_rules=[],
+                              context={"user.name": "Frank"})
+    assert entities_of(alert) == [("user", "frank@example.com"), ("source.ip", "192.0.2.9")]
 
 
 def test_timestamps_in_every_form_the_parsers_emit() -> None:
