@@ -40,7 +40,7 @@ def dead_reason(record: dict[str, Any]) -> str:
     return result.dead[0].reason
 
 
-G2 = {"operation": "UpdateNamespaceAPI", "status": "OK", "version": 2, "log_id": "0b9e2f4c-6a1d-4e8b-9c3f-2d7a5e1b8c40",
+G2: dict[str, Any] = {"operation": "UpdateNamespaceAPI", "status": "OK", "version": 2, "log_id": "0b9e2f4c-6a1d-4e8b-9c3f-2d7a5e1b8c40",
       "emit_time": "2025-06-02T17:45:03.512Z", "x_forwarded_for": "198.51.100.7", "async_operation_id": "",
       "principal": {"type": "user", "id": "u-1", "name": "alice@example.com", "api_key_id": ""},
       "raw_details": {"namespace": "payments-prod.a1b2c"}}
