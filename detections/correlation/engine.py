@@ -37,6 +37,7 @@ from detections.correlation.compiled import CompiledCorrelation, CorrelationRule
 from detections.correlation.state import NEVER, ClosingGroup, SlidingGroup
 from detections.correlation.timeutil import MICROS, BadTimestamp, format_micros, parse_micros
 from temporal_siem.metrics import CORRELATION_EVICTIONS, CORRELATION_GROUPS, LATE_EVENTS
+from temporal_siem.records import DeadLetter, Origin
 
 log = logging.getLogger("detections.correlation")
 
@@ -53,6 +54,14 @@ class RejectedEvent:
     reason: str  # correlation_late_event | correlation_bad_timestamp | correlation_future_timestamp
     detail: str
     rules: list[str] = field(default_factory=list)
+
+    def to_dead_letter(self) -> DeadLetter:
+        """The pipeline's dead-letter form: stage ``correlation``, the event as JSON, and which rules it missed."""
+        event_id = self.event.get("event.id")
+        origin = Origin(source=f"event {event_id}" if event_id is not None else str(self.event.get("event.dataset") or "event"))
+        raw = orjson.dumps(self.event, default=str, option=orjson.OPT_NON_STR_KEYS)
+        return DeadLetter(self.reason, "correlation", origin, raw, self.detail,
+                          extra={"event.id": event_id, "correlation_rules": list(self.rules)})
 
 
 def freeze(value: Any) -> Any:

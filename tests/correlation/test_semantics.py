@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from prometheus_client import REGISTRY
 
 from detections.correlation import CorrelationEngine, CorrelationRuleError
 from detections.correlation.compiled import prepare_correlation_dict
@@ -278,10 +279,14 @@ def test_late_event_is_rejected_with_reason_and_counted() -> None:
     engine = engine_for(spec, allowed_lateness_seconds=5)
     run(engine, [ev(100, 1)], finish=False)
     late = ev(90, 2)
+    late_before = REGISTRY.get_sample_value("tsiem_late_events_total") or 0.0
     assert engine.observe(late.flat(), late.refs()) == []
+    assert REGISTRY.get_sample_value("tsiem_late_events_total") == late_before + 1
     rejected = engine.take_rejected()
     assert [(r.reason, r.event["event.id"], r.rules) for r in rejected] == [("correlation_late_event", "e2", [RULE_ID])]
     assert "watermark" in rejected[0].detail
+    dead = rejected[0].to_dead_letter().as_dict()
+    assert dead["reason"] == "correlation_late_event" and dead["stage"] == "correlation" and '"e2"' in dead["raw"]
     assert engine.stats()["late_events"] == 1 and engine.take_rejected() == []
     # Within the lateness it still counts.
     ok = ev(96, 3)
@@ -377,15 +382,20 @@ def test_pending_cap_forces_time_forward() -> None:
 
 
 # --- bounded state ----------------------------------------------------------------------------------
-def test_group_cap_evicts_the_oldest_window() -> None:
+def test_group_cap_evicts_the_oldest_window(caplog: pytest.LogCaptureFixture) -> None:
     spec = Spec("event_count", timespan=100, bounds={"gte": 2}, group_by=["user"])
     engine = engine_for(spec, max_groups=2)
+    evictions_before = REGISTRY.get_sample_value("tsiem_correlation_evictions_total") or 0.0
     events = [Ev(0, "1", frozenset({0}), (("user", "old"),)), Ev(1, "2", frozenset({0}), (("user", "mid"),)),
               Ev(2, "3", frozenset({0}), (("user", "new"),)),
               Ev(3, "4", frozenset({0}), (("user", "old"),)), Ev(4, "5", frozenset({0}), (("user", "new"),))]
     alerts = run(engine, events)
     assert [a["alert.group_by"]["user"] for a in alerts] == ["new"]
-    assert engine.stats()["evicted_groups"] >= 1
+    evicted = engine.stats()["evicted_groups"]
+    assert evicted >= 1
+    assert REGISTRY.get_sample_value("tsiem_correlation_evictions_total") == evictions_before + evicted
+    assert any("max_groups=2" in record.getMessage() for record in caplog.records if record.levelname == "WARNING")
+    assert REGISTRY.get_sample_value("tsiem_correlation_groups") == engine.stats()["groups"]
 
 
 def test_events_per_group_cap_keeps_memory_bounded() -> None:
