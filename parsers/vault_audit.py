@@ -39,9 +39,9 @@ from parsers.common import (
     REDACTED,
     add_related,
     as_str,
-    clean_ip,
     event_id_from_raw,
     format_timestamp,
+    ip_and_port,
     is_secret_key,
     parse_timestamp,
     redact_text,
@@ -65,6 +65,7 @@ PKI_VERBS = frozenset({
     "issue", "sign", "sign-verbatim", "revoke", "revoke-with-key", "root", "intermediate", "config", "issuers", "issuer",
     "roles", "crl", "tidy", "cert", "certs", "ca", "ca_chain", "acme", "keys", "key",
 })
+INFORMATIONAL_OPERATIONS = frozenset({"help", "alias-lookahead", "resolve-role", "header"})
 KEY_CONFIG_BOOLS = ("deletion_allowed", "exportable", "allow_plaintext_backup")
 
 
@@ -148,7 +149,7 @@ class VaultAuditParser(Parser):
         set_if(event, "trace.id", request_id)
         self._outcome(str(entry_type), record, response, event)
         self._identity(auth, _dict(response.get("auth")), request, event)
-        self._action(request, response, event)
+        self._action(str(entry_type), request, response, event)
         vendor = vault_redact(record)
         event.update({k: v for k, v in flatten(vendor, PREFIX + ".").items() if k not in event})
         return [event]
@@ -191,26 +192,37 @@ class VaultAuditParser(Parser):
         if email and "@" in email:
             event["user.email"] = email
         add_related(event, "user", name, email)
-        ip = clean_ip(as_str(request.get("remote_address")))
+        ip, inline_port = ip_and_port(as_str(request.get("remote_address")))  # KMIP entries write "ip:port"
         if ip:
             event["source.ip"] = ip
             add_related(event, "ip", ip)
-            port = request.get("remote_port")
+            port = request.get("remote_port", inline_port)
             if isinstance(port, int) and not isinstance(port, bool) and 0 < port < 65536:
                 event["source.port"] = port
         elif as_str(request.get("remote_address")):
             event["source.address"] = as_str(request.get("remote_address"))
+        headers = _dict(request.get("headers"))
+        agent = headers.get("user-agent", headers.get("User-Agent"))
+        agent = agent[0] if isinstance(agent, list) and agent else agent
+        if _clear(agent):
+            event["user_agent.original"] = agent
         serial = as_str(request.get("client_certificate_serial_number"))
         if serial and serial.isdigit() and len(serial) < 100:
             event["tls.client.x509.serial_number"] = serial_hex(int(serial))
 
-    def _action(self, request: dict[str, Any], response: dict[str, Any], event: dict[str, Any]) -> None:
+    def _action(self, entry_type: str, request: dict[str, Any], response: dict[str, Any], event: dict[str, Any]) -> None:
         operation = as_str(request.get("operation")) or "unknown"
         path = as_str(request.get("path")) or ""
         mount_type = as_str(request.get("mount_type")) or as_str(response.get("mount_type")) or ""
         failed = event["event.outcome"] == "failure"
         denied = failed and "permission denied" in (event.get("error.message") or "").lower()
         segments = [s for s in path.split("/") if s]
+        if entry_type.startswith("kmip"):  # Enterprise KMIP: no path, the operation is inside the KMIP message
+            event.update({"event.action": "kmip", "event.category": ["api"], "event.type": ["access"]})
+            return self._finish_types(event, denied)
+        if operation in INFORMATIONAL_OPERATIONS:  # help / lookahead requests read no data and change nothing
+            event.update({"event.action": operation, "event.category": ["api"], "event.type": ["info"]})
+            return self._finish_types(event, denied)
         if segments[:1] == ["auth"] and len(segments) >= 3 and (segments[2] == "login" or segments[-1] == "callback"):
             method = mount_type or segments[1]
             event.update({"event.action": f"{method}.login", "event.category": ["authentication"], "event.type": ["start"]})

@@ -228,3 +228,24 @@ def test_every_sample_validates_against_the_schema():
             validate_event(event)
         total += len(events)
     assert total >= 35
+
+
+def test_kmip_entry_with_port_in_address():
+    event = parse({"request": {"client_certificate_serial_number": "79311139933792246475030417908586135267121780670", "namespace": {"id": "root"},
+                               "data": {"kmip_request": {"tag": "RequestMessage", "value": []}}, "remote_address": "192.168.0.10:36776"},
+                   "time": "2026-05-20T13:49:00.313915809Z", "type": "kmip-request"})
+    assert event["event.action"] == "kmip" and event["source.ip"] == "192.168.0.10" and event["source.port"] == 36776
+    assert event["tls.client.x509.serial_number"] == format(79311139933792246475030417908586135267121780670, "X").rjust(40, "0")
+
+
+def test_empty_error_null_data_and_help():
+    ok = parse(entry("auth/token/lookup-self", "read", mount_type="token", error="", request={"data": None, "headers": {}}))
+    assert ok["event.outcome"] == "unknown" and "error.message" not in ok
+    help_request = parse(entry("ca/roles/example", "help", mount_type="pki", request={"mount_point": "ca/"}))
+    assert help_request["event.action"] == "help" and "info" in help_request["event.type"]
+
+
+def test_user_agent_header_when_clear():
+    clear = parse(entry("kv/data/x", "read", mount_type="kv", request={"headers": {"user-agent": ["Go-http-client/2.0"]}}))
+    assert clear["user_agent.original"] == "Go-http-client/2.0"
+    assert "user_agent.original" not in parse(entry("kv/data/x", "read", mount_type="kv", request={"headers": {"user-agent": [HMAC]}}))
