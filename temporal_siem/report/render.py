@@ -114,6 +114,7 @@ def _correlations(model: ReportModel, retained: dict[str, dict[str, Any]]) -> st
     if not model.correlations:
         return '<p class="muted">No correlation alerts.</p>'
     shown = model.correlations[:MAX_CORRELATIONS_SHOWN]
+    alert_titles = {text(a.get("alert.id"), 200): text(a.get("rule.name")) for a in model.correlations}
     html = []
     if len(model.correlations) > len(shown):
         html.append(f'<p class="muted">The first {len(shown):,} of {len(model.correlations):,}; all are in the alerts table below.</p>')
@@ -130,7 +131,9 @@ def _correlations(model: ReportModel, retained: dict[str, dict[str, Any]]) -> st
         for event_id in ids[:MAX_EVENTS_PER_CORRELATION]:
             event = retained.get(text(event_id, 200))
             if event is None:
-                rows.append(f'<tr class="missing"><td colspan="5"><code>{_e(event_id)}</code> not retained by the replay</td></tr>')
+                alert_title = alert_titles.get(text(event_id, 200))
+                note = f"the alert “{_e(alert_title)}” (a referenced correlation)" if alert_title else "not retained by the replay"
+                rows.append(f'<tr class="missing"><td colspan="5"><code>{_e(event_id)}</code> {note}</td></tr>')
                 continue
             kept += 1
             event = clean_event(event)

@@ -62,6 +62,7 @@ def build(rule_alerts: int = 240, correlations: int = 6, seed: int = 7, hostile:
         when = start + timedelta(seconds=i * 37)
         ev = event(i, when, rnd, HOSTILE_USER if hostile and i == 3 else None)
         replay.alerts.append(rule_alert(RULES[i % len(RULES)], ev))
+    first_correlation = ""
     for c in range(correlations):
         ids = []
         for k in range(5):
@@ -70,10 +71,14 @@ def build(rule_alerts: int = 240, correlations: int = 6, seed: int = 7, hostile:
             replay.events[ev["event.id"]] = ev
             ids.append(ev["event.id"])
         last = replay.events[ids[-1]]
+        # The last correlation also names the first one's alert, as a correlation over a correlation does.
+        chained = [first_correlation] if c == correlations - 1 and c > 0 else []
         replay.alerts.append(correlation_alert(
-            CORRELATION, timestamp=last["@timestamp"], event_ids=[*ids, "evt-gone"], event_count=6,
+            CORRELATION, timestamp=last["@timestamp"], event_ids=[*ids, "evt-gone", *chained], event_count=6 + len(chained),
             group_by={"user.name": f"burst{c}@example.com"}, window_start=replay.events[ids[0]]["@timestamp"],
             window_end=last["@timestamp"], correlation_type="event_count", referenced_rules=[RULES[0].id], value=6))
+        if c == 0:
+            first_correlation = replay.alerts[-1]["alert.id"]
     replay.run = {"records_read": rule_alerts * 10 + 3, "records_parsed": rule_alerts * 10, "events": rule_alerts * 10,
                   "dead_lettered": 3, "dead_lettered_by_reason": {"invalid_json": 2, "unknown_format": 1},
                   "alerts": len(replay.alerts), "elapsed_seconds": 1.5, "events_per_second": rule_alerts * 10 / 1.5}

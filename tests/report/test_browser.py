@@ -89,6 +89,9 @@ def test_correlations_show_contributing_events(page: Any, known: tuple[synthetic
     assert len(rows) == 6
     assert sum("not retained" in r.text for r in rows) == 1
     assert "burst0@example.com" in rows[0].text
+    last = blocks[-1]
+    _click(page, last.find_element(By.TAG_NAME, "summary"))
+    assert "“Burst of API key creations by one user” (a referenced correlation)" in last.text
 
 
 def test_table_paginates(page: Any, known: tuple[synthetic.Replay, Path]) -> None:

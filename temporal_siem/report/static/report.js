@@ -133,6 +133,15 @@
     return table;
   }
 
+  var alertIds = null;
+  function alertIndex() {
+    if (alertIds === null) {
+      alertIds = Object.create(null);
+      for (var i = 0; i < data.a.id.length; i++) alertIds[data.a.id[i]] = i;
+    }
+    return alertIds;
+  }
+
   function eventAt(index) {
     var row = data.evs[index], keys = data.shapes[row[0]], event = {};
     for (var i = 0; i < keys.length; i++) event[keys[i]] = data.vals[row[i + 1]];
@@ -178,7 +187,9 @@
           box.appendChild(eventBlock(s));
           detail.appendChild(box);
         } else {
-          detail.appendChild(el('div', String(s) + ' (not retained by the replay)', 'muted small'));
+          var other = alertIndex()[String(s)];
+          detail.appendChild(el('div', String(s) + (other === undefined ? ' (not retained by the replay)'
+            : ' (the alert \u201c' + data.rules[data.a.r[other]][1] + '\u201d, a referenced correlation)'), 'muted small'));
         }
       });
     }
