@@ -125,7 +125,7 @@ def _code(value: Any) -> str | None:
         return str(int(value))
     if isinstance(value, str):
         text = value.strip().upper().removeprefix("AADSTS")
-        if text.isascii() and text.lstrip("-").isdigit():
+        if text.isascii() and text.isdigit() and len(text) <= 12:
             return str(int(text))
     return None
 

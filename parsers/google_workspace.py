@@ -88,10 +88,11 @@ def _int(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str):
-        text = value.strip()
-        if text.isascii() and text.lstrip("-").isdigit() and len(text) <= 20:
-            return int(text)
+    if isinstance(value, str) and len(value) <= 24 and value.strip().isascii():
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
     return None
 
 

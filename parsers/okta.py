@@ -112,8 +112,11 @@ def _int(value: Any) -> int | None:
         return None
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().lstrip("-").isascii() and value.strip().lstrip("-").isdigit() and len(value) < 20:
-        return int(value)
+    if isinstance(value, str) and len(value) <= 24 and value.strip().isascii():
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
     return None
 
 

@@ -221,3 +221,9 @@ def test_accepts():
     assert parser.accepts(BLOCKED)
     assert not parser.accepts({"category": "AuditLogs", "time": "2025-01-01T00:00:00Z"})
     assert not parser.accepts({"category": ["SignInLogs"]})
+
+
+def test_malformed_codes_are_not_codes():
+    from parsers.entra_signin import _code
+
+    assert [_code(v) for v in ("--5", "-5", "AADSTS53003", " 53003 ", "1" * 40, True, 5.0)] == [None, None, "53003", "53003", None, None, "5"]

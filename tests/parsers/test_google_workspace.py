@@ -240,3 +240,8 @@ def test_accepts():
     assert parser.accepts(SAML_FAILURE)
     assert parser.accepts({"id": {"applicationName": "login"}, "events": []})
     assert not parser.accepts({"id": "x", "events": []})
+
+
+def test_malformed_int_values_stay_text():
+    assert parameter_value({"name": "a", "intValue": "--5"}) == "--5"
+    assert parameter_value({"name": "a", "intValue": "9" * 40}) == "9" * 40
