@@ -30,7 +30,7 @@ def unwrap(obj: Any, depth: int = 0) -> Iterator[tuple[Any, int | None]]:
     if not isinstance(obj, dict):
         yield obj, None
         return
-    for key in ("Records", "records", "items", "logEvents"):
+    for key in ("Records", "records", "items", "logEvents", "logs"):
         items = obj.get(key)
         if isinstance(items, list) and _is_batch(obj, key):
             if key == "logEvents" and obj.get("messageType") == "CONTROL_MESSAGE":
@@ -71,6 +71,8 @@ def _is_batch(obj: dict[str, Any], key: str) -> bool:
         return True
     if key == "items":
         return str(obj.get("kind", "")).startswith("admin#reports#activities") or "nextPageToken" in obj or "etag" in obj
+    if key == "logs":  # Temporal Cloud Ops API GetAuditLogs page: {"logs": [...], "nextPageToken": ...}
+        return "nextPageToken" in obj or "next_page_token" in obj or len(obj) == 1
     return "messageType" in obj or "logGroup" in obj
 
 

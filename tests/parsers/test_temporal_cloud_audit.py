@@ -270,3 +270,23 @@ def test_every_sample_validates_against_the_schema():
             validate_event(event)
             count += 1
     assert count >= 30
+
+
+def test_documented_ui_example_and_ops_api_page():
+    """The two records of the Temporal Cloud docs' own example (docs/cloud/audit-logs.mdx), as a UI download and as a GetAuditLogs page."""
+    docs_example = [
+        {"operation": "UserLogin", "status": "OK", "version": 2, "logId": "edb3aa3e-78c4-48fc-9c7e-2078c6989775", "xForwardedFor": "10.1.2.3",
+         "asyncOperationId": "", "emitTime": {"$typeName": "google.protobuf.Timestamp", "seconds": 1759436617, "nanos": 48000000},
+         "principal": {"type": "user", "id": "", "name": "user@email.com", "apiKeyId": ""}},
+        {"operation": "UserLogin", "status": "OK", "version": 2, "logId": "5fe6a81e-8d3c-4f4d-88a5-52db864c9ea5", "xForwardedFor": "10.1.2.3",
+         "asyncOperationId": "", "emitTime": {"seconds": 1759178573, "nanos": 671000000},
+         "principal": {"type": "user", "id": "", "name": "user@email.com", "apiKeyId": ""}},
+    ]
+    for document in (docs_example, {"logs": docs_example, "nextPageToken": "abc"}):
+        result = ROUTER.parse(RawRecord(orjson.dumps(document), Origin("download.json", line=1)))
+        assert not result.dead
+        assert [(e["event.id"], e["@timestamp"]) for e in result.events] == [
+            ("edb3aa3e-78c4-48fc-9c7e-2078c6989775", "2025-10-02T20:23:37.048000Z"), ("5fe6a81e-8d3c-4f4d-88a5-52db864c9ea5", "2025-09-29T20:42:53.671000Z")]
+        first = result.events[0]
+        assert first["event.category"] == ["authentication", "session"] and first["source.ip"] == "10.1.2.3"
+        assert first["user.email"] == "user@email.com" and first["temporal.record_generation"] == "current"
