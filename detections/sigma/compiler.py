@@ -4,7 +4,8 @@ Why generated code: a short-circuiting ``and``/``or`` expression over locals is 
 tree of closures (docs/engine.md). Every literal enters the source through ``repr()``; compiled objects
 (regexes, frozensets, networks) enter through the function's namespace, never through string formatting.
 
-``e`` is the flat event, ``c`` a per-event scratch dict (cached keyword values). Value semantics are in
+``e`` is the flat event, ``c`` its :class:`~detections.sigma.values.EventFolds` (folded values and keyword
+values, computed once per event and shared by all candidate rules). Value semantics are in
 :mod:`detections.sigma.values`.
 """
 
@@ -15,6 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+import ahocorasick
 from sigma.conditions import (
     ConditionAND,
     ConditionFieldEqualsValueExpression,
@@ -130,6 +132,7 @@ def _unanchored(value: SigmaString) -> SigmaString:
     return wrapped
 
 
+AUTOMATON_THRESHOLD = 8  # an OR of this many |contains literals is one Aho-Corasick scan (rsigma's crossover)
 _KIND_ORDER = {"eq": 0, "startswith": 1, "endswith": 2, "contains": 3, "regex": 4}
 
 
@@ -146,6 +149,7 @@ class _Context:
     fields: dict[str, int] = field(default_factory=dict)
     folded: set[int] = field(default_factory=set)
     plain: set[int] = field(default_factory=set)
+    raw: set[int] = field(default_factory=set)
     constants: dict[str, Any] = field(default_factory=dict)
     helpers: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -179,9 +183,10 @@ class RuleCompiler:
         body = branches[0] if len(branches) == 1 else " or ".join(f"({b})" for b in branches)
         lines = ["def match(e, c):"]
         for name, slot in ctx.fields.items():
-            lines.append(f"    v{slot} = e.get({name!r})")
+            if slot in ctx.raw or slot in ctx.plain:
+                lines.append(f"    v{slot} = e.get({name!r})")
             if slot in ctx.folded:
-                lines.append(f"    s{slot} = v{slot}.lower() if v{slot}.__class__ is str else _fold(v{slot})")
+                lines.append(f"    s{slot} = c[{name!r}]")
             if slot in ctx.plain:
                 lines.append(f"    p{slot} = v{slot} if v{slot}.__class__ is str else _plain(v{slot})")
         lines.append(f"    return bool({body})")
@@ -320,6 +325,13 @@ class RuleCompiler:
                 arg = repr(literals[0]) if len(literals) == 1 else repr(tuple(literals))
                 out.append(f"{x}.{kind}({arg})")
                 cost += 2
+            elif kind == "contains" and len(literals) >= AUTOMATON_THRESHOLD and "" not in literals:
+                automaton = ahocorasick.Automaton()
+                for literal in literals:
+                    automaton.add_word(literal, None)
+                automaton.make_automaton()
+                out.append(f"next({ctx.constant(automaton)}.iter({x}), None) is not None")
+                cost += 5
             elif kind == "contains":
                 out.extend(f"{lit!r} in {x}" for lit in literals)
                 cost += 2 + len(literals)
@@ -333,6 +345,7 @@ class RuleCompiler:
 
     def _scalar(self, slot: int, name: str, value: Any, ctx: _Context) -> tuple[str, int]:
         v = f"v{slot}"
+        ctx.raw.add(slot)
         if isinstance(value, SigmaTimestampPart):
             return f"_tsp({v}, {value.timestamp_part.name.lower()!r}, {value.number!r})", 8
         if isinstance(value, SigmaNumber):
@@ -359,6 +372,7 @@ class RuleCompiler:
             return f"_cmp({v}, {_COMPARE_OPS[value.op]!r}, {value.number.number!r})", 2
         if isinstance(value, SigmaFieldReference):
             other = ctx.field_slot(value.field)
+            ctx.raw.add(other)
             mode = ("contains" if value.starts_with and value.ends_with else "startswith" if value.starts_with
                     else "endswith" if value.ends_with else "eq")
             return f"_fref({v}, v{other}, {mode!r})", 4

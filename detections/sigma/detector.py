@@ -9,13 +9,15 @@ from __future__ import annotations
 import base64
 import importlib
 import logging
+from collections import Counter
 from typing import Any
 
 import orjson
 
 from detections.alerts import rule_alert
 from detections.base import Detector
-from detections.sigma.engine import DATASET_FIELD, Ruleset
+from detections.sigma.engine import Ruleset
+from detections.sigma.values import EventFolds
 from temporal_siem import metrics
 
 log = logging.getLogger("detections.sigma")
@@ -35,14 +37,13 @@ class SigmaDetector(Detector):
         self.ruleset = ruleset
         self.options = options or {}
         size = len(ruleset.rules)
-        self.evaluated = [0] * size
+        self._evaluated: Counter[int] = Counter()
         self.matched = [0] * size
         self.rule_errors = [0] * size
         self.lane_events: dict[int, int] = {}
         self.events = 0
         self.candidates_total = 0
-        self._published_eval = [0] * size
-        self._published_match = [0] * size
+        self._metric_children: dict[int, tuple[Any, Any]] = {}
         self.enrichers = self._load_enrichers()
         self.correlation = self._load_correlation()
 
@@ -74,35 +75,40 @@ class SigmaDetector(Detector):
         for enricher in self.enrichers:
             enricher.enrich(events)
         rules = self.ruleset.rules
-        functions = [r.match for r in rules]
-        evaluated, matched = self.evaluated, self.matched
+        functions = self.ruleset.functions
+        matched = self.matched
+        batch_evaluated: Counter[int] = Counter()
+        batch_matched: Counter[int] = Counter()
+        evaluated_update = batch_evaluated.update
         lane_events = self.lane_events
         correlation = self.correlation
         alerts: list[dict[str, Any]] = []
-        lane_of = self.ruleset.lane
+        lane_of = self.ruleset.lane_for
         candidates_total = 0
         for event in events:
-            lane = lane_of(event.get(DATASET_FIELD))
+            lane = lane_of(event)
             lane_events[lane.key] = lane_events.get(lane.key, 0) + 1
-            cache: dict[int, Any] = {}
+            cache = EventFolds(event)
             try:
                 candidates = lane.index.candidates(event, cache)
             except Exception:  # hostile values must not stop the stream: fall back to the full lane
                 log.exception("candidate selection failed; evaluating the whole lane")
                 candidates = set(lane.rules)
             candidates_total += len(candidates)
-            hits: list[int] = []
-            for i in sorted(candidates):
-                evaluated[i] += 1
-                try:
-                    if functions[i](event, cache):
-                        hits.append(i)
-                except Exception:
-                    self.rule_errors[i] += 1
+            evaluated_update(candidates)
+            try:
+                hits = [i for i in candidates if functions[i](event, cache)]
+            except Exception:  # one rule failed on a hostile value: evaluate one by one, count the failures
+                hits = self._evaluate_carefully(candidates, functions, event, cache)
+            if not hits and correlation is None:
+                continue
+            if len(hits) > 1:
+                hits.sort()
             refs: set[str] = set()
             for i in hits:
                 rule = rules[i]
                 matched[i] += 1
+                batch_matched[i] += 1
                 if rule.generate:
                     alerts.append(rule_alert(rule.meta, event))
                 refs.update(rule.refs)
@@ -112,8 +118,25 @@ class SigmaDetector(Detector):
                     alerts.extend(fired)
         self.events += len(events)
         self.candidates_total += candidates_total
-        self._publish_metrics()
+        self._evaluated.update(batch_evaluated)
+        self._publish_metrics(batch_evaluated, batch_matched)
         return alerts
+
+    def _evaluate_carefully(self, candidates: set[int], functions: list[Any], event: dict[str, Any], cache: Any) -> list[int]:
+        hits = []
+        for i in candidates:
+            try:
+                if functions[i](event, cache):
+                    hits.append(i)
+            except Exception:
+                self.rule_errors[i] += 1
+        return hits
+
+    @property
+    def evaluated(self) -> list[int]:
+        """Per rule (by index): events it was evaluated on after candidate selection."""
+        counts = self._evaluated
+        return [counts.get(i, 0) for i in range(len(self.ruleset.rules))]
 
     def finish(self) -> list[dict[str, Any]]:
         if self.correlation is None:
@@ -196,21 +219,17 @@ class SigmaDetector(Detector):
             stats["correlation"] = self.correlation.stats()
         return stats
 
-    def _publish_metrics(self) -> None:
-        evaluated, published = self.evaluated, self._published_eval
-        matched, published_m = self.matched, self._published_match
-        if evaluated == published:
-            return
+    def _publish_metrics(self, evaluated: Counter[int], matched: Counter[int]) -> None:
+        """Once per batch, only for the rules this batch touched (label children are cached)."""
+        children = self._metric_children
         rules = self.ruleset.rules
-        for i, count in enumerate(evaluated):
-            delta = count - published[i]
-            if delta:
-                metrics.RULE_EVALUATIONS.labels(rules[i].id).inc(delta)
-                published[i] = count
-            delta = matched[i] - published_m[i]
-            if delta:
-                metrics.RULE_MATCHES.labels(rules[i].id).inc(delta)
-                published_m[i] = matched[i]
+        for i, count in evaluated.items():
+            pair = children.get(i)
+            if pair is None:
+                pair = children[i] = (metrics.RULE_EVALUATIONS.labels(rules[i].id), metrics.RULE_MATCHES.labels(rules[i].id))
+            pair[0].inc(count)
+            if i in matched:
+                pair[1].inc(matched[i])
 
 
 def _name(obj: Any) -> str:

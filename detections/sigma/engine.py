@@ -35,11 +35,23 @@ from detections.sigma.pipelines import (
     dataset_patterns,
     pipeline_datasets,
 )
+from detections.sigma.routing import EventTag, LogsourceTagger
+from detections.sigma.values import EventFolds
 from detections.sigma.witness import Witnesses, rule_witnesses
 from temporal_siem.flatten import flatten
 
 DATASET_FIELD = "event.dataset"
 _LANE_CACHE_LIMIT = 4096
+
+
+@dataclass
+class Lane:
+    key: int
+    rules: tuple[int, ...]
+    index: CandidateIndex
+
+
+_UNROUTED = Lane(-1, (), CandidateIndex((), {}, None, None))  # marker: "no dataset route, use the event tag"
 
 
 @dataclass(slots=True)
@@ -70,13 +82,6 @@ class MatchedRule:
     title: str
     level: str
     meta: RuleMeta
-
-
-@dataclass
-class Lane:
-    key: int
-    rules: tuple[int, ...]
-    index: CandidateIndex
 
 
 def rule_meta(rule: SigmaRule | SigmaCorrelationRule, rule_id: str) -> RuleMeta:
@@ -110,15 +115,18 @@ class Ruleset:
     """Compiled rules + lanes. Thread-safe for matching; build lanes lazily under a lock."""
 
     def __init__(self, rules: list[CompiledRule], correlations: list[SigmaCorrelationRule],
-                 correlation_meta: dict[str, RuleMeta], errors: list[LoadError], known_datasets: tuple[str, ...] = ()) -> None:
+                 correlation_meta: dict[str, RuleMeta], errors: list[LoadError], known_datasets: tuple[str, ...] = (),
+                 use_event_tags: bool = True) -> None:
         self.rules = rules
         self.correlations = correlations
         self.correlation_meta = correlation_meta
         self.errors = errors
-        self._functions = [r.match for r in rules]
+        self.functions = [r.match for r in rules]
         self._patterns = sorted({p for r in rules for p in (r.datasets or ())} | set(known_datasets))
         self._lanes_by_rules: dict[tuple[int, ...], Lane] = {}
         self._lane_by_dataset: dict[Any, Lane] = {}
+        self._generic_lanes: dict[EventTag | None, Lane] = {}
+        self.tagger: LogsourceTagger | None = LogsourceTagger.load() if use_event_tags else None
         self._lock = threading.Lock()
 
     # ---- construction ----------------------------------------------------------------------------------
@@ -203,31 +211,57 @@ class Ruleset:
 
     # ---- lanes -----------------------------------------------------------------------------------------
 
-    def lane(self, dataset: Any) -> Lane:
-        lane = self._lane_by_dataset.get(dataset)
-        if lane is not None:
+    def lane_for(self, event: dict[str, Any]) -> Lane:
+        """The lane of an event: its dataset's routed rules, or the unrouted rules its logsource tag admits."""
+        dataset = event.get(DATASET_FIELD)
+        try:
+            lane = self._lane_by_dataset.get(dataset)
+        except TypeError:  # unhashable dataset value (a list): resolve without the cache
+            lane = None
+        if lane is None:
+            lane = self._resolve_dataset(dataset)
+        if lane is not _UNROUTED:
             return lane
-        return self._resolve_lane(dataset)
+        tag = self.tagger.tag(event) if self.tagger is not None else None
+        generic = self._generic_lanes.get(tag)
+        if generic is None:
+            generic = self._generic_lane(tag)
+        return generic
 
-    def _resolve_lane(self, dataset: Any) -> Lane:
+    def lane(self, dataset: Any) -> Lane:
+        """The lane for a dataset value alone (untagged events)."""
+        return self.lane_for({DATASET_FIELD: dataset})
+
+    def _resolve_dataset(self, dataset: Any) -> Lane:
         text = dataset if isinstance(dataset, str) else (str(dataset[0]) if isinstance(dataset, list) and dataset else "")
         claimed = [p for p in self._patterns if text and dataset_matches(p, text)]
         if claimed:
             members = tuple(r.index for r in self.rules
                             if r.datasets is not None and any(dataset_matches(p, text) for p in r.datasets))
+            lane = self._lane(members)
         else:
-            members = tuple(r.index for r in self.rules if r.datasets is None)
+            lane = _UNROUTED
+        try:
+            if len(self._lane_by_dataset) < _LANE_CACHE_LIMIT:
+                self._lane_by_dataset[dataset] = lane
+        except TypeError:
+            pass
+        return lane
+
+    def _generic_lane(self, tag: EventTag | None) -> Lane:
+        members = tuple(r.index for r in self.rules
+                        if r.datasets is None and (tag is None or r.rule is None or tag.admits(r.rule.logsource)))
+        lane = self._lane(members)
+        self._generic_lanes[tag] = lane
+        return lane
+
+    def _lane(self, members: tuple[int, ...]) -> Lane:
         with self._lock:
             lane = self._lanes_by_rules.get(members)
             if lane is None:
                 index = CandidateIndex.build([(i, self.rules[i].witnesses, self.rules[i].fields) for i in members])
                 lane = Lane(len(self._lanes_by_rules), members, index)
                 self._lanes_by_rules[members] = lane
-            try:
-                if len(self._lane_by_dataset) < _LANE_CACHE_LIMIT:
-                    self._lane_by_dataset[dataset] = lane
-            except TypeError:  # unhashable dataset value
-                pass
         return lane
 
     @property
@@ -237,15 +271,15 @@ class Ruleset:
     # ---- matching --------------------------------------------------------------------------------------
 
     def candidates(self, event: dict[str, Any], cache: dict[int, Any] | None = None) -> set[int]:
-        lane = self.lane(event.get(DATASET_FIELD))
-        return lane.index.candidates(event, {} if cache is None else cache)
+        lane = self.lane_for(event)
+        return lane.index.candidates(event, EventFolds(event) if cache is None else cache)
 
     def match_indices(self, event: dict[str, Any], *, full_scan: bool = False) -> list[int]:
         """Indices of the rules that match a flat event (``full_scan`` skips the index: the reference)."""
-        lane = self.lane(event.get(DATASET_FIELD))
-        cache: dict[int, Any] = {}
+        lane = self.lane_for(event)
+        cache = EventFolds(event)
         pool = lane.rules if full_scan else sorted(lane.index.candidates(event, cache))
-        functions = self._functions
+        functions = self.functions
         return [i for i in pool if functions[i](event, cache)]
 
     def new_detector(self, options: dict[str, Any] | None = None) -> Any:

@@ -14,6 +14,11 @@ from typing import Any
 
 import ahocorasick
 
+try:
+    import hyperscan
+except ImportError:  # no wheel for this platform: Aho-Corasick does the same job, slower
+    hyperscan = None  # type: ignore[assignment]
+
 from detections.sigma.values import fold, keyword_values, to_number
 from detections.sigma.witness import Witness
 
@@ -95,6 +100,7 @@ class CandidateIndex:
                 continue
             if slot.exact is not None or slot.scanned:
                 folded = value.lower() if value.__class__ is str else fold(value)
+                cache[key] = folded  # type: ignore[index]
                 if folded.__class__ is str:
                     if slot.exact is not None:
                         hit = slot.exact.get(folded)  # type: ignore[arg-type]
@@ -113,13 +119,11 @@ class CandidateIndex:
             if slot.numbers is not None:
                 self._numbers(slot.numbers, value, found)
         if buffer and self.substrings is not None:
-            for _, hit in self.substrings.iter("\x00".join(buffer)):
-                found.extend(hit)
+            self.substrings.scan("\x00".join(buffer), found)
         if self.keywords is not None:
             text = "\x00".join(keyword_values(event, cache, False))
             if text:
-                for _, hit in self.keywords.iter(text):
-                    found.extend(hit)
+                self.keywords.scan(text, found)
         return set(found)
 
     @staticmethod
@@ -133,11 +137,48 @@ class CandidateIndex:
                     found.extend(hit)
 
 
-def _automaton(needles: dict[str, set[int]]) -> Any:
-    if not needles:
-        return None
-    automaton = ahocorasick.Automaton()
-    for needle, rules in needles.items():
-        automaton.add_word(needle, tuple(sorted(rules)))
-    automaton.make_automaton()
-    return automaton
+class LiteralScanner:
+    """Finds which of many literal needles occur in a text: one Hyperscan pass, or Aho-Corasick without it.
+
+    Both sides are already folded with ``str.lower()``, so the scan is case-sensitive on purpose (Hyperscan's
+    CASELESS is ASCII-only and would not add anything). Each needle is reported once (SINGLEMATCH) and
+    attributed to its rules, not to the field it was found in: coarser, still sound.
+    """
+
+    def __init__(self, needles: dict[str, set[int]]) -> None:
+        self.needles = list(needles)
+        self.rules = [tuple(sorted(needles[n])) for n in self.needles]
+        self._hits: list[int] = []
+        self._database: Any = None
+        self._automaton: Any = None
+        if hyperscan is not None:
+            database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+            database.compile(expressions=[n.encode("utf-8", "surrogatepass") for n in self.needles],
+                             ids=list(range(len(self.needles))), elements=len(self.needles),
+                             flags=hyperscan.HS_FLAG_SINGLEMATCH, literal=True)
+            self._database = database
+        else:
+            automaton = ahocorasick.Automaton()
+            for i, needle in enumerate(self.needles):
+                automaton.add_word(needle, i)
+            automaton.make_automaton()
+            self._automaton = automaton
+
+    def _on_match(self, needle_id: int, start: int, end: int, flags: int, context: Any) -> None:
+        self._hits.append(needle_id)
+
+    def scan(self, text: str, found: list[int]) -> None:
+        rules = self.rules
+        if self._database is not None:
+            hits = self._hits
+            hits.clear()
+            self._database.scan(text.encode("utf-8", "surrogatepass"), match_event_handler=self._on_match)
+            for needle_id in hits:
+                found.extend(rules[needle_id])
+        else:
+            for _, needle_id in self._automaton.iter(text):
+                found.extend(rules[needle_id])
+
+
+def _automaton(needles: dict[str, set[int]]) -> LiteralScanner | None:
+    return LiteralScanner(needles) if needles else None

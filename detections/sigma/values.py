@@ -252,3 +252,23 @@ def keyword_values(event: dict[str, Any], cache: dict[int, Any], cased: bool) ->
 
 def keyword_numbers(event: dict[str, Any], number: int | float) -> bool:
     return any(num_eq(value, number) for value in event.values())
+
+
+class EventFolds(dict):  # type: ignore[type-arg]
+    """Per-event memo of folded field values: ``folds[name]`` folds the field once, on first use.
+
+    Shared by the index and every candidate rule of the event, so a long command line is lowered once, not
+    once per rule. Integer keys hold the keyword value tuples (see :func:`keyword_values`).
+    """
+
+    __slots__ = ("event",)
+
+    def __init__(self, event: dict[str, Any]) -> None:
+        super().__init__()
+        self.event = event
+
+    def __missing__(self, key: str) -> Folded:
+        value = self.event.get(key)
+        folded = value.lower() if value.__class__ is str else fold(value)
+        self[key] = folded
+        return folded

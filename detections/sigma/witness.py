@@ -41,7 +41,12 @@ from sigma.types import (
     SpecialChars,
 )
 
-MIN_NEEDLE = 3  # shorter substrings gate nearly every event: use presence instead
+MIN_NEEDLE = 3  # UTF-8 bytes; shorter substrings gate nearly every event: use presence instead
+
+
+def _long_enough(needle: str) -> bool:
+    """Three bytes, not characters: a lone emoji or CJK character is a rare, useful needle."""
+    return len(needle.encode("utf-8", "surrogatepass")) >= MIN_NEEDLE
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,14 +57,25 @@ class Witness:
 
     @property
     def score(self) -> float:
-        """Lower is more selective (rsigma's ranking)."""
-        if self.kind in ("exact", "number"):
-            return 0.0
-        if self.kind == "substring":
-            return 1.0 if len(self.value) >= 8 else 2.0 + (8 - len(self.value)) / 10
-        if self.kind == "keyword":
-            return 3.0 if len(self.value) >= 8 else 3.5
-        return 4.0
+        """Lower is more selective: longer literals first (rsigma's ranking refined by length), common
+        Windows path fragments last. Only used to pick one conjunct under AND, so it never affects soundness."""
+        if self.kind == "presence":
+            return 4.0
+        if self.kind == "number":
+            return 1.5
+        length = min(len(self.value), 16) / 10
+        base = {"exact": 2.0, "substring": 2.5, "keyword": 3.0}[self.kind] - length
+        return base + (1.5 if self.value in COMMON_NEEDLES else 0.0)
+
+
+# Fragments present in most Windows events: a poor gate when the rule offers anything else.
+COMMON_NEEDLES = frozenset({
+    ".exe", ".dll", "exe", "c:\\", "\\windows\\", "c:\\windows\\", "c:\\windows\\system32\\", "\\system32\\",
+    "c:\\windows\\syswow64\\", "\\syswow64\\", "c:\\program files", "c:\\program files (x86)", "c:\\users\\",
+    "\\appdata\\", "\\appdata\\local\\", "\\appdata\\roaming\\", "\\temp\\", "windows", "system32", "microsoft",
+    "http", "https://", "http://", "powershell", "\\cmd.exe", "cmd.exe", "\\powershell.exe", "powershell.exe",
+    "high", "system", "medium", "true", "false", "nt authority\\system",
+})
 
 
 Witnesses = frozenset[Witness] | None  # None = open (no witness)
@@ -133,7 +149,7 @@ def _value(field: str | None, value: Any) -> Witnesses:
         if field is None or value.contains_placeholder():
             return presence
         needle = regex_literal(str(value.regexp), SigmaRegularExpressionFlag.IGNORECASE in value.flags)
-        if needle is not None and len(needle) >= MIN_NEEDLE:
+        if needle is not None and _long_enough(needle):
             return frozenset({Witness("substring", field, needle)})
         return presence
     if isinstance(value, SigmaNull):
@@ -152,13 +168,13 @@ def _string(field: str | None, value: SigmaString) -> frozenset[Witness] | None:
     if all(isinstance(p, str) for p in parts):
         text = "".join(parts).lower()  # type: ignore[arg-type]
         if field is None:
-            return frozenset({Witness("keyword", None, text)}) if len(text) >= MIN_NEEDLE else None
+            return frozenset({Witness("keyword", None, text)}) if _long_enough(text) else None
         return frozenset({Witness("exact", field, text)})
     runs = [p for p in parts if isinstance(p, str)]
     if not runs:
         return None
     longest = max(runs, key=len).lower()
-    if len(longest) < MIN_NEEDLE:
+    if not _long_enough(longest):
         return None
     if field is None:
         return frozenset({Witness("keyword", None, longest)})

@@ -116,7 +116,9 @@ COMMANDS = ["-NoProfile -ExecutionPolicy Bypass -Command Get-Process", "/c whoam
             "-k netsvcs -p -s Schedule", "shell32.dll,Control_RunDLL", "query HKLM\\Software\\Microsoft\\Windows\\CurrentVersion\\Run",
             "-urlcache -split -f http://10.0.0.5/a.txt", "/s /q C:\\Temp", "-enc SQBFAFgAIAAoAE4AZQB3AC0ATwBiAGoAZQBjAHQAKQA=", ""]
 USERS = ["CORP\\alice", "NT AUTHORITY\\SYSTEM", "CORP\\bob", "NT AUTHORITY\\NETWORK SERVICE"]
-CHANNELS = ["Microsoft-Windows-Sysmon/Operational", "Security", "System", "Microsoft-Windows-PowerShell/Operational"]
+SYSMON = "Microsoft-Windows-Sysmon/Operational"
+KINDS = [(SYSMON, 1), (SYSMON, 1), (SYSMON, 1), (SYSMON, 3), (SYSMON, 11), (SYSMON, 13), (SYSMON, 7), ("Security", 4688),
+         ("Security", 4624), ("Microsoft-Windows-PowerShell/Operational", 4104), ("System", 7045), ("Application", 1000)]
 
 
 def windows_events(count: int, seed: int = 7) -> list[dict[str, Any]]:
@@ -126,9 +128,9 @@ def windows_events(count: int, seed: int = 7) -> list[dict[str, Any]]:
     for n in range(count):
         image = rng.choice(IMAGES)
         parent = rng.choice(IMAGES)
-        channel = rng.choice(CHANNELS)
+        channel, event_id = rng.choice(KINDS)
         event: dict[str, Any] = {
-            "EventID": rng.choice((1, 1, 1, 3, 4688, 4624, 11, 13, 4104, 7045)),
+            "EventID": event_id,
             "Channel": channel,
             "Provider_Name": "Microsoft-Windows-Sysmon" if "Sysmon" in channel else "Microsoft-Windows-Security-Auditing",
             "Computer": f"ws{rng.randint(1, 400):03d}.corp.local",

@@ -1,0 +1,91 @@
+"""Event-side logsource tags for unrouted events (data: detections/pipelines/logsources.yml).
+
+Rules are pruned only on conflict (rsigma's rule): a rule that sets a product/service/category different
+from the event's tag is skipped; an untagged event keeps every rule. Besides speed this removes false
+matches: a ``file_event`` rule testing ``Image|endswith`` would otherwise fire on process-creation events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sigma.rule import SigmaLogSource
+
+LOGSOURCES_FILE = Path(__file__).resolve().parents[1] / "pipelines" / "logsources.yml"
+
+
+@dataclass(frozen=True, slots=True)
+class EventTag:
+    product: str | None
+    service: str | None
+    categories: frozenset[str] | None  # None: unknown (no pruning); empty: in no category
+
+    def admits(self, logsource: SigmaLogSource) -> bool:
+        product = (logsource.product or "").lower()
+        service = (logsource.service or "").lower()
+        category = (logsource.category or "").lower()
+        if product and self.product is not None and product != self.product:
+            return False
+        if service and self.service is not None and service != self.service:
+            return False
+        return not (category and self.categories is not None and category not in self.categories)
+
+
+@dataclass(frozen=True, slots=True)
+class _Source:
+    product: str | None
+    service: str | None
+    category_by: str | None
+    categories: dict[str, frozenset[str]]
+
+
+class LogsourceTagger:
+    """Maps an event to an :class:`EventTag` with a couple of dict probes."""
+
+    def __init__(self, entries: list[dict[str, Any]]) -> None:
+        self._by_field: dict[str, dict[str, _Source]] = {}
+        for entry in entries:
+            source = _Source(
+                product=_lower(entry.get("product")),
+                service=_lower(entry.get("service")),
+                category_by=entry.get("category_by"),
+                categories={str(k): frozenset(str(c).lower() for c in v) for k, v in (entry.get("categories") or {}).items()},
+            )
+            self._by_field.setdefault(str(entry["field"]), {})[str(entry["value"]).lower()] = source
+        self._fields = tuple(self._by_field.items())
+        self._tags: dict[tuple[Any, ...], EventTag] = {}
+
+    @classmethod
+    def load(cls, path: Path = LOGSOURCES_FILE) -> LogsourceTagger:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        return cls(list(data.get("event_logsources") or []))
+
+    def tag(self, event: dict[str, Any]) -> EventTag | None:
+        for field, table in self._fields:
+            value = event.get(field)
+            if value.__class__ is not str:
+                continue
+            source = table.get(value.lower())  # type: ignore[union-attr]
+            if source is None:
+                continue
+            key_value = event.get(source.category_by) if source.category_by else None
+            if key_value.__class__ is float and key_value.is_integer():  # type: ignore[union-attr]
+                key_value = int(key_value)  # type: ignore[arg-type]
+            key = (id(source), str(key_value).strip() if key_value is not None else None)
+            cached = self._tags.get(key)
+            if cached is None:
+                categories = source.categories.get(key[1]) if key[1] is not None else None
+                if categories is None and key[1] is not None:
+                    categories = frozenset()
+                cached = EventTag(source.product, source.service, categories)
+                if len(self._tags) < 65536:
+                    self._tags[key] = cached
+            return cached
+        return None
+
+
+def _lower(value: Any) -> str | None:
+    return str(value).lower() if value is not None else None
