@@ -126,30 +126,76 @@ def _field_of(item: SigmaDetectionItem | SigmaDetection) -> str | None:
     return next(iter(fields)) if len(fields) == 1 else None
 
 
+def _memo(event: dict[str, Any]) -> dict[Any, Any]:
+    """The per-event memo the engine passes to compiled rules (its folded-values cache), as the engine builds it."""
+    try:
+        from detections.sigma.values import EventFolds
+    except ImportError:  # an engine without a folds memo takes a plain dict
+        return {}
+    folds: dict[Any, Any] = EventFolds(event)
+    return folds
+
+
+def _lane_rules(ruleset: Any, event: dict[str, Any]) -> tuple[int, ...]:
+    from detections.sigma.engine import DATASET_FIELD
+
+    lane = ruleset.lane_for(event) if hasattr(ruleset, "lane_for") else ruleset.lane(event.get(DATASET_FIELD))
+    return tuple(lane.rules)
+
+
+@dataclass
+class _CompiledItem:
+    text: str
+    field: str | None
+    match: Matcher
+
+
+@dataclass
+class _CompiledDetection:
+    name: str
+    linking: str
+    match: Matcher
+    items: list[_CompiledItem]
+
+
+_PLANS: dict[int, tuple[Any, list[_CompiledDetection]]] = {}
+
+
+def _plan(compiled_rule: Any) -> list[_CompiledDetection]:
+    """Each named detection and each of its items compiled once per rule (compiling is the slow part)."""
+    cached = _PLANS.get(id(compiled_rule))
+    if cached is not None and cached[0] is compiled_rule:
+        return cached[1]
+    rule: SigmaRule = copy.deepcopy(compiled_rule.rule)
+    detections = rule.detection
+    plan: list[_CompiledDetection] = []
+    for name, detection in detections.detections.items():
+        linking = "all of" if detection.item_linking is None or detection.item_linking.__name__ == "ConditionAND" else "any of"
+        items = [_CompiledItem(_item_text(item), _field_of(item), _compile_node(item.postprocess(detections)))
+                 for item in _leaf_items(detection)]
+        plan.append(_CompiledDetection(name, linking, _compile_node(detection.postprocess(detections)), items))
+    if len(_PLANS) > 4096:
+        _PLANS.clear()
+    _PLANS[id(compiled_rule)] = (compiled_rule, plan)
+    return plan
+
+
 def explain(compiled_rule: Any, event: dict[str, Any], ruleset: Any) -> Explanation:
     """Explain a compiled rule (``detections.sigma.engine.CompiledRule``) against one flat, enriched event."""
     from detections.sigma.engine import DATASET_FIELD
 
-    rule: SigmaRule = copy.deepcopy(compiled_rule.rule)
-    detections = rule.detection
     verdicts: list[DetectionVerdict] = []
-    for name, detection in detections.detections.items():
-        tree = detection.postprocess(detections)
-        matched = _compile_node(tree)(event, {})
-        linking = "all of" if detection.item_linking is None or detection.item_linking.__name__ == "ConditionAND" else "any of"
-        verdict = DetectionVerdict(name, matched, linking)
-        for item in _leaf_items(detection):
-            item_tree = item.postprocess(detections)
-            item_field = _field_of(item)
-            verdict.items.append(ItemVerdict(_item_text(item), item_field, _compile_node(item_tree)(event, {}),
-                                             event.get(item_field) if item_field else None))
+    for detection in _plan(compiled_rule):
+        verdict = DetectionVerdict(detection.name, bool(detection.match(event, _memo(event))), detection.linking)
+        for item in detection.items:
+            verdict.items.append(ItemVerdict(item.text, item.field, bool(item.match(event, _memo(event))),
+                                             event.get(item.field) if item.field else None))
         verdicts.append(verdict)
-    lane = ruleset.lane(event.get(DATASET_FIELD))
-    routed = compiled_rule.index in lane.rules
+    routed = compiled_rule.index in _lane_rules(ruleset, event)
     return Explanation(
-        rule_id=compiled_rule.id, title=compiled_rule.meta.title, condition=list(detections.condition), routed=routed,
-        dataset=event.get(DATASET_FIELD), rule_datasets=compiled_rule.datasets,
-        matched=routed and bool(compiled_rule.match(event, {})), detections=verdicts,
+        rule_id=compiled_rule.id, title=compiled_rule.meta.title, condition=list(compiled_rule.rule.detection.condition),
+        routed=routed, dataset=event.get(DATASET_FIELD), rule_datasets=compiled_rule.datasets,
+        matched=routed and bool(compiled_rule.match(event, _memo(event))), detections=verdicts,
     )
 
 

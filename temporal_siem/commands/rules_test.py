@@ -66,7 +66,7 @@ class CaseResult:
     detail: list[str] = field(default_factory=list)
 
 
-def test_files(paths: list[str | Path]) -> list[Path]:
+def find_test_files(paths: list[str | Path]) -> list[Path]:
     found: list[Path] = []
     for raw in paths:
         root = Path(raw)
@@ -216,7 +216,7 @@ def run_tests(paths: list[str | Path], extra_rule_paths: list[str | Path] | None
     problems = [f"{e.file}: {e.error}" for e in ruleset.errors]
     runner = TestRunner(ruleset)
     results: list[CaseResult] = []
-    for path in test_files(paths):
+    for path in find_test_files(paths):
         try:
             cases = load_cases(path)
         except TestFileError as exc:
