@@ -213,14 +213,14 @@ class GoogleWorkspaceParser(Parser):
         qualifier = identity.get("uniqueQualifier")
         qualifier_text = str(qualifier) if isinstance(qualifier, (str, int)) and not isinstance(qualifier, bool) and qualifier != "" else None
         base_id = qualifier_text or event_id_from_raw(raw)
-        redacted = redact(_mask_secret_parameters(record))
+        masked = _mask_secret_parameters(record)  # namespaced() redacts the rest
         out = []
         for index, item in enumerate(events):
             event_id = base_id if len(events) == 1 else f"{base_id}-{index}"
-            out.append(self._event(record, redacted, item, index, application, when, event_id))
+            out.append(self._event(record, masked, item, index, application, when, event_id))
         return out
 
-    def _event(self, record: dict[str, Any], redacted: dict[str, Any], item: dict[str, Any], index: int,
+    def _event(self, record: dict[str, Any], masked: dict[str, Any], item: dict[str, Any], index: int,
                application: str, when: datetime, event_id: str) -> dict[str, Any]:
         name = _text(item.get("name")) or "unknown"
         event_type = _text(item.get("type")) or ""
@@ -250,10 +250,10 @@ class GoogleWorkspaceParser(Parser):
         else:
             set_if(event, "source.address", _text(record.get("ipAddress")))
         self._parameters(application, params, event)
-        narrowed = dict(redacted)
-        redacted_events = redacted.get("events")
-        if isinstance(redacted_events, list):
-            kept = [e for e in redacted_events if isinstance(e, dict)]
+        narrowed = dict(masked)
+        masked_events = masked.get("events")
+        if isinstance(masked_events, list):
+            kept = [e for e in masked_events if isinstance(e, dict)]
             narrowed["events"] = kept[index] if index < len(kept) else item
         namespaced("google_workspace", narrowed, event)
         return event
