@@ -173,3 +173,15 @@ def test_correlation_detail_lists_retained_events(page: Any) -> None:
     detail = page.find_element(By.ID, "alert-detail").text
     assert "Contributing events (5 of 6 retained)" in detail
     assert "evt-gone (not retained by the replay)" in detail
+
+
+def test_rows_open_from_the_keyboard(page: Any) -> None:
+    from selenium.webdriver.common.keys import Keys
+
+    _reset(page)
+    page.execute_script("document.getElementById('alert-detail').hidden = true")
+    row = page.find_elements(By.CSS_SELECTOR, "#alerts-table tbody tr")[2]
+    page.execute_script("arguments[0].scrollIntoView({block: 'center'}); arguments[0].focus()", row)
+    row.send_keys(Keys.ENTER)
+    detail = page.find_element(By.ID, "alert-detail")
+    assert detail.is_displayed() and row.find_elements(By.TAG_NAME, "td")[2].text in detail.text

@@ -101,6 +101,7 @@
       var x = filtered[i];
       var tr = document.createElement('tr');
       tr.dataset.index = String(x);
+      tr.tabIndex = 0;
       tr.appendChild(el('td', a.t[x]));
       var lvl = el('td');
       lvl.appendChild(el('span', data.levels[a.l[x]], 'badge lvl-' + data.levels[a.l[x]]));
@@ -205,12 +206,18 @@
     document.getElementById('filter-clear').addEventListener('click', function () {
       ruleSelect.value = ''; levelSelect.value = ''; typeSelect.value = ''; entityInput.value = ''; apply();
     });
-    tbody.addEventListener('click', function (ev) {
-      var tr = ev.target.closest('tr');
-      if (!tr) return;
+    function select(tr) {
       tbody.querySelectorAll('tr.selected').forEach(function (r) { r.classList.remove('selected'); });
       tr.classList.add('selected');
       show(Number(tr.dataset.index));
+    }
+    tbody.addEventListener('click', function (ev) {
+      var tr = ev.target.closest('tr');
+      if (tr) select(tr);
+    });
+    tbody.addEventListener('keydown', function (ev) {
+      var tr = ev.target.closest('tr');
+      if (tr && (ev.key === 'Enter' || ev.key === ' ')) { ev.preventDefault(); select(tr); }
     });
     document.querySelectorAll('a.entity-link').forEach(function (link) {
       link.addEventListener('click', function () { entityInput.value = link.dataset.entity; apply(); });
