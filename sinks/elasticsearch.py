@@ -15,7 +15,9 @@ from __future__ import annotations
 import logging
 import threading
 from abc import ABC, abstractmethod
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -249,20 +251,29 @@ class BulkIndexSink(Sink):
             document = {**document, "@timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
         return _Item(position, orjson.dumps({"create": action}) + b"\n", to_json_line(document))
 
-    def _chunks(self, items: list[_Item]) -> list[list[_Item]]:
-        chunks: list[list[_Item]] = []
+    def _chunks(self, items: Iterable[_Item]) -> Iterator[list[_Item]]:
         current: list[_Item] = []
         size = 0
         for item in items:
             item_size = len(item.action) + len(item.source)
             if current and (len(current) >= self.chunk_size or size + item_size > self.max_chunk_bytes):
-                chunks.append(current)
+                yield current
                 current, size = [], 0
             current.append(item)
             size += item_size
         if current:
-            chunks.append(current)
-        return chunks
+            yield current
+
+    def _dispatch(self, chunks: Iterator[list[_Item]]) -> Iterator[list[tuple[_Item, int, str]]]:
+        """At most ``concurrency`` requests in flight; the next chunk is encoded while they are."""
+        assert self._pool is not None
+        in_flight: deque[Future[list[tuple[_Item, int, str]]]] = deque()
+        for chunk in chunks:
+            if len(in_flight) >= self.concurrency:
+                yield in_flight.popleft().result()
+            in_flight.append(self._pool.submit(self._send, chunk))
+        while in_flight:
+            yield in_flight.popleft().result()
 
     def _send(self, chunk: list[_Item]) -> list[tuple[_Item, int, str]]:
         """(item, status, reason) for each item; status 0 when the whole request failed transiently."""
@@ -298,13 +309,12 @@ class BulkIndexSink(Sink):
             self._ensure_templates()
         except TransientError as exc:
             raise SinkError(f"{self.name}: {exc}") from exc
-        pending = [self._encode(i, doc) for i, doc in enumerate(documents)]
+        pending: Iterable[_Item] = (self._encode(i, doc) for i, doc in enumerate(documents))
         delays = self.backoff.delays()
         last_reason = ""
         while True:
             retry: list[_Item] = []
-            assert self._pool is not None
-            for outcomes in self._pool.map(self._send, self._chunks(pending)):
+            for outcomes in self._dispatch(self._chunks(pending)):
                 for item, status, reason in outcomes:
                     if status in DELIVERED:
                         self.stats["delivered" if status != 409 else "duplicates"] += 1

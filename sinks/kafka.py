@@ -30,7 +30,8 @@ class KafkaSink(Sink):
 
     def __init__(self, bootstrap_servers: list[str] | str = "127.0.0.1:9092", topic: str | None = None, *,
                  role: str = "alerts", key_field: str | None = "", client_id: str = "temporal-siem-sink",
-                 compression_type: str | None = None, linger_ms: int = 5, max_request_size: int = 1048576,
+                 compression_type: str | None = None, linger_ms: int = 10, batch_size: int = 256 * 1024,
+                 max_request_size: int = 1048576,
                  delivery_timeout_ms: int = 30000, request_timeout_ms: int = 15000, bootstrap_timeout_ms: int = 30000,
                  security_protocol: str = "PLAINTEXT", ssl_cafile: str | None = None, ssl_certfile: str | None = None,
                  ssl_keyfile: str | None = None, ssl_password: Any = None, ssl_check_hostname: bool = True,
@@ -45,7 +46,7 @@ class KafkaSink(Sink):
         self.flush_timeout = (delivery_timeout_ms + request_timeout_ms) / 1000
         self.config: dict[str, Any] = {
             "bootstrap_servers": servers, "client_id": client_id, "acks": "all", "enable_idempotence": True,
-            "linger_ms": linger_ms, "compression_type": compression_type, "max_request_size": max_request_size,
+            "linger_ms": linger_ms, "batch_size": batch_size, "compression_type": compression_type, "max_request_size": max_request_size,
             "delivery_timeout_ms": delivery_timeout_ms, "request_timeout_ms": request_timeout_ms,
             "bootstrap_timeout_ms": bootstrap_timeout_ms, "max_block_ms": delivery_timeout_ms,
             "security_protocol": security_protocol, "ssl_cafile": ssl_cafile, "ssl_certfile": ssl_certfile,
