@@ -1,0 +1,135 @@
+"""``temporal-siem rules validate|test|explain|convert``: exit codes and output a CI job can rely on."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from detections.sigma.loader import BUILTIN_RULES
+from temporal_siem.cli import EXIT_OK, EXIT_RULES, EXIT_USAGE, main
+
+GOOD_RULE = """
+title: Test Rule Namespace Deleted
+id: 0b0c7a4e-2f59-4d35-9d39-3c0f2f0c1a01
+name: test_rule_namespace_deleted
+status: experimental
+description: A namespace was deleted (a rule written for the CLI tests).
+references:
+  - https://docs.temporal.io/cloud/audit-logs
+author: tests
+date: 2026-11-29
+tags:
+  - attack.impact
+  - attack.t1485
+logsource:
+  product: temporal
+  service: audit
+detection:
+  selection:
+    temporal.operation: DeleteNamespace
+  condition: selection
+falsepositives:
+  - Tests
+level: high
+"""
+GOOD_TESTS = {
+    "cases": [
+        {"rule": "test_rule_namespace_deleted", "name": "deleted", "expect": "match",
+         "records": [{"operation": "DeleteNamespaceAPI", "status": "OK", "version": 2, "log_id": "11111111-2222-4333-8444-555555555555",
+                      "emit_time": "2025-06-12T10:07:00Z", "principal": {"type": "user", "name": "alice@example.com"}}]},
+        {"rule": "test_rule_namespace_deleted", "name": "created", "expect": "no_match",
+         "events": [{"event": {"dataset": "temporal_cloud.audit", "action": "CreateNamespaceAPI"}, "temporal": {"operation": "CreateNamespace"}}]},
+    ]
+}
+
+
+@pytest.fixture
+def pack(tmp_path: Path) -> Path:
+    (tmp_path / "rule.yml").write_text(GOOD_RULE)
+    (tmp_path / "rule.tests.json").write_text(json.dumps(GOOD_TESTS))
+    return tmp_path
+
+
+def test_validate_exit_codes(pack: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "validate", str(pack)]) == EXIT_OK
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "typo.yml").write_text(GOOD_RULE.replace("temporal.operation", "temporal.opration").replace("0b0c7a4e", "1b0c7a4e"))
+    (bad / "dup.yml").write_text(GOOD_RULE.replace("test_rule_namespace_deleted", "dup_rule"))
+    (bad / "broken.yml").write_text("title: [unclosed\n")
+    capsys.readouterr()
+    assert main(["rules", "validate", str(bad), str(pack)]) == EXIT_RULES
+    out = capsys.readouterr().out
+    assert "typo.yml:test_rule_namespace_deleted: error: field 'temporal.opration'" in out
+    assert "duplicate id 0b0c7a4e-2f59-4d35-9d39-3c0f2f0c1a01" in out
+    assert "broken.yml:-: error: invalid YAML" in out
+    assert main(["rules", "validate", str(bad), "--format", "json"]) == EXIT_RULES
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["errors"] >= 2 and {p["check"] for p in doc["problems"]} >= {"field", "parse"}
+    assert main(["rules", "validate", str(tmp_path / "missing")]) == EXIT_USAGE
+
+
+def test_test_command_passes_and_fails_with_a_diff(pack: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "test", str(pack)]) == EXIT_OK
+    assert "2 passed, 0 failed" in capsys.readouterr().out
+    flipped = json.loads(json.dumps(GOOD_TESTS))
+    flipped["cases"][1]["expect"] = "match"
+    (pack / "rule.tests.json").write_text(json.dumps(flipped))
+    assert main(["rules", "test", str(pack)]) == EXIT_RULES
+    out = capsys.readouterr().out
+    assert "FAIL" in out and "- expected an alert from test_rule_namespace_deleted" in out
+    assert '[ ] temporal.operation: "DeleteNamespace"   event: "CreateNamespace"' in out
+    (pack / "rule.tests.json").write_text('{"cases": [{"rule": "x", "expect": "maybe", "events": [{}]}]}')
+    assert main(["rules", "test", str(pack), "--format", "json"]) == EXIT_RULES
+    assert "'expect' must be one of" in json.loads(capsys.readouterr().out)["problems"][0]
+
+
+def test_explain_exit_codes(pack: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    event = tmp_path / "event.json"
+    event.write_text(json.dumps({"event.dataset": "temporal_cloud.audit", "temporal.operation": "deletenamespace"}))
+    assert main(["rules", "explain", str(pack / "rule.yml"), str(event)]) == EXIT_OK
+    assert "event MATCHES" in capsys.readouterr().out
+    other = '{"event": {"dataset": "okta.system"}, "temporal": {"operation": "DeleteNamespace"}}'
+    assert main(["rules", "explain", "test_rule_namespace_deleted", other, "--rules", str(pack), "--format", "json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["routed"] is False and doc["matched"] is False
+    assert main(["rules", "explain", "no-such-rule", str(event), "--rules", str(pack)]) == EXIT_USAGE
+    assert main(["rules", "explain", "test_rule_namespace_deleted", "{not json", "--rules", str(pack)]) == EXIT_USAGE
+
+
+def test_convert_targets(pack: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "convert", "--target", "lucene", str(pack)]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "event.dataset:temporal_cloud.audit AND temporal.operation:DeleteNamespace" in out
+    assert main(["rules", "convert", "--target", "splunk", str(pack), "--format", "json"]) == EXIT_OK
+    doc = json.loads(capsys.readouterr().out)
+    assert doc[0]["error"] is None and 'temporal.operation="DeleteNamespace"' in doc[0]["queries"][0]
+    assert main(["rules", "convert", "--target", "qradar", str(pack)]) == EXIT_USAGE
+
+
+@pytest.mark.parametrize("target", ["lucene", "eql", "esql", "opensearch", "splunk"])
+def test_every_shipped_single_event_rule_converts(target: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from temporal_siem.commands.rules_convert import convert
+
+    results = convert([BUILTIN_RULES], target)
+    # Backend limits, not rule problems: correlations on query languages without them, `|exists` in EQL.
+    limits = ("correlation", "field exists expressions are not supported")
+    failed = [(r.title, r.error) for r in results if r.error and not any(x in r.error.lower() for x in limits)]
+    assert failed == []
+    assert len([r for r in results if r.queries]) >= 45
+
+
+def test_shipped_pack_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["rules", "validate"]) == EXIT_OK
+    assert main(["rules", "test", "-q"]) == EXIT_OK
+    assert ", 0 failed" in capsys.readouterr().out
+
+
+def test_copy_of_the_pack_is_self_contained(tmp_path: Path) -> None:
+    """Users copy the pack to extend it: the copy validates and tests on its own."""
+    target = tmp_path / "rules"
+    shutil.copytree(BUILTIN_RULES, target)
+    assert main(["rules", "validate", str(target)]) == EXIT_OK
