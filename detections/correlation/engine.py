@@ -255,7 +255,7 @@ class CorrelationEngine:
                 self._counters["bad_timestamps"] += 1
                 self._reject(event, "correlation_bad_timestamp", str(exc), hits)
             return []
-        if t > time.time_ns() // 1000 + self.max_future_us:
+        if t > self.max_seen and t > time.time_ns() // 1000 + self.max_future_us:
             if hits:
                 self._counters["future_timestamps"] += 1
                 self._reject(event, "correlation_future_timestamp",

@@ -314,6 +314,13 @@ def test_unusable_timestamps_are_rejected_without_moving_time(stamp: Any, reason
     assert len(alerts) == 1  # time was not pushed to the year 9999
 
 
+def test_timestamp_before_year_one_is_late_not_a_crash() -> None:
+    engine = engine_for(Spec("event_count", timespan=10, bounds={"gte": 2}))
+    run(engine, [ev(0, 1)], finish=False)
+    engine.observe({"@timestamp": "0001-01-01T00:00:00+01:00", "event.id": "old", "host": "h1"}, {"r0"})
+    assert [r.reason for r in engine.take_rejected()] == ["correlation_late_event"]
+
+
 def test_epoch_seconds_timestamps_are_accepted() -> None:
     engine = engine_for(Spec("event_count", timespan=10, bounds={"gte": 2}))
     for i, stamp in enumerate((1_700_000_000, 1_700_000_005.5)):

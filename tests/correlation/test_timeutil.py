@@ -1,0 +1,43 @@
+"""Event-time parsing and formatting: exact microseconds, round trips, and only BadTimestamp on bad input."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from detections.correlation.timeutil import BadTimestamp, format_micros, parse_micros
+
+moments = st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2200, 1, 1))
+
+
+@given(moment=moments, digits=st.sampled_from([0, 1, 3, 6, 9]))
+def test_parse_is_exact_to_the_microsecond(moment: datetime, digits: int) -> None:
+    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    fraction = f"{moment.microsecond:06d}000"[:digits]
+    if digits:
+        text += "." + fraction
+    expected = moment.replace(microsecond=int(fraction[:6].ljust(6, "0")) if digits else 0, tzinfo=UTC)
+    assert parse_micros(text + "Z") == (expected - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+@given(moment=moments)
+def test_format_round_trips(moment: datetime) -> None:
+    micros = parse_micros(moment.replace(tzinfo=UTC).isoformat())
+    assert parse_micros(format_micros(micros)) == micros
+
+
+@given(text=st.text(max_size=40))
+def test_arbitrary_text_parses_or_raises_bad_timestamp(text: str) -> None:
+    try:
+        parse_micros(text)
+    except BadTimestamp:
+        pass
+
+
+@pytest.mark.parametrize("value", ["2026-02-30T00:00:00Z", "2026-01-01T00:00:00.\uff11Z", "", "Z" * 25, float("nan"), {}, None, 1e300, -1e20])
+def test_invalid_timestamps_raise(value: object) -> None:
+    with pytest.raises(BadTimestamp):
+        parse_micros(value)
