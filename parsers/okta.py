@@ -16,8 +16,9 @@ rules written for it keep working, with these deliberate differences:
 * The whole record is kept under ``okta.*`` with Okta's own key spellings (``okta.target.type`` is the list of every
   target's type, Elasticsearch style), so rules can match app instances (``okta.target.displayName``) directly.
 
-Redacted: any secret-named key and bearer/JWT-looking text anywhere in the record (:func:`parsers.common.redact`).
-Okta does not log credentials, so in practice this only catches tokens echoed into ``debugData`` URLs.
+Redacted: any secret-named key and bearer/JWT-looking text anywhere in the record (:func:`parsers.common.redact`),
+and token-bearing query parameters (``sessionToken``, ``token``, ``code``, ``id_token``, ``SAMLResponse``...) in
+``debugData`` URLs such as ``url`` / ``requestUri`` / ``redirectUri``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import orjson
 
 from parsers.base import Parser
 from parsers.common import (
+    REDACTED,
     add_related,
     clean_ip,
     event_id_from_raw,
@@ -85,6 +87,11 @@ _RULES_BY_LENGTH = sorted(CATEGORY_RULES, key=lambda rule: -len(rule[0]))
 _CREATION_VERBS = ("create", "add", "activate", "issue", "enroll")
 _DELETION_VERBS = ("delete", "remove", "deprovision", "revoke")
 _PSEUDO_MAP_SPLIT = re.compile(r",\s*(?=[A-Za-z][A-Za-z0-9 _.-]*=)")
+# Credentials Okta can echo in debugData URLs (session tokens, OAuth codes and tokens, SAML responses).
+_SECRET_QUERY = re.compile(
+    r"(?i)([?&;](?:session_?token|token|id_token|access_token|refresh_token|code|client_secret|password|otp|passcode|"
+    r"assertion|SAMLResponse|state_token|stateToken|one_time_token|recovery_token)=)[^&#;\s]+"
+)
 
 
 def _obj(value: Any) -> dict[str, Any]:
@@ -104,6 +111,15 @@ def _without_nulls(value: Any, depth: int = 0) -> Any:
     if isinstance(value, list):
         return [_without_nulls(v, depth + 1) for v in value if v is not None]
     return value
+
+
+def _mask_url_secrets(record: dict[str, Any], debug_data: dict[str, Any]) -> dict[str, Any]:
+    """Copy of the record with token-bearing query parameters masked in debugData strings."""
+    masked = {k: _SECRET_QUERY.sub(r"\1" + REDACTED, v) if isinstance(v, str) and "=" in v else v for k, v in debug_data.items()}
+    if masked == debug_data:
+        return record
+    context = _obj(record.get("debugContext"))
+    return {**record, "debugContext": {**context, "debugData": masked}}
 
 
 def _int(value: Any) -> int | None:
@@ -239,7 +255,7 @@ class OktaParser(Parser):
         decode_debug_data(debug_data, event)
         if "SAML" in str(debug_data.get("signOnMode") or "").upper():
             event["temporal.auth_method"] = "saml"
-        namespaced("okta", _without_nulls(record), event)
+        namespaced("okta", _without_nulls(_mask_url_secrets(record, debug_data)), event)
         return [event]
 
     @staticmethod

@@ -248,3 +248,16 @@ def test_accepts_is_specific():
     assert parser.accepts(SSO)
     assert not parser.accepts({"uuid": "x", "eventType": "y"})
     assert not parser.accepts({"eventSource": "kms.amazonaws.com"})
+
+
+def test_session_tokens_in_debug_urls_redacted():
+    record = copy.deepcopy(SSO)
+    record["debugContext"]["debugData"]["url"] = "/login/sessionCookieRedirect?checkAccountSetupComplete=true&token=20111abcDEF123xyz&redirectUrl=x"
+    record["debugContext"]["debugData"]["redirectUri"] = "https://cloud.temporal.io/callback?code=SplxlOBeZQQYbYS6WxSbIA&state=af0ifjsldkj"
+    event = parse(record)
+    text = orjson.dumps(event).decode()
+    assert "20111abcDEF123xyz" not in text and "SplxlOBeZQQYbYS6WxSbIA" not in text
+    assert event["okta.debugContext.debugData.url"] == (
+        "/login/sessionCookieRedirect?checkAccountSetupComplete=true&token=[REDACTED]&redirectUrl=x")
+    assert event["okta.debugContext.debugData.redirectUri"].endswith("code=[REDACTED]&state=af0ifjsldkj")
+    assert SSO["debugContext"]["debugData"].get("url") is None  # the input record is not modified
