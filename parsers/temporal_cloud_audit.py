@@ -43,7 +43,7 @@ from parsers.common import (
     redact_text,
     set_if,
 )
-from parsers.x509 import add_certificates, certificates_in, looks_like_certificate_text
+from parsers.x509 import add_certificates, certificates_in, looks_like_certificate_text, may_carry_certificate
 from temporal_siem.records import RecordError
 
 PREFIX = "temporal_cloud"
@@ -153,7 +153,8 @@ class TemporalCloudAuditParser(Parser):
         self._namespace(details, spec_source, event)
         self._users(details, spec_source, event)
         self._target(normalized, target_type, spec_source, event)
-        self._certificates(details, raw_details, event)
+        if _details_may_carry_certificate(details, raw_details):
+            self._certificates(details, raw_details, event)
 
         version = _get(record, "version", "version")
         if isinstance(version, int) and not isinstance(version, bool):
@@ -394,6 +395,16 @@ def _chain(text: str) -> tuple[list[str], str | None]:
     """Valid IPs of a forwarded chain and the client among them; callers repeat, ipaddress is slow. Read-only result."""
     chain = forwarded_chain(text)
     return chain, client_ip_from_chain(chain)
+
+
+def _details_may_carry_certificate(details: Any, raw_details: Any) -> bool:
+    """Cheap gate before walking the details: one orjson dump and a byte search (not ``raw``, which for a
+    Pub/Sub or Kinesis delivery is the base64 envelope)."""
+    try:
+        blob = orjson.dumps([details, raw_details])
+    except (TypeError, orjson.JSONEncodeError):
+        return True
+    return may_carry_certificate(blob)
 
 
 def _inner_spec(spec: dict[str, Any]) -> dict[str, Any]:

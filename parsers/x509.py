@@ -30,6 +30,7 @@ PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END 
 PEM_MARKER = "-----BEGIN CERTIFICATE-----"
 # base64("-----BEGIN") with the three possible alignments of the marker inside a base64 stream.
 B64_PEM_PREFIXES = ("LS0tLS1CRUdJTi", "LS0tLS0tQkVHSU4", "tLS0tLUJFR0lO")
+_B64_PEM_PREFIXES_BYTES = tuple(p.encode() for p in B64_PEM_PREFIXES)
 MAX_CERTIFICATES = 64
 MAX_BUNDLE_CHARS = 1 << 20
 
@@ -71,6 +72,12 @@ def certificates_in(value: Any) -> list[cx509.Certificate]:
 def looks_like_certificate_text(value: Any) -> bool:
     """Cheap test before any decoding: a PEM marker, or base64 that decodes to one."""
     return isinstance(value, str) and (PEM_MARKER in value or value.lstrip().startswith(B64_PEM_PREFIXES))
+
+
+def may_carry_certificate(raw: bytes) -> bool:
+    """Byte-level pre-check on serialized JSON (PEM marker or its base64 forms; JSON escaping leaves both intact),
+    so the common record without a certificate skips the walk over its details."""
+    return b"-----BEGIN" in raw or any(prefix in raw for prefix in _B64_PEM_PREFIXES_BYTES)
 
 
 def _strings(value: Any) -> Iterator[str]:

@@ -290,3 +290,11 @@ def test_documented_ui_example_and_ops_api_page():
         first = result.events[0]
         assert first["event.category"] == ["authentication", "session"] and first["source.ip"] == "10.1.2.3"
         assert first["user.email"] == "user@email.com" and first["temporal.record_generation"] == "current"
+
+
+def test_ca_bundle_inside_a_pubsub_delivery():
+    bundle = base64.b64encode(_cert("via pubsub", dt.datetime(2026, 1, 1, tzinfo=dt.UTC), 0x77).encode()).decode()
+    record = G2 | {"raw_details": {"namespace": "ns.acct", "spec": {"mtls_auth": {"accepted_client_ca": bundle}}}}
+    envelope = {"message": {"data": base64.b64encode(orjson.dumps(record)).decode()}, "subscription": "projects/p/subscriptions/s"}
+    event = parse(envelope)
+    assert event["x509.subject.common_name"] == ["via pubsub"] and event["x509.serial_number"] == "77"
