@@ -23,7 +23,7 @@ from temporal_siem.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from temporal_siem.report.dashboards import DEFAULT_INDEX_PATTERN, grafana_dashboard, grafana_json, kibana_ndjson
 
 KIBANA_FILE = "kibana-alerts.ndjson"
-GRAFANA_FILE = "grafana-temporal-siem.json"
+GRAFANA_FILE = "grafana.json"
 
 
 class SetupError(Exception):
