@@ -156,3 +156,23 @@ def test_range_condition_through_build_detector(tmp_path: Path) -> None:
     four = [login(1, i, "failure", "eve", i) for i in range(4)]
     alerts = det.process(two + four) + det.finish()
     assert [a["alert.group_by"] for a in alerts] == [{"user.name": "bob"}]
+
+
+def okta(minute: int, second: int, outcome: str, user: str) -> dict[str, Any]:
+    return {"@timestamp": f"2026-05-01T10:{minute:02d}:{second:02d}Z", "event.id": f"okta-{user}-{outcome}-{minute}-{second}",
+            "event.dataset": "okta.system", "event.kind": "event", "event.action": "user.session.start",
+            "event.outcome": outcome, "user.name": user, "user.email": user, "temporal.user_key": user}
+
+
+def test_shipped_sso_burst_then_success_attack_and_near_miss() -> None:
+    """The shipped rules (detections/rules/identity): five failures then a success fires; four do not."""
+    det = build_detector([], builtin_rules=True, options={"correlation": {"allowed_lateness_seconds": 300}})
+    events = []
+    for i in range(5):
+        events.append(okta(0, i * 10, "failure", "alice@example.com"))
+        if i < 4:
+            events.append(okta(0, i * 10 + 1, "failure", "bob@example.com"))
+    events += [okta(5, 0, "success", "alice@example.com"), okta(5, 1, "success", "bob@example.com")]
+    alerts = [a for a in det.process(events) + det.finish() if a.get("alert.type") == "correlation"]
+    assert [(a["alert.group_by"], a["alert.level"]) for a in alerts] == [({"temporal.user_key": "alice@example.com"}, "high")]
+    assert det.stats()["correlation"]["late_events"] == 0
