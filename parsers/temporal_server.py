@@ -5,8 +5,10 @@ Three shapes:
 * zap JSON lines (``ts``, ``level``, ``msg``, ``logging-call-at`` and kebab-case tags); ``ts`` offsets may lack the
   colon (``+0100``); ``logging-call-at`` is a basename up to v1.24 and a full build path from v1.25;
 * zap console lines (``format: console``): ``<ts>\\t<LEVEL>\\t<caller>\\t<msg>\\t{json tags}``;
-* Go SDK workers through ``slog`` (``log.NewStructuredLogger``): JSON (``time``, ``level``, ``msg``, ``Namespace``,
-  ``TaskQueue``, ``Error``...) or the TextHandler's logfmt (``time=... level=WARN msg="..." Namespace=...``);
+* ``slog`` records of Go SDK workers (``log.NewStructuredLogger``) and of the CLI dev server: JSON (``time``,
+  ``level``, ``msg`` + ``Namespace``/``TaskQueue``/``WorkerID``/``Error``, or server tags such as ``service``) or the
+  TextHandler's logfmt (``time=... level=WARN msg="..." Namespace=...``); ``event.provider`` is ``temporal-sdk``
+  when worker keys are present, else ``temporal-server``;
 * plain text of grpc-go (server handshake failures: ``ServerHandshake("ip:port") failed: <tls error>``, old
   ``failed to complete security handshake from "ip:port"``) and of Go SDK workers / clients
   (``2025/03/04 10:17:11 ERROR Failed to poll for task. ... Error connection error: ... tls: ...``). These lines
@@ -87,7 +89,10 @@ _CODEC_CAUSES: tuple[tuple[str, str], ...] = (
 _UNKNOWN_KEY = re.compile(r"Unrecognized key ID ([^\s.]+(?:\.[^\s.]+)*)\.?(?:\s|$)")
 _LOGFMT_HEAD = re.compile(r'^time=\S+ level=\w+ msg=')
 _LOGFMT_PAIR = re.compile(r'([A-Za-z_][\w.-]*)=("(?:[^"\\]|\\.)*"|\S*)')
-_SDK_KEYS = re.compile(r" (?:Namespace|TaskQueue|WorkerID)=")
+_SDK_KEYS = re.compile(r" (?:Namespace|TaskQueue|WorkerID|service|logging-call-at|wf-namespace)=")
+SDK_KEYS = ("Namespace", "TaskQueue", "WorkerID")
+# slog records (time/level/msg) are ours when they carry SDK worker keys or server tags (CLI dev server).
+SLOG_MARKER_KEYS = (*SDK_KEYS, "service", "logging-call-at", "wf-namespace")
 _SDK_TAGS = re.compile(r" (?:Namespace|TaskQueue|WorkerID|WorkerType|WorkflowID|RunID|Error) ")
 _NS_SUCCEEDED = re.compile(r"^(\w+?)(?:Namespace)? namespace succeeded", re.IGNORECASE)
 
@@ -175,7 +180,7 @@ class TemporalServerParser(Parser):
             return False
         if "ts" in record:
             return "logging-call-at" in record or "service" in record or "wf-namespace" in record or "grpc_code" in record
-        return "time" in record and ("Namespace" in record or "TaskQueue" in record or "WorkerID" in record)
+        return "time" in record and any(key in record for key in SLOG_MARKER_KEYS)
 
     def accepts_text(self, line: str) -> bool:
         return bool(_CONSOLE.match(line) or _GO_LOG.match(line) or (_LOGFMT_HEAD.match(line) and _SDK_KEYS.search(line)))
@@ -186,12 +191,12 @@ class TemporalServerParser(Parser):
             if console:
                 return [self._from_zap(self._console_fields(record), raw, shape="console")]
             if _LOGFMT_HEAD.match(record):
-                return [self._from_zap(_sdk_fields(_logfmt(record)), raw, shape="sdk-logfmt")]
+                return [self._from_zap(_sdk_fields(_logfmt(record)), raw, shape="slog-logfmt")]
             return [self._from_text(record, raw)]
         if not isinstance(record, dict):
             raise RecordError("not a JSON object", "Temporal server lines are JSON objects or text")
         if "ts" not in record and "time" in record:
-            return [self._from_zap(_sdk_fields(record), raw, shape="sdk-json")]
+            return [self._from_zap(_sdk_fields(record), raw, shape="slog-json")]
         return [self._from_zap(record, raw, shape="json")]
 
     # -- zap ---------------------------------------------------------------------------------
@@ -273,7 +278,7 @@ class TemporalServerParser(Parser):
         vendor.pop("stacktrace", None)
         if shape != "json":
             vendor["format"] = shape
-        if shape.startswith("sdk"):
+        if shape.startswith("slog") and any(key in record for key in SDK_KEYS):
             event["event.provider"] = "temporal-sdk"
         namespaced(PREFIX, vendor, event)
         return event

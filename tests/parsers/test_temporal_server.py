@@ -246,7 +246,7 @@ def test_sdk_slog_json_tls_failure():
     assert event["@timestamp"] == "2025-03-04T10:21:00.412345Z" and event["log.level"] == "warn"
     assert event["event.provider"] == "temporal-sdk" and event["temporal.namespace"] == "payments-prod"
     assert event["error.type"] == "unknown_authority" and event["tls.established"] is False
-    assert event["temporal_server.TaskQueue"] == "q" and event["temporal_server.format"] == "sdk-json"
+    assert event["temporal_server.TaskQueue"] == "q" and event["temporal_server.format"] == "slog-json"
 
 
 def test_sdk_slog_logfmt_line():
@@ -272,3 +272,12 @@ def test_codec_failures(error, cause, key):
     assert event["error.type"] == cause and event.get("temporal.key.id") == key and event["event.outcome"] == "failure"
     text = parse(f"2025/03/04 10:18:00 ERROR Activity error. Namespace p Error {error}")
     assert text["error.type"] == cause and text.get("temporal.key.id") == key
+
+
+def test_dev_server_slog_lines():
+    event = parse('time=2025-03-04T10:30:00.000Z level=INFO msg="Register namespace succeeded" service=frontend wf-namespace=default '
+                  'logging-call-at=namespace_handler.go:274')
+    assert event["event.action"] == "namespace-registered" and event["event.provider"] == "temporal-server"
+    assert event["temporal.namespace"] == "default" and event["log.origin.file.line"] == 274
+    json_event = parse({"time": "2025-03-04T10:30:00Z", "level": "ERROR", "msg": "Authorization error", "service": "frontend", "error": "Token is expired"})
+    assert json_event["error.type"] == "jwt_expired" and json_event["event.provider"] == "temporal-server"
