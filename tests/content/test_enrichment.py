@@ -149,3 +149,20 @@ def test_identity_keys_fold_case_for_cross_source_joins() -> None:
     assert okta["temporal.target_user_key"] == cloud["temporal.user_key"] == "carol@example.com"
     assert "temporal.user_key" not in okta and "temporal.user_key" not in service
     assert okta["user.target.email"] == ["Carol@Example.COM"]  # what was logged stays as logged
+
+
+def test_key_age_survives_a_detector_restart_and_raises_the_stale_key_rule() -> None:
+    """The registry rides in the detector snapshot: creation seen before a restart, use seen after it."""
+    from detections.sigma.engine import Ruleset
+
+    ruleset = Ruleset.from_paths([], builtin_rules=True)
+    first = ruleset.new_detector({})
+    first.process([audit("CreateAPIKey", T0, **{"temporal.target.id": "key-9", "temporal.target.type": "api_key"})])
+    state = first.snapshot()
+    second = ruleset.new_detector({})
+    second.restore(state)
+    alerts = second.process([audit("UpdateNamespaceAPI", T0 + timedelta(days=100), **{"temporal.api_key.id": "key-9"})])
+    assert [a["rule.name"] for a in alerts] == ["Temporal Cloud API Key Used More Than 90 Days After Creation"]
+    assert alerts[0]["temporal.api_key.age_days"] == pytest.approx(100)
+    fresh = ruleset.new_detector({})  # without the snapshot the key's age is unknown: no alert
+    assert fresh.process([audit("UpdateNamespaceAPI", T0 + timedelta(days=100), **{"temporal.api_key.id": "key-9"})]) == []
