@@ -151,6 +151,7 @@ class CorrelationEngine:
         self.max_events_per_group = max(1, int(options.get("max_events_per_group", 10_000)))
         self.max_alert_event_ids = max(1, int(options.get("max_alert_event_ids", 100)))
         self.max_future_us = int(float(options.get("max_future_seconds", 86_400.0)) * MICROS)
+        self.max_rejected = max(0, int(options.get("max_rejected_events", 10_000)))
         self.watermark = NEVER
         self.max_seen = NEVER
         self._seq = 0
@@ -160,7 +161,7 @@ class CorrelationEngine:
         self._counters: dict[str, int] = dict.fromkeys(
             ("events_observed", "events_applied", "late_events", "bad_timestamps", "future_timestamps",
              "missing_group_by", "duplicates", "absorbed", "evicted_groups", "dropped_events", "alerts",
-             "chained_alerts", "forced_advances"), 0)
+             "chained_alerts", "forced_advances", "rejected_overflow"), 0)
         self._runners = self._ordered(correlations)
         self._by_ref: dict[str, list[tuple[_Runner, int]]] = {}
         for runner in self._runners:
@@ -265,9 +266,10 @@ class CorrelationEngine:
             if t < self.watermark:
                 self._counters["late_events"] += 1
                 LATE_EVENTS.inc()
+                lateness = "unbounded" if self.allowed_lateness_us >= FOREVER else f"{self.allowed_lateness_us / MICROS:g}s"
                 self._reject(event, "correlation_late_event",
                              f"@timestamp {format_micros(t)} is older than the watermark {format_micros(self.watermark)} "
-                             f"(allowed lateness {self.allowed_lateness_us / MICROS:g}s)", hits)
+                             f"(allowed lateness {lateness})", hits)
                 return []
             event_id = self._event_id(event)
             for runner, mask in hits.items():
@@ -305,6 +307,9 @@ class CorrelationEngine:
 
     # ----------------------------------------------------------------- internals
     def _reject(self, event: dict[str, Any], reason: str, detail: str, hits: dict[_Runner, int]) -> None:
+        if len(self._rejected) >= self.max_rejected:  # nobody drains take_rejected(): count, do not grow
+            self._counters["rejected_overflow"] += 1
+            return
         self._rejected.append(RejectedEvent(event, reason, detail, [r.corr.rule_id for r in hits]))
 
     @staticmethod

@@ -294,6 +294,13 @@ def test_late_event_is_rejected_with_reason_and_counted() -> None:
     assert len(engine.finish()) == 1
 
 
+def test_undrained_rejections_are_capped() -> None:
+    engine = engine_for(Spec("event_count", timespan=10, bounds={"gte": 2}), max_rejected_events=3)
+    for i in range(10):
+        engine.observe({"@timestamp": "not a time", "event.id": str(i), "host": "h"}, {"r0"})
+    assert len(engine.take_rejected()) == 3 and engine.stats()["rejected_overflow"] == 7
+
+
 def test_unmatched_events_move_time_but_are_never_rejected() -> None:
     spec = Spec("event_count", timespan=10, bounds={"lt": 5})
     engine = engine_for(spec)
