@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from detections.base import Detector
-from ingest.kafka.client import connection_options
+from ingest.kafka.client import connection_options, ensure_topic
 from ingest.kafka.dead_letter import DeadLetterTopicSink
 from ingest.kafka.partitions import Partition, PartitionedDetector
 from ingest.kafka.source import KafkaSource, TopicFormats
@@ -101,6 +101,8 @@ class Daemon:
         store = StateStore(cfg.state_topic, cfg.group_id, self.connection) if cfg.state_topic else None
         if store is not None:
             store.ensure_topic()
+        if cfg.dead_letter_topic:
+            ensure_topic(self.connection, cfg.dead_letter_topic)
         self.store = store
         make_detector = detector_factory(settings)
         sinks_alerts, sinks_events = self.sinks_alerts, self.sinks_events

@@ -65,6 +65,7 @@ class OpsServer:
             def do_GET(self) -> None:
                 path = self.path.split("?", 1)[0]
                 if path == "/metrics":
+                    server.health()  # refreshes tsiem_up for this scrape
                     self._send(200, generate_latest(REGISTRY), CONTENT_TYPE_LATEST)
                 elif path in ("/healthz", "/health", "/readyz"):
                     ok, detail = server.health()

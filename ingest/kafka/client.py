@@ -3,10 +3,13 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 from temporal_siem.config import KafkaConfig
+
+log = logging.getLogger("ingest.kafka.client")
 
 
 class KafkaConfigError(ValueError):
@@ -83,3 +86,25 @@ def librdkafka_options(cfg: KafkaConfig) -> dict[str, Any]:
     if "ssl_check_hostname" in checked:
         options["ssl.endpoint.identification.algorithm"] = "https" if checked["ssl_check_hostname"] else "none"
     return options
+
+
+def ensure_topic(connection: dict[str, Any], name: str, *, partitions: int = -1, configs: dict[str, str] | None = None) -> bool:
+    """Create a topic the daemon writes to if it is missing (partitions and replication: the broker's
+    defaults unless given), so a cluster without topic auto-creation works. True if it was created; a
+    refusal (no permission to create) is logged, not fatal: the topic may exist or be created by its owner."""
+    from kafka import KafkaAdminClient
+    from kafka.admin import NewTopic
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
+
+    admin = KafkaAdminClient(**connection)
+    try:
+        admin.create_topics([NewTopic(name, partitions, -1, topic_configs=configs or {})])
+        log.info("created topic %s", name)
+        return True
+    except TopicAlreadyExistsError:
+        return False
+    except KafkaError as exc:
+        log.warning("could not create topic %s (%s: %s); assuming it exists or is auto-created", name, type(exc).__name__, exc)
+        return False
+    finally:
+        admin.close()

@@ -15,9 +15,9 @@ import zlib
 from dataclasses import dataclass
 from typing import Any
 
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from ingest.kafka.client import ensure_topic
 
 log = logging.getLogger("ingest.kafka.state")
 
@@ -59,17 +59,10 @@ class StateStore:
         self._producer: KafkaProducer | None = None
 
     def ensure_topic(self) -> None:
-        """Create the compacted topic if it is missing (replication: the broker's default)."""
-        admin = KafkaAdminClient(**self.connection)
-        try:
-            admin.create_topics([NewTopic(self.topic, 1, -1, topic_configs={
-                "cleanup.policy": "compact", "max.message.bytes": str(MAX_SNAPSHOT_BYTES + 65536),
-                "min.compaction.lag.ms": "0", "segment.ms": "3600000"})])
-            log.info("created state topic %s", self.topic)
-        except TopicAlreadyExistsError:
-            pass
-        finally:
-            admin.close()
+        """Create the compacted topic if it is missing (one partition: few keys, read whole on assignment)."""
+        ensure_topic(self.connection, self.topic, partitions=1, configs={
+            "cleanup.policy": "compact", "max.message.bytes": str(MAX_SNAPSHOT_BYTES + 65536),
+            "min.compaction.lag.ms": "0", "segment.ms": "3600000"})
 
     @property
     def producer(self) -> KafkaProducer:

@@ -127,7 +127,8 @@ format_storage() {
   [ -f "$data/meta.properties" ] && return 0
   local password=$1 cluster_id
   say "formatting KRaft storage in $data"
-  cluster_id=$(java_cmd kafka.tools.StorageTool random-uuid 2>>"$logs/format.log" | tail -1)
+  # A Kafka Uuid: 16 random bytes, base64url without padding (what `kafka-storage random-uuid` prints).
+  cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
   java_cmd kafka.tools.StorageTool format --ignore-formatted -t "$cluster_id" -c "$props" \
     --add-scram "SCRAM-SHA-256=[name=$sasl_user,password=$password]" \
     --add-scram "SCRAM-SHA-512=[name=$sasl_user,password=$password]" >>"$logs/format.log" 2>&1 \

@@ -63,6 +63,7 @@ def test_samples_end_to_end(kafka_bootstrap: str, tmp_path: Path, client: str) -
         assert f'tsiem_records_consumed_total{{source="kafka"}} {float(total)}' in metrics
         assert f'tsiem_consumer_lag{{partition="0",topic="{topic}"}} 0.0' in metrics
         assert "tsiem_alerts_total{" in metrics and "tsiem_batch_seconds_bucket" in metrics
+        assert "\ntsiem_up 1.0" in metrics
         assert daemon.http("/nope")[0] == 404
     finally:
         code = daemon.stop(signal.SIGTERM)
@@ -117,8 +118,9 @@ def test_poison_records_go_to_the_dead_letter_topic(kafka_bootstrap: str, tmp_pa
     assert len(alert_ids(read_jsonl(daemon.alerts), SAML_RULE)) == 2, "good records around the poison still alert"
 
 
-@pytest.mark.parametrize("state_topic", [True, False], ids=["with-state", "without-state-control"])
-def test_correlation_state_moves_with_the_partition(kafka_bootstrap: str, tmp_path: Path, state_topic: bool) -> None:
+@pytest.mark.parametrize(("state_topic", "client"), [(True, "kafka-python"), (True, "confluent-kafka"), (False, "kafka-python")],
+                         ids=["with-state", "with-state-confluent", "without-state-control"])
+def test_correlation_state_moves_with_the_partition(kafka_bootstrap: str, tmp_path: Path, state_topic: bool, client: str) -> None:
     """Two DeleteUser events go to the first owner, two to the next: the mass-deletion correlation needs
     all four (the fourth advances the watermark past the third), so it fires only if the state moved."""
     topic, group = unique("handoff"), unique("handoff-group")
@@ -126,7 +128,8 @@ def test_correlation_state_moves_with_the_partition(kafka_bootstrap: str, tmp_pa
     events = mass_delete_events(4, unique("t").replace("-", ""))
     state = unique("handoff-state") if state_topic else None
     extra = {"detection": {"correlation": {"allowed_lateness_seconds": 0}}}
-    first = Daemon.configure(tmp_path, "first", kafka_bootstrap, group, [{"name": topic}], state_topic=state, extra=extra)
+    first = Daemon.configure(tmp_path, "first", kafka_bootstrap, group, [{"name": topic}], state_topic=state, extra=extra,
+                             kafka={"client": client})
     produce(kafka_bootstrap, topic, events[:2])
     first.start()
     try:
@@ -134,7 +137,8 @@ def test_correlation_state_moves_with_the_partition(kafka_bootstrap: str, tmp_pa
     finally:
         assert first.stop() == 0, first.tail()
     produce(kafka_bootstrap, topic, events[2:])
-    second = Daemon.configure(tmp_path, "second", kafka_bootstrap, group, [{"name": topic}], state_topic=state, extra=extra)
+    second = Daemon.configure(tmp_path, "second", kafka_bootstrap, group, [{"name": topic}], state_topic=state, extra=extra,
+                              kafka={"client": client})
     second.start()
     try:
         wait_for(all_committed(kafka_bootstrap, group, topic), 60, "second half committed")
