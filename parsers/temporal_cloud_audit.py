@@ -390,11 +390,24 @@ class TemporalCloudAuditParser(Parser):
             add_certificates(event, certificates_in(texts), at=parse_timestamp(event["@timestamp"]))
 
 
-@lru_cache(maxsize=4096)
+MAX_CHAIN_CHARS = 2048  # ~50 hops; a longer X-Forwarded-For is hostile or broken, its tail is not evaluated
+
+
 def _chain(text: str) -> tuple[list[str], str | None]:
-    """Valid IPs of a forwarded chain and the client among them; callers repeat, ipaddress is slow. Read-only result."""
+    """Valid IPs of a forwarded chain and the client among them. Read-only result."""
+    if len(text) > 256:  # only short, repeating chains are worth a cache slot (and cannot bloat it)
+        return _parse_chain(text[:MAX_CHAIN_CHARS])
+    return _cached_chain(text)
+
+
+def _parse_chain(text: str) -> tuple[list[str], str | None]:
     chain = forwarded_chain(text)
     return chain, client_ip_from_chain(chain)
+
+
+@lru_cache(maxsize=4096)
+def _cached_chain(text: str) -> tuple[list[str], str | None]:
+    return _parse_chain(text)
 
 
 def _details_may_carry_certificate(details: Any, raw_details: Any) -> bool:

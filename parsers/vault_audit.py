@@ -77,7 +77,8 @@ def vault_redact(value: Any, depth: int = 0) -> Any:
         out: dict[str, Any] = {}
         for key, item in value.items():
             name = str(key)
-            if _is_sensitive(name) and item not in (None, "", [], {}):
+            sensitive = _is_sensitive(name) if len(name) <= 64 else is_secret_key(name)
+            if sensitive and item not in (None, "", [], {}):
                 out[key] = item if isinstance(item, str) and item.startswith(HMAC_PREFIX) else REDACTED
             else:
                 out[key] = vault_redact(item, depth + 1)

@@ -298,3 +298,9 @@ def test_ca_bundle_inside_a_pubsub_delivery():
     envelope = {"message": {"data": base64.b64encode(orjson.dumps(record)).decode()}, "subscription": "projects/p/subscriptions/s"}
     event = parse(envelope)
     assert event["x509.subject.common_name"] == ["via pubsub"] and event["x509.serial_number"] == "77"
+
+
+def test_hostile_forwarded_chain_is_bounded():
+    chain = ", ".join(f"198.51.100.{i % 250}" for i in range(20000))
+    event = parse(G2 | {"x_forwarded_for": chain})
+    assert event["source.ip"] == "198.51.100.0" and len(event["related.ip"]) < 300
