@@ -157,6 +157,7 @@ class CorrelationEngine:
         self._seq = 0
         self._runs = 0
         self._group_count = 0
+        self._published_groups = 0
         self._rejected: list[RejectedEvent] = []
         self._counters: dict[str, int] = dict.fromkeys(
             ("events_observed", "events_applied", "late_events", "bad_timestamps", "future_timestamps",
@@ -395,7 +396,7 @@ class CorrelationEngine:
                     self._enqueue(downstream, alert, max(chain_t, downstream.frontier), str(alert["alert.id"]), 1 << bit)
         self._runs += 1
         if not self._runs & 1023 or watermark == FOREVER:
-            CORRELATION_GROUPS.set(self._group_count)
+            self._publish_groups()
         return out
 
     def _apply(self, runner: _Runner, t: int, event_id: str, key: tuple[Any, ...], mask: int,
@@ -567,10 +568,17 @@ class CorrelationEngine:
                     runner.groups[freeze(key)] = ClosingGroup.load(dumped, freeze)
                 self._group_count += 1
             runner.expiry_at = NEVER  # recomputed by the next _expire
-        CORRELATION_GROUPS.set(self._group_count)
+        self._publish_groups()
+
+    def _publish_groups(self) -> None:
+        """Add this engine's change to the process-wide gauge (the daemon runs one engine per partition)."""
+        delta = self._group_count - self._published_groups
+        if delta:
+            CORRELATION_GROUPS.inc(delta)
+            self._published_groups = self._group_count
 
     def stats(self) -> dict[str, Any]:
-        CORRELATION_GROUPS.set(self._group_count)
+        self._publish_groups()
         return {**self._counters, "rules": len(self._runners), "groups": self._group_count, "pending": self._pending_count,
                 "watermark": format_micros(self.watermark) if self.watermark > NEVER else None}
 
