@@ -295,6 +295,8 @@ class Temporal(_Closed):
         None, description="Days from @timestamp to the soonest not_after of any certificate in the record; negative if expired (enrichment).")
     user_key: str | None = Field(None, description="Lower-cased email of the acting user: a join key across identity providers (enrichment).")
     target_user_key: str | None = Field(None, description="Lower-cased email of the user acted upon (enrichment).")
+    client_ca_changed: bool | None = Field(None, description="The namespace's accepted client CA set differs from the last one seen (enrichment).")
+    client_ca_added: list[str] | None = Field(None, description="CA fingerprints not in the namespace's previous bundle (enrichment).")
 
 
 class Rule(_Open):

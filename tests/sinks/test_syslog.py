@@ -66,7 +66,7 @@ def parse_cef(text: str) -> tuple[list[str], dict[str, str]]:
     extension_text = text[index:]
     extensions: dict[str, str] = {}
     for match in re.finditer(r"(\w+)=((?:[^=\\]|\\.)*?)(?= \w+=|$)", extension_text):
-        value = match.group(2).replace("\\n", "\n").replace("\\r", "\r").replace("\\=", "=").replace("\\\\", "\\")
+        value = re.sub(r"\\(.)", lambda m: {"n": "\n", "r": "\r"}.get(m.group(1), m.group(1)), match.group(2), flags=re.S)
         extensions[match.group(1)] = value
     return header, extensions
 
