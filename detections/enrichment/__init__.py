@@ -9,10 +9,11 @@ from __future__ import annotations
 from detections.enrichment.api_keys import ApiKeyRegistry
 from detections.enrichment.base import Enricher
 from detections.enrichment.certificates import CertificateExpiry
+from detections.enrichment.client_ca import ClientCaRegistry
 from detections.enrichment.clock_skew import ClockSkew
 from detections.enrichment.identity import IdentityKeys
 
-ENRICHERS: tuple[type[Enricher], ...] = (ApiKeyRegistry, CertificateExpiry, ClockSkew, IdentityKeys)
+ENRICHERS: tuple[type[Enricher], ...] = (ApiKeyRegistry, CertificateExpiry, ClientCaRegistry, ClockSkew, IdentityKeys)
 
 
 def build_enrichers() -> list[Enricher]:
@@ -30,5 +31,5 @@ def restore_all(enrichers: list[Enricher], states: dict[str, bytes]) -> None:
             enricher.restore(states[enricher.name])
 
 
-__all__ = ["ENRICHERS", "ApiKeyRegistry", "CertificateExpiry", "ClockSkew", "Enricher", "IdentityKeys", "build_enrichers",
+__all__ = ["ENRICHERS", "ApiKeyRegistry", "CertificateExpiry", "ClientCaRegistry", "ClockSkew", "Enricher", "IdentityKeys", "build_enrichers",
            "restore_all", "snapshot_all"]

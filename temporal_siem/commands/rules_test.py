@@ -6,6 +6,7 @@ reads ``.yml``/``.yaml``, so test files never load as rules). Layout (docs/rule-
     {"defaults": {"event.dataset": "temporal_cloud.audit"},      # merged into every event (optional)
      "cases": [
        {"rule": "<rule name or id>", "name": "what this shows", "expect": "match" | "no_match",
+        "count": 1,                                                # optional: exactly this many times
         "events": [{...flat or nested normalized event...}],      # or
         "records": [{...raw vendor record...}]}                    # parsed by the real parsers first
      ]}
@@ -51,6 +52,7 @@ class TestCase:
     expect: str
     events: list[dict[str, Any]] = field(default_factory=list)
     records: list[Any] = field(default_factory=list)
+    count: int | None = None  # exact number of alerts (or building-block matches) expected, when given
 
     @property
     def where(self) -> str:
@@ -116,8 +118,12 @@ def load_cases(path: Path) -> list[TestCase]:
         records = raw.get("records") or []
         if not isinstance(events, list) or not isinstance(records, list) or not (events or records):
             raise TestFileError(f"{where}: a case needs a non-empty 'events' or 'records' list")
+        count = raw.get("count")
+        if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 0
+                                  or (count == 0) != (expect == "no_match")):
+            raise TestFileError(f"{where}: 'count' must be a whole number, 0 exactly when expect is no_match")
         normalized = [_normalized(e, defaults, f"{where} event {i}") for i, e in enumerate(events)]
-        cases.append(TestCase(path, index, rule, str(raw.get("name", f"case {index}")), expect, normalized, records))
+        cases.append(TestCase(path, index, rule, str(raw.get("name", f"case {index}")), expect, normalized, records, count))
     return cases
 
 
@@ -180,11 +186,14 @@ class TestRunner:
         alerts.extend(detector.finish())
         fired_alerts = [a for a in alerts if a.get("rule.id") == target]
         index = self._index_of.get(case.rule)
-        fired = bool(fired_alerts) or (index is not None and detector.matched[index] > 0)
-        passed = fired == (case.expect == "match")
+        times = len(fired_alerts) or (int(detector.matched[index]) if index is not None else 0)
+        fired = times > 0
+        passed = fired == (case.expect == "match") and (case.count is None or times == case.count)
         detail: list[str] = []
         if not passed:
             detail = self._diff(case, index, events, alerts, fired)
+            if case.count is not None and fired == (case.expect == "match"):
+                detail.insert(1, f"- expected it {case.count} times\n+ it fired {times} times")
         return CaseResult(case, passed, fired, fired_alerts, detail)
 
     def _diff(self, case: TestCase, index: int | None, events: list[dict[str, Any]], alerts: list[dict[str, Any]],

@@ -129,14 +129,15 @@ def test_clock_skew_live_mode_uses_ingest_time(monkeypatch: pytest.MonkeyPatch) 
 
 @settings(max_examples=100, deadline=None)
 @given(st.dictionaries(st.sampled_from(["@timestamp", "event.created", "event.ingested", "x509.not_after", "temporal.certificates.not_after",
-                                        "temporal.operation", "temporal.api_key.id", "temporal.target.id", "event.dataset", "user.email", "user.target.email"]),
+                                        "temporal.operation", "temporal.api_key.id", "temporal.target.id", "event.dataset", "user.email", "user.target.email",
+                                        "temporal.namespace", "temporal.client_ca_fingerprints", "temporal.certificates.sha256"]),
                        st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30),
                                  st.lists(st.one_of(st.text(max_size=30), st.integers(), st.none()), max_size=3),
                                  st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))))
 def test_hostile_values_never_raise(event: dict[str, object]) -> None:
     for enricher in build_enrichers():
         enricher.enrich([dict(event)])
-    assert [cls.__name__ for cls in ENRICHERS] == ["ApiKeyRegistry", "CertificateExpiry", "ClockSkew", "IdentityKeys"]
+    assert [cls.__name__ for cls in ENRICHERS] == ["ApiKeyRegistry", "CertificateExpiry", "ClientCaRegistry", "ClockSkew", "IdentityKeys"]
 
 
 def test_identity_keys_fold_case_for_cross_source_joins() -> None:
@@ -166,3 +167,27 @@ def test_key_age_survives_a_detector_restart_and_raises_the_stale_key_rule() -> 
     assert alerts[0]["temporal.api_key.age_days"] == pytest.approx(100)
     fresh = ruleset.new_detector({})  # without the snapshot the key's age is unknown: no alert
     assert fresh.process([audit("UpdateNamespaceAPI", T0 + timedelta(days=100), **{"temporal.api_key.id": "key-9"})]) == []
+
+
+def test_client_ca_registry_flags_only_real_bundle_changes() -> None:
+    from detections.enrichment import ClientCaRegistry
+
+    def update(fingerprints: list[str], namespace: str = "payments-prod.a1b2c", **extra: object) -> dict[str, object]:
+        return audit("UpdateNamespaceAPI", T0, **{"temporal.namespace": namespace, "temporal.client_ca_fingerprints": fingerprints}, **extra)
+
+    reg = ClientCaRegistry()
+    first, same, added, other_ns, failed = (update(["AA:BB"]), update(["aabb"]), update(["aabb", "ccdd"]),
+                                            update(["aabb"], namespace="orders.a1b2c"), update(["eeff"], **{"event.outcome": "failure"}))
+    reg.enrich([first, same, added, other_ns, failed])
+    assert first["temporal.client_ca_changed"] is True and first["temporal.client_ca_added"] == ["aabb"]
+    assert same["temporal.client_ca_changed"] is False and "temporal.client_ca_added" not in same
+    assert added["temporal.client_ca_changed"] is True and added["temporal.client_ca_added"] == ["ccdd"]
+    assert other_ns["temporal.client_ca_changed"] is True  # per namespace
+    assert "temporal.client_ca_changed" not in failed  # a refused update changed nothing
+    restored = ClientCaRegistry()
+    restored.restore(reg.snapshot())
+    again = update(["aabb", "ccdd"])
+    restored.enrich([again])
+    assert again["temporal.client_ca_changed"] is False
+    with pytest.raises(ValueError, match="client_ca_registry"):
+        ClientCaRegistry().restore(b"\xff")
