@@ -36,13 +36,34 @@ def is_secret_key(key: str) -> bool:
     return key.lower().replace("-", "").replace("_", "") in SECRET_KEYS
 
 
+_ANY_TOKEN = re.compile(
+    r"(?i:\b(?:bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,})|\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"
+    r"|\b(?:hvs|hvb|hvr|s)\.[A-Za-z0-9]{20,}"
+)
+_MIN_TOKEN_TEXT = 14  # "basic " + 8 characters: nothing shorter can hold a token
+_secret_key_cache: dict[str, bool] = {}
+
+
+def _is_secret_key_cached(key: str) -> bool:
+    known = _secret_key_cache.get(key)
+    if known is None:
+        known = is_secret_key(key)
+        if len(_secret_key_cache) < 50_000:
+            _secret_key_cache[key] = known
+    return known
+
+
 def redact_text(text: str) -> str:
-    """Mask bearer tokens, JWTs and Vault tokens inside free text."""
-    if "ey" not in text and "earer" not in text and "asic" not in text and "." not in text:
+    """Mask bearer tokens, JWTs and Vault tokens inside free text (one regex probe for the common clean case)."""
+    if len(text) < _MIN_TOKEN_TEXT or _ANY_TOKEN.search(text) is None:
         return text
     text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
     text = _JWT.sub(REDACTED, text)
     return _VAULT_TOKEN.sub(REDACTED, text)
+
+
+def _has_value(value: Any) -> bool:
+    return not (value is None or value == "" or value == [] or value == {})
 
 
 def redact(value: Any, depth: int = 0) -> Any:
@@ -50,7 +71,7 @@ def redact(value: Any, depth: int = 0) -> Any:
     if depth > 64:
         return value
     if isinstance(value, dict):
-        return {k: (REDACTED if is_secret_key(str(k)) and v not in (None, "", [], {}) else redact(v, depth + 1)) for k, v in value.items()}
+        return {k: (REDACTED if _is_secret_key_cached(str(k)) and _has_value(v) else redact(v, depth + 1)) for k, v in value.items()}
     if isinstance(value, list):
         return [redact(v, depth + 1) for v in value]
     if isinstance(value, str):
@@ -263,9 +284,65 @@ def split_email(value: Any) -> tuple[str | None, str | None]:
 
 
 def namespaced(prefix: str, obj: Any, out: dict[str, Any], depth: int = 0) -> None:
-    """Keep a vendor record (redacted) under ``prefix.*`` with snake_case-free, as-is flat keys."""
-    from temporal_siem.flatten import flatten
+    """Keep a vendor record, redacted, under ``prefix.*`` with the vendor's own key spellings.
 
+    One fused pass (redact while flattening) because this runs on every field of every record; it gives
+    exactly ``flatten(redact(obj), prefix + ".")`` and never overwrites a field the parser already set.
+    """
     if isinstance(obj, dict):
-        for key, value in flatten(redact(obj), prefix + ".").items():
-            out.setdefault(key, value)
+        flat: dict[str, Any] = {}
+        _flatten_redacted(obj, prefix + ".", flat, 0)
+        for key, value in flat.items():
+            if key not in out:
+                out[key] = value
+
+
+def _flatten_redacted(obj: dict[str, Any], prefix: str, out: dict[str, Any], depth: int) -> None:
+    from temporal_siem.flatten import MAX_DEPTH, TOO_DEEP
+
+    for key, value in obj.items():
+        name = prefix + key if type(key) is str else f"{prefix}{key}"
+        kind = type(value)
+        if _is_secret_key_cached(str(key)) and _has_value(value):
+            out[name] = REDACTED
+        elif kind is str:
+            out[name] = redact_text(value) if len(value) >= _MIN_TOKEN_TEXT else value
+        elif kind is dict:
+            if not value:
+                out[name] = value
+            elif depth < MAX_DEPTH:
+                _flatten_redacted(value, name + ".", out, depth + 1)
+            else:
+                out[name] = TOO_DEEP
+        elif kind is list:
+            if not value:
+                out[name] = value
+            elif depth >= MAX_DEPTH:
+                out[name] = TOO_DEEP
+            elif any(type(v) is dict for v in value):
+                _flatten_redacted_objects(value, name, out, depth + 1)
+            else:
+                out[name] = [redact(v, depth + 1) for v in value]
+        else:
+            out[name] = value
+
+
+def _flatten_redacted_objects(items: list[Any], name: str, out: dict[str, Any], depth: int) -> None:
+    scalars: list[Any] = []
+    merged: dict[str, list[Any]] = {}
+    for item in items:
+        if type(item) is dict:
+            sub: dict[str, Any] = {}
+            _flatten_redacted(item, "", sub, depth)
+            for sub_key, sub_value in sub.items():
+                bucket = merged.setdefault(sub_key, [])
+                if isinstance(sub_value, list):
+                    bucket.extend(sub_value)
+                else:
+                    bucket.append(sub_value)
+        else:
+            scalars.append(redact(item, depth))
+    if scalars:
+        out[name] = scalars
+    for sub_key, values in merged.items():
+        out[f"{name}.{sub_key}"] = values
