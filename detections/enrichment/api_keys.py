@@ -56,12 +56,20 @@ class ApiKeyRegistry(Enricher):
 
     def enrich(self, events: list[dict[str, Any]]) -> None:
         for event in events:
-            if event.get("event.dataset") not in (None, "temporal_cloud.audit"):
+            dataset = event.get("event.dataset")
+            if dataset is not None and dataset != "temporal_cloud.audit":
                 continue
-            if _operation(event) in CREATE_OPERATIONS:
+            if "temporal.target.id" in event and _operation(event) in CREATE_OPERATIONS:
                 self._learn(event)
-            key = next((k for f in USED_KEY_FIELDS for k in _key_ids(event.get(f))), None)
-            if key is None:
+            key = None
+            for name in USED_KEY_FIELDS:
+                value = event.get(name)
+                if value is not None:
+                    ids = _key_ids(value)
+                    if ids:
+                        key = ids[0]
+                        break
+            if key is None or not self._created:
                 continue
             created = self._created.get(key)
             when = event_time(event)

@@ -28,9 +28,10 @@ class CertificateExpiry(Enricher):
     name = "certificate_expiry"
 
     def enrich(self, events: list[dict[str, Any]]) -> None:
+        fields = NOT_AFTER_FIELDS
         for event in events:
             soonest = None
-            for field in NOT_AFTER_FIELDS:
+            for field in fields:
                 value = event.get(field)
                 if value is None:
                     continue

@@ -17,11 +17,12 @@ TARGET_USER_KEY = "temporal.target_user_key"
 
 
 def _first_address(value: Any) -> str | None:
-    for item in value if isinstance(value, list) else (value,):
-        if isinstance(item, str) and "@" in item:
-            text = item.strip().lower()
-            if text:
-                return text
+    if value.__class__ is str:
+        return value.strip().lower() or None if "@" in value else None
+    if isinstance(value, list):
+        for item in value:
+            if isinstance(item, str) and "@" in item and item.strip():
+                return item.strip().lower()
     return None
 
 
@@ -32,9 +33,17 @@ class IdentityKeys(Enricher):
 
     def enrich(self, events: list[dict[str, Any]]) -> None:
         for event in events:
-            actor = _first_address(event.get("user.email")) or _first_address(event.get("user.name"))
+            email = event.get("user.email")
+            actor = _first_address(email) if email is not None else None
+            if actor is None:
+                name = event.get("user.name")
+                actor = _first_address(name) if name is not None else None
             if actor:
                 event[USER_KEY] = actor
-            target = _first_address(event.get("user.target.email")) or _first_address(event.get("user.target.name"))
+            target_email = event.get("user.target.email")
+            target = _first_address(target_email) if target_email is not None else None
+            if target is None:
+                target_name = event.get("user.target.name")
+                target = _first_address(target_name) if target_name is not None else None
             if target:
                 event[TARGET_USER_KEY] = target
