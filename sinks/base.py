@@ -45,13 +45,15 @@ def to_json_line(document: dict[str, Any]) -> bytes:
     nested = unflatten(document)
     try:
         return orjson.dumps(nested, default=str, option=orjson.OPT_NON_STR_KEYS) + b"\n"
-    except TypeError:  # a lone surrogate (from a JSON "\ud800" escape) is not UTF-8: replace it, keep the rest
+    except TypeError:  # a lone surrogate (JSON "\ud800") or an integer beyond 64 bits: fix those, keep the rest
         return orjson.dumps(_valid_text(nested), default=str, option=orjson.OPT_NON_STR_KEYS) + b"\n"
 
 
 def _valid_text(value: Any) -> Any:
     if isinstance(value, str):
         return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**64:
+        return str(value)
     if isinstance(value, dict):
         return {_valid_text(k): _valid_text(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
