@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
         for r in results:
             out.append(f"# {r.title} ({r.rule_id}) {r.file}")
             if r.error:
-                out.append(f"# not converted: {r.error}")
+                out.append("# not converted: " + " ".join(r.error.split()))
             for query in r.queries:
                 out.append(query if isinstance(query, str) else orjson.dumps(query, default=str).decode())
         sys.stdout.write("\n".join(out) + "\n")

@@ -270,7 +270,7 @@ def run(args: argparse.Namespace) -> int:
             status = "PASS" if result.passed else "FAIL"
             out.append(f"{status} {result.case.where} {result.case.rule}: {result.case.name} (expect {result.case.expect})")
             out.extend(f"    {line}" for line in result.detail)
-        out.extend(f"ERROR {p}" for p in problems)
+        out.extend("ERROR " + " ".join(p.split()) for p in problems)
         out.append(f"{len(results) - len(failed)} passed, {len(failed)} failed" + (f", {len(problems)} errors" if problems else ""))
         sys.stdout.write("\n".join(out) + "\n")
     return EXIT_RULES if failed or problems or not results else EXIT_OK

@@ -69,7 +69,12 @@ class Problem:
     check: str
 
     def line(self) -> str:
-        return f"{self.file}:{self.rule}: {self.severity}: {self.message} [{self.check}]"
+        """One line, whatever the message (YAML errors span several): CI annotations read line by line."""
+        return f"{self.file}:{self.rule}: {self.severity}: {one_line(self.message)} [{self.check}]"
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 def schema_fields() -> frozenset[str]:

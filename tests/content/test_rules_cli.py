@@ -133,3 +133,16 @@ def test_copy_of_the_pack_is_self_contained(tmp_path: Path) -> None:
     target = tmp_path / "rules"
     shutil.copytree(BUILTIN_RULES, target)
     assert main(["rules", "validate", str(target)]) == EXIT_OK
+
+
+def test_hostile_rule_and_test_files_give_one_line_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "binary.yml").write_bytes(bytes(range(256)))
+    (tmp_path / "broken.yml").write_text("title: x\ndetection: [1,2\n")
+    (tmp_path / "notjson.tests.json").write_bytes(b"\xff\xfe{")
+    (tmp_path / "shape.tests.json").write_text('{"cases": [{"rule": "r", "expect": "match", "events": ["not an object"]}]}')
+    for command in (["rules", "validate"], ["rules", "test"], ["rules", "convert", "--target", "esql"]):
+        assert main([*command, str(tmp_path)]) == EXIT_RULES, command
+        out = capsys.readouterr().out
+        problem_lines = [line for line in out.splitlines() if "broken.yml" in line]
+        assert problem_lines and all("detection: [1,2" in line for line in problem_lines if "not converted" in line or "error" in line)
+    assert main(["rules", "explain", "some-rule", "[1, 2]"]) == EXIT_USAGE
