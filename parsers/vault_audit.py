@@ -118,7 +118,8 @@ class VaultAuditParser(Parser):
     logsource = {"product": "hashicorp", "service": "vault"}
 
     def accepts(self, record: dict[str, Any]) -> bool:
-        return record.get("type") in TYPES and isinstance(record.get("request"), dict) and "time" in record
+        entry_type = record.get("type")
+        return isinstance(entry_type, str) and entry_type in TYPES and isinstance(record.get("request"), dict) and "time" in record
 
     def accepts_text(self, line: str) -> bool:
         brace = line.find("{")
@@ -130,7 +131,7 @@ class VaultAuditParser(Parser):
         if not isinstance(record, dict):
             raise RecordError("not a JSON object", "Vault audit entries are JSON objects")
         entry_type = record.get("type")
-        if entry_type not in TYPES:
+        if not isinstance(entry_type, str) or entry_type not in TYPES:
             raise RecordError("bad record", f"type is {str(entry_type)[:40]!r}, not request/response")
         when = parse_timestamp(record.get("time"))
         if when is None:

@@ -23,6 +23,8 @@ KNOWN_KEYS = [
     "ts", "level", "msg", "logging-call-at", "@timestamp", "event", "source", "user", "tls",
     "detail-type", "detail", "digestEndTime", "logFiles", "Category", "debugContext", "securityContext", "Level",
     "sourceIPAddress", "tlsDetails", "resources", "serviceEventDetails",
+    "x_forwarded_for", "xForwardedFor", "rawDetails", "caller_ip_address", "user_email", "version", "service", "wf-namespace",
+    "Namespace", "TaskQueue", "Error", "ecs.version", "logs", "kinesis",
 ]
 known_objects = st.dictionaries(st.sampled_from(KNOWN_KEYS), json_values, min_size=1, max_size=12)
 

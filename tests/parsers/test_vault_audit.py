@@ -249,3 +249,11 @@ def test_user_agent_header_when_clear():
     clear = parse(entry("kv/data/x", "read", mount_type="kv", request={"headers": {"user-agent": ["Go-http-client/2.0"]}}))
     assert clear["user_agent.original"] == "Go-http-client/2.0"
     assert "user_agent.original" not in parse(entry("kv/data/x", "read", mount_type="kv", request={"headers": {"user-agent": [HMAC]}}))
+
+
+@pytest.mark.parametrize("value", [[], {"a": 1}, ["request"]])
+def test_unhashable_type_is_not_a_crash(value):
+    """Found by fuzzing: ``type`` as a list made auto-detection raise for every record in the chain."""
+    result = ROUTER.parse(RawRecord(orjson.dumps({"operation": None, "log_id": None, "type": value, "time": "2025-01-01T00:00:00Z",
+                                                  "request": {}}), Origin("f", line=1)))
+    assert all(d.reason != "parser error" for d in result.dead)
