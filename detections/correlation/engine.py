@@ -59,9 +59,17 @@ class RejectedEvent:
         """The pipeline's dead-letter form: stage ``correlation``, the event as JSON, and which rules it missed."""
         event_id = self.event.get("event.id")
         origin = Origin(source=f"event {event_id}" if event_id is not None else str(self.event.get("event.dataset") or "event"))
-        raw = orjson.dumps(self.event, default=str, option=orjson.OPT_NON_STR_KEYS)
+        raw = _event_bytes(self.event)
         return DeadLetter(self.reason, "correlation", origin, raw, self.detail,
                           extra={"event.id": event_id, "correlation_rules": list(self.rules)})
+
+
+def _event_bytes(event: dict[str, Any]) -> bytes:
+    """Stable bytes of an event (its identity when it has no event.id, and its dead-letter body)."""
+    try:
+        return orjson.dumps(event, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
+    except (TypeError, orjson.JSONEncodeError):  # lone surrogates, integers beyond 64 bits, ...
+        return repr(sorted(event.items(), key=lambda item: str(item[0]))).encode("utf-8", "backslashreplace")
 
 
 def freeze(value: Any) -> Any:
@@ -69,7 +77,7 @@ def freeze(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return tuple(freeze(item) for item in value)
     if isinstance(value, dict):
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str).decode()
+        return _event_bytes(value).decode("utf-8")
     if isinstance(value, str):
         return value if value.isascii() else _utf8_safe(value)
     if isinstance(value, bool) or value is None:
@@ -319,8 +327,7 @@ class CorrelationEngine:
         if event_id is not None and event_id != "":
             text = str(event_id)
             return text if text.isascii() else _utf8_safe(text)
-        digest = hashlib.sha256(orjson.dumps(event, option=orjson.OPT_SORT_KEYS, default=str))
-        return "sha256:" + digest.hexdigest()[:32]
+        return "sha256:" + hashlib.sha256(_event_bytes(event)).hexdigest()[:32]
 
     def _enqueue(self, runner: _Runner, event: dict[str, Any], t: int, event_id: str, mask: int) -> None:
         corr = runner.corr
