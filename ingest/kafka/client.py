@@ -22,6 +22,8 @@ def connection_options(cfg: KafkaConfig) -> dict[str, Any]:
         "bootstrap_servers": list(cfg.bootstrap_servers),
         "client_id": cfg.client_id,
         "security_protocol": cfg.security_protocol,
+        # kafka-python backs off up to 30 s between reconnects; after a broker restart that is 30 s of lag.
+        "reconnect_backoff_max_ms": 5000,
     }
     if cfg.security_protocol in ("SSL", "SASL_SSL"):
         options.update(_tls_options(cfg))
@@ -73,6 +75,7 @@ def librdkafka_options(cfg: KafkaConfig) -> dict[str, Any]:
     """The same settings in librdkafka's names (``client: confluent-kafka``), validated the same way."""
     checked = connection_options(cfg)
     options: dict[str, Any] = {
+        "reconnect.backoff.max.ms": 5000,
         "bootstrap.servers": ",".join(cfg.bootstrap_servers),
         "client.id": cfg.client_id,
         "security.protocol": cfg.security_protocol.lower(),

@@ -29,7 +29,8 @@ def _pem(tmp_path: Path, name: str, body: str = "-----BEGIN CERTIFICATE-----\nMI
 
 def test_plaintext_is_the_default() -> None:
     options = connection_options(KafkaConfig())
-    assert options == {"bootstrap_servers": ["127.0.0.1:9092"], "client_id": "temporal-siem", "security_protocol": "PLAINTEXT"}
+    assert options == {"bootstrap_servers": ["127.0.0.1:9092"], "client_id": "temporal-siem", "security_protocol": "PLAINTEXT",
+                       "reconnect_backoff_max_ms": 5000}
 
 
 def test_mutual_tls_maps_every_file(tmp_path: Path) -> None:
