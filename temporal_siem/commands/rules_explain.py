@@ -249,8 +249,9 @@ def run(args: argparse.Namespace) -> int:
         console.err.print(f"cannot load rules: {exc}")
         return EXIT_USAGE
     rule = ruleset.rules[0] if rule_path.is_file() and ruleset.rules else find_rule(ruleset, args.rule)
-    if rule is None:
-        console.err.print(f"no rule {args.rule!r} (correlation rules are explained through their base rules)")
+    correlation = None if rule is not None else find_correlation(ruleset, args.rule)
+    if rule is None and correlation is None:
+        console.err.print(f"no rule {args.rule!r}")
         return EXIT_USAGE
     try:
         event = load_event(args.event)
@@ -262,9 +263,51 @@ def run(args: argparse.Namespace) -> int:
 
         for enricher in build_enrichers():
             enricher.enrich([event])
+    if correlation is not None:
+        return _explain_correlation(correlation, event, ruleset, args.format)
     explanation = explain(rule, event, ruleset)
     if args.format == "json":
         sys.stdout.write(orjson.dumps(explanation.as_dict(), default=str, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
         sys.stdout.write("\n".join(explanation.lines()) + "\n")
     return EXIT_OK if explanation.matched else EXIT_NO_MATCH
+
+
+def find_correlation(ruleset: Any, reference: str) -> Any:
+    for corr in ruleset.correlations:
+        if reference in (str(corr.id), corr.name) or corr.title.lower() == reference.lower():
+            return corr
+    return None
+
+
+def _explain_correlation(corr: Any, event: dict[str, Any], ruleset: Any, fmt: str) -> int:
+    """One event cannot satisfy a correlation: show which of its rules the event feeds, and its group key."""
+    aliases = {a.alias: a for a in corr.aliases} if corr.aliases else {}
+    parts: list[dict[str, Any]] = []
+    lines = [f"correlation {corr.id} ({corr.title}): {corr.type.name.lower()} over {corr.timespan.spec}, "
+             f"group-by {', '.join(corr.group_by or []) or '(none)'}"]
+    fed = False
+    for reference in corr.rules or []:
+        target = find_rule(ruleset, reference.reference)
+        if target is None:
+            lines.append(f"  {reference.reference}: a correlation or an unknown rule (explain it by name)")
+            parts.append({"rule": reference.reference, "explained": False})
+            continue
+        explanation = explain(target, event, ruleset)
+        fed = fed or explanation.matched
+        group = {}
+        for name in corr.group_by or []:
+            field_name = name
+            if name in aliases:
+                field_name = next((f for r, f in aliases[name].mapping.items()
+                                   if getattr(r, "reference", r) in target.refs), name)
+            group[name] = event.get(field_name)
+        lines.append(f"  {reference.reference}: {'feeds the correlation' if explanation.matched else 'not fed'}; group {group}")
+        lines.extend("    " + line for line in explanation.lines())
+        parts.append({"rule": reference.reference, "explained": True, "group": group, "explanation": explanation.as_dict()})
+    if fmt == "json":
+        doc = {"correlation": {"id": str(corr.id), "title": corr.title}, "fed": fed, "rules": parts}
+        sys.stdout.write(orjson.dumps(doc, default=str, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        sys.stdout.write("\n".join(lines) + "\n")
+    return EXIT_OK if fed else EXIT_NO_MATCH

@@ -146,3 +146,15 @@ def test_hostile_rule_and_test_files_give_one_line_errors(tmp_path: Path, capsys
         problem_lines = [line for line in out.splitlines() if "broken.yml" in line]
         assert problem_lines and all("detection: [1,2" in line for line in problem_lines if "not converted" in line or "error" in line)
     assert main(["rules", "explain", "some-rule", "[1, 2]"]) == EXIT_USAGE
+
+
+def test_explain_a_correlation_shows_the_rules_fed_and_the_group(capsys: pytest.CaptureFixture[str]) -> None:
+    okta = '{"event.dataset": "okta.system", "event.action": "user.lifecycle.deactivate", "event.outcome": "success", "user.target.email": "Carol@Example.com"}'
+    assert main(["rules", "explain", "deprovisioned_user_active_in_temporal", okta, "--format", "json"]) == EXIT_OK
+    doc = json.loads(capsys.readouterr().out)
+    fed = {part["rule"]: part for part in doc["rules"]}
+    assert fed["okta_user_deprovisioned"]["explanation"]["matched"] is True
+    assert fed["okta_user_deprovisioned"]["group"] == {"deprovisioned_email": "carol@example.com"}
+    assert fed["temporal_cloud_user_activity"]["explanation"]["matched"] is False
+    unrelated = '{"event.dataset": "okta.system", "event.action": "user.session.start", "event.outcome": "success"}'
+    assert main(["rules", "explain", "deprovisioned_user_active_in_temporal", unrelated]) == 1
