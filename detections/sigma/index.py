@@ -19,7 +19,7 @@ try:
 except ImportError:  # no wheel for this platform: Aho-Corasick does the same job, slower
     hyperscan = None  # type: ignore[assignment]
 
-from detections.sigma.values import fold, keyword_values, to_number
+from detections.sigma.values import fold, to_number
 from detections.sigma.witness import Witness
 
 
@@ -82,9 +82,15 @@ class CandidateIndex:
                 numbers={k: tuple(sorted(v)) for k, v in numbers[name].items()} if name in numbers else None,
                 scanned=name in scanned,
             )
-        return cls(tuple(sorted(always)), slots, _automaton(needles), _automaton(keywords), kinds)
+        if keywords:  # one scan over every value covers both kinds of needle
+            for needle, members in needles.items():
+                keywords.setdefault(needle, set()).update(members)
+            return cls(tuple(sorted(always)), slots, None, _automaton(keywords), kinds)
+        return cls(tuple(sorted(always)), slots, _automaton(needles), None, kinds)
 
-    def candidates(self, event: dict[str, Any], cache: dict[int, Any]) -> set[int]:
+    def candidates(self, event: dict[str, Any], cache: dict[Any, Any]) -> set[int]:
+        if self.keywords is not None:
+            return self._candidates_all_values(event, cache)
         found: list[int] = list(self.always)
         fields = self.fields
         buffer: list[str] = []
@@ -100,31 +106,66 @@ class CandidateIndex:
                 continue
             if slot.exact is not None or slot.scanned:
                 folded = value.lower() if value.__class__ is str else fold(value)
-                cache[key] = folded  # type: ignore[index]
-                if folded.__class__ is str:
-                    if slot.exact is not None:
-                        hit = slot.exact.get(folded)  # type: ignore[arg-type]
-                        if hit:
-                            found.extend(hit)
-                    if slot.scanned:
-                        buffer.append(folded)  # type: ignore[arg-type]
-                elif folded:
-                    for member in folded:  # type: ignore[union-attr]
-                        if slot.exact is not None:
-                            hit = slot.exact.get(member)
-                            if hit:
-                                found.extend(hit)
-                        if slot.scanned:
-                            buffer.append(member)
+                cache[key] = folded
+                self._probe(slot, folded, found, buffer)
             if slot.numbers is not None:
                 self._numbers(slot.numbers, value, found)
         if buffer and self.substrings is not None:
             self.substrings.scan("\x00".join(buffer), found)
-        if self.keywords is not None:
-            text = "\x00".join(keyword_values(event, cache, False))
-            if text:
-                self.keywords.scan(text, found)
         return set(found)
+
+    def _candidates_all_values(self, event: dict[str, Any], cache: dict[Any, Any]) -> set[int]:
+        """Keyword rules in the lane: every value is folded once and scanned once (substring and keyword
+        needles share one database), and the folded values are left in ``cache`` for the keyword rules."""
+        found: list[int] = list(self.always)
+        fields = self.fields
+        values: list[str] = []
+        for key, value in event.items():
+            slot = fields.get(key)
+            if value is None:
+                if slot is not None:
+                    slot.seen = True
+                    if slot.presence:
+                        found.extend(slot.presence)
+                continue
+            folded = value.lower() if value.__class__ is str else fold(value)
+            cache[key] = folded
+            if folded.__class__ is str:
+                values.append(folded)  # type: ignore[arg-type]
+            elif folded:
+                values.extend(folded)  # type: ignore[arg-type]
+            if slot is None:
+                continue
+            slot.seen = True
+            if slot.presence:
+                found.extend(slot.presence)
+            if slot.exact is not None:
+                self._probe(slot, folded, found, None)
+            if slot.numbers is not None:
+                self._numbers(slot.numbers, value, found)
+        cache[0] = tuple(values)
+        if values:
+            self.keywords.scan("\x00".join(values), found)
+        return set(found)
+
+    @staticmethod
+    def _probe(slot: FieldSlot, folded: Any, found: list[int], buffer: list[str] | None) -> None:
+        exact = slot.exact
+        if folded.__class__ is str:
+            if exact is not None:
+                hit = exact.get(folded)
+                if hit:
+                    found.extend(hit)
+            if buffer is not None and slot.scanned:
+                buffer.append(folded)
+        elif folded:
+            for member in folded:
+                if exact is not None:
+                    hit = exact.get(member)
+                    if hit:
+                        found.extend(hit)
+                if buffer is not None and slot.scanned:
+                    buffer.append(member)
 
     @staticmethod
     def _numbers(table: dict[int | float, tuple[int, ...]], value: Any, found: list[int]) -> None:

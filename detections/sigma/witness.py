@@ -45,8 +45,10 @@ MIN_NEEDLE = 3  # UTF-8 bytes; shorter substrings gate nearly every event: use p
 
 
 def _long_enough(needle: str) -> bool:
-    """Three bytes, not characters: a lone emoji or CJK character is a rare, useful needle."""
-    return len(needle.encode("utf-8", "surrogatepass")) >= MIN_NEEDLE
+    """Three ASCII characters; any non-ASCII character (a homoglyph, an emoji) is rare enough on its own."""
+    if needle.isascii():
+        return len(needle) >= MIN_NEEDLE
+    return len(needle.encode("utf-8", "surrogatepass")) >= 2
 
 
 @dataclass(frozen=True, slots=True)
