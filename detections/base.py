@@ -5,6 +5,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
+from temporal_siem.records import DeadLetter
+
 
 class Detector(ABC):
     """Consumes flat normalized events, returns flat alert documents (see detections.alerts)."""
@@ -27,6 +29,10 @@ class Detector(ABC):
     def stats(self) -> dict[str, Any]:
         """Counters for the summary and metrics (per-rule routed/evaluated/matched...)."""
         return {}
+
+    def take_dead_letters(self) -> list[DeadLetter]:
+        """Events the detector refused (late for correlation windows, unusable timestamps) since the last call."""
+        return []
 
     def rule_titles(self) -> dict[str, str]:
         return {}

@@ -98,6 +98,7 @@ class Pipeline:
                     break
             if not self._stopping:
                 self._deliver_alerts(self.detector.finish())
+                self._dead_letter(self.detector.take_dead_letters())
             self._dead_letter(self.source.take_dead_letters())
         finally:
             for sink in [*self.alert_sinks, *self.event_sinks, self.dead_letter]:
@@ -126,6 +127,7 @@ class Pipeline:
         for dataset, count in Counter(str(e.get("event.dataset", "")) for e in events).items():
             metrics.EVENTS.labels(dataset).inc(count)
         alerts = self.detector.process(events) if events else []
+        dead.extend(self.detector.take_dead_letters())
         self._dead_letter(dead)
         if self.event_sinks and events:
             for sink in self.event_sinks:
