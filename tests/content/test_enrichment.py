@@ -108,17 +108,25 @@ def test_certificate_days_use_event_time_and_soonest_certificate() -> None:
 
 
 def test_clock_skew_ignores_replay_ingest_time_by_default() -> None:
-    replayed = {"@timestamp": ts(T0), "event.ingested": ts(datetime.now(UTC))}
+    now = datetime.now(UTC)
+    replayed = {"@timestamp": ts(T0), "event.ingested": ts(now)}  # our stamp on an old record: the file's age
     shipped = {"@timestamp": ts(T0), "event.created": ts(T0 + timedelta(minutes=7))}
-    ClockSkew().enrich([replayed, shipped])
+    ecs_input = {"@timestamp": ts(T0), "event.ingested": ts(T0 + timedelta(minutes=-6))}  # brought by the record
+    live = {"@timestamp": ts(now - timedelta(minutes=9)), "event.ingested": ts(now)}  # our stamp on a live stream
+    ClockSkew().enrich([replayed, shipped, ecs_input, live])
     assert "temporal.clock_skew_seconds" not in replayed
     assert shipped["temporal.clock_skew_seconds"] == pytest.approx(420)
+    assert ecs_input["temporal.clock_skew_seconds"] == pytest.approx(-360)
+    assert live["temporal.clock_skew_seconds"] == pytest.approx(540, abs=5)
 
 
-def test_clock_skew_live_mode_uses_ingest_time(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_clock_skew_modes(monkeypatch: pytest.MonkeyPatch) -> None:
     ahead = {"@timestamp": ts(T0 + timedelta(minutes=6)), "event.ingested": ts(T0)}
     ClockSkew("ingested").enrich([ahead])
     assert ahead["temporal.clock_skew_seconds"] == pytest.approx(-360)
+    only_created = {"@timestamp": ts(T0), "event.ingested": ts(T0 + timedelta(hours=2))}
+    ClockSkew("created").enrich([only_created])
+    assert "temporal.clock_skew_seconds" not in only_created
     monkeypatch.setenv("TSIEM_CLOCK_SKEW_REFERENCE", "off")
     quiet = {"@timestamp": ts(T0), "event.created": ts(T0 + timedelta(hours=1))}
     ClockSkew().enrich([quiet])
