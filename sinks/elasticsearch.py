@@ -4,8 +4,10 @@ Delivery is exactly-once per document id: every action is ``create`` with ``_id`
 ``event.id``), so a batch re-sent after a failure or a restart only meets 409 conflicts, which count as
 delivered. Per-item outcomes decide the rest: 429 / 5xx / cluster blocks are retried with backoff (the
 whole request too on connection errors), and when retries run out the sink raises SinkError so the
-pipeline holds its input (backpressure). A document refused for its content (a 400 mapping conflict) is
-handed to the dead-letter output via ``take_rejected`` and never blocks the stream.
+pipeline holds its input (backpressure). A document whose fields clash with the index mapping is indexed
+again with only its core fields (time, ids, rule, alert) and the whole document as stored text, tagged
+``_tsiem_mapping_conflict``, so an alert stays visible; only if that fails too does it go to the
+dead-letter output via ``take_rejected``. Neither blocks the stream.
 
 The OpenSearch sink (sinks/opensearch.py) is this class with the opensearch-py client behind ``BulkClient``.
 """
@@ -152,6 +154,22 @@ class _Item:
     position: int
     action: bytes
     source: bytes
+    degraded: bool = False
+
+
+#: Kept when a document's fields clash with the mapping: enough to find, triage and count the alert.
+CORE_ROOTS = frozenset({"@timestamp", "event", "rule", "alert", "threat", "tags"})
+MAPPING_CONFLICT_TAG = "_tsiem_mapping_conflict"
+
+
+def degraded(document: dict[str, Any], reason: str) -> dict[str, Any]:
+    """The core fields, the whole document as JSON text in ``event.original`` (stored, not indexed), a tag."""
+    core = {k: v for k, v in document.items() if k.split(".", 1)[0] in CORE_ROOTS and k != "event.original"}
+    tags = core.get("tags")
+    core["tags"] = [*(tags if isinstance(tags, list) else [tags] if tags else []), MAPPING_CONFLICT_TAG]
+    core["event.original"] = to_json_line(document)[:-1].decode("utf-8")
+    core["error.message"] = reason
+    return core
 
 
 class BulkIndexSink(Sink):
@@ -162,6 +180,7 @@ class BulkIndexSink(Sink):
     def __init__(self, hosts: list[str] | str = "http://127.0.0.1:9200", *, role: str = "alerts",
                  index: str | None = None, id_field: str | None = "", data_stream: bool = False,
                  install_template: bool = True, template_name: str | None = None,
+                 template_patterns: list[str] | None = None, template_priority: int = 200,
                  shards: int | None = None, replicas: int | None = None,
                  api_key: Any = None, username: str | None = None, password: Any = None,
                  ca_certs: str | None = None, ssl_assert_fingerprint: str | None = None, verify_certs: bool = True,
@@ -181,6 +200,8 @@ class BulkIndexSink(Sink):
         self.data_stream = data_stream
         self.install_template = install_template
         self.template_name = template_name or self.index
+        self.template_patterns = list(template_patterns or [])
+        self.template_priority = template_priority
         self.shards = shards
         self.replicas = replicas
         self.chunk_size = chunk_size
@@ -196,7 +217,7 @@ class BulkIndexSink(Sink):
         self._pool: ThreadPoolExecutor | None = None
         self._rejected: list[tuple[dict[str, Any], str]] = []
         self._lock = threading.Lock()
-        self.stats = {"delivered": 0, "duplicates": 0, "rejected": 0, "retried_items": 0, "requests": 0}
+        self.stats = {"delivered": 0, "duplicates": 0, "rejected": 0, "degraded": 0, "retried_items": 0, "requests": 0}
 
     def _make_client(self) -> BulkClient:
         return ElasticsearchClient(self.connection)
@@ -217,9 +238,11 @@ class BulkIndexSink(Sink):
         if self._templates_installed or not self.install_template:
             return
         assert self._client is not None
-        pattern = [f"{self.index}*"] if not self.data_stream else [self.index]
-        body = (dead_letter_template(pattern, data_stream=self.data_stream) if self.role == "dead_letter"
-                else index_template(pattern, data_stream=self.data_stream, shards=self.shards, replicas=self.replicas))
+        pattern = self.template_patterns or [self.index]  # exact: another sink's "<index>-events" must not match
+        body = (dead_letter_template(pattern, data_stream=self.data_stream, priority=self.template_priority)
+                if self.role == "dead_letter" else
+                index_template(pattern, data_stream=self.data_stream, shards=self.shards, replicas=self.replicas,
+                               priority=self.template_priority))
         try:
             self._client.put_index_template(self.template_name, body)
             if self.data_stream:
@@ -242,14 +265,14 @@ class BulkIndexSink(Sink):
 
     # -- delivery ----------------------------------------------------------------------------------
 
-    def _encode(self, position: int, document: dict[str, Any]) -> _Item:
+    def _encode(self, position: int, document: dict[str, Any], degraded: bool = False) -> _Item:
         action: dict[str, Any] = {"_index": self.index}
         doc_id = document.get(self.id_field) if self.id_field else None
         if doc_id not in (None, ""):
             action["_id"] = str(doc_id)[:512]
         if self.data_stream and "@timestamp" not in document:
             document = {**document, "@timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
-        return _Item(position, orjson.dumps({"create": action}) + b"\n", to_json_line(document))
+        return _Item(position, orjson.dumps({"create": action}) + b"\n", to_json_line(document), degraded)
 
     def _chunks(self, items: Iterable[_Item]) -> Iterator[list[_Item]]:
         current: list[_Item] = []
@@ -314,6 +337,7 @@ class BulkIndexSink(Sink):
         last_reason = ""
         while True:
             retry: list[_Item] = []
+            again: list[_Item] = []
             for outcomes in self._dispatch(self._chunks(pending)):
                 for item, status, reason in outcomes:
                     if status in DELIVERED:
@@ -321,9 +345,19 @@ class BulkIndexSink(Sink):
                     elif status == 0 or status in RETRYABLE_ITEM:
                         retry.append(item)
                         last_reason = reason or f"HTTP {status}"
+                    elif self.role != "dead_letter" and not item.degraded and status == 400 and "parsing_exception" in reason:
+                        # Fields clash with the index mapping: index the core (ids, rule, time) with the whole
+                        # document kept as text, so the alert is still searchable; dead-letter only if that fails.
+                        self.stats["degraded"] += 1
+                        log.warning("%s: %s does not fit the mapping (%s); indexing its core fields", self.name,
+                                    documents[item.position].get(self.id_field or "", "a document"), reason)
+                        again.append(self._encode(item.position, degraded(documents[item.position], reason), degraded=True))
                     else:
                         self.stats["rejected"] += 1
                         self._rejected.append((documents[item.position], f"{self.name}_rejected: HTTP {status} {reason}"))
+            if again:
+                pending = [*again, *retry]
+                continue
             if not retry:
                 return
             pending = retry

@@ -19,6 +19,10 @@ from temporal_siem.schema import field_reference
 IP_FIELDS = frozenset({"source.ip", "client.ip", "destination.ip", "related.ip", "host.ip", "server.ip"})
 #: Free text (ECS ``match_only_text``; plain ``text`` works on every server version).
 TEXT_FIELDS = frozenset({"message", "rule.description", "error.message"})
+#: Vendor leftovers (parsers keep what ECS has no field for under the vendor's name). Their shapes differ
+#: between API versions and envelopes (CloudTrail ``resources`` as objects or as ARNs), so they are one
+#: ``flattened`` field each: every leaf searchable as a keyword, no mapping conflicts, no field explosion.
+VENDOR_NAMESPACES = ("aws", "azure", "gcp", "google_workspace", "hashicorp_vault", "okta", "temporal_cloud", "temporal_server")
 KEYWORD_LIMIT = 8191  # Lucene's term byte limit / 4: longer strings are kept in _source, not indexed.
 
 
@@ -57,6 +61,11 @@ def _schema_properties() -> dict[str, Any]:
         "properties": {"start": {"type": "date"}, "end": {"type": "date"}}}
     user_agent = properties.setdefault("user_agent", {"properties": {}})["properties"]
     user_agent["original"] = {"type": "keyword", "ignore_above": KEYWORD_LIMIT, "fields": {"text": {"type": "text"}}}
+    # The raw record (and a document that did not fit the mapping): stored, not indexed, as in ECS.
+    properties.setdefault("event", {"properties": {}})["properties"]["original"] = {
+        "type": "keyword", "index": False, "doc_values": False}
+    for namespace in VENDOR_NAMESPACES:
+        properties.setdefault(namespace, {"type": "flattened", "ignore_above": KEYWORD_LIMIT})
     return properties
 
 

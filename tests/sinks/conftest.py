@@ -54,6 +54,7 @@ def es_index(elasticsearch_url: str) -> Iterator[str]:
     name = f"tsiem-test-{uuid.uuid4().hex[:10]}"
     yield name
     client = Elasticsearch(elasticsearch_url)
-    client.options(ignore_status=404).indices.delete(index=name)
-    client.options(ignore_status=404).indices.delete_index_template(name=name)
+    for index in (name, f"{name}-events"):
+        client.options(ignore_status=404).indices.delete(index=index)
+        client.options(ignore_status=404).indices.delete_index_template(name=index)
     client.close()

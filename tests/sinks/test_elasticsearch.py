@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -27,9 +28,12 @@ def _all_documents(client: Elasticsearch, index: str) -> dict[str, dict[str, Any
 
 def test_replay_alerts_are_indexed_once_with_ecs_mappings(elasticsearch_url: str, es_index: str) -> None:
     sink = ElasticsearchSink(elasticsearch_url, index=es_index, chunk_size=7, concurrency=2)
-    reference = MemorySink()
-    dead = replay([sink, reference])
-    assert dead.documents == []
+    event_sink = ElasticsearchSink(elasticsearch_url, role="events", index=f"{es_index}-events")
+    reference, events = MemorySink(), MemorySink()
+    dead = replay([sink, reference], [event_sink, events])
+    assert [d for d in dead.documents if d["stage"] == "sink"] == []
+    assert event_sink.stats["delivered"] == len(events.documents) and event_sink.stats["degraded"] == 0
+    assert sink.stats["degraded"] == 0
     client = Elasticsearch(elasticsearch_url)
     stored = _all_documents(client, es_index)
     expected = {doc["alert.id"]: doc for doc in reference.documents}
@@ -80,20 +84,33 @@ def test_redelivery_creates_no_duplicates(elasticsearch_url: str, es_index: str,
     client.close()
 
 
-def test_mapping_conflict_goes_to_dead_letter_without_blocking(elasticsearch_url: str, es_index: str) -> None:
+def test_mapping_conflicts_degrade_then_dead_letter_without_blocking(elasticsearch_url: str, es_index: str) -> None:
     good = [{"@timestamp": "2024-01-01T00:00:00Z", "alert.id": f"ok{i}", "rule.id": "r", "user.name": "u"} for i in range(3)]
-    conflicting = {"@timestamp": "2024-01-01T00:00:00Z", "alert.id": "conflict", "rule.id": "r", "user": "not-an-object"}
+    # "user" is an object in ECS: the alert is kept with its core fields, the rest as stored text.
+    conflicting = {"@timestamp": "2024-01-01T00:00:00Z", "alert.id": "conflict", "rule.id": "r", "user": "not-an-object",
+                   "aws.cloudtrail.resources": ["arn:aws:kms:us-west-2:111122223333:key/1"]}
+    # Even the core does not fit (rule.id must be a value): dead letter.
+    hopeless = {"@timestamp": "2024-01-01T00:00:00Z", "alert.id": "hopeless", "rule.id.nested": "x"}
     malformed_ip = {"@timestamp": "2024-01-01T00:00:00Z", "alert.id": "bad-ip", "rule.id": "r", "source.ip": "999.1.1.1"}
+    vendor_shapes = [{"@timestamp": "2024-01-01T00:00:00Z", "alert.id": f"aws{i}", "rule.id": "r", **fields} for i, fields in
+                     enumerate([{"aws.cloudtrail.resources.ARN": ["arn:1"], "aws.cloudtrail.resources.type": ["AWS::KMS::Key"]},
+                                {"aws.cloudtrail.resources": ["arn:2"]}])]
     sink = ElasticsearchSink(elasticsearch_url, index=es_index, refresh="wait_for")
     sink.open()
-    sink.write([*good, conflicting, malformed_ip])
+    sink.write([*good, conflicting, hopeless, malformed_ip, *vendor_shapes])
     rejected = sink.take_rejected()
-    assert [doc["alert.id"] for doc, _ in rejected] == ["conflict"]
-    assert "HTTP 400" in rejected[0][1] and "user" in rejected[0][1]
+    assert [doc["alert.id"] for doc, _ in rejected] == ["hopeless"]
+    assert "HTTP 400" in rejected[0][1] and "rule.id" in rejected[0][1]
+    assert sink.stats["degraded"] == 2
     client = Elasticsearch(elasticsearch_url)
     stored = _all_documents(client, es_index)
-    assert set(stored) == {"ok0", "ok1", "ok2", "bad-ip"}  # a malformed value is kept in _source, not lost
-    assert stored["bad-ip"]["source"]["ip"] == "999.1.1.1"
+    assert set(stored) == {"ok0", "ok1", "ok2", "conflict", "bad-ip", "aws0", "aws1"}
+    assert stored["bad-ip"]["source"]["ip"] == "999.1.1.1"  # a malformed value is kept in _source, not lost
+    kept = stored["conflict"]
+    assert kept["rule"]["id"] == "r" and "_tsiem_mapping_conflict" in kept["tags"] and "user" not in kept
+    assert json.loads(kept["event"]["original"])["user"] == "not-an-object"
+    found = client.search(index=es_index, query={"term": {"aws.cloudtrail.resources.ARN": "arn:1"}})["hits"]["hits"]
+    assert [h["_id"] for h in found] == ["aws0"]  # vendor namespaces: any shape, leaves searchable
     client.close()
 
 
@@ -106,12 +123,12 @@ def test_pipeline_dead_letters_a_rejected_alert(elasticsearch_url: str, es_index
     pipeline = Pipeline.__new__(Pipeline)
     Pipeline.__init__(pipeline, source=None, router=None, detector=None, alert_sinks=[sink], dead_letter=dead)  # type: ignore[arg-type]
     sink.open()
-    pipeline._write(sink, [{"@timestamp": "2024-01-01T00:00:00Z", "alert.id": "x1", "user": "flat"},
+    pipeline._write(sink, [{"@timestamp": "2024-01-01T00:00:00Z", "alert.id": "x1", "alert.level.x": "flat"},
                            {"@timestamp": "2024-01-01T00:00:00Z", "alert.id": "x2", "user.name": "nested"}])
     sink.close()
     assert len(dead.documents) == 1
     assert dead.documents[0]["stage"] == "sink" and dead.documents[0]["reason"].startswith("elasticsearch_rejected")
-    assert '"alert.id":"x1"' in dead.documents[0]["raw"]  # the flat "user" where ECS has an object
+    assert '"alert.id":"x1"' in dead.documents[0]["raw"]
 
 
 def test_events_role_uses_event_id(elasticsearch_url: str, es_index: str) -> None:
@@ -144,7 +161,7 @@ def test_template_install_is_idempotent(elasticsearch_url: str, es_index: str) -
         sink.close()
     client = Elasticsearch(elasticsearch_url)
     template = client.indices.get_index_template(name=es_index)["index_templates"][0]["index_template"]
-    assert template["index_patterns"] == [f"{es_index}*"]
+    assert template["index_patterns"] == [es_index]
     assert template["template"]["settings"]["index"]["mapping"]["ignore_malformed"] == "true"
     client.close()
 
