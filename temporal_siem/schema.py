@@ -290,7 +290,7 @@ class Temporal(_Closed):
     run_id: str | None = None
     target: dict[str, Any] | None = Field(None, description="Object acted upon when not a user: service account, user group, sink, connectivity rule.")
     clock_skew_seconds: float | None = Field(
-        None, description="Receive time minus @timestamp (enrichment: event.created; event.ingested only in the live daemon).")
+        None, description="Receive time minus @timestamp, when a trustworthy receive time exists (enrichment, docs/rule-authoring.md).")
     certificate_days_to_expiry: float | None = Field(
         None, description="Days from @timestamp to the soonest not_after of any certificate in the record; negative if expired (enrichment).")
     user_key: str | None = Field(None, description="Lower-cased email of the acting user: a join key across identity providers (enrichment).")
