@@ -196,7 +196,12 @@ class Daemon:
 
     def run(self) -> int:
         if self.settings.metrics.enabled:
-            self.ops = OpsServer(self.settings.metrics.host, self.metrics_port, self.health).start()
+            try:
+                self.ops = OpsServer(self.settings.metrics.host, self.metrics_port, self.health).start()
+            except OSError as exc:
+                log.error("cannot serve metrics on %s:%d: %s (set metrics.port, or 0 for a free port)",
+                          self.settings.metrics.host, self.metrics_port, exc)
+                return EXIT_FAILURE
             log.info("metrics and health on http://%s:%d/metrics /healthz", self.ops.host, self.ops.port,
                      extra={"metrics_port": self.ops.port})
         code = EXIT_OK

@@ -163,3 +163,36 @@ def test_librdkafka_names_for_the_confluent_client(tmp_path: Path) -> None:
     assert (options["sasl.mechanism"], options["sasl.username"], options["sasl.password"]) == ("SCRAM-SHA-512", "svc", "pw")
     with pytest.raises(KafkaConfigError):
         librdkafka_options(KafkaConfig(security_protocol="SASL_SSL"))
+
+
+@pytest.mark.parametrize(("config", "message"), [
+    ("ingest: {kafka: {topics: []}}", "ingest.kafka.topics is empty"),
+    ("ingest: {kafka: {topics: [{name: t, format: no_such_parser}]}}", "unknown format 'no_such_parser'"),
+    ("ingest: {kafka: {topics: [{name: t}], security_protocol: SSL, ssl_cafile: /nonexistent/ca.pem}}", "ssl_cafile: no such file"),
+    ("ingest: {kafka: {topics: [{name: t}]}}\nsinks: {alerts: [{type: no_such_sink}]}", "unknown sink type"),
+    ("ingest: {kafka: {topics: [{name: t}], no_such_key: 1}}", "no_such_key"),
+])
+def test_run_refuses_bad_configs_with_exit_2(tmp_path: Path, config: str, message: str) -> None:
+    import subprocess
+    import sys
+
+    path = tmp_path / "daemon.yml"
+    path.write_text(config)
+    result = subprocess.run([sys.executable, "-m", "temporal_siem", "run", "--config", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+
+
+def test_run_exits_1_when_the_metrics_port_is_taken(tmp_path: Path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        path = tmp_path / "daemon.yml"
+        path.write_text(f"ingest: {{kafka: {{topics: [{{name: t}}]}}}}\nmetrics: {{port: {taken.getsockname()[1]}}}\n")
+        result = subprocess.run([sys.executable, "-m", "temporal_siem", "run", "--config", str(path)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "cannot serve metrics" in result.stderr
