@@ -117,7 +117,8 @@ class ElasticsearchClient(BulkClient):
         try:
             return function(**kwargs)
         except (TransportConnectionError, ConnectionTimeout) as exc:
-            raise TransientError(f"{type(exc).__name__}: {exc}") from exc
+            detail = str(getattr(exc, "message", "") or exc)[:MAX_REASON]  # str(exc) is only "TLS error"
+            raise TransientError(f"{type(exc).__name__}: {detail}") from exc
         except ApiError as exc:
             status = exc.meta.status
             if status in (408, 413, 429) or status >= 500:
