@@ -69,3 +69,41 @@ def test_every_sample_validates():
         assert not dead and events
         for event in events:
             validate_event(event)
+
+
+def _filebeat(message: str, **extra: Any) -> dict[str, Any]:
+    return {"@timestamp": "2025-09-02T08:00:00.120Z", "message": message, "ecs": {"version": "8.0.0"},
+            "log": {"offset": 10, "file": {"path": "/var/log/x.log"}}, "host": {"name": "vault-1"},
+            "agent": {"type": "filebeat", "version": "8.15.0"}, "input": {"type": "filestream"}} | extra
+
+
+def test_shipped_vault_line_is_opened():
+    line = orjson.dumps({"time": "2025-09-02T08:00:00.000123Z", "type": "request", "auth": {"display_name": "approle-ci"},
+                         "request": {"id": "r-1", "operation": "update", "mount_type": "transit", "path": "transit/decrypt/k",
+                                     "remote_address": "10.0.0.9"}}).decode()
+    event = parse(_filebeat(line))
+    assert event["event.dataset"] == "hashicorp_vault.audit" and event["event.id"] == "r-1:request" and event["event.action"] == "transit.decrypt"
+    assert event["@timestamp"] == "2025-09-02T08:00:00.000123Z"  # the record's own time, not the shipper's
+    assert event["host.name"] == "vault-1" and event["log.file.path"] == "/var/log/x.log" and event["agent.type"] == "filebeat"
+
+
+def test_shipped_text_line_is_opened():
+    line = ('2025/09/02 08:00:02 INFO: [core] grpc: Server.Serve failed to create ServerTransport: connection error: '
+            'desc = "ServerHandshake(\\"203.0.113.80:44110\\") failed: EOF"')
+    event = parse(_filebeat(line))
+    assert event["event.dataset"] == "temporal.server" and event["source.ip"] == "203.0.113.80"
+
+
+def test_unclaimed_or_already_parsed_wrappers_stay_ecs():
+    assert parse(_filebeat("sshd[1]: Accepted publickey for deploy"))["event.dataset"] == "ecs"
+    parsed = _filebeat('{"level":"error","ts":"2025-09-02T08:00:01Z","msg":"Authorization error","service":"frontend"}',
+                       event={"action": "already-parsed", "dataset": "x"})
+    assert parse(parsed)["event.action"] == "already-parsed"
+    broken = _filebeat('{"time":"never","type":"request","request":{}}')  # claimed by Vault, fails there: kept as shipped
+    assert parse(broken)["message"].startswith('{"time"')
+
+
+def test_shipper_without_ecs_block():
+    record = _filebeat('{"level":"info","ts":"2025-09-02T08:00:01Z","msg":"Register namespace succeeded","service":"frontend","logging-call-at":"a.go:1"}')
+    del record["ecs"]
+    assert parse(record)["event.action"] == "namespace-registered"
