@@ -297,6 +297,8 @@ class Temporal(_Closed):
     target_user_key: str | None = Field(None, description="Lower-cased email of the user acted upon (enrichment).")
     client_ca_changed: bool | None = Field(None, description="The namespace's accepted client CA set differs from the last one seen (enrichment).")
     client_ca_added: list[str] | None = Field(None, description="CA fingerprints not in the namespace's previous bundle (enrichment).")
+    roles_changed: bool | None = Field(None, description="The target user's granted roles differ from the last set seen (enrichment).")
+    roles_added: list[str] | None = Field(None, description="Roles the target user did not have before this record (enrichment, lower-cased).")
 
 
 class Rule(_Open):

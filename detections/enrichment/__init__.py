@@ -12,8 +12,9 @@ from detections.enrichment.certificates import CertificateExpiry
 from detections.enrichment.client_ca import ClientCaRegistry
 from detections.enrichment.clock_skew import ClockSkew
 from detections.enrichment.identity import IdentityKeys
+from detections.enrichment.roles import RoleRegistry
 
-ENRICHERS: tuple[type[Enricher], ...] = (ApiKeyRegistry, CertificateExpiry, ClientCaRegistry, ClockSkew, IdentityKeys)
+ENRICHERS: tuple[type[Enricher], ...] = (ApiKeyRegistry, CertificateExpiry, ClientCaRegistry, ClockSkew, IdentityKeys, RoleRegistry)
 
 
 def build_enrichers() -> list[Enricher]:
@@ -31,5 +32,5 @@ def restore_all(enrichers: list[Enricher], states: dict[str, bytes]) -> None:
             enricher.restore(states[enricher.name])
 
 
-__all__ = ["ENRICHERS", "ApiKeyRegistry", "CertificateExpiry", "ClientCaRegistry", "ClockSkew", "Enricher", "IdentityKeys", "build_enrichers",
+__all__ = ["ENRICHERS", "ApiKeyRegistry", "CertificateExpiry", "ClientCaRegistry", "ClockSkew", "Enricher", "IdentityKeys", "RoleRegistry", "build_enrichers",
            "restore_all", "snapshot_all"]

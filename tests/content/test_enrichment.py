@@ -138,14 +138,16 @@ def test_clock_skew_modes(monkeypatch: pytest.MonkeyPatch) -> None:
 @settings(max_examples=100, deadline=None)
 @given(st.dictionaries(st.sampled_from(["@timestamp", "event.created", "event.ingested", "x509.not_after", "temporal.certificates.not_after",
                                         "temporal.operation", "temporal.api_key.id", "temporal.target.id", "event.dataset", "user.email", "user.target.email",
-                                        "temporal.namespace", "temporal.client_ca_fingerprints", "temporal.certificates.sha256"]),
+                                        "temporal.namespace", "temporal.client_ca_fingerprints", "temporal.certificates.sha256",
+                                        "user.changes.roles", "user.target.id"]),
                        st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30),
                                  st.lists(st.one_of(st.text(max_size=30), st.integers(), st.none()), max_size=3),
                                  st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))))
 def test_hostile_values_never_raise(event: dict[str, object]) -> None:
     for enricher in build_enrichers():
         enricher.enrich([dict(event)])
-    assert [cls.__name__ for cls in ENRICHERS] == ["ApiKeyRegistry", "CertificateExpiry", "ClientCaRegistry", "ClockSkew", "IdentityKeys"]
+    assert [cls.__name__ for cls in ENRICHERS] == ["ApiKeyRegistry", "CertificateExpiry", "ClientCaRegistry", "ClockSkew", "IdentityKeys",
+                                                   "RoleRegistry"]
 
 
 def test_identity_keys_fold_case_for_cross_source_joins() -> None:
@@ -199,3 +201,24 @@ def test_client_ca_registry_flags_only_real_bundle_changes() -> None:
     assert again["temporal.client_ca_changed"] is False
     with pytest.raises(ValueError, match="client_ca_registry"):
         ClientCaRegistry().restore(b"\xff")
+
+
+def test_role_registry_lists_only_newly_granted_roles() -> None:
+    from detections.enrichment import RoleRegistry
+
+    def grant(roles: list[str], target: str = "mallory@example.com", **extra: object) -> dict[str, object]:
+        return audit("UpdateUserAPI", T0, **{"user.target.email": [target], "user.changes.roles": roles}, **extra)
+
+    reg = RoleRegistry()
+    first, raised, renamed, refused = grant(["developer"]), grant(["Admin"]), grant(["admin"], target="Mallory@Example.com"), \
+        grant(["owner"], **{"event.outcome": "failure"})
+    reg.enrich([first, raised, renamed, refused])
+    assert first["temporal.roles_added"] == ["developer"]
+    assert raised["temporal.roles_changed"] is True and raised["temporal.roles_added"] == ["admin"]
+    assert renamed["temporal.roles_changed"] is False and "temporal.roles_added" not in renamed
+    assert "temporal.roles_changed" not in refused
+    copy = RoleRegistry()
+    copy.restore(reg.snapshot())
+    again = grant(["admin"])
+    copy.enrich([again])
+    assert "temporal.roles_added" not in again
