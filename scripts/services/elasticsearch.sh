@@ -33,6 +33,16 @@ if [ "$(id -u)" -eq 0 ]; then
   id "$run_user" >/dev/null 2>&1 || useradd --system --no-create-home --shell /usr/sbin/nologin "$run_user"
 fi
 as_user() { if [ -n "$run_user" ]; then runuser -u "$run_user" -- "$@"; else "$@"; fi; }
+# That user may not be able to reach a checkout under a private home (/root is 0700): then the node lives
+# in /var/tmp instead, and .services/elasticsearch points there.
+if [ -n "$run_user" ] && ! runuser -u "$run_user" -- test -x "$root"; then
+  real="/var/tmp/tsiem-services-$(printf %s "$root" | md5sum | cut -c1-10)/elasticsearch"
+  mkdir -p "$real" "$root/.services"
+  chmod 755 "$(dirname "$real")" "$real"
+  if [ ! -L "$base" ]; then rm -rf "$base"; ln -s "$real" "$base"; fi
+  base="$real"; home="$base/home"; dir="$base/${TSIEM_ES_INSTANCE:-default}"
+  pidfile="$dir/es.pid"; launcherpid="$dir/launcher.pid"; writerpid="$dir/writer.pid"
+fi
 
 install_home() {
   [ -f "$home/.installed-$ES_VERSION" ] && [ "$home/.installed-$ES_VERSION" -nt "$src/ServerArgsWriter.java" ] && return 0
