@@ -173,11 +173,13 @@ class _Context:
 class RuleCompiler:
     """Turns the condition tree of a processed rule into Python source, then into a function."""
 
-    def compile_source(self, rule: SigmaRule) -> CompiledSource:
+    def compile_source(self, rule: SigmaRule, trees: list[Any] | None = None) -> CompiledSource:
+        """``trees``: the rule's parsed conditions if the caller has them (pySigma re-parses on every access)."""
         ctx = _Context()
         branches = []
-        for condition in rule.detection.parsed_condition:
-            tree = condition.parsed
+        if trees is None:
+            trees = [condition.parsed for condition in rule.detection.parsed_condition]
+        for tree in trees:
             expr, _ = self._node(tree, ctx)
             branches.append(expr)
         body = branches[0] if len(branches) == 1 else " or ".join(f"({b})" for b in branches)

@@ -169,11 +169,12 @@ class Ruleset:
                 errors.append(LoadError(source, f"rule {rule.title!r}: duplicate rule id {rule_id}; the first one is kept"))
                 continue
             try:
-                processed = copy.deepcopy(rule)
+                processed = rule  # the pipeline edits the rule in place: compile() owns the rules it is given
                 pipeline.apply(processed)
-                code = compiler.compile_source(processed)
+                trees = [condition.parsed for condition in processed.detection.parsed_condition]
+                code = compiler.compile_source(processed, trees)
                 function = compiler.build(code, f"<rule {rule_id}>")
-                witnesses = rule_witnesses(processed)
+                witnesses = rule_witnesses(processed, trees)
             except RuleCompileError as exc:
                 errors.append(LoadError(source, f"rule {rule.title!r}: {exc}"))
                 continue

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import yaml
 from sigma.collection import SigmaCollection
@@ -25,6 +26,25 @@ modifier_mapping.setdefault("utf16le", SigmaWideModifier)
 
 BUILTIN_RULES = Path(__file__).resolve().parents[1] / "rules"
 RULE_SUFFIXES = (".yml", ".yaml")
+
+
+_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class RuleYamlLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+    """libyaml's parser (5x faster on the corpus) with pySigma's rule: a duplicate key is an error."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        keys = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in keys:
+                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+            try:
+                keys.add(key)
+            except TypeError:
+                pass
+        return super().construct_mapping(node, deep)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +82,7 @@ def _read_file(path: Path) -> tuple[list[SigmaRule | SigmaCorrelationRule | Sigm
     except (OSError, UnicodeDecodeError) as exc:
         return [], [LoadError(str(path), f"cannot read: {exc}")]
     try:
-        docs = [d for d in yaml.safe_load_all(text) if d is not None]
+        docs = [d for d in yaml.load_all(text, Loader=RuleYamlLoader) if d is not None]
     except yaml.YAMLError as exc:
         return [], [LoadError(str(path), f"invalid YAML: {exc}")]
     if not docs:

@@ -83,10 +83,12 @@ COMMON_NEEDLES = frozenset({
 Witnesses = frozenset[Witness] | None  # None = open (no witness)
 
 
-def rule_witnesses(rule: SigmaRule) -> Witnesses:
+def rule_witnesses(rule: SigmaRule, trees: list[Any] | None = None) -> Witnesses:
     result: set[Witness] = set()
-    for condition in rule.detection.parsed_condition:
-        branch = _node(condition.parsed)  # type: ignore[arg-type]
+    if trees is None:
+        trees = [condition.parsed for condition in rule.detection.parsed_condition]
+    for tree in trees:
+        branch = _node(tree)
         if branch is None:
             return None
         result |= branch
