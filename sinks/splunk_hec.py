@@ -31,6 +31,9 @@ log = logging.getLogger("temporal_siem.sinks.splunk_hec")
 EVENT_PATH = "/services/collector/event"
 ACK_PATH = "/services/collector/ack"
 RETRYABLE_STATUS = frozenset({408, 429, 500, 502, 503, 504})
+#: HEC codes that blame the data (5 no data, 6 invalid data format, 12/13 event missing/blank, 15 indexed
+#: fields); 7 "incorrect index" and the token codes blame the configuration instead.
+CONTENT_CODES = frozenset({5, 6, 12, 13, 15})
 #: Fields sent as HEC indexed fields (``fields``) when present, for fast tstats searches.
 INDEXED_FIELDS = ("rule.id", "alert.level", "event.dataset")
 
@@ -40,9 +43,10 @@ def _valid(value: Any) -> Any:
 
 
 class HecError(Exception):
-    def __init__(self, message: str, retryable: bool) -> None:
+    def __init__(self, message: str, retryable: bool, content: bool = False) -> None:
         super().__init__(message)
         self.retryable = retryable
+        self.content = content  # the events themselves were refused (not the token, index or server)
 
 
 def epoch_seconds(value: Any) -> float | None:
@@ -95,6 +99,8 @@ class SplunkHecSink(Sink):
         self.backoff = Backoff(max_retries, initial_backoff, max_backoff)
         self._connection: http.client.HTTPConnection | None = None
         self._progress = PartialBatch()
+        self._documents: list[dict[str, Any]] = []
+        self._rejected: list[tuple[dict[str, Any], str]] = []
         self.stats = {"requests": 0, "events": 0, "busy": 0, "ack_resends": 0}
 
     # -- encoding ----------------------------------------------------------------------------------
@@ -177,7 +183,8 @@ class SplunkHecSink(Sink):
             raise HecError(text, retryable=True)
         if status in (401, 403):
             raise HecError(f"{text} (check the HEC token and that it is enabled)", retryable=False)
-        raise HecError(f"{text} (invalid-event-number {reply.get('invalid-event-number')})", retryable=False)
+        content = status == 413 or (status == 400 and reply.get("code") in CONTENT_CODES)
+        raise HecError(f"{text} (invalid-event-number {reply.get('invalid-event-number')})", retryable=False, content=content)
 
     def _acknowledged(self, ack_ids: list[int]) -> set[int]:
         """ackIds the indexers confirm; waits up to ack_timeout."""
@@ -203,6 +210,7 @@ class SplunkHecSink(Sink):
     def write(self, documents: list[dict[str, Any]]) -> None:
         if not documents:
             return
+        self._documents = documents
         encoded = [(position, self.encode(documents[position])) for position in self._progress.pending(documents)]
         delays = self.backoff.delays()
         while True:
@@ -221,16 +229,36 @@ class SplunkHecSink(Sink):
                 log.info("splunk_hec: %s; retrying %d events in %.2fs", exc, len(encoded), delay)
                 self.backoff.pause(delay)
 
+    def _post_batch(self, batch: list[tuple[int, bytes]]) -> list[tuple[int | None, list[tuple[int, bytes]]]]:
+        """Post a batch; if Splunk refuses its content, halve it until the offending event stands alone,
+        which goes to the dead letters (an oversized or malformed alert must not hold the stream)."""
+        try:
+            return [(self._post_events(b"".join(event for _, event in batch)), batch)]
+        except HecError as exc:
+            if not exc.content:
+                raise
+            if len(batch) == 1:
+                position = batch[0][0]
+                self._rejected.append((self._documents[position], f"splunk_hec_rejected: {exc}"))
+                self._progress.delivered(position)
+                return []
+            middle = len(batch) // 2
+            return self._post_batch(batch[:middle]) + self._post_batch(batch[middle:])
+
+    def take_rejected(self) -> list[tuple[dict[str, Any], str]]:
+        rejected, self._rejected = self._rejected, []
+        return rejected
+
     def _deliver(self, batches: list[list[tuple[int, bytes]]]) -> None:
         sent: dict[int, list[tuple[int, bytes]]] = {}
-        for batch in batches:
-            ack_id = self._post_events(b"".join(event for _, event in batch))
-            if ack_id is None:
-                for position, _ in batch:
-                    self._progress.delivered(position)
-                self.stats["events"] += len(batch)
-            else:
-                sent[ack_id] = batch
+        for whole in batches:
+            for ack_id, batch in self._post_batch(whole):
+                if ack_id is None:
+                    for position, _ in batch:
+                        self._progress.delivered(position)
+                    self.stats["events"] += len(batch)
+                else:
+                    sent[ack_id] = batch
         if not sent:
             return
         confirmed = self._acknowledged(list(sent))

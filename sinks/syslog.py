@@ -168,6 +168,8 @@ class SyslogSink(Sink):
         self.bom = bom
         self.framing = framing
         self.max_message_bytes = max_message_bytes or (8192 if protocol == "udp" else 256 * 1024)
+        if protocol == "udp":
+            self.max_message_bytes = min(self.max_message_bytes, 65000)  # one IPv4/IPv6 datagram
         self.tls = (ca_file, cert_file, key_file, verify, server_name)
         self.timeout = timeout
         self.backoff = Backoff(max_retries, initial_backoff, max_backoff)

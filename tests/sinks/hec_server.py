@@ -12,6 +12,8 @@ Collector REST API endpoints", "About HTTP Event Collector Indexer Acknowledgmen
   (400 code 10 "Data channel is missing", 400 code 11 "Invalid data channel"), success returns
   ``{"text":"Success","code":0,"ackId":N}``, and POST /services/collector/ack ``{"acks":[...]}``
   answers ``{"acks":{"N":true|false}}``;
+- a request over ``max_content_length`` -> 413; an event for an index the token may not use -> 400
+  code 7 "Incorrect index";
 - a busy server answers 503 ``{"text":"Server is busy","code":9}``.
 Every accepted event is stored per channel for the assertions.
 """
@@ -38,6 +40,8 @@ class HecState:
         self.next_ack = 0
         self.lock = threading.Lock()
         self.protocol_errors: list[str] = []
+        self.max_content_length = 800 * 1024 * 1024  # Splunk's default limits.conf [http_input] max_content_length
+        self.indexes: set[str] | None = None  # indexes the token may write to (None: any)
 
 
 def _reply(handler: BaseHTTPRequestHandler, status: int, body: dict[str, Any]) -> None:
@@ -119,6 +123,9 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length", "0"))
         body = self.rfile.read(length).decode("utf-8")
         state = self.state
+        if length > state.max_content_length:
+            _reply(self, 413, {"text": "Content too large", "code": 413})
+            return
         if not self._authorized():
             return
         channel = self._channel()
@@ -132,6 +139,11 @@ class _Handler(BaseHTTPRequestHandler):
                     _reply(self, 503, {"text": "Server is busy", "code": 9})
                     return
             events, error = parse_events(body)
+            if error is None and state.indexes is not None:
+                for number, event in enumerate(events):
+                    if event.get("index", "main") not in state.indexes:
+                        _reply(self, 400, {"text": "Incorrect index", "code": 7, "invalid-event-number": number})
+                        return
             if error is not None:
                 status, code, text = error
                 state.protocol_errors.append(text)

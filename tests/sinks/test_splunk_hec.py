@@ -125,3 +125,24 @@ def test_epoch_seconds() -> None:
     assert epoch_seconds("2024-05-01T10:00:00.999999999Z") == pytest.approx(1714557601.0, abs=0.001)
     assert epoch_seconds("2024-05-01T10:00:00") is None  # no zone: let Splunk stamp it
     assert epoch_seconds(17) is None
+
+
+def test_an_oversized_alert_is_dead_lettered_and_the_rest_delivered() -> None:
+    with HecServer(TOKEN) as server:
+        server.state.max_content_length = 4000
+        sink = SplunkHecSink(server.url, TOKEN)
+        docs = _alerts(6)
+        docs[3]["message"] = "x" * 5000
+        sink.write(docs)
+        rejected = sink.take_rejected()
+        assert [d["alert.id"] for d, _ in rejected] == ["a0003"] and "413" in rejected[0][1]
+        assert sorted(e["event"]["alert"]["id"] for e in server.state.events) == ["a0000", "a0001", "a0002", "a0004", "a0005"]
+
+
+def test_incorrect_index_is_a_configuration_error_not_dead_letters() -> None:
+    with HecServer(TOKEN) as server:
+        server.state.indexes = {"security"}
+        sink = SplunkHecSink(server.url, TOKEN, index="secrity", max_retries=0)
+        with pytest.raises(SinkError, match="code 7: Incorrect index"):
+            sink.write(_alerts(3))
+        assert sink.take_rejected() == [] and server.state.events == []
