@@ -21,6 +21,7 @@ Every accepted event is stored per channel for the assertions.
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -187,11 +188,17 @@ class _Handler(BaseHTTPRequestHandler):
 class HecServer:
     """Runs on 127.0.0.1 on a free port in a thread; ``url`` for the sink, ``state`` for assertions."""
 
-    def __init__(self, token: str = "00000000-0000-4000-8000-000000000001", ack: bool = False) -> None:
+    def __init__(self, token: str = "00000000-0000-4000-8000-000000000001", ack: bool = False,
+                 tls: tuple[str, str] | None = None) -> None:
         self.state = HecState(token, ack)
         handler = type("Handler", (_Handler,), {"state": self.state})
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
+        if tls is not None:  # (certificate, key): HTTPS as Splunk serves HEC by default
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*tls)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        scheme = "https" if tls else "http"
+        self.url = f"{scheme}://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     def __enter__(self) -> HecServer:

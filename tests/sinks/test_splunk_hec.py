@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sinks.base import SinkError
 from sinks.splunk_hec import SplunkHecSink, epoch_seconds
 from temporal_siem.flatten import unflatten
+from tests.sinks.certs import make_certificate
 from tests.sinks.hec_server import HecServer, parse_events
 
 TOKEN = "00000000-0000-4000-8000-000000000001"
@@ -146,3 +149,16 @@ def test_incorrect_index_is_a_configuration_error_not_dead_letters() -> None:
         with pytest.raises(SinkError, match="code 7: Incorrect index"):
             sink.write(_alerts(3))
         assert sink.take_rejected() == [] and server.state.events == []
+
+
+def test_https_with_ca_file_and_verification(tmp_path: Path) -> None:
+    ca, cert, key, _ = make_certificate(tmp_path)
+    with HecServer(TOKEN, tls=(cert, key)) as server:
+        sink = SplunkHecSink(server.url, TOKEN, ca_file=ca)
+        sink.write(_alerts(2))
+        sink.close()
+        assert len(server.state.events) == 2
+        untrusting = SplunkHecSink(server.url, TOKEN, max_retries=0)  # system CAs only
+        with pytest.raises(SinkError, match="CERTIFICATE_VERIFY_FAILED"):
+            untrusting.write(_alerts(1))
+        assert len(server.state.events) == 2
