@@ -1,0 +1,45 @@
+"""Hostile events never crash the detector and never stop the batch."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from detections.sigma.engine import Ruleset
+from detections.sigma.values import EventFolds
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True),
+                    st.text(), st.binary(max_size=8))
+values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=5), inner, max_size=3)),
+                      max_leaves=8)
+FIELDS = ["Image", "CommandLine", "ParentImage", "User", "EventID", "Channel", "id.orig_h", "event.dataset", "cs-uri-query",
+          "okta.eventType", "QueryName", "Hashes", "TargetFilename", "ScriptBlockText"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(event=st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=6), values, max_size=10))
+def test_any_event_is_survived(sample_ruleset: Ruleset, event: dict[str, Any]) -> None:
+    detector = sample_ruleset.new_detector()
+    detector.process([event, {"CommandLine": "ok"}])
+    indexed = sample_ruleset.match_indices(event)
+    assert indexed == sample_ruleset.match_indices(event, full_scan=True)
+
+
+def test_specific_nasties(sample_ruleset: Ruleset) -> None:
+    nasty = [
+        {"CommandLine": "\ud800 lone surrogate", "Image": "\x00\x00"},
+        {"CommandLine": "A" * 2_000_000},
+        {"EventID": math.nan, "Channel": ["Security", None]},
+        {"EventID": 10**400 if False else 10**30, "Channel": "Microsoft-Windows-Sysmon/Operational"},
+        {"event.dataset": ["okta.system"], "okta.eventType": {"nested": "dict"}},
+        {"event.dataset": {"weird": 1}},
+        {"Image": b"bytes"},
+    ]
+    detector = sample_ruleset.new_detector()
+    detector.process(nasty)
+    stats = detector.stats()
+    assert stats["events"] == len(nasty)
+    assert EventFolds({"x": b"b"})["x"] is None
