@@ -36,7 +36,8 @@ class Sink(ABC):
         """Flush and release resources."""
 
     def take_rejected(self) -> list[tuple[dict[str, Any], str]]:
-        """Documents refused for their content (mapping errors), with the reason, for the dead-letter output."""
+        """Documents refused for their content (mapping errors), with ``"code: detail"`` (e.g.
+        ``"elasticsearch_rejected: HTTP 400 ..."``), for the dead-letter output; the code is the reason."""
         return []
 
 

@@ -182,8 +182,10 @@ class Pipeline:
         rejected = sink.take_rejected()
         if rejected:
             metrics.SINK_REJECTED.labels(sink.name).inc(len(rejected))
-            self._dead_letter([DeadLetter(reason, "sink", Origin(f"sink:{sink.name}"),
-                                          raw=_json_bytes(doc)) for doc, reason in rejected])
+            # "code: detail": the code is the reason (a metric label, so few values), the server's words the detail.
+            self._dead_letter([DeadLetter(reason.partition(": ")[0], "sink", Origin(f"sink:{sink.name}"),
+                                          raw=_json_bytes(doc), detail=reason.partition(": ")[2])
+                               for doc, reason in rejected])
 
 
     def _wait(self, seconds: float) -> bool:

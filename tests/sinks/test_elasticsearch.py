@@ -127,7 +127,9 @@ def test_pipeline_dead_letters_a_rejected_alert(elasticsearch_url: str, es_index
                            {"@timestamp": "2024-01-01T00:00:00Z", "alert.id": "x2", "user.name": "nested"}])
     sink.close()
     assert len(dead.documents) == 1
-    assert dead.documents[0]["stage"] == "sink" and dead.documents[0]["reason"].startswith("elasticsearch_rejected")
+    assert dead.documents[0]["stage"] == "sink" and dead.documents[0]["reason"] == "elasticsearch_rejected"
+    assert dead.documents[0]["detail"].startswith("HTTP 400 document_parsing_exception")
+    assert dead.documents[0]["origin_text"] == "sink:elasticsearch"
     assert '"alert.id":"x1"' in dead.documents[0]["raw"]
 
 
