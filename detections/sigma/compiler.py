@@ -147,9 +147,6 @@ class CompiledSource:
 @dataclass
 class _Context:
     fields: dict[str, int] = field(default_factory=dict)
-    folded: set[int] = field(default_factory=set)
-    plain: set[int] = field(default_factory=set)
-    raw: set[int] = field(default_factory=set)
     constants: dict[str, Any] = field(default_factory=dict)
     helpers: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -184,13 +181,6 @@ class RuleCompiler:
             branches.append(expr)
         body = branches[0] if len(branches) == 1 else " or ".join(f"({b})" for b in branches)
         lines = ["def match(e, c):"]
-        for name, slot in ctx.fields.items():
-            if slot in ctx.raw or slot in ctx.plain:
-                lines.append(f"    v{slot} = e.get({name!r})")
-            if slot in ctx.folded:
-                lines.append(f"    s{slot} = c[{name!r}]")
-            if slot in ctx.plain:
-                lines.append(f"    p{slot} = v{slot} if v{slot}.__class__ is str else _plain(v{slot})")
         lines.append(f"    return bool({body})")
         source = "".join(ctx.helpers) + "\n".join(lines) + "\n"
         namespace = dict(RUNTIME)
@@ -255,14 +245,17 @@ class RuleCompiler:
             else:
                 parts.append(self._scalar(slot, name, value, ctx))
         for cased, group in strings.items():
+            # fields are fetched where they are tested (walrus), so a failed earlier test skips the fetch;
+            # folded text comes from the per-event memo ``c``, raw text straight from the event
             var = f"p{slot}" if cased else f"s{slot}"
-            (ctx.plain if cased else ctx.folded).add(slot)
+            fetch = f"e.get({name!r})" if cased else f"c[{name!r}]"
+            fallback = f"_plain({var})" if cased else var
             test, cost = self._string_group(group, cased, ctx, name)
             if test == "False":
                 parts.append(("False", 0))
                 continue
             helper = ctx.helper(test.replace("\x00", "x"))
-            parts.append((f"({test.replace(chr(0), var)} if {var}.__class__ is str else _any({helper}, {var}))", cost))
+            parts.append((f"({test.replace(chr(0), var)} if ({var} := {fetch}).__class__ is str else _any({helper}, {fallback}))", cost))
         if not parts:
             return "False", 0
         parts.sort(key=lambda p: p[1])
@@ -346,13 +339,13 @@ class RuleCompiler:
         return " or ".join(out), cost
 
     def _scalar(self, slot: int, name: str, value: Any, ctx: _Context) -> tuple[str, int]:
-        v = f"v{slot}"
-        ctx.raw.add(slot)
+        v = f"e.get({name!r})"  # helpers take the raw value; inline tests bind it once with a walrus
+        bound = f"(v{slot} := {v})"
         if isinstance(value, SigmaTimestampPart):
             return f"_tsp({v}, {value.timestamp_part.name.lower()!r}, {value.number!r})", 8
         if isinstance(value, SigmaNumber):
             n = value.number
-            return f"({v} == {n!r} if ({v}.__class__ is int or {v}.__class__ is float) else _numeq({v}, {n!r}))", 1
+            return f"(v{slot} == {n!r} if ({bound}.__class__ is int or v{slot}.__class__ is float) else _numeq(v{slot}, {n!r}))", 1
         if isinstance(value, SigmaBool):
             return f"_booleq({v}, {bool(value.boolean)!r})", 2
         if isinstance(value, SigmaNull):
@@ -367,15 +360,14 @@ class RuleCompiler:
             for flag in value.flags:
                 flags |= _REGEX_FLAGS[flag]
             pattern = ctx.constant(re.compile(str(value.regexp), flags))
-            return f"({pattern}.search({v}) is not None if {v}.__class__ is str else _re({pattern}, {v}))", 6
+            return f"({pattern}.search(v{slot}) is not None if {bound}.__class__ is str else _re({pattern}, v{slot}))", 6
         if isinstance(value, SigmaCIDRExpression):
             return f"_cidr({v}, {ctx.constant(value.network)})", 5
         if isinstance(value, SigmaCompareExpression):
             return f"_cmp({v}, {_COMPARE_OPS[value.op]!r}, {value.number.number!r})", 2
         if isinstance(value, SigmaFieldReference):
-            other = ctx.field_slot(value.field)
-            ctx.raw.add(other)
+            ctx.field_slot(value.field)
             mode = ("contains" if value.starts_with and value.ends_with else "startswith" if value.starts_with
                     else "endswith" if value.ends_with else "eq")
-            return f"_fref({v}, v{other}, {mode!r})", 4
+            return f"_fref({v}, e.get({value.field!r}), {mode!r})", 4
         raise RuleCompileError(f"value type {type(value).__name__} on field {name!r} is not supported")

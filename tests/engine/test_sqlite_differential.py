@@ -55,13 +55,14 @@ def _fresh(rule: CompiledRule) -> Any:
     import copy
 
     original = copy.deepcopy(rule.rule)
+    assert original is not None
     original.custom_attributes = {}
     return original
 
 
 def _slot_fields(rule: CompiledRule, helper: str) -> set[str]:
-    names = dict(re.findall(r"v(\d+) = e\.get\((.*?)\)$", rule.source_code, flags=re.M))
-    return {eval(names[slot]) for slot in re.findall(helper + r"\(v(\d+)", rule.source_code) if slot in names}
+    """Fields passed to a run-time helper in the generated source (``_cidr(e.get('field'), ...)``)."""
+    return {eval(name) for name in re.findall(helper + r"\(e\.get\((.*?)\)", rule.source_code)}
 
 
 def _is_ip(value: Any) -> bool:
