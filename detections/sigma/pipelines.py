@@ -15,7 +15,7 @@ BUILTIN_PIPELINE = Path(__file__).resolve().parents[1] / "pipelines" / "temporal
 DATASET_ATTRIBUTE = "tsiem.dataset"
 
 
-class PipelineError(Exception):
+class PipelineError(ValueError):
     """A pipeline file cannot be read or is not a valid pySigma pipeline (message names the file)."""
 
 

@@ -1,0 +1,181 @@
+"""The built-in pipeline on events from the real parsers: SigmaHQ vendor field names reach the vendor
+namespace, ECS rules need nothing, routing keeps rules on their datasets. Plus Sigma filters and user
+pipelines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from detections.sigma import SigmaEngine
+from detections.sigma.engine import Ruleset
+from detections.sigma.pipelines import PipelineError
+from ingest.replay import ReplaySource
+from parsers.router import ParserRouter
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def parsed(*paths: str) -> list[dict[str, Any]]:
+    router = ParserRouter("auto", 8 * 1024 * 1024)
+    events: list[dict[str, Any]] = []
+    for batch in ReplaySource([str(ROOT / p) for p in paths]).batches():
+        for record in batch:
+            events.extend(router.parse(record).events)
+    return events
+
+
+OKTA_SIGMAHQ = """
+title: Okta SSO via IdP failed (SigmaHQ spelling)
+id: 1d0c8b9e-0000-4000-8000-0000000000a1
+logsource: {product: okta, service: okta}
+detection:
+  selection:
+    eventtype: user.authentication.auth_via_IDP
+    outcome.result: FAILURE
+    client.ipAddress|cidr: 203.0.113.0/24
+  condition: selection
+level: medium
+---
+title: Okta SSO via IdP failed (ECS names)
+id: 1d0c8b9e-0000-4000-8000-0000000000a2
+logsource: {product: okta}
+detection:
+  selection:
+    event.action: user.authentication.auth_via_IDP
+    event.outcome: failure
+  condition: selection
+level: medium
+---
+title: KMS key administration (SigmaHQ CloudTrail spelling)
+id: 1d0c8b9e-0000-4000-8000-0000000000a3
+logsource: {product: aws, service: cloudtrail}
+detection:
+  selection:
+    eventSource: kms.amazonaws.com
+    userIdentity.type: IAMUser
+  condition: selection
+level: low
+"""
+
+
+def test_sigmahq_vendor_names_and_ecs_names_on_parsed_events() -> None:
+    engine = SigmaEngine.from_yaml(OKTA_SIGMAHQ)
+    assert not engine.errors
+    fields = {r.meta.title: r.fields for r in engine.ruleset.rules}
+    assert fields["Okta SSO via IdP failed (SigmaHQ spelling)"] == (
+        "okta.eventType", "okta.outcome.result", "okta.client.ipAddress")
+    events = parsed("samples/okta", "samples/aws_cloudtrail")
+    hits: dict[str, int] = {}
+    for event in events:
+        for match in engine.match(event):
+            hits[match.title] = hits.get(match.title, 0) + 1
+    assert hits.get("Okta SSO via IdP failed (SigmaHQ spelling)", 0) >= 1
+    assert hits["Okta SSO via IdP failed (ECS names)"] >= hits["Okta SSO via IdP failed (SigmaHQ spelling)"]
+    assert hits.get("KMS key administration (SigmaHQ CloudTrail spelling)", 0) >= 1
+    # routing: the CloudTrail rule never ran on an okta event and vice versa
+    okta_only = [e for e in events if e.get("event.dataset") == "okta.system"]
+    assert all(m.title.startswith("Okta") for e in okta_only for m in engine.match(e))
+
+
+FILTER = """
+title: Ignore the break-glass account
+filter:
+  rules: [1d0c8b9e-0000-4000-8000-0000000000b1]
+  selection:
+    user.name: breakglass
+  condition: not selection
+logsource: {product: okta}
+"""
+
+BASE = """
+title: Okta admin role granted
+id: 1d0c8b9e-0000-4000-8000-0000000000b1
+logsource: {product: okta}
+detection:
+  selection:
+    event.action: user.account.privilege.grant
+  condition: selection
+level: high
+"""
+
+
+def test_sigma_filter_applies_without_editing_the_rule(tmp_path: Path) -> None:
+    rules, filters = tmp_path / "rules", tmp_path / "filters"
+    rules.mkdir()
+    filters.mkdir()
+    (rules / "base.yml").write_text(BASE)
+    (filters / "f.yml").write_text(FILTER)
+    event = {"event.dataset": "okta.system", "event.action": "user.account.privilege.grant", "user.name": "alice"}
+    unfiltered = Ruleset.from_paths([rules], builtin_rules=False)
+    filtered = Ruleset.from_paths([rules], builtin_rules=False, filters=[filters])
+    assert not filtered.errors
+    assert unfiltered.match_indices({**event, "user.name": "breakglass"}) == [0]
+    assert filtered.match_indices({**event, "user.name": "breakglass"}) == []
+    assert filtered.match_indices(event) == [0]
+
+
+def test_user_pipeline_routes_a_custom_logsource(tmp_path: Path) -> None:
+    pipeline = tmp_path / "p.yml"
+    pipeline.write_text("""
+name: my firewall
+priority: 30
+transformations:
+  - type: set_custom_attribute
+    attribute: tsiem.dataset
+    value: [acme.firewall]
+    rule_conditions: [{type: logsource, product: acme}]
+  - type: field_name_mapping
+    mapping: {src: source.ip}
+    rule_conditions: [{type: logsource, product: acme}]
+""")
+    rule = """
+title: Acme deny from a bad net
+id: 1d0c8b9e-0000-4000-8000-0000000000c1
+logsource: {product: acme}
+detection:
+  selection:
+    src|cidr: 198.51.100.0/24
+  condition: selection
+"""
+    engine = SigmaEngine.from_yaml(rule, pipelines=[pipeline])
+    assert engine.ruleset.rules[0].datasets == ("acme.firewall",)
+    assert engine.match({"event.dataset": "acme.firewall", "source.ip": "198.51.100.7"})
+    assert not engine.match({"event.dataset": "json", "source.ip": "198.51.100.7"})  # routed away from json
+
+
+def test_broken_pipeline_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yml"
+    bad.write_text("transformations: [{type: no_such_transformation}]\n")
+    with pytest.raises(PipelineError, match=r"bad\.yml"):
+        Ruleset.from_paths([], builtin_rules=False, pipelines=[bad])
+
+
+def test_windows_logsource_tags_prune_on_conflict() -> None:
+    rules = """
+title: Image in a file event
+id: 1d0c8b9e-0000-4000-8000-0000000000d1
+logsource: {product: windows, category: file_event}
+detection:
+  selection:
+    Image|endswith: '\\\\cmd.exe'
+  condition: selection
+---
+title: Image in a process creation
+id: 1d0c8b9e-0000-4000-8000-0000000000d2
+logsource: {product: windows, category: process_creation}
+detection:
+  selection:
+    Image|endswith: '\\\\cmd.exe'
+  condition: selection
+"""
+    engine = SigmaEngine.from_yaml(rules)
+    sysmon = "Microsoft-Windows-Sysmon/Operational"
+    titles = [m.title for m in engine.match({"Channel": sysmon, "EventID": 1, "Image": "C:\\x\\cmd.exe"})]
+    assert titles == ["Image in a process creation"]
+    titles = [m.title for m in engine.match({"Channel": sysmon, "EventID": "11", "Image": "C:\\x\\cmd.exe"})]
+    assert titles == ["Image in a file event"]
+    # untagged (no Channel): fail open, both run
+    assert len(engine.match({"Image": "C:\\x\\cmd.exe"})) == 2
