@@ -85,7 +85,9 @@ class SigmaDetector(Detector):
         alerts: list[dict[str, Any]] = []
         lane_of = self.ruleset.lane_for
         candidates_total = 0
-        for event in events:
+        view = self.ruleset.view
+        for original in events:
+            event = view(original)
             lane = lane_of(event)
             lane_events[lane.key] = lane_events.get(lane.key, 0) + 1
             cache = EventFolds(event)
@@ -110,10 +112,10 @@ class SigmaDetector(Detector):
                 matched[i] += 1
                 batch_matched[i] += 1
                 if rule.generate:
-                    alerts.append(rule_alert(rule.meta, event))
+                    alerts.append(rule_alert(rule.meta, original))
                 refs.update(rule.refs)
             if correlation is not None:  # every event: event time moves the correlation windows
-                fired = correlation.observe(event, refs)
+                fired = correlation.observe(original if event is original else event, refs)
                 if fired:
                     alerts.extend(fired)
         self.events += len(events)

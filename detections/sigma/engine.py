@@ -35,7 +35,7 @@ from detections.sigma.pipelines import (
     dataset_patterns,
     pipeline_datasets,
 )
-from detections.sigma.routing import EventTag, LogsourceTagger
+from detections.sigma.routing import EventTag, LogsourceTagger, WindowsEventView
 from detections.sigma.values import EventFolds
 from detections.sigma.witness import Witnesses, rule_witnesses
 from temporal_siem.flatten import flatten
@@ -127,6 +127,7 @@ class Ruleset:
         self._lane_by_dataset: dict[Any, Lane] = {}
         self._generic_lanes: dict[EventTag | None, Lane] = {}
         self.tagger: LogsourceTagger | None = LogsourceTagger.load() if use_event_tags else None
+        self._views = WindowsEventView.load() if use_event_tags else None
         self._lock = threading.Lock()
 
     # ---- construction ----------------------------------------------------------------------------------
@@ -212,6 +213,11 @@ class Ruleset:
 
     # ---- lanes -----------------------------------------------------------------------------------------
 
+    def view(self, event: dict[str, Any]) -> dict[str, Any]:
+        """What the rules see: the event, or for wrapped Windows events (evtx JSON, Winlogbeat) a copy with the
+        plain Sigma names added. Alerts are built from the event itself."""
+        return self._views.view(event) if self._views is not None else event
+
     def lane_for(self, event: dict[str, Any]) -> Lane:
         """The lane of an event: its dataset's routed rules, or the unrouted rules its logsource tag admits."""
         dataset = event.get(DATASET_FIELD)
@@ -272,11 +278,13 @@ class Ruleset:
     # ---- matching --------------------------------------------------------------------------------------
 
     def candidates(self, event: dict[str, Any], cache: dict[int, Any] | None = None) -> set[int]:
+        event = self.view(event)
         lane = self.lane_for(event)
         return lane.index.candidates(event, EventFolds(event) if cache is None else cache)
 
     def match_indices(self, event: dict[str, Any], *, full_scan: bool = False) -> list[int]:
         """Indices of the rules that match a flat event (``full_scan`` skips the index: the reference)."""
+        event = self.view(event)
         lane = self.lane_for(event)
         cache = EventFolds(event)
         pool = lane.rules if full_scan else sorted(lane.index.candidates(event, cache))

@@ -89,3 +89,49 @@ class LogsourceTagger:
 
 def _lower(value: Any) -> str | None:
     return str(value).lower() if value is not None else None
+
+
+class WindowsEventView:
+    """Plain Sigma field names for Windows events wrapped as evtx JSON or Winlogbeat (data: logsources.yml)."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.markers = tuple(spec.get("markers") or ())
+        self.strip = tuple(spec.get("strip") or ())
+        self.rename = {str(k): str(v) for k, v in (spec.get("rename") or {}).items()}
+        self.pairs = [(str(p["names"]), str(p["values"])) for p in spec.get("pairs") or ()]
+
+    @classmethod
+    def load(cls, path: Path = LOGSOURCES_FILE) -> WindowsEventView | None:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        spec = data.get("event_views")
+        return cls(spec) if spec else None
+
+    def view(self, event: dict[str, Any]) -> dict[str, Any]:
+        """The event itself when it is not wrapped; else a copy with the plain names added (originals win)."""
+        for marker in self.markers:
+            if marker in event:
+                break
+        else:
+            return event
+        out = dict(event)
+        added: dict[str, Any] = {}
+        for key, value in event.items():
+            target = self.rename.get(key)
+            if target is None:
+                for prefix in self.strip:
+                    if key.startswith(prefix):
+                        target = key[len(prefix):]
+                        break
+            if target:
+                added.setdefault(target, value)
+        for names_key, values_key in self.pairs:
+            names, values = event.get(names_key), event.get(values_key)
+            if isinstance(names, list) and isinstance(values, list) and len(names) == len(values):
+                for name, value in zip(names, values, strict=True):
+                    if isinstance(name, str):
+                        added.setdefault(name, value)
+            elif isinstance(names, str):
+                added.setdefault(names, values)
+        for key, value in added.items():
+            out.setdefault(key, value)
+        return out

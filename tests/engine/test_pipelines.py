@@ -179,3 +179,34 @@ detection:
     assert titles == ["Image in a file event"]
     # untagged (no Channel): fail open, both run
     assert len(engine.match({"Image": "C:\\x\\cmd.exe"})) == 2
+
+
+def test_wrapped_windows_events_get_plain_sigma_names() -> None:
+    rule = """
+title: Whoami by SYSTEM
+id: 1d0c8b9e-0000-4000-8000-0000000000e1
+logsource: {product: windows, category: process_creation}
+detection:
+  selection:
+    Image|endswith: '\\\\whoami.exe'
+    SubjectUserSid: S-1-5-18
+  condition: selection
+"""
+    engine = SigmaEngine.from_yaml(rule)
+    evtx = {"Event": {"System": {"EventID": {"#text": 4688}, "Channel": "Security",
+                                 "Provider": {"#attributes": {"Name": "Microsoft-Windows-Security-Auditing"}}},
+                      "EventData": {"Data": [{"#attributes": {"Name": "SubjectUserSid"}, "#text": "S-1-5-18"},
+                                             {"#attributes": {"Name": "NewProcessName"}, "#text": "C:\\w\\whoami.exe"}],
+                                    "Image": "C:\\Windows\\System32\\whoami.exe"}}}
+    assert [m.title for m in engine.match(evtx)] == ["Whoami by SYSTEM"]
+    winlogbeat = {"winlog": {"channel": "Microsoft-Windows-Sysmon/Operational", "event_id": 1,
+                             "event_data": {"Image": "C:\\w\\WHOAMI.EXE", "SubjectUserSid": "S-1-5-18"}}}
+    assert engine.match(winlogbeat)
+    # the tag still applies: a Sysmon file event of the same shape is not a process creation
+    winlogbeat["winlog"]["event_id"] = 11
+    assert not engine.match(winlogbeat)
+    # alerts keep the event as it came
+    detector = engine.ruleset.new_detector()
+    alerts = detector.process([{"event.id": "1", "Event.System.Channel": "Security", "Event.System.EventID": 4688,
+                                "Event.EventData.Image": "c:\\whoami.exe", "Event.EventData.SubjectUserSid": "S-1-5-18"}])
+    assert len(alerts) == 1 and "Image" not in alerts[0]
