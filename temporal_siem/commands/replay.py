@@ -87,14 +87,29 @@ def run(args: argparse.Namespace) -> int:
     alert_sinks: list[Sink] = [FileSink(args.alerts)] if args.alerts else []
     event_sinks: list[Sink] = [FileSink(args.events)] if args.events else []
     dead_path = args.dead_letter or "dead-letter.jsonl"
-    dead_letter = LazyFileSink(dead_path)
+    dead_letter: Sink = LazyFileSink(dead_path)
+    if "sinks" in settings.model_fields_set:
+        # Sinks named in the config (file or environment) receive the replay too: replay into the SIEM.
+        from sinks.factory import build_sinks
+
+        try:
+            built = build_sinks(settings.sinks)
+        except ValueError as exc:
+            console.err.print(f"[red]error:[/] {exc}")
+            return EXIT_USAGE
+        alert_sinks.extend(built.alerts)
+        event_sinks.extend(built.events)
+        if built.dead_letter is not None and not args.dead_letter and "dead_letter" in settings.sinks.model_fields_set:
+            dead_letter = built.dead_letter
+            dead_path = "the configured dead-letter sink"
     total = source.estimate_bytes()
     with console.progress_bar(total, enabled=not args.quiet and total > 20_000_000) as advance:
         pipeline = Pipeline(source, router, detector, alert_sinks=alert_sinks, event_sinks=event_sinks,
                             dead_letter=dead_letter, on_alerts=collected.extend,
                             on_batch=lambda stats, batch: advance(source.bytes_read))
         stats = pipeline.run()
-    report(args, stats, collected, dead_path if dead_letter.written else None)
+    written = dead_letter.written if isinstance(dead_letter, LazyFileSink) else bool(stats.dead_lettered)
+    report(args, stats, collected, dead_path if written else None)
     if recorder is not None and not write_html_report(args, stats, collected, recorder):
         return EXIT_FAILURE
     return exit_code(args, collected)

@@ -55,3 +55,23 @@ def test_schema_export_is_valid_json_schema():
     assert result.returncode == 0
     schema = orjson.loads(result.stdout)
     assert "NormalizedEvent" in schema["$defs"] and "Alert" in schema["$defs"]
+
+
+def test_replay_delivers_to_the_sinks_in_the_config(tmp_path):
+    out = tmp_path / "from-config.jsonl"
+    cfg = tmp_path / "c.yml"
+    cfg.write_text(f"sinks:\n  alerts:\n    - type: file\n      path: {out}\n")
+    cli_file = tmp_path / "cli.jsonl"
+    result = run("replay", str(SAMPLES), "--config", str(cfg), "--alerts", str(cli_file), "--quiet")
+    assert result.returncode == 0, result.stderr.decode()
+    from_config = [orjson.loads(line)["alert"]["id"] for line in out.read_bytes().splitlines()]
+    from_cli = [orjson.loads(line)["alert"]["id"] for line in cli_file.read_bytes().splitlines()]
+    assert from_config and sorted(from_config) == sorted(from_cli)
+
+
+def test_replay_rejects_a_misconfigured_sink(tmp_path):
+    cfg = tmp_path / "c.yml"
+    cfg.write_text("sinks:\n  alerts:\n    - type: elasticsearch\n      hots: [x]\n")
+    result = run("replay", str(SAMPLES / "okta"), "--config", str(cfg), "--quiet")
+    assert result.returncode == 2
+    assert b"hots" in result.stderr
