@@ -9,6 +9,7 @@ over-approximate the rules that match; ``tests/engine/test_differential.py`` che
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -190,6 +191,7 @@ class LiteralScanner:
         self.needles = list(needles)
         self.rules = [tuple(sorted(needles[n])) for n in self.needles]
         self._hits: list[int] = []
+        self._local = threading.local()
         self._database: Any = None
         self._automaton: Any = None
         if hyperscan is not None:
@@ -205,20 +207,26 @@ class LiteralScanner:
             automaton.make_automaton()
             self._automaton = automaton
 
-    def _on_match(self, needle_id: int, start: int, end: int, flags: int, context: Any) -> None:
-        self._hits.append(needle_id)
-
     def scan(self, text: str, found: list[int]) -> None:
         rules = self.rules
         if self._database is not None:
-            hits = self._hits
-            hits.clear()
-            self._database.scan(text.encode("utf-8", "surrogatepass"), match_event_handler=self._on_match)
+            local = self._local  # a Hyperscan scratch belongs to one thread; detectors may run on several
+            scratch = getattr(local, "scratch", None)
+            if scratch is None:
+                scratch = local.scratch = hyperscan.Scratch(self._database)
+            hits: list[int] = []
+            self._database.scan(text.encode("utf-8", "surrogatepass"), match_event_handler=_append_hit,
+                                context=hits, scratch=scratch)
+            self._hits = hits  # kept for the bench's hit statistics
             for needle_id in hits:
                 found.extend(rules[needle_id])
         else:
             for _, needle_id in self._automaton.iter(text):
                 found.extend(rules[needle_id])
+
+
+def _append_hit(needle_id: int, start: int, end: int, flags: int, hits: list[int]) -> None:
+    hits.append(needle_id)
 
 
 def _automaton(needles: dict[str, set[int]]) -> LiteralScanner | None:
