@@ -112,3 +112,20 @@ def test_correlation_end_to_end(tmp_path: Path) -> None:
     assert detector.stats()["rules"]["3e0b5f7e-7d1e-4a43-9a55-0e8d0d1f2a01"]["matched"] == 5
     restored = build_detector([str(tmp_path)], builtin_rules=False)
     restored.restore(detector.snapshot())
+
+
+def test_metrics_and_enrichment_state(tmp_path: Path) -> None:
+    from prometheus_client import REGISTRY
+
+    detector = build_detector([str(_rules(tmp_path))], builtin_rules=False)
+    rule_id = "6f1c0a52-0b0e-4d7a-9d5e-3f3f4b1c2a10"
+    before = REGISTRY.get_sample_value("tsiem_rule_matches_total", {"rule_id": rule_id}) or 0.0
+    detector.process([{"event.id": "9", "event.dataset": "temporal_cloud.audit", "event.action": "DeleteNamespace",
+                       "event.outcome": "success"}])
+    assert REGISTRY.get_sample_value("tsiem_rule_matches_total", {"rule_id": rule_id}) == before + 1
+    assert (REGISTRY.get_sample_value("tsiem_rule_evaluations_total", {"rule_id": rule_id}) or 0) >= 1
+    # the snapshot carries the enrichers' state and restores into a fresh detector
+    state = detector.snapshot()
+    fresh = build_detector([str(tmp_path)], builtin_rules=False)
+    fresh.restore(state)
+    assert fresh.snapshot() == state

@@ -69,3 +69,12 @@ def test_corpus_indexed_equals_full_scan(corpus_ruleset: Ruleset) -> None:
 def test_corpus_compiles_everything_pysigma_parses(corpus_ruleset: Ruleset) -> None:
     assert len(corpus_ruleset.rules) > 3000
     assert corpus_ruleset.errors == []
+
+
+def test_rule_pack_on_parsed_samples_indexed_equals_full_scan() -> None:
+    from tests.engine.test_pipelines import parsed
+
+    ruleset = Ruleset.from_paths([], builtin_rules=True)
+    events = parsed("samples")
+    assert len(events) > 100
+    assert _compare(ruleset, events) > 10
