@@ -67,12 +67,15 @@ class LoadedRules:
 def rule_files(paths: Iterable[str | Path]) -> list[Path]:
     """Every rule file under ``paths`` (files are taken as given), sorted for a stable rule order."""
     files: list[Path] = []
+    seen: set[Path] = set()
     for raw in paths:
         root = Path(raw)
-        if root.is_dir():
-            files.extend(sorted(p for p in root.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file()))
-        else:
-            files.append(root)
+        found = sorted(p for p in root.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file()) if root.is_dir() else [root]
+        for path in found:
+            key = path.resolve()
+            if key not in seen:  # the same directory given twice (config + --rules) loads once
+                seen.add(key)
+                files.append(path)
     return files
 
 
