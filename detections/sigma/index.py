@@ -43,6 +43,10 @@ class CandidateIndex:
     keywords: Any  # ahocorasick.Automaton | None
     witness_kinds: dict[str, int] = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        self._slot_names = tuple(self.fields)
+        self._slot_count = len(self._slot_names)
+
     @classmethod
     def build(cls, rules: list[tuple[int, frozenset[Witness] | None, tuple[str, ...]]]) -> CandidateIndex:
         """``rules``: (rule index, witnesses or None, fields the rule reads)."""
@@ -92,10 +96,16 @@ class CandidateIndex:
     def candidates(self, event: dict[str, Any], cache: dict[Any, Any]) -> set[int]:
         if self.keywords is not None:
             return self._candidates_all_values(event, cache)
+        # probe from the smaller side: a wide ECS event (dozens of keys) against a lane reading a few fields
+        # walks the lane's fields; a narrow Windows event against thousands of rule fields walks the event
+        if len(event) > self._slot_count:
+            pairs: Any = ((name, event[name]) for name in self._slot_names if name in event)
+        else:
+            pairs = event.items()
         found: list[int] = list(self.always)
         fields = self.fields
         buffer: list[str] = []
-        for key, value in event.items():
+        for key, value in pairs:
             slot = fields.get(key)
             if slot is None:
                 continue
