@@ -41,6 +41,8 @@ class SigmaDetector(Detector):
         self.matched = [0] * size
         self.rule_errors = [0] * size
         self.lane_events: dict[int, int] = {}
+        self.enrichment_errors = 0
+        self.correlation_errors = 0
         self.events = 0
         self.candidates_total = 0
         self._metric_children: dict[int, tuple[Any, Any]] = {}
@@ -73,7 +75,11 @@ class SigmaDetector(Detector):
 
     def process(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
         for enricher in self.enrichers:
-            enricher.enrich(events)
+            try:
+                enricher.enrich(events)
+            except Exception:  # an enrichment bug must not stop detection: match without it, count it
+                self.enrichment_errors += 1
+                log.exception("enricher %s failed on a batch; matching without it", _name(enricher))
         rules = self.ruleset.rules
         functions = self.ruleset.functions
         matched = self.matched
@@ -115,7 +121,12 @@ class SigmaDetector(Detector):
                     alerts.append(rule_alert(rule.meta, original))
                 refs.update(rule.refs)
             if correlation is not None:  # every event: event time moves the correlation windows
-                fired = correlation.observe(original if event is original else event, refs)
+                try:
+                    fired = correlation.observe(original if event is original else event, refs)
+                except Exception:
+                    self.correlation_errors += 1
+                    log.exception("correlation engine failed on an event")
+                    fired = None
                 if fired:
                     alerts.extend(fired)
         self.events += len(events)
@@ -216,6 +227,9 @@ class SigmaDetector(Detector):
             "correlation_rules": len(self.ruleset.correlations),
             "candidates_mean": (self.candidates_total / self.events) if self.events else 0.0,
             "candidate_share_mean": (self.candidates_total / self.events / len(rules)) if self.events and rules else 0.0,
+            "rule_errors": sum(self.rule_errors),
+            "enrichment_errors": self.enrichment_errors,
+            "correlation_errors": self.correlation_errors,
         }
         if self.correlation is not None and hasattr(self.correlation, "stats"):
             stats["correlation"] = self.correlation.stats()

@@ -129,3 +129,18 @@ def test_metrics_and_enrichment_state(tmp_path: Path) -> None:
     fresh = build_detector([str(tmp_path)], builtin_rules=False)
     fresh.restore(state)
     assert fresh.snapshot() == state
+
+
+def test_a_failing_enricher_does_not_stop_detection(tmp_path: Path) -> None:
+    class Broken:
+        name = "broken"
+
+        def enrich(self, events: list[dict[str, object]]) -> None:
+            raise RuntimeError("bug in an enricher")
+
+    detector = build_detector([str(_rules(tmp_path))], builtin_rules=False)
+    detector.enrichers = [Broken()]  # type: ignore[attr-defined]
+    alerts = detector.process([{"event.id": "1", "event.dataset": "temporal_cloud.audit", "event.action": "DeleteNamespace",
+                                "event.outcome": "success"}])
+    assert len(alerts) == 1
+    assert detector.stats()["enrichment_errors"] == 1
