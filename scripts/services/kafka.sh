@@ -178,7 +178,8 @@ up() {
   say "starting (logs in $logs)"
   # setsid: the broker outlives the shell (and the test session) that started it.
   java_args
-  setsid nohup "${jvm[@]}" kafka.Kafka "$props" >"$logs/kafka.out" 2>&1 </dev/null &
+  # 9>&-: the broker must not inherit the lock (it would hold it for its whole life).
+  setsid nohup "${jvm[@]}" kafka.Kafka "$props" >"$logs/kafka.out" 2>&1 </dev/null 9>&- &
   echo $! >"$pidfile"
   wait_healthy || return 1
   say "healthy on 127.0.0.1:$port (SSL $ssl_port, SASL $sasl_port)"
@@ -216,10 +217,18 @@ status() {
   return 1
 }
 
+# Several test sessions may call `up` at once on a fresh machine: one at a time starts or stops.
+locked() {
+  mkdir -p "$home"
+  exec 9>"$home/.lock"
+  flock -w 600 9 || { say "could not take $home/.lock within 600s"; exit 1; }
+  "$@"
+}
+
 case "${1:-status}" in
-  up) up ;;
-  down) down ;;
+  up) locked up ;;
+  down) locked down ;;
   status) status ;;
-  restart) down; up ;;
+  restart) locked down; up ;;
   *) echo "usage: $0 up|down|status|restart" >&2; exit 2 ;;
 esac

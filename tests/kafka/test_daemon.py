@@ -80,7 +80,8 @@ def test_samples_end_to_end(kafka_bootstrap: str, tmp_path: Path, client: str) -
     assert any(line.get("msg") == "stopped" for line in lines)
 
 
-def test_poison_records_go_to_the_dead_letter_topic(kafka_bootstrap: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("client", ["kafka-python", "confluent-kafka"])
+def test_poison_records_go_to_the_dead_letter_topic(kafka_bootstrap: str, tmp_path: Path, client: str) -> None:
     topic, group, dlq = unique("poison"), unique("poison-group"), unique("poison-dlq")
     create_topic(kafka_bootstrap, topic, 1)
     good = okta_workload(4)
@@ -95,7 +96,7 @@ def test_poison_records_go_to_the_dead_letter_topic(kafka_bootstrap: str, tmp_pa
     ]
     produce(kafka_bootstrap, topic, [good[0], *poison[:3], good[1], *poison[3:], good[2], good[3]])
     daemon = Daemon.configure(tmp_path, "poison", kafka_bootstrap, group, [{"name": topic}], dead_letter_topic=dlq,
-                              extra={"parsing": {"max_record_bytes": 65536}})
+                              extra={"parsing": {"max_record_bytes": 65536}}, kafka={"client": client})
     daemon.start()
     try:
         wait_for(all_committed(kafka_bootstrap, group, topic), 60, "poison records committed")
