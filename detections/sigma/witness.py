@@ -35,7 +35,6 @@ from sigma.types import (
     SigmaNull,
     SigmaNumber,
     SigmaRegularExpression,
-    SigmaRegularExpressionFlag,
     SigmaString,
     SigmaTimestampPart,
     SpecialChars,
@@ -152,9 +151,9 @@ def _value(field: str | None, value: Any) -> Witnesses:
     if isinstance(value, SigmaRegularExpression):
         if field is None or value.contains_placeholder():
             return presence
-        needle = regex_literal(str(value.regexp), SigmaRegularExpressionFlag.IGNORECASE in value.flags)
-        if needle is not None and _long_enough(needle):
-            return frozenset({Witness("substring", field, needle)})
+        needles = regex_literals(str(value.regexp))
+        if needles:
+            return frozenset(Witness("substring", field, n) for n in needles)
         return presence
     if isinstance(value, SigmaNull):
         return None
@@ -188,51 +187,78 @@ def _string(field: str | None, value: SigmaString) -> frozenset[Witness] | None:
 _ = SpecialChars  # re-exported for symmetry with the compiler
 
 
-def regex_literal(pattern: str, ignorecase: bool) -> str | None:
-    """The longest literal every match of ``pattern`` must contain (folded), or None.
+def regex_literals(pattern: str) -> frozenset[str] | None:
+    """Folded literals of which every match of ``pattern`` contains at least one, or None.
 
-    Walks the stdlib parse tree (``sre_parse``, pinned to the running CPython): concatenations keep their
-    best run, alternations need a literal from every branch (we keep none then), repetitions count only
-    with a minimum of at least one. Inline flags that change literal meaning (verbose) give up.
+    Walks the stdlib parse tree (``re._parser``, private, pinned to the running CPython 3.11+): a
+    concatenation keeps its most selective part (a literal run, or the set of an inner group or
+    alternation); an alternation needs a literal set from every branch (their union); a repetition counts
+    only with a minimum of at least one. Anything else (classes, anchors inside runs, backreferences) ends
+    a run. Lowercased: the index scans folded text, which over-approximates case-sensitive regexes.
     """
     try:
         tree = sre_parse.parse(pattern)
     except (re.error, RecursionError, OverflowError):
         return None
-    best = _best_run(list(tree))  # type: ignore[call-overload]
-    return best.lower() if best else None
+    try:
+        found = _required(list(tree))  # type: ignore[call-overload]
+    except RecursionError:
+        return None
+    if not found or not all(_long_enough(n) for n in found):
+        return None
+    return frozenset(n.lower() for n in found)
 
 
-def _best_run(items: list[Any]) -> str:
-    best = ""
+def regex_literal(pattern: str, ignorecase: bool = False) -> str | None:
+    """The longest single literal every match must contain (kept for callers wanting one needle)."""
+    found = regex_literals(pattern)
+    return max(found, key=len) if found and len(found) == 1 else None
+
+
+def _quality(option: frozenset[str]) -> tuple[int, int]:
+    return (min(len(n.encode("utf-8", "surrogatepass")) for n in option), -len(option))
+
+
+def _required(items: list[Any]) -> frozenset[str] | None:
+    options: list[frozenset[str]] = []
     run: list[str] = []
 
     def flush() -> None:
-        nonlocal best, run
-        text = "".join(run)
-        if len(text) > len(best):
-            best = text
-        run = []
+        if run:
+            options.append(frozenset({"".join(run)}))
+            run.clear()
 
     for op, arg in items:
         if op is sre_constants.LITERAL:
             run.append(chr(arg))
-        elif op is sre_constants.SUBPATTERN:
-            flush()
-            sub_flags_add = arg[1] if len(arg) > 1 else 0
-            inner = _best_run(list(arg[-1])) if not (isinstance(sub_flags_add, int) and sub_flags_add & re.VERBOSE) else ""
-            if len(inner) > len(best):
-                best = inner
-        elif op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT, getattr(sre_constants, "POSSESSIVE_REPEAT", None)):
-            flush()
+            continue
+        if op is sre_constants.AT:
+            continue  # anchors consume nothing: the run stays contiguous
+        flush()
+        inner: frozenset[str] | None = None
+        if op is sre_constants.SUBPATTERN:
+            inner = _required(list(arg[-1]))
+        elif op in _REPEATS:
             low, _high, sub = arg
             if low >= 1:
-                inner = _best_run(list(sub))
-                if len(inner) > len(best):
-                    best = inner
-        elif op is sre_constants.AT:
-            continue  # anchors consume nothing: the run continues
-        else:
-            flush()
+                inner = _required(list(sub))
+        elif op is sre_constants.BRANCH:
+            union: set[str] = set()
+            for branch in arg[1]:
+                alternative = _required(list(branch))
+                if not alternative:
+                    union = set()
+                    break
+                union |= alternative
+            inner = frozenset(union) if union else None
+        if inner:
+            options.append(inner)
     flush()
-    return best
+    options = [o for o in options if all(o)]
+    if not options:
+        return None
+    return max(options, key=_quality)
+
+
+_REPEATS = tuple(op for op in (sre_constants.MAX_REPEAT, sre_constants.MIN_REPEAT,
+                               getattr(sre_constants, "POSSESSIVE_REPEAT", None)) if op is not None)
