@@ -10,8 +10,10 @@ import threading
 import time
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
+from kafka import KafkaProducer
 
 from tests.kafka.helpers import (
     ROOT,
@@ -111,21 +113,44 @@ def test_broker_restart_under_load(kafka_bootstrap: str, tmp_path: Path) -> None
     try:
         topic, group = unique("restart"), unique("restart-group")
         create_topic(bootstrap, topic, 2)
-        first, rest = okta_workload(2000, seed="r1"), okta_workload(2000, seed="r2")
+        first, rest = okta_workload(1000, seed="r1"), okta_workload(3000, seed="r2")
         expected = expected_alert_ids(first + rest, SAML_RULE)
         produce(bootstrap, topic, first)
+        failures: list[BaseException] = []
+
+        def feed() -> None:
+            # Writes all through the restart: the producer buffers and retries (idempotent, so no duplicates).
+            producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", delivery_timeout_ms=180000, reconnect_backoff_max_ms=2000)
+            try:
+                futures: list[Any] = []
+                for i in range(0, len(rest), 100):
+                    futures.extend(producer.send(topic, key=key, value=value) for key, value in rest[i:i + 100])
+                    time.sleep(0.2)
+                producer.flush(timeout=180)
+                for future in futures:
+                    future.get(timeout=1)
+            except BaseException as exc:
+                failures.append(exc)
+            finally:
+                producer.close(timeout=10)
+
         daemon = Daemon.configure(tmp_path, "restart", bootstrap, group, [{"name": topic}], dead_letter_topic=unique("restart-dlq"),
                                   kafka={"max_poll_records": 50})
         daemon.start()
+        feeder = threading.Thread(target=feed)
         try:
             wait_for(lambda: _lines(daemon.alerts) > 50, 60, "alerts before the restart")
-            _broker("down", home, port)
+            feeder.start()
             time.sleep(1.0)
+            _broker("down", home, port)
             _broker("up", home, port)
-            produce(bootstrap, topic, rest, retries=10)
+            feeder.join(timeout=240)
+            assert not failures, failures
             wait_for(all_committed(bootstrap, group, topic), 180, "every offset committed after the broker restart")
             assert daemon.health()["status"] == "ok"
         finally:
+            if feeder.is_alive():
+                feeder.join(timeout=60)
             assert daemon.stop() == 0, daemon.tail()
         assert set(alert_ids(read_jsonl(daemon.alerts), SAML_RULE)) == expected
     finally:
