@@ -47,6 +47,19 @@ class RuleYamlLoader(_BaseLoader):  # type: ignore[misc, valid-type]
         return super().construct_mapping(node, deep)
 
 
+class _PythonRuleYamlLoader(yaml.SafeLoader):
+    construct_mapping = RuleYamlLoader.construct_mapping  # type: ignore[assignment]
+
+
+def _yaml_error_with_context(text: str, error: yaml.YAMLError) -> yaml.YAMLError:
+    """libyaml's messages lack the offending line; on the error path only, ask the pure-Python parser."""
+    try:
+        list(yaml.load_all(text, Loader=_PythonRuleYamlLoader))
+    except yaml.YAMLError as detailed:
+        return detailed
+    return error
+
+
 @dataclass(frozen=True, slots=True)
 class LoadError:
     file: str
@@ -87,11 +100,12 @@ def _read_file(path: Path) -> tuple[list[SigmaRule | SigmaCorrelationRule | Sigm
     try:
         docs = [d for d in yaml.load_all(text, Loader=RuleYamlLoader) if d is not None]
     except yaml.YAMLError as exc:
-        return [], [LoadError(str(path), f"invalid YAML: {exc}")]
+        return [], [LoadError(str(path), f"invalid YAML: {_yaml_error_with_context(text, exc)}")]
     if not docs:
         return [], [LoadError(str(path), "empty file")]
     if not all(isinstance(d, dict) for d in docs):
         return [], [LoadError(str(path), "a YAML document is not a mapping")]
+    docs = [_prepare(d) for d in docs]
     try:
         collection = SigmaCollection.from_dicts(docs, collect_errors=True, source=SigmaRuleLocation(path),
                                                 collect_filters=True, resolve_references=False)
@@ -107,6 +121,19 @@ def _read_file(path: Path) -> tuple[list[SigmaRule | SigmaCorrelationRule | Sigm
         else:
             items.append(rule)
     return items, errors
+
+
+def _prepare(document: dict[str, Any]) -> dict[str, Any]:
+    """Correlation documents with what pySigma 1.5.1 cannot parse (a two-operator range condition) are
+    rewritten by the correlation package, which keeps the full condition for itself."""
+    if "correlation" not in document:
+        return document
+    try:
+        from detections.correlation import prepare_correlation_dict
+    except ImportError:
+        return document
+    prepared: dict[str, Any] = prepare_correlation_dict(document)
+    return prepared
 
 
 def _describe(error: Exception) -> str:
