@@ -17,6 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ahocorasick
+
+try:
+    import re2
+except ImportError:  # optional guard: without it every regex uses Python's engine
+    re2 = None
 from sigma.conditions import (
     ConditionAND,
     ConditionFieldEqualsValueExpression,
@@ -74,6 +79,60 @@ _REGEX_FLAGS = {
     SigmaRegularExpressionFlag.MULTILINE: re.MULTILINE,
     SigmaRegularExpressionFlag.DOTALL: re.DOTALL,
 }
+
+
+def guarded_regex(pattern: str, flags: int) -> Any:
+    """``re`` for ordinary patterns; RE2 (linear time) for ones that can backtrack catastrophically.
+
+    A hostile or careless rule (``(a+)+$``) must not stall the stream on a long value. RE2 is slower per
+    call, so only risky patterns use it, and only if RE2 accepts them (no lookaround/backreferences).
+    """
+    compiled = re.compile(pattern, flags)
+    if re2 is None or not backtracking_risk(pattern):
+        return compiled
+    options = re2.Options()
+    options.log_errors = False
+    inline = "".join(f for f, bit in (("i", re.IGNORECASE), ("m", re.MULTILINE), ("s", re.DOTALL)) if flags & bit)
+    try:
+        return re2.compile(f"(?{inline}){pattern}" if inline else pattern, options)
+    except Exception:  # RE2 rejects the syntax: keep Python's engine
+        return compiled
+
+
+def backtracking_risk(pattern: str) -> bool:
+    """Nested unbounded repetition or an alternation under repetition: the shapes of exponential backtracking."""
+    try:
+        tree = re._parser.parse(pattern)  # type: ignore[attr-defined]
+    except (re.error, RecursionError, OverflowError):
+        return False
+    constants = re._constants  # type: ignore[attr-defined]
+    repeats = (constants.MAX_REPEAT, constants.MIN_REPEAT)
+
+    def walk(items: Any, under_repeat: bool) -> bool:
+        for op, arg in items:
+            if op in repeats:
+                _low, high, sub = arg
+                repeating = high > 1
+                if under_repeat and repeating:
+                    return True
+                if walk(sub, under_repeat or repeating):
+                    return True
+            elif op is constants.SUBPATTERN:
+                if walk(arg[-1], under_repeat):
+                    return True
+            elif op is constants.BRANCH:
+                if under_repeat:
+                    return True
+                if any(walk(branch, under_repeat) for branch in arg[1]):
+                    return True
+            elif op in (constants.ASSERT, constants.ASSERT_NOT) and walk(arg[1], under_repeat):
+                return True
+        return False
+
+    try:
+        return walk(tree, False)
+    except RecursionError:
+        return True
 
 
 class RuleCompileError(Exception):
@@ -359,7 +418,7 @@ class RuleCompiler:
             flags = 0
             for flag in value.flags:
                 flags |= _REGEX_FLAGS[flag]
-            pattern = ctx.constant(re.compile(str(value.regexp), flags))
+            pattern = ctx.constant(guarded_regex(str(value.regexp), flags))
             return f"({pattern}.search(v{slot}) is not None if {bound}.__class__ is str else _re({pattern}, v{slot}))", 6
         if isinstance(value, SigmaCIDRExpression):
             return f"_cidr({v}, {ctx.constant(value.network)})", 5

@@ -43,3 +43,24 @@ def test_specific_nasties(sample_ruleset: Ruleset) -> None:
     stats = detector.stats()
     assert stats["events"] == len(nasty)
     assert EventFolds({"x": b"b"})["x"] is None
+
+
+def test_catastrophic_regex_in_a_rule_does_not_stall() -> None:
+    import time
+
+    from detections.sigma import SigmaEngine
+
+    rule = """
+title: careless regex
+id: 3f2a9c1e-0000-4000-8000-00000000aa01
+logsource: {product: test}
+detection:
+  sel:
+    f|re: '^(a+)+$'
+  condition: sel
+"""
+    engine = SigmaEngine.from_yaml(rule)
+    start = time.perf_counter()
+    assert not engine.match({"f": "a" * 5000 + "b"})
+    assert engine.match({"f": "aaaa"})
+    assert time.perf_counter() - start < 2.0
