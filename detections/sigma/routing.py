@@ -99,6 +99,7 @@ class WindowsEventView:
         self.strip = tuple(spec.get("strip") or ())
         self.rename = {str(k): str(v) for k, v in (spec.get("rename") or {}).items()}
         self.pairs = [(str(p["names"]), str(p["values"])) for p in spec.get("pairs") or ()]
+        self.aliases = {str(k): str(v) for k, v in (spec.get("aliases") or {}).items()}
 
     @classmethod
     def load(cls, path: Path = LOGSOURCES_FILE) -> WindowsEventView | None:
@@ -134,4 +135,7 @@ class WindowsEventView:
                 added.setdefault(names, values)
         for key, value in added.items():
             out.setdefault(key, value)
+        for source, target in self.aliases.items():
+            if source in out and target not in out:
+                out[target] = out[source]
         return out

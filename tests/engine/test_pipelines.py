@@ -210,3 +210,21 @@ detection:
     alerts = detector.process([{"event.id": "1", "Event.System.Channel": "Security", "Event.System.EventID": 4688,
                                 "Event.EventData.Image": "c:\\whoami.exe", "Event.EventData.SubjectUserSid": "S-1-5-18"}])
     assert len(alerts) == 1 and "Image" not in alerts[0]
+
+
+def test_security_4688_names_alias_sysmon_names() -> None:
+    rule = """
+title: cmd from office
+id: 1d0c8b9e-0000-4000-8000-0000000000e2
+logsource: {product: windows, category: process_creation}
+detection:
+  selection:
+    ParentImage|endswith: '\\\\winword.exe'
+    Image|endswith: '\\\\cmd.exe'
+  condition: selection
+"""
+    engine = SigmaEngine.from_yaml(rule)
+    event = {"Channel": "Security", "EventID": 4688, "NewProcessName": "C:\\Windows\\System32\\cmd.exe",
+             "ParentProcessName": "C:\\Program Files\\Office\\WINWORD.EXE"}
+    assert engine.match(event)
+    assert not engine.match({**event, "EventID": 4624})  # tagged: not a process creation
