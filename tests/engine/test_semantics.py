@@ -173,7 +173,9 @@ def test_wide_utf16() -> None:
     # pySigma 1.5.1 bug: |utf16 prepends U+FEFF as text, so |base64 encodes its UTF-8 bytes (EF BB BF), not the
     # FF FE byte-order mark. We follow pySigma (rule values are pySigma's), so the real BOM form does not match.
     assert hit(sel("f|utf16|base64", "cmd"), {"f": base64.b64encode("\ufeff".encode() + "cmd".encode("utf-16le")).decode()})
-    assert hit(sel("f|wide|base64offset|contains", "cmd"), {"f": "x" + wide[:-2]}) or True  # offsets exercised above
+    for prefix in (b"", b"x", b"xy"):
+        embedded = base64.b64encode(prefix + "cmd /c".encode("utf-16le") + b"tail").decode()
+        assert hit(sel("f|wide|base64offset|contains", "cmd /c"), {"f": embedded}), prefix
 
 
 def test_windash() -> None:
