@@ -88,13 +88,14 @@ def read_topic(bootstrap: str, topic: str, expected: int, timeout: float = 20.0)
     return records
 
 
-def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.2) -> None:
+def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.2,
+             detail: Callable[[], str] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f"\n{detail()}" if detail else ""))
 
 
 def all_committed(bootstrap: str, group: str, topic: str) -> Callable[[], bool]:

@@ -77,15 +77,19 @@ def test_two_daemons_share_four_partitions_and_one_takes_over(kafka_bootstrap: s
             time.sleep(0.25)
 
     feeder = threading.Thread(target=feed)
+    def state() -> str:
+        return "\n".join(f"{d.config.name}: {d.health() if d.proc and d.proc.poll() is None else 'exited'}\n{d.tail(15)}"
+                         for d in (first, second))
+
     try:
         wait_for(lambda: len(first.health()["assigned"]) == 2 and len(second.health()["assigned"]) == 2, 60,
-                 "both members own two partitions")
+                 "both members own two partitions", detail=state)
         feeder.start()
-        wait_for(lambda: _lines(first.alerts) > 100 and _lines(second.alerts) > 100, 60, "both members alerting")
+        wait_for(lambda: _lines(first.alerts) > 100 and _lines(second.alerts) > 100, 60, "both members alerting", detail=state)
         assert first.stop() == 0, first.tail()
         feeder.join(timeout=120)
-        wait_for(lambda: len(second.health()["assigned"]) == 4, 60, "the survivor owns all four partitions")
-        wait_for(all_committed(kafka_bootstrap, group, topic), 120, "every offset committed by the survivor")
+        wait_for(lambda: len(second.health()["assigned"]) == 4, 60, "the survivor owns all four partitions", detail=state)
+        wait_for(all_committed(kafka_bootstrap, group, topic), 120, "every offset committed by the survivor", detail=state)
     finally:
         first.ensure_stopped()
         assert second.stop() == 0, second.tail()
