@@ -127,7 +127,7 @@ class CandidateIndex:
 
     def _candidates_all_values(self, event: dict[str, Any], cache: dict[Any, Any]) -> set[int]:
         """Keyword rules in the lane: every value is folded once and scanned once (substring and keyword
-        needles share one database), and the folded values are left in ``cache`` for the keyword rules."""
+        needles share one database). Scanning numbers' text too only over-approximates the keywords."""
         found: list[int] = list(self.always)
         fields = self.fields
         values: list[str] = []
@@ -154,7 +154,6 @@ class CandidateIndex:
                 self._probe(slot, folded, found, None)
             if slot.numbers is not None:
                 self._numbers(slot.numbers, value, found)
-        cache[0] = tuple(values)
         if values:
             self.keywords.scan("\x00".join(values), found)
         return set(found)

@@ -233,19 +233,18 @@ def timestamp_part(value: Any, part: str, number: int | float) -> bool:
     return bool(actual == number)
 
 
-def keyword_values(event: dict[str, Any], cache: dict[int, Any], cased: bool) -> tuple[str, ...]:
-    """Every value of the event as text (folded unless ``cased``), computed once per event."""
+def keyword_values(event: dict[str, Any], cache: dict[Any, Any], cased: bool) -> tuple[str, ...]:
+    """The event's string values (and string members of lists), folded unless ``cased``: what a keyword
+    (a value bound to no field) is searched in. Numbers and booleans are not text here. Once per event."""
     slot = 1 if cased else 0
     values = cache.get(slot)
     if values is None:
-        convert = plain if cased else fold
         out: list[str] = []
         for value in event.values():
-            text = convert(value)
-            if text.__class__ is str:
-                out.append(text)  # type: ignore[arg-type]
-            elif text.__class__ is tuple:
-                out.extend(text)  # type: ignore[arg-type]
+            if value.__class__ is str:
+                out.append(value if cased else value.lower())
+            elif value.__class__ is list:
+                out.extend(m if cased else m.lower() for m in value if m.__class__ is str)
         values = cache[slot] = tuple(out)
     return values  # type: ignore[no-any-return]
 

@@ -237,7 +237,10 @@ def test_keywords() -> None:
     assert hit({"kw": ["mimikatz"], "condition": "kw"}, {"a": ["x", "mimikatz"]})
     assert not hit({"kw": ["mimikatz"], "condition": "kw"}, {"a": "x"})
     assert hit({"kw": ["*evil*"], "condition": "kw"}, {"a": "so EVIL"})
-    assert hit({"kw": [4444], "condition": "kw"}, {"port": 4444})
+    assert hit({"kw": [4444], "condition": "kw"}, {"port": 4444})          # a number keyword compares numbers
+    assert not hit({"kw": ["true"], "condition": "kw"}, {"flag": True})   # string keywords search string values
+    assert not hit({"kw": ["4444"], "condition": "kw"}, {"port": 4444})
+    assert hit({"kw": ["4444"], "condition": "kw"}, {"msg": "port 4444 open"})
     assert hit({"kw": ["exact phrase"], "condition": "kw"}, {"msg": "an EXACT PHRASE inside"})  # keywords: anywhere
 
 
