@@ -36,7 +36,8 @@ def register(rsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     p.add_argument("--no-builtin-rules", action="store_true")
     p.add_argument("--pipeline", action="append", default=[], metavar="FILE", help="Extra pySigma pipeline YAML (repeatable).")
     p.add_argument("--filters", action="append", default=[], metavar="DIR", help="Sigma meta-filter rules (repeatable).")
-    p.add_argument("--format", default="auto", metavar="auto|NAME", help="Force a parser.")
+    p.add_argument("--format", default=None, metavar="auto|NAME", help="Force a parser.")
+    p.add_argument("--config", metavar="FILE", help="YAML config file (its detection and parsing settings apply).")
     p.add_argument("--all", action="store_true", help="Also list rules no event was routed to.")
     p.add_argument("--json", action="store_true", help="Print the detector's stats() as JSON.")
     p.set_defaults(handler=run)
@@ -47,17 +48,23 @@ def run(args: argparse.Namespace) -> int:
     from detections.sigma.pipelines import PipelineError
     from ingest.replay import ReplaySource
     from parsers.router import ParserRouter
+    from temporal_siem.config import load_settings
     from temporal_siem.pipeline import Pipeline
 
     try:
-        router = ParserRouter(args.format, 8 * 1024 * 1024)
-        detector = build_detector(args.rules, builtin_rules=not args.no_builtin_rules, pipelines=args.pipeline,
-                                  filters=args.filters)
-    except (KeyError, ValueError, PipelineError) as exc:
+        settings = load_settings(args.config)
+        detection = settings.detection
+        router = ParserRouter(args.format or settings.parsing.format, settings.parsing.max_record_bytes)
+        detector = build_detector([*detection.rules, *args.rules],
+                                  builtin_rules=detection.builtin_rules and not args.no_builtin_rules,
+                                  pipelines=[*detection.pipelines, *args.pipeline], filters=[*detection.filters, *args.filters],
+                                  options=detection.model_dump())
+    except (KeyError, ValueError, OSError, PipelineError) as exc:
         console.err.print(f"[red]error:[/] {exc}")
         return EXIT_USAGE
     dead = _CountingSink()
-    Pipeline(ReplaySource(args.paths), router, detector, alert_sinks=[], dead_letter=dead).run()
+    source = ReplaySource(args.paths, batch_size=settings.ingest.batch_size, max_record_bytes=settings.parsing.max_record_bytes)
+    Pipeline(source, router, detector, alert_sinks=[], dead_letter=dead).run()
     stats = detector.stats()
     if args.json:
         import orjson
