@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
+# The SigmaHQ corpus beside the repository, when present, feeds the whole-corpus compatibility and differential tests.
+TSIEM_SIGMA_CORPUS ?= $(abspath $(wildcard ../shared/sigma))
+export TSIEM_SIGMA_CORPUS
 
 .PHONY: debian-packages demo test unit lint typecheck services-up services-down services-status bench clean docs
 

@@ -1,0 +1,25 @@
+"""The generated schema docs in docs/ match the models (run `make docs` after changing the schema)."""
+
+from __future__ import annotations
+
+import orjson
+
+from temporal_siem.commands.schema import markdown
+from temporal_siem.schema import json_schema
+from tests.conftest import ROOT
+
+
+def test_schema_markdown_is_current():
+    assert (ROOT / "docs" / "schema.md").read_text(encoding="utf-8") == markdown(), "run `make docs`"
+
+
+def test_schema_json_is_current():
+    on_disk = orjson.loads((ROOT / "docs" / "schema.json").read_bytes())
+    assert on_disk == orjson.loads(orjson.dumps(json_schema())), "run `make docs`"
+
+
+def test_readme_opens_with_the_two_commands():
+    lines = [line for line in (ROOT / "README.md").read_text(encoding="utf-8").splitlines() if line.strip()]
+    commands = [line for line in lines[:6] if line.startswith("make ")]
+    assert [c.split()[1] for c in commands] == ["demo", "test"]
+    assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
