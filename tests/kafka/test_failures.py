@@ -82,13 +82,13 @@ def test_two_daemons_share_four_partitions_and_one_takes_over(kafka_bootstrap: s
                          for d in (first, second))
 
     try:
-        wait_for(lambda: len(first.health()["assigned"]) == 2 and len(second.health()["assigned"]) == 2, 60,
+        wait_for(lambda: len(first.health()["assigned"]) == 2 and len(second.health()["assigned"]) == 2, 90,
                  "both members own two partitions", detail=state)
         feeder.start()
-        wait_for(lambda: _lines(first.alerts) > 100 and _lines(second.alerts) > 100, 60, "both members alerting", detail=state)
+        wait_for(lambda: _lines(first.alerts) > 100 and _lines(second.alerts) > 100, 90, "both members alerting", detail=state)
         assert first.stop() == 0, first.tail()
         feeder.join(timeout=120)
-        wait_for(lambda: len(second.health()["assigned"]) == 4, 60, "the survivor owns all four partitions", detail=state)
+        wait_for(lambda: len(second.health()["assigned"]) == 4, 90, "the survivor owns all four partitions", detail=state)
         wait_for(all_committed(kafka_bootstrap, group, topic), 120, "every offset committed by the survivor", detail=state)
     finally:
         first.ensure_stopped()
