@@ -94,6 +94,7 @@ def run(ruleset: Ruleset, events: list[dict[str, Any]], profile: bool) -> None:
         print(f"lane {lane.key}: {len(lane.rules)} rules, always {len(lane.index.always)}, witnesses {lane.index.witness_kinds}")
     print(f"peak RSS         {peak_rss_mb():.0f} MB")
     if profile:
+        rule_costs(ruleset, events[:20000])
         profiler = cProfile.Profile()
         detector = ruleset.new_detector()
         profiler.enable()
@@ -103,6 +104,33 @@ def run(ruleset: Ruleset, events: list[dict[str, Any]], profile: bool) -> None:
         out = io.StringIO()
         pstats.Stats(profiler, stream=out).sort_stats("tottime").print_stats(15)
         print(out.getvalue())
+
+
+def rule_costs(ruleset: Ruleset, events: list[dict[str, Any]]) -> None:
+    """Per-rule time (perf_counter_ns around each generated function), top 15: candidates for a better
+    witness or a reordered predicate. Also the false-candidate ratio (evaluated but not matched)."""
+    from detections.sigma.values import EventFolds
+
+    spent = [0] * len(ruleset.rules)
+    calls = [0] * len(ruleset.rules)
+    hits = [0] * len(ruleset.rules)
+    functions = ruleset.functions
+    clock = time.perf_counter_ns
+    for original in events:
+        event = ruleset.view(original)
+        cache = EventFolds(event)
+        for i in ruleset.lane_for(event).index.candidates(event, cache):
+            start = clock()
+            matched = functions[i](event, cache)
+            spent[i] += clock() - start
+            calls[i] += 1
+            hits[i] += bool(matched)
+    total_calls = sum(calls)
+    print(f"false candidates {1 - sum(hits) / total_calls if total_calls else 0:.1%} of {total_calls} evaluations")
+    print("top rules by evaluation time:")
+    for i in sorted(range(len(spent)), key=spent.__getitem__, reverse=True)[:15]:
+        rule = ruleset.rules[i]
+        print(f"  {spent[i] / 1e6:8.1f} ms  {calls[i]:7} calls  {hits[i]:6} hits  {rule.meta.title[:70]}")
 
 
 def main() -> None:

@@ -99,6 +99,24 @@ def guarded_regex(pattern: str, flags: int) -> Any:
         return compiled
 
 
+def regex_prefilter(pattern: str, flags: int) -> str | None:
+    """A folded literal that every match of the regex contains, for a cheap ``in`` test on the folded value.
+
+    Only a single required literal qualifies. With case-insensitive matching a literal holding ``s`` is not
+    used: ``re.IGNORECASE`` also matches U+017F (long s), which ``str.lower()`` does not turn into ``s``.
+    """
+    from detections.sigma.witness import regex_literals
+
+    needles = regex_literals(pattern, min_bytes=1)
+    if not needles or len(needles) != 1:
+        return None
+    needle = next(iter(needles))
+    insensitive = bool(flags & re.IGNORECASE) or "(?" in pattern
+    if not needle.isascii() or (insensitive and "s" in needle):
+        return None
+    return needle
+
+
 def backtracking_risk(pattern: str) -> bool:
     """Nested unbounded repetition or an alternation under repetition: the shapes of exponential backtracking."""
     try:
@@ -418,8 +436,13 @@ class RuleCompiler:
             flags = 0
             for flag in value.flags:
                 flags |= _REGEX_FLAGS[flag]
-            pattern = ctx.constant(guarded_regex(str(value.regexp), flags))
-            return f"({pattern}.search(v{slot}) is not None if {bound}.__class__ is str else _re({pattern}, v{slot}))", 6
+            text = str(value.regexp)
+            pattern = ctx.constant(guarded_regex(text, flags))
+            search = f"{pattern}.search(v{slot}) is not None"
+            needle = regex_prefilter(text, flags)
+            if needle is not None:  # a literal every match contains: one `in` (~0.2 us) before the regex (1-5 us)
+                search = f"{needle!r} in c[{name!r}] and {search}"
+            return f"(({search}) if {bound}.__class__ is str else _re({pattern}, v{slot}))", 6
         if isinstance(value, SigmaCIDRExpression):
             return f"_cidr({v}, {ctx.constant(value.network)})", 5
         if isinstance(value, SigmaCompareExpression):

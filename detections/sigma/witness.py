@@ -187,7 +187,7 @@ def _string(field: str | None, value: SigmaString) -> frozenset[Witness] | None:
 _ = SpecialChars  # re-exported for symmetry with the compiler
 
 
-def regex_literals(pattern: str) -> frozenset[str] | None:
+def regex_literals(pattern: str, min_bytes: int | None = None) -> frozenset[str] | None:
     """Folded literals of which every match of ``pattern`` contains at least one, or None.
 
     Walks the stdlib parse tree (``re._parser``, private, pinned to the running CPython 3.11+): a
@@ -204,7 +204,10 @@ def regex_literals(pattern: str) -> frozenset[str] | None:
         found = _required(list(tree))  # type: ignore[call-overload]
     except RecursionError:
         return None
-    if not found or not all(_long_enough(n) for n in found):
+    if not found:
+        return None
+    long_enough = _long_enough if min_bytes is None else (lambda n: len(n.encode("utf-8", "surrogatepass")) >= min_bytes)
+    if not all(long_enough(n) for n in found):
         return None
     return frozenset(n.lower() for n in found)
 

@@ -15,6 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detections.sigma import SigmaEngine
+from tests.engine.test_witness import patterns
 
 ALPHABET = "ab*?\\Xé.İß -"
 texts = st.text(alphabet=ALPHABET, max_size=8)
@@ -109,3 +110,16 @@ def test_numbers(number: int, event_value: Any) -> None:
         compare = build(f"|{op}", number)
         if isinstance(event_value, int | float) and not isinstance(event_value, bool) and event_value == event_value:
             assert bool(compare.match({"f": event_value})) is test(event_value, number)
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), insensitive=st.booleans())
+def test_regex_matches_python_re(data: st.DataObject, insensitive: bool) -> None:
+    """The compiled regex test (with its literal prefilter and RE2 guard) agrees with ``re.search``."""
+    pattern = data.draw(patterns)
+    flags = re.IGNORECASE if insensitive else 0
+    compiled = re.compile(pattern, flags)
+    text = data.draw(st.one_of(st.from_regex(compiled), st.text(alphabet="abCdexyzQqRré0 1", max_size=20)))
+    engine = build("|re|i" if insensitive else "|re", pattern)
+    assert not engine.errors
+    assert bool(engine.match({"f": text})) is (compiled.search(text) is not None), (pattern, text)
