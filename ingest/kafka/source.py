@@ -31,7 +31,8 @@ Partition = tuple[str, int]
 
 
 class PartitionListener(Protocol):
-    """What the daemon does when partitions move (called on the consumer's IO thread, inside poll)."""
+    """What the daemon does when partitions move. ``revoked`` runs inside poll (before the partitions
+    are released); ``assigned`` runs on the consuming thread before any record of them is processed."""
 
     def assigned(self, partitions: list[Partition]) -> dict[Partition, int]:
         """Prepare state for new partitions; return offsets to resume from where they differ from the commit."""
@@ -108,6 +109,7 @@ class KafkaSource(Source):
         self.last_error: str | None = None
         self.commits = 0
         self._in_hand: dict[tuple[str, int, int], Any] = {}
+        self._pending: set[Partition] = set()
         self._stop = threading.Event()
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -158,6 +160,8 @@ class KafkaSource(Source):
             backoff = 0.5
             self.last_poll = time.monotonic()
             self.last_error = None
+            if self._pending:
+                polled = self._prepare_assigned(polled)
             self._update_lag(polled)
             for tp, records in polled.items():
                 if not records:
@@ -203,20 +207,43 @@ class KafkaSource(Source):
     def position(self) -> dict[str, Any]:
         return {"assignment": sorted(f"{t}[{p}]" for t, p in self.assignment)}
 
-    # -- rebalance (consumer IO thread, while batches() waits in poll) ---------------------------
+    # -- rebalance (kafka-python: on the consumer's IO thread, while batches() waits in poll) ------
     def _on_assigned(self, assigned: Any) -> None:
+        """Pause the new partitions and return at once: this runs on the IO loop that also sends the
+        heartbeats, so reading their state here could cost the membership. batches() prepares them."""
         partitions = sorted((tp.topic, tp.partition) for tp in assigned)
         self.assignment |= set(partitions)
         log.info("partitions assigned: %s", ", ".join(f"{t}[{p}]" for t, p in partitions) or "none")
-        if self.listener is None or self.consumer is None:
+        if self.listener is None or self.consumer is None or not partitions:
             return
-        for (topic, partition), offset in self.listener.assigned(partitions).items():
+        self._pending |= set(partitions)
+        self.consumer.pause(*(TopicPartition(t, p) for t, p in partitions))
+
+    def _prepare_assigned(self, polled: dict[Any, list[Any]]) -> dict[Any, list[Any]]:
+        """Restore state of newly assigned partitions (main thread), seek where it says, then resume."""
+        assert self.consumer is not None and self.listener is not None
+        pending = sorted(self._pending & self.assignment)
+        self._pending.clear()
+        seeks = self.listener.assigned(pending)
+        kept = {}
+        for tp, records in polled.items():
+            where = (tp.topic, tp.partition)
+            if where in pending and records:
+                # Fetched before the pause took effect: read them again from the right place.
+                seeks.setdefault(where, records[0].offset)
+                continue
+            kept[tp] = records
+        tps = [TopicPartition(t, p) for t, p in pending]
+        for (topic, partition), offset in seeks.items():
             self.consumer.seek(TopicPartition(topic, partition), offset)
+        self.consumer.resume(*tps)
+        return kept
 
     def _on_revoked(self, revoked: Any, lost: bool) -> None:
         partitions = sorted((tp.topic, tp.partition) for tp in revoked)
         log.info("partitions %s: %s", "lost" if lost else "revoked", ", ".join(f"{t}[{p}]" for t, p in partitions) or "none")
         self.assignment -= set(partitions)
+        self._pending -= set(partitions)
         for topic, partition in partitions:
             try:
                 metrics.CONSUMER_LAG.remove(topic, str(partition))
