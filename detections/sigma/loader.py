@@ -26,6 +26,8 @@ modifier_mapping.setdefault("utf16le", SigmaWideModifier)
 
 BUILTIN_RULES = Path(__file__).resolve().parents[1] / "rules"
 RULE_SUFFIXES = (".yml", ".yaml")
+MAX_RULE_FILE_CHARS = 4 * 1024 * 1024
+MAX_YAML_ALIASES = 16  # Sigma rules use none; an alias bomb uses many
 
 
 _BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -97,6 +99,11 @@ def _read_file(path: Path) -> tuple[list[SigmaRule | SigmaCorrelationRule | Sigm
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         return [], [LoadError(str(path), f"cannot read: {exc}")]
+    if len(text) > MAX_RULE_FILE_CHARS:
+        return [], [LoadError(str(path), f"file too large for a rule file ({len(text)} characters, limit {MAX_RULE_FILE_CHARS})")]
+    aliases = _alias_count(text)
+    if aliases > MAX_YAML_ALIASES:
+        return [], [LoadError(str(path), f"{aliases} YAML aliases (limit {MAX_YAML_ALIASES}): refusing a possible alias bomb")]
     try:
         docs = [d for d in yaml.load_all(text, Loader=RuleYamlLoader) if d is not None]
     except yaml.YAMLError as exc:
@@ -121,6 +128,22 @@ def _read_file(path: Path) -> tuple[list[SigmaRule | SigmaCorrelationRule | Sigm
         else:
             items.append(rule)
     return items, errors
+
+
+def _alias_count(text: str) -> int:
+    """YAML aliases in the text; only looked at when an anchor can exist (``&`` and ``*`` both present)."""
+    if "&" not in text or "*" not in text:
+        return 0
+    count = 0
+    try:
+        for event in yaml.parse(text, Loader=_BaseLoader):
+            if isinstance(event, yaml.AliasEvent):
+                count += 1
+                if count > MAX_YAML_ALIASES:
+                    break
+    except yaml.YAMLError:
+        return 0  # the real load reports the syntax error
+    return count
 
 
 def _prepare(document: dict[str, Any]) -> dict[str, Any]:

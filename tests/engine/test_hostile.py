@@ -1,8 +1,9 @@
-"""Hostile events never crash the detector and never stop the batch."""
+"""Hostile events and rule files never crash the engine, never stop the batch, never stall the load."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any
 
 from hypothesis import given, settings
@@ -64,3 +65,26 @@ detection:
     assert not engine.match({"f": "a" * 5000 + "b"})
     assert engine.match({"f": "aaaa"})
     assert time.perf_counter() - start < 2.0
+
+
+def test_hostile_rule_files(tmp_path: Path) -> None:
+    from detections.sigma.loader import load_rules
+
+    lines = ['title: bomb', 'id: 3f2a9c1e-0000-4000-8000-00000000aa02', 'logsource: {product: test}', 'detection:',
+             '  a: &a {f: ["x", "x", "x", "x", "x", "x", "x", "x", "x"]}']
+    previous = "a"
+    for name in "bcdefgh":
+        lines.append(f"  {name}: &{name} [" + ", ".join([f"*{previous}"] * 9) + "]")
+        previous = name
+    lines.append("  condition: h")
+    (tmp_path / "bomb.yml").write_text("\n".join(lines) + "\n")
+    (tmp_path / "binary.yml").write_bytes(bytes(range(256)))
+    (tmp_path / "list.yml").write_text("- just\n- a list\n")
+    (tmp_path / "ok.yml").write_text(
+        "title: ok\nid: 3f2a9c1e-0000-4000-8000-00000000aa03\nlogsource: {product: test}\n"
+        "detection: {sel: {f: x}, condition: sel}\n")
+    loaded = load_rules([tmp_path])
+    assert [r.title for r in loaded.rules] == ["ok"]
+    reasons = {Path(e.file).name: e.error for e in loaded.errors}
+    assert "alias bomb" in reasons["bomb.yml"]
+    assert set(reasons) == {"bomb.yml", "binary.yml", "list.yml"}
