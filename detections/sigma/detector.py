@@ -19,6 +19,7 @@ from detections.base import Detector
 from detections.sigma.engine import Ruleset
 from detections.sigma.values import EventFolds
 from temporal_siem import metrics
+from temporal_siem.records import DeadLetter
 
 log = logging.getLogger("detections.sigma")
 
@@ -184,6 +185,12 @@ class SigmaDetector(Detector):
             blob = saved.get(_name(enricher))
             if blob and hasattr(enricher, "restore"):
                 enricher.restore(base64.b64decode(blob))
+
+    def take_dead_letters(self) -> list[DeadLetter]:
+        """Events a correlation refused (late beyond the allowed lateness, unusable timestamps)."""
+        if self.correlation is None or not hasattr(self.correlation, "take_rejected"):
+            return []
+        return [rejected.to_dead_letter() for rejected in self.correlation.take_rejected()]
 
     def rule_titles(self) -> dict[str, str]:
         titles = {r.id: r.meta.title for r in self.ruleset.rules}

@@ -15,6 +15,7 @@ from typing import Any
 
 from detections.base import Detector
 from ingest.kafka.state import StateStore
+from temporal_siem.records import DeadLetter
 
 log = logging.getLogger("ingest.kafka.partitions")
 
@@ -70,11 +71,22 @@ class PartitionedDetector(Detector):
     def stats(self) -> dict[str, Any]:
         merged: dict[str, Any] = {"partitions": len(self.detectors), "snapshots_saved": self.snapshots_saved,
                                   "snapshots_restored": self.snapshots_restored}
+        rules: dict[str, dict[str, Any]] = {}
         for detector in self.detectors.values():
             for key, value in detector.stats().items():
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     merged[key] = merged.get(key, 0) + value
+                elif key == "rules" and isinstance(value, dict):
+                    _merge_rule_stats(rules, value)
+        if rules:
+            merged["rules"] = rules
         return merged
+
+    def take_dead_letters(self) -> list[DeadLetter]:
+        dead: list[DeadLetter] = []
+        for detector in self.detectors.values():
+            dead.extend(detector.take_dead_letters())
+        return dead
 
     def rule_titles(self) -> dict[str, str]:
         if self._template is None:
@@ -142,3 +154,22 @@ class PartitionedDetector(Detector):
                 self.snapshots_saved += 1
         except Exception as exc:  # the data is safe in Kafka; only the resume point of the state is older
             log.error("snapshot of %s[%d] at %d failed: %s", partition[0], partition[1], offset, exc)
+
+
+def _merge_rule_stats(into: dict[str, dict[str, Any]], rules: dict[str, Any]) -> None:
+    """Per-rule health across partitions: counters add up; a field is missing only if missing everywhere it was routed."""
+    for rule_id, entry in rules.items():
+        if not isinstance(entry, dict):
+            continue
+        total = into.get(rule_id)
+        if total is None:
+            into[rule_id] = {k: (list(v) if isinstance(v, list) else v) for k, v in entry.items()}
+            continue
+        for key, value in entry.items():
+            if isinstance(value, int | float) and not isinstance(value, bool) and isinstance(total.get(key), int | float):
+                total[key] = total[key] + value
+        if entry.get("routed") and isinstance(entry.get("missing_fields"), list) and isinstance(total.get("missing_fields"), list):
+            if total.get("routed", 0) == entry.get("routed"):
+                total["missing_fields"] = list(entry["missing_fields"])
+            else:
+                total["missing_fields"] = [f for f in total["missing_fields"] if f in entry["missing_fields"]]

@@ -14,6 +14,7 @@ from collections import OrderedDict
 from typing import Any
 
 from detections.base import Detector
+from temporal_siem.records import DeadLetter
 
 RECENT_EVENTS = 20_000
 RETAINED_EVENTS = 20_000
@@ -75,6 +76,9 @@ class EventRecorder(Detector):
 
     def stats(self) -> dict[str, Any]:
         return self.inner.stats()
+
+    def take_dead_letters(self) -> list[DeadLetter]:
+        return self.inner.take_dead_letters()
 
     def rule_titles(self) -> dict[str, str]:
         return self.inner.rule_titles()

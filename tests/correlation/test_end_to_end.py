@@ -176,3 +176,13 @@ def test_shipped_sso_burst_then_success_attack_and_near_miss() -> None:
     alerts = [a for a in det.process(events) + det.finish() if a.get("alert.type") == "correlation"]
     assert [(a["alert.group_by"], a["alert.level"]) for a in alerts] == [({"temporal.user_key": "alice@example.com"}, "high")]
     assert det.stats()["correlation"]["late_events"] == 0
+
+
+def test_late_events_come_back_as_dead_letters(rules_dir: Path) -> None:
+    det = detector(rules_dir, lateness=60)
+    det.process([login(30, 0, "failure")])
+    det.process([login(1, 0, "failure", n=1)])  # 29 minutes behind the watermark, lateness is 60 s
+    dead = det.take_dead_letters()
+    assert [d.reason for d in dead] == ["correlation_late_event"]
+    assert dead[0].stage == "correlation" and b"failure-bob-1-0-1" in dead[0].raw
+    assert det.take_dead_letters() == []
