@@ -71,7 +71,7 @@ def _rule_fields(rule: RuleMeta, alert_type: str) -> dict[str, Any]:
 def rule_alert(rule: RuleMeta, event: dict[str, Any]) -> dict[str, Any]:
     """Alert for a single-event rule: the triggering event's normalized fields plus rule/alert fields."""
     event_id = str(event.get("event.id", ""))
-    doc = {k: v for k, v in event.items() if not k.startswith(_NOT_COPIED_PREFIXES)}
+    doc = {str(k): v for k, v in event.items() if not str(k).startswith(_NOT_COPIED_PREFIXES)}
     doc.update(_rule_fields(rule, "rule"))
     doc["alert.id"] = alert_id(rule.id, event_id)
     doc["alert.source_event_ids"] = [event_id]

@@ -30,3 +30,8 @@ def test_correlation_alert_contract():
     assert len(alert["alert.source_event_ids"]) == 100 and alert["alert.source_event_count"] == 500
     assert alert["user.name"] == "alice"
     Alert.model_validate(unflatten(alert))
+
+
+def test_rule_alert_tolerates_non_string_keys_from_library_callers():
+    alert = rule_alert(RULE, {**EVENT, 7: "x"})
+    assert alert["7"] == "x" and alert["rule.id"] == RULE.id
