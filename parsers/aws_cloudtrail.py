@@ -31,10 +31,13 @@ import orjson
 from parsers.base import Parser
 from parsers.common import (
     add_related,
+    as_int,
+    as_mapping,
     clean_ip,
     event_id_from_raw,
     format_timestamp,
     namespaced,
+    nonempty_text,
     parse_timestamp,
     set_if,
     timestamp_or_none,
@@ -85,22 +88,7 @@ _KEY_ID = re.compile(r"^arn:aws[a-z-]*:kms:[^:]*:[^:]*:key/(.+)$")
 _ALIAS = re.compile(r"^(?:arn:aws[a-z-]*:kms:[^:]*:[^:]*:)?(alias/.+)$")
 
 
-def _obj(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit() and len(value) < 19:
-        return int(value)
-    return None
 
 
 def categorize(source: str, name: str, error_code: str | None) -> tuple[list[str], list[str]]:
@@ -210,19 +198,19 @@ class CloudTrailParser(Parser):
             "event.outcome": "failure" if error_code else "success",
             "cloud.provider": "aws",
         }
-        response = _obj(record.get("responseElements"))
+        response = as_mapping(record.get("responseElements"))
         if name == "ConsoleLogin" and response.get("ConsoleLogin") == "Failure":
             event["event.outcome"] = "failure"
             event["event.type"] = [*types, "denied"] if "denied" not in types else types
         if error_code:
             event["error.code"] = error_code
-        set_if(event, "error.message", _text(record.get("errorMessage")))
-        set_if(event, "cloud.region", _text(record.get("awsRegion")))
+        set_if(event, "error.message", nonempty_text(record.get("errorMessage")))
+        set_if(event, "cloud.region", nonempty_text(record.get("awsRegion")))
         service = source.removesuffix(".amazonaws.com")
         set_if(event, "cloud.service.name", service if service != source or "." not in source else None)
-        self._identity(_obj(record.get("userIdentity")), record, event)
+        self._identity(as_mapping(record.get("userIdentity")), record, event)
         self._source(record, event)
-        self._tls(_obj(record.get("tlsDetails")), event)
+        self._tls(as_mapping(record.get("tlsDetails")), event)
         if source == KMS_SOURCE:
             self._kms(name, error_code, record, event)
         namespaced("aws.cloudtrail", record, event)
@@ -247,8 +235,8 @@ class CloudTrailParser(Parser):
             "cloud.provider": "aws",
             "cloud.service.name": "cloudtrail",
         }
-        set_if(event, "cloud.account.id", _text(record.get("awsAccountId")))
-        set_if(event, "file.path", _text(record.get("digestS3Object")))
+        set_if(event, "cloud.account.id", nonempty_text(record.get("awsAccountId")))
+        set_if(event, "file.path", nonempty_text(record.get("digestS3Object")))
         set_if(event, "event.start", timestamp_or_none(record.get("digestStartTime")))
         set_if(event, "event.end", format_timestamp(when))
         namespaced("aws.cloudtrail", record, event)
@@ -260,7 +248,7 @@ class CloudTrailParser(Parser):
         if when is None:
             raise RecordError("no timestamp", f"KMS EventBridge 'time' unparseable: {str(record.get('time'))[:80]!r}")
         detail_type = str(record.get("detail-type"))
-        detail = _obj(record.get("detail"))
+        detail = as_mapping(record.get("detail"))
         event_id = record.get("id")
         event: dict[str, Any] = {
             "@timestamp": format_timestamp(when),
@@ -276,11 +264,11 @@ class CloudTrailParser(Parser):
             "cloud.provider": "aws",
             "cloud.service.name": "kms",
         }
-        set_if(event, "cloud.account.id", _text(record.get("account")))
-        set_if(event, "cloud.region", _text(record.get("region")))
+        set_if(event, "cloud.account.id", nonempty_text(record.get("account")))
+        set_if(event, "cloud.region", nonempty_text(record.get("region")))
         resources = record.get("resources")
         arns = [r for r in resources if isinstance(r, str) and ":key/" in r] if isinstance(resources, list) else []
-        key_id = _text(detail.get("key-id"))
+        key_id = nonempty_text(detail.get("key-id"))
         key_arn = arns[0] if arns else None
         if key_id is None and key_arn:
             key_id = split_key_reference(key_arn)[0]
@@ -295,17 +283,17 @@ class CloudTrailParser(Parser):
 
     @staticmethod
     def _identity(identity: dict[str, Any], record: dict[str, Any], event: dict[str, Any]) -> None:
-        identity_type = _text(identity.get("type"))
-        issuer = _obj(_obj(identity.get("sessionContext")).get("sessionIssuer"))
-        arn = _text(identity.get("arn"))
-        name = _text(identity.get("userName"))
+        identity_type = nonempty_text(identity.get("type"))
+        issuer = as_mapping(as_mapping(identity.get("sessionContext")).get("sessionIssuer"))
+        arn = nonempty_text(identity.get("arn"))
+        name = nonempty_text(identity.get("userName"))
         if identity_type in ("AssumedRole", "FederatedUser"):
-            name = _text(issuer.get("userName")) or name
+            name = nonempty_text(issuer.get("userName")) or name
         elif identity_type == "Root":
             name = name or "root"
-        name = name or _text(identity.get("invokedBy"))
+        name = name or nonempty_text(identity.get("invokedBy"))
         set_if(event, "user.name", name)
-        set_if(event, "user.id", arn or _text(identity.get("principalId")))
+        set_if(event, "user.id", arn or nonempty_text(identity.get("principalId")))
         if identity_type in ("AssumedRole", "FederatedUser") and arn and "/" in arn:
             # The session name (often the workload or person behind the role) is the last ARN segment.
             session = arn.rsplit("/", 1)[-1]
@@ -313,7 +301,7 @@ class CloudTrailParser(Parser):
             add_related(event, "user", name, session)
         else:
             add_related(event, "user", name)
-        account = _text(identity.get("accountId")) or _text(record.get("recipientAccountId"))
+        account = nonempty_text(identity.get("accountId")) or nonempty_text(record.get("recipientAccountId"))
         set_if(event, "cloud.account.id", account)
 
     @staticmethod
@@ -323,28 +311,28 @@ class CloudTrailParser(Parser):
         if ip:
             event["source.ip"] = ip
             add_related(event, "ip", ip)
-        elif _text(source_address):
+        elif nonempty_text(source_address):
             text = str(source_address)[:256]
             event["source.address"] = text
             if text.endswith(".amazonaws.com"):
                 event["source.domain"] = text
-        set_if(event, "user_agent.original", _text(record.get("userAgent")))
+        set_if(event, "user_agent.original", nonempty_text(record.get("userAgent")))
 
     @staticmethod
     def _tls(details: dict[str, Any], event: dict[str, Any]) -> None:
-        version = _text(details.get("tlsVersion"))
+        version = nonempty_text(details.get("tlsVersion"))
         if version:
             event["tls.version"] = version.removeprefix("TLSv").removeprefix("TLS").strip() or version
             event["tls.version_protocol"] = "tls"
-        set_if(event, "tls.cipher", _text(details.get("cipherSuite")))
-        set_if(event, "tls.client.server_name", _text(details.get("clientProvidedHostHeader")))
+        set_if(event, "tls.cipher", nonempty_text(details.get("cipherSuite")))
+        set_if(event, "tls.client.server_name", nonempty_text(details.get("clientProvidedHostHeader")))
 
     @staticmethod
     def _kms(name: str, error_code: str | None, record: dict[str, Any], event: dict[str, Any]) -> None:
-        request = _obj(record.get("requestParameters"))
-        response = _obj(record.get("responseElements"))
-        metadata = _obj(response.get("keyMetadata"))
-        details = _obj(record.get("serviceEventDetails"))
+        request = as_mapping(record.get("requestParameters"))
+        response = as_mapping(record.get("responseElements"))
+        metadata = as_mapping(response.get("keyMetadata"))
+        details = as_mapping(record.get("serviceEventDetails"))
         key_id: str | None = None
         key_arn: str | None = None
         alias: str | None = None
@@ -358,25 +346,25 @@ class CloudTrailParser(Parser):
             alias = alias or found_alias
         resources = record.get("resources")
         for resource in resources if isinstance(resources, list) else []:
-            resource_arn = _text(_obj(resource).get("ARN")) or _text(_obj(resource).get("arn"))
+            resource_arn = nonempty_text(as_mapping(resource).get("ARN")) or nonempty_text(as_mapping(resource).get("arn"))
             if resource_arn and ":key/" in resource_arn:
                 found_id, found_arn, _ = split_key_reference(resource_arn)
                 key_arn = key_arn or found_arn
                 key_id = key_id or found_id
         if key_arn and (key_id is None or key_id.startswith("arn:")):
             key_id = split_key_reference(key_arn)[0]
-        alias = alias or _text(request.get("aliasName"))
+        alias = alias or nonempty_text(request.get("aliasName"))
         set_if(event, "temporal.key.id", key_id)
         set_if(event, "temporal.key.arn", key_arn)
         set_if(event, "temporal.key.name", alias)
-        set_if(event, "temporal.key.type", _text(request.get("keySpec")) if name == "CreateKey" else None)
-        set_if(event, "temporal.key.type", _text(metadata.get("keySpec")) or _text(metadata.get("customerMasterKeySpec")))
+        set_if(event, "temporal.key.type", nonempty_text(request.get("keySpec")) if name == "CreateKey" else None)
+        set_if(event, "temporal.key.type", nonempty_text(metadata.get("keySpec")) or nonempty_text(metadata.get("customerMasterKeySpec")))
         if not error_code:
-            state = _text(response.get("keyState")) or _text(metadata.get("keyState")) or STATE_AFTER.get(name)
+            state = nonempty_text(response.get("keyState")) or nonempty_text(metadata.get("keyState")) or STATE_AFTER.get(name)
             set_if(event, "temporal.key.state", state)
             set_if(event, "temporal.key.deletion_date", timestamp_or_none(response.get("deletionDate")))
-        window = _int(response.get("pendingWindowInDays"))
-        set_if(event, "temporal.key.pending_window_days", window if window is not None else _int(request.get("pendingWindowInDays")))
+        window = as_int(response.get("pendingWindowInDays"))
+        set_if(event, "temporal.key.pending_window_days", window if window is not None else as_int(request.get("pendingWindowInDays")))
         policy = request.get("policy")
         if name == "PutKeyPolicy" and isinstance(policy, str) and policy.lstrip().startswith("{"):
             try:
@@ -388,5 +376,5 @@ class CloudTrailParser(Parser):
                 for field, value in summarize_policy(document).items():
                     set_if(event, f"aws.cloudtrail.key_policy.{field}", value if value != [] else None)
         if name == "CreateGrant":
-            grantee = _text(request.get("granteePrincipal"))
-            add_related(event, "user", grantee, _text(request.get("retiringPrincipal")))
+            grantee = nonempty_text(request.get("granteePrincipal"))
+            add_related(event, "user", grantee, nonempty_text(request.get("retiringPrincipal")))

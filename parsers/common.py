@@ -280,6 +280,29 @@ def set_if(event: dict[str, Any], key: str, value: Any) -> None:
     event[key] = value
 
 
+def as_mapping(value: Any) -> dict[str, Any]:
+    """The value if it is a JSON object, else an empty one: vendor fields change type between versions."""
+    return value if isinstance(value, dict) else {}
+
+
+def nonempty_text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def as_int(value: Any) -> int | None:
+    """An integer from an int or a decimal string; None for bools, floats and junk."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and len(value) <= 24 and value.strip().isascii():
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
 def as_str(value: Any) -> str | None:
     if value is None or isinstance(value, (dict, list)):
         return None

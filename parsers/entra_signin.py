@@ -35,10 +35,12 @@ import orjson
 from parsers.base import Parser
 from parsers.common import (
     add_related,
+    as_mapping,
     event_id_from_raw,
     format_timestamp,
     ip_and_port,
     namespaced,
+    nonempty_text,
     parse_timestamp,
     set_if,
     split_email,
@@ -107,12 +109,6 @@ AADSTS: dict[str, tuple[str, str]] = {
 }
 
 
-def _obj(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
 
 
 def _code(value: Any) -> str | None:
@@ -180,7 +176,7 @@ def conditional_access_summary(policies: Any) -> dict[str, list[str]]:
     for policy in policies if isinstance(policies, list) else []:
         if not isinstance(policy, dict):
             continue
-        name = _text(policy.get("displayName")) or _text(policy.get("id"))
+        name = nonempty_text(policy.get("displayName")) or nonempty_text(policy.get("id"))
         result = policy.get("result")
         if not name:
             continue
@@ -214,17 +210,17 @@ class EntraSigninParser(Parser):
             record = camel_case_columns(record)
         bare_graph = not isinstance(record.get("category"), str) and "createdDateTime" in record
         envelope: dict[str, Any] = {} if bare_graph else record
-        properties = record if bare_graph else _obj(record.get("properties"))
+        properties = record if bare_graph else as_mapping(record.get("properties"))
         when = parse_timestamp(envelope.get("time")) or parse_timestamp(properties.get("createdDateTime"))
         if when is None:
             raise RecordError("no timestamp", f"Entra 'time' unparseable: {str(envelope.get('time'))[:80]!r}")
-        category = _text(envelope.get("category"))
-        status = _obj(properties.get("status"))
+        category = nonempty_text(envelope.get("category"))
+        status = as_mapping(properties.get("status"))
         code = _code(status.get("errorCode"))
         if code is None:
             code = _code(envelope.get("resultType"))
         failed = code is not None and code != "0"
-        sign_in_id = _text(properties.get("id"))
+        sign_in_id = nonempty_text(properties.get("id"))
         event: dict[str, Any] = {
             "@timestamp": format_timestamp(when),
             "event.id": sign_in_id or event_id_from_raw(raw),
@@ -232,7 +228,7 @@ class EntraSigninParser(Parser):
             "event.dataset": self.dataset,
             "event.module": "azure",
             "event.provider": "Microsoft.aadiam",
-            "event.action": category or _text(envelope.get("operationName")) or "Sign-in activity",
+            "event.action": category or nonempty_text(envelope.get("operationName")) or "Sign-in activity",
             "event.category": ["authentication"],
             "event.type": ["info", "denied"] if failed else ["info"],
             "event.outcome": "failure" if failed else "success",  # §9.4: success iff the code is 0 or absent
@@ -242,9 +238,11 @@ class EntraSigninParser(Parser):
             name, meaning = AADSTS.get(code, ("", ""))
             event["error.code"] = code
             set_if(event, "error.type", name)
-            reason = _text(status.get("failureReason")) or _text(envelope.get("resultDescription"))
+            reason = nonempty_text(status.get("failureReason")) or nonempty_text(envelope.get("resultDescription"))
             set_if(event, "error.message", reason if reason and reason.lower() != "other." else meaning or reason)
-        set_if(event, "cloud.account.id", _text(envelope.get("tenantId")) or _text(properties.get("homeTenantId")) or _text(properties.get("resourceTenantId")))
+        tenant = (nonempty_text(envelope.get("tenantId")) or nonempty_text(properties.get("homeTenantId"))
+                  or nonempty_text(properties.get("resourceTenantId")))
+        set_if(event, "cloud.account.id", tenant)
         level = envelope.get("Level", envelope.get("level"))
         set_if(event, "log.level", str(level) if isinstance(level, (int, str)) and not isinstance(level, bool) and level != "" else None)
         duration = _number(envelope.get("durationMs"))
@@ -252,8 +250,8 @@ class EntraSigninParser(Parser):
             event["event.duration"] = int(duration * 1_000_000)
         self._user(properties, envelope, category, event)
         self._network(properties, envelope, event)
-        set_if(event, "user_agent.original", _text(properties.get("userAgent")))
-        set_if(event, "service.name", _text(properties.get("appDisplayName")) or _text(properties.get("resourceDisplayName")))
+        set_if(event, "user_agent.original", nonempty_text(properties.get("userAgent")))
+        set_if(event, "service.name", nonempty_text(properties.get("appDisplayName")) or nonempty_text(properties.get("resourceDisplayName")))
         protocol = str(properties.get("authenticationProtocol") or "").lower()
         if protocol == "saml20" or str(properties.get("incomingTokenType") or "").lower() == "saml20":
             event["temporal.auth_method"] = "saml"
@@ -268,7 +266,7 @@ class EntraSigninParser(Parser):
 
     @staticmethod
     def _user(properties: dict[str, Any], envelope: dict[str, Any], category: str | None, event: dict[str, Any]) -> None:
-        upn = _text(properties.get("userPrincipalName"))
+        upn = nonempty_text(properties.get("userPrincipalName"))
         if upn:
             local, domain = split_email(upn)
             set_if(event, "user.name", local)
@@ -276,15 +274,16 @@ class EntraSigninParser(Parser):
                 event["user.domain"] = domain
                 event["user.email"] = upn
             add_related(event, "user", upn, local)
-        set_if(event, "user.id", _text(properties.get("userId")))
-        set_if(event, "user.full_name", _text(properties.get("userDisplayName")) or (_text(envelope.get("identity")) if upn else None))
-        if category in SERVICE_CATEGORIES or (not upn and _text(properties.get("servicePrincipalId"))):
-            sp_name = _text(properties.get("servicePrincipalName")) or _text(properties.get("appDisplayName")) or _text(envelope.get("identity"))
+        set_if(event, "user.id", nonempty_text(properties.get("userId")))
+        set_if(event, "user.full_name", nonempty_text(properties.get("userDisplayName")) or (nonempty_text(envelope.get("identity")) if upn else None))
+        if category in SERVICE_CATEGORIES or (not upn and nonempty_text(properties.get("servicePrincipalId"))):
+            sp_name = (nonempty_text(properties.get("servicePrincipalName")) or nonempty_text(properties.get("appDisplayName"))
+                       or nonempty_text(envelope.get("identity")))
             if "user.name" not in event:
                 set_if(event, "user.name", sp_name)
                 add_related(event, "user", sp_name)
             if "user.id" not in event:
-                set_if(event, "user.id", _text(properties.get("servicePrincipalId")) or _text(properties.get("appId")))
+                set_if(event, "user.id", nonempty_text(properties.get("servicePrincipalId")) or nonempty_text(properties.get("appId")))
 
     @staticmethod
     def _network(properties: dict[str, Any], envelope: dict[str, Any], event: dict[str, Any]) -> None:
@@ -297,12 +296,12 @@ class EntraSigninParser(Parser):
             if port is not None and 0 < port < 65536:
                 event["source.port"] = port
         else:
-            set_if(event, "source.address", _text(envelope.get("callerIpAddress")) or _text(properties.get("ipAddress")))
-        location = _obj(properties.get("location"))
-        set_if(event, "source.geo.city_name", _text(location.get("city")))
-        set_if(event, "source.geo.region_name", _text(location.get("state")))
-        set_if(event, "source.geo.country_iso_code", _text(location.get("countryOrRegion")) or _text(envelope.get("location")))
-        coordinates = _obj(location.get("geoCoordinates"))
+            set_if(event, "source.address", nonempty_text(envelope.get("callerIpAddress")) or nonempty_text(properties.get("ipAddress")))
+        location = as_mapping(properties.get("location"))
+        set_if(event, "source.geo.city_name", nonempty_text(location.get("city")))
+        set_if(event, "source.geo.region_name", nonempty_text(location.get("state")))
+        set_if(event, "source.geo.country_iso_code", nonempty_text(location.get("countryOrRegion")) or nonempty_text(envelope.get("location")))
+        coordinates = as_mapping(location.get("geoCoordinates"))
         lat, lon = _number(coordinates.get("latitude")), _number(coordinates.get("longitude"))
         if lat is not None and lon is not None and -90 <= lat <= 90 and -180 <= lon <= 180 and (lat, lon) != (0.0, 0.0):
             event["source.geo.location"] = {"lat": lat, "lon": lon}

@@ -35,11 +35,14 @@ from parsers.base import Parser
 from parsers.common import (
     REDACTED,
     add_related,
+    as_int,
+    as_mapping,
     clean_ip,
     event_id_from_raw,
     format_timestamp,
     is_secret_key,
     namespaced,
+    nonempty_text,
     parse_timestamp,
     redact,
     set_if,
@@ -75,25 +78,7 @@ LOGIN_FAILURES = {
 }
 
 
-def _obj(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
 
-
-def _text(value: Any) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _int(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and len(value) <= 24 and value.strip().isascii():
-        try:
-            return int(value.strip())
-        except ValueError:
-            return None
-    return None
 
 
 def parameter_value(parameter: dict[str, Any]) -> Any:
@@ -101,7 +86,7 @@ def parameter_value(parameter: dict[str, Any]) -> Any:
     if "value" in parameter:
         return parameter["value"]
     if "intValue" in parameter:
-        number = _int(parameter["intValue"])
+        number = as_int(parameter["intValue"])
         return number if number is not None else parameter["intValue"]
     if "boolValue" in parameter:
         flag = parameter["boolValue"]
@@ -112,7 +97,7 @@ def parameter_value(parameter: dict[str, Any]) -> Any:
         return parameter["multiValue"]
     if "multiIntValue" in parameter:
         values = parameter["multiIntValue"]
-        return [_int(v) if _int(v) is not None else v for v in values] if isinstance(values, list) else values
+        return [as_int(v) if as_int(v) is not None else v for v in values] if isinstance(values, list) else values
     if "messageValue" in parameter:
         return parameter["messageValue"]
     if "multiMessageValue" in parameter:
@@ -197,7 +182,7 @@ class GoogleWorkspaceParser(Parser):
     def parse(self, record: dict[str, Any] | str, raw: bytes) -> list[dict[str, Any]]:
         if not isinstance(record, dict):
             raise RecordError("not a JSON object", "Reports API activity must be an object")
-        identity = _obj(record.get("id"))
+        identity = as_mapping(record.get("id"))
         when = parse_timestamp(identity.get("time"))
         if when is None:
             raise RecordError("no timestamp", f"Reports API 'id.time' unparseable: {str(identity.get('time'))[:80]!r}")
@@ -222,8 +207,8 @@ class GoogleWorkspaceParser(Parser):
 
     def _event(self, record: dict[str, Any], masked: dict[str, Any], item: dict[str, Any], index: int,
                application: str, when: datetime, event_id: str) -> dict[str, Any]:
-        name = _text(item.get("name")) or "unknown"
-        event_type = _text(item.get("type")) or ""
+        name = nonempty_text(item.get("name")) or "unknown"
+        event_type = nonempty_text(item.get("type")) or ""
         params = parameters_of(item)
         categories, types, outcome = classify(application, name, event_type, params)
         event: dict[str, Any] = {
@@ -240,15 +225,15 @@ class GoogleWorkspaceParser(Parser):
         set_if(event, "event.category", categories)
         set_if(event, "google_workspace.event.type", event_type)
         set_if(event, "google_workspace.event.name", name)
-        identity = _obj(record.get("id"))
-        set_if(event, "organization.id", _text(identity.get("customerId")))
-        self._actor(_obj(record.get("actor")), event)
+        identity = as_mapping(record.get("id"))
+        set_if(event, "organization.id", nonempty_text(identity.get("customerId")))
+        self._actor(as_mapping(record.get("actor")), event)
         ip = clean_ip(record.get("ipAddress"))
         if ip:
             event["source.ip"] = ip
             add_related(event, "ip", ip)
         else:
-            set_if(event, "source.address", _text(record.get("ipAddress")))
+            set_if(event, "source.address", nonempty_text(record.get("ipAddress")))
         self._parameters(application, params, event)
         narrowed = dict(masked)
         masked_events = masked.get("events")
@@ -260,7 +245,7 @@ class GoogleWorkspaceParser(Parser):
 
     @staticmethod
     def _actor(actor: dict[str, Any], event: dict[str, Any]) -> None:
-        email = _text(actor.get("email"))
+        email = nonempty_text(actor.get("email"))
         local, domain = split_email(email)
         if email:
             event["user.email"] = event["source.user.email"] = email
@@ -271,7 +256,7 @@ class GoogleWorkspaceParser(Parser):
         profile = actor.get("profileId")
         if isinstance(profile, (str, int)) and not isinstance(profile, bool) and profile != "":
             event["user.id"] = event["source.user.id"] = str(profile)
-        if not email and _text(actor.get("key")):
+        if not email and nonempty_text(actor.get("key")):
             event["user.name"] = str(actor["key"])
             add_related(event, "user", event["user.name"])
 
@@ -288,14 +273,14 @@ class GoogleWorkspaceParser(Parser):
                 namespaced(prefix + key, redacted_value, event)
             else:
                 set_if(event, prefix + key, redacted_value)
-        affected = _text(params.get("affected_email_address"))
+        affected = nonempty_text(params.get("affected_email_address"))
         if affected:
             local, domain = split_email(affected)
             event["user.target.email"] = affected
             set_if(event, "user.target.name", local)
             set_if(event, "user.target.domain", domain)
             add_related(event, "user", affected)
-        stamp = _int(params.get("login_timestamp"))
+        stamp = as_int(params.get("login_timestamp"))
         if stamp is not None:
             try:
                 event["event.start"] = format_timestamp(datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=stamp))
@@ -303,13 +288,13 @@ class GoogleWorkspaceParser(Parser):
                 pass
         if application == "saml":
             event["temporal.auth_method"] = "saml"
-            set_if(event, "service.name", _text(params.get("application_name")))
+            set_if(event, "service.name", nonempty_text(params.get("application_name")))
         if event.get("event.outcome") != "failure":
             return
-        failure = _text(params.get("failure_type")) or _text(params.get("login_failure_type"))
+        failure = nonempty_text(params.get("failure_type")) or nonempty_text(params.get("login_failure_type"))
         set_if(event, "error.code", failure)
-        status = _text(params.get("saml_status_code"))
-        second = _text(params.get("saml_second_level_status_code"))
+        status = nonempty_text(params.get("saml_status_code"))
+        second = nonempty_text(params.get("saml_second_level_status_code"))
         parts = [SAML_FAILURES.get(failure) or LOGIN_FAILURES.get(failure) or failure] if failure else []
         if status:
             parts.append(f"status {status}" + (f" / {second}" if second else ""))

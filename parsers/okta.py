@@ -32,6 +32,8 @@ from parsers.base import Parser
 from parsers.common import (
     REDACTED,
     add_related,
+    as_int,
+    as_mapping,
     clean_ip,
     event_id_from_raw,
     format_timestamp,
@@ -94,9 +96,6 @@ _SECRET_QUERY = re.compile(
 )
 
 
-def _obj(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
-
 
 def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value and value != "null" else None
@@ -118,22 +117,9 @@ def _mask_url_secrets(record: dict[str, Any], debug_data: dict[str, Any]) -> dic
     masked = {k: _SECRET_QUERY.sub(r"\1" + REDACTED, v) if isinstance(v, str) and "=" in v else v for k, v in debug_data.items()}
     if masked == debug_data:
         return record
-    context = _obj(record.get("debugContext"))
+    context = as_mapping(record.get("debugContext"))
     return {**record, "debugContext": {**context, "debugData": masked}}
 
-
-def _int(value: Any) -> int | None:
-    """An integer from an int or a decimal string; None for bools, floats and junk."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and len(value) <= 24 and value.strip().isascii():
-        try:
-            return int(value.strip())
-        except ValueError:
-            return None
-    return None
 
 
 def categorize(event_type: str, result: str) -> tuple[list[str], list[str]]:
@@ -188,7 +174,7 @@ def decode_debug_data(debug_data: dict[str, Any], event: dict[str, Any]) -> None
     elif isinstance(raw_security, dict):
         security = raw_security
     risk = parse_pseudo_map(debug_data.get("risk"))
-    security_risk = _obj(security.get("risk"))
+    security_risk = as_mapping(security.get("risk"))
     level = risk.get("level") or _text(security_risk.get("level"))
     set_if(event, prefix + "risk_level", level)
     reasons = risk.get("reasons") or security_risk.get("reasons")
@@ -225,7 +211,7 @@ class OktaParser(Parser):
         event_type = record.get("eventType")
         if not isinstance(event_type, str) or not event_type:
             raise RecordError("missing field", "okta 'eventType' is not a non-empty string")
-        outcome = _obj(record.get("outcome"))
+        outcome = as_mapping(record.get("outcome"))
         result = str(outcome.get("result") or "").upper()
         categories, types = categorize(event_type, result)
         uuid = record.get("uuid")
@@ -248,10 +234,10 @@ class OktaParser(Parser):
         set_if(event, "message", _text(record.get("displayMessage")))
         severity = _text(record.get("severity"))
         set_if(event, "log.level", severity)  # ECS log.level is the original level text
-        self._actor(_obj(record.get("actor")), event)
-        self._client(_obj(record.get("client")), _obj(record.get("securityContext")), _obj(record.get("request")), event)
+        self._actor(as_mapping(record.get("actor")), event)
+        self._client(as_mapping(record.get("client")), as_mapping(record.get("securityContext")), as_mapping(record.get("request")), event)
         self._targets(record.get("target"), event)
-        debug_data = _obj(_obj(record.get("debugContext")).get("debugData"))
+        debug_data = as_mapping(as_mapping(record.get("debugContext")).get("debugData"))
         decode_debug_data(debug_data, event)
         if "SAML" in str(debug_data.get("signOnMode") or "").upper():
             event["temporal.auth_method"] = "saml"
@@ -286,8 +272,8 @@ class OktaParser(Parser):
         elif _text(raw_ip):
             event["source.address"] = str(raw_ip)[:256]
         add_related(event, "ip", ip, *chain_ips)
-        geo = _obj(client.get("geographicalContext"))
-        point = _obj(geo.get("geolocation"))
+        geo = as_mapping(client.get("geographicalContext"))
+        point = as_mapping(geo.get("geolocation"))
         for side in ("client", "source"):
             set_if(event, f"{side}.geo.city_name", _text(geo.get("city")))
             set_if(event, f"{side}.geo.region_name", _text(geo.get("state")))
@@ -296,10 +282,10 @@ class OktaParser(Parser):
             lat, lon = point.get("lat"), point.get("lon")
             if isinstance(lat, (int, float)) and isinstance(lon, (int, float)) and not isinstance(lat, bool) and not isinstance(lon, bool):
                 event[f"{side}.geo.location"] = {"lat": float(lat), "lon": float(lon)}
-            set_if(event, f"{side}.as.number", _int(security.get("asNumber")))
+            set_if(event, f"{side}.as.number", as_int(security.get("asNumber")))
             set_if(event, f"{side}.as.organization.name", _text(security.get("asOrg")))
             set_if(event, f"{side}.domain", _text(security.get("domain")))
-        user_agent = _obj(client.get("userAgent"))
+        user_agent = as_mapping(client.get("userAgent"))
         raw_agent = _text(user_agent.get("rawUserAgent"))
         set_if(event, "user_agent.original", redact_text(raw_agent) if raw_agent else None)
         set_if(event, "user_agent.os.name", _text(user_agent.get("os")))
