@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from detections.enrichment.base import Enricher, as_datetime, event_time
+from detections.enrichment.base import Enricher, as_datetime, event_time, read_snapshot_map
 from parsers.common import format_timestamp
 
 CREATE_OPERATIONS = frozenset({"createapikey", "createserviceaccountapikey"})
@@ -103,15 +103,9 @@ class ApiKeyRegistry(Enricher):
 
     def restore(self, state: bytes) -> None:
         """Merge a snapshot (earliest creation wins), so restoring over live state never loses keys."""
-        if not state:
+        created = read_snapshot_map(state, self.name, "created")
+        if created is None:
             return
-        try:
-            data = orjson.loads(state)
-        except orjson.JSONDecodeError as exc:
-            raise ValueError(f"api_key_registry snapshot is not JSON: {exc}") from exc
-        created = data.get("created") if isinstance(data, dict) else None
-        if not isinstance(created, dict):
-            raise ValueError("api_key_registry snapshot has no 'created' map")
         for key, text in created.items():
             when = as_datetime(text)
             if isinstance(key, str) and when is not None:

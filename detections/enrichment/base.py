@@ -8,8 +8,11 @@ here, once per event, so that Sigma rules stay declarative (``temporal.api_key.a
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from datetime import UTC, datetime
 from typing import Any
+
+import orjson
 
 from parsers.common import parse_timestamp
 
@@ -45,3 +48,52 @@ def as_datetime(value: Any) -> datetime | None:
     if not isinstance(value, (str, int, float, dict)):
         return None
     return parse_timestamp(value)  # never raises; None for anything it cannot read
+
+
+def read_snapshot_map(state: bytes, registry: str, key: str) -> dict[str, Any] | None:
+    """The ``key`` map of a registry snapshot; None for an empty state, ValueError naming the registry if broken."""
+    if not state:
+        return None
+    try:
+        data = orjson.loads(state)
+    except orjson.JSONDecodeError as exc:
+        raise ValueError(f"{registry} snapshot is not JSON: {exc}") from exc
+    mapping = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(mapping, dict):
+        raise ValueError(f"{registry} snapshot has no {key!r} map")
+    return mapping
+
+
+class SetRegistry:
+    """The last-seen set of values per key (a namespace's CA fingerprints, a user's roles), LRU-capped.
+
+    ``update`` answers the question the rules need: did the set change, and what is new in it?
+    """
+
+    def __init__(self, registry: str, map_key: str, capacity: int) -> None:
+        self.registry = registry
+        self.map_key = map_key
+        self.capacity = capacity
+        self._sets: OrderedDict[str, frozenset[str]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._sets)
+
+    def update(self, key: str, current: frozenset[str]) -> tuple[bool, list[str]]:
+        """Remember ``current`` for ``key``; return (changed since last time, values added)."""
+        previous = self._sets.get(key)
+        added = sorted(current - previous) if previous is not None else sorted(current)
+        self._sets[key] = current
+        self._sets.move_to_end(key)
+        while len(self._sets) > self.capacity:
+            self._sets.popitem(last=False)
+        return previous != current, added
+
+    def snapshot(self) -> bytes:
+        return orjson.dumps({"version": 1, self.map_key: {k: sorted(v) for k, v in self._sets.items()}})
+
+    def restore(self, state: bytes) -> None:
+        mapping = read_snapshot_map(state, self.registry, self.map_key)
+        for key, values in (mapping or {}).items():
+            if isinstance(key, str) and isinstance(values, list):
+                self._sets[key] = frozenset(str(v) for v in values)

@@ -9,12 +9,9 @@ change: without history, an unknown bundle is what an attacker's would look like
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 
-import orjson
-
-from detections.enrichment.base import Enricher
+from detections.enrichment.base import Enricher, SetRegistry
 
 FINGERPRINT_FIELDS = ("temporal.client_ca_fingerprints", "temporal.certificates.sha256")
 CHANGED = "temporal.client_ca_changed"
@@ -38,8 +35,7 @@ class ClientCaRegistry(Enricher):
     name = "client_ca_registry"
 
     def __init__(self, max_namespaces: int = MAX_NAMESPACES) -> None:
-        self.max_namespaces = max_namespaces
-        self._bundles: OrderedDict[str, frozenset[str]] = OrderedDict()
+        self._bundles = SetRegistry(self.name, "bundles", max_namespaces)
 
     def enrich(self, events: list[dict[str, Any]]) -> None:
         for event in events:
@@ -51,33 +47,16 @@ class ClientCaRegistry(Enricher):
             bundle = _fingerprints(event)
             if bundle is None:
                 continue
-            key = namespace.lower()
-            previous = self._bundles.get(key)
-            event[CHANGED] = previous != bundle
-            added = sorted(bundle - previous) if previous is not None else sorted(bundle)
+            changed, added = self._bundles.update(namespace.lower(), bundle)
+            event[CHANGED] = changed
             if added:
                 event[ADDED] = added
-            self._bundles[key] = bundle
-            self._bundles.move_to_end(key)
-            while len(self._bundles) > self.max_namespaces:
-                self._bundles.popitem(last=False)
 
     def snapshot(self) -> bytes:
-        return orjson.dumps({"version": 1, "bundles": {k: sorted(v) for k, v in self._bundles.items()}})
+        return self._bundles.snapshot()
 
     def restore(self, state: bytes) -> None:
-        if not state:
-            return
-        try:
-            data = orjson.loads(state)
-        except orjson.JSONDecodeError as exc:
-            raise ValueError(f"client_ca_registry snapshot is not JSON: {exc}") from exc
-        bundles = data.get("bundles") if isinstance(data, dict) else None
-        if not isinstance(bundles, dict):
-            raise ValueError("client_ca_registry snapshot has no 'bundles' map")
-        for key, values in bundles.items():
-            if isinstance(key, str) and isinstance(values, list):
-                self._bundles[key] = frozenset(str(v) for v in values)
+        self._bundles.restore(state)
 
     def stats(self) -> dict[str, Any]:
         return {"namespaces_known": len(self._bundles)}

@@ -8,12 +8,9 @@ for a user counts every role as new: without history, a fresh admin looks exactl
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from typing import Any
 
-import orjson
-
-from detections.enrichment.base import Enricher
+from detections.enrichment.base import Enricher, SetRegistry
 
 CHANGED = "temporal.roles_changed"
 ADDED = "temporal.roles_added"
@@ -35,8 +32,7 @@ class RoleRegistry(Enricher):
     name = "role_registry"
 
     def __init__(self, max_users: int = MAX_USERS) -> None:
-        self.max_users = max_users
-        self._roles: OrderedDict[str, frozenset[str]] = OrderedDict()
+        self._roles = SetRegistry(self.name, "roles", max_users)
 
     def enrich(self, events: list[dict[str, Any]]) -> None:
         for event in events:
@@ -48,32 +44,16 @@ class RoleRegistry(Enricher):
             target = _target(event)
             if not granted or target is None:
                 continue
-            previous = self._roles.get(target)
-            added = sorted(granted - previous) if previous is not None else sorted(granted)
-            event[CHANGED] = previous != granted
+            changed, added = self._roles.update(target, granted)
+            event[CHANGED] = changed
             if added:
                 event[ADDED] = added
-            self._roles[target] = granted
-            self._roles.move_to_end(target)
-            while len(self._roles) > self.max_users:
-                self._roles.popitem(last=False)
 
     def snapshot(self) -> bytes:
-        return orjson.dumps({"version": 1, "roles": {k: sorted(v) for k, v in self._roles.items()}})
+        return self._roles.snapshot()
 
     def restore(self, state: bytes) -> None:
-        if not state:
-            return
-        try:
-            data = orjson.loads(state)
-        except orjson.JSONDecodeError as exc:
-            raise ValueError(f"role_registry snapshot is not JSON: {exc}") from exc
-        roles = data.get("roles") if isinstance(data, dict) else None
-        if not isinstance(roles, dict):
-            raise ValueError("role_registry snapshot has no 'roles' map")
-        for key, values in roles.items():
-            if isinstance(key, str) and isinstance(values, list):
-                self._roles[key] = frozenset(str(v) for v in values)
+        self._roles.restore(state)
 
     def stats(self) -> dict[str, Any]:
         return {"users_known": len(self._roles)}
