@@ -54,7 +54,12 @@ from kafka import KafkaAdminClient
 client = KafkaAdminClient(bootstrap_servers=sys.argv[1], request_timeout_ms=5000, client_id="tsiem-health")
 try:
     cluster = client.describe_cluster()
-    sys.exit(0 if cluster.get("brokers") else 1)
+    if not cluster.get("brokers"):
+        sys.exit(1)
+    # A fresh broker answers metadata before its group coordinator (__consumer_offsets) is ready;
+    # consumer groups fail until then, so that is part of healthy.
+    client.list_group_offsets("tsiem-health")
+    sys.exit(0)
 finally:
     client.close()
 PY

@@ -20,6 +20,7 @@ import orjson
 import yaml
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
+from kafka.errors import KafkaError
 
 from parsers.router import ParserRouter
 from temporal_siem.config import load_settings
@@ -92,8 +93,12 @@ def wait_for(condition: Callable[[], bool], timeout: float, what: str, interval:
              detail: Callable[[], str] | None = None) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if condition():
-            return
+        try:
+            if condition():
+                return
+        except KafkaError as exc:
+            if not getattr(exc, "retriable", False):
+                raise  # e.g. the group coordinator of a fresh broker: not ready yet is not a failure
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f"\n{detail()}" if detail else ""))
 
