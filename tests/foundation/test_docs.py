@@ -23,3 +23,12 @@ def test_readme_opens_with_the_two_commands():
     commands = [line for line in lines[:6] if line.startswith("make ")]
     assert [c.split()[1] for c in commands] == ["demo", "test"]
     assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+def test_readme_library_example_runs(capsys):
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text.split("### The engine as a library", 1)[1]
+    code = section.split("```python", 1)[1].split("```", 1)[0]
+    exec(compile(code, "README.md", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == ["high Temporal Cloud Production Namespace Deleted", "low Temporal Cloud Namespace Deleted"]
