@@ -16,14 +16,19 @@ from temporal_siem.pipeline import RunStats
 LEVEL_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan", "informational": "dim"}
 MAX_TABLE_ROWS = 50
 
-err = Console(stderr=True)
-out = Console()
+# Piped or captured output (CI logs, `| less`) gets a wide fixed width instead of rich's 80 columns.
+err = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
+out = Console(width=None if sys.stdout.isatty() else 150)
 
 
 def alert_table(alerts: list[dict[str, Any]], limit: int = MAX_TABLE_ROWS) -> Table:
     table = Table(title=f"Alerts ({len(alerts)})", show_lines=False, expand=False)
-    for column in ("time", "level", "rule", "user", "source.ip", "action"):
-        table.add_column(column, overflow="fold")
+    table.add_column("time", no_wrap=True)
+    table.add_column("level", no_wrap=True)
+    table.add_column("rule", overflow="fold", ratio=3)
+    table.add_column("user", overflow="fold", ratio=2)
+    table.add_column("source.ip", no_wrap=True)
+    table.add_column("action", overflow="fold", ratio=2)
     order = {"critical": 0, "high": 1, "medium": 2, "low": 3, "informational": 4}
     for alert in sorted(alerts, key=lambda a: (order.get(str(a.get("alert.level")), 5), str(a.get("@timestamp"))))[:limit]:
         level = str(alert.get("alert.level", ""))
