@@ -22,7 +22,7 @@ out = Console(width=None if sys.stdout.isatty() else 150)
 
 
 def alert_table(alerts: list[dict[str, Any]], limit: int = MAX_TABLE_ROWS) -> Table:
-    table = Table(title=f"Alerts ({len(alerts)})", show_lines=False, expand=False)
+    table = Table(title=f"Alerts ({len(alerts)})", show_lines=False, expand=True)
     table.add_column("time", no_wrap=True)
     table.add_column("level", no_wrap=True)
     table.add_column("rule", overflow="fold", ratio=3)
