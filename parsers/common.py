@@ -9,6 +9,7 @@ import hashlib
 import ipaddress
 import re
 from datetime import UTC, datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 REDACTED = "[REDACTED]"
@@ -213,6 +214,12 @@ def clean_ip(value: Any) -> str | None:
         text = text.split(":", 1)[0]
     if "%" in text:
         text = text.split("%", 1)[0]
+    return _canonical_ip(text)
+
+
+@lru_cache(maxsize=65_536)
+def _canonical_ip(text: str) -> str | None:
+    """Cached: the same few thousand addresses recur in every log, and ipaddress parsing costs ~10 µs."""
     try:
         return str(ipaddress.ip_address(text))
     except ValueError:
@@ -338,10 +345,14 @@ def namespaced(prefix: str, obj: Any, out: dict[str, Any], depth: int = 0) -> No
 def _flatten_redacted(obj: dict[str, Any], prefix: str, out: dict[str, Any], depth: int) -> None:
     from temporal_siem.flatten import MAX_DEPTH, TOO_DEEP
 
+    secret_keys = _secret_key_cache
     for key, value in obj.items():
         name = prefix + key if type(key) is str else f"{prefix}{key}"
         kind = type(value)
-        if _is_secret_key_cached(str(key)) and _has_value(value):
+        secret = secret_keys.get(key)  # inlined _is_secret_key_cached: this loop runs for every vendor field
+        if secret is None:
+            secret = _is_secret_key_cached(str(key))
+        if secret and _has_value(value):
             out[name] = REDACTED
         elif kind is str:
             out[name] = redact_text(value) if len(value) >= _MIN_TOKEN_TEXT else value
