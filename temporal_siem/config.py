@@ -78,7 +78,9 @@ class CorrelationConfig(BaseModel):
     max_events_per_group: int = 10_000
     max_alert_event_ids: int = 100
     max_pending_events: int = Field(1_000_000, description="Matched events waiting for the watermark; beyond it the oldest are applied early.")
-    max_future_seconds: float = Field(86_400.0, description="Events this far ahead of the wall clock are rejected (a hostile timestamp would stall every window).")
+    max_future_seconds: float = Field(
+        86_400.0, description="Events this far ahead of the wall clock are rejected (a hostile timestamp would stall every window)."
+    )
     max_rejected_events: int = Field(10_000, description="Late/unusable events held for the caller to dead-letter; beyond it they are only counted.")
 
 
