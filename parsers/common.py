@@ -328,25 +328,28 @@ def split_email(value: Any) -> tuple[str | None, str | None]:
     return value, None
 
 
-def namespaced(prefix: str, obj: Any, out: dict[str, Any], depth: int = 0) -> None:
+def namespaced(prefix: str, obj: Any, out: dict[str, Any], depth: int = 0, drop_nulls: bool = False) -> None:
     """Keep a vendor record, redacted, under ``prefix.*`` with the vendor's own key spellings.
 
     One fused pass (redact while flattening) because this runs on every field of every record; it gives
     exactly ``flatten(redact(obj), prefix + ".")`` and never overwrites a field the parser already set.
+    ``drop_nulls`` leaves out null members (Okta pads objects with nulls), keeping object-list fields aligned.
     """
     if isinstance(obj, dict):
         flat: dict[str, Any] = {}
-        _flatten_redacted(obj, prefix + ".", flat, 0)
+        _flatten_redacted(obj, prefix + ".", flat, 0, drop_nulls)
         for key, value in flat.items():
             if key not in out:
                 out[key] = value
 
 
-def _flatten_redacted(obj: dict[str, Any], prefix: str, out: dict[str, Any], depth: int) -> None:
+def _flatten_redacted(obj: dict[str, Any], prefix: str, out: dict[str, Any], depth: int, drop_nulls: bool = False) -> None:
     from temporal_siem.flatten import MAX_DEPTH, TOO_DEEP
 
     secret_keys = _secret_key_cache
     for key, value in obj.items():
+        if value is None and drop_nulls:
+            continue
         name = prefix + key if type(key) is str else f"{prefix}{key}"
         kind = type(value)
         secret = secret_keys.get(key)  # inlined _is_secret_key_cached: this loop runs for every vendor field
@@ -360,29 +363,31 @@ def _flatten_redacted(obj: dict[str, Any], prefix: str, out: dict[str, Any], dep
             if not value:
                 out[name] = value
             elif depth < MAX_DEPTH:
-                _flatten_redacted(value, name + ".", out, depth + 1)
+                _flatten_redacted(value, name + ".", out, depth + 1, drop_nulls)
             else:
                 out[name] = TOO_DEEP
         elif kind is list:
+            if drop_nulls:
+                value = [v for v in value if v is not None]
             if not value:
                 out[name] = value
             elif depth >= MAX_DEPTH:
                 out[name] = TOO_DEEP
             elif any(type(v) is dict for v in value):
-                _flatten_redacted_objects(value, name, out, depth + 1)
+                _flatten_redacted_objects(value, name, out, depth + 1, drop_nulls)
             else:
                 out[name] = [redact(v, depth + 1) for v in value]
         else:
             out[name] = value
 
 
-def _flatten_redacted_objects(items: list[Any], name: str, out: dict[str, Any], depth: int) -> None:
+def _flatten_redacted_objects(items: list[Any], name: str, out: dict[str, Any], depth: int, drop_nulls: bool = False) -> None:
     scalars: list[Any] = []
     merged: dict[str, list[Any]] = {}
     for item in items:
         if type(item) is dict:
             sub: dict[str, Any] = {}
-            _flatten_redacted(item, "", sub, depth)
+            _flatten_redacted(item, "", sub, depth, drop_nulls)
             for sub_key, sub_value in sub.items():
                 bucket = merged.setdefault(sub_key, [])
                 if isinstance(sub_value, list):

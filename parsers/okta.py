@@ -101,17 +101,6 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value and value != "null" else None
 
 
-def _without_nulls(value: Any, depth: int = 0) -> Any:
-    """Okta pads objects with nulls; dropping them keeps ``okta.target.*`` lists aligned with real values."""
-    if depth > 40:
-        return value
-    if isinstance(value, dict):
-        return {k: _without_nulls(v, depth + 1) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [_without_nulls(v, depth + 1) for v in value if v is not None]
-    return value
-
-
 def _mask_url_secrets(record: dict[str, Any], debug_data: dict[str, Any]) -> dict[str, Any]:
     """Copy of the record with token-bearing query parameters masked in debugData strings."""
     masked = {k: _SECRET_QUERY.sub(r"\1" + REDACTED, v) if isinstance(v, str) and "=" in v else v for k, v in debug_data.items()}
@@ -241,7 +230,7 @@ class OktaParser(Parser):
         decode_debug_data(debug_data, event)
         if "SAML" in str(debug_data.get("signOnMode") or "").upper():
             event["temporal.auth_method"] = "saml"
-        namespaced("okta", _without_nulls(_mask_url_secrets(record, debug_data)), event)
+        namespaced("okta", _mask_url_secrets(record, debug_data), event, drop_nulls=True)
         return [event]
 
     @staticmethod
