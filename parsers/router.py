@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 
 from parsers.base import Parser
-from parsers.common import now_timestamp
+from parsers.common import now_timestamp, redact, redact_text
 from parsers.envelopes import unwrap
 from parsers.registry import detection_chain, get_parser
 from temporal_siem.records import DeadLetter, Origin, RawRecord, RecordError
@@ -30,9 +30,11 @@ class ParseResult:
 class ParserRouter:
     """Chooses a parser per record (``auto``) or forces one; stamps event.ingested."""
 
-    def __init__(self, format_name: str = "auto", max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> None:
+    def __init__(self, format_name: str = "auto", max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
+                 keep_original: bool = False) -> None:
         self.format_name = format_name
         self.max_record_bytes = max_record_bytes
+        self.keep_original = keep_original
         self._forced: Parser | None = None if format_name == "auto" else get_parser(format_name)
         self._chain = detection_chain()
         self._text_chain = [p for p in self._chain if type(p).accepts_text is not Parser.accepts_text]
@@ -82,8 +84,11 @@ class ParserRouter:
         except Exception as exc:
             result.dead.append(DeadLetter("parser error", "parse", origin, raw, f"{type(exc).__name__}: {exc}"))
             return
+        original = _redacted_original(element) if self.keep_original and events else None
         for event in events:
             event.setdefault("event.ingested", ingested)
+            if original is not None:
+                event["event.original"] = original
             result.events.append(event)
 
     def _choose(self, element: Any, hint: str | None) -> Parser:
@@ -125,6 +130,16 @@ def decode(data: bytes) -> Any:
         return stripped.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise RecordError("invalid UTF-8", str(exc)) from exc
+
+
+def _redacted_original(element: Any) -> str:
+    """``event.original`` as asked for: the record as received, with secrets masked like every other output."""
+    if isinstance(element, str):
+        return redact_text(element)
+    try:
+        return orjson.dumps(redact(element)).decode()
+    except TypeError:  # deeper than orjson serializes
+        return "[record nested too deeply to keep]"
 
 
 def _element_bytes(element: Any, fallback: bytes) -> bytes:

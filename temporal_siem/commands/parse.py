@@ -50,7 +50,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def run(args: argparse.Namespace) -> int:
     try:
         settings = settings_from(args)
-        router = ParserRouter(args.format or settings.parsing.format, settings.parsing.max_record_bytes)
+        router = ParserRouter(args.format or settings.parsing.format, settings.parsing.max_record_bytes,
+                              keep_original=settings.parsing.keep_original or args.keep_original)
     except (KeyError, ValueError) as exc:
         console.err.print(f"[red]error:[/] {exc}")
         return EXIT_USAGE

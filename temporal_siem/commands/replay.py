@@ -45,6 +45,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def add_common_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", metavar="FILE", help="YAML config file.")
     p.add_argument("--format", default=None, metavar="auto|NAME", help="Force a parser (default: auto-detect per record).")
+    p.add_argument("--keep-original", action="store_true",
+                   help="Keep each record as received in event.original (secrets masked).")
     p.add_argument("--dead-letter", metavar="FILE", default=None,
                    help="Where records that cannot be handled go (default: dead-letter.jsonl, created only if needed).")
 
@@ -57,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = settings_from(args)
         fmt = args.format or settings.parsing.format
-        router = ParserRouter(fmt, settings.parsing.max_record_bytes)
+        router = ParserRouter(fmt, settings.parsing.max_record_bytes,
+                              keep_original=settings.parsing.keep_original or args.keep_original)
     except (KeyError, ValueError) as exc:
         console.err.print(f"[red]error:[/] {exc}")
         return EXIT_USAGE

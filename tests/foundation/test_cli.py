@@ -75,3 +75,14 @@ def test_replay_rejects_a_misconfigured_sink(tmp_path):
     result = run("replay", str(SAMPLES / "okta"), "--config", str(cfg), "--quiet")
     assert result.returncode == 2
     assert b"hots" in result.stderr
+
+
+def test_keep_original_is_opt_in_and_redacted():
+    record = b'{"msg": "login", "password": "hunter2", "hdr": "Authorization: Bearer abcdefghijklmnop"}\n'
+    plain = run("parse", "-", "--out", "-", "--format", "json", stdin=record)
+    assert "original" not in orjson.loads(plain.stdout)["event"]
+    kept = run("parse", "-", "--out", "-", "--format", "json", "--keep-original", stdin=record)
+    assert kept.returncode == 0, kept.stderr.decode()
+    original = orjson.loads(orjson.loads(kept.stdout)["event"]["original"])
+    assert original["msg"] == "login" and original["password"] == "[REDACTED]"
+    assert "abcdefghijklmnop" not in kept.stdout.decode()
