@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from kafka.errors import KafkaConnectionError, KafkaTimeoutError
+
 from detections.base import Detector
 from ingest.kafka.client import connection_options, ensure_topic
 from ingest.kafka.dead_letter import DeadLetterTopicSink
@@ -128,6 +130,23 @@ class Daemon:
         return Pipeline(source, self.router, detector, alert_sinks=sinks_alerts, event_sinks=sinks_events,
                         dead_letter=dead_letter, on_batch=self._on_batch)
 
+    def _build_when_kafka_answers(self) -> Pipeline | None:
+        """Build the pipeline, waiting with backoff while no broker answers (a daemon outlives broker restarts
+        and starts before its brokers do); None if asked to stop meanwhile."""
+        delay = 1.0
+        while True:
+            try:
+                return self._build()
+            except (KafkaConnectionError, KafkaTimeoutError) as exc:
+                if self.store is not None:
+                    self.store.close()
+                    self.store = None
+                log.warning("Kafka is not reachable (%s): retrying in %.0f s", exc, delay,
+                            extra={"bootstrap_servers": self.cfg.bootstrap_servers})
+                if self._stop_requested.wait(delay):
+                    return None
+                delay = min(delay * 2, 30.0)
+
     def _flush_sinks(self) -> None:
         for sink in self.delivery_sinks:
             sink.flush()
@@ -207,7 +226,11 @@ class Daemon:
                      extra={"metrics_port": self.ops.port})
         code = EXIT_OK
         try:
-            self.pipeline = self._build()
+            pipeline = self._build_when_kafka_answers()
+            if pipeline is None:
+                log.info("stopped before Kafka answered")
+                return EXIT_OK
+            self.pipeline = pipeline
             if self._stop_requested.is_set():
                 self.pipeline.stop()
                 assert self.source is not None

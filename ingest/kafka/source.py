@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import KafkaError
+from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 
 from ingest.base import Source
@@ -144,8 +144,24 @@ class KafkaSource(Source):
             self.consumer = None
 
     # -- reading -----------------------------------------------------------------------------
+    def _connect_when_kafka_answers(self) -> KafkaConsumer | None:
+        """The daemon may start before its brokers, or during an outage: wait with backoff, never give up
+        (supervisors restart-looping a daemon help nobody); None if stopped meanwhile."""
+        delay = 1.0
+        while not self._stop.is_set():
+            try:
+                return self.connect()
+            except (KafkaTimeoutError, KafkaConnectionError) as exc:
+                self.last_error = f"connect: {type(exc).__name__}: {exc}"
+                log.warning("Kafka is not reachable (%s): retrying in %.0f s", exc, delay)
+                self._stop.wait(delay)
+                delay = min(delay * 2, 30.0)
+        return None
+
     def batches(self) -> Iterator[list[RawRecord]]:
-        consumer = self.connect()
+        consumer = self._connect_when_kafka_answers()
+        if consumer is None:
+            return
         timeout = self.cfg.poll_timeout_ms
         backoff = 0.5
         while not self._stop.is_set():

@@ -160,3 +160,30 @@ def test_broker_restart_under_load(kafka_bootstrap: str, tmp_path: Path) -> None
     finally:
         _broker("down", home, port)
 
+
+
+def test_daemon_started_before_its_broker_waits_and_then_consumes(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """No broker at start: the daemon logs, backs off and stays up; once a broker answers it consumes."""
+    home, port = tmp_path / "late-broker", 19292
+    bootstrap = f"127.0.0.1:{port}"
+    topic, group = unique("late"), unique("late-group")
+    daemon = Daemon.configure(tmp_path, "late", bootstrap, group, [{"name": topic, "format": "okta"}]).start()
+    try:
+        wait_for(lambda: any("not reachable" in str(line.get("msg", "")) for line in daemon.log_lines()), 60,
+                 "the 'Kafka is not reachable' warning", detail=lambda: daemon.log.read_text(errors="replace")[-2000:])
+        assert daemon.proc is not None and daemon.proc.poll() is None, "the daemon gave up instead of waiting"
+        shared_lib = ROOT / ".services" / "kafka" / "lib"
+        if shared_lib.is_dir():
+            shutil.copytree(shared_lib, home / "lib")
+        _broker("up", home, port)
+        create_topic(bootstrap, topic, 1)
+        messages = okta_workload(200, seed="late")
+        produce(bootstrap, topic, messages)
+        expected = expected_alert_ids(messages, SAML_RULE)
+        assert expected
+        wait_for(lambda: expected <= set(alert_ids(read_jsonl(daemon.alerts), SAML_RULE)), 120, "alerts after the broker came up",
+                 detail=lambda: daemon.log.read_text(errors="replace")[-3000:])
+        assert daemon.stop() == 0
+    finally:
+        daemon.ensure_stopped()
+        _broker("down", home, port)
