@@ -21,16 +21,25 @@ err = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
 out = Console(width=None if sys.stdout.isatty() else 150)
 
 
-def alert_table(alerts: list[dict[str, Any]], limit: int = MAX_TABLE_ROWS) -> Table:
-    table = Table(title=f"Alerts ({len(alerts)})", show_lines=False, expand=True)
+_LEVEL_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "informational": 4}
+
+
+def most_important(alerts: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """The alerts the table shows: highest level first, then by time."""
+    return sorted(alerts, key=lambda a: (_LEVEL_ORDER.get(str(a.get("alert.level")), 5), str(a.get("@timestamp"))))[:limit]
+
+
+def alert_table(alerts: list[dict[str, Any]], limit: int = MAX_TABLE_ROWS, total: int | None = None) -> Table:
+    total = len(alerts) if total is None else total
+    table = Table(title=f"Alerts ({total})", show_lines=False, expand=True)
     table.add_column("time", no_wrap=True)
     table.add_column("level", no_wrap=True)
     table.add_column("rule", overflow="fold", ratio=3)
     table.add_column("user", overflow="fold", ratio=2)
     table.add_column("source.ip", no_wrap=True)
     table.add_column("action", overflow="fold", ratio=2)
-    order = {"critical": 0, "high": 1, "medium": 2, "low": 3, "informational": 4}
-    for alert in sorted(alerts, key=lambda a: (order.get(str(a.get("alert.level")), 5), str(a.get("@timestamp"))))[:limit]:
+    shown = most_important(alerts, limit)
+    for alert in shown:
         level = str(alert.get("alert.level", ""))
         table.add_row(
             str(alert.get("@timestamp", ""))[:19],
@@ -40,8 +49,8 @@ def alert_table(alerts: list[dict[str, Any]], limit: int = MAX_TABLE_ROWS) -> Ta
             str(alert.get("source.ip", "")),
             str(alert.get("event.action", alert.get("alert.correlation_type", ""))),
         )
-    if len(alerts) > limit:
-        table.caption = f"{len(alerts) - limit} more in the alerts file"
+    if total > len(shown):
+        table.caption = f"{total - len(shown)} more in the alerts file"
     return table
 
 

@@ -86,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
 
         detector = recorder = EventRecorder(detector)
     source = ReplaySource(args.paths, batch_size=settings.ingest.batch_size, max_record_bytes=settings.parsing.max_record_bytes)
-    collected: list[dict[str, Any]] = []
+    # The HTML report needs every alert; otherwise keep only what the table and the exit code need, so a
+    # replay of millions of events holds bounded memory (the alerts file has them all).
+    collected = AlertKeeper(keep_all=recorder is not None)
     alert_sinks: list[Sink] = [FileSink(args.alerts)] if args.alerts else []
     event_sinks: list[Sink] = [FileSink(args.events)] if args.events else []
     dead_path = args.dead_letter or "dead-letter.jsonl"
@@ -108,17 +110,38 @@ def run(args: argparse.Namespace) -> int:
     total = source.estimate_bytes()
     with console.progress_bar(total, enabled=not args.quiet and total > 20_000_000) as advance:
         pipeline = Pipeline(source, router, detector, alert_sinks=alert_sinks, event_sinks=event_sinks,
-                            dead_letter=dead_letter, on_alerts=collected.extend,
+                            dead_letter=dead_letter, on_alerts=collected.add,
                             on_batch=lambda stats, batch: advance(source.bytes_read))
         stats = pipeline.run()
     written = dead_letter.written if isinstance(dead_letter, LazyFileSink) else bool(stats.dead_lettered)
     report(args, stats, collected, dead_path if written else None)
-    if recorder is not None and not write_html_report(args, stats, collected, recorder):
+    if recorder is not None and not write_html_report(args, stats, collected.alerts, recorder):
         return EXIT_FAILURE
     return exit_code(args, collected)
 
 
-def report(args: argparse.Namespace, stats: RunStats, alerts: list[dict[str, Any]], dead_path: str | None) -> None:
+class AlertKeeper:
+    """Alerts seen by a replay: all of them for the HTML report, else the table's top rows and the highest severity."""
+
+    def __init__(self, keep_all: bool, top: int = console.MAX_TABLE_ROWS) -> None:
+        self.keep_all = keep_all
+        self.top = top
+        self.alerts: list[dict[str, Any]] = []
+        self.count = 0
+        self.max_severity = 0
+
+    def add(self, alerts: list[dict[str, Any]]) -> None:
+        self.count += len(alerts)
+        for alert in alerts:
+            severity = alert.get("event.severity")
+            if isinstance(severity, int) and severity > self.max_severity:
+                self.max_severity = severity
+        self.alerts.extend(alerts)
+        if not self.keep_all and len(self.alerts) > 4 * self.top:
+            self.alerts = console.most_important(self.alerts, self.top)
+
+
+def report(args: argparse.Namespace, stats: RunStats, alerts: AlertKeeper, dead_path: str | None) -> None:
     if args.summary_json:
         import orjson
 
@@ -126,8 +149,8 @@ def report(args: argparse.Namespace, stats: RunStats, alerts: list[dict[str, Any
             handle.write(orjson.dumps(stats.as_dict(), option=orjson.OPT_INDENT_2))
     if args.quiet:
         return
-    if alerts:
-        console.out.print(console.alert_table(alerts))
+    if alerts.count:
+        console.out.print(console.alert_table(alerts.alerts, total=alerts.count))
     console.err.print(console.summary_table(stats, dead_path))
 
 
@@ -144,9 +167,9 @@ def write_html_report(args: argparse.Namespace, stats: RunStats, alerts: list[di
     return True
 
 
-def exit_code(args: argparse.Namespace, alerts: list[dict[str, Any]]) -> int:
+def exit_code(args: argparse.Namespace, alerts: AlertKeeper) -> int:
     if args.fail_on_alert:
         threshold = SEVERITY_BY_LEVEL[args.fail_on_alert]
-        if any(int(a.get("event.severity", 0)) >= threshold for a in alerts):
+        if alerts.max_severity >= threshold:
             return EXIT_ALERT
     return EXIT_OK
