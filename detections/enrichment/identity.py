@@ -33,17 +33,19 @@ class IdentityKeys(Enricher):
 
     def enrich(self, events: list[dict[str, Any]]) -> None:
         for event in events:
-            email = event.get("user.email")
-            actor = _first_address(email) if email is not None else None
-            if actor is None:
-                name = event.get("user.name")
-                actor = _first_address(name) if name is not None else None
+            actor = _address(event, "user.email", "user.name")
             if actor:
                 event[USER_KEY] = actor
-            target_email = event.get("user.target.email")
-            target = _first_address(target_email) if target_email is not None else None
-            if target is None:
-                target_name = event.get("user.target.name")
-                target = _first_address(target_name) if target_name is not None else None
+            target = _address(event, "user.target.email", "user.target.name")
             if target:
                 event[TARGET_USER_KEY] = target
+
+
+def _address(event: dict[str, Any], email_field: str, name_field: str) -> str | None:
+    """The folded address from the email field, else from the name field (IdPs put the login in either)."""
+    for field in (email_field, name_field):
+        value = event.get(field)
+        found = _first_address(value) if value is not None else None
+        if found is not None:
+            return found
+    return None
