@@ -7,31 +7,44 @@ PYTEST_ARGS ?=
 TSIEM_SIGMA_CORPUS ?= $(abspath $(wildcard ../shared/sigma))
 export TSIEM_SIGMA_CORPUS
 
-.PHONY: debian-packages demo test unit lint typecheck services-up services-down services-status bench clean docs
+.PHONY: venv debian-packages demo test unit lint typecheck services-up services-down services-status bench clean docs
+
+# The installed package is one namespace over several folders (pyproject [tool.setuptools.package-dir]).
+# Strict editable mode links each file into build/__editable__*, so mypy and import-linter see the tree that
+# Python imports; a file added or removed needs a re-link, which the stamp below (a hash of the file list) triggers.
+SOURCE_DIRS := app kernel ingest parsers detections sinks
+LINK_STAMP := $(BIN)/.linked-$(shell find $(SOURCE_DIRS) -type f -not -path '*/__pycache__/*' 2>/dev/null | sort | cksum | cut -d' ' -f1)
+EDITABLE := --config-settings editable_mode=strict
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev]' $(EDITABLE)
 	touch $@
 
-venv: $(BIN)/.installed
+$(LINK_STAMP): $(BIN)/.installed
+	rm -f $(BIN)/.linked-*
+	$(BIN)/pip install --quiet --no-deps -e . $(EDITABLE)
+	touch $@
+
+venv: $(LINK_STAMP)
 
 ## The main job on the embedded default: replay samples/ through the shipped rules.
-demo: $(BIN)/.installed
+demo: venv
 	$(BIN)/temporal-siem replay samples/ --alerts alerts.jsonl --dead-letter dead-letter.jsonl
 
 ## The whole test suite, with the real services started (what .ci/run calls).
-test: $(BIN)/.installed debian-packages services-up
+test: venv debian-packages services-up
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Tests that need no service.
-unit: $(BIN)/.installed
+unit: venv
 	$(BIN)/python -m pytest -m "not services" $(PYTEST_ARGS)
 
-lint: $(BIN)/.installed
+lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 debian-packages:
 	bash scripts/install-debian.sh
@@ -45,10 +58,10 @@ services-down:
 services-status:
 	bash scripts/services.sh status
 
-bench: $(BIN)/.installed
+bench: venv
 	$(BIN)/python bench/run.py
 
-docs: $(BIN)/.installed
+docs: venv
 	$(BIN)/temporal-siem schema --format markdown > docs/schema.md
 	$(BIN)/temporal-siem schema --format json-schema > docs/schema.json
 

@@ -14,11 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-
-from ingest.replay import ReplaySource
-from parsers.envelopes import unwrap
-from parsers.router import decode
-from temporal_siem.records import RecordError
+from temporal_siem.ingest.replay import ReplaySource
+from temporal_siem.kernel.records import RecordError
+from temporal_siem.parsers.envelopes import unwrap
+from temporal_siem.parsers.router import decode
 
 ROOT = Path(__file__).resolve().parents[1]
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")

@@ -26,7 +26,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from detections.sigma.engine import Ruleset  # noqa: E402
+from temporal_siem.detections.factory import new_detector  # noqa: E402
+from temporal_siem.detections.sigma.ruleset import Ruleset  # noqa: E402
 
 CORPUS_FOLDERS = ("rules", "rules-emerging-threats", "rules-threat-hunting", "rules-compliance", "rules-placeholder")
 
@@ -41,8 +42,8 @@ def corpus_paths(root: str) -> list[Path]:
 
 def sample_events() -> list[dict[str, Any]]:
     """Our formats: every record under samples/ through the real parsers."""
-    from ingest.replay import ReplaySource
-    from parsers.router import ParserRouter
+    from temporal_siem.ingest.replay import ReplaySource
+    from temporal_siem.parsers.router import ParserRouter
 
     router = ParserRouter("auto", 8 * 1024 * 1024)
     events: list[dict[str, Any]] = []
@@ -53,11 +54,11 @@ def sample_events() -> list[dict[str, Any]]:
 
 
 def run(ruleset: Ruleset, events: list[dict[str, Any]], profile: bool) -> None:
-    detector = ruleset.new_detector()
+    detector = new_detector(ruleset)
     detector.process(events[:1000])  # build the lanes' indexes outside the timing
     timings = []
     for _ in range(3):
-        detector = ruleset.new_detector()
+        detector = new_detector(ruleset)
         start = time.process_time()  # CPU time of this process: the machine is shared
         for offset in range(0, len(events), 1000):
             detector.process(events[offset:offset + 1000])
@@ -65,7 +66,7 @@ def run(ruleset: Ruleset, events: list[dict[str, Any]], profile: bool) -> None:
     elapsed = statistics.median(timings)
     bare_timings = []
     for _ in range(3):  # the detector without the enrichers (their cost is theirs: detections/enrichment)
-        detector = ruleset.new_detector()
+        detector = new_detector(ruleset)
         detector.enrichers = []
         start = time.process_time()
         for offset in range(0, len(events), 1000):
@@ -96,7 +97,7 @@ def run(ruleset: Ruleset, events: list[dict[str, Any]], profile: bool) -> None:
     if profile:
         rule_costs(ruleset, events[:20000])
         profiler = cProfile.Profile()
-        detector = ruleset.new_detector()
+        detector = new_detector(ruleset)
         profiler.enable()
         for offset in range(0, min(len(events), 30000), 1000):
             detector.process(events[offset:offset + 1000])
@@ -109,7 +110,7 @@ def run(ruleset: Ruleset, events: list[dict[str, Any]], profile: bool) -> None:
 def rule_costs(ruleset: Ruleset, events: list[dict[str, Any]]) -> None:
     """Per-rule time (perf_counter_ns around each generated function), top 15: candidates for a better
     witness or a reordered predicate. Also the false-candidate ratio (evaluated but not matched)."""
-    from detections.sigma.values import EventFolds
+    from temporal_siem.detections.sigma.values import EventFolds
 
     spent = [0] * len(ruleset.rules)
     calls = [0] * len(ruleset.rules)

@@ -29,16 +29,15 @@ sys.path.insert(0, str(ROOT))
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer  # noqa: E402
 from kafka.admin import NewTopic  # noqa: E402
-
-from ingest.kafka.produce import split_record  # noqa: E402
-from ingest.replay import ReplaySource  # noqa: E402
-from parsers.router import ParserRouter  # noqa: E402
-from sinks.file import FileSink  # noqa: E402
-from sinks.lazy_file import LazyFileSink  # noqa: E402
-from temporal_siem.config import load_settings  # noqa: E402
+from temporal_siem.commands.to_kafka import split_record  # noqa: E402
 from temporal_siem.daemon import Daemon, detector_factory  # noqa: E402
+from temporal_siem.ingest.replay import ReplaySource  # noqa: E402
+from temporal_siem.kernel.config import load_settings  # noqa: E402
+from temporal_siem.kernel.records import Origin, RawRecord  # noqa: E402
+from temporal_siem.parsers.router import ParserRouter  # noqa: E402
 from temporal_siem.pipeline import Pipeline  # noqa: E402
-from temporal_siem.records import Origin, RawRecord  # noqa: E402
+from temporal_siem.sinks.file import FileSink  # noqa: E402
+from temporal_siem.sinks.lazy_file import LazyFileSink  # noqa: E402
 
 
 def corpus(records: int) -> list[bytes]:

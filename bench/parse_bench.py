@@ -20,10 +20,10 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ingest.replay import ReplaySource
-from parsers.registry import PARSERS
-from parsers.router import ParserRouter
-from temporal_siem.records import RawRecord
+from temporal_siem.ingest.replay import ReplaySource
+from temporal_siem.kernel.records import RawRecord
+from temporal_siem.parsers.registry import PARSERS
+from temporal_siem.parsers.router import ParserRouter
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
 

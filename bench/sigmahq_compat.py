@@ -21,9 +21,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from detections.sigma.engine import Ruleset  # noqa: E402
-from detections.sigma.loader import load_rules, rule_files  # noqa: E402
-from detections.sigma.pipelines import build_pipeline  # noqa: E402
+from temporal_siem.detections.sigma.loader import load_rules, rule_files  # noqa: E402
+from temporal_siem.detections.sigma.pipelines import build_pipeline  # noqa: E402
+from temporal_siem.detections.sigma.ruleset import Ruleset  # noqa: E402
 
 FOLDERS = ("rules", "rules-emerging-threats", "rules-threat-hunting", "rules-compliance", "rules-placeholder",
            "deprecated", "unsupported")

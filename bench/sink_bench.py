@@ -19,11 +19,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from detections.factory import build_detector
-from ingest.replay import ReplaySource
-from parsers.router import ParserRouter
-from sinks.base import Sink
+from temporal_siem.detections.factory import build_detector
+from temporal_siem.ingest.replay import ReplaySource
+from temporal_siem.parsers.router import ParserRouter
 from temporal_siem.pipeline import Pipeline
+from temporal_siem.sinks.base import Sink
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -71,8 +71,7 @@ def main() -> None:
     for name in [s for s in args.sinks.split(",") if s]:
         if name == "elasticsearch":
             from elasticsearch import Elasticsearch
-
-            from sinks.elasticsearch import ElasticsearchSink
+            from temporal_siem.sinks.elasticsearch import ElasticsearchSink
 
             index = f"tsiem-bench-{uuid.uuid4().hex[:8]}"
             sink = ElasticsearchSink(args.url, index=index, chunk_size=args.chunk_size, concurrency=args.concurrency)
@@ -89,14 +88,14 @@ def main() -> None:
             print(f"elasticsearch  chunk {args.chunk_size} x {args.concurrency}: {len(alerts) / first:9.0f} alerts/s "
                   f"(re-delivery, all 409: {len(alerts) / again:9.0f} alerts/s); stored {stored}")
         elif name == "syslog":
-            from sinks.syslog import SyslogSink
+            from temporal_siem.sinks.syslog import SyslogSink
 
             syslog = SyslogSink("127.0.0.1", 10514, "tcp")
             elapsed = timed(syslog, alerts, args.batch)
             syslog.close()
             print(f"syslog tcp: {len(alerts) / elapsed:9.0f} alerts/s")
         elif name == "kafka":
-            from sinks.kafka import KafkaSink
+            from temporal_siem.sinks.kafka import KafkaSink
 
             kafka = KafkaSink("127.0.0.1:9092", f"tsiem-bench-{uuid.uuid4().hex[:8]}")
             elapsed = timed(kafka, alerts, args.batch)

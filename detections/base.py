@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from typing import Any
 
-from temporal_siem.records import DeadLetter
+from temporal_siem.kernel.records import DeadLetter
 
 
 class Detector(ABC):

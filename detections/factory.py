@@ -1,10 +1,15 @@
-"""Builds the detector the pipeline runs, from the detection config."""
+"""Builds the detector the pipeline runs: one place that wires the compiled ruleset, the enricher registry
+and the correlation engine together, so no caller probes for optional parts."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from detections.base import Detector
+from temporal_siem.detections.base import Detector
+from temporal_siem.detections.correlation import CorrelationEngine
+from temporal_siem.detections.enrichment import EnricherRegistry
+from temporal_siem.detections.sigma.detector import SigmaDetector
+from temporal_siem.detections.sigma.ruleset import Ruleset
 
 
 class NullDetector(Detector):
@@ -15,20 +20,28 @@ class NullDetector(Detector):
 
 
 def build_ruleset(rule_dirs: list[str], builtin_rules: bool = True, pipelines: list[str] | None = None,
-                  filters: list[str] | None = None) -> Any:
-    """The compiled, shareable ruleset (the daemon builds one and a detector per partition from it)."""
-    from detections.sigma.engine import Ruleset
-
+                  filters: list[str] | None = None) -> Ruleset:
+    """The compiled, shareable ruleset: compiled once, then one detector per consumer (``new_detector``)."""
     return Ruleset.from_paths(rule_dirs, builtin_rules=builtin_rules, pipelines=pipelines or [], filters=filters or [])
 
 
+def new_detector(ruleset: Ruleset, options: dict[str, Any] | None = None) -> SigmaDetector:
+    """A detector with its own state (enrichment registries, correlation groups) over a shared ruleset.
+
+    ``options["correlation"]`` is the correlation engine's options (``CorrelationConfig`` as a dict).
+    """
+    options = options or {}
+    correlation = None
+    if ruleset.correlations:
+        correlation = CorrelationEngine.from_rules(ruleset.correlations, dict(ruleset.correlation_meta), dict(options.get("correlation") or {}))
+    return SigmaDetector(ruleset, EnricherRegistry.default(), correlation, options)
+
+
 def build_detector(rule_dirs: list[str], builtin_rules: bool = True, pipelines: list[str] | None = None,
-                   filters: list[str] | None = None, options: dict[str, Any] | None = None) -> Detector:
+                   filters: list[str] | None = None, options: dict[str, Any] | None = None) -> SigmaDetector:
     """The Sigma engine over the given rule directories (plus detections/rules unless disabled).
 
     Broken rule files do not stop the build: they are listed in ``detector.stats()["load_errors"]``.
-    A broken pipeline file raises ``detections.sigma.pipelines.PipelineError`` (a configuration error).
+    A broken pipeline file raises ``temporal_siem.detections.sigma.pipelines.PipelineError`` (a configuration error).
     """
-    ruleset = build_ruleset(rule_dirs, builtin_rules, pipelines, filters)
-    detector: Detector = ruleset.new_detector(options or {})
-    return detector
+    return new_detector(build_ruleset(rule_dirs, builtin_rules, pipelines, filters), options)

@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any
 
-from temporal_siem.records import DeadLetter, RawRecord
+from temporal_siem.kernel.records import DeadLetter, RawRecord
 
 
 class Source(ABC):

@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
-
-from ingest.base import Source
-from temporal_siem.records import DeadLetter, Origin, RawRecord
+from temporal_siem.ingest.base import Source
+from temporal_siem.kernel.records import DeadLetter, Origin, RawRecord
 
 WHOLE_DOCUMENT_LIMIT = 256 * 1024 * 1024
 SNIFF_BYTES = 8192

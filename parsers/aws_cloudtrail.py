@@ -27,9 +27,9 @@ import re
 from typing import Any
 
 import orjson
-
-from parsers.base import Parser
-from parsers.common import (
+from temporal_siem.kernel.records import RecordError
+from temporal_siem.parsers.base import Parser
+from temporal_siem.parsers.common import (
     add_related,
     as_int,
     as_mapping,
@@ -42,7 +42,6 @@ from parsers.common import (
     set_if,
     timestamp_or_none,
 )
-from temporal_siem.records import RecordError
 
 KMS_SOURCE = "kms.amazonaws.com"
 

@@ -7,10 +7,10 @@ from typing import Any, ClassVar
 
 
 class Parser(ABC):
-    """Turns one decoded record into zero or more flat ECS events (dotted keys, see temporal_siem.flatten).
+    """Turns one decoded record into zero or more flat ECS events (dotted keys, see temporal_siem.kernel.flatten).
 
     ``accepts`` must be cheap (a few key lookups): auto-detection calls it on every record for every
-    parser in registry order until one says yes. ``parse`` raises :class:`temporal_siem.records.RecordError`
+    parser in registry order until one says yes. ``parse`` raises :class:`temporal_siem.kernel.records.RecordError`
     with a short reason for a record it recognises but cannot normalise; the pipeline dead-letters it.
     """
 

@@ -7,195 +7,26 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-import re
-from datetime import UTC, datetime, timedelta, timezone
 from functools import lru_cache
 from typing import Any
 
-REDACTED = "[REDACTED]"
+from temporal_siem.kernel.flatten import MAX_DEPTH, TOO_DEEP
+from temporal_siem.kernel.secrets import MIN_TOKEN_TEXT, SECRET_KEY_CACHE, has_value, is_secret_key_cached
 
-# Keys whose values are secrets wherever they appear (compared lower-case, '-' and '_' ignored).
-SECRET_KEYS = frozenset(
-    {
-        "password", "passwd", "secret", "clientsecret", "token", "accesstoken", "refreshtoken", "idtoken",
-        "bearertoken", "clienttoken", "apikey", "apikeyvalue", "authorization", "privatekey", "secretkey",
-        "secretaccesskey", "sessiontoken", "samlresponse", "samlassertion", "assertion", "credential",
-        "credentials", "xvaulttoken", "wrappedtoken", "plaintext", "ciphertext_key", "key_material",
-    }
-)
-_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
-_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}")
-_VAULT_TOKEN = re.compile(r"\b(hvs|hvb|hvr|s)\.[A-Za-z0-9]{20,}")
+# Parsers reach the shared secret and time helpers through this module (re-exported): one import line each.
+from temporal_siem.kernel.secrets import REDACTED as REDACTED
+from temporal_siem.kernel.secrets import is_secret_key as is_secret_key
+from temporal_siem.kernel.secrets import redact as redact
+from temporal_siem.kernel.secrets import redact_text as redact_text
+from temporal_siem.kernel.timestamps import format_timestamp as format_timestamp
+from temporal_siem.kernel.timestamps import now_timestamp as now_timestamp
+from temporal_siem.kernel.timestamps import parse_timestamp as parse_timestamp
+from temporal_siem.kernel.timestamps import timestamp_or_none as timestamp_or_none
 
 
 def event_id_from_raw(raw: bytes) -> str:
     """The spec's id for formats without a native one: sha256 of the record bytes, first 32 hex digits."""
     return hashlib.sha256(raw.rstrip(b"\r\n")).hexdigest()[:32]
-
-
-def is_secret_key(key: str) -> bool:
-    return key.lower().replace("-", "").replace("_", "") in SECRET_KEYS
-
-
-_ANY_TOKEN = re.compile(
-    r"(?i:\b(?:bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,})|\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"
-    r"|\b(?:hvs|hvb|hvr|s)\.[A-Za-z0-9]{20,}"
-)
-_MIN_TOKEN_TEXT = 14  # "basic " + 8 characters: nothing shorter can hold a token
-_secret_key_cache: dict[str, bool] = {}
-
-
-def _is_secret_key_cached(key: str) -> bool:
-    known = _secret_key_cache.get(key)
-    if known is None:
-        known = is_secret_key(key)
-        if len(_secret_key_cache) < 50_000:
-            _secret_key_cache[key] = known
-    return known
-
-
-def _might_hold_token(text: str) -> bool:
-    """Substring probes, ~10x cheaper than the regex: bearer/basic in its usual casings, JWT, Vault tokens."""
-    return (
-        "eyJ" in text or "s." in text or "hv" in text
-        or "earer" in text or "EARER" in text or "asic" in text or "ASIC" in text
-    )
-
-
-def redact_text(text: str) -> str:
-    """Mask bearer tokens, JWTs and Vault tokens inside free text (one regex probe for the common clean case)."""
-    if len(text) < _MIN_TOKEN_TEXT or not _might_hold_token(text) or _ANY_TOKEN.search(text) is None:
-        return text
-    text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
-    text = _JWT.sub(REDACTED, text)
-    return _VAULT_TOKEN.sub(REDACTED, text)
-
-
-def _has_value(value: Any) -> bool:
-    return not (value is None or value == "" or value == [] or value == {})
-
-
-def redact(value: Any, depth: int = 0) -> Any:
-    """Return a copy with secret-named keys masked and tokens in strings masked."""
-    if depth > 64:
-        return value
-    if isinstance(value, dict):
-        return {k: (REDACTED if _is_secret_key_cached(str(k)) and _has_value(v) else redact(v, depth + 1)) for k, v in value.items()}
-    if isinstance(value, list):
-        return [redact(v, depth + 1) for v in value]
-    if isinstance(value, str):
-        return redact_text(value)
-    return value
-
-
-# --- timestamps -----------------------------------------------------------------------------
-
-_ISO = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?\s*(Z|z|[+-]\d{2}:?\d{2}|[+-]\d{2})?$"
-)
-_US = re.compile(
-    r"^(\d{1,2})/(\d{1,2})/(\d{4})\s+(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s*([AaPp][Mm]))?(?:\s*([+-]\d{2}:?\d{2}|Z))?$"
-)
-_MONTHS = {m: i for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)}
-_TEXT_DATE = re.compile(r"^([A-Za-z]{3})\s+(\d{1,2}),\s*(\d{4})\s+(\d{1,2}):(\d{2}):(\d{2})(?:\s*([AaPp][Mm]))?$")
-
-
-def _tz(text: str | None) -> timezone:
-    if not text or text in ("Z", "z"):
-        return UTC
-    sign = -1 if text[0] == "-" else 1
-    digits = text[1:].replace(":", "")
-    hours = int(digits[:2])
-    minutes = int(digits[2:4] or 0) if len(digits) > 2 else 0
-    return timezone(sign * timedelta(hours=hours, minutes=minutes))
-
-
-def parse_timestamp(value: Any) -> datetime | None:
-    """Parse every timestamp style in the log-format reference to an aware UTC datetime (µs precision).
-
-    Accepts RFC 3339/ISO 8601 (any fraction length, ``Z``, ``+01:00``, zap's ``+0100``, no zone = UTC),
-    ``{"seconds": s, "nanos": n}`` objects (numbers or strings), epoch numbers (s, ms, µs, ns by size),
-    US-locale ``1/9/2007 9:41:00 AM [+01:00]`` and ``Apr 12, 2021 18:58:30 PM``. Returns None if unparseable.
-    """
-    try:
-        if value is None or isinstance(value, bool):
-            return None
-        if isinstance(value, dict):
-            seconds = value.get("seconds", value.get("Seconds"))
-            if seconds is None:
-                return None
-            nanos = value.get("nanos", value.get("Nanos", 0)) or 0
-            return datetime.fromtimestamp(int(seconds), UTC) + timedelta(microseconds=int(nanos) // 1000)
-        if isinstance(value, (int, float)):
-            return _from_epoch(float(value))
-        if not isinstance(value, str):
-            return None
-        text = value.strip()
-        if not text or len(text) > 64:
-            return None
-        if len(text) >= 19 and text[4] == "-" and text[7] == "-" and text[10] in "T " and text[13] == ":" and text[16] == ":":
-            try:  # C fast path for the common RFC 3339 shapes; the regex below stays the reference
-                parsed = datetime.fromisoformat(text)
-            except ValueError:
-                parsed = None
-            if parsed is not None:
-                return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
-        m = _ISO.match(text)
-        if m:
-            year, month, day, hour, minute = (int(m.group(i)) for i in range(1, 6))
-            second = int(m.group(6) or 0)
-            fraction = (m.group(7) or "0")[:6].ljust(6, "0")
-            dt = datetime(year, month, day, hour, minute, min(second, 59), int(fraction), tzinfo=_tz(m.group(8)))
-            return dt.astimezone(UTC)
-        if text.lstrip("-").replace(".", "", 1).isdigit():
-            return _from_epoch(float(text))
-        m = _US.match(text)
-        if m:
-            month, day, year, hour, minute = int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)), int(m.group(5))
-            hour = _twelve_hour(hour, m.group(7))
-            dt = datetime(year, month, day, hour, minute, int(m.group(6) or 0), tzinfo=_tz(m.group(8)))
-            return dt.astimezone(UTC)
-        m = _TEXT_DATE.match(text)
-        if m and m.group(1).lower() in _MONTHS:
-            hour = _twelve_hour(int(m.group(4)), m.group(7))
-            return datetime(int(m.group(3)), _MONTHS[m.group(1).lower()], int(m.group(2)), hour, int(m.group(5)), int(m.group(6)), tzinfo=UTC)
-    except (ValueError, OverflowError, OSError, TypeError):
-        return None
-    return None
-
-
-def _twelve_hour(hour: int, meridiem: str | None) -> int:
-    if not meridiem or hour > 12:
-        return hour  # "18:58:30 PM" appears in KMS records: a 24-hour clock with a stray PM
-    pm = meridiem.lower() == "pm"
-    if hour == 12:
-        return 12 if pm else 0
-    return hour + 12 if pm else hour
-
-
-def _from_epoch(number: float) -> datetime:
-    magnitude = abs(number)
-    if magnitude >= 1e17:
-        number /= 1e9
-    elif magnitude >= 1e14:
-        number /= 1e6
-    elif magnitude >= 1e11:
-        number /= 1e3
-    return datetime.fromtimestamp(number, UTC)
-
-
-def format_timestamp(dt: datetime) -> str:
-    """ECS @timestamp text: UTC, microseconds, ``Z``."""
-    return dt.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
-
-
-def timestamp_or_none(value: Any) -> str | None:
-    dt = parse_timestamp(value)
-    return format_timestamp(dt) if dt else None
-
-
-def now_timestamp() -> str:
-    return format_timestamp(datetime.now(UTC))
 
 
 # --- addresses ------------------------------------------------------------------------------
@@ -344,21 +175,19 @@ def namespaced(prefix: str, obj: Any, out: dict[str, Any], depth: int = 0, drop_
 
 
 def _flatten_redacted(obj: dict[str, Any], prefix: str, out: dict[str, Any], depth: int, drop_nulls: bool = False) -> None:
-    from temporal_siem.flatten import MAX_DEPTH, TOO_DEEP
-
-    secret_keys = _secret_key_cache
+    secret_keys = SECRET_KEY_CACHE
     for key, value in obj.items():
         if value is None and drop_nulls:
             continue
         name = prefix + key if type(key) is str else f"{prefix}{key}"
         kind = type(value)
-        secret = secret_keys.get(key)  # inlined _is_secret_key_cached: this loop runs for every vendor field
+        secret = secret_keys.get(key)  # inlined is_secret_key_cached: this loop runs for every vendor field
         if secret is None:
-            secret = _is_secret_key_cached(str(key))
-        if secret and _has_value(value):
+            secret = is_secret_key_cached(str(key))
+        if secret and has_value(value):
             out[name] = REDACTED
         elif kind is str:
-            out[name] = redact_text(value) if len(value) >= _MIN_TOKEN_TEXT else value
+            out[name] = redact_text(value) if len(value) >= MIN_TOKEN_TEXT else value
         elif kind is dict:
             if not value:
                 out[name] = value

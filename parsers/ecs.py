@@ -25,11 +25,10 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-
-from parsers.base import Parser
-from parsers.common import as_str, clean_ip, event_id_from_raw, format_timestamp, parse_timestamp, redact
-from temporal_siem.flatten import flatten
-from temporal_siem.records import RecordError
+from temporal_siem.kernel.flatten import flatten
+from temporal_siem.kernel.records import RecordError
+from temporal_siem.parsers.base import Parser
+from temporal_siem.parsers.common import as_str, clean_ip, event_id_from_raw, format_timestamp, parse_timestamp, redact
 
 ENDPOINTS = ("source", "destination", "client", "server")
 # Fields a shipper adds around a raw line; anything else (a parsed event.action, user.*...) means already ECS.
@@ -113,7 +112,7 @@ class EcsParser(Parser):
 
 def _claim(message: str) -> tuple[Any, Any]:
     """(parser, decoded record) for the first specific format that accepts the line; never ecs/json themselves."""
-    from parsers.registry import detection_chain
+    from temporal_siem.parsers.registry import detection_chain
 
     text = message.strip()
     decoded: Any = text

@@ -31,9 +31,9 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-
-from parsers.base import Parser
-from parsers.common import (
+from temporal_siem.kernel.records import RecordError
+from temporal_siem.parsers.base import Parser
+from temporal_siem.parsers.common import (
     add_related,
     as_mapping,
     event_id_from_raw,
@@ -45,7 +45,6 @@ from parsers.common import (
     set_if,
     split_email,
 )
-from temporal_siem.records import RecordError
 
 CATEGORIES = frozenset({
     "SignInLogs", "NonInteractiveUserSignInLogs", "ServicePrincipalSignInLogs", "MicrosoftServicePrincipalSignInLogs",

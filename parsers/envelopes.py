@@ -10,8 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import orjson
-
-from temporal_siem.records import RecordError
+from temporal_siem.kernel.records import RecordError
 
 MAX_ENVELOPE_DEPTH = 3
 FIREHOSE_RECORD_KEYS = frozenset({"data", "recordId", "approximateArrivalTimestamp", "kinesisRecordMetadata"})

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from parsers.base import Parser
-from parsers.common import event_id_from_raw, format_timestamp, parse_timestamp, redact
-from temporal_siem.flatten import flatten
-from temporal_siem.records import RecordError
+from temporal_siem.kernel.flatten import flatten
+from temporal_siem.kernel.records import RecordError
+from temporal_siem.parsers.base import Parser
+from temporal_siem.parsers.common import event_id_from_raw, format_timestamp, parse_timestamp, redact
 
 TIME_KEYS = ("@timestamp", "timestamp", "time", "ts", "eventTime", "published", "emit_time", "TimeCreated", "UtcTime", "date")
 

@@ -31,8 +31,9 @@ import re
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from parsers.base import Parser
-from parsers.common import (
+from temporal_siem.kernel.records import RecordError
+from temporal_siem.parsers.base import Parser
+from temporal_siem.parsers.common import (
     REDACTED,
     add_related,
     as_int,
@@ -48,7 +49,6 @@ from parsers.common import (
     set_if,
     split_email,
 )
-from temporal_siem.records import RecordError
 
 _APP_NAME = re.compile(r"^[a-z][a-z0-9_]{0,40}$")
 # Application names that would collide with the activity's own keys under google_workspace.*.

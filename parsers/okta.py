@@ -27,9 +27,9 @@ import re
 from typing import Any
 
 import orjson
-
-from parsers.base import Parser
-from parsers.common import (
+from temporal_siem.kernel.records import RecordError
+from temporal_siem.parsers.base import Parser
+from temporal_siem.parsers.common import (
     REDACTED,
     add_related,
     as_int,
@@ -43,7 +43,6 @@ from parsers.common import (
     set_if,
     split_email,
 )
-from temporal_siem.records import RecordError
 
 SUCCESS_RESULTS = frozenset({"SUCCESS", "ALLOW"})
 FAILURE_RESULTS = frozenset({"FAILURE", "DENY"})

@@ -8,18 +8,18 @@ from __future__ import annotations
 import importlib
 from functools import cache
 
-from parsers.base import Parser
+from temporal_siem.parsers.base import Parser
 
 PARSERS: dict[str, str] = {
-    "json": "parsers.generic_json:JsonParser",
-    "temporal_cloud_audit": "parsers.temporal_cloud_audit:TemporalCloudAuditParser",
-    "temporal_server": "parsers.temporal_server:TemporalServerParser",
-    "vault_audit": "parsers.vault_audit:VaultAuditParser",
-    "ecs": "parsers.ecs:EcsParser",
-    "okta": "parsers.okta:OktaParser",
-    "aws_cloudtrail": "parsers.aws_cloudtrail:CloudTrailParser",
-    "entra_signin": "parsers.entra_signin:EntraSigninParser",
-    "google_workspace": "parsers.google_workspace:GoogleWorkspaceParser",
+    "json": "temporal_siem.parsers.generic_json:JsonParser",
+    "temporal_cloud_audit": "temporal_siem.parsers.temporal_cloud_audit:TemporalCloudAuditParser",
+    "temporal_server": "temporal_siem.parsers.temporal_server:TemporalServerParser",
+    "vault_audit": "temporal_siem.parsers.vault_audit:VaultAuditParser",
+    "ecs": "temporal_siem.parsers.ecs:EcsParser",
+    "okta": "temporal_siem.parsers.okta:OktaParser",
+    "aws_cloudtrail": "temporal_siem.parsers.aws_cloudtrail:CloudTrailParser",
+    "entra_signin": "temporal_siem.parsers.entra_signin:EntraSigninParser",
+    "google_workspace": "temporal_siem.parsers.google_workspace:GoogleWorkspaceParser",
 }
 
 # Auto-detection order; names missing from PARSERS are ignored.

@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
-
-from parsers.base import Parser
-from parsers.common import now_timestamp, redact, redact_text
-from parsers.envelopes import unwrap
-from parsers.registry import detection_chain, get_parser
-from temporal_siem.records import DeadLetter, Origin, RawRecord, RecordError
+from temporal_siem.kernel.records import DeadLetter, Origin, RawRecord, RecordError
+from temporal_siem.parsers.base import Parser
+from temporal_siem.parsers.common import now_timestamp, redact, redact_text
+from temporal_siem.parsers.envelopes import unwrap
+from temporal_siem.parsers.registry import detection_chain, get_parser
 
 DEFAULT_MAX_RECORD_BYTES = 8 * 1024 * 1024
 

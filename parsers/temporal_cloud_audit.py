@@ -29,9 +29,9 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-
-from parsers.base import Parser
-from parsers.common import (
+from temporal_siem.kernel.records import RecordError
+from temporal_siem.parsers.base import Parser
+from temporal_siem.parsers.common import (
     add_related,
     as_str,
     client_ip_from_chain,
@@ -43,8 +43,7 @@ from parsers.common import (
     redact_text,
     set_if,
 )
-from parsers.x509 import add_certificates, certificates_in, looks_like_certificate_text, may_carry_certificate
-from temporal_siem.records import RecordError
+from temporal_siem.parsers.x509 import add_certificates, certificates_in, looks_like_certificate_text, may_carry_certificate
 
 PREFIX = "temporal_cloud"
 ADMIN_ROLES = frozenset({"admin", "owner", "account_admin", "accountadmin", "account admin", "global_admin", "role_admin"})

@@ -49,9 +49,9 @@ import re
 from typing import Any
 
 import orjson
-
-from parsers.base import Parser
-from parsers.common import (
+from temporal_siem.kernel.records import RecordError
+from temporal_siem.parsers.base import Parser
+from temporal_siem.parsers.common import (
     add_related,
     as_str,
     event_id_from_raw,
@@ -63,7 +63,6 @@ from parsers.common import (
     redact_text,
     set_if,
 )
-from temporal_siem.records import RecordError
 
 PREFIX = "temporal_server"
 LEVELS = {"debug", "info", "warn", "warning", "error", "dpanic", "panic", "fatal"}

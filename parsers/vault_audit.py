@@ -33,9 +33,10 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
-
-from parsers.base import Parser
-from parsers.common import (
+from temporal_siem.kernel.flatten import flatten
+from temporal_siem.kernel.records import RecordError
+from temporal_siem.parsers.base import Parser
+from temporal_siem.parsers.common import (
     REDACTED,
     add_related,
     as_str,
@@ -47,9 +48,7 @@ from parsers.common import (
     redact_text,
     set_if,
 )
-from parsers.x509 import add_certificates, certificates_in, serial_hex
-from temporal_siem.flatten import flatten
-from temporal_siem.records import RecordError
+from temporal_siem.parsers.x509 import add_certificates, certificates_in, serial_hex
 
 PREFIX = "hashicorp_vault.audit"
 TYPES = frozenset({"request", "response", "kmip-request", "kmip-response"})

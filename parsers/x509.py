@@ -23,8 +23,7 @@ from cryptography import x509 as cx509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.x509.oid import ExtensionOID, NameOID
-
-from parsers.common import format_timestamp
+from temporal_siem.parsers.common import format_timestamp
 
 PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----")
 PEM_MARKER = "-----BEGIN CERTIFICATE-----"
@@ -253,7 +252,7 @@ def summary(cert: cx509.Certificate, at: datetime | None = None) -> dict[str, An
 
 def flat_ecs_x509(cert: cx509.Certificate, prefix: str) -> dict[str, Any]:
     """``ecs_x509`` flattened under ``prefix`` (``x509``, ``tls.client.x509``...)."""
-    from temporal_siem.flatten import flatten
+    from temporal_siem.kernel.flatten import flatten
 
     return flatten(ecs_x509(cert), prefix + ".")
 
@@ -265,7 +264,7 @@ def add_certificates(event: dict[str, Any], certs: list[cx509.Certificate], top_
     one list entry per certificate)."""
     if not certs:
         return
-    from temporal_siem.flatten import flatten
+    from temporal_siem.kernel.flatten import flatten
 
     if top_level:
         first = primary or min(certs, key=lambda c: _utc(c, "not_valid_after"))

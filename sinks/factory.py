@@ -15,10 +15,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from sinks.base import Sink, SinkError
-from sinks.registry import SINKS, create_sink
-from temporal_siem import metrics
-from temporal_siem.config import SinkConfig, SinksConfig
+from temporal_siem.kernel import metrics
+from temporal_siem.kernel.config import SinkConfig, SinksConfig
+from temporal_siem.sinks.base import Sink, SinkError
+from temporal_siem.sinks.registry import SINKS, create_sink
 
 log = logging.getLogger("temporal_siem.sinks")
 

@@ -6,7 +6,7 @@ import os
 import sys
 from typing import IO, Any
 
-from sinks.base import Sink, to_json_line
+from temporal_siem.sinks.base import Sink, to_json_line
 
 
 class FileSink(Sink):

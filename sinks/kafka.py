@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 from typing import Any, ClassVar
 
-from sinks.base import Sink, SinkError, to_json_line
-from sinks.delivery import PartialBatch, secret
+from temporal_siem.sinks.base import Sink, SinkError, to_json_line
+from temporal_siem.sinks.delivery import PartialBatch, secret
 
 log = logging.getLogger("temporal_siem.sinks.kafka")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sinks.file import FileSink
+from temporal_siem.sinks.file import FileSink
 
 
 class LazyFileSink(FileSink):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from sinks.elasticsearch import MAX_REASON, BulkClient, BulkIndexSink, ConnectionOptions, PermanentError, TransientError
+from temporal_siem.sinks.elasticsearch import MAX_REASON, BulkClient, BulkIndexSink, ConnectionOptions, PermanentError, TransientError
 
 
 class OpenSearchClient(BulkClient):

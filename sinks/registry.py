@@ -5,15 +5,15 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from sinks.base import Sink
+from temporal_siem.sinks.base import Sink
 
 SINKS: dict[str, str] = {
-    "file": "sinks.file:FileSink",
-    "elasticsearch": "sinks.elasticsearch:ElasticsearchSink",
-    "opensearch": "sinks.opensearch:OpenSearchSink",
-    "splunk_hec": "sinks.splunk_hec:SplunkHecSink",
-    "syslog": "sinks.syslog:SyslogSink",
-    "kafka": "sinks.kafka:KafkaSink",
+    "file": "temporal_siem.sinks.file:FileSink",
+    "elasticsearch": "temporal_siem.sinks.elasticsearch:ElasticsearchSink",
+    "opensearch": "temporal_siem.sinks.opensearch:OpenSearchSink",
+    "splunk_hec": "temporal_siem.sinks.splunk_hec:SplunkHecSink",
+    "syslog": "temporal_siem.sinks.syslog:SyslogSink",
+    "kafka": "temporal_siem.sinks.kafka:KafkaSink",
 }
 
 

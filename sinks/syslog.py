@@ -19,8 +19,8 @@ import ssl
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sinks.base import Sink, SinkError, to_json_line
-from sinks.delivery import Backoff, PartialBatch
+from temporal_siem.sinks.base import Sink, SinkError, to_json_line
+from temporal_siem.sinks.delivery import Backoff, PartialBatch
 
 log = logging.getLogger("temporal_siem.sinks.syslog")
 

@@ -24,8 +24,7 @@ from sigma.correlations import (
     SigmaExtendedCorrelationCondition,
     SigmaRuleReference,
 )
-
-from detections.alerts import RuleMeta
+from temporal_siem.detections.alerts import RuleMeta
 
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {
     "gt": operator.gt,

@@ -31,13 +31,12 @@ from typing import Any
 
 import orjson
 from sigma.correlations import SigmaCorrelationRule
-
-from detections.alerts import RuleMeta, correlation_alert
-from detections.correlation.compiled import CompiledCorrelation, CorrelationRuleError, compile_rule
-from detections.correlation.state import NEVER, ClosingGroup, SlidingGroup
-from detections.correlation.timeutil import MICROS, BadTimestamp, format_micros, parse_micros
-from temporal_siem.metrics import CORRELATION_EVICTIONS, CORRELATION_GROUPS, LATE_EVENTS
-from temporal_siem.records import DeadLetter, Origin
+from temporal_siem.detections.alerts import RuleMeta, correlation_alert
+from temporal_siem.detections.correlation.compiled import CompiledCorrelation, CorrelationRuleError, compile_rule
+from temporal_siem.detections.correlation.state import NEVER, ClosingGroup, SlidingGroup
+from temporal_siem.detections.correlation.timeutil import MICROS, BadTimestamp, format_micros, parse_micros
+from temporal_siem.kernel.metrics import CORRELATION_EVICTIONS, CORRELATION_GROUPS, LATE_EVENTS
+from temporal_siem.kernel.records import DeadLetter, Origin
 
 log = logging.getLogger("detections.correlation")
 

@@ -11,7 +11,7 @@ import statistics
 from collections.abc import Hashable
 from typing import Any
 
-from detections.correlation.compiled import CompiledCorrelation
+from temporal_siem.detections.correlation.compiled import CompiledCorrelation
 
 NEVER = -(1 << 62)  # "no time": smaller than every event time
 STRIDE = 4  # sliding buffer entry: time, event id, rule mask, value

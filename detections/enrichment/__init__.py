@@ -6,31 +6,52 @@
 
 from __future__ import annotations
 
-from detections.enrichment.api_keys import ApiKeyRegistry
-from detections.enrichment.base import Enricher
-from detections.enrichment.certificates import CertificateExpiry
-from detections.enrichment.client_ca import ClientCaRegistry
-from detections.enrichment.clock_skew import ClockSkew
-from detections.enrichment.identity import IdentityKeys
-from detections.enrichment.roles import RoleRegistry
+from collections.abc import Iterator
+
+from temporal_siem.detections.enrichment.api_keys import ApiKeyRegistry
+from temporal_siem.detections.enrichment.base import Enricher
+from temporal_siem.detections.enrichment.certificates import CertificateExpiry
+from temporal_siem.detections.enrichment.client_ca import ClientCaRegistry
+from temporal_siem.detections.enrichment.clock_skew import ClockSkew
+from temporal_siem.detections.enrichment.identity import IdentityKeys
+from temporal_siem.detections.enrichment.roles import RoleRegistry
 
 ENRICHERS: tuple[type[Enricher], ...] = (ApiKeyRegistry, CertificateExpiry, ClientCaRegistry, ClockSkew, IdentityKeys, RoleRegistry)
+
+
+class EnricherRegistry:
+    """The enrichers one detector runs, in order, with their state handled as one unit.
+
+    Snapshots are keyed by enricher name so that adding an enricher does not invalidate stored state.
+    """
+
+    def __init__(self, enrichers: list[Enricher]) -> None:
+        self.enrichers = enrichers
+
+    @classmethod
+    def default(cls) -> EnricherRegistry:
+        """A fresh instance of every enricher in ``ENRICHERS``."""
+        return cls(build_enrichers())
+
+    def __iter__(self) -> Iterator[Enricher]:
+        return iter(self.enrichers)
+
+    def __len__(self) -> int:
+        return len(self.enrichers)
+
+    def snapshot(self) -> dict[str, bytes]:
+        """Per-enricher state keyed by name; stateless enrichers are left out."""
+        return {e.name: state for e in self.enrichers if (state := e.snapshot())}
+
+    def restore(self, states: dict[str, bytes]) -> None:
+        for enricher in self.enrichers:
+            if enricher.name in states:
+                enricher.restore(states[enricher.name])
 
 
 def build_enrichers() -> list[Enricher]:
     return [cls() for cls in ENRICHERS]
 
 
-def snapshot_all(enrichers: list[Enricher]) -> dict[str, bytes]:
-    """Per-enricher state keyed by name, for the detector to store beside its own."""
-    return {e.name: e.snapshot() for e in enrichers if e.snapshot()}
-
-
-def restore_all(enrichers: list[Enricher], states: dict[str, bytes]) -> None:
-    for enricher in enrichers:
-        if enricher.name in states:
-            enricher.restore(states[enricher.name])
-
-
-__all__ = ["ENRICHERS", "ApiKeyRegistry", "CertificateExpiry", "ClientCaRegistry", "ClockSkew", "Enricher", "IdentityKeys", "RoleRegistry", "build_enrichers",
-           "restore_all", "snapshot_all"]
+__all__ = ["ENRICHERS", "ApiKeyRegistry", "CertificateExpiry", "ClientCaRegistry", "ClockSkew", "Enricher", "EnricherRegistry", "IdentityKeys",
+           "RoleRegistry", "build_enrichers"]

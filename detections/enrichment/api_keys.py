@@ -16,9 +16,8 @@ from datetime import datetime
 from typing import Any
 
 import orjson
-
-from detections.enrichment.base import Enricher, as_datetime, event_time, read_snapshot_map
-from parsers.common import format_timestamp
+from temporal_siem.detections.enrichment.base import Enricher, as_datetime, event_time, read_snapshot_map
+from temporal_siem.kernel.timestamps import format_timestamp
 
 CREATE_OPERATIONS = frozenset({"createapikey", "createserviceaccountapikey"})
 CREATED_KEY_FIELDS = ("temporal.target.id",)

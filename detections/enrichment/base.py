@@ -13,8 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
-
-from parsers.common import parse_timestamp
+from temporal_siem.kernel.timestamps import parse_timestamp
 
 
 class Enricher(ABC):

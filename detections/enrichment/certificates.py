@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from detections.enrichment.base import Enricher, as_datetime, event_time
+from temporal_siem.detections.enrichment.base import Enricher, as_datetime, event_time
 
 NOT_AFTER_FIELDS = (
     "x509.not_after",

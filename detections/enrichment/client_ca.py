@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from detections.enrichment.base import Enricher, SetRegistry
+from temporal_siem.detections.enrichment.base import Enricher, SetRegistry
 
 FINGERPRINT_FIELDS = ("temporal.client_ca_fingerprints", "temporal.certificates.sha256")
 CHANGED = "temporal.client_ca_changed"

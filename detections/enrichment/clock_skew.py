@@ -24,7 +24,7 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-from detections.enrichment.base import Enricher, as_datetime, event_time
+from temporal_siem.detections.enrichment.base import Enricher, as_datetime, event_time
 
 OUTPUT_FIELD = "temporal.clock_skew_seconds"
 REFERENCES = ("auto", "created", "ingested", "off")

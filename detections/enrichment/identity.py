@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from detections.enrichment.base import Enricher
+from temporal_siem.detections.enrichment.base import Enricher
 
 USER_KEY = "temporal.user_key"
 TARGET_USER_KEY = "temporal.target_user_key"

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from detections.enrichment.base import Enricher, SetRegistry
+from temporal_siem.detections.enrichment.base import Enricher, SetRegistry
 
 CHANGED = "temporal.roles_changed"
 ADDED = "temporal.roles_added"

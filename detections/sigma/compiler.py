@@ -48,8 +48,7 @@ from sigma.types import (
     SigmaTimestampPart,
     SpecialChars,
 )
-
-from detections.sigma import values
+from temporal_siem.detections.sigma import values
 
 RUNTIME: dict[str, Any] = {
     "_fold": values.fold,
@@ -105,7 +104,7 @@ def regex_prefilter(pattern: str, flags: int) -> str | None:
     Only a single required literal qualifies. With case-insensitive matching a literal holding ``s`` is not
     used: ``re.IGNORECASE`` also matches U+017F (long s), which ``str.lower()`` does not turn into ``s``.
     """
-    from detections.sigma.witness import regex_literals
+    from temporal_siem.detections.sigma.witness import regex_literals
 
     needles = regex_literals(pattern, min_bytes=1)
     if not needles or len(needles) != 1:

@@ -7,34 +7,29 @@ per-lane event counts, the enrichers' and the correlation engine's state.
 from __future__ import annotations
 
 import base64
-import importlib
 import logging
 from collections import Counter
 from typing import Any
 
 import orjson
-
-from detections.alerts import rule_alert
-from detections.base import Detector
-from detections.sigma.engine import Ruleset
-from detections.sigma.values import EventFolds
-from temporal_siem import metrics
-from temporal_siem.records import DeadLetter
+from temporal_siem.detections.alerts import rule_alert
+from temporal_siem.detections.base import Detector
+from temporal_siem.detections.correlation import CorrelationEngine
+from temporal_siem.detections.enrichment import EnricherRegistry
+from temporal_siem.detections.sigma.ruleset import Ruleset
+from temporal_siem.detections.sigma.values import EventFolds
+from temporal_siem.kernel import metrics
+from temporal_siem.kernel.records import DeadLetter
 
 log = logging.getLogger("detections.sigma")
 
 
-def _optional_module(name: str) -> Any:
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        if exc.name is not None and name.startswith(exc.name):
-            return None
-        raise
-
-
 class SigmaDetector(Detector):
-    def __init__(self, ruleset: Ruleset, options: dict[str, Any] | None = None) -> None:
+    """Matches batches against a shared compiled ruleset, with per-detector state: the enrichment registries
+    and the correlation groups. Built by ``temporal_siem.detections.factory.new_detector``."""
+
+    def __init__(self, ruleset: Ruleset, enrichers: EnricherRegistry, correlation: CorrelationEngine | None,
+                 options: dict[str, Any] | None = None) -> None:
         self.ruleset = ruleset
         self.options = options or {}
         size = len(ruleset.rules)
@@ -47,30 +42,8 @@ class SigmaDetector(Detector):
         self.events = 0
         self.candidates_total = 0
         self._metric_children: dict[int, tuple[Any, Any]] = {}
-        self.enrichers = self._load_enrichers()
-        self.correlation = self._load_correlation()
-
-    # ---- wiring ------------------------------------------------------------------------------------------
-
-    def _load_enrichers(self) -> list[Any]:
-        module = _optional_module("detections.enrichment")
-        if module is None:
-            return []
-        enrichers = []
-        for item in getattr(module, "ENRICHERS", ()):
-            enrichers.append(item() if isinstance(item, type) else item)
-        return enrichers
-
-    def _load_correlation(self) -> Any:
-        if not self.ruleset.correlations:
-            return None
-        module = _optional_module("detections.correlation")
-        engine_cls = getattr(module, "CorrelationEngine", None) if module is not None else None
-        if engine_cls is None:
-            log.warning("%d correlation rules loaded but detections.correlation is not available", len(self.ruleset.correlations))
-            return None
-        options = dict(self.options.get("correlation") or {})
-        return engine_cls.from_rules(self.ruleset.correlations, dict(self.ruleset.correlation_meta), options)
+        self.enrichers = enrichers
+        self.correlation = correlation
 
     # ---- Detector --------------------------------------------------------------------------------------
 
@@ -80,7 +53,7 @@ class SigmaDetector(Detector):
                 enricher.enrich(events)
             except Exception:  # an enrichment bug must not stop detection: match without it, count it
                 self.enrichment_errors += 1
-                log.exception("enricher %s failed on a batch; matching without it", _name(enricher))
+                log.exception("enricher %s failed on a batch; matching without it", enricher.name)
         rules = self.ruleset.rules
         functions = self.ruleset.functions
         matched = self.matched
@@ -158,7 +131,7 @@ class SigmaDetector(Detector):
         return list(self.correlation.finish())
 
     def advance(self, watermark: Any) -> list[dict[str, Any]]:
-        if self.correlation is None or not hasattr(self.correlation, "advance"):
+        if self.correlation is None:
             return []
         return list(self.correlation.advance(watermark))
 
@@ -166,10 +139,7 @@ class SigmaDetector(Detector):
         state: dict[str, Any] = {"version": 1}
         if self.correlation is not None:
             state["correlation"] = base64.b64encode(self.correlation.snapshot()).decode()
-        enrichers = {}
-        for enricher in self.enrichers:
-            if hasattr(enricher, "snapshot"):
-                enrichers[_name(enricher)] = base64.b64encode(enricher.snapshot()).decode()
+        enrichers = {name: base64.b64encode(blob).decode() for name, blob in self.enrichers.snapshot().items()}
         if enrichers:
             state["enrichment"] = enrichers
         return orjson.dumps(state)
@@ -181,14 +151,11 @@ class SigmaDetector(Detector):
         if self.correlation is not None and data.get("correlation"):
             self.correlation.restore(base64.b64decode(data["correlation"]))
         saved = data.get("enrichment") or {}
-        for enricher in self.enrichers:
-            blob = saved.get(_name(enricher))
-            if blob and hasattr(enricher, "restore"):
-                enricher.restore(base64.b64decode(blob))
+        self.enrichers.restore({name: base64.b64decode(blob) for name, blob in saved.items() if blob})
 
     def take_dead_letters(self) -> list[DeadLetter]:
         """Events a correlation refused (late beyond the allowed lateness, unusable timestamps)."""
-        if self.correlation is None or not hasattr(self.correlation, "take_rejected"):
+        if self.correlation is None:
             return []
         return [rejected.to_dead_letter() for rejected in self.correlation.take_rejected()]
 
@@ -238,7 +205,7 @@ class SigmaDetector(Detector):
             "enrichment_errors": self.enrichment_errors,
             "correlation_errors": self.correlation_errors,
         }
-        if self.correlation is not None and hasattr(self.correlation, "stats"):
+        if self.correlation is not None:
             stats["correlation"] = self.correlation.stats()
         return stats
 
@@ -253,7 +220,3 @@ class SigmaDetector(Detector):
             pair[0].inc(count)
             if i in matched:
                 pair[1].inc(matched[i])
-
-
-def _name(obj: Any) -> str:
-    return str(getattr(obj, "name", None) or type(obj).__name__)

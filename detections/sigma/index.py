@@ -20,8 +20,8 @@ try:
 except ImportError:  # no wheel for this platform: Aho-Corasick does the same job, slower
     hyperscan = None  # type: ignore[assignment]
 
-from detections.sigma.values import fold, to_number
-from detections.sigma.witness import Witness
+from temporal_siem.detections.sigma.values import fold, to_number
+from temporal_siem.detections.sigma.witness import Witness
 
 
 @dataclass(slots=True)

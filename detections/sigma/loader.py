@@ -152,7 +152,7 @@ def _prepare(document: dict[str, Any]) -> dict[str, Any]:
     if "correlation" not in document:
         return document
     try:
-        from detections.correlation import prepare_correlation_dict
+        from temporal_siem.detections.correlation import prepare_correlation_dict
     except ImportError:
         return document
     prepared: dict[str, Any] = prepare_correlation_dict(document)

@@ -1,2 +1,2 @@
-"""Kafka ingest: the consumer-group source, the dead-letter topic, correlation-state snapshots, and the
-producer behind ``temporal-siem replay --to-kafka``."""
+"""Kafka ingest: the consumer-group source (kafka-python or confluent-kafka) and the client options they
+share. What consumes from it and keeps state (the daemon's runtime) lives in the application layer."""

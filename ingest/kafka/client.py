@@ -7,7 +7,7 @@ import logging
 import os
 from typing import Any
 
-from temporal_siem.config import KafkaConfig
+from temporal_siem.kernel.config import KafkaConfig
 
 log = logging.getLogger("ingest.kafka.client")
 

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
-
-from ingest.kafka.client import librdkafka_options
-from ingest.kafka.source import KafkaSource
-from temporal_siem import metrics
-from temporal_siem.records import Origin, RawRecord
+from temporal_siem.ingest.kafka.client import librdkafka_options
+from temporal_siem.ingest.kafka.source import KafkaSource
+from temporal_siem.kernel import metrics
+from temporal_siem.kernel.records import Origin, RawRecord
 
 log = logging.getLogger("ingest.kafka.confluent")
 

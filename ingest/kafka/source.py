@@ -19,11 +19,10 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
-
-from ingest.base import Source
-from temporal_siem import metrics
-from temporal_siem.config import KafkaConfig
-from temporal_siem.records import Origin, RawRecord
+from temporal_siem.ingest.base import Source
+from temporal_siem.kernel import metrics
+from temporal_siem.kernel.config import KafkaConfig
+from temporal_siem.kernel.records import Origin, RawRecord
 
 log = logging.getLogger("ingest.kafka.source")
 

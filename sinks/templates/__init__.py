@@ -1,6 +1,6 @@
 """Index templates for Elasticsearch / OpenSearch, with mappings derived from the schema contract.
 
-The mappings are generated from :mod:`temporal_siem.schema` so they cannot drift from what parsers
+The mappings are generated from :mod:`temporal_siem.kernel.schema` so they cannot drift from what parsers
 emit. Unmodelled (vendor) fields map dynamically, strings as ``keyword``. Index settings favour keeping
 every alert: a malformed value (say a non-IP in an ``ip`` field) is ignored for indexing but kept in
 ``_source``, and fields past the mapping limit stay in ``_source`` unindexed; only a structural
@@ -13,7 +13,7 @@ import copy
 from functools import cache
 from typing import Any
 
-from temporal_siem.schema import field_reference
+from temporal_siem.kernel.schema import field_reference
 
 #: ECS fields that hold addresses (ECS type ``ip``).
 IP_FIELDS = frozenset({"source.ip", "client.ip", "destination.ip", "related.ip", "host.ip", "server.ip"})

@@ -7,10 +7,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from detections.enrichment import ENRICHERS, ApiKeyRegistry, CertificateExpiry, ClockSkew, build_enrichers
-from temporal_siem.flatten import unflatten
-from temporal_siem.schema import validate_event
+from temporal_siem.detections.enrichment import ENRICHERS, ApiKeyRegistry, CertificateExpiry, ClockSkew, build_enrichers
+from temporal_siem.detections.factory import new_detector
+from temporal_siem.kernel.flatten import unflatten
+from temporal_siem.kernel.schema import validate_event
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -151,7 +151,7 @@ def test_hostile_values_never_raise(event: dict[str, object]) -> None:
 
 
 def test_identity_keys_fold_case_for_cross_source_joins() -> None:
-    from detections.enrichment import IdentityKeys
+    from temporal_siem.detections.enrichment import IdentityKeys
 
     okta = {"user.name": "admin", "user.target.email": ["Carol@Example.COM"]}
     cloud = {"user.email": "carol@example.com", "user.name": "carol@example.com"}
@@ -164,23 +164,23 @@ def test_identity_keys_fold_case_for_cross_source_joins() -> None:
 
 def test_key_age_survives_a_detector_restart_and_raises_the_stale_key_rule() -> None:
     """The registry rides in the detector snapshot: creation seen before a restart, use seen after it."""
-    from detections.sigma.engine import Ruleset
+    from temporal_siem.detections.sigma.ruleset import Ruleset
 
     ruleset = Ruleset.from_paths([], builtin_rules=True)
-    first = ruleset.new_detector({})
+    first = new_detector(ruleset, {})
     first.process([audit("CreateAPIKey", T0, **{"temporal.target.id": "key-9", "temporal.target.type": "api_key"})])
     state = first.snapshot()
-    second = ruleset.new_detector({})
+    second = new_detector(ruleset, {})
     second.restore(state)
     alerts = second.process([audit("UpdateNamespaceAPI", T0 + timedelta(days=100), **{"temporal.api_key.id": "key-9"})])
     assert [a["rule.name"] for a in alerts] == ["Temporal Cloud API Key Used More Than 90 Days After Creation"]
     assert alerts[0]["temporal.api_key.age_days"] == pytest.approx(100)
-    fresh = ruleset.new_detector({})  # without the snapshot the key's age is unknown: no alert
+    fresh = new_detector(ruleset, {})  # without the snapshot the key's age is unknown: no alert
     assert fresh.process([audit("UpdateNamespaceAPI", T0 + timedelta(days=100), **{"temporal.api_key.id": "key-9"})]) == []
 
 
 def test_client_ca_registry_flags_only_real_bundle_changes() -> None:
-    from detections.enrichment import ClientCaRegistry
+    from temporal_siem.detections.enrichment import ClientCaRegistry
 
     def update(fingerprints: list[str], namespace: str = "payments-prod.a1b2c", **extra: object) -> dict[str, object]:
         return audit("UpdateNamespaceAPI", T0, **{"temporal.namespace": namespace, "temporal.client_ca_fingerprints": fingerprints}, **extra)
@@ -204,7 +204,7 @@ def test_client_ca_registry_flags_only_real_bundle_changes() -> None:
 
 
 def test_role_registry_lists_only_newly_granted_roles() -> None:
-    from detections.enrichment import RoleRegistry
+    from temporal_siem.detections.enrichment import RoleRegistry
 
     def grant(roles: list[str], target: str = "mallory@example.com", **extra: object) -> dict[str, object]:
         return audit("UpdateUserAPI", T0, **{"user.target.email": [target], "user.changes.roles": roles}, **extra)

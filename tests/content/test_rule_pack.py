@@ -9,14 +9,14 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from detections.sigma.engine import Ruleset
-from detections.sigma.loader import BUILTIN_RULES, load_rules
-from ingest.replay import ReplaySource
-from parsers.router import ParserRouter
 from temporal_siem.commands.rules_explain import explain
 from temporal_siem.commands.rules_test import find_test_files, load_cases, run_tests
 from temporal_siem.commands.rules_validate import validate
+from temporal_siem.detections.factory import new_detector
+from temporal_siem.detections.sigma.loader import BUILTIN_RULES, load_rules
+from temporal_siem.detections.sigma.ruleset import Ruleset
+from temporal_siem.ingest.replay import ReplaySource
+from temporal_siem.parsers.router import ParserRouter
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"
@@ -49,7 +49,7 @@ def _events(paths: list[Path]) -> list[dict[str, Any]]:
 
 
 def _alerts(ruleset: Ruleset, paths: list[Path]) -> list[dict[str, Any]]:
-    detector = ruleset.new_detector({})
+    detector = new_detector(ruleset, {})
     alerts = detector.process(_events(paths))
     return alerts + detector.finish()
 
@@ -159,7 +159,7 @@ CASE_EVENTS = _case_events()
 
 
 def test_explain_agrees_with_the_engine_on_every_test_event(ruleset: Ruleset) -> None:
-    from detections.enrichment import build_enrichers
+    from temporal_siem.detections.enrichment import build_enrichers
 
     events = [dict(e) for e in CASE_EVENTS]
     for enricher in build_enrichers():

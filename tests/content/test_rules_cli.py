@@ -7,9 +7,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from detections.sigma.loader import BUILTIN_RULES
 from temporal_siem.cli import EXIT_OK, EXIT_RULES, EXIT_USAGE, main
+from temporal_siem.detections.sigma.loader import BUILTIN_RULES
 
 GOOD_RULE = """
 title: Test Rule Namespace Deleted

@@ -13,8 +13,7 @@ from typing import Any
 import yaml
 from sigma.collection import SigmaCollection
 from sigma.correlations import SigmaCorrelationRule
-
-from detections.correlation import CorrelationEngine, prepare_correlation_dict
+from temporal_siem.detections.correlation import CorrelationEngine, prepare_correlation_dict
 
 BASE = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 RULE_ID = "c0000000-0000-4000-8000-000000000001"

@@ -10,8 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
-
-from detections.sigma.engine import Ruleset
+from temporal_siem.detections.sigma.ruleset import Ruleset
 
 SAMPLE = Path(__file__).parent / "data" / "sigmahq"
 CORPUS_FOLDERS = ("rules", "rules-emerging-threats", "rules-threat-hunting", "rules-compliance", "rules-placeholder")

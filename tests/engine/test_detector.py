@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from detections.factory import build_detector
+from temporal_siem.detections.factory import build_detector
 
 RULE = """
 title: Namespace deleted

@@ -8,9 +8,9 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from detections.sigma.engine import Ruleset
-from detections.sigma.values import EventFolds
+from temporal_siem.detections.factory import new_detector
+from temporal_siem.detections.sigma.ruleset import Ruleset
+from temporal_siem.detections.sigma.values import EventFolds
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True),
                     st.text(), st.binary(max_size=8))
@@ -23,7 +23,7 @@ FIELDS = ["Image", "CommandLine", "ParentImage", "User", "EventID", "Channel", "
 @settings(max_examples=200, deadline=None)
 @given(event=st.dictionaries(st.sampled_from(FIELDS) | st.text(max_size=6), values, max_size=10))
 def test_any_event_is_survived(sample_ruleset: Ruleset, event: dict[str, Any]) -> None:
-    detector = sample_ruleset.new_detector()
+    detector = new_detector(sample_ruleset)
     detector.process([event, {"CommandLine": "ok"}])
     indexed = sample_ruleset.match_indices(event)
     assert indexed == sample_ruleset.match_indices(event, full_scan=True)
@@ -39,7 +39,7 @@ def test_specific_nasties(sample_ruleset: Ruleset) -> None:
         {"event.dataset": {"weird": 1}},
         {"Image": b"bytes"},
     ]
-    detector = sample_ruleset.new_detector()
+    detector = new_detector(sample_ruleset)
     detector.process(nasty)
     stats = detector.stats()
     assert stats["events"] == len(nasty)
@@ -49,7 +49,7 @@ def test_specific_nasties(sample_ruleset: Ruleset) -> None:
 def test_catastrophic_regex_in_a_rule_does_not_stall() -> None:
     import time
 
-    from detections.sigma import SigmaEngine
+    from temporal_siem.detections.sigma import SigmaEngine
 
     rule = """
 title: careless regex
@@ -68,7 +68,7 @@ detection:
 
 
 def test_hostile_rule_files(tmp_path: Path) -> None:
-    from detections.sigma.loader import load_rules
+    from temporal_siem.detections.sigma.loader import load_rules
 
     lines = ['title: bomb', 'id: 3f2a9c1e-0000-4000-8000-00000000aa02', 'logsource: {product: test}', 'detection:',
              '  a: &a {f: ["x", "x", "x", "x", "x", "x", "x", "x", "x"]}']

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from detections.sigma import SigmaEngine
-from detections.sigma.engine import Ruleset
-from detections.sigma.pipelines import PipelineError
-from ingest.replay import ReplaySource
-from parsers.router import ParserRouter
+from temporal_siem.detections.factory import new_detector
+from temporal_siem.detections.sigma import SigmaEngine
+from temporal_siem.detections.sigma.pipelines import PipelineError
+from temporal_siem.detections.sigma.ruleset import Ruleset
+from temporal_siem.ingest.replay import ReplaySource
+from temporal_siem.parsers.router import ParserRouter
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -206,7 +206,7 @@ detection:
     winlogbeat["winlog"]["event_id"] = 11
     assert not engine.match(winlogbeat)
     # alerts keep the event as it came
-    detector = engine.ruleset.new_detector()
+    detector = new_detector(engine.ruleset)
     alerts = detector.process([{"event.id": "1", "Event.System.Channel": "Security", "Event.System.EventID": 4688,
                                 "Event.EventData.Image": "c:\\whoami.exe", "Event.EventData.SubjectUserSid": "S-1-5-18"}])
     assert len(alerts) == 1 and "Image" not in alerts[0]

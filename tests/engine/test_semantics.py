@@ -6,8 +6,7 @@ from typing import Any
 
 import pytest
 import yaml
-
-from detections.sigma import SigmaEngine
+from temporal_siem.detections.sigma import SigmaEngine
 
 
 def engine(detection: dict[str, Any], logsource: dict[str, str] | None = None) -> SigmaEngine:
@@ -275,7 +274,7 @@ def test_nested_and_pydantic_events() -> None:
     assert built.match({"user": {"name": "Alice"}})
     assert built.match({"user.name": "alice"})
 
-    from temporal_siem.schema import NormalizedEvent
+    from temporal_siem.kernel.schema import NormalizedEvent
 
     model = NormalizedEvent.model_validate({"@timestamp": "2026-01-01T00:00:00Z", "event": {"dataset": "json"},
                                             "user": {"name": "alice"}})

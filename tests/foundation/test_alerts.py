@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from detections.alerts import RuleMeta, correlation_alert, rule_alert
-from temporal_siem.flatten import unflatten
-from temporal_siem.schema import Alert
+from temporal_siem.detections.alerts import RuleMeta, correlation_alert, rule_alert
+from temporal_siem.kernel.flatten import unflatten
+from temporal_siem.kernel.schema import Alert
 
 RULE = RuleMeta(id="5f0e8a52-0000-4000-8000-000000000001", title="Test rule", description="d", level="high",
                 tags=("attack.credential_access", "attack.t1552.004"))

@@ -2,8 +2,7 @@ from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
-
-from temporal_siem.config import MASK, load_settings, masked
+from temporal_siem.kernel.config import MASK, load_settings, masked
 
 
 def test_yaml_then_environment_precedence(tmp_path, monkeypatch):

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import orjson
-
 from temporal_siem.commands.schema import markdown
-from temporal_siem.schema import json_schema
+from temporal_siem.kernel.schema import json_schema
+
 from tests.conftest import ROOT
 
 

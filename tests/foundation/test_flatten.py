@@ -2,8 +2,7 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
-
-from temporal_siem.flatten import TOO_DEEP, flatten, get_path, unflatten
+from temporal_siem.kernel.flatten import TOO_DEEP, flatten, get_path, unflatten
 
 keys = st.text(alphabet="abcxyz_", min_size=1, max_size=6)
 scalars = st.none() | st.booleans() | st.integers() | st.text(max_size=10)

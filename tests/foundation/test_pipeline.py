@@ -5,13 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
-
-from detections.factory import NullDetector
-from ingest.replay import ReplaySource
-from parsers.router import ParserRouter
-from sinks.base import Sink, SinkError
-from sinks.file import FileSink
+from temporal_siem.detections.factory import NullDetector
+from temporal_siem.ingest.replay import ReplaySource
+from temporal_siem.parsers.router import ParserRouter
 from temporal_siem.pipeline import Pipeline
+from temporal_siem.sinks.base import Sink, SinkError
+from temporal_siem.sinks.file import FileSink
 
 
 class FlakySink(Sink):

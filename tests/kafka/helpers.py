@@ -21,11 +21,10 @@ import yaml
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError
-
-from parsers.router import ParserRouter
-from temporal_siem.config import load_settings
 from temporal_siem.daemon import detector_factory
-from temporal_siem.records import Origin, RawRecord
+from temporal_siem.kernel.config import load_settings
+from temporal_siem.kernel.records import Origin, RawRecord
+from temporal_siem.parsers.router import ParserRouter
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"

@@ -10,15 +10,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from kafka.consumer.fetcher import ConsumerRecord
-
-from ingest.kafka.client import KafkaConfigError, connection_options
-from ingest.kafka.dead_letter import DeadLetterTopicSink
-from ingest.kafka.produce import RateLimiter, correlation_key, split_record
-from ingest.kafka.source import TopicFormats
-from ingest.kafka.state import parse_key, snapshot_key
-from parsers.router import ParserRouter
-from temporal_siem.config import KafkaConfig, load_settings, masked
-from temporal_siem.records import DeadLetter, Origin, RawRecord
+from temporal_siem.commands.to_kafka import RateLimiter, correlation_key, split_record
+from temporal_siem.ingest.kafka.client import KafkaConfigError, connection_options
+from temporal_siem.ingest.kafka.source import TopicFormats
+from temporal_siem.kernel.config import KafkaConfig, load_settings, masked
+from temporal_siem.kernel.records import DeadLetter, Origin, RawRecord
+from temporal_siem.parsers.router import ParserRouter
+from temporal_siem.stream.dead_letter import DeadLetterTopicSink
+from temporal_siem.stream.state import parse_key, snapshot_key
 
 
 def _pem(tmp_path: Path, name: str, body: str = "-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----\n") -> str:
@@ -150,7 +149,7 @@ def test_rate_limiter_paces() -> None:
 
 
 def test_librdkafka_names_for_the_confluent_client(tmp_path: Path) -> None:
-    from ingest.kafka.client import librdkafka_options
+    from temporal_siem.ingest.kafka.client import librdkafka_options
 
     cfg = KafkaConfig(bootstrap_servers=["a:9093", "b:9093"], security_protocol="SASL_SSL", ssl_cafile=_pem(tmp_path, "ca.pem"),
                       ssl_certfile=_pem(tmp_path, "c.pem"), ssl_keyfile=_pem(tmp_path, "k.pem"), ssl_check_hostname=False,

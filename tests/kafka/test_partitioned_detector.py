@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from detections.base import Detector
-from ingest.kafka.partitions import PartitionedDetector
-from temporal_siem.records import DeadLetter, Origin
+from temporal_siem.detections.base import Detector
+from temporal_siem.kernel.records import DeadLetter, Origin
+from temporal_siem.stream.partitions import PartitionedDetector
 
 
 class _Fixed(Detector):

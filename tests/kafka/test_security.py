@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
+from temporal_siem.ingest.kafka.client import connection_options
+from temporal_siem.kernel.config import KafkaConfig
 
-from ingest.kafka.client import connection_options
-from temporal_siem.config import KafkaConfig
 from tests.kafka.helpers import ROOT, SAML_RULE, Daemon, alert_ids, all_committed, create_topic, okta_workload, read_jsonl, unique, wait_for
 
 pytestmark = pytest.mark.services

@@ -12,10 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-
-from ingest.replay import ReplaySource
-from parsers.router import ParserRouter
-from temporal_siem.flatten import unflatten
+from temporal_siem.ingest.replay import ReplaySource
+from temporal_siem.kernel.flatten import unflatten
+from temporal_siem.parsers.router import ParserRouter
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"

@@ -8,12 +8,11 @@ from typing import Any
 
 import orjson
 import pytest
-
-from parsers.aws_cloudtrail import CloudTrailParser, categorize, split_key_reference, summarize_policy
-from parsers.router import ParserRouter
-from temporal_siem.flatten import unflatten
-from temporal_siem.records import Origin, RawRecord
-from temporal_siem.schema import validate_event
+from temporal_siem.kernel.flatten import unflatten
+from temporal_siem.kernel.records import Origin, RawRecord
+from temporal_siem.kernel.schema import validate_event
+from temporal_siem.parsers.aws_cloudtrail import CloudTrailParser, categorize, split_key_reference, summarize_policy
+from temporal_siem.parsers.router import ParserRouter
 
 KEY_ARN = "arn:aws:kms:us-west-2:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 KEY_ID = "1234abcd-12ab-34cd-56ef-1234567890ab"

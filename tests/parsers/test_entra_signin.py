@@ -7,12 +7,11 @@ from typing import Any
 
 import orjson
 import pytest
-
-from parsers.entra_signin import EntraSigninParser, conditional_access_summary
-from parsers.router import ParserRouter
-from temporal_siem.flatten import unflatten
-from temporal_siem.records import Origin, RawRecord
-from temporal_siem.schema import validate_event
+from temporal_siem.kernel.flatten import unflatten
+from temporal_siem.kernel.records import Origin, RawRecord
+from temporal_siem.kernel.schema import validate_event
+from temporal_siem.parsers.entra_signin import EntraSigninParser, conditional_access_summary
+from temporal_siem.parsers.router import ParserRouter
 
 TENANT = "11111111-2222-3333-4444-555555555555"
 BLOCKED: dict[str, Any] = {
@@ -224,6 +223,6 @@ def test_accepts():
 
 
 def test_malformed_codes_are_not_codes():
-    from parsers.entra_signin import _code
+    from temporal_siem.parsers.entra_signin import _code
 
     assert [_code(v) for v in ("--5", "-5", "AADSTS53003", " 53003 ", "1" * 40, True, 5.0)] == [None, None, "53003", "53003", None, None, "5"]

@@ -5,10 +5,9 @@ from __future__ import annotations
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from parsers.registry import PARSERS
-from parsers.router import ParserRouter
-from temporal_siem.records import Origin, RawRecord
+from temporal_siem.kernel.records import Origin, RawRecord
+from temporal_siem.parsers.registry import PARSERS
+from temporal_siem.parsers.router import ParserRouter
 
 json_scalars = st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1) | st.floats(allow_nan=False) | st.text(max_size=40)
 json_values = st.recursive(json_scalars, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=12), inner, max_size=6), max_leaves=30)

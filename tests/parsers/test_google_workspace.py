@@ -7,12 +7,11 @@ from typing import Any
 
 import orjson
 import pytest
-
-from parsers.google_workspace import GoogleWorkspaceParser, challenge_outcome, parameter_value
-from parsers.router import ParserRouter
-from temporal_siem.flatten import unflatten
-from temporal_siem.records import Origin, RawRecord
-from temporal_siem.schema import validate_event
+from temporal_siem.kernel.flatten import unflatten
+from temporal_siem.kernel.records import Origin, RawRecord
+from temporal_siem.kernel.schema import validate_event
+from temporal_siem.parsers.google_workspace import GoogleWorkspaceParser, challenge_outcome, parameter_value
+from temporal_siem.parsers.router import ParserRouter
 
 SAML_FAILURE: dict[str, Any] = {
     "kind": "admin#reports#activity", "etag": "\"x1y2z3\"",

@@ -7,12 +7,11 @@ from typing import Any
 
 import orjson
 import pytest
-
-from parsers.okta import OktaParser, categorize, parse_pseudo_map
-from parsers.router import ParserRouter
-from temporal_siem.flatten import unflatten
-from temporal_siem.records import Origin, RawRecord
-from temporal_siem.schema import validate_event
+from temporal_siem.kernel.flatten import unflatten
+from temporal_siem.kernel.records import Origin, RawRecord
+from temporal_siem.kernel.schema import validate_event
+from temporal_siem.parsers.okta import OktaParser, categorize, parse_pseudo_map
+from temporal_siem.parsers.router import ParserRouter
 
 SSO: dict[str, Any] = {
     "uuid": "2b7e1f0c-4a9d-11f0-8c3e-0a1b2c3d4e5f", "published": "2025-05-06T14:22:08.431Z", "eventType": "user.authentication.sso",

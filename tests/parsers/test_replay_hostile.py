@@ -13,9 +13,8 @@ from typing import Any
 
 import orjson
 import pytest
-
-from ingest.replay import ReplaySource
-from parsers.router import ParserRouter
+from temporal_siem.ingest.replay import ReplaySource
+from temporal_siem.parsers.router import ParserRouter
 
 GOOD = [{"operation": "UpdateNamespace", "log_id": f"good-{i}", "emit_time": f"2025-01-01T00:00:0{i}Z", "status": "OK"} for i in range(3)]
 GOOD_LINES = [orjson.dumps(r) for r in GOOD]

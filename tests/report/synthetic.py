@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from detections.alerts import RuleMeta, correlation_alert, rule_alert
+from temporal_siem.detections.alerts import RuleMeta, correlation_alert, rule_alert
 
 RULES = (
     RuleMeta(id="0b5c1a9e-0001-4a7e-9b1e-000000000001", title="Temporal Cloud API key created for a service account", level="medium",

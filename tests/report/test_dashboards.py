@@ -1,4 +1,4 @@
-"""Dashboards query only what exists: Prometheus names from temporal_siem.metrics, alert fields from the contract.
+"""Dashboards query only what exists: Prometheus names from temporal_siem.kernel.metrics, alert fields from the contract.
 
 Kibana / OpenSearch Dashboards cannot run on this machine (no registry ships them), so the import command is
 exercised against a small HTTP server that checks the request the way the saved-objects import API does.
@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 from prometheus_client.metrics import MetricWrapperBase
-
-from detections.alerts import RuleMeta, correlation_alert, rule_alert
-from temporal_siem import metrics
 from temporal_siem.commands import setup
+from temporal_siem.detections.alerts import RuleMeta, correlation_alert, rule_alert
+from temporal_siem.kernel import metrics
+from temporal_siem.kernel.schema import field_reference
 from temporal_siem.report.dashboards import (
     DEFAULT_INDEX_PATTERN,
     grafana_dashboard,
@@ -32,7 +32,7 @@ from temporal_siem.report.dashboards import (
     kibana_ndjson,
     kibana_objects,
 )
-from temporal_siem.schema import field_reference
+
 from tests.conftest import ROOT
 
 DASHBOARDS = ROOT / "dashboards"
@@ -40,7 +40,7 @@ PROMETHEUS_TARGET_LABELS = {"job", "instance", "le"}
 
 
 def exposed_series() -> dict[str, set[str]]:
-    """Sample name -> label names, for every metric defined in temporal_siem.metrics, as prometheus_client exposes them."""
+    """Sample name -> label names, for every metric defined in temporal_siem.kernel.metrics, as prometheus_client exposes them."""
     series: dict[str, set[str]] = {}
     for value in vars(metrics).values():
         if not isinstance(value, MetricWrapperBase):
@@ -67,7 +67,7 @@ def test_grafana_queries_only_metrics_and_labels_that_exist() -> None:
         names = set(re.findall(r"\btsiem_[a-z0-9_]+", expr))
         assert names, expr
         unknown = names - series.keys()
-        assert not unknown, f"{expr}: {unknown} not in temporal_siem/metrics.py"
+        assert not unknown, f"{expr}: {unknown} not in kernel/metrics.py"
         used |= names
         labels = set().union(*(series[n] for n in names)) | PROMETHEUS_TARGET_LABELS
         for group in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", expr):

@@ -7,14 +7,14 @@ from typing import Any
 
 import pytest
 from elasticsearch import Elasticsearch
+from temporal_siem.kernel import metrics
+from temporal_siem.kernel.config import SinksConfig
+from temporal_siem.kernel.flatten import unflatten
+from temporal_siem.sinks.base import SinkError
+from temporal_siem.sinks.elasticsearch import ElasticsearchSink
+from temporal_siem.sinks.factory import OptionalSink, build_sinks
+from temporal_siem.sinks.opensearch import OpenSearchSink
 
-from sinks.base import SinkError
-from sinks.elasticsearch import ElasticsearchSink
-from sinks.factory import OptionalSink, build_sinks
-from sinks.opensearch import OpenSearchSink
-from temporal_siem import metrics
-from temporal_siem.config import SinksConfig
-from temporal_siem.flatten import unflatten
 from tests.sinks.conftest import MemorySink, replay
 
 pytestmark = pytest.mark.services

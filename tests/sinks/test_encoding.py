@@ -7,12 +7,11 @@ from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from sinks.base import Sink, SinkError, to_json_line
-from sinks.delivery import PartialBatch
-from sinks.factory import OptionalSink
-from sinks.splunk_hec import SplunkHecSink
-from temporal_siem import metrics
+from temporal_siem.kernel import metrics
+from temporal_siem.sinks.base import Sink, SinkError, to_json_line
+from temporal_siem.sinks.delivery import PartialBatch
+from temporal_siem.sinks.factory import OptionalSink
+from temporal_siem.sinks.splunk_hec import SplunkHecSink
 
 scalars = st.one_of(st.text(alphabet=st.characters(), max_size=20), st.integers(), st.floats(allow_nan=True),
                     st.booleans(), st.none())

@@ -9,10 +9,9 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
-
-from sinks.base import SinkError
-from sinks.kafka import KafkaSink
-from temporal_siem.flatten import unflatten
+from temporal_siem.kernel.flatten import unflatten
+from temporal_siem.sinks.base import SinkError
+from temporal_siem.sinks.kafka import KafkaSink
 
 pytestmark = pytest.mark.services
 

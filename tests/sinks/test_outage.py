@@ -17,15 +17,15 @@ from typing import Any
 import orjson
 import pytest
 from elasticsearch import Elasticsearch
-
-from detections.alerts import RuleMeta, rule_alert
-from detections.base import Detector
-from ingest.base import Source
-from parsers.router import ParserRouter
-from sinks.base import Sink, SinkError
-from sinks.elasticsearch import ElasticsearchSink
+from temporal_siem.detections.alerts import RuleMeta, rule_alert
+from temporal_siem.detections.base import Detector
+from temporal_siem.ingest.base import Source
+from temporal_siem.kernel.records import Origin, RawRecord
+from temporal_siem.parsers.router import ParserRouter
 from temporal_siem.pipeline import Pipeline
-from temporal_siem.records import Origin, RawRecord
+from temporal_siem.sinks.base import Sink, SinkError
+from temporal_siem.sinks.elasticsearch import ElasticsearchSink
+
 from tests.conftest import ROOT
 from tests.sinks.conftest import MemorySink
 

@@ -1,0 +1,52 @@
+"""``temporal-siem`` command line. Each subcommand is one module in app/commands/.
+
+Exit codes: 0 success (records may still have been dead-lettered: see the summary); 1 a runtime
+failure (a sink or source that cannot be used); 2 usage or configuration error; 3 rules failed
+validation or tests; 10 ``--fail-on-alert`` and an alert at or above the given level was raised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+COMMAND_MODULES = (
+    "temporal_siem.commands.replay",
+    "temporal_siem.commands.parse",
+    "temporal_siem.commands.rules",
+    "temporal_siem.commands.config",
+    "temporal_siem.commands.schema",
+    "temporal_siem.commands.run",
+    "temporal_siem.commands.setup",
+)
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_RULES, EXIT_ALERT = 0, 1, 2, 3, 10
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="temporal-siem", description="Sigma detection engine for the logs around Temporal.")
+    parser.add_argument("--log-level", default="WARNING", help="Python log level for diagnostics on stderr.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        code: int = args.handler(args)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

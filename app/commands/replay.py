@@ -1,0 +1,176 @@
+"""``temporal-siem replay``: files through parsers and rules, alerts to a file and a table."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING, Any
+
+from temporal_siem import console
+from temporal_siem.cli import EXIT_ALERT, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from temporal_siem.detections.base import Detector
+from temporal_siem.detections.factory import build_detector
+from temporal_siem.ingest.replay import ReplaySource
+from temporal_siem.kernel.config import Settings, load_settings
+from temporal_siem.kernel.schema import SEVERITY_BY_LEVEL
+from temporal_siem.parsers.router import ParserRouter
+from temporal_siem.pipeline import Pipeline, RunStats
+from temporal_siem.sinks.base import Sink
+from temporal_siem.sinks.file import FileSink
+from temporal_siem.sinks.lazy_file import LazyFileSink
+
+if TYPE_CHECKING:
+    from temporal_siem.report.collect import EventRecorder
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("replay", help="Replay log files through the parsers and Sigma rules.")
+    p.add_argument("paths", nargs="+", metavar="PATH", help="Files or directories (recursive), .gz, or - for stdin.")
+    add_common_input_options(p)
+    p.add_argument("--rules", action="append", default=[], metavar="DIR", help="Extra Sigma rule directory (repeatable).")
+    p.add_argument("--no-builtin-rules", action="store_true", help="Do not load detections/rules.")
+    p.add_argument("--pipeline", action="append", default=[], metavar="FILE", help="Extra pySigma pipeline YAML (repeatable).")
+    p.add_argument("--filters", action="append", default=[], metavar="DIR", help="Sigma meta-filter rules (repeatable).")
+    p.add_argument("--alerts", metavar="FILE", help="Write alerts as JSON Lines to FILE.")
+    p.add_argument("--events", metavar="FILE", help="Also write the normalized events as JSON Lines to FILE.")
+    p.add_argument("--quiet", action="store_true", help="No table, no summary.")
+    p.add_argument("--summary-json", metavar="FILE", help="Write the run summary as JSON to FILE.")
+    p.add_argument("--report", metavar="FILE.html", help="Write a self-contained HTML report of the run (charts, alerts, rule health).")
+    p.add_argument("--fail-on-alert", choices=list(SEVERITY_BY_LEVEL), metavar="LEVEL",
+                   help="Exit 10 if an alert at or above LEVEL was raised.")
+    p.add_argument("--to-kafka", metavar="TOPIC", help="Instead of detecting, produce the raw records to TOPIC "
+                   "(brokers and security from ingest.kafka; key = user/namespace when derivable).")
+    p.add_argument("--rate", type=float, metavar="N", help="With --to-kafka: at most N records per second.")
+    p.set_defaults(handler=run)
+
+
+def add_common_input_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="FILE", help="YAML config file.")
+    p.add_argument("--format", default=None, metavar="auto|NAME", help="Force a parser (default: auto-detect per record).")
+    p.add_argument("--keep-original", action="store_true",
+                   help="Keep each record as received in event.original (secrets masked).")
+    p.add_argument("--dead-letter", metavar="FILE", default=None,
+                   help="Where records that cannot be handled go (default: dead-letter.jsonl, created only if needed).")
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    return load_settings(getattr(args, "config", None))
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        settings = settings_from(args)
+        fmt = args.format or settings.parsing.format
+        router = ParserRouter(fmt, settings.parsing.max_record_bytes,
+                              keep_original=settings.parsing.keep_original or args.keep_original)
+    except (KeyError, ValueError) as exc:
+        console.err.print(f"[red]error:[/] {exc}")
+        return EXIT_USAGE
+    if args.to_kafka:
+        from temporal_siem.commands.to_kafka import replay_to_kafka
+
+        return replay_to_kafka(args.paths, args.to_kafka, settings, fmt, rate=args.rate)
+    detection = settings.detection
+    options = detection.model_dump()
+    if "allowed_lateness_seconds" not in detection.correlation.model_fields_set:
+        # A replay is finite: correlation state waits for the end, so files correlate in event time (docs/correlation.md).
+        options["correlation"]["allowed_lateness_seconds"] = -1
+    detector: Detector = build_detector(
+        [*detection.rules, *args.rules],
+        builtin_rules=detection.builtin_rules and not args.no_builtin_rules,
+        pipelines=[*detection.pipelines, *args.pipeline],
+        filters=[*detection.filters, *args.filters],
+        options=options,
+    )
+    recorder: EventRecorder | None = None
+    if getattr(args, "report", None):
+        from temporal_siem.report import EventRecorder
+
+        detector = recorder = EventRecorder(detector)
+    source = ReplaySource(args.paths, batch_size=settings.ingest.batch_size, max_record_bytes=settings.parsing.max_record_bytes)
+    # The HTML report needs every alert; otherwise keep only what the table and the exit code need, so a
+    # replay of millions of events holds bounded memory (the alerts file has them all).
+    collected = AlertKeeper(keep_all=recorder is not None)
+    alert_sinks: list[Sink] = [FileSink(args.alerts)] if args.alerts else []
+    event_sinks: list[Sink] = [FileSink(args.events)] if args.events else []
+    dead_path = args.dead_letter or "dead-letter.jsonl"
+    dead_letter: Sink = LazyFileSink(dead_path)
+    if "sinks" in settings.model_fields_set:
+        # Sinks named in the config (file or environment) receive the replay too: replay into the SIEM.
+        from temporal_siem.sinks.factory import build_sinks
+
+        try:
+            built = build_sinks(settings.sinks)
+        except ValueError as exc:
+            console.err.print(f"[red]error:[/] {exc}")
+            return EXIT_USAGE
+        alert_sinks.extend(built.alerts)
+        event_sinks.extend(built.events)
+        if built.dead_letter is not None and not args.dead_letter and "dead_letter" in settings.sinks.model_fields_set:
+            dead_letter = built.dead_letter
+            dead_path = "the configured dead-letter sink"
+    total = source.estimate_bytes()
+    with console.progress_bar(total, enabled=not args.quiet and total > 20_000_000) as advance:
+        pipeline = Pipeline(source, router, detector, alert_sinks=alert_sinks, event_sinks=event_sinks,
+                            dead_letter=dead_letter, on_alerts=collected.add,
+                            on_batch=lambda stats, batch: advance(source.bytes_read))
+        stats = pipeline.run()
+    written = dead_letter.written if isinstance(dead_letter, LazyFileSink) else bool(stats.dead_lettered)
+    report(args, stats, collected, dead_path if written else None)
+    if recorder is not None and not write_html_report(args, stats, collected.alerts, recorder):
+        return EXIT_FAILURE
+    return exit_code(args, collected)
+
+
+class AlertKeeper:
+    """Alerts seen by a replay: all of them for the HTML report, else the table's top rows and the highest severity."""
+
+    def __init__(self, keep_all: bool, top: int = console.MAX_TABLE_ROWS) -> None:
+        self.keep_all = keep_all
+        self.top = top
+        self.alerts: list[dict[str, Any]] = []
+        self.count = 0
+        self.max_severity = 0
+
+    def add(self, alerts: list[dict[str, Any]]) -> None:
+        self.count += len(alerts)
+        for alert in alerts:
+            severity = alert.get("event.severity")
+            if isinstance(severity, int) and severity > self.max_severity:
+                self.max_severity = severity
+        self.alerts.extend(alerts)
+        if not self.keep_all and len(self.alerts) > 4 * self.top:
+            self.alerts = console.most_important(self.alerts, self.top)
+
+
+def report(args: argparse.Namespace, stats: RunStats, alerts: AlertKeeper, dead_path: str | None) -> None:
+    if args.summary_json:
+        import orjson
+
+        with open(args.summary_json, "wb") as handle:
+            handle.write(orjson.dumps(stats.as_dict(), option=orjson.OPT_INDENT_2))
+    if args.quiet:
+        return
+    if alerts.count:
+        console.out.print(console.alert_table(alerts.alerts, total=alerts.count))
+    console.err.print(console.summary_table(stats, dead_path))
+
+
+def write_html_report(args: argparse.Namespace, stats: RunStats, alerts: list[dict[str, Any]], recorder: EventRecorder) -> bool:
+    from temporal_siem.report import write_report
+
+    try:
+        size = write_report(args.report, alerts, stats.as_dict(), recorder.stats(), recorder.retained, list(args.paths))
+    except OSError as exc:
+        console.err.print(f"[red]error:[/] cannot write the report {args.report}: {exc}")
+        return False
+    if not args.quiet:
+        console.err.print(f"report: {args.report} ({size / 1e6:.1f} MB)")
+    return True
+
+
+def exit_code(args: argparse.Namespace, alerts: AlertKeeper) -> int:
+    if args.fail_on_alert:
+        threshold = SEVERITY_BY_LEVEL[args.fail_on_alert]
+        if alerts.max_severity >= threshold:
+            return EXIT_ALERT
+    return EXIT_OK

@@ -1,0 +1,276 @@
+"""``temporal-siem rules test DIR...``: run every rule's test events through the real engine.
+
+Test files sit beside the rules they test: ``foo.yml`` is tested by ``foo.tests.json`` (the rule loader only
+reads ``.yml``/``.yaml``, so test files never load as rules). Layout (docs/rule-authoring.md)::
+
+    {"defaults": {"event.dataset": "temporal_cloud.audit"},      # merged into every event (optional)
+     "cases": [
+       {"rule": "<rule name or id>", "name": "what this shows", "expect": "match" | "no_match",
+        "count": 1,                                                # optional: exactly this many times
+        "events": [{...flat or nested normalized event...}],      # or
+        "records": [{...raw vendor record...}]}                    # parsed by the real parsers first
+     ]}
+
+Each case runs in a fresh detector (enrichments, correlation state) built once per run from the rule
+directories, so cases cannot leak into each other. A rule "fires" when it raised an alert, or, for a base rule
+that only feeds correlations (``generate: false``), when the engine counted a match for it. Missing
+``@timestamp``s are one second apart from 2025-01-01; missing ``event.id``s are derived from the case.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+from temporal_siem.cli import EXIT_OK, EXIT_RULES, EXIT_USAGE
+from temporal_siem.detections.factory import new_detector
+from temporal_siem.kernel.flatten import flatten
+
+TEST_SUFFIX = ".tests.json"
+EXPECTATIONS = ("match", "no_match")
+BASE_TIME = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+class TestFileError(ValueError):
+    """A test file that cannot be used (with the file and case it came from)."""
+
+    __test__ = False  # not a pytest class
+
+
+@dataclass
+class TestCase:
+    __test__ = False
+    file: Path
+    index: int
+    rule: str
+    name: str
+    expect: str
+    events: list[dict[str, Any]] = field(default_factory=list)
+    records: list[Any] = field(default_factory=list)
+    count: int | None = None  # exact number of alerts (or building-block matches) expected, when given
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}#{self.index}"
+
+
+@dataclass
+class CaseResult:
+    case: TestCase
+    passed: bool
+    fired: bool
+    alerts: list[dict[str, Any]]
+    detail: list[str] = field(default_factory=list)
+
+
+def find_test_files(paths: list[str | Path]) -> list[Path]:
+    found: list[Path] = []
+    for raw in paths:
+        root = Path(raw)
+        if root.is_dir():
+            found.extend(sorted(root.rglob(f"*{TEST_SUFFIX}")))
+        elif root.name.endswith(TEST_SUFFIX):
+            found.append(root)
+        elif root.suffix in (".yml", ".yaml"):
+            sibling = root.with_name(root.name.rsplit(".", 1)[0] + TEST_SUFFIX)
+            if sibling.is_file():
+                found.append(sibling)
+    return found
+
+
+def _normalized(event: Any, defaults: dict[str, Any], where: str) -> dict[str, Any]:
+    if not isinstance(event, dict):
+        raise TestFileError(f"{where}: an event must be a JSON object, not {type(event).__name__}")
+    flat = flatten(event) if any(isinstance(v, dict) for v in event.values()) else dict(event)
+    merged = dict(defaults)
+    merged.update(flat)
+    return merged
+
+
+def load_cases(path: Path) -> list[TestCase]:
+    try:
+        data = orjson.loads(path.read_bytes())
+    except (OSError, orjson.JSONDecodeError) as exc:
+        raise TestFileError(f"{path}: cannot read test file: {exc}") from exc
+    if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
+        raise TestFileError(f"{path}: a test file is an object with a 'cases' list")
+    file_defaults = data.get("defaults") or {}
+    file_rule = data.get("rule")
+    cases: list[TestCase] = []
+    for index, raw in enumerate(data["cases"]):
+        where = f"{path}#{index}"
+        if not isinstance(raw, dict):
+            raise TestFileError(f"{where}: a case must be an object")
+        rule = raw.get("rule", file_rule)
+        expect = raw.get("expect")
+        if not isinstance(rule, str) or not rule:
+            raise TestFileError(f"{where}: case names no 'rule'")
+        if expect not in EXPECTATIONS:
+            raise TestFileError(f"{where}: 'expect' must be one of {', '.join(EXPECTATIONS)}, not {expect!r}")
+        defaults = dict(file_defaults)
+        defaults.update(raw.get("defaults") or {})
+        events = raw.get("events") or []
+        records = raw.get("records") or []
+        if not isinstance(events, list) or not isinstance(records, list) or not (events or records):
+            raise TestFileError(f"{where}: a case needs a non-empty 'events' or 'records' list")
+        count = raw.get("count")
+        if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 0
+                                  or (count == 0) != (expect == "no_match")):
+            raise TestFileError(f"{where}: 'count' must be a whole number, 0 exactly when expect is no_match")
+        normalized = [_normalized(e, defaults, f"{where} event {i}") for i, e in enumerate(events)]
+        cases.append(TestCase(path, index, rule, str(raw.get("name", f"case {index}")), expect, normalized, records, count))
+    return cases
+
+
+def _parsed_records(case: TestCase) -> list[dict[str, Any]]:
+    from temporal_siem.kernel.records import Origin, RawRecord
+    from temporal_siem.parsers.router import ParserRouter
+
+    router = ParserRouter()
+    events: list[dict[str, Any]] = []
+    for i, record in enumerate(case.records):
+        data = record.encode() if isinstance(record, str) else orjson.dumps(record)
+        result = router.parse(RawRecord(data, Origin(str(case.file), line=i + 1)))
+        if result.dead:
+            reasons = "; ".join(f"{d.reason} {d.detail}".strip() for d in result.dead)
+            raise TestFileError(f"{case.where}: record {i} did not parse: {reasons}")
+        events.extend(result.events)
+    return events
+
+
+def _with_defaults(case: TestCase, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    out = []
+    for i, event in enumerate(events):
+        event = dict(event)
+        event.setdefault("@timestamp", (BASE_TIME + timedelta(seconds=i)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        event.setdefault("event.id", f"{case.file.stem}-{case.index}-{i}")
+        out.append(event)
+    return out
+
+
+class TestRunner:
+    """Runs test cases against one compiled ruleset (the rules under test plus anything they reference)."""
+
+    __test__ = False
+
+    def __init__(self, ruleset: Any) -> None:
+        self.ruleset = ruleset
+        self._index_of = {ref: rule.index for rule in ruleset.rules for ref in rule.refs}
+        self._correlation_ids = {key: meta.id for key, meta in ruleset.correlation_meta.items()}
+
+    def rule_id(self, reference: str) -> str | None:
+        if reference in self._index_of:
+            return str(self.ruleset.rules[self._index_of[reference]].id)
+        return self._correlation_ids.get(reference)
+
+    def run_case(self, case: TestCase) -> CaseResult:
+        target = self.rule_id(case.rule)
+        if target is None:
+            return CaseResult(case, False, False, [], [f"no rule {case.rule!r} is loaded (a load error? see 'rules validate')"])
+        try:
+            events = _with_defaults(case, case.events + (_parsed_records(case) if case.records else []))
+        except TestFileError as exc:
+            return CaseResult(case, False, False, [], [str(exc)])
+        detector = new_detector(self.ruleset, {})
+        correlation = getattr(detector, "correlation", None)
+        if correlation is not None and hasattr(correlation, "suppressed_refs") and case.rule in correlation.suppressed_refs() \
+                and case.rule not in self._index_of:
+            return CaseResult(case, False, False, [], [f"{case.rule} only feeds other correlations (generate: false) and never alerts "
+                                                        "on its own: test it through a correlation that references it"])
+        alerts = list(detector.process([dict(e) for e in events]))
+        alerts.extend(detector.finish())
+        fired_alerts = [a for a in alerts if a.get("rule.id") == target]
+        index = self._index_of.get(case.rule)
+        times = len(fired_alerts) or (int(detector.matched[index]) if index is not None else 0)
+        fired = times > 0
+        passed = fired == (case.expect == "match") and (case.count is None or times == case.count)
+        detail: list[str] = []
+        if not passed:
+            detail = self._diff(case, index, events, alerts, fired)
+            if case.count is not None and fired == (case.expect == "match"):
+                detail.insert(1, f"- expected it {case.count} times\n+ it fired {times} times")
+        return CaseResult(case, passed, fired, fired_alerts, detail)
+
+    def _diff(self, case: TestCase, index: int | None, events: list[dict[str, Any]], alerts: list[dict[str, Any]],
+              fired: bool) -> list[str]:
+        want = "an alert" if case.expect == "match" else "no alert"
+        got = "it fired" if fired else "it did not fire"
+        lines = [f"- expected {want} from {case.rule}", f"+ {got}; alerts raised: {sorted({str(a.get('rule.name')) for a in alerts}) or 'none'}"]
+        if index is None:
+            return lines  # a correlation: the base rules' own test cases explain the events
+        from temporal_siem.commands.rules_explain import explain
+        from temporal_siem.detections.enrichment import build_enrichers
+
+        enriched = [dict(e) for e in events]
+        for enricher in build_enrichers():
+            enricher.enrich(enriched)
+        for n, event in enumerate(enriched[:5]):
+            lines.append(f"  event {n}:")
+            lines.extend("  " + line for line in explain(self.ruleset.rules[index], event, self.ruleset).lines())
+        return lines
+
+
+def run_tests(paths: list[str | Path], extra_rule_paths: list[str | Path] | None = None) -> tuple[list[CaseResult], list[str]]:
+    """Results of every test file under ``paths`` and the load problems (rule load errors, bad test files)."""
+    from temporal_siem.detections.sigma.ruleset import Ruleset
+
+    rule_roots = [p for p in paths if Path(p).is_dir() or Path(p).suffix in (".yml", ".yaml")]
+    rule_roots.extend(extra_rule_paths or [])
+    ruleset = Ruleset.from_paths(rule_roots, builtin_rules=False)
+    problems = [f"{e.file}: {e.error}" for e in ruleset.errors]
+    runner = TestRunner(ruleset)
+    results: list[CaseResult] = []
+    for path in find_test_files(paths):
+        try:
+            cases = load_cases(path)
+        except TestFileError as exc:
+            problems.append(str(exc))
+            continue
+        results.extend(runner.run_case(case) for case in cases)
+    return results, problems
+
+
+def register(rsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = rsub.add_parser("test", help="Run every rule's test events (<rule>.tests.json) through the engine.")
+    p.add_argument("dirs", nargs="*", metavar="DIR", help="Rule directories or files (default: the shipped rules).")
+    p.add_argument("--rules", action="append", default=[], metavar="DIR",
+                   help="More rule directories to load (rules the tested ones reference), without running their tests.")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("-q", "--quiet", action="store_true", help="Print failures and the summary only.")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from temporal_siem.detections.sigma.loader import BUILTIN_RULES
+
+    paths: list[str | Path] = list(args.dirs) or [BUILTIN_RULES]
+    missing = [str(p) for p in paths if not Path(p).exists()]
+    if missing:
+        sys.stderr.write(f"no such rule directory or file: {', '.join(missing)}\n")
+        return EXIT_USAGE
+    results, problems = run_tests(paths, args.rules)
+    failed = [r for r in results if not r.passed]
+    if args.format == "json":
+        doc = {
+            "passed": len(results) - len(failed), "failed": len(failed), "problems": problems,
+            "cases": [{"file": str(r.case.file), "case": r.case.index, "name": r.case.name, "rule": r.case.rule,
+                       "expect": r.case.expect, "passed": r.passed, "fired": r.fired, "detail": r.detail} for r in results],
+        }
+        sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        out = []
+        for result in results:
+            if result.passed and args.quiet:
+                continue
+            status = "PASS" if result.passed else "FAIL"
+            out.append(f"{status} {result.case.where} {result.case.rule}: {result.case.name} (expect {result.case.expect})")
+            out.extend(f"    {line}" for line in result.detail)
+        out.extend("ERROR " + " ".join(p.split()) for p in problems)
+        out.append(f"{len(results) - len(failed)} passed, {len(failed)} failed" + (f", {len(problems)} errors" if problems else ""))
+        sys.stdout.write("\n".join(out) + "\n")
+    return EXIT_RULES if failed or problems or not results else EXIT_OK

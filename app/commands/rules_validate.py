@@ -1,0 +1,280 @@
+"""``temporal-siem rules validate DIR...``: what a rule pack must pass before it ships (CI-friendly).
+
+Three layers, each problem one line ``file:rule: severity: message`` (or ``--format json``):
+
+* parse: YAML and pySigma errors per file (the same loader the engine uses);
+* pySigma's validators and the SigmaHQ validators package, minus the ones that download reference data at
+  run time (ATT&CK / D3FEND / SigmaHQ taxonomies: CI has no network) and the SigmaHQ repository's own naming
+  conventions (file names) and ``number_as_string`` (our ``error.code`` is a string on purpose);
+* ours: every field a rule uses, after the built-in pipeline's mappings, exists in the normalized schema or in the
+  vendor namespace of the rule's logsource; the logsource is one the engine routes; ids and names are unique
+  across every directory given; correlation references resolve, and their group-by / alias fields exist.
+
+Errors (exit 3): parse errors, our checks, and validator issues of severity high. Medium and lower are
+warnings (exit 0) unless ``--strict``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sigma.collection import SigmaCollection
+from sigma.correlations import SigmaCorrelationRule
+from sigma.exceptions import SigmaError
+from sigma.rule import SigmaRule
+from sigma.validators.base import SigmaValidationIssueSeverity
+from temporal_siem.cli import EXIT_OK, EXIT_RULES, EXIT_USAGE
+
+# Validators left out, and why (see module docstring).
+SKIPPED_VALIDATORS = frozenset({
+    "attacktag", "d3_fendtag",  # download MITRE data
+    "sigmahq_fieldname_cast", "sigmahq_invalid_fieldname", "sigmahq_redundant_field", "sigmahq_logsource_unknown",
+    "sigmahq_tags_techniques_without_tactics", "sigmahq_filename_prefix",  # download SigmaHQ taxonomies
+    "sigmahq_filename_convention", "sigmahq_correlation_filename_prefix", "filename_length", "duplicate_filename",
+    "sigmahq_category_event_id", "sigmahq_category_windows_provider_name", "sigmahq_sysmon_missing_eventid",  # Windows-only
+    "sigmahq_fields_existence", "sigmahq_unknown_field",  # the optional 'fields' attribute
+    "number_as_string",  # error.code and friends are strings in our schema
+})
+# Vendor namespaces a rule may use, by logsource (product, service); fields of our schema are always allowed.
+VENDOR_NAMESPACES: dict[tuple[str, str | None], tuple[str, ...]] = {
+    ("temporal", "audit"): ("temporal_cloud.",),
+    ("temporal", "server"): ("temporal_server.",),
+    ("okta", None): ("okta.",),
+    ("azure", "signinlogs"): ("azure.",),
+    ("google_workspace", None): ("google_workspace.",),
+    ("gcp", None): ("google_workspace.", "gcp."),
+    ("aws", "cloudtrail"): ("aws.",),
+    ("vault", None): ("hashicorp_vault.",),
+    ("hashicorp_vault", None): ("hashicorp_vault.",),
+}
+ALL_NAMESPACES = tuple(sorted({ns for group in VENDOR_NAMESPACES.values() for ns in group}))
+# Open-ended objects of the schema (dict[str, Any]): any sub-field is allowed.
+OPEN_PREFIXES = ("temporal.target.", "labels.", "organization.", "trace.", "cloud.account.", "cloud.service.",
+                 "source.as.organization.", "client.as.organization.")
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    file: str
+    rule: str
+    severity: str  # error | warning
+    message: str
+    check: str
+
+    def line(self) -> str:
+        """One line, whatever the message (YAML errors span several): CI annotations read line by line."""
+        return f"{self.file}:{self.rule}: {self.severity}: {one_line(self.message)} [{self.check}]"
+
+
+def one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def schema_fields() -> frozenset[str]:
+    from temporal_siem.kernel.schema import field_reference
+
+    return frozenset(name for name, _, _ in field_reference())
+
+
+def _namespaces(rule: SigmaRule) -> tuple[str, ...]:
+    product = (rule.logsource.product or "").lower()
+    service = (rule.logsource.service or "").lower() or None
+    return VENDOR_NAMESPACES.get((product, service)) or VENDOR_NAMESPACES.get((product, None)) or ()
+
+
+def field_known(name: str, namespaces: Iterable[str], known: frozenset[str]) -> bool:
+    if name in known or name.startswith(OPEN_PREFIXES):
+        return True
+    return any(name.startswith(ns) for ns in namespaces)
+
+
+def _label(rule: SigmaRule | SigmaCorrelationRule) -> str:
+    return str(rule.name or rule.id or rule.title)
+
+
+def _path(rule: SigmaRule | SigmaCorrelationRule, fallback: str = "?") -> str:
+    return str(rule.source.path) if rule.source is not None and rule.source.path is not None else fallback
+
+
+def _validators() -> list[tuple[str, Any]]:
+    from sigma.validators.core import validators as core
+
+    found: dict[str, Any] = dict(core)
+    try:
+        from sigma.validators.sigmahq import validators as sigmahq
+
+        found.update(sigmahq)
+    except ImportError:  # optional package
+        pass
+    return [(name, cls) for name, cls in sorted(found.items()) if name not in SKIPPED_VALIDATORS]
+
+
+def _parse(files: list[Path]) -> tuple[list[SigmaRule | SigmaCorrelationRule], list[Problem]]:
+    from temporal_siem.detections.sigma.loader import _read_file
+
+    items: list[SigmaRule | SigmaCorrelationRule] = []
+    problems: list[Problem] = []
+    for path in files:
+        found, errors = _read_file(path)
+        problems.extend(Problem(e.file, "-", "error", e.error, "parse") for e in errors)
+        items.extend(i for i in found if isinstance(i, (SigmaRule, SigmaCorrelationRule)))
+    return items, problems
+
+
+def _run_validators(rules: list[SigmaRule | SigmaCorrelationRule], strict: bool) -> list[Problem]:
+    problems: list[Problem] = []
+    for name, cls in _validators():
+        try:
+            validator = cls()
+            issues = [i for r in rules for i in validator.validate(r)]
+            issues.extend(validator.finalize())
+        except (RuntimeError, OSError) as exc:  # a validator that needs data we do not have
+            problems.append(Problem("-", "-", "warning", f"validator skipped: {exc}", name))
+            continue
+        for issue in issues:
+            severity = "error" if issue.severity == SigmaValidationIssueSeverity.HIGH or strict else "warning"
+            for rule in issue.rules or [None]:
+                problems.append(Problem(_path(rule) if rule else "-", _label(rule) if rule else "-", severity,
+                                        issue.description, name))
+    return problems
+
+
+def _our_checks(rules: list[SigmaRule | SigmaCorrelationRule]) -> list[Problem]:
+    from temporal_siem.detections.sigma.pipelines import build_pipeline
+    from temporal_siem.detections.sigma.ruleset import Ruleset
+
+    problems: list[Problem] = []
+    known = schema_fields()
+    base = [r for r in rules if isinstance(r, SigmaRule)]
+    correlations = [r for r in rules if isinstance(r, SigmaCorrelationRule)]
+    # Uniqueness across everything given.
+    seen: dict[str, str] = {}
+    for rule in rules:
+        for key, kind in ((str(rule.id) if rule.id else None, "id"), (rule.name, "name")):
+            if not key:
+                continue
+            if key in seen:
+                problems.append(Problem(_path(rule), _label(rule), "error", f"duplicate {kind} {key} (also in {seen[key]})", "unique"))
+            else:
+                seen[key] = _path(rule)
+    # Logsource routing and field names, on the rule as the engine compiles it.
+    ruleset = Ruleset.compile(base, [], build_pipeline([], builtin=True))
+    problems.extend(Problem(e.file, "-", "error", e.error, "compile") for e in ruleset.errors)
+    by_ref: dict[str, SigmaRule] = {}
+    for compiled in ruleset.rules:
+        processed = compiled.rule
+        if processed is None:
+            continue
+        for key in compiled.refs:
+            by_ref[key] = processed
+        if compiled.datasets is None:
+            ls = processed.logsource
+            problems.append(Problem(_path(processed), _label(processed), "error",
+                                    f"unknown logsource product={ls.product} service={ls.service} category={ls.category}: "
+                                    "the engine routes no dataset to it", "logsource"))
+        namespaces = _namespaces(processed)
+        for name in compiled.fields:
+            if not field_known(name, namespaces, known):
+                problems.append(Problem(_path(processed), _label(processed), "error",
+                                        f"field {name!r} is not in the schema nor in this logsource's vendor namespace "
+                                        f"({', '.join(namespaces) or 'none'})", "field"))
+    for written in base:
+        namespaces = _namespaces(written)
+        for name in sorted(_original_fields(written)):
+            if not field_known(name, namespaces, known) and namespaces and not name.startswith(ALL_NAMESPACES):
+                problems.append(Problem(_path(written), _label(written), "warning",
+                                        f"field {name!r} is not in the schema: the pipeline reads it as the vendor field "
+                                        f"{namespaces[0]}{name} (a typo of an ECS name?)", "field"))
+    # Correlations: references, group-by and alias fields.
+    corr_names = {str(c.id) for c in correlations if c.id} | {c.name for c in correlations if c.name}
+    for corr in correlations:
+        targets: list[SigmaRule] = []
+        for reference in corr.rules or []:
+            if reference.reference in by_ref:
+                targets.append(by_ref[reference.reference])
+            elif reference.reference not in corr_names:
+                problems.append(Problem(_path(corr), _label(corr), "error", f"references unknown rule {reference.reference!r}",
+                                        "correlation"))
+        namespaces = tuple(ns for t in targets for ns in _namespaces(t))
+        aliases = {a.alias: a for a in corr.aliases} if corr.aliases else {}
+        for group in corr.group_by or []:
+            if group in aliases:
+                for ref_name, field_name in aliases[group].mapping.items():
+                    if not field_known(field_name, namespaces, known):
+                        problems.append(Problem(_path(corr), _label(corr), "error",
+                                                f"alias {group!r} maps {getattr(ref_name, 'reference', ref_name)} to unknown field {field_name!r}", "field"))
+            elif not field_known(group, namespaces, known):
+                problems.append(Problem(_path(corr), _label(corr), "error", f"group-by field {group!r} is not in the schema", "field"))
+    return problems
+
+
+def _original_fields(rule: SigmaRule) -> set[str]:
+    """Field names as written in the rule (before the pipeline's renames)."""
+    from sigma.rule import SigmaDetection, SigmaDetectionItem
+
+    found: set[str] = set()
+
+    def walk(item: SigmaDetection | SigmaDetectionItem) -> None:
+        if isinstance(item, SigmaDetection):
+            for child in item.detection_items:
+                walk(child)
+        elif item.field:
+            found.add(item.field)
+
+    for detection in rule.detection.detections.values():
+        walk(detection)
+    return found
+
+
+def validate(paths: list[str | Path], strict: bool = False) -> list[Problem]:
+    from temporal_siem.detections.sigma.loader import rule_files
+
+    files = rule_files(paths)
+    rules, problems = _parse(files)
+    try:
+        collection = SigmaCollection(list(rules), resolve_references=False)  # type: ignore[arg-type]
+        for corr in (r for r in rules if isinstance(r, SigmaCorrelationRule)):
+            try:
+                corr.resolve_rule_references(collection)
+            except (SigmaError, ValueError, KeyError) as exc:
+                problems.append(Problem(_path(corr), _label(corr), "error", f"unresolved reference: {exc}", "correlation"))
+    except (SigmaError, ValueError) as exc:
+        problems.append(Problem("-", "-", "error", str(exc), "collection"))
+    problems.extend(_run_validators(rules, strict))
+    problems.extend(_our_checks(rules))
+    return problems
+
+
+def register(rsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = rsub.add_parser("validate", help="Validate rules: pySigma + SigmaHQ validators, schema fields, logsources, ids, references.")
+    p.add_argument("dirs", nargs="*", metavar="DIR", help="Rule directories or files (default: the shipped rules).")
+    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("--strict", action="store_true", help="Treat every validator warning as an error.")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from temporal_siem.detections.sigma.loader import BUILTIN_RULES
+
+    paths: list[str | Path] = list(args.dirs) or [BUILTIN_RULES]
+    missing = [str(p) for p in paths if not Path(p).exists()]
+    if missing:
+        sys.stderr.write(f"no such rule directory or file: {', '.join(missing)}\n")
+        return EXIT_USAGE
+    problems = validate(paths, strict=args.strict)
+    errors = [p for p in problems if p.severity == "error"]
+    if args.format == "json":
+        doc = {"errors": len(errors), "warnings": len(problems) - len(errors), "problems": [asdict(p) for p in problems]}
+        sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
+    else:
+        lines = [p.line() for p in problems]
+        lines.append(f"{len(errors)} errors, {len(problems) - len(errors)} warnings")
+        sys.stdout.write("\n".join(lines) + "\n")
+    return EXIT_RULES if errors else EXIT_OK
+

@@ -1,0 +1,38 @@
+"""``temporal-siem run --config FILE``: the Kafka consumer-group daemon (see docs/operations.md)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from temporal_siem.cli import EXIT_USAGE
+from temporal_siem.kernel.config import load_settings
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser("run", help="Run the detection daemon: consume Kafka topics, detect, deliver to the sinks.")
+    p.add_argument("--config", metavar="FILE", help="YAML config file (TSIEM_* environment variables override it).")
+    p.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
+                   help="Port of /metrics and /healthz (overrides metrics.port; 0 picks a free port, logged at start).")
+    p.add_argument("--log-format", choices=["json", "text"], default="json", help="Log line format on stderr (default json).")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from temporal_siem.daemon import Daemon, DaemonConfigError
+    from temporal_siem.observability import configure_logging
+
+    try:
+        settings = load_settings(args.config)
+    except (OSError, ValueError) as exc:
+        print(f"error: {args.config}: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    configure_logging(settings.log_level, args.log_format)
+    try:
+        daemon = Daemon(settings, metrics_port=args.metrics_port)
+    except DaemonConfigError as exc:
+        logging.getLogger("temporal_siem.daemon").error("configuration error: %s", exc)
+        return EXIT_USAGE
+    daemon.install_signal_handlers()
+    return daemon.run()

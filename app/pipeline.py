@@ -1,0 +1,210 @@
+"""The one loop that wires source -> parsers -> detections -> sinks.
+
+Per batch: parse every record (dead-lettering what fails, with its origin), detect, deliver alerts and
+events to every sink, then commit the batch at the source. A sink that raises SinkError holds the batch:
+the loop retries with backoff (backpressure: nothing more is read meanwhile) until it is accepted or the
+run is stopped, so a required sink being down never loses data.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from temporal_siem.detections.base import Detector
+from temporal_siem.ingest.base import Source
+from temporal_siem.kernel import metrics
+from temporal_siem.kernel.records import DeadLetter, Origin, RawRecord
+from temporal_siem.parsers.router import ParserRouter
+from temporal_siem.sinks.base import Sink, SinkError
+
+log = logging.getLogger("temporal_siem.pipeline")
+
+
+@dataclass
+class RunStats:
+    records_read: int = 0
+    records_parsed: int = 0
+    events: int = 0
+    dead_lettered: Counter[str] = field(default_factory=Counter)
+    alerts_by_rule: Counter[str] = field(default_factory=Counter)
+    rule_titles: dict[str, str] = field(default_factory=dict)
+    alerts_by_level: Counter[str] = field(default_factory=Counter)
+    started: float = field(default_factory=time.perf_counter)
+    finished: float | None = None
+    sink_retries: int = 0
+
+    @property
+    def alerts(self) -> int:
+        return sum(self.alerts_by_rule.values())
+
+    @property
+    def elapsed(self) -> float:
+        return (self.finished or time.perf_counter()) - self.started
+
+    @property
+    def events_per_second(self) -> float:
+        return self.events / self.elapsed if self.elapsed > 0 else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "records_read": self.records_read,
+            "records_parsed": self.records_parsed,
+            "events": self.events,
+            "dead_lettered": sum(self.dead_lettered.values()),
+            "dead_lettered_by_reason": dict(self.dead_lettered),
+            "alerts": self.alerts,
+            "alerts_by_rule": dict(self.alerts_by_rule),
+            "alerts_by_level": dict(self.alerts_by_level),
+            "elapsed_seconds": round(self.elapsed, 3),
+            "events_per_second": round(self.events_per_second, 1),
+        }
+
+
+class Pipeline:
+    def __init__(self, source: Source, router: ParserRouter, detector: Detector, *,
+                 alert_sinks: list[Sink], event_sinks: list[Sink] | None = None,
+                 dead_letter: Sink, on_batch: Callable[[RunStats, list[RawRecord]], None] | None = None,
+                 on_alerts: Callable[[list[dict[str, Any]]], None] | None = None,
+                 retry_initial: float = 0.5, retry_max: float = 30.0) -> None:
+        self.source = source
+        self.router = router
+        self.detector = detector
+        self.alert_sinks = alert_sinks
+        self.event_sinks = event_sinks or []
+        self.dead_letter = dead_letter
+        self.on_batch = on_batch
+        self.on_alerts = on_alerts
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
+        self.stats = RunStats()
+        self._stopping = False
+
+    def stop(self) -> None:
+        """Finish the batch in hand, then return from run()."""
+        self._stopping = True
+
+    def run(self) -> RunStats:
+        for sink in [*self.alert_sinks, *self.event_sinks, self.dead_letter]:
+            sink.open()
+        try:
+            for batch in self.source.batches():
+                self.process_batch(batch)
+                if self._stopping:
+                    break
+            if not self._stopping:
+                self._deliver_alerts(self.detector.finish())
+                self._dead_letter(self.detector.take_dead_letters())
+            self._dead_letter(self.source.take_dead_letters())
+        finally:
+            for sink in [*self.alert_sinks, *self.event_sinks, self.dead_letter]:
+                sink.close()
+            self.stats.finished = time.perf_counter()
+            self.stats.rule_titles = self.detector.rule_titles()
+        return self.stats
+
+    def process_batch(self, batch: list[RawRecord]) -> list[dict[str, Any]]:
+        with metrics.BATCH_LATENCY.time():
+            return self._process_batch(batch)
+
+    def _process_batch(self, batch: list[RawRecord]) -> list[dict[str, Any]]:
+        stats = self.stats
+        stats.records_read += len(batch)
+        events: list[dict[str, Any]] = []
+        dead: list[DeadLetter] = self.source.take_dead_letters()
+        for record in batch:
+            result = self.router.parse(record)
+            if result.events:
+                stats.records_parsed += 1
+                events.extend(result.events)
+            dead.extend(result.dead)
+        stats.events += len(events)
+        metrics.RECORDS_CONSUMED.labels(self.source.name).inc(len(batch))
+        for dataset, count in Counter(str(e.get("event.dataset", "")) for e in events).items():
+            metrics.EVENTS.labels(dataset).inc(count)
+        alerts = self.detector.process(events) if events else []
+        dead.extend(self.detector.take_dead_letters())
+        self._dead_letter(dead)
+        if self.event_sinks and events:
+            for sink in self.event_sinks:
+                self._write(sink, events)
+        self._deliver_alerts(alerts)
+        self.source.commit(batch)
+        if self.on_batch is not None:
+            self.on_batch(stats, batch)
+        return alerts
+
+    def _deliver_alerts(self, alerts: list[dict[str, Any]]) -> None:
+        if not alerts:
+            return
+        for alert in alerts:
+            rule_id = str(alert.get("rule.id"))
+            level = str(alert.get("alert.level", ""))
+            self.stats.alerts_by_rule[rule_id] += 1
+            self.stats.alerts_by_level[level] += 1
+            metrics.ALERTS.labels(rule_id, str(alert.get("rule.name", "")), level).inc()
+        for sink in self.alert_sinks:
+            self._write(sink, alerts)
+        if self.on_alerts is not None:
+            self.on_alerts(alerts)
+
+    def _dead_letter(self, dead: list[DeadLetter]) -> None:
+        if not dead:
+            return
+        for item in dead:
+            self.stats.dead_lettered[item.reason] += 1
+            metrics.DEAD_LETTERS.labels(item.reason, item.stage).inc()
+            log.debug("dead-lettered %s: %s %s", item.origin, item.reason, item.detail)
+        self._write(self.dead_letter, [item.as_dict() for item in dead])
+
+    def _write(self, sink: Sink, documents: list[dict[str, Any]]) -> None:
+        delay = self.retry_initial
+        while True:
+            started = time.perf_counter()
+            try:
+                sink.write(documents)
+            except SinkError as exc:
+                if self._stopping:
+                    raise
+                metrics.SINK_FAILURES.labels(sink.name).inc()
+                self.stats.sink_retries += 1
+                log.warning("sink %s refused the batch (%s); retrying in %.1fs", sink.name, exc, delay)
+                if not self._wait(delay):
+                    raise  # stopped while the sink is down: the batch stays uncommitted
+                delay = min(delay * 2, self.retry_max)
+                continue
+            break
+        metrics.SINK_WRITE.labels(sink.name).observe(time.perf_counter() - started)
+        rejected = sink.take_rejected()
+        if rejected:
+            metrics.SINK_REJECTED.labels(sink.name).inc(len(rejected))
+            # "code: detail": the code is the reason (a metric label, so few values), the server's words the detail.
+            self._dead_letter([DeadLetter(reason.partition(": ")[0], "sink", Origin(f"sink:{sink.name}"),
+                                          raw=_json_bytes(doc), detail=reason.partition(": ")[2])
+                               for doc, reason in rejected])
+
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep for a retry, waking early on stop(); False if stopping (a SIGTERM must not wait out a 30 s backoff)."""
+        deadline = time.monotonic() + seconds
+        while not self._stopping:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return True
+            time.sleep(min(remaining, 0.2))
+        return False
+
+
+def _json_bytes(doc: dict[str, Any]) -> bytes:
+    import orjson
+
+    try:
+        return orjson.dumps(doc, default=str)
+    except TypeError:  # lone surrogates: the sink's own encoding replaces them
+        from temporal_siem.sinks.base import to_json_line
+
+        return to_json_line(doc)[:-1]

@@ -1,0 +1,346 @@
+"""The compiled ruleset and the matching API.
+
+A :class:`Ruleset` is built once (load, pipeline, compile, witness analysis) and shared: the Kafka daemon
+keeps one detector per partition, so everything per-detector (counters, correlation windows) lives in the
+detector and everything heavy (functions, indexes) lives here.
+
+Routing: each rule has the datasets its logsource maps to (``tsiem.dataset`` from the pipeline) or none
+(unrouted). An event goes to the lane of its ``event.dataset``: the rules routed to that dataset, or, when
+no rule claims it (``json``, missing, unknown), the unrouted rules. Each lane has its own candidate index,
+built on first use and cached.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sigma.correlations import SigmaCorrelationRule
+from sigma.processing.pipeline import ProcessingPipeline
+from sigma.rule import SigmaRule
+from temporal_siem.detections.alerts import RuleMeta
+from temporal_siem.detections.sigma.compiler import RuleCompileError, RuleCompiler
+from temporal_siem.detections.sigma.index import CandidateIndex
+from temporal_siem.detections.sigma.loader import BUILTIN_RULES, LoadError, load_rules
+from temporal_siem.detections.sigma.pipelines import (
+    DATASET_ATTRIBUTE,
+    build_pipeline,
+    dataset_matches,
+    dataset_patterns,
+    pipeline_datasets,
+)
+from temporal_siem.detections.sigma.routing import EventTag, LogsourceTagger, WindowsEventView
+from temporal_siem.detections.sigma.values import EventFolds
+from temporal_siem.detections.sigma.witness import Witnesses, rule_witnesses
+from temporal_siem.kernel.flatten import flatten
+
+DATASET_FIELD = "event.dataset"
+_LANE_CACHE_LIMIT = 4096
+
+
+@dataclass
+class Lane:
+    key: int
+    rules: tuple[int, ...]
+    index: CandidateIndex
+
+
+_UNROUTED = Lane(-1, (), CandidateIndex((), {}, None, None))  # marker: "no dataset route, use the event tag"
+
+
+@dataclass(slots=True)
+class CompiledRule:
+    index: int
+    id: str
+    name: str | None
+    meta: RuleMeta
+    match: Callable[[dict[str, Any], dict[int, Any]], bool]
+    source_code: str
+    fields: tuple[str, ...]
+    witnesses: Witnesses
+    datasets: tuple[str, ...] | None
+    generate: bool = True
+    warnings: tuple[str, ...] = ()
+    rule: SigmaRule | None = field(default=None, repr=False)
+
+    @property
+    def refs(self) -> tuple[str, ...]:
+        return (self.id, self.name) if self.name else (self.id,)
+
+
+@dataclass(frozen=True, slots=True)
+class MatchedRule:
+    """One rule that matched an event (what :meth:`SigmaEngine.match` returns)."""
+
+    id: str
+    title: str
+    level: str
+    meta: RuleMeta
+
+
+def rule_meta(rule: SigmaRule | SigmaCorrelationRule, rule_id: str) -> RuleMeta:
+    source = str(rule.source.path) if rule.source is not None and rule.source.path is not None else ""
+    level = rule.level.name.lower() if rule.level is not None else "medium"
+    status = rule.status.name.lower() if rule.status is not None else ""
+    return RuleMeta(
+        id=rule_id,
+        title=rule.title,
+        description=(rule.description or "").strip(),
+        level=level,
+        tags=tuple(str(t) for t in rule.tags),
+        references=tuple(str(r) for r in rule.references),
+        author=rule.author or "",
+        status=status,
+        falsepositives=tuple(str(f) for f in rule.falsepositives),
+        source=source,
+        extra={"name": rule.name} if rule.name else {},
+    )
+
+
+def rule_identifier(rule: SigmaRule | SigmaCorrelationRule) -> str:
+    if rule.id is not None:
+        return str(rule.id)
+    if rule.name:
+        return rule.name
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"sigma:{rule.title}:{rule.source.path if rule.source else ''}"))
+
+
+class Ruleset:
+    """Compiled rules + lanes. Thread-safe for matching; build lanes lazily under a lock."""
+
+    def __init__(self, rules: list[CompiledRule], correlations: list[SigmaCorrelationRule],
+                 correlation_meta: dict[str, RuleMeta], errors: list[LoadError], known_datasets: tuple[str, ...] = (),
+                 use_event_tags: bool = True) -> None:
+        self.rules = rules
+        self.correlations = correlations
+        self.correlation_meta = correlation_meta
+        self.errors = errors
+        self.functions = [r.match for r in rules]
+        self._patterns = sorted({p for r in rules for p in (r.datasets or ())} | set(known_datasets))
+        self._lanes_by_rules: dict[tuple[int, ...], Lane] = {}
+        self._lane_by_dataset: dict[Any, Lane] = {}
+        self._generic_lanes: dict[EventTag | None, Lane] = {}
+        self.tagger: LogsourceTagger | None = LogsourceTagger.load() if use_event_tags else None
+        self._views = WindowsEventView.load() if use_event_tags else None
+        self._lock = threading.Lock()
+
+    # ---- construction ----------------------------------------------------------------------------------
+
+    @classmethod
+    def from_paths(cls, paths: Iterable[str | Path] = (), *, builtin_rules: bool = True,
+                   pipelines: Iterable[str | Path] = (), filters: Iterable[str | Path] = (),
+                   builtin_pipeline: bool = True) -> Ruleset:
+        roots: list[str | Path] = [BUILTIN_RULES] if builtin_rules and BUILTIN_RULES.is_dir() else []
+        roots.extend(paths)
+        loaded = load_rules(roots, filters)
+        pipeline = build_pipeline(pipelines, builtin=builtin_pipeline)
+        return cls.compile(loaded.rules, loaded.correlations, pipeline, loaded.errors)
+
+    @classmethod
+    def from_yaml(cls, text: str, *, pipelines: Iterable[str | Path] = (), builtin_pipeline: bool = True) -> Ruleset:
+        """Rules from one YAML text (several documents allowed); for tests and the library API."""
+        import yaml
+        from sigma.collection import SigmaCollection
+
+        collection = SigmaCollection.from_dicts(list(yaml.safe_load_all(text)), collect_errors=True)
+        rules = [r for r in collection.rules if isinstance(r, SigmaRule) and not r.errors]
+        correlations = [r for r in collection.rules if isinstance(r, SigmaCorrelationRule) and not r.errors]
+        errors = [LoadError("<yaml>", "; ".join(str(e) for e in r.errors)) for r in collection.rules if r.errors]
+        errors += [LoadError("<yaml>", str(e)) for e in collection.errors]
+        return cls.compile(rules, correlations, build_pipeline(pipelines, builtin=builtin_pipeline), errors)
+
+    @classmethod
+    def compile(cls, rules: list[SigmaRule], correlations: list[SigmaCorrelationRule], pipeline: ProcessingPipeline,
+                errors: list[LoadError] | None = None) -> Ruleset:
+        errors = list(errors or [])
+        compiler = RuleCompiler()
+        referenced_only_quietly = _quiet_rules(correlations)
+        compiled: list[CompiledRule] = []
+        seen_ids: set[str] = set()
+        for rule in rules:
+            source = str(rule.source.path) if rule.source is not None and rule.source.path is not None else "<yaml>"
+            rule_id = rule_identifier(rule)
+            if rule_id in seen_ids:
+                errors.append(LoadError(source, f"rule {rule.title!r}: duplicate rule id {rule_id}; the first one is kept"))
+                continue
+            try:
+                processed = rule  # the pipeline edits the rule in place: compile() owns the rules it is given
+                pipeline.apply(processed)
+                trees = [condition.parsed for condition in processed.detection.parsed_condition]
+                code = compiler.compile_source(processed, trees)
+                function = compiler.build(code, f"<rule {rule_id}>")
+                witnesses = rule_witnesses(processed, trees)
+            except RuleCompileError as exc:
+                errors.append(LoadError(source, f"rule {rule.title!r}: {exc}"))
+                continue
+            except Exception as exc:  # a pipeline or pySigma error for this rule only
+                errors.append(LoadError(source, f"rule {rule.title!r}: {type(exc).__name__}: {exc}"))
+                continue
+            seen_ids.add(rule_id)
+            compiled.append(CompiledRule(
+                index=len(compiled), id=rule_id, name=rule.name, meta=rule_meta(rule, rule_id), match=function,
+                source_code=code.source, fields=code.fields, witnesses=witnesses,
+                datasets=dataset_patterns(processed.custom_attributes.get(DATASET_ATTRIBUTE)),
+                generate=not (rule_id in referenced_only_quietly or (rule.name or "\x00") in referenced_only_quietly),
+                warnings=tuple(code.warnings), rule=processed,
+            ))
+        processed_correlations: list[SigmaCorrelationRule] = []
+        correlation_meta: dict[str, RuleMeta] = {}
+        for corr in correlations:
+            try:
+                processed_corr = copy.deepcopy(corr)
+                pipeline.apply(processed_corr)
+            except Exception as exc:
+                source = str(corr.source.path) if corr.source is not None and corr.source.path is not None else "<yaml>"
+                errors.append(LoadError(source, f"correlation {corr.title!r}: {type(exc).__name__}: {exc}"))
+                continue
+            processed_correlations.append(processed_corr)
+            corr_id = rule_identifier(corr)
+            correlation_meta[corr_id] = rule_meta(corr, corr_id)
+            if corr.name:
+                correlation_meta[corr.name] = correlation_meta[corr_id]
+        for entry in compiled:
+            correlation_meta.setdefault(entry.id, entry.meta)
+            if entry.name:
+                correlation_meta.setdefault(entry.name, entry.meta)
+        return cls(compiled, processed_correlations, correlation_meta, errors, pipeline_datasets(pipeline))
+
+    # ---- lanes -----------------------------------------------------------------------------------------
+
+    def view(self, event: dict[str, Any]) -> dict[str, Any]:
+        """What the rules see: the event, or for wrapped Windows events (evtx JSON, Winlogbeat) a copy with the
+        plain Sigma names added. Alerts are built from the event itself."""
+        return self._views.view(event) if self._views is not None else event
+
+    def lane_for(self, event: dict[str, Any]) -> Lane:
+        """The lane of an event: its dataset's routed rules, or the unrouted rules its logsource tag admits."""
+        dataset = event.get(DATASET_FIELD)
+        try:
+            lane = self._lane_by_dataset.get(dataset)
+        except TypeError:  # unhashable dataset value (a list): resolve without the cache
+            lane = None
+        if lane is None:
+            lane = self._resolve_dataset(dataset)
+        if lane is not _UNROUTED:
+            return lane
+        tag = self.tagger.tag(event) if self.tagger is not None else None
+        generic = self._generic_lanes.get(tag)
+        if generic is None:
+            generic = self._generic_lane(tag)
+        return generic
+
+    def lane(self, dataset: Any) -> Lane:
+        """The lane for a dataset value alone (untagged events)."""
+        return self.lane_for({DATASET_FIELD: dataset})
+
+    def _resolve_dataset(self, dataset: Any) -> Lane:
+        text = dataset if isinstance(dataset, str) else (str(dataset[0]) if isinstance(dataset, list) and dataset else "")
+        claimed = [p for p in self._patterns if text and dataset_matches(p, text)]
+        if claimed:
+            members = tuple(r.index for r in self.rules
+                            if r.datasets is not None and any(dataset_matches(p, text) for p in r.datasets))
+            lane = self._lane(members)
+        else:
+            lane = _UNROUTED
+        try:
+            if len(self._lane_by_dataset) < _LANE_CACHE_LIMIT:
+                self._lane_by_dataset[dataset] = lane
+        except TypeError:
+            pass
+        return lane
+
+    def _generic_lane(self, tag: EventTag | None) -> Lane:
+        members = tuple(r.index for r in self.rules
+                        if r.datasets is None and (tag is None or r.rule is None or tag.admits(r.rule.logsource)))
+        lane = self._lane(members)
+        self._generic_lanes[tag] = lane
+        return lane
+
+    def _lane(self, members: tuple[int, ...]) -> Lane:
+        with self._lock:
+            lane = self._lanes_by_rules.get(members)
+            if lane is None:
+                index = CandidateIndex.build([(i, self.rules[i].witnesses, self.rules[i].fields) for i in members])
+                lane = Lane(len(self._lanes_by_rules), members, index)
+                self._lanes_by_rules[members] = lane
+        return lane
+
+    @property
+    def lanes(self) -> list[Lane]:
+        return list(self._lanes_by_rules.values())
+
+    # ---- matching --------------------------------------------------------------------------------------
+
+    def candidates(self, event: dict[str, Any], cache: dict[int, Any] | None = None) -> set[int]:
+        event = self.view(event)
+        lane = self.lane_for(event)
+        return lane.index.candidates(event, EventFolds(event) if cache is None else cache)
+
+    def match_indices(self, event: dict[str, Any], *, full_scan: bool = False) -> list[int]:
+        """Indices of the rules that match a flat event (``full_scan`` skips the index: the reference)."""
+        event = self.view(event)
+        lane = self.lane_for(event)
+        cache = EventFolds(event)
+        pool = lane.rules if full_scan else sorted(lane.index.candidates(event, cache))
+        functions = self.functions
+        return [i for i in pool if functions[i](event, cache)]
+
+
+def _quiet_rules(correlations: list[SigmaCorrelationRule]) -> set[str]:
+    """Ids/names of base rules referenced only by correlations with ``generate: false``."""
+    quiet: set[str] = set()
+    loud: set[str] = set()
+    for corr in correlations:
+        for ref in corr.rules or []:
+            target = getattr(ref, "rule", None)
+            keys = {ref.reference}
+            if target is not None:
+                if target.id is not None:
+                    keys.add(str(target.id))
+                if target.name:
+                    keys.add(target.name)
+            (loud if corr.generate else quiet).update(keys)
+    return quiet - loud
+
+
+def as_flat_event(event: Any) -> dict[str, Any]:
+    """Accepts a flat dict, a nested dict or a pydantic model."""
+    if hasattr(event, "model_dump"):
+        event = event.model_dump(by_alias=True, exclude_none=True)
+    if not isinstance(event, dict):
+        raise TypeError(f"an event must be a dict or a pydantic model, not {type(event).__name__}")
+    if any(isinstance(v, dict) for v in event.values()) or any(
+            isinstance(v, list) and any(isinstance(m, dict) for m in v) for v in event.values()):
+        return flatten(event)
+    return event
+
+
+class SigmaEngine:
+    """Library API: ``SigmaEngine.from_paths([...]).match(event) -> list[MatchedRule]``."""
+
+    def __init__(self, ruleset: Ruleset) -> None:
+        self.ruleset = ruleset
+
+    @classmethod
+    def from_paths(cls, paths: Iterable[str | Path] = (), **kwargs: Any) -> SigmaEngine:
+        kwargs.setdefault("builtin_rules", False)
+        return cls(Ruleset.from_paths(paths, **kwargs))
+
+    @classmethod
+    def from_yaml(cls, text: str, **kwargs: Any) -> SigmaEngine:
+        return cls(Ruleset.from_yaml(text, **kwargs))
+
+    @property
+    def errors(self) -> list[LoadError]:
+        return self.ruleset.errors
+
+    def match(self, event: Any) -> list[MatchedRule]:
+        flat = as_flat_event(event)
+        rules = self.ruleset.rules
+        return [MatchedRule(rules[i].id, rules[i].meta.title, rules[i].meta.level, rules[i].meta)
+                for i in self.ruleset.match_indices(flat)]

@@ -1,0 +1,186 @@
+"""Configuration: one YAML file mirrored by pydantic-settings models.
+
+Precedence, highest first: explicit overrides (CLI flags) > environment variables
+(``TSIEM_`` prefix, ``__`` between levels, e.g. ``TSIEM_INGEST__KAFKA__GROUP_ID``) > the YAML file >
+defaults. Secrets are ``SecretStr`` and masked by ``temporal-siem config show``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from temporal_siem.kernel.secrets import is_secret_key
+
+MASK = "***"
+
+
+class KafkaTopic(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = None
+    pattern: str | None = Field(None, description="Regex of topic names, instead of name.")
+    format: str = "auto"
+
+
+class KafkaConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    bootstrap_servers: list[str] = ["127.0.0.1:9092"]
+    group_id: str = "temporal-siem"
+    client_id: str = "temporal-siem"
+    topics: list[KafkaTopic] = []
+    dead_letter_topic: str | None = "temporal-siem-dead-letter"
+    auto_offset_reset: Literal["earliest", "latest"] = "earliest"
+    max_poll_records: int = 1000
+    poll_timeout_ms: int = 500
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    ssl_password: SecretStr | None = None
+    ssl_check_hostname: bool = True
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    sasl_username: str | None = None
+    sasl_password: SecretStr | None = None
+    client: Literal["kafka-python", "confluent-kafka"] = "kafka-python"
+    # Daemon (docs/operations.md): correlation state snapshots, group liveness, bounded shutdown.
+    state_topic: str | None = Field("temporal-siem-state", description="Compacted topic of per-partition correlation state; None disables.")
+    snapshot_interval_seconds: float = 30.0
+    max_state_replay_records: int = Field(1_000_000, description="Older snapshots than this many records behind the commit are dropped.")
+    session_timeout_ms: int = 10_000
+    shutdown_timeout_seconds: float = 30.0
+
+
+class IngestConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    batch_size: int = 1000
+    kafka: KafkaConfig = KafkaConfig()
+
+
+class ParsingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    format: str = "auto"
+    max_record_bytes: int = 8 * 1024 * 1024
+    keep_original: bool = False
+
+
+class CorrelationConfig(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    allowed_lateness_seconds: float = 300.0
+    max_groups: int = 1_000_000
+    max_events_per_group: int = 10_000
+    max_alert_event_ids: int = 100
+    max_pending_events: int = Field(1_000_000, description="Matched events waiting for the watermark; beyond it the oldest are applied early.")
+    max_future_seconds: float = Field(
+        86_400.0, description="Events this far ahead of the wall clock are rejected (a hostile timestamp would stall every window)."
+    )
+    max_rejected_events: int = Field(10_000, description="Late/unusable events held for the caller to dead-letter; beyond it they are only counted.")
+
+
+class DetectionConfig(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    rules: list[str] = []
+    builtin_rules: bool = True
+    pipelines: list[str] = Field([], description="Extra pySigma processing pipeline YAML files.")
+    filters: list[str] = Field([], description="Directories of Sigma meta-filter rules.")
+    correlation: CorrelationConfig = CorrelationConfig()
+
+
+class SinkConfig(BaseModel):
+    """One sink: ``type`` names it in sinks.registry; other keys are that sink's options."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str
+    required: bool = Field(True, description="Required sinks apply backpressure when down; optional ones drop with a metric.")
+
+
+class SinksConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    alerts: list[SinkConfig] = [SinkConfig(type="file", path="-")]
+    events: list[SinkConfig] = []
+    dead_letter: SinkConfig = SinkConfig(type="file", path="dead-letter.jsonl")
+
+
+class MetricsConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = 9108
+
+
+class StateConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    directory: str = ".temporal-siem-state"
+
+
+class Settings(BaseSettings):
+    """The whole effective configuration."""
+
+    model_config = SettingsConfigDict(env_prefix="TSIEM_", env_nested_delimiter="__", extra="forbid")
+
+    ingest: IngestConfig = IngestConfig()
+    parsing: ParsingConfig = ParsingConfig()
+    detection: DetectionConfig = DetectionConfig()
+    sinks: SinksConfig = SinksConfig()
+    metrics: MetricsConfig = MetricsConfig()
+    state: StateConfig = StateConfig()
+    log_level: str = "INFO"
+
+    _yaml_data: dict[str, Any] = {}
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, _YamlSource(settings_cls), file_secret_settings
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Reads the YAML file named by ``load_settings`` (held in a class attribute for the call)."""
+
+    path: Path | None = None
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        if _YamlSource.path is None:
+            return {}
+        with open(_YamlSource.path, encoding="utf-8") as handle:
+            data = yaml.safe_load(handle) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{_YamlSource.path}: the top level must be a mapping")
+        return data
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Load the YAML file (optional), apply environment variables, then explicit overrides."""
+    _YamlSource.path = Path(path) if path else None
+    try:
+        return Settings(**overrides)
+    finally:
+        _YamlSource.path = None
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """The effective config as plain data with every secret masked."""
+    return _mask(settings.model_dump(mode="python"))
+
+
+def _mask(value: Any, key: str = "") -> Any:
+    if isinstance(value, SecretStr):
+        return MASK if value.get_secret_value() else ""
+    if isinstance(value, dict):
+        return {k: (MASK if is_secret_key(str(k)) and v else _mask(v, str(k))) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_mask(v, key) for v in value]
+    if key and is_secret_key(key) and value:
+        return MASK
+    return value

@@ -1,0 +1,115 @@
+"""Timestamp parsing and ECS formatting shared by the parsers (normalizing vendor times) and the detections
+(enrichment ages, event time). In the kernel so that neither stage imports the other."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+_ISO = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d+))?)?\s*(Z|z|[+-]\d{2}:?\d{2}|[+-]\d{2})?$"
+)
+_US = re.compile(
+    r"^(\d{1,2})/(\d{1,2})/(\d{4})\s+(\d{1,2}):(\d{2})(?::(\d{2}))?(?:\s*([AaPp][Mm]))?(?:\s*([+-]\d{2}:?\d{2}|Z))?$"
+)
+_MONTHS = {m: i for i, m in enumerate(["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], 1)}
+_TEXT_DATE = re.compile(r"^([A-Za-z]{3})\s+(\d{1,2}),\s*(\d{4})\s+(\d{1,2}):(\d{2}):(\d{2})(?:\s*([AaPp][Mm]))?$")
+
+
+def _tz(text: str | None) -> timezone:
+    if not text or text in ("Z", "z"):
+        return UTC
+    sign = -1 if text[0] == "-" else 1
+    digits = text[1:].replace(":", "")
+    hours = int(digits[:2])
+    minutes = int(digits[2:4] or 0) if len(digits) > 2 else 0
+    return timezone(sign * timedelta(hours=hours, minutes=minutes))
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """Parse every timestamp style in the log-format reference to an aware UTC datetime (µs precision).
+
+    Accepts RFC 3339/ISO 8601 (any fraction length, ``Z``, ``+01:00``, zap's ``+0100``, no zone = UTC),
+    ``{"seconds": s, "nanos": n}`` objects (numbers or strings), epoch numbers (s, ms, µs, ns by size),
+    US-locale ``1/9/2007 9:41:00 AM [+01:00]`` and ``Apr 12, 2021 18:58:30 PM``. Returns None if unparseable.
+    """
+    try:
+        if value is None or isinstance(value, bool):
+            return None
+        if isinstance(value, dict):
+            seconds = value.get("seconds", value.get("Seconds"))
+            if seconds is None:
+                return None
+            nanos = value.get("nanos", value.get("Nanos", 0)) or 0
+            return datetime.fromtimestamp(int(seconds), UTC) + timedelta(microseconds=int(nanos) // 1000)
+        if isinstance(value, (int, float)):
+            return _from_epoch(float(value))
+        if not isinstance(value, str):
+            return None
+        text = value.strip()
+        if not text or len(text) > 64:
+            return None
+        if len(text) >= 19 and text[4] == "-" and text[7] == "-" and text[10] in "T " and text[13] == ":" and text[16] == ":":
+            try:  # C fast path for the common RFC 3339 shapes; the regex below stays the reference
+                parsed = datetime.fromisoformat(text)
+            except ValueError:
+                parsed = None
+            if parsed is not None:
+                return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        m = _ISO.match(text)
+        if m:
+            year, month, day, hour, minute = (int(m.group(i)) for i in range(1, 6))
+            second = int(m.group(6) or 0)
+            fraction = (m.group(7) or "0")[:6].ljust(6, "0")
+            dt = datetime(year, month, day, hour, minute, min(second, 59), int(fraction), tzinfo=_tz(m.group(8)))
+            return dt.astimezone(UTC)
+        if text.lstrip("-").replace(".", "", 1).isdigit():
+            return _from_epoch(float(text))
+        m = _US.match(text)
+        if m:
+            month, day, year, hour, minute = int(m.group(1)), int(m.group(2)), int(m.group(3)), int(m.group(4)), int(m.group(5))
+            hour = _twelve_hour(hour, m.group(7))
+            dt = datetime(year, month, day, hour, minute, int(m.group(6) or 0), tzinfo=_tz(m.group(8)))
+            return dt.astimezone(UTC)
+        m = _TEXT_DATE.match(text)
+        if m and m.group(1).lower() in _MONTHS:
+            hour = _twelve_hour(int(m.group(4)), m.group(7))
+            return datetime(int(m.group(3)), _MONTHS[m.group(1).lower()], int(m.group(2)), hour, int(m.group(5)), int(m.group(6)), tzinfo=UTC)
+    except (ValueError, OverflowError, OSError, TypeError):
+        return None
+    return None
+
+
+def _twelve_hour(hour: int, meridiem: str | None) -> int:
+    if not meridiem or hour > 12:
+        return hour  # "18:58:30 PM" appears in KMS records: a 24-hour clock with a stray PM
+    pm = meridiem.lower() == "pm"
+    if hour == 12:
+        return 12 if pm else 0
+    return hour + 12 if pm else hour
+
+
+def _from_epoch(number: float) -> datetime:
+    magnitude = abs(number)
+    if magnitude >= 1e17:
+        number /= 1e9
+    elif magnitude >= 1e14:
+        number /= 1e6
+    elif magnitude >= 1e11:
+        number /= 1e3
+    return datetime.fromtimestamp(number, UTC)
+
+
+def format_timestamp(dt: datetime) -> str:
+    """ECS @timestamp text: UTC, microseconds, ``Z``."""
+    return dt.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def timestamp_or_none(value: Any) -> str | None:
+    dt = parse_timestamp(value)
+    return format_timestamp(dt) if dt else None
+
+
+def now_timestamp() -> str:
+    return format_timestamp(datetime.now(UTC))
