@@ -189,7 +189,6 @@ def test_rows_open_from_the_keyboard(page: Any) -> None:
 
 def test_brushing_the_timeline_narrows_the_table(page: Any, known: tuple[synthetic.Replay, Path]) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
-
     from temporal_siem.report.model import parse_time
 
     replay, _ = known
@@ -203,7 +202,7 @@ def test_brushing_the_timeline_narrows_the_table(page: Any, known: tuple[synthet
     chip = page.find_element(By.ID, "filter-time")
     assert chip.is_displayed() and "time" in chip.text
     start, step, buckets = (float(chart.get_attribute(n)) for n in ("data-start", "data-step", "data-buckets"))
-    left, plot_w, full = (float(chart.get_attribute(n)) for n in ("data-left", "data-plot-width", "data-width"))
+    left, plot_w = (float(chart.get_attribute(n)) for n in ("data-left", "data-plot-width"))
     brush = page.find_element(By.ID, "timeline-brush")
     lo = float(brush.get_attribute("x"))
     hi = lo + float(brush.get_attribute("width"))
@@ -219,8 +218,7 @@ def test_brushing_the_timeline_narrows_the_table(page: Any, known: tuple[synthet
     assert _status(page)[0] == len(replay.alerts)
 
 
-def test_user_click_drills_down_and_export_has_the_filtered_rows(page: Any, known: tuple[synthetic.Replay, Path]) -> None:
-    replay, _ = known
+def test_user_click_drills_down_and_export_has_the_filtered_rows(page: Any) -> None:
     _reset(page)
     link = page.find_element(By.CSS_SELECTOR, '.entities table[data-entity-kind="user"] a.entity-link')
     user = link.get_attribute("data-entity")
