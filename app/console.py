@@ -74,6 +74,9 @@ def summary_table(stats: RunStats, dead_letter_path: str | None) -> Table:
     table.add_row("alerts", str(stats.alerts))
     for rule_id, count in stats.alerts_by_rule.most_common(20):
         table.add_row(f"  {stats.rule_titles.get(rule_id, rule_id)}", str(count))
+    if len(stats.alerts_by_rule) > 20:
+        rest = stats.alerts_by_rule.most_common()[20:]
+        table.add_row(f"  … {len(rest)} more rules", str(sum(count for _, count in rest)))
     table.add_row("elapsed", f"{stats.elapsed:.2f} s")
     table.add_row("events/s", f"{stats.events_per_second:,.0f}")
     return table

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from temporal_siem import console
 from temporal_siem.cli import EXIT_ALERT, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from temporal_siem.commands.alert_views import ALERT_FORMATS, AlertFilter, FilteredDetector, alert_file_sink, parse_time_bound
 from temporal_siem.detections.base import Detector
 from temporal_siem.detections.factory import build_detector
 from temporal_siem.ingest.replay import ReplaySource
@@ -30,7 +31,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--no-builtin-rules", action="store_true", help="Do not load detections/rules.")
     p.add_argument("--pipeline", action="append", default=[], metavar="FILE", help="Extra pySigma pipeline YAML (repeatable).")
     p.add_argument("--filters", action="append", default=[], metavar="DIR", help="Sigma meta-filter rules (repeatable).")
-    p.add_argument("--alerts", metavar="FILE", help="Write alerts as JSON Lines to FILE.")
+    p.add_argument("--alerts", metavar="FILE", help="Write alerts to FILE (JSON Lines unless --alerts-format says otherwise).")
+    p.add_argument("--alerts-format", choices=ALERT_FORMATS, default="jsonl",
+                   help="jsonl (default), csv (main alert fields) or timeline (time, level, rule, entity, source ip, action, dataset, event ids).")
+    p.add_argument("--min-level", choices=list(SEVERITY_BY_LEVEL), metavar="LEVEL", help="Keep only alerts at or above LEVEL.")
+    p.add_argument("--from", dest="time_from", metavar="TIME", help="Only events at or after TIME (event time, e.g. 2025-10-01T00:00:00Z).")
+    p.add_argument("--to", dest="time_to", metavar="TIME", help="Only events at or before TIME (event time).")
+    p.add_argument("--rule-filter", action="append", default=[], metavar="GLOB",
+                   help="Keep only alerts whose rule id, name or a tag matches GLOB (case-insensitive; repeatable), e.g. 'attack.t1552*'.")
     p.add_argument("--events", metavar="FILE", help="Also write the normalized events as JSON Lines to FILE.")
     p.add_argument("--quiet", action="store_true", help="No table, no summary.")
     p.add_argument("--summary-json", metavar="FILE", help="Write the run summary as JSON to FILE.")
@@ -82,6 +90,15 @@ def run(args: argparse.Namespace) -> int:
         options=options,
     )
     recorder: EventRecorder | None = None
+    try:
+        start = parse_time_bound(args.time_from) if args.time_from else None
+        end = parse_time_bound(args.time_to) if args.time_to else None
+    except ValueError as exc:
+        console.err.print(f"[red]error:[/] --from/--to: {exc}")
+        return EXIT_USAGE
+    wanted = AlertFilter(args.min_level, args.rule_filter)
+    if wanted.active or start is not None or end is not None:
+        detector = FilteredDetector(detector, wanted, start, end)
     if getattr(args, "report", None):
         from temporal_siem.report import EventRecorder
 
@@ -90,7 +107,7 @@ def run(args: argparse.Namespace) -> int:
     # The HTML report needs every alert; otherwise keep only what the table and the exit code need, so a
     # replay of millions of events holds bounded memory (the alerts file has them all).
     collected = AlertKeeper(keep_all=recorder is not None)
-    alert_sinks: list[Sink] = [FileSink(args.alerts)] if args.alerts else []
+    alert_sinks: list[Sink] = [alert_file_sink(args.alerts, args.alerts_format)] if args.alerts else []
     event_sinks: list[Sink] = [FileSink(args.events)] if args.events else []
     dead_path = args.dead_letter or "dead-letter.jsonl"
     dead_letter: Sink = LazyFileSink(dead_path)

@@ -124,6 +124,9 @@ class Timeline:
     # level -> count per bucket
     series: dict[str, list[int]] = field(default_factory=dict)
     untimed: int = 0
+    # Alerts outside the drawn (busy) range: a few stray old or future events must not stretch the axis.
+    before: int = 0
+    after: int = 0
 
     @property
     def buckets(self) -> int:
@@ -163,6 +166,14 @@ class RuleHealth:
     def with_errors(self) -> list[HealthRow]:
         return [r for r in self.rules if r.errors]
 
+    @property
+    def to_look_at(self) -> list[HealthRow]:
+        """Rules that probably do not work: never routed, raising errors, or missing fields AND matching nothing.
+
+        A rule that matched events is working even when some of its fields never appear: rules often name
+        alternative spellings of one field (``user.name`` or ``user.email``) and only one is present."""
+        return [r for r in self.rules if r.routed == 0 or r.errors or (r.missing_fields and not r.matched)]
+
 
 @dataclass(slots=True)
 class ReportModel:
@@ -175,6 +186,7 @@ class ReportModel:
     entities: dict[str, list[tuple[str, int]]]
     correlations: list[dict[str, Any]]
     health: RuleHealth
+    attack: dict[str, dict[str, int]]
     inputs: list[str]
     generated: str
 
@@ -194,7 +206,32 @@ def build_rules(alerts: list[dict[str, Any]]) -> list[RuleRow]:
             )
         row.count += 1
     order = {lvl: i for i, lvl in enumerate(LEVELS)}
-    return sorted(rows.values(), key=lambda r: (-r.count, order.get(r.level, len(LEVELS)), r.name))
+    # Severity first: one critical finding must not sit below a thousand informational ones.
+    return sorted(rows.values(), key=lambda r: (order.get(r.level, len(LEVELS)), -r.count, r.name))
+
+
+OUTLIER_SHARE = 0.01  # at most this share of alerts may fall outside the drawn range on each side
+OUTLIER_STRETCH = 10.0  # ... and only when they would stretch the axis this many times past the busy range
+
+
+def busy_range(times: list[float]) -> tuple[float, float]:
+    """The range the timeline draws: all alerts, unless up to 1 % at either end would stretch the axis more
+    than tenfold (one 2021 event among 2025 alerts would otherwise make every bucket 30 days)."""
+    ordered = sorted(times)
+    low, high = ordered[0], ordered[-1]
+    cut = int(len(ordered) * OUTLIER_SHARE)
+    if cut == 0 and len(ordered) >= 20:
+        cut = 1
+    if cut:
+        inner_low, inner_high = ordered[cut], ordered[-cut - 1]
+        inner = max(inner_high - inner_low, 1.0)
+        if (high - low) > OUTLIER_STRETCH * inner:
+            lo_gap, hi_gap = inner_low - low, high - inner_high
+            if lo_gap > inner:
+                low = inner_low
+            if hi_gap > inner:
+                high = inner_high
+    return low, high
 
 
 def build_timeline(alerts: list[dict[str, Any]], times: list[float | None]) -> Timeline:
@@ -202,7 +239,7 @@ def build_timeline(alerts: list[dict[str, Any]], times: list[float | None]) -> T
     timeline = Timeline(untimed=len(times) - len(timed))
     if not timed:
         return timeline
-    low, high = min(timed), max(timed)
+    low, high = busy_range(timed)
     span = high - low
     step = next((s for s in BUCKET_STEPS if span / s < MAX_BUCKETS), 0)
     if step == 0:
@@ -213,18 +250,72 @@ def build_timeline(alerts: list[dict[str, Any]], times: list[float | None]) -> T
     for alert, moment in zip(alerts, times, strict=True):
         if moment is None:
             continue
+        if moment < low:
+            timeline.before += 1
+            continue
+        if moment > high:
+            timeline.after += 1
+            continue
         bucket = min(int((moment - start) // step), count - 1)
         series.setdefault(level_of(alert), [0] * count)[bucket] += 1
     timeline.step, timeline.start, timeline.series = step, start, series
     return timeline
 
 
+def user_aliases(values: list[str]) -> dict[str, str]:
+    """Bare user names that are the local part of exactly one e-mail address seen in the same alerts, mapped
+    to that address ("mallory" -> "mallory@example.com"): one person, one row. Case-insensitive; a name
+    shared by two addresses stays as it is (merging would be a guess)."""
+    by_local: dict[str, set[str]] = {}
+    for value in values:
+        if "@" in value:
+            by_local.setdefault(value.split("@", 1)[0].lower(), set()).add(value.lower())
+    aliases: dict[str, str] = {}
+    for value in values:
+        if "@" not in value:
+            emails = by_local.get(value.lower())
+            if emails is not None and len(emails) == 1:
+                aliases[value] = next(iter(emails))
+        elif value != value.lower():
+            aliases[value] = value.lower()
+    return aliases
+
+
 def build_entities(alerts: list[dict[str, Any]], top: int = TOP_ENTITIES) -> dict[str, list[tuple[str, int]]]:
     counters: dict[str, Counter[str]] = {kind: Counter() for kind in ENTITY_FIELDS}
     for alert in alerts:
-        for kind, value in entities_of(alert):
+        for kind, value in set(entities_of(alert)):
             counters[kind][value] += 1
+    users = counters["user"]
+    aliases = user_aliases(list(users))
+    if aliases:
+        merged: Counter[str] = Counter()
+        for value, count in users.items():
+            merged[aliases.get(value, value)] += count
+        counters["user"] = merged
     return {kind: counter.most_common(top) for kind, counter in counters.items()}
+
+
+TACTICS = ("reconnaissance", "resource_development", "initial_access", "execution", "persistence", "privilege_escalation",
+           "defense_evasion", "credential_access", "discovery", "lateral_movement", "collection", "command_and_control",
+           "exfiltration", "impact")
+
+
+def build_attack(rules: list[RuleRow]) -> dict[str, dict[str, int]]:
+    """ATT&CK matrix of the alerts: tactic -> technique -> alerts, from the rules' ``attack.*`` tags.
+
+    A rule tagged with techniques but no tactic counts under "unmapped"; tactics keep ATT&CK's order."""
+    matrix: dict[str, dict[str, int]] = {}
+    for rule in rules:
+        tags = [t.lower()[len("attack."):] for t in rule.attack]
+        tactics = [t.replace("-", "_") for t in tags if t.replace("-", "_") in TACTICS]
+        techniques = [t.upper() for t in tags if t[:1] == "t" and t[1:2].isdigit()]
+        for tactic in tactics or ["unmapped"]:
+            row = matrix.setdefault(tactic, {})
+            for technique in techniques or ["(tactic only)"]:
+                row[technique] = row.get(technique, 0) + rule.count
+    order = {name: i for i, name in enumerate((*TACTICS, "unmapped"))}
+    return {k: dict(sorted(v.items())) for k, v in sorted(matrix.items(), key=lambda kv: order.get(kv[0], len(order)))}
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -267,16 +358,18 @@ def build_health(stats: dict[str, Any] | None) -> RuleHealth:
 def build_model(alerts: list[dict[str, Any]], run: dict[str, Any] | None = None, detector_stats: dict[str, Any] | None = None,
                 inputs: list[str] | None = None, now: datetime | None = None) -> ReportModel:
     times = [parse_time(a.get("@timestamp")) for a in alerts]
+    rules = build_rules(alerts)
     return ReportModel(
         run=dict(run or {}),
         alerts_total=len(alerts),
         by_level=Counter(level_of(a) for a in alerts),
         by_type=Counter(text(a.get("alert.type")) or "rule" for a in alerts),
-        rules=build_rules(alerts),
+        rules=rules,
         timeline=build_timeline(alerts, times),
         entities=build_entities(alerts),
         correlations=[a for a in alerts if a.get("alert.type") == "correlation"],
         health=build_health(detector_stats),
+        attack=build_attack(rules),
         inputs=list(inputs or []),
         generated=(now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S UTC"),
     )

@@ -138,12 +138,12 @@ def build_payload(alerts: list[dict[str, Any]], retained: dict[str, dict[str, An
     rules: list[list[str]] = []
     rule_index: dict[str, int] = {}
     table = _EventTable(max_events)
-    columns: dict[str, list[Any]] = {"t": [], "r": [], "l": [], "c": [], "e": [], "id": [], "ev": [], "m": []}
+    columns: dict[str, list[Any]] = {"t": [], "r": [], "l": [], "c": [], "e": [], "id": [], "ev": [], "m": [], "ac": [], "o": [], "ns": []}
     for alert in alerts:
         rule_id = text(alert.get("rule.id"))
         if rule_id not in rule_index:
             rule_index[rule_id] = len(rules)
-            rules.append([rule_id, text(alert.get("rule.name")) or rule_id])
+            rules.append([rule_id, text(alert.get("rule.name")) or rule_id, text(alert.get("rule.description"), 1000)])
         is_correlation = alert.get("alert.type") == "correlation"
         alert_id = text(alert.get("alert.id"), 100)
         columns["t"].append(text(alert.get("@timestamp"), 64))
@@ -152,6 +152,9 @@ def build_payload(alerts: list[dict[str, Any]], retained: dict[str, dict[str, An
         columns["c"].append(1 if is_correlation else 0)
         columns["e"].append([[kind_index[k], v] for k, v in entities_of(alert)])
         columns["id"].append(alert_id)
+        columns["ac"].append(text(alert.get("event.action"), 200))
+        columns["o"].append(text(alert.get("event.outcome"), 40))
+        columns["ns"].append(text(alert.get("temporal.namespace"), 200))
         if is_correlation:
             columns["ev"].append(-1)
             columns["m"].append(_correlation_meta(alert, retained, table))

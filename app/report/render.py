@@ -40,7 +40,10 @@ def _e(value: Any) -> str:
 def _num(value: Any) -> str:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return _e(value) if value not in (None, "") else "&ndash;"
-    return f"{value:,.1f}" if isinstance(value, float) and not value.is_integer() else f"{int(value):,}"
+    if isinstance(value, float) and not value.is_integer():
+        # Enough digits to show a short run (0.043 s), not "0.0".
+        return f"{value:,.3f}" if abs(value) < 1 else f"{value:,.2f}" if abs(value) < 100 else f"{value:,.1f}"
+    return f"{int(value):,}"
 
 
 def _level_badge(level: str) -> str:
@@ -55,7 +58,14 @@ def _summary(model: ReportModel) -> str:
         ("dead-lettered", run.get("dead_lettered")), ("alerts", model.alerts_total), ("events/s", run.get("events_per_second")),
         ("elapsed (s)", run.get("elapsed_seconds")),
     ]
-    html = ['<div class="cards" id="summary-cards">']
+    html = []
+    if model.health.load_errors:
+        # Where everybody looks first: a rule that did not load is detection the reader believes they have.
+        files = ", ".join(f"<code>{_e(f)}</code>" for f, _ in model.health.load_errors[:10])
+        more = f" and {len(model.health.load_errors) - 10:,} more" if len(model.health.load_errors) > 10 else ""
+        html.append(f'<div class="banner" id="load-error-banner"><strong>{len(model.health.load_errors):,} rule file(s) failed to load and did not run:'
+                    f'</strong> {files}{more}. <a href="#health">Details in Rule health</a>.</div>')
+    html.append('<div class="cards" id="summary-cards">')
     for label, value in cards:
         key = label.split(" ")[0].replace("/", "_").replace("-", "_")
         html.append(f'<div class="card" data-metric="{_e(key)}"><div class="value">{_num(value)}</div><div class="label">{_e(label)}</div></div>')
@@ -89,6 +99,21 @@ def _rules(model: ReportModel) -> str:
             f'background:{LEVEL_COLORS.get(rule.level, LEVEL_COLORS[OTHER_LEVEL])}"></div></td></tr>')
     return ('<table id="rules-table"><thead><tr><th>rule</th><th>level</th><th>ATT&amp;CK</th><th class="num">alerts</th><th></th></tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table>')
+
+
+def _attack(model: ReportModel) -> str:
+    if not model.attack:
+        return '<p class="muted">No alert carries ATT&amp;CK tags.</p>'
+    peak = max((n for row in model.attack.values() for n in row.values()), default=1) or 1
+    cells = []
+    for tactic, techniques in model.attack.items():
+        items = "".join(
+            f'<li style="background:rgba(232,89,12,{0.12 + 0.6 * count / peak:.2f})" data-technique="{_e(tech)}">'
+            f'<span>{_e(tech)}</span> <span class="num">{count:,}</span></li>' for tech, count in techniques.items())
+        total = sum(techniques.values())
+        cells.append(f'<div class="tactic" data-tactic="{_e(tactic)}"><h3>{_e(tactic.replace("_", " "))}'
+                     f' <span class="muted small">{total:,}</span></h3><ul>{items}</ul></div>')
+    return f'<div class="attack-matrix" id="attack-matrix">{"".join(cells)}</div>'
 
 
 def _entities(model: ReportModel) -> str:
@@ -178,7 +203,7 @@ def _health(model: ReportModel) -> str:
                     f'<tbody>{rows}</tbody></table>')
     header = ('<thead><tr><th>rule</th><th>level</th><th class="num">routed</th><th class="num">evaluated</th><th class="num">matched</th>'
               '<th class="num">errors</th><th>missing fields</th><th>source</th></tr></thead>')
-    flagged = [r for r in health.rules if r.routed == 0 or r.missing_fields or r.errors]
+    flagged = health.to_look_at
     if flagged:
         rows = "".join(_health_row(r) for r in flagged[:MAX_HEALTH_ROWS])
         html.append(f'<h3>Rules to look at</h3><table class="compact" id="health-table">{header}<tbody>{rows}</tbody></table>')
@@ -199,8 +224,12 @@ def render_html(alerts: list[dict[str, Any]], run: dict[str, Any] | None = None,
     sections = [
         ("summary", "Run summary", _summary(model)),
         ("timeline", "Alert timeline", timeline_svg(model.timeline)
-         + (f'<p class="muted small">{model.timeline.untimed:,} alerts without a usable @timestamp are not drawn.</p>' if model.timeline.untimed else "")),
-        ("rules", "Alerts per rule", _rules(model)),
+         + (f'<p class="muted small">{model.timeline.untimed:,} alerts without a usable @timestamp are not drawn.</p>' if model.timeline.untimed else "")
+         + (f'<p class="muted small" id="timeline-outside">Drawn: the busy range. Outside it: {model.timeline.before:,} earlier and '
+            f'{model.timeline.after:,} later alerts (in the table).</p>' if model.timeline.before or model.timeline.after else "")
+         + '<p class="muted small">Drag across the chart to narrow the alerts table to that time range.</p>'),
+        ("rules", "Alerts per rule (by severity)", _rules(model)),
+        ("attack", "ATT&CK tactics and techniques", _attack(model)),
         ("entities", "Top entities", _entities(model)),
         ("correlations", f"Correlation alerts ({len(model.correlations):,})", _correlations(model, retained)),
         ("alerts", "All alerts", _alerts_table_shell()),
@@ -229,9 +258,12 @@ def _alerts_table_shell() -> str:
         '<option value="1">correlation</option></select></label>'
         '<label>entity <input id="filter-entity" type="search" placeholder="user, IP, namespace, key…" size="28"></label>'
         '<label>order <select id="sort-order"><option value="asc">oldest first</option><option value="desc">newest first</option></select></label>'
-        '<button id="filter-clear" type="button">clear</button></div>'
+        '<span id="filter-time" class="chip" hidden></span>'
+        '<button id="filter-clear" type="button">clear</button>'
+        '<button id="export-csv" type="button">export CSV</button><button id="export-json" type="button">export JSON</button></div>'
         '<p id="alerts-status" class="muted">Loading alerts…</p>'
-        '<table id="alerts-table"><thead><tr><th>@timestamp</th><th>level</th><th>rule</th><th>type</th><th>entities</th></tr></thead><tbody></tbody></table>'
+        '<table id="alerts-table"><thead><tr><th>@timestamp</th><th>level</th><th>rule</th><th>type</th><th>action</th><th>outcome</th>'
+        '<th>namespace</th><th>entities</th></tr></thead><tbody></tbody></table>'
         '<div class="pager"><button id="page-prev" type="button">&lsaquo; previous</button> <span id="page-info"></span> '
         '<button id="page-next" type="button">next &rsaquo;</button></div>'
         '<div id="alert-detail" class="detail" hidden></div>'

@@ -45,7 +45,8 @@ def timeline_svg(timeline: Timeline, width: int = 960, height: int = 240) -> str
     bar_w = plot_w / buckets
     gap = 1.0 if bar_w > 4 else 0.0
     parts = [f'<svg id="timeline-chart" class="chart" viewBox="0 0 {width} {height}" role="img" '
-             f'aria-label="Alerts per severity over event time" data-buckets="{buckets}" data-total="{sum(totals)}">']
+             f'aria-label="Alerts per severity over event time" data-buckets="{buckets}" data-total="{sum(totals)}" '
+             f'data-start="{timeline.start:.0f}" data-step="{timeline.step}" data-left="{left}" data-plot-width="{plot_w}" data-width="{width}">']
     for fraction in (0.0, 0.5, 1.0):
         y = top + plot_h - fraction * plot_h
         parts.append(f'<line x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}" class="grid"/>')
@@ -78,5 +79,6 @@ def timeline_svg(timeline: Timeline, width: int = 960, height: int = 240) -> str
                      f'<text x="{legend_x + 14}" y="{height - 5}" class="axis">{lvl} ({sum(timeline.series[lvl])})</text>')
         legend_x += 30 + 7 * (len(lvl) + len(str(sum(timeline.series[lvl]))))
     parts.append(f'<text x="{width - right}" y="{height - 5}" text-anchor="end" class="axis">bucket: {_step_label(timeline.step)}, UTC</text>')
+    parts.append(f'<rect id="timeline-brush" x="0" y="{top}" width="0" height="{plot_h}" class="brush"/>')
     parts.append("</svg>")
     return "".join(parts)

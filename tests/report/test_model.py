@@ -128,3 +128,58 @@ def test_any_alert_shape_renders_and_round_trips(alerts: list[dict[str, Any]], s
     html.encode("utf-8", "replace")
     assert len(_blob(html)["a"]["t"]) == len(alerts)
     assert html.count("<script") == 3 and html.count("<img") == 0
+
+
+def test_one_stray_old_event_does_not_stretch_the_timeline() -> None:
+    from temporal_siem.report.model import build_timeline
+
+    alerts = [{"@timestamp": f"2025-10-01T10:{m:02d}:00Z", "alert.level": "high"} for m in range(60)]
+    alerts.append({"@timestamp": "2021-05-01T00:00:00Z", "alert.level": "low"})
+    times = [parse_time(a["@timestamp"]) for a in alerts]
+    timeline = build_timeline(alerts, times)
+    assert timeline.step <= 60  # minutes, not 30-day buckets
+    assert timeline.before == 1 and timeline.after == 0
+    assert sum(sum(v) for v in timeline.series.values()) == 60
+
+
+def test_evenly_spread_alerts_are_all_drawn() -> None:
+    from temporal_siem.report.model import build_timeline
+
+    alerts = [{"@timestamp": f"2025-10-{d:02d}T10:00:00Z", "alert.level": "high"} for d in range(1, 29)]
+    timeline = build_timeline(alerts, [parse_time(a["@timestamp"]) for a in alerts])
+    assert timeline.before == timeline.after == 0
+    assert sum(sum(v) for v in timeline.series.values()) == 28
+
+
+def test_users_merge_by_identity_unless_ambiguous() -> None:
+    from temporal_siem.report.model import build_entities
+
+    alerts = [{"user.name": "mallory"}, {"user.email": "mallory@example.com"}, {"user.name": "Mallory@Example.com"},
+              {"user.name": "bob"}, {"user.email": "bob@a.example"}, {"user.email": "bob@b.example"}]
+    users = dict(build_entities(alerts)["user"])
+    assert users["mallory@example.com"] == 3 and "mallory" not in users
+    assert users["bob"] == 1  # two addresses share the local part: no guess
+
+
+def test_rules_to_look_at_skip_matching_rules_with_alternative_fields() -> None:
+    health = build_health({"rules": {
+        "works": {"routed": 10, "matched": 3, "missing_fields": ["user.email"]},
+        "broken": {"routed": 10, "matched": 0, "missing_fields": ["usr.name"]},
+        "unrouted": {"routed": 0, "matched": 0, "missing_fields": []},
+    }})
+    assert {r.id for r in health.to_look_at} == {"broken", "unrouted"}
+
+
+def test_rules_sorted_by_severity_then_count() -> None:
+    from temporal_siem.report.model import build_rules
+
+    alerts = [{"rule.id": "noise", "alert.level": "informational"}] * 50 + [{"rule.id": "crit", "alert.level": "critical"}]
+    assert [r.id for r in build_rules(alerts)] == ["crit", "noise"]
+
+
+def test_load_errors_are_announced_at_the_top() -> None:
+    from temporal_siem.report.render import render_html
+
+    html = render_html([], {}, {"rules": {}, "load_errors": [{"file": "rules/bad.yml:3", "error": "boom"}]})
+    assert html.index('id="load-error-banner"') < html.index('id="summary-cards"')
+    assert "rules/bad.yml:3" in html

@@ -14,7 +14,8 @@
   var prev = document.getElementById('page-prev');
   var next = document.getElementById('page-next');
   var detail = document.getElementById('alert-detail');
-  var data = null, order = null, filtered = [], page = 0, entityText = [];
+  var timeChip = document.getElementById('filter-time');
+  var data = null, order = null, filtered = [], page = 0, entityText = [], times = [], timeRange = null;
 
   function el(tag, text, cls) {
     var node = document.createElement(tag);
@@ -62,6 +63,7 @@
       opt.value = String(i);
       levelSelect.appendChild(opt);
     });
+    for (var q = 0; q < n; q++) { var ms = Date.parse(a.t[q]); times.push(isNaN(ms) ? null : ms / 1000); }
     order = [];
     for (var m = 0; m < n; m++) order.push(m);
     order.sort(function (x, y) { return a.t[x] < a.t[y] ? -1 : a.t[x] > a.t[y] ? 1 : x - y; });
@@ -80,6 +82,7 @@
       if (rule >= 0 && a.r[x] !== rule) continue;
       if (level >= 0 && a.l[x] !== level) continue;
       if (type >= 0 && a.c[x] !== type) continue;
+      if (timeRange && (times[x] === null || times[x] < timeRange[0] || times[x] >= timeRange[1])) continue;
       if (needle) {
         var hit = false, values = entityText[x];
         for (var j = 0; j < values.length && !hit; j++) hit = values[j].indexOf(needle) !== -1;
@@ -108,6 +111,9 @@
       tr.appendChild(lvl);
       tr.appendChild(el('td', data.rules[a.r[x]][1]));
       tr.appendChild(el('td', a.c[x] ? 'correlation' : 'rule'));
+      tr.appendChild(el('td', a.ac ? a.ac[x] : ''));
+      tr.appendChild(el('td', a.o ? a.o[x] : ''));
+      tr.appendChild(el('td', a.ns ? a.ns[x] : ''));
       tr.appendChild(el('td', a.e[x].map(entityLabel).join(' · ')));
       frag.appendChild(tr);
     }
@@ -160,6 +166,10 @@
     detail.appendChild(el('h3', data.rules[a.r[x]][1]));
     var pairs = [['alert.id', a.id[x]], ['@timestamp', a.t[x]], ['rule.id', data.rules[a.r[x]][0]], ['level', data.levels[a.l[x]]],
       ['type', a.c[x] ? 'correlation' : 'rule']];
+    if (data.rules[a.r[x]][2]) pairs.push(['description', data.rules[a.r[x]][2]]);
+    if (a.ac && a.ac[x]) pairs.push(['event.action', a.ac[x]]);
+    if (a.o && a.o[x]) pairs.push(['event.outcome', a.o[x]]);
+    if (a.ns && a.ns[x]) pairs.push(['temporal.namespace', a.ns[x]]);
     a.e[x].forEach(function (p) { pairs.push(['entity ' + data.kinds[p[0]], p[1]]); });
     var meta = a.m[x];
     if (meta) {
@@ -204,8 +214,11 @@
     prev.addEventListener('click', function () { if (page > 0) { page--; draw(); } });
     next.addEventListener('click', function () { page++; draw(); });
     document.getElementById('filter-clear').addEventListener('click', function () {
-      ruleSelect.value = ''; levelSelect.value = ''; typeSelect.value = ''; entityInput.value = ''; apply();
+      ruleSelect.value = ''; levelSelect.value = ''; typeSelect.value = ''; entityInput.value = ''; setTimeRange(null); apply();
     });
+    document.getElementById('export-csv').addEventListener('click', function () { download('alerts.csv', 'text/csv', toCsv()); });
+    document.getElementById('export-json').addEventListener('click', function () { download('alerts.json', 'application/json', toJson()); });
+    wireBrush();
     function select(tr) {
       tbody.querySelectorAll('tr.selected').forEach(function (r) { r.classList.remove('selected'); });
       tr.classList.add('selected');
@@ -229,6 +242,82 @@
         apply();
       });
     });
+  }
+
+  // ---- export of the filtered rows ------------------------------------------------------------------
+  function rowObject(x) {
+    var a = data.a;
+    return { '@timestamp': a.t[x], 'alert.id': a.id[x], 'level': data.levels[a.l[x]], 'rule.id': data.rules[a.r[x]][0],
+      'rule.name': data.rules[a.r[x]][1], 'type': a.c[x] ? 'correlation' : 'rule', 'event.action': a.ac ? a.ac[x] : '',
+      'event.outcome': a.o ? a.o[x] : '', 'temporal.namespace': a.ns ? a.ns[x] : '', 'entities': a.e[x].map(entityLabel).join(' | ') };
+  }
+  var COLUMNS = ['@timestamp', 'alert.id', 'level', 'rule.id', 'rule.name', 'type', 'event.action', 'event.outcome', 'temporal.namespace', 'entities'];
+  function csvCell(value) {
+    var s = String(value === undefined || value === null ? '' : value);
+    if (/^[=+\-@\t\r]/.test(s)) s = "'" + s;  // no formula injection when opened in a spreadsheet
+    return /[",\r\n]/.test(s) ? '"' + s.replace(/"/g, '""') + '"' : s;
+  }
+  function toCsv() {
+    var lines = [COLUMNS.join(',')];
+    filtered.forEach(function (x) { var o = rowObject(x); lines.push(COLUMNS.map(function (c) { return csvCell(o[c]); }).join(',')); });
+    return lines.join('\r\n') + '\r\n';
+  }
+  function toJson() { return JSON.stringify(filtered.map(rowObject), null, 1); }
+  function download(name, type, body) {
+    var url = URL.createObjectURL(new Blob([body], { type: type }));
+    var link = document.createElement('a');
+    link.href = url; link.download = name;
+    document.body.appendChild(link); link.click(); link.remove();
+    setTimeout(function () { URL.revokeObjectURL(url); }, 1000);
+    document.body.dataset.lastExport = name;
+    document.body.dataset.lastExportRows = String(filtered.length);
+  }
+
+  // ---- brushing the timeline narrows the table to a time range ---------------------------------------
+  function setTimeRange(range) {
+    timeRange = range;
+    var brush = document.getElementById('timeline-brush');
+    if (!range) {
+      timeChip.hidden = true;
+      if (brush) brush.setAttribute('width', '0');
+      return;
+    }
+    timeChip.hidden = false;
+    timeChip.textContent = 'time ' + new Date(range[0] * 1000).toISOString().replace('.000', '') + ' \u2192 ' +
+      new Date(range[1] * 1000).toISOString().replace('.000', '');
+  }
+  function wireBrush() {
+    var svg = document.getElementById('timeline-chart');
+    var brush = document.getElementById('timeline-brush');
+    if (!svg || !brush) return;
+    var start = Number(svg.dataset.start), step = Number(svg.dataset.step), buckets = Number(svg.dataset.buckets);
+    var left = Number(svg.dataset.left), plotW = Number(svg.dataset.plotWidth), width = Number(svg.dataset.width);
+    function toX(ev) {
+      var box = svg.getBoundingClientRect();
+      var x = (ev.clientX - box.left) / box.width * width;
+      return Math.min(left + plotW, Math.max(left, x));
+    }
+    var from = null;
+    svg.addEventListener('mousedown', function (ev) { from = toX(ev); brush.setAttribute('x', String(from)); brush.setAttribute('width', '0'); ev.preventDefault(); });
+    svg.addEventListener('mousemove', function (ev) {
+      if (from === null) return;
+      var to = toX(ev);
+      brush.setAttribute('x', String(Math.min(from, to)));
+      brush.setAttribute('width', String(Math.abs(to - from)));
+    });
+    function finish(ev) {
+      if (from === null) return;
+      var to = toX(ev), lo = Math.min(from, to), hi = Math.max(from, to);
+      from = null;
+      if (hi - lo < 2) { setTimeRange(null); apply(); return; }
+      // Whole buckets: what the bars under the brush show is what the table lists.
+      var first = Math.floor((lo - left) / plotW * buckets), last = Math.ceil((hi - left) / plotW * buckets);
+      setTimeRange([start + first * step, start + last * step]);
+      apply();
+      document.getElementById('alerts').scrollIntoView({ block: 'start' });
+    }
+    svg.addEventListener('mouseup', finish);
+    svg.addEventListener('mouseleave', function (ev) { if (from !== null) finish(ev); });
   }
 
   decode().then(function (decoded) {
