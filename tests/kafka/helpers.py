@@ -20,7 +20,7 @@ import orjson
 import yaml
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 from temporal_siem.daemon import detector_factory
 from temporal_siem.kernel.config import load_settings
 from temporal_siem.kernel.records import Origin, RawRecord
@@ -39,7 +39,10 @@ def unique(prefix: str) -> str:
 def create_topic(bootstrap: str, name: str, partitions: int) -> None:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
-        admin.create_topics([NewTopic(name, partitions, 1)])
+        try:
+            admin.create_topics([NewTopic(name, partitions, 1)])
+        except TopicAlreadyExistsError:
+            pass  # a consumer subscribed first and the broker auto-created it: same topic, same test
         admin.wait_for_topics([name], timeout_ms=15000)
     finally:
         admin.close()
