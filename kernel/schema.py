@@ -289,6 +289,12 @@ class Temporal(_Closed):
         description="Normalized operation: Temporal Cloud operation without trailing 'API' "
         "(UpdateNamespaceAPI -> UpdateNamespace), or the server RPC name.",
     )
+    action: str | None = Field(
+        None,
+        description="Our finer action where event.action follows Elastic's value: Vault transit.decrypt, pki.issue, "
+        "<method>.login (event.action is Vault's operation); Entra the sign-in category, SignInLogs... "
+        "(event.action is the operation name).",
+    )
     service: str | None = Field(None, description="Temporal server role: frontend, history, matching, worker, internal-frontend.")
     principal: TemporalPrincipal | None = None
     api_key: TemporalApiKey | None = None

@@ -157,14 +157,14 @@ def classify(application: str, name: str, event_type: str, params: dict[str, Any
     if name in ("login_challenge", "login_verification"):
         outcome = challenge_outcome(params.get("login_challenge_status"))
         return ["authentication"], ["info", "denied"] if outcome == "failure" else ["info"], outcome
+    # Every login-application event is authentication, as Elastic's google_workspace integration writes it (account
+    # suspensions, 2SV and password changes included); the type says what kind.
     if name.startswith(ACCOUNT_WARNING_IAM):
-        return ["iam"], ["user", "change"], "unknown"
+        return ["authentication"], ["user", "change"], "unknown"
     if name in IAM_EVENTS or event_type in ("2sv_change", "password_change", "recovery_info_change", "titanium_change"):
-        return ["iam"], ["user", "change"], "unknown"
+        return ["authentication"], ["user", "change"], "unknown"
     if name == "risky_sensitive_action_blocked":
         return ["authentication"], ["info", "denied"], "failure"
-    if event_type == "account_warning" or name.startswith("suspicious") or name == "gov_attack_warning":
-        return ["authentication", "threat"], ["info", "indicator"], "unknown"
     return ["authentication"], ["info"], "unknown"
 
 
