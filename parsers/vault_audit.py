@@ -194,11 +194,12 @@ class VaultAuditParser(Parser):
         who = auth if auth.get("display_name") or auth.get("entity_id") else response_auth
         name = as_str(who.get("display_name"))
         set_if(event, "user.name", name)
-        set_if(event, "user.id", as_str(who.get("entity_id")))
+        metadata = _dict(who.get("metadata"))
+        # Elastic: the auth method's account id (OIDC metadata) when there is one; else Vault's identity entity.
+        set_if(event, "user.id", as_str(metadata.get("account_id")) or as_str(who.get("entity_id")))
         policies = who.get("policies")
         if isinstance(policies, list):
             set_if(event, "user.roles", [str(p) for p in policies if isinstance(p, (str, int))])
-        metadata = _dict(who.get("metadata"))
         email = as_str(metadata.get("email"))
         if email and "@" in email:
             event["user.email"] = email

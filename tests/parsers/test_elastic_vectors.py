@@ -186,3 +186,12 @@ def test_vectors_agree_with_the_reference_model():
         [event] = parse(record)
         differing = {field: (event.get(field), value) for field, value in expected.items() if not same(field, event.get(field), value)}
         assert not differing, (fmt, differing)
+
+
+def test_vault_user_id_is_the_oidc_account_id_when_there_is_one():
+    record = vault("response")
+    record["auth"]["metadata"]["account_id"] = "acct-7"
+    [event] = parse(record)
+    assert event["user.id"] == "acct-7"
+    [event] = parse(vault("response"))
+    assert event["user.id"] == "5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9"  # no account id: Vault's entity id
