@@ -11,7 +11,10 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from temporal_siem.kernel.records import Origin, RawRecord
+from temporal_siem.parsers.aws_cloudtrail import arn_user_name
 from temporal_siem.parsers.router import ParserRouter
 
 from tests.parsers import elastic_reference
@@ -195,3 +198,35 @@ def test_vault_user_id_is_the_oidc_account_id_when_there_is_one():
     assert event["user.id"] == "acct-7"
     [event] = parse(vault("response"))
     assert event["user.id"] == "5e6f7a8b-9c0d-4e1f-a2b3-c4d5e6f7a8b9"  # no account id: Vault's entity id
+
+
+IAM_NAME = st.from_regex(r"[A-Za-z0-9+=,.@_-]{1,32}", fullmatch=True)
+ACCOUNT = st.from_regex(r"[0-9]{12}", fullmatch=True)
+PATHS = st.lists(st.from_regex(r"[A-Za-z0-9_-]{1,8}", fullmatch=True), max_size=3).map(lambda parts: "".join(p + "/" for p in parts))
+
+
+@settings(max_examples=200, deadline=None)
+@given(ACCOUNT, PATHS, IAM_NAME, IAM_NAME, st.sampled_from(["aws", "aws-us-gov", "aws-cn"]))
+def test_arn_names_property(account, path, name, session, partition):
+    assert arn_user_name(f"arn:{partition}:iam::{account}:user/{path}{name}") == name
+    assert arn_user_name(f"arn:{partition}:iam::{account}:role/{path}{name}") == name
+    assert arn_user_name(f"arn:{partition}:sts::{account}:assumed-role/{name}/{session}") == name
+    assert arn_user_name(f"arn:{partition}:sts::{account}:federated-user/{name}") == name
+    assert arn_user_name(f"arn:{partition}:iam::{account}:root") == "root"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=80))
+def test_arn_names_of_any_text_never_raise(text):
+    result = arn_user_name(text)
+    assert result is None or (result and ":" not in result)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.sampled_from([None, "AWSService", "AWSAccount", "Unknown"]), st.from_regex(r"[a-z0-9-]{1,20}\.amazonaws\.com", fullmatch=True))
+def test_service_identities_never_become_the_user(identity_type, service):
+    identity = {"accountId": "111122223333", "invokedBy": service}
+    if identity_type:
+        identity["type"] = identity_type
+    [event] = parse(cloudtrail("Decrypt", identity))
+    assert event.get("user.name") != service and "user.name" not in event
