@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import orjson
@@ -141,3 +143,20 @@ def test_geoip_config_is_typed_and_closed(tmp_path):
     assert ParsingConfig.model_validate({"geoip": {"city_database": str(tmp_path)}}).geoip.city_database == tmp_path
     with pytest.raises(ValidationError):
         GeoIPConfig.model_validate({"city_db": "x.mmdb"})
+
+
+def test_cli_parse_with_geoip_config(tmp_path):
+    """The user's path: a config naming the databases, `temporal-siem parse` over a shipped sample."""
+    city, asn = write_databases(tmp_path)
+    config = tmp_path / "config.yml"
+    config.write_text(f"parsing:\n  geoip:\n    city_database: {city}\n    asn_database: {asn}\n", encoding="utf-8")
+    out = tmp_path / "events.jsonl"
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-m", "temporal_siem", "parse", str(root / "samples" / "vault_audit"),
+                           "--config", str(config), "--out", str(out)], cwd=root, capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    events = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+    located = [e for e in events if e.get("source", {}).get("ip", "").startswith("203.0.113.")]
+    assert located and all(e["source"]["geo"]["country_iso_code"] == "PT" and e["source"]["as"]["number"] == 64496 for e in located)
+    elsewhere = [e for e in events if not e.get("source", {}).get("ip", "").startswith("203.0.113.")]
+    assert elsewhere and not any("geo" in e.get("source", {}) for e in elsewhere)
