@@ -160,3 +160,22 @@ def test_cli_parse_with_geoip_config(tmp_path):
     assert located and all(e["source"]["geo"]["country_iso_code"] == "PT" and e["source"]["as"]["number"] == 64496 for e in located)
     elsewhere = [e for e in events if not e.get("source", {}).get("ip", "").startswith("203.0.113.")]
     assert elsewhere and not any("geo" in e.get("source", {}) for e in elsewhere)
+
+
+@pytest.fixture(scope="module")
+def geoip(tmp_path_factory) -> GeoIP:
+    city, asn = write_databases(tmp_path_factory.mktemp("mmdb"))
+    return GeoIP(city, asn)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.ip_addresses().filter(lambda a: a.version == 4 or int(a) >= 2**48))  # not the IPv4-in-IPv6 forms
+def test_any_address_is_located_only_inside_the_database(geoip, address):
+    import ipaddress
+
+    fields = dict(geoip.lookup(str(address)))
+    inside = any(address in ipaddress.ip_network(net) for net in ("203.0.113.0/24", "2001:db8:1::/48")
+                 if address.version == ipaddress.ip_network(net).version)
+    assert bool(fields) == inside
+    if inside:
+        assert fields["source.geo.country_iso_code"] == "PT"
