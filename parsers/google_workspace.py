@@ -150,6 +150,19 @@ def challenge_outcome(status: Any) -> str:
     return "success" if text.startswith("challenge passed") or text == "passed" else "failure"
 
 
+def admin_categories(name: str) -> tuple[list[str], list[str], str]:
+    """Admin console events as Elastic's admin data stream files them: all ``iam``, settings also ``configuration``;
+    the type from the verb, plus ``user`` / ``group`` for user and group objects."""
+    categories = ["iam", "configuration"] if "SETTING" in name or name.startswith(("TOGGLE_", "ENABLE_", "ALLOW_")) else ["iam"]
+    verb = "creation" if name.startswith("CREATE_") else "deletion" if name.startswith(("DELETE_", "REMOVE_")) else "change"
+    types = [verb]
+    if "USER" in name or name.endswith(("_ROLE", "_PRIVILEGE", "_PRIVILEGES")):
+        types.append("user")
+    if "GROUP" in name:
+        types.append("group")
+    return categories, types, "unknown"
+
+
 def classify(application: str, name: str, event_type: str, params: dict[str, Any]) -> tuple[list[str], list[str], str]:
     """(event.category, event.type, event.outcome) for one Reports API event."""
     if application in ("login", "saml"):
@@ -157,6 +170,8 @@ def classify(application: str, name: str, event_type: str, params: dict[str, Any
             return ["authentication", "session"], ["start"], "success"
         if name == "login_failure":
             return ["authentication", "session"], ["start", "denied"], "failure"
+    if application == "admin":
+        return admin_categories(name)
     if application != "login":
         return [], ["info"], "unknown"
     if name == "logout":

@@ -181,7 +181,8 @@ def test_other_applications_generic():
     event = parse(record)
     assert event["event.dataset"] == "google_workspace.admin" and event["event.action"] == "SUSPEND_USER"
     assert event["google_workspace.admin.USER_EMAIL"] == "erin@example.com"
-    assert event["event.outcome"] == "unknown" and event["event.type"] == ["info"]
+    assert event["event.outcome"] == "unknown" and event["event.type"] == ["change", "user"]
+    assert event["event.category"] == ["iam"]  # as Elastic's admin data stream
 
 
 def test_hostile_application_name_does_not_clobber_activity_keys():

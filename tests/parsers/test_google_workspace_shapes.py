@@ -126,3 +126,15 @@ def test_odd_log_entries_never_crash(value, key):
     assert events or dead  # parsed, or dead-lettered with a reason: never an exception out of the router
     for letter in dead:
         assert letter.reason != "parser error", letter.detail
+
+
+def test_admin_events_are_iam():
+    def admin(name: str) -> dict[str, Any]:
+        return {"kind": "admin#reports#activity", "id": {"time": "2025-02-11T20:00:00Z", "applicationName": "admin"},
+                "actor": {"email": "admin@example.com"}, "events": [{"type": "USER_SETTINGS", "name": name, "parameters": []}]}
+    [suspend], _ = parse(admin("SUSPEND_USER"))
+    assert suspend["event.category"] == ["iam"] and suspend["event.type"] == ["change", "user"]
+    [setting], _ = parse(admin("CHANGE_APPLICATION_SETTING"))
+    assert setting["event.category"] == ["iam", "configuration"] and setting["event.type"] == ["change"]
+    [group], _ = parse(admin("DELETE_GROUP"))
+    assert group["event.type"] == ["deletion", "group"]
