@@ -14,6 +14,11 @@ KMS specifics: ``temporal.key.*`` (key id, ARN, alias name, state, deletion date
 policy document (a JSON string) is decoded to ``aws.cloudtrail.key_policy.*`` with a summary of who it lets in;
 ``ScheduleKeyDeletion``'s free-text ``deletionDate`` (``Jul 8, 2025 11:20:45 AM``) becomes a UTC timestamp.
 
+ECS as Elastic's ``aws`` integration writes it: ``user.name`` = ``userIdentity.userName``, else the session issuer's
+(the assumed role), ``user.id`` = ``principalId``, ``AssumeRole*`` and ``ConsoleLogin`` are ``authentication``; where
+Elastic leaves ``user.name`` empty we take the name in the ARN or an IAM Identity Center user's sign-in name, never
+the ``invokedBy`` service (see :func:`arn_user_name`, docs/schema.md).
+
 ``event.type`` gets ``denied`` for authorization refusals and for KMS refusing to use a key (disabled, pending
 deletion, wrong key, bad signature/MAC: :data:`DENIAL_CODES`), ``error`` for any other error code.
 
