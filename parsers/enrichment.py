@@ -23,9 +23,10 @@ import logging
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from temporal_siem.kernel.config import GeoIPConfig
+if TYPE_CHECKING:  # the config models pull in pydantic-settings; the hot path needs none of it
+    from temporal_siem.kernel.config import GeoIPConfig
 
 log = logging.getLogger(__name__)
 

@@ -8,16 +8,18 @@ bad ones individually (see :class:`ParseResult`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from temporal_siem.kernel.config import GeoIPConfig
 from temporal_siem.kernel.records import DeadLetter, Origin, RawRecord, RecordError
 from temporal_siem.parsers.base import Parser
 from temporal_siem.parsers.common import now_timestamp, redact, redact_text
 from temporal_siem.parsers.enrichment import Enricher
 from temporal_siem.parsers.envelopes import unwrap
 from temporal_siem.parsers.registry import detection_chain, get_parser
+
+if TYPE_CHECKING:  # the config models pull in pydantic-settings; the hot path needs none of it
+    from temporal_siem.kernel.config import GeoIPConfig
 
 DEFAULT_MAX_RECORD_BYTES = 8 * 1024 * 1024
 
