@@ -316,6 +316,8 @@ class CloudTrailParser(Parser):
         on_behalf = as_mapping(identity.get("onBehalfOf"))
         name = nonempty_text(identity.get("userName")) or nonempty_text(issuer.get("userName")) or arn_user_name(arn)
         if name is None and identity_type == "IdentityCenterUser":
+            # AWS's documented sign-in name for Identity Center users ("Username in sign-in CloudTrail events"):
+            # additionalEventData.UserName on the successful CredentialChallenge / UserAuthentication / ConsoleLogin.
             name = nonempty_text(as_mapping(record.get("additionalEventData")).get("UserName"))
         set_if(event, "user.name", name)
         set_if(event, "user.id", nonempty_text(identity.get("principalId")) or nonempty_text(on_behalf.get("userId")))
