@@ -22,7 +22,8 @@ Behaviour restated (one line each so a reviewer can check it against the pipelin
   login_success/login_failure/logout, saml: ``[authentication, session]``; login_success → success,
   login_failure → failure, a login challenge status of exactly ``Challenge Passed`` → success and any other status
   → failure; ``ipAddress``; ``actor.email`` split at its one ``@`` into ``user.name``/``user.domain``;
-  ``actor.profileId`` → ``user.id``; saml also ``user.email``. Other applications are not compared here.
+  ``actor.profileId`` → ``user.id``; saml also ``user.email``; admin: ``[iam]`` (plus ``configuration`` for
+  settings events), ``ipAddress``, ``profileId`` only. Other applications are not compared here.
 * aws cloudtrail: ``eventTime`` (digests: ``digestEndTime``); ``eventName``; category from the per-name table
   (``AssumeRole*``/``ConsoleLogin`` → authentication, IAM user/group/policy calls → iam, bucket create/delete →
   file; other names get none); failure when ``errorCode`` or ``errorMessage``, else success, ConsoleLogin
@@ -165,7 +166,7 @@ def google_workspace(record: dict[str, Any]) -> list[dict[str, Any]]:
     application = identity.get("applicationName")
     events = record.get("events")
     items = [events] if isinstance(events, dict) else [e for e in events if isinstance(e, dict)] if isinstance(events, list) else []
-    if application not in ("login", "saml"):
+    if application not in ("login", "saml", "admin"):
         return [{} for _ in items]
     actor = record.get("actor") or {}
     email = _text(actor.get("email"))
@@ -175,6 +176,14 @@ def google_workspace(record: dict[str, Any]) -> list[dict[str, Any]]:
         out: dict[str, Any] = {}
         _put(out, "@timestamp", identity.get("time"))
         _put(out, "event.action", name)
+        if application == "admin":  # iam, plus configuration for the settings events (approximated by name)
+            setting = isinstance(name, str) and ("SETTING" in name or name.startswith(("TOGGLE_", "ENABLE_", "ALLOW_")))
+            out["event.category"] = ["iam", "configuration"] if setting else ["iam"]
+            _put(out, "source.ip", _ip(record.get("ipAddress")))
+            profile = actor.get("profileId")
+            _put(out, "user.id", str(profile) if profile not in (None, "") else None)
+            out_list.append(out)
+            continue
         if application == "saml":
             out["event.category"] = ["authentication", "session"]
         else:
