@@ -64,7 +64,7 @@ class Daemon:
             TopicFormats(self.cfg)
             self._check_formats()
             self.router = ParserRouter(settings.parsing.format, settings.parsing.max_record_bytes,
-                                       keep_original=settings.parsing.keep_original)
+                                       keep_original=settings.parsing.keep_original, geoip=settings.parsing.geoip)
             self.sinks_alerts = [build_sink(c, "alerts", f"sinks.alerts[{i}]") for i, c in enumerate(settings.sinks.alerts)]
             self.sinks_events = [build_sink(c, "events", f"sinks.events[{i}]") for i, c in enumerate(settings.sinks.events)]
             self.sink_dead_letter = None if self.cfg.dead_letter_topic else build_sink(settings.sinks.dead_letter, "dead_letter", "sinks.dead_letter")

@@ -59,11 +59,20 @@ class IngestConfig(BaseModel):
     kafka: KafkaConfig = KafkaConfig()
 
 
+class GeoIPConfig(BaseModel):
+    """MaxMind-format databases (GeoLite2/GeoIP2) for ``source.geo.*`` / ``source.as.*``; unset or unreadable = no geo fields."""
+
+    model_config = ConfigDict(extra="forbid")
+    city_database: Path | None = Field(None, description="City or Country .mmdb (GeoLite2-City.mmdb).")
+    asn_database: Path | None = Field(None, description="ASN .mmdb (GeoLite2-ASN.mmdb).")
+
+
 class ParsingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     format: str = "auto"
     max_record_bytes: int = 8 * 1024 * 1024
     keep_original: bool = False
+    geoip: GeoIPConfig = GeoIPConfig()
 
 
 class CorrelationConfig(BaseModel):

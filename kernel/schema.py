@@ -66,9 +66,11 @@ class EventFields(_Open):
 
 class Geo(_Open):
     city_name: str | None = None
+    continent_name: str | None = None
     country_name: str | None = None
     country_iso_code: str | None = None
     region_name: str | None = None
+    region_iso_code: str | None = None
     location: dict[str, float] | None = None
 
 
@@ -112,10 +114,24 @@ class Endpoint(_Open):
     as_: AutonomousSystem | None = Field(None, alias="as")
 
 
-class UserAgent(_Open):
-    original: str | None = None
+class UserAgentOS(_Open):
     name: str | None = None
     version: str | None = None
+    full: str | None = None
+
+
+class UserAgentDevice(_Open):
+    name: str | None = None
+
+
+class UserAgent(_Open):
+    """Parsed from ``original`` with ua-parser (uap-core rules, as Elasticsearch's user_agent processor)."""
+
+    original: str | None = None
+    name: str | None = Field(None, description="Browser or client family; Other when the rules do not know it.")
+    version: str | None = None
+    os: UserAgentOS | None = None
+    device: UserAgentDevice | None = Field(None, description="device.name: Other when the rules do not know it.")
 
 
 class DistinguishedName(_Open):
@@ -272,6 +288,12 @@ class Temporal(_Closed):
         None,
         description="Normalized operation: Temporal Cloud operation without trailing 'API' "
         "(UpdateNamespaceAPI -> UpdateNamespace), or the server RPC name.",
+    )
+    action: str | None = Field(
+        None,
+        description="Our finer action where event.action follows Elastic's value: Vault transit.decrypt, pki.issue, "
+        "<method>.login (event.action is Vault's operation); Entra the sign-in category, SignInLogs... "
+        "(event.action is the operation name).",
     )
     service: str | None = Field(None, description="Temporal server role: frontend, history, matching, worker, internal-frontend.")
     principal: TemporalPrincipal | None = None

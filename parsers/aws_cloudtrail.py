@@ -14,6 +14,11 @@ KMS specifics: ``temporal.key.*`` (key id, ARN, alias name, state, deletion date
 policy document (a JSON string) is decoded to ``aws.cloudtrail.key_policy.*`` with a summary of who it lets in;
 ``ScheduleKeyDeletion``'s free-text ``deletionDate`` (``Jul 8, 2025 11:20:45 AM``) becomes a UTC timestamp.
 
+ECS as Elastic's ``aws`` integration writes it: ``user.name`` = ``userIdentity.userName``, else the session issuer's
+(the assumed role), ``user.id`` = ``principalId``, ``AssumeRole*`` and ``ConsoleLogin`` are ``authentication``; where
+Elastic leaves ``user.name`` empty we take the name in the ARN or an IAM Identity Center user's sign-in name, never
+the ``invokedBy`` service (see :func:`arn_user_name`, docs/schema.md).
+
 ``event.type`` gets ``denied`` for authorization refusals and for KMS refusing to use a key (disabled, pending
 deletion, wrong key, bad signature/MAC: :data:`DENIAL_CODES`), ``error`` for any other error code.
 
@@ -90,6 +95,24 @@ _ALIAS = re.compile(r"^(?:arn:aws[a-z-]*:kms:[^:]*:[^:]*:)?(alias/.+)$")
 
 
 
+def arn_user_name(arn: str | None) -> str | None:
+    """The principal's name in an IAM/STS ARN: ``user/[path/]NAME``, ``assumed-role/ROLE/session`` (the role, as
+    Elastic names assumed roles), ``federated-user/NAME``, ``role/[path/]NAME``, ``root``."""
+    if not arn or not arn.startswith("arn:"):
+        return None
+    resource = arn.split(":", 5)[-1] if arn.count(":") >= 5 else ""
+    if resource == "root":
+        return "root"
+    kind, _, rest = resource.partition("/")
+    if not rest:
+        return None
+    if kind == "assumed-role":
+        return rest.split("/", 1)[0] or None
+    if kind in ("user", "federated-user", "role"):
+        return rest.rsplit("/", 1)[-1] or None
+    return None
+
+
 def categorize(source: str, name: str, error_code: str | None) -> tuple[list[str], list[str]]:
     """ECS category/type for a CloudTrail call: KMS by name, others by service and verb."""
     if source == KMS_SOURCE and name in CRYPTO_OPERATIONS:
@@ -99,6 +122,8 @@ def categorize(source: str, name: str, error_code: str | None) -> tuple[list[str
         categories, types = list(rule_categories), list(rule_types)
     elif name == "ConsoleLogin" or source == "signin.amazonaws.com":
         categories, types = ["authentication"], ["start"]
+    elif name.startswith("AssumeRole"):  # AssumeRole, ...WithSAML, ...WithWebIdentity, ...Root: Elastic's authentication
+        categories, types = ["authentication"], ["info"]
     else:
         categories = ["iam"] if source in IAM_SOURCES else ["api"]
         types = ["info"] if name.startswith(("Get", "List", "Describe", "Lookup", "Head", "Search", "Batch")) else ["access"]
@@ -282,24 +307,29 @@ class CloudTrailParser(Parser):
 
     @staticmethod
     def _identity(identity: dict[str, Any], record: dict[str, Any], event: dict[str, Any]) -> None:
+        """``user.*`` as Elastic writes it (``userName``, else the session issuer's; ``user.id`` = ``principalId``), then
+        what Elastic leaves empty: the name in the ARN, an IAM Identity Center user's sign-in name and id. Never the
+        ``invokedBy`` service: a service acting is not a user."""
         identity_type = nonempty_text(identity.get("type"))
         issuer = as_mapping(as_mapping(identity.get("sessionContext")).get("sessionIssuer"))
         arn = nonempty_text(identity.get("arn"))
-        name = nonempty_text(identity.get("userName"))
-        if identity_type in ("AssumedRole", "FederatedUser"):
-            name = nonempty_text(issuer.get("userName")) or name
-        elif identity_type == "Root":
-            name = name or "root"
-        name = name or nonempty_text(identity.get("invokedBy"))
+        on_behalf = as_mapping(identity.get("onBehalfOf"))
+        name = nonempty_text(identity.get("userName")) or nonempty_text(issuer.get("userName")) or arn_user_name(arn)
+        if name is None and identity_type == "IdentityCenterUser":
+            # AWS's documented sign-in name for Identity Center users ("Username in sign-in CloudTrail events"):
+            # additionalEventData.UserName on the successful CredentialChallenge / UserAuthentication / ConsoleLogin.
+            name = nonempty_text(as_mapping(record.get("additionalEventData")).get("UserName"))
         set_if(event, "user.name", name)
-        set_if(event, "user.id", arn or nonempty_text(identity.get("principalId")))
-        if identity_type in ("AssumedRole", "FederatedUser") and arn and "/" in arn:
+        set_if(event, "user.id", nonempty_text(identity.get("principalId")) or nonempty_text(on_behalf.get("userId")))
+        session = arn.rsplit("/", 1)[-1] if identity_type in ("AssumedRole", "FederatedUser") and arn and "/" in arn else None
+        if session:
             # The session name (often the workload or person behind the role) is the last ARN segment.
-            session = arn.rsplit("/", 1)[-1]
             event["user.effective.name"] = session
-            add_related(event, "user", name, session)
-        else:
-            add_related(event, "user", name)
+            if "@" in session:
+                event["user.email"] = session
+        elif name and "@" in name and identity_type == "IdentityCenterUser":
+            event["user.email"] = name
+        add_related(event, "user", name, session)
         account = nonempty_text(identity.get("accountId")) or nonempty_text(record.get("recipientAccountId"))
         set_if(event, "cloud.account.id", account)
 

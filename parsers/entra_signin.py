@@ -7,8 +7,9 @@ objects (the export's ``properties`` without the envelope).
 
 Choices worth knowing:
 
-* ``event.action`` is the ``category`` (``SignInLogs``...), which tells interactive from non-interactive and
-  service-principal sign-ins; ``operationName`` stays in ``azure.signinlogs.operationName``.
+* ``event.action`` is the ``operationName`` (``Sign-in activity``), as Elastic's integration writes it; the
+  ``category`` (``SignInLogs``...), which tells interactive from non-interactive and service-principal sign-ins, is
+  ``temporal.action`` (and stays in ``azure.signinlogs.category``).
 * The AADSTS code is ``properties.status.errorCode`` (int) or else ``resultType`` (string); ``error.code`` is always
   the string, ``error.type`` the AADSTS name from §4.4 where known, ``error.message`` the failure reason (or the
   known meaning when the record has none). ``event.outcome`` is success for code 0 or no code at all (§9.4).
@@ -227,12 +228,13 @@ class EntraSigninParser(Parser):
             "event.dataset": self.dataset,
             "event.module": "azure",
             "event.provider": "Microsoft.aadiam",
-            "event.action": category or nonempty_text(envelope.get("operationName")) or "Sign-in activity",
+            "event.action": nonempty_text(envelope.get("operationName")) or "Sign-in activity",
             "event.category": ["authentication"],
             "event.type": ["info", "denied"] if failed else ["info"],
             "event.outcome": "failure" if failed else "success",  # §9.4: success iff the code is 0 or absent
             "cloud.provider": "azure",
         }
+        set_if(event, "temporal.action", category)
         if failed and code is not None:
             name, meaning = AADSTS.get(code, ("", ""))
             event["error.code"] = code

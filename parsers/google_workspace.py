@@ -2,7 +2,14 @@
 
 Input shapes: ``{"kind": "admin#reports#activities", "items": [...]}`` pages (unwrapped by
 :mod:`parsers.envelopes`) and single activities, with ``events`` as the API's array or as one object (Elastic's
-collector splits activities that way). One activity yields **one ECS event per element of ``events``**.
+collector splits activities that way); activities stored **one row per event** (``name``, ``type``, ``parameters`` at
+the top level beside ``id``/``actor``, as BigQuery exports and other SIEMs keep them); and Cloud Logging
+**LogEntry** records (``protoPayload`` AuditLog with a ``ccc_hosted_reporting.ActivityProto`` ``metadata``, the shape a
+log sink writes to Pub/Sub), whose LogEntry fields go to ``google_workspace.cloud_logging.*``. One activity yields
+**one ECS event per element of ``events``**.
+
+ECS as Elastic's integration writes it: every ``login`` event is ``event.category: authentication`` (plus
+``session`` for login_success/login_failure/logout), ``saml`` events ``authentication`` + ``session``.
 
 Choices worth knowing:
 
@@ -143,6 +150,19 @@ def challenge_outcome(status: Any) -> str:
     return "success" if text.startswith("challenge passed") or text == "passed" else "failure"
 
 
+def admin_categories(name: str) -> tuple[list[str], list[str], str]:
+    """Admin console events as Elastic's admin data stream files them: all ``iam``, settings also ``configuration``;
+    the type from the verb, plus ``user`` / ``group`` for user and group objects."""
+    categories = ["iam", "configuration"] if "SETTING" in name or name.startswith(("TOGGLE_", "ENABLE_", "ALLOW_")) else ["iam"]
+    verb = "creation" if name.startswith("CREATE_") else "deletion" if name.startswith(("DELETE_", "REMOVE_")) else "change"
+    types = [verb]
+    if "USER" in name or name.endswith(("_ROLE", "_PRIVILEGE", "_PRIVILEGES")):
+        types.append("user")
+    if "GROUP" in name:
+        types.append("group")
+    return categories, types, "unknown"
+
+
 def classify(application: str, name: str, event_type: str, params: dict[str, Any]) -> tuple[list[str], list[str], str]:
     """(event.category, event.type, event.outcome) for one Reports API event."""
     if application in ("login", "saml"):
@@ -150,6 +170,8 @@ def classify(application: str, name: str, event_type: str, params: dict[str, Any
             return ["authentication", "session"], ["start"], "success"
         if name == "login_failure":
             return ["authentication", "session"], ["start", "denied"], "failure"
+    if application == "admin":
+        return admin_categories(name)
     if application != "login":
         return [], ["info"], "unknown"
     if name == "logout":
@@ -157,15 +179,89 @@ def classify(application: str, name: str, event_type: str, params: dict[str, Any
     if name in ("login_challenge", "login_verification"):
         outcome = challenge_outcome(params.get("login_challenge_status"))
         return ["authentication"], ["info", "denied"] if outcome == "failure" else ["info"], outcome
+    # Every login-application event is authentication, as Elastic's google_workspace integration writes it (account
+    # suspensions, 2SV and password changes included); the type says what kind.
     if name.startswith(ACCOUNT_WARNING_IAM):
-        return ["iam"], ["user", "change"], "unknown"
+        return ["authentication"], ["user", "change"], "unknown"
     if name in IAM_EVENTS or event_type in ("2sv_change", "password_change", "recovery_info_change", "titanium_change"):
-        return ["iam"], ["user", "change"], "unknown"
+        return ["authentication"], ["user", "change"], "unknown"
     if name == "risky_sensitive_action_blocked":
         return ["authentication"], ["info", "denied"], "failure"
-    if event_type == "account_warning" or name.startswith("suspicious") or name == "gov_attack_warning":
-        return ["authentication", "threat"], ["info", "indicator"], "unknown"
     return ["authentication"], ["info"], "unknown"
+
+
+_ROW_EVENT_KEYS = ("name", "type", "parameters")
+_LOG_PARAMETER_VALUES = {"value": "value", "intValue": "intValue", "boolValue": "boolValue", "multiStrValue": "multiValue",
+                         "multiValue": "multiValue", "multiIntValue": "multiIntValue", "messageValue": "messageValue"}
+
+
+def activity_from_row(row: dict[str, Any]) -> dict[str, Any]:
+    """An activity stored one row per event (``name``, ``type``, ``parameters`` beside ``id`` / ``actor``, as BigQuery
+    exports and other SIEMs keep it) in the Reports API shape, ``events`` holding the one event."""
+    activity = {key: value for key, value in row.items() if key not in _ROW_EVENT_KEYS}
+    activity["events"] = [{key: row[key] for key in _ROW_EVENT_KEYS if key in row}]
+    return activity
+
+
+def is_log_entry(record: dict[str, Any]) -> bool:
+    """A Cloud Logging LogEntry carrying a Workspace activity (the shape a log sink writes to Pub/Sub or storage)."""
+    payload = record.get("protoPayload")
+    if not isinstance(payload, dict):
+        return False
+    metadata = payload.get("metadata")
+    if not isinstance(metadata, dict) or not isinstance(metadata.get("event"), list):
+        return False
+    kind = metadata.get("@type")
+    return (isinstance(kind, str) and kind.endswith("ccc_hosted_reporting.ActivityProto")) or isinstance(metadata.get("activityId"), dict)
+
+
+def activity_from_log_entry(entry: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the Reports API activity a LogEntry carries, the LogEntry's own fields worth keeping).
+
+    ``protoPayload.serviceName`` ``login.googleapis.com`` is the application ``login``; ``metadata.activityId``
+    gives the time (``timeUsec``, µs) and the unique qualifier; ``metadata.event[]`` are the events with
+    ``eventName``/``eventType``/``parameter[]`` (``multiStrValue`` is the API's ``multiValue``);
+    ``authenticationInfo.principalEmail`` the actor and ``requestMetadata.callerIp`` the address.
+    """
+    payload = as_mapping(entry.get("protoPayload"))
+    metadata = as_mapping(payload.get("metadata"))
+    service = nonempty_text(payload.get("serviceName")) or ""
+    application = service.removesuffix(".googleapis.com") if service.endswith(".googleapis.com") else service or "unknown"
+    activity_id = as_mapping(metadata.get("activityId"))
+    micros = as_int(activity_id.get("timeUsec"))
+    when = parse_timestamp(micros) if micros is not None and micros > 10**15 else parse_timestamp(entry.get("timestamp"))
+    events = []
+    for item in metadata.get("event") or []:
+        if not isinstance(item, dict):
+            continue
+        parameters = []
+        for parameter in item.get("parameter") or []:
+            if not isinstance(parameter, dict):
+                continue
+            converted: dict[str, Any] = {"name": parameter.get("name")}
+            for source_key, target_key in _LOG_PARAMETER_VALUES.items():
+                if source_key in parameter:
+                    converted[target_key] = parameter[source_key]
+                    break
+            parameters.append(converted)
+        events.append({"type": item.get("eventType"), "name": item.get("eventName"), "parameters": parameters})
+    authentication = as_mapping(payload.get("authenticationInfo"))
+    request = as_mapping(payload.get("requestMetadata"))
+    email = nonempty_text(authentication.get("principalEmail"))
+    activity: dict[str, Any] = {
+        "id": {"time": format_timestamp(when) if when else None, "uniqueQualifier": activity_id.get("uniqQualifier"),
+               "applicationName": application},
+        "actor": {"email": email, "callerType": "USER"} if email else {},
+        "ipAddress": request.get("callerIp", request.get("callerIP")),
+        "events": events,
+    }
+    extra: dict[str, Any] = {}
+    set_if(extra, "user_agent.original", nonempty_text(request.get("callerSuppliedUserAgent")))
+    for key, field in (("insertId", "insert_id"), ("logName", "log_name"), ("severity", "severity")):
+        set_if(extra, f"google_workspace.cloud_logging.{field}", nonempty_text(entry.get(key)))
+    set_if(extra, "google_workspace.cloud_logging.method_name", nonempty_text(payload.get("methodName")))
+    set_if(extra, "google_workspace.cloud_logging.resource_name", nonempty_text(payload.get("resourceName")))
+    return activity, extra
 
 
 class GoogleWorkspaceParser(Parser):
@@ -177,11 +273,25 @@ class GoogleWorkspaceParser(Parser):
         if record.get("kind") == "admin#reports#activity":
             return True
         identity = record.get("id")
-        return isinstance(identity, dict) and "applicationName" in identity and "events" in record
+        if isinstance(identity, dict) and "applicationName" in identity:
+            return "events" in record or isinstance(record.get("name"), str)
+        return is_log_entry(record)
 
     def parse(self, record: dict[str, Any] | str, raw: bytes) -> list[dict[str, Any]]:
         if not isinstance(record, dict):
             raise RecordError("not a JSON object", "Reports API activity must be an object")
+        if is_log_entry(record):
+            activity, extra = activity_from_log_entry(record)
+            events = self._parse_activity(activity, raw)
+            for event in events:
+                for key, value in extra.items():
+                    event.setdefault(key, value)
+            return events
+        if "events" not in record and isinstance(record.get("name"), str):
+            record = activity_from_row(record)
+        return self._parse_activity(record, raw)
+
+    def _parse_activity(self, record: dict[str, Any], raw: bytes) -> list[dict[str, Any]]:
         identity = as_mapping(record.get("id"))
         when = parse_timestamp(identity.get("time"))
         if when is None:

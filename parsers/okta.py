@@ -74,10 +74,19 @@ CATEGORY_RULES: tuple[tuple[str, tuple[str, ...], tuple[str, ...]], ...] = (
     ("policy.evaluate_sign_on", ("authentication",), ("info",)),
     ("policy.auth_reevaluate", ("authentication", "session"), ("info",)),
     ("policy.", ("configuration",), ("change",)),
-    ("security.request.blocked", ("network",), ("denied",)),
-    ("security.threat.detected", ("intrusion_detection",), ("info",)),
-    ("security.", ("intrusion_detection",), ("info",)),
-    ("system.api_token", ("iam",), ("change",)),
+    # security.* and system.api_token.* as Elastic's okta integration categorizes them.
+    ("security.request.blocked", ("threat",), ("indicator",)),
+    ("security.threat.detected", ("threat",), ("indicator",)),
+    ("security.attack", ("threat",), ("indicator",)),
+    ("security.authenticator", ("authentication",), ("info",)),
+    ("security.breached_credential", ("authentication",), ("info",)),
+    ("security.session", ("session",), ("info",)),
+    ("security.zone", ("configuration",), ("change",)),
+    ("security.behavior", ("configuration",), ("change",)),
+    ("security.attack_protection", ("configuration",), ("change",)),
+    ("security.threat.configuration", ("configuration",), ("change",)),
+    ("security.", ("threat",), ("info",)),
+    ("system.api_token", ("authentication",), ("info",)),
     ("system.idp", ("configuration",), ("change",)),
     ("system.", ("configuration",), ("change",)),
     ("device.assurance", ("configuration",), ("change",)),
@@ -126,7 +135,7 @@ def categorize(event_type: str, result: str) -> tuple[list[str], list[str]]:
             types[types.index("change")] = "creation"
     if result == "DENY" or (result == "FAILURE" and "authentication" in categories):
         types.append("denied")
-    elif result == "ALLOW" and categories and categories[0] in ("authentication", "intrusion_detection", "network"):
+    elif result == "ALLOW" and categories and categories[0] in ("authentication", "threat", "network"):
         types.append("allowed")
     return categories, types
 

@@ -8,14 +8,18 @@ bad ones individually (see :class:`ParseResult`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from temporal_siem.kernel.records import DeadLetter, Origin, RawRecord, RecordError
 from temporal_siem.parsers.base import Parser
 from temporal_siem.parsers.common import now_timestamp, redact, redact_text
+from temporal_siem.parsers.enrichment import Enricher
 from temporal_siem.parsers.envelopes import unwrap
 from temporal_siem.parsers.registry import detection_chain, get_parser
+
+if TYPE_CHECKING:  # the config models pull in pydantic-settings; the hot path needs none of it
+    from temporal_siem.kernel.config import GeoIPConfig
 
 DEFAULT_MAX_RECORD_BYTES = 8 * 1024 * 1024
 
@@ -30,13 +34,14 @@ class ParserRouter:
     """Chooses a parser per record (``auto``) or forces one; stamps event.ingested."""
 
     def __init__(self, format_name: str = "auto", max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES,
-                 keep_original: bool = False) -> None:
+                 keep_original: bool = False, geoip: GeoIPConfig | None = None) -> None:
         self.format_name = format_name
         self.max_record_bytes = max_record_bytes
         self.keep_original = keep_original
         self._forced: Parser | None = None if format_name == "auto" else get_parser(format_name)
         self._chain = detection_chain()
         self._text_chain = [p for p in self._chain if type(p).accepts_text is not Parser.accepts_text]
+        self._enrich = Enricher(geoip).enrich
 
     def parse(self, record: RawRecord) -> ParseResult:
         result = ParseResult()
@@ -84,7 +89,9 @@ class ParserRouter:
             result.dead.append(DeadLetter("parser error", "parse", origin, raw, f"{type(exc).__name__}: {exc}"))
             return
         original = _redacted_original(element) if self.keep_original and events else None
+        enrich = self._enrich
         for event in events:
+            enrich(event)
             event.setdefault("event.ingested", ingested)
             if original is not None:
                 event["event.original"] = original

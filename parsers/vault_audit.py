@@ -4,20 +4,25 @@ File/socket lines are JSON; a device with the ``prefix`` option (or a syslog hea
 ``{`` — stripped. Request and response entries share ``request.id``, so ``event.id`` is ``<request.id>:<type>``
 and ``trace.id`` is the bare ``request.id`` (join the two entries on it).
 
-Actions: transit, PKI and auth logins get a derived ``event.action`` from the mount type and the path suffix
+ECS as Elastic's ``hashicorp_vault`` integration writes it: ``event.action`` is Vault's ``request.operation``
+(``update``, ``read``...), ``event.category`` is ``authentication`` on every entry and ``event.type`` follows the
+operation (``delete`` → info/end, ``update`` → info, ``read``/``list``/``create`` → info/start; plus ``denied`` on
+a permission error). Our finer action, which rules match on, is ``temporal.action``.
+
+Actions: transit, PKI and auth logins get a derived ``temporal.action`` from the mount type and the path suffix
 (the mount may be renamed, so the suffix is taken after ``mount_point``, or after the first known verb):
 ``transit.encrypt|decrypt|rewrap|datakey|rotate|key_config|key_create|key_delete|key_read|trim|export|backup|restore|...``,
 ``pki.issue|sign|sign_verbatim|revoke|root_generate|intermediate_generate|role_write|...``, ``<auth type>.login``
 (``auth/<mount>/login[/<name>]`` and the OIDC/JWT ``.../callback``).
-Everything else keeps Vault's ``request.operation`` (``update``, ``read``...). Transit keys go to ``temporal.key.*``
+Everything else keeps Vault's ``request.operation`` (``update``, ``read``...) there too. Transit keys go to ``temporal.key.*``
 (``id``/``name`` = key name, ``type: vault_transit``, ``deletion_allowed``/``exportable`` from a config request,
 ``version`` from ``latest_version`` when a response shows it); the PKI role to ``temporal.target`` (``type: pki_role``);
 a revoked serial to ``temporal.target.id``; certificates in a response (when the mount does not HMAC them) to
 ``temporal.certificates.*`` with the issued ``certificate`` (not its CA) in ``x509.*``; the client certificate serial (decimal in Vault) to
 ``tls.client.x509.serial_number`` as upper-case hex.
 
-Outcome: a response entry is ``failure`` when it has a top-level ``error``, else ``success``; a request entry is
-``failure`` when it already carries an error (``permission denied`` is logged on the request), else ``unknown``.
+Outcome: ``failure`` when the entry has a top-level ``error`` (``permission denied`` is logged on the request entry
+already), else ``success`` — on request entries too, as Elastic writes it.
 ``error.message`` is the inner text of Vault's multierror (``permission denied``, ``invalid request``), or the
 clear ``response.data.error`` when the mount is tuned not to HMAC it.
 
@@ -64,6 +69,11 @@ PKI_VERBS = frozenset({
     "issue", "sign", "sign-verbatim", "revoke", "revoke-with-key", "root", "intermediate", "config", "issuers", "issuer",
     "roles", "crl", "tidy", "cert", "certs", "ca", "ca_chain", "acme", "keys", "key",
 })
+# event.type by request operation, as Elastic's hashicorp_vault pipeline writes it (category is always authentication).
+ELASTIC_TYPES: dict[str, tuple[str, ...]] = {
+    "delete": ("info", "end"), "update": ("info",), "read": ("info", "start"), "list": ("info", "start"),
+    "create": ("info", "start"),
+}
 INFORMATIONAL_OPERATIONS = frozenset({"help", "alias-lookahead", "resolve-role", "header"})
 KEY_CONFIG_BOOLS = ("deletion_allowed", "exportable", "allow_plaintext_backup")
 
@@ -177,18 +187,19 @@ class VaultAuditParser(Parser):
             specific = _clear(_dict(response.get("data")).get("error"))
             event["error.message"] = redact_text(specific or "; ".join(items))
         else:
-            event["event.outcome"] = "success" if entry_type.endswith("response") else "unknown"
+            event["event.outcome"] = "success"  # Elastic: every entry without an error (the request entry too)
 
     @staticmethod
     def _identity(auth: dict[str, Any], response_auth: dict[str, Any], request: dict[str, Any], event: dict[str, Any]) -> None:
         who = auth if auth.get("display_name") or auth.get("entity_id") else response_auth
         name = as_str(who.get("display_name"))
         set_if(event, "user.name", name)
-        set_if(event, "user.id", as_str(who.get("entity_id")))
+        metadata = _dict(who.get("metadata"))
+        # Elastic: the auth method's account id (OIDC metadata) when there is one; else Vault's identity entity.
+        set_if(event, "user.id", as_str(metadata.get("account_id")) or as_str(who.get("entity_id")))
         policies = who.get("policies")
         if isinstance(policies, list):
             set_if(event, "user.roles", [str(p) for p in policies if isinstance(p, (str, int))])
-        metadata = _dict(who.get("metadata"))
         email = as_str(metadata.get("email"))
         if email and "@" in email:
             event["user.email"] = email
@@ -212,6 +223,20 @@ class VaultAuditParser(Parser):
             event["tls.client.x509.serial_number"] = serial_hex(int(serial))
 
     def _action(self, entry_type: str, request: dict[str, Any], response: dict[str, Any], event: dict[str, Any]) -> None:
+        """ECS fields as Elastic's pipeline writes them; our finer action (``transit.decrypt``) in ``temporal.action``."""
+        self._own_action(entry_type, request, response, event)
+        event["temporal.action"] = event.pop("event.action")
+        del event["event.category"]
+        denied = "denied" in event.pop("event.type")
+        operation = as_str(request.get("operation"))
+        set_if(event, "event.action", operation)
+        event["event.category"] = ["authentication"]
+        types = list(ELASTIC_TYPES.get(operation or "", ("info",)))
+        if denied:
+            types.append("denied")
+        event["event.type"] = types
+
+    def _own_action(self, entry_type: str, request: dict[str, Any], response: dict[str, Any], event: dict[str, Any]) -> None:
         operation = as_str(request.get("operation")) or "unknown"
         path = as_str(request.get("path")) or ""
         mount_type = as_str(request.get("mount_type")) or as_str(response.get("mount_type")) or ""

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         settings = settings_from(args)
         fmt = args.format or settings.parsing.format
         router = ParserRouter(fmt, settings.parsing.max_record_bytes,
-                              keep_original=settings.parsing.keep_original or args.keep_original)
+                              keep_original=settings.parsing.keep_original or args.keep_original, geoip=settings.parsing.geoip)
     except (KeyError, ValueError) as exc:
         console.err.print(f"[red]error:[/] {exc}")
         return EXIT_USAGE

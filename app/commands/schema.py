@@ -6,6 +6,7 @@ import argparse
 
 import orjson
 from temporal_siem.cli import EXIT_OK
+from temporal_siem.kernel import ecs_alignment
 from temporal_siem.kernel.schema import field_reference, json_schema
 
 
@@ -28,6 +29,7 @@ def markdown() -> str:
     ]
     for name, type_name, description in field_reference():
         lines.append(f"| `{name}` | {type_name.replace('|', '&#124;')} | {description} |")
+    lines += ecs_alignment.markdown()
     return "\n".join(lines) + "\n"
 
 

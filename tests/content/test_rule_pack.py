@@ -112,7 +112,7 @@ def _is_known_attack_record(alert: dict[str, Any]) -> bool:
     """The other attack stories in the samples: a replayed SAML assertion, night-time key export, a wildcard CA role,
     and the workers failing on the codec key mallory disabled."""
     reason = str(alert.get("event.reason") or "")
-    action = str(alert.get("event.action") or "")
+    action = str(alert.get("temporal.action") or alert.get("event.action") or "")
     return ("already been processed" in reason
             or (alert.get("alert.type") == "correlation" and "1234abcd-12ab-34cd-56ef-1234567890ab" in str(alert.get("alert.group_by")))
             or (action.startswith("transit.") and str(alert.get("@timestamp", "")).startswith("2025-08-12T22:"))

@@ -67,7 +67,8 @@ def test_access_denied_decrypt():
     assert event["event.category"] == ["api"] and event["event.type"] == ["access", "denied"]
     assert event["error.code"] == "AccessDeniedException" and event["error.message"].startswith("User: arn:aws:sts::")
     assert event["user.name"] == "temporal-worker"
-    assert event["user.id"] == "arn:aws:sts::111122223333:assumed-role/temporal-worker/worker-session"
+    assert event["user.id"] == "AROAEXAMPLE:temporal-worker"  # principalId, as Elastic; the ARN stays in aws.cloudtrail.userIdentity.arn
+    assert event["aws.cloudtrail.userIdentity.arn"] == "arn:aws:sts::111122223333:assumed-role/temporal-worker/worker-session"
     assert event["user.effective.name"] == "worker-session"
     assert event["related.user"] == ["temporal-worker", "worker-session"]
     assert event["source.ip"] == "198.51.100.14" and event["related.ip"] == ["198.51.100.14"]
@@ -107,11 +108,11 @@ def test_success_has_no_error():
 
 @pytest.mark.parametrize("identity,name,user_id", [
     ({"type": "IAMUser", "principalId": "AIDA1", "arn": "arn:aws:iam::111122223333:user/mallory", "accountId": "111122223333", "userName": "mallory"},
-     "mallory", "arn:aws:iam::111122223333:user/mallory"),
+     "mallory", "AIDA1"),
     ({"type": "Root", "principalId": "111122223333", "arn": "arn:aws:iam::111122223333:root", "accountId": "111122223333"},
-     "root", "arn:aws:iam::111122223333:root"),
-    ({"type": "AWSService", "invokedBy": "s3.amazonaws.com"}, "s3.amazonaws.com", None),
-    ({"accountId": "111122223333", "invokedBy": "AWS Internal"}, "AWS Internal", None),
+     "root", "111122223333"),
+    ({"type": "AWSService", "invokedBy": "s3.amazonaws.com"}, None, None),  # a service acting is not a user
+    ({"accountId": "111122223333", "invokedBy": "AWS Internal"}, None, None),
     ({}, None, None),
 ])
 def test_identity_types(identity, name, user_id):

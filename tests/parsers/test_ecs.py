@@ -82,7 +82,7 @@ def test_shipped_vault_line_is_opened():
                          "request": {"id": "r-1", "operation": "update", "mount_type": "transit", "path": "transit/decrypt/k",
                                      "remote_address": "10.0.0.9"}}).decode()
     event = parse(_filebeat(line))
-    assert event["event.dataset"] == "hashicorp_vault.audit" and event["event.id"] == "r-1:request" and event["event.action"] == "transit.decrypt"
+    assert event["event.dataset"] == "hashicorp_vault.audit" and event["event.id"] == "r-1:request" and event["temporal.action"] == "transit.decrypt"
     assert event["@timestamp"] == "2025-09-02T08:00:00.000123Z"  # the record's own time, not the shipper's
     assert event["host.name"] == "vault-1" and event["log.file.path"] == "/var/log/x.log" and event["agent.type"] == "filebeat"
 

@@ -64,7 +64,8 @@ def test_conditional_access_block():
     event = parse(BLOCKED)
     assert event["@timestamp"] == "2025-04-10T08:31:22.512345Z"
     assert event["event.id"] == "cccccccc-3333-4444-5555-dddddddddddd"
-    assert event["event.action"] == "SignInLogs" and event["event.provider"] == "Microsoft.aadiam"
+    assert event["event.action"] == "Sign-in activity" and event["event.provider"] == "Microsoft.aadiam"
+    assert event["temporal.action"] == "SignInLogs"
     assert event["event.category"] == ["authentication"] and event["event.type"] == ["info", "denied"]
     assert event["event.outcome"] == "failure"
     assert event["error.code"] == "53003" and event["error.type"] == "BlockedByConditionalAccess"
@@ -159,7 +160,7 @@ def test_level_string_and_duration_string():
 def test_guid_upn_and_service_principal():
     guid = "eeeeeeee-6666-7777-8888-ffffffffffff"
     event = parse(with_(category="NonInteractiveUserSignInLogs", p_userPrincipalName=guid))
-    assert event["event.action"] == "NonInteractiveUserSignInLogs"
+    assert event["temporal.action"] == "NonInteractiveUserSignInLogs"
     assert event["user.name"] == guid and "user.email" not in event and "user.domain" not in event
     sp = with_(category="ServicePrincipalSignInLogs", resultType="7000222", callerIpAddress="203.0.113.9:50322",
                p_status={"errorCode": 7000222}, p_userPrincipalName=None, p_userId=None, p_userDisplayName=None,
@@ -182,7 +183,7 @@ def test_log_analytics_pascal_case_row():
            "IPAddress": "203.0.113.9", "ServicePrincipalName": "temporal-ci", "ServicePrincipalId": "abab", "Id": "row-1"}
     event = parse(row)
     assert event["@timestamp"] == "2025-07-01T10:45:17.582421Z"
-    assert event["event.action"] == "ServicePrincipalSignInLogs" and event["event.id"] == "row-1"
+    assert event["temporal.action"] == "ServicePrincipalSignInLogs" and event["event.id"] == "row-1"
     assert event["error.code"] == "7000222" and event["source.ip"] == "203.0.113.9"
     assert event["user.name"] == "temporal-ci" and event["cloud.account.id"] == TENANT
     assert event["azure.signinlogs.Category"] == "ServicePrincipalSignInLogs"  # vendor spelling kept

@@ -158,9 +158,9 @@ def test_lifecycle_deactivate_targets_user_and_group():
     ("user.lifecycle.create", "SUCCESS", ["iam"], ["user", "creation"]),
     ("application.user_membership.remove", "SUCCESS", ["iam"], ["user", "change"]),
     ("application.provision.user.deprovision", "SUCCESS", ["iam"], ["user", "deletion"]),
-    ("system.api_token.revoke", "SUCCESS", ["iam"], ["deletion"]),
-    ("security.threat.detected", "DENY", ["intrusion_detection"], ["info", "denied"]),
-    ("security.request.blocked", "DENY", ["network"], ["denied", "denied"]),
+    ("system.api_token.revoke", "SUCCESS", ["authentication"], ["info"]),  # Elastic's categories for these three
+    ("security.threat.detected", "DENY", ["threat"], ["indicator", "denied"]),
+    ("security.request.blocked", "DENY", ["threat"], ["indicator", "denied"]),
     ("user.mfa.okta_verify.deny_push", "FAILURE", ["authentication"], ["info", "denied"]),
     ("device.assurance.policy.add", "SUCCESS", ["configuration"], ["creation"]),
     ("something.new.from.okta", "SUCCESS", [], ["info"]),

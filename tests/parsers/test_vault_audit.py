@@ -53,26 +53,28 @@ def test_ids_timestamp_and_identity():
     assert request["user.name"] == "oidc-alice" and request["user.id"] == "ent-1" and request["user.email"] == "alice@example.com"
     assert request["user.roles"] == ["default", "kms"] and request["related.user"] == ["oidc-alice", "alice@example.com"]
     assert request["source.ip"] == "10.42.3.17" and request["source.port"] == 44812
-    assert (request["event.outcome"], response["event.outcome"]) == ("unknown", "success")
+    assert (request["event.outcome"], response["event.outcome"]) == ("success", "success")  # Elastic: no error = success
 
 
-@pytest.mark.parametrize("path, mount_point, operation, action, category, etype", [
-    ("transit/decrypt/payloads", "transit/", "update", "transit.decrypt", "api", "access"),
-    ("codec/decrypt/payloads", "codec/", "update", "transit.decrypt", "api", "access"),
-    ("team/a/codec/decrypt/payloads", None, "update", "transit.decrypt", "api", "access"),  # renamed, nested, no mount_point
-    ("transit/rewrap/payloads", "transit/", "update", "transit.rewrap", "api", "access"),
-    ("transit/datakey/plaintext/payloads", "transit/", "update", "transit.datakey", "api", "access"),
-    ("transit/keys/payloads/rotate", "transit/", "update", "transit.rotate", "configuration", "change"),
-    ("transit/keys/payloads/config", "transit/", "update", "transit.key_config", "configuration", "change"),
-    ("transit/keys/payloads", "transit/", "update", "transit.key_create", "configuration", "creation"),
-    ("transit/keys/payloads", "transit/", "delete", "transit.key_delete", "configuration", "deletion"),
-    ("transit/keys/payloads", "transit/", "read", "transit.key_read", "api", "access"),
-    ("transit/export/encryption-key/payloads/2", "transit/", "read", "transit.export", "api", "access"),
-    ("transit/backup/payloads", "transit/", "read", "transit.backup", "api", "access"),
+@pytest.mark.parametrize("path, mount_point, operation, action", [
+    ("transit/decrypt/payloads", "transit/", "update", "transit.decrypt"),
+    ("codec/decrypt/payloads", "codec/", "update", "transit.decrypt"),
+    ("team/a/codec/decrypt/payloads", None, "update", "transit.decrypt"),  # renamed, nested, no mount_point
+    ("transit/rewrap/payloads", "transit/", "update", "transit.rewrap"),
+    ("transit/datakey/plaintext/payloads", "transit/", "update", "transit.datakey"),
+    ("transit/keys/payloads/rotate", "transit/", "update", "transit.rotate"),
+    ("transit/keys/payloads/config", "transit/", "update", "transit.key_config"),
+    ("transit/keys/payloads", "transit/", "update", "transit.key_create"),
+    ("transit/keys/payloads", "transit/", "delete", "transit.key_delete"),
+    ("transit/keys/payloads", "transit/", "read", "transit.key_read"),
+    ("transit/export/encryption-key/payloads/2", "transit/", "read", "transit.export"),
+    ("transit/backup/payloads", "transit/", "read", "transit.backup"),
 ])
-def test_transit_actions_and_key(path, mount_point, operation, action, category, etype):
+def test_transit_actions_and_key(path, mount_point, operation, action):
     event = parse(entry(path, operation, request={"mount_point": mount_point} if mount_point else {}))
-    assert event["event.action"] == action and event["event.category"] == [category] and etype in event["event.type"]
+    assert event["temporal.action"] == action and event["event.action"] == operation
+    assert event["event.category"] == ["authentication"]  # as Elastic's integration, on every entry
+    assert event["event.type"] == {"update": ["info"], "read": ["info", "start"], "delete": ["info", "end"]}[operation]
     assert event["temporal.key.id"] == event["temporal.key.name"] == "payloads" and event["temporal.key.type"] == "vault_transit"
 
 
@@ -116,7 +118,7 @@ def test_cert_login_failure_and_serial_hex():
               "response": {"data": {"error": "failed to match all constraints for this login certificate"}},
               "error": "1 error occurred:\n\t* invalid request\n\n"}
     event = parse(record)
-    assert event["event.action"] == "cert.login" and event["event.category"] == ["authentication"] and event["event.outcome"] == "failure"
+    assert event["temporal.action"] == "cert.login" and event["event.category"] == ["authentication"] and event["event.outcome"] == "failure"
     assert event["error.message"] == "failed to match all constraints for this login certificate"
     assert event["tls.client.x509.serial_number"] == "03E8FFFFFEFF"
     assert event["temporal.auth_method"] == "cert"
@@ -130,7 +132,7 @@ def test_hmac_serial_is_not_converted():
 def test_login_identity_from_response_auth():
     event = parse(entry("auth/userpass/login/eve", mount_type="userpass", entry_type="response", auth={},
                         response={"auth": {"client_token": HMAC, "display_name": "userpass-eve", "entity_id": "ent-eve", "policies": ["default"]}}))
-    assert event["user.name"] == "userpass-eve" and event["user.id"] == "ent-eve" and event["event.action"] == "userpass.login"
+    assert event["user.name"] == "userpass-eve" and event["user.id"] == "ent-eve" and event["temporal.action"] == "userpass.login"
 
 
 def _issued(cn: str) -> str:
@@ -146,7 +148,7 @@ def _issued(cn: str) -> str:
 def test_pki_issue_certificate_in_response():
     event = parse(entry("pki/issuer/default/issue/admin-any-cn", mount_type="pki", entry_type="response",
                         request={"mount_point": "pki/"}, response={"data": {"certificate": _issued("admin.example.com"), "private_key": HMAC}}))
-    assert event["event.action"] == "pki.issue" and event["temporal.target.type"] == "pki_role" and event["temporal.target.name"] == "admin-any-cn"
+    assert event["temporal.action"] == "pki.issue" and event["temporal.target.type"] == "pki_role" and event["temporal.target.name"] == "admin-any-cn"
     assert event["x509.subject.common_name"] == ["admin.example.com"] and event["x509.serial_number"] == "0102"
     assert event["x509.alternative_names"] == ["*.example.com"] and event["x509.public_key_size"] == 2048
     assert event["x509.signature_algorithm"] == "SHA256-RSA" and event["temporal.certificates.expires_in_days"] == [3649]
@@ -155,12 +157,12 @@ def test_pki_issue_certificate_in_response():
 def test_pki_issue_with_hmac_certificate_has_no_x509():
     event = parse(entry("pki/issue/web", mount_type="pki", entry_type="response", request={"mount_point": "pki/"},
                         response={"data": {"certificate": HMAC}}))
-    assert "x509.not_after" not in event and event["event.action"] == "pki.issue"
+    assert "x509.not_after" not in event and event["temporal.action"] == "pki.issue"
 
 
 def test_pki_revoke_serial():
     event = parse(entry("pki_int/revoke", mount_type="pki", request={"mount_point": "pki_int/", "data": {"serial_number": "3b:9a:ca:07"}}))
-    assert event["event.action"] == "pki.revoke" and event["temporal.target.id"] == "3B9ACA07"
+    assert event["temporal.action"] == "pki.revoke" and event["temporal.target.id"] == "3B9ACA07"
 
 
 def test_prefix_and_syslog_header_stripped():
@@ -234,15 +236,15 @@ def test_kmip_entry_with_port_in_address():
     event = parse({"request": {"client_certificate_serial_number": "79311139933792246475030417908586135267121780670", "namespace": {"id": "root"},
                                "data": {"kmip_request": {"tag": "RequestMessage", "value": []}}, "remote_address": "192.168.0.10:36776"},
                    "time": "2026-05-20T13:49:00.313915809Z", "type": "kmip-request"})
-    assert event["event.action"] == "kmip" and event["source.ip"] == "192.168.0.10" and event["source.port"] == 36776
+    assert event["temporal.action"] == "kmip" and event["source.ip"] == "192.168.0.10" and event["source.port"] == 36776
     assert event["tls.client.x509.serial_number"] == format(79311139933792246475030417908586135267121780670, "X").rjust(40, "0")
 
 
 def test_empty_error_null_data_and_help():
     ok = parse(entry("auth/token/lookup-self", "read", mount_type="token", error="", request={"data": None, "headers": {}}))
-    assert ok["event.outcome"] == "unknown" and "error.message" not in ok
+    assert ok["event.outcome"] == "success" and "error.message" not in ok  # an empty error is no error
     help_request = parse(entry("ca/roles/example", "help", mount_type="pki", request={"mount_point": "ca/"}))
-    assert help_request["event.action"] == "help" and "info" in help_request["event.type"]
+    assert help_request["temporal.action"] == help_request["event.action"] == "help" and "info" in help_request["event.type"]
 
 
 def test_user_agent_header_when_clear():
