@@ -62,31 +62,7 @@ class DeadLetterTopicSink(Sink):
         original = None
         if self.lookup is not None and origin.get("topic") is not None:
             original = self.lookup(origin["topic"], int(origin.get("partition", -1)), int(origin.get("offset", -1)))
-        value = self._value(doc, original)
-        headers: list[tuple[str, bytes]] = list(original.headers or []) if original is not None else []
-        headers += [(HEADER_PREFIX + key, str(val).encode()) for key, val in (
-            ("reason", doc.get("reason", "")), ("stage", doc.get("stage", "")), ("detail", str(doc.get("detail", ""))[:1000]),
-            ("origin", doc.get("origin_text", "")), ("raw_bytes", doc.get("raw_bytes", 0)))]
-        for key in ("source", "topic", "partition", "offset", "index", "line"):
-            if origin.get(key) is not None:
-                headers.append((f"{HEADER_PREFIX}origin.{key}", str(origin[key]).encode()))
-        if len(value) > MAX_VALUE_BYTES:
-            value = value[:MAX_VALUE_BYTES]
-            headers.append((HEADER_PREFIX + "truncated", b"true"))
-        return {"value": value, "key": original.key if original is not None else None, "headers": headers}
-
-    @staticmethod
-    def _value(doc: dict[str, Any], original: Any) -> bytes:
-        """The bad bytes themselves: the element when it is complete in the document, else the whole record."""
-        if not doc.get("raw_truncated"):
-            if "raw" in doc and (doc.get("raw") or original is None):
-                return str(doc["raw"]).encode("utf-8")
-            if "raw_base64" in doc:
-                return base64.b64decode(doc["raw_base64"])
-        if original is not None and original.value is not None:
-            return bytes(original.value)
-        # A sink rejection or a record no longer in hand: the dead-letter document itself.
-        return orjson.dumps(doc, default=str)
+        return topic_message(doc, original)
 
     def close(self) -> None:
         if self._producer is not None:
@@ -95,3 +71,34 @@ class DeadLetterTopicSink(Sink):
             except KafkaError as exc:
                 log.warning("dead-letter producer close: %s", exc)
             self._producer = None
+
+
+def topic_message(doc: dict[str, Any], original: Any) -> dict[str, Any]:
+    """The dead-letter message (value, key, headers) for a dead-letter document and the consumed record behind it
+    (anything with ``key``, ``value`` and ``headers``; None when it is not in hand). Shared by the stream runtime."""
+    origin = doc.get("origin") or {}
+    value = _value(doc, original)
+    headers: list[tuple[str, bytes]] = list(original.headers or []) if original is not None else []
+    headers += [(HEADER_PREFIX + key, str(val).encode()) for key, val in (
+        ("reason", doc.get("reason", "")), ("stage", doc.get("stage", "")), ("detail", str(doc.get("detail", ""))[:1000]),
+        ("origin", doc.get("origin_text", "")), ("raw_bytes", doc.get("raw_bytes", 0)))]
+    for key in ("source", "topic", "partition", "offset", "index", "line"):
+        if origin.get(key) is not None:
+            headers.append((f"{HEADER_PREFIX}origin.{key}", str(origin[key]).encode()))
+    if len(value) > MAX_VALUE_BYTES:
+        value = value[:MAX_VALUE_BYTES]
+        headers.append((HEADER_PREFIX + "truncated", b"true"))
+    return {"value": value, "key": original.key if original is not None else None, "headers": headers}
+
+
+def _value(doc: dict[str, Any], original: Any) -> bytes:
+    """The bad bytes themselves: the element when it is complete in the document, else the whole record."""
+    if not doc.get("raw_truncated"):
+        if "raw" in doc and (doc.get("raw") or original is None):
+            return str(doc["raw"]).encode("utf-8")
+        if "raw_base64" in doc:
+            return base64.b64decode(doc["raw_base64"])
+    if original is not None and original.value is not None:
+        return bytes(original.value)
+    # A sink rejection or a record no longer in hand: the dead-letter document itself.
+    return orjson.dumps(doc, default=str)

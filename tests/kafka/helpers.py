@@ -21,7 +21,7 @@ import yaml
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
-from temporal_siem.daemon import detector_factory
+from temporal_siem.detections.factory import build_ruleset, new_detector
 from temporal_siem.kernel.config import load_settings
 from temporal_siem.kernel.records import Origin, RawRecord
 from temporal_siem.parsers.router import ParserRouter
@@ -167,7 +167,9 @@ def mass_delete_events(count: int, tag: str, actor: str = "mallory@example.com")
 
 def expected_alert_ids(messages: list[tuple[bytes | None, bytes]], rule_name: str) -> set[str]:
     """What the shipped rules raise for these records, computed in process (no broker, same code)."""
-    detector = detector_factory(load_settings(None))()
+    detection = load_settings(None).detection
+    detector = new_detector(build_ruleset(detection.rules, detection.builtin_rules, detection.pipelines, detection.filters),
+                            detection.model_dump())
     router = ParserRouter()
     events: list[dict[str, Any]] = []
     for i, (_, value) in enumerate(messages):
