@@ -29,9 +29,15 @@ from __future__ import annotations
 import logging
 import re
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+# quixstreams imports authlib's httpx client (for Quix Cloud, unused here), which forces its deprecation warning
+# to "always" on import: recorded and dropped here, so stderr stays one JSON document per line.
+with warnings.catch_warnings(record=True):
+    pass
 
 from quixstreams import Application, message_context
 from quixstreams.kafka.configuration import ConnectionConfig

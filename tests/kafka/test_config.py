@@ -7,8 +7,6 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from kafka.consumer.fetcher import ConsumerRecord
 from temporal_siem.commands.to_kafka import RateLimiter, correlation_key, split_record
 from temporal_siem.ingest.kafka.client import KafkaConfigError, connection_options
@@ -17,7 +15,6 @@ from temporal_siem.kernel.config import KafkaConfig, load_settings, masked
 from temporal_siem.kernel.records import DeadLetter, Origin, RawRecord
 from temporal_siem.parsers.router import ParserRouter
 from temporal_siem.stream.dead_letter import DeadLetterTopicSink
-from temporal_siem.stream.state import parse_key, snapshot_key
 
 
 def _pem(tmp_path: Path, name: str, body: str = "-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----\n") -> str:
@@ -101,18 +98,6 @@ def test_topic_names_and_patterns_with_format_hints() -> None:
 def test_bad_topic_lists_are_refused(topics: list[dict[str, str]], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         TopicFormats(KafkaConfig(topics=topics))  # type: ignore[arg-type]
-
-
-@given(group=st.text(min_size=1, max_size=40), topic=st.from_regex(r"[A-Za-z0-9._-]{1,40}", fullmatch=True),
-       partition=st.integers(min_value=0, max_value=100_000))
-def test_snapshot_keys_round_trip(group: str, topic: str, partition: int) -> None:
-    assert parse_key(snapshot_key(group, topic, partition)) == (group, topic, partition)
-
-
-def test_damaged_snapshot_keys_are_ignored() -> None:
-    assert parse_key(b"\xff\xfe") is None
-    assert parse_key(b"no-separators") is None
-    assert parse_key(b"g/t/not-a-number") is None
 
 
 def test_dead_letter_value_is_the_bad_bytes() -> None:
