@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 from temporal_siem.detections.factory import build_ruleset
+from temporal_siem.detections.sigma.ruleset import Ruleset
 from temporal_siem.ingest.kafka.client import connection_options
 from temporal_siem.ingest.kafka.source import TopicFormats
 from temporal_siem.kernel import metrics
@@ -31,7 +32,7 @@ from temporal_siem.kernel.config import Settings
 from temporal_siem.observability import OpsServer
 from temporal_siem.sinks.base import Sink
 from temporal_siem.sinks.factory import build_sink
-from temporal_siem.stream.runtime import StreamRuntime, input_partitions
+from temporal_siem.stream.runtime import SinkAdapter, StreamRuntime, input_partitions
 
 log = logging.getLogger("temporal_siem.daemon")
 
@@ -56,6 +57,10 @@ class Daemon:
         except (KeyError, ValueError) as exc:
             raise DaemonConfigError(str(exc)) from exc
         self.metrics_port = settings.metrics.port if metrics_port is None else metrics_port
+        self.alerts = SinkAdapter(self.sinks_alerts, "alerts")
+        self.events = SinkAdapter(self.sinks_events, "events") if self.sinks_events else None
+        self.dead_letters = SinkAdapter([self.sink_dead_letter], "dead letters") if self.sink_dead_letter is not None else None
+        self._ruleset: Ruleset | None = None
         self.runtime: StreamRuntime | None = None
         self.ops: OpsServer | None = None
         self._signals = 0
@@ -83,10 +88,11 @@ class Daemon:
         delay = 1.0
         while not self._stop_requested.is_set():
             try:
-                found = input_partitions(self.settings)
-                if found:
+                found, missing = input_partitions(self.settings)
+                if found and not missing:
                     return found
-                log.warning("no input topic matches ingest.kafka.topics yet: retrying in %.0f s", delay)
+                # The watermark is a minimum over every input partition: all of them must be known before starting.
+                log.warning("input topics not there yet (%s): retrying in %.0f s", ", ".join(missing) or "no topic matches a pattern", delay)
             except KafkaException as exc:
                 log.warning("Kafka is not reachable (%s): retrying in %.0f s", exc, delay,
                             extra={"bootstrap_servers": self.cfg.bootstrap_servers})
@@ -96,10 +102,11 @@ class Daemon:
         return None
 
     def _build(self, partitions: dict[str, int]) -> StreamRuntime:
-        detection = self.settings.detection
-        ruleset = build_ruleset(detection.rules, detection.builtin_rules, detection.pipelines, detection.filters)
-        return StreamRuntime(self.settings, ruleset, alert_sinks=self.sinks_alerts, event_sinks=self.sinks_events,
-                             dead_letter_sink=self.sink_dead_letter, input_partitions=partitions, on_loop=self._on_loop)
+        if self._ruleset is None:
+            detection = self.settings.detection
+            self._ruleset = build_ruleset(detection.rules, detection.builtin_rules, detection.pipelines, detection.filters)
+        return StreamRuntime(self.settings, self._ruleset, alerts=self.alerts, events=self.events, dead_letters=self.dead_letters,
+                             input_partitions=partitions, on_loop=self._on_loop)
 
     def _on_loop(self) -> None:
         # Quix installs its own SIGTERM/SIGINT handlers when it starts: ours (watchdog, forced second signal) go back on top.
@@ -117,6 +124,7 @@ class Daemon:
         stats = runtime.stats if runtime is not None else None
         detail: dict[str, Any] = {
             "seconds_since_poll": round(loop_age, 3),
+            "assigned": [f"{s.rpartition(':')[0]}[{s.rpartition(':')[2]}]" for s in runtime.assigned] if runtime else [],
             "stopping": self._stop_requested.is_set(),
             "records_read": stats.records if stats else 0,
             "events": stats.events if stats else 0,
@@ -164,18 +172,38 @@ class Daemon:
             log.info("metrics and health on http://%s:%d/metrics /healthz", self.ops.host, self.ops.port,
                      extra={"metrics_port": self.ops.port})
         code = EXIT_OK
+        delay = 1.0
         try:
-            partitions = self._inputs_when_kafka_answers()
-            if partitions is None:
-                log.info("stopped before Kafka answered")
-                return EXIT_OK
-            self.runtime = self._build(partitions)
-            if self._stop_requested.is_set():
-                return EXIT_OK
-            log.info("consuming", extra={"group_id": self.cfg.group_id, "topics": sorted(partitions),
-                                         "scope_partitions": self.runtime.scope_partitions})
-            self.runtime.run()
-            log.info("stopped", extra={"summary": self.runtime.stats.__dict__})
+            while not self._stop_requested.is_set():
+                partitions = self._inputs_when_kafka_answers()
+                if partitions is None:
+                    log.info("stopped before Kafka answered")
+                    break
+                self.runtime = self._build(partitions)
+                self._handlers_installed = False  # every application run installs Quix's handlers anew
+                if self._stop_requested.is_set():
+                    break
+                log.info("consuming", extra={"group_id": self.cfg.group_id, "topics": sorted(partitions),
+                                             "scope_partitions": self.runtime.scope_partitions})
+                try:
+                    self.runtime.run()
+                except Exception as exc:
+                    if self._stop_requested.is_set():
+                        log.exception("the stream failed while stopping: what was not committed is read again by the next member")
+                        code = EXIT_FAILURE
+                        break
+                    # A broker restart can cost the group membership (the next commit is refused): state and offsets
+                    # are in Kafka, so a new application rejoins and resumes at the last commit.
+                    log.error("the stream failed (%s: %s): restarting it in %.0f s", type(exc).__name__, exc, delay,
+                              exc_info=log.isEnabledFor(logging.DEBUG))
+                    if self._stop_requested.wait(delay):
+                        break
+                    delay = min(delay * 2, 30.0)
+                    continue
+                if not self._stop_requested.is_set():
+                    log.warning("the stream ended without a stop request: restarting it")
+                    continue
+                log.info("stopped", extra={"summary": self.runtime.stats.__dict__})
         except Exception:
             log.exception("daemon failed")
             code = EXIT_FAILURE
@@ -185,6 +213,9 @@ class Daemon:
 
     def _close(self) -> None:
         metrics.UP.set(0)
+        for adapter in (self.alerts, self.events, self.dead_letters):
+            if adapter is not None:
+                adapter.close()
         if self.ops is not None:
             self.ops.stop()
 

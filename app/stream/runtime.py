@@ -37,7 +37,7 @@ from typing import Any
 # quixstreams imports authlib's httpx client (for Quix Cloud, unused here), which forces its deprecation warning
 # to "always" on import: recorded and dropped here, so stderr stays one JSON document per line.
 with warnings.catch_warnings(record=True):
-    pass
+    import quixstreams  # noqa: F401
 
 from quixstreams import Application, message_context
 from quixstreams.kafka.configuration import ConnectionConfig
@@ -93,10 +93,13 @@ class SinkAdapter(BaseSink):
         self.on_written = on_written
         self._buffer: list[dict[str, Any]] = []
         self._retry = 0.5
+        self._opened = False
 
     def setup(self) -> None:
-        for sink in self.sinks:
-            sink.open()
+        if not self._opened:  # once per process: the daemon restarts the application, not the sinks
+            self._opened = True
+            for sink in self.sinks:
+                sink.open()
 
     def add(self, value: Any, key: Any, timestamp: int, headers: Any, topic: str, partition: int, offset: int) -> None:
         self._buffer.append(value)
@@ -164,8 +167,12 @@ class StreamStats:
 class StreamRuntime:
     """Builds the Quix application for a :class:`Settings` and runs it (see the module docstring)."""
 
-    def __init__(self, settings: Settings, ruleset: Ruleset, *, alert_sinks: list[Sink], event_sinks: list[Sink],
-                 dead_letter_sink: Sink | None, input_partitions: dict[str, int], on_loop: Callable[[], None] | None = None) -> None:
+    def __init__(self, settings: Settings, ruleset: Ruleset, *, alerts: SinkAdapter, events: SinkAdapter | None = None,
+                 dead_letters: SinkAdapter | None = None, input_partitions: dict[str, int],
+                 on_loop: Callable[[], None] | None = None) -> None:
+        """``alerts``/``events``/``dead_letters``: our sinks behind Quix's protocol, made once per process and handed to
+        every application the daemon starts (a restart re-creates the application, not the sinks); ``dead_letters``
+        is used only without a dead-letter topic."""
         self.settings = settings
         self.cfg = settings.ingest.kafka
         self.stream_cfg = self.cfg.stream
@@ -184,13 +191,15 @@ class StreamRuntime:
             self.grace[topic] = int(max(0.0, float(grace)) * MICROS)
         self.max_future_us = int(float(settings.detection.correlation.max_future_seconds) * MICROS)
         self.on_loop = on_loop
+        self.assigned: list[str] = []
         self.marks: dict[str, _SourceMark] = {}
         self._formats: dict[str, str | None] = {}
         self._last_tick = 0.0
         self.scope_partitions = self.stream_cfg.scope_partitions or max(self.input_partitions.values())
-        self.alert_adapter = SinkAdapter(alert_sinks, "alerts", self._count_alerts)
-        self.event_adapter = SinkAdapter(event_sinks, "events") if event_sinks else None
-        self.dead_letter_adapter = SinkAdapter([dead_letter_sink], "dead letters") if dead_letter_sink is not None else None
+        self.alert_adapter = alerts
+        self.alert_adapter.on_written = self._count_alerts
+        self.event_adapter = events
+        self.dead_letter_adapter = dead_letters
         self.app = self._application()
         self._topology()
 
@@ -301,6 +310,7 @@ class StreamRuntime:
             assigned = {f"{tp.topic}:{tp.partition}" for tp in self.app._consumer.assignment() if tp.topic in self.input_partitions}
         except Exception:  # not subscribed yet, or a rebalance in progress
             return
+        self.assigned = sorted(assigned)
         for source in list(self.marks):
             if source not in assigned:
                 del self.marks[source]  # its new owner reports it from now on
@@ -393,12 +403,10 @@ class StreamRuntime:
         for adapter in (self.event_adapter, self.dead_letter_adapter):
             if adapter is not None:  # fed by hand, not by a dataframe: registered so checkpoints flush them
                 manager.register(adapter)
-        try:
-            self.app.run()
-        finally:
-            for adapter in (self.alert_adapter, self.event_adapter, self.dead_letter_adapter):
-                if adapter is not None:
-                    adapter.close()
+        self.app.run()
+
+    def adapters(self) -> list[SinkAdapter]:
+        return [a for a in (self.alert_adapter, self.event_adapter, self.dead_letter_adapter) if a is not None]
 
     def stop(self) -> None:
         self.app.stop()
@@ -417,21 +425,18 @@ def _topic_spec(topics: list[KafkaTopic], name: str) -> KafkaTopic | None:
     return None
 
 
-def input_partitions(settings: Settings, timeout: float = 10.0) -> dict[str, int]:
-    """Input topic -> partition count (patterns resolved against the cluster now: a new matching topic needs a restart).
+def input_partitions(settings: Settings, timeout: float = 10.0) -> tuple[dict[str, int], list[str]]:
+    """(input topic -> partition count, named topics that do not exist yet). Patterns are resolved against the
+    cluster now: a topic created later that matches needs a restart. Raises ``KafkaException`` while no broker answers."""
+    from confluent_kafka.admin import AdminClient
 
-    Raises ``KafkaException`` while no broker answers; topics that do not exist yet are created with the broker's
-    default partition count (as the consumer of a missing topic would wait for it otherwise).
-    """
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({k: v for k, v in librdkafka_options(settings.ingest.kafka).items()})
+    admin = AdminClient(dict(librdkafka_options(settings.ingest.kafka)))
     found = admin.list_topics(timeout=timeout).topics
     wanted: dict[str, int] = {}
     missing = []
     for spec in settings.ingest.kafka.topics:
         if spec.name:
-            if spec.name in found:
+            if spec.name in found and found[spec.name].partitions:
                 wanted[spec.name] = len(found[spec.name].partitions)
             else:
                 missing.append(spec.name)
@@ -439,14 +444,4 @@ def input_partitions(settings: Settings, timeout: float = 10.0) -> dict[str, int
             for name, meta in found.items():
                 if not name.startswith("__") and re.fullmatch(spec.pattern, name):
                     wanted[name] = len(meta.partitions)
-    if missing:
-        for future in admin.create_topics([NewTopic(name, -1, -1) for name in missing]).values():
-            try:
-                future.result(timeout)
-            except Exception as exc:  # created meanwhile by a peer, or not allowed: read it back below
-                log.info("creating input topic: %s", exc)
-        found = admin.list_topics(timeout=timeout).topics
-        for name in missing:
-            if name in found:
-                wanted[name] = len(found[name].partitions)
-    return wanted
+    return wanted, missing
