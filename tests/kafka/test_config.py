@@ -14,7 +14,7 @@ from temporal_siem.ingest.kafka.source import TopicFormats
 from temporal_siem.kernel.config import KafkaConfig, load_settings, masked
 from temporal_siem.kernel.records import DeadLetter, Origin, RawRecord
 from temporal_siem.parsers.router import ParserRouter
-from temporal_siem.stream.dead_letter import DeadLetterTopicSink
+from temporal_siem.stream.dead_letter import dead_letter_value
 
 
 def _pem(tmp_path: Path, name: str, body: str = "-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----\n") -> str:
@@ -103,14 +103,14 @@ def test_bad_topic_lists_are_refused(topics: list[dict[str, str]], message: str)
 def test_dead_letter_value_is_the_bad_bytes() -> None:
     origin = Origin("kafka", topic="t", partition=0, offset=5)
     text = DeadLetter("invalid JSON", "decode", origin, b'{"a": ').as_dict()
-    assert DeadLetterTopicSink._value(text, None) == b'{"a": '
+    assert dead_letter_value(text, None) == b'{"a": '
     binary = DeadLetter("binary data", "decode", origin, b"\x00\xff\x01").as_dict()
-    assert DeadLetterTopicSink._value(binary, None) == b"\x00\xff\x01"
+    assert dead_letter_value(binary, None) == b"\x00\xff\x01"
     big_bytes = b"x" * 10_000
     big = DeadLetter("record too large", "decode", origin, big_bytes).as_dict()
     record = ConsumerRecord("t", 0, 0, 5, 0, 0, b"key", big_bytes, [], None, 3, len(big_bytes), 0)
-    assert DeadLetterTopicSink._value(big, record) == big_bytes, "past the 4 KB excerpt: the full original record"
-    assert b'"record too large"' in DeadLetterTopicSink._value(big, None), "no original at hand: the dead-letter document"
+    assert dead_letter_value(big, record) == big_bytes, "past the 4 KB excerpt: the full original record"
+    assert b'"record too large"' in dead_letter_value(big, None), "no original at hand: the dead-letter document"
 
 
 def test_replay_splits_envelopes_and_keys_by_user() -> None:
