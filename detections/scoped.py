@@ -232,7 +232,8 @@ class ScopeMessage:
         return cls(key, doc["e"], int(doc["t"]), list(doc.get("r") or ()), bool(doc.get("f")))
 
 
-def _event_time(event: dict[str, Any]) -> int:
+def event_time_micros(event: dict[str, Any]) -> int:
+    """``@timestamp`` in microseconds, NEVER when absent or unusable."""
     try:
         return parse_micros(event.get("@timestamp"))
     except BadTimestamp:
@@ -320,7 +321,7 @@ class StatelessStage:
                 if rule.generate:
                     alerts.append(rule_alert(rule.meta, original))
                 refs.update(rule.refs)
-            when = _event_time(original)
+            when = event_time_micros(original)
             if refs and self.plan.component_of_ref:
                 messages.extend(correlation_messages(self.plan, original, refs, when))
             messages.extend(enrichment_messages(original, when))
@@ -352,13 +353,16 @@ class ScopedStage:
         self.enrichers = {s.name: s for s in STATEFUL_ENRICHERS}
         self.late = 0
         self.applied = 0
+        self.dirty = False
 
-    # meta: {"w": watermark, "due": {scope: earliest time anything is due}, "src": {source: [mark, wall]}}
+    # meta: {"w": watermark, "due": {scope: earliest time anything is due}}. ``dirty`` says whether it must be written
+    # back: a scope became due or was applied. A watermark that moved without applying anything need not be durable
+    # (after a restart the marks of the sources bring it back).
     @staticmethod
     def meta(store: KeyedState) -> dict[str, Any]:
         meta = store.get(META_KEY)
         if not isinstance(meta, dict):
-            meta = {"w": NEVER, "due": {}, "src": {}}
+            meta = {"w": NEVER, "due": {}}
         return meta
 
     def observe(self, store: KeyedState, meta: dict[str, Any], message: ScopeMessage) -> ScopedResult:
@@ -398,6 +402,7 @@ class ScopedStage:
 
     def _apply(self, store: KeyedState, meta: dict[str, Any], key: str, state: dict[str, Any], watermark: int,
                result: ScopedResult) -> None:
+        self.dirty = True
         kind, name, _ = key.split("|", 2)
         if kind == "e":
             next_due = self._apply_enrichment(self.enrichers[name], key, state, watermark, result)
@@ -448,7 +453,7 @@ class ScopedStage:
                     result.alerts.append(rule_alert(rule.meta, event))
                 refs.update(rule.refs)
             if refs and self.plan.component_of_ref:
-                for forward in correlation_messages(self.plan, event, refs, _event_time(event)):
+                for forward in correlation_messages(self.plan, event, refs, event_time_micros(event)):
                     forward.forwarded = True
                     result.forward.append(forward)
         entity = key.split("|", 2)[2]
@@ -528,7 +533,7 @@ class ScopedDetector(Detector):
                 alerts.extend(result.alerts)
                 queue.extend(result.forward)
                 self._dead.extend(result.dead)
-            when = _event_time(event)
+            when = event_time_micros(event)
             if when != NEVER and when > self.max_seen:
                 self.max_seen = when
                 if self.lateness < FOREVER:

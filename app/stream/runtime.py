@@ -43,7 +43,7 @@ from quixstreams import Application, message_context
 from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.models.topics import Topic, TopicConfig
 from quixstreams.sinks.base import BaseSink, SinkBackpressureError
-from temporal_siem.detections.scoped import NEVER, ScopedStage, ScopeMessage, ScopePlan, StatelessStage
+from temporal_siem.detections.scoped import META_KEY, NEVER, ScopedStage, ScopeMessage, ScopePlan, StatelessStage, event_time_micros
 from temporal_siem.detections.sigma.ruleset import Ruleset
 from temporal_siem.ingest.kafka.client import librdkafka_options
 from temporal_siem.kernel import metrics
@@ -192,6 +192,7 @@ class StreamRuntime:
         self.max_future_us = int(float(settings.detection.correlation.max_future_seconds) * MICROS)
         self.on_loop = on_loop
         self.assigned: list[str] = []
+        self.partition_marks: dict[int, dict[str, list[Any]]] = {}
         self.marks: dict[str, _SourceMark] = {}
         self._formats: dict[str, str | None] = {}
         self._last_tick = 0.0
@@ -285,7 +286,7 @@ class StreamRuntime:
         horizon = time.time_ns() // 1000 + self.max_future_us
         latest = max((m.time for m in messages), default=NEVER)
         for event in events:
-            when = _event_micros(event)
+            when = event_time_micros(event)
             if when > latest:
                 latest = when
         if NEVER < latest <= horizon and latest - self.grace[topic] > mark.mark:
@@ -335,10 +336,12 @@ class StreamRuntime:
     def _scoped(self, value: bytes | None, key: bytes, timestamp: int, headers: Any, state: Any) -> list[dict[str, Any]]:
         store = TxState(state._transaction)  # the partition's transaction: scope entries and __meta__ live side by side
         meta = self.scoped.meta(store)
+        self.scoped.dirty = False
         head = dict(headers or ())
         source = head.get("src")
+        # Marks are kept in memory: each only grows, so a stale or missing one only holds the watermark back.
+        sources = self.partition_marks.setdefault(message_context().partition, {})
         if source is not None:
-            sources = meta["src"]
             entry = sources.get(source.decode()) or [NEVER, False]
             entry[0] = max(int(entry[0]), int(head.get("wm", b"0") or NEVER))
             entry[1] = head.get("idle") == b"1"
@@ -352,13 +355,14 @@ class StreamRuntime:
             alerts.extend(result.alerts)
             dead.extend(result.dead)
             forward.extend(result.forward)
-        watermark = self._watermark(meta["src"])
+        watermark = self._watermark(sources)
         if watermark > meta["w"]:
             result = self.scoped.advance(store, meta, watermark)
             alerts.extend(result.alerts)
             dead.extend(result.dead)
             forward.extend(result.forward)
-        store.set("__meta__", meta)
+        if self.scoped.dirty:
+            store.set(META_KEY, meta)
         for message in forward:
             self.producer.produce(self.scopes_topic.name, key=message.key.encode(), value=message.to_bytes())
         if dead:
@@ -410,12 +414,6 @@ class StreamRuntime:
 
     def stop(self) -> None:
         self.app.stop()
-
-
-def _event_micros(event: dict[str, Any]) -> int:
-    from temporal_siem.detections.scoped import _event_time
-
-    return _event_time(event)
 
 
 def _topic_spec(topics: list[KafkaTopic], name: str) -> KafkaTopic | None:
