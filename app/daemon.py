@@ -68,6 +68,7 @@ class Daemon:
         self._stop_requested = threading.Event()
         self._started = time.monotonic()
         self._handlers_installed = False
+        self._done = threading.Event()
 
     def _check_formats(self) -> None:
         from temporal_siem.parsers.registry import get_parser
@@ -152,7 +153,8 @@ class Daemon:
         threading.Thread(target=self._watchdog, name="shutdown-watchdog", daemon=True).start()
 
     def _watchdog(self) -> None:
-        time.sleep(self.cfg.shutdown_timeout_seconds)
+        if self._done.wait(self.cfg.shutdown_timeout_seconds):
+            return  # run() returned in time (an embedding caller goes on living)
         log.error("shutdown took longer than %.0fs: exiting without a clean shutdown", self.cfg.shutdown_timeout_seconds)
         logging.shutdown()
         os._exit(EXIT_FAILURE)
@@ -209,6 +211,7 @@ class Daemon:
             code = EXIT_FAILURE
         finally:
             self._close()
+            self._done.set()
         return code
 
     def _close(self) -> None:
