@@ -196,6 +196,7 @@ class StreamRuntime:
         self.marks: dict[str, _SourceMark] = {}
         self._formats: dict[str, str | None] = {}
         self._last_tick = 0.0
+        self._last_lag = 0.0
         self.scope_partitions = self.stream_cfg.scope_partitions or max(self.input_partitions.values())
         self.alert_adapter = alerts
         self.alert_adapter.on_written = self._count_alerts
@@ -308,9 +309,13 @@ class StreamRuntime:
             return
         self._last_tick = now
         try:
-            assigned = {f"{tp.topic}:{tp.partition}" for tp in self.app._consumer.assignment() if tp.topic in self.input_partitions}
+            tps = [tp for tp in self.app._consumer.assignment() if tp.topic in self.input_partitions]
         except Exception:  # not subscribed yet, or a rebalance in progress
             return
+        assigned = {f"{tp.topic}:{tp.partition}" for tp in tps}
+        if now - self._last_lag >= 5.0:
+            self._last_lag = now
+            self._publish_lag(tps)
         self.assigned = sorted(assigned)
         for source in list(self.marks):
             if source not in assigned:
@@ -331,6 +336,19 @@ class StreamRuntime:
                 continue
             for partition in range(self.scope_partitions):
                 producer.produce(self.scopes_topic.name, key=TICK_KEY, value=b"", headers=headers, partition=partition)
+
+    def _publish_lag(self, tps: list[Any]) -> None:
+        """``tsiem_consumer_lag`` per assigned input partition, from librdkafka's cached high watermarks."""
+        consumer = self.app._consumer
+        try:
+            positions = {(tp.topic, tp.partition): tp.offset for tp in consumer.position(tps)}
+            for tp in tps:
+                _, high = consumer.get_watermark_offsets(tp, cached=True)
+                position = positions.get((tp.topic, tp.partition), -1)
+                if high >= 0 and position >= 0:
+                    metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(high - position, 0))
+        except Exception as exc:  # a metric must never stop the stream
+            log.debug("consumer lag: %s", exc)
 
     # -- stage 2: where the scope's state lives ------------------------------------------------------------
     def _scoped(self, value: bytes | None, key: bytes, timestamp: int, headers: Any, state: Any) -> list[dict[str, Any]]:
