@@ -155,6 +155,10 @@ def test_librdkafka_names_for_the_confluent_client(tmp_path: Path) -> None:
     ("ingest: {kafka: {topics: [{name: t}], security_protocol: SSL, ssl_cafile: /nonexistent/ca.pem}}", "ssl_cafile: no such file"),
     ("ingest: {kafka: {topics: [{name: t}]}}\nsinks: {alerts: [{type: no_such_sink}]}", "unknown sink type"),
     ("ingest: {kafka: {topics: [{name: t}], no_such_key: 1}}", "no_such_key"),
+    # The per-partition snapshot topic is gone (state lives in the stream engine): its keys are refused, not ignored.
+    ("ingest: {kafka: {topics: [{name: t}], state_topic: s}}", "state_topic"),
+    ("ingest: {kafka: {topics: [{name: t}], stream: {processing_guarantee: twice}}}", "processing_guarantee"),
+    ("ingest: {kafka: {topics: [{name: t}], stream: {scope_partitions: 0}}}", "scope_partitions"),
 ])
 def test_run_refuses_bad_configs_with_exit_2(tmp_path: Path, config: str, message: str) -> None:
     import subprocess
