@@ -37,6 +37,7 @@ from temporal_siem.detections.enrichment.client_ca import _fingerprints
 from temporal_siem.detections.enrichment.roles import _target
 from temporal_siem.detections.sigma.ruleset import Ruleset
 from temporal_siem.detections.sigma.values import EventFolds
+from temporal_siem.kernel.metrics import CORRELATION_GROUPS
 from temporal_siem.kernel.records import DeadLetter
 
 log = logging.getLogger("detections.scoped")
@@ -473,12 +474,16 @@ class ScopedStage:
         engine = self.plan.engine(component)
         if state.get("c"):
             engine.restore(state["c"].encode())
+            # The open-groups gauge already counts this scope's groups: take back what restore() added, publish the change.
+            CORRELATION_GROUPS.dec(engine._group_count)
+            engine._published_groups = engine._group_count
         for t, _, event, refs in state.pop("p", None) or ():
             if NEVER < t < engine.watermark:  # forwarded from an enrichment scope: accepted on time there
                 engine.watermark = t
             engine.observe(event, refs)
         result.alerts.extend(engine.finish() if watermark >= FOREVER else engine._run(watermark))
         result.dead.extend(r.to_dead_letter() for r in engine.take_rejected())
+        engine._publish_groups()
         due = _next_due(engine)
         if due is None:
             state.pop("c", None)

@@ -131,3 +131,22 @@ def test_a_correlation_over_a_remembering_rule_is_fed_from_the_registry_scope() 
     got = [a["rule.name"] for a in scoped.process(copy.deepcopy(events)) + scoped.finish()]
     assert "Two CA changes in an hour" in got
     assert set(got) >= whole
+
+
+def test_the_open_groups_gauge_follows_the_scopes_not_the_restores(ruleset: Ruleset, sample_events: list[dict[str, Any]]) -> None:
+    """Each scope's engine is restored per event: the gauge must count its groups once, not once per restore."""
+    from temporal_siem.kernel.metrics import CORRELATION_GROUPS
+
+    before = CORRELATION_GROUPS._value.get()
+    detector = ScopedDetector(ruleset, {"correlation": {"allowed_lateness_seconds": 0}})
+    for event in sorted(copy.deepcopy(sample_events), key=lambda e: str(e.get("@timestamp"))):
+        detector.process([event])
+    open_groups = 0
+    for key, state in detector.store.data.items():
+        if key.startswith("c|") and state.get("c"):
+            engine = detector.plan.engine(detector.scoped.components[key.split("|")[1]])
+            engine.restore(state["c"].encode())
+            open_groups += engine._group_count
+            CORRELATION_GROUPS.dec(engine._group_count)  # this check's own restore
+    assert open_groups > 0
+    assert CORRELATION_GROUPS._value.get() - before == open_groups
