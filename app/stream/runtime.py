@@ -176,7 +176,8 @@ class StreamRuntime:
         self.settings = settings
         self.cfg = settings.ingest.kafka
         self.stream_cfg = self.cfg.stream
-        self.router = ParserRouter(settings.parsing.format, settings.parsing.max_record_bytes, keep_original=settings.parsing.keep_original)
+        self.router = ParserRouter(settings.parsing.format, settings.parsing.max_record_bytes, keep_original=settings.parsing.keep_original,
+                                   geoip=settings.parsing.geoip)
         self.plan = ScopePlan.build(ruleset, settings.detection.model_dump())
         self.stateless = StatelessStage(self.plan)
         self.scoped = ScopedStage(self.plan)
