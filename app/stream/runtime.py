@@ -56,6 +56,7 @@ from temporal_siem.stream.dead_letter import topic_message
 log = logging.getLogger("temporal_siem.stream")
 
 TICK_KEY = b"~tick"
+MARK_HEARTBEAT_SECONDS = 5.0
 MICROS = 1_000_000
 
 
@@ -198,6 +199,7 @@ class StreamRuntime:
         self._formats: dict[str, str | None] = {}
         self._last_tick = 0.0
         self._last_lag = 0.0
+        self._last_full = time.monotonic()
         self.scope_partitions = self.stream_cfg.scope_partitions or max(self.input_partitions.values())
         self.alert_adapter = alerts
         self.alert_adapter.on_written = self._count_alerts
@@ -321,16 +323,22 @@ class StreamRuntime:
         for source in list(self.marks):
             if source not in assigned:
                 del self.marks[source]  # its new owner reports it from now on
+        # Every few seconds every mark goes out again, moved or not: a member that just took over a scope partition
+        # keeps its marks in memory only and must hear from every source to compute a watermark.
+        full = now - self._last_full >= MARK_HEARTBEAT_SECONDS
+        if full:
+            self._last_full = now
         producer = self.producer
         for source in sorted(assigned):
             mark = self.marks.get(source)
             if mark is None:
                 mark = self.marks[source] = _SourceMark()
+            idle = now - mark.active_at > self.stream_cfg.source_idle_seconds
             headers: list[tuple[str, bytes]] | None = None
-            if mark.mark > mark.sent:
+            if mark.mark > mark.sent or (full and not idle and mark.mark > NEVER):
                 headers = [("src", source.encode()), ("wm", str(mark.mark).encode())]
                 mark.sent = mark.mark
-            elif not mark.idle_sent and now - mark.active_at > self.stream_cfg.source_idle_seconds:
+            elif idle and (full or not mark.idle_sent):
                 headers = [("src", source.encode()), ("wm", str(mark.mark).encode()), ("idle", b"1")]
                 mark.idle_sent = True
             if headers is None:
