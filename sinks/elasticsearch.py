@@ -42,6 +42,18 @@ RETRYABLE_ITEM = frozenset({403, 408, 429, 500, 502, 503, 504})  # 403: cluster 
 MAX_REASON = 500
 
 
+def root_cause(body: Any) -> str:
+    """The innermost ``caused_by`` reason of an error body: the outer one is often only "template after
+    composition is invalid" where the inner one names the field and the type the server does not know."""
+    error = body.get("error") if isinstance(body, dict) else None
+    found = ""
+    while isinstance(error, dict):
+        if error.get("reason"):
+            found = f"{error.get('type', 'error')}: {error['reason']}"
+        error = error.get("caused_by")
+    return found
+
+
 class TransientError(Exception):
     """The request as a whole failed in a way worth retrying (connection, timeout, 429, 5xx)."""
 
@@ -122,7 +134,8 @@ class ElasticsearchClient(BulkClient):
             status = exc.meta.status
             if status in (408, 413, 429) or status >= 500:
                 raise TransientError(f"HTTP {status}: {str(exc)[:MAX_REASON]}") from exc
-            raise PermanentError(f"HTTP {status}: {str(exc)[:MAX_REASON]}") from exc
+            cause = root_cause(exc.body)
+            raise PermanentError(f"HTTP {status}: {str(exc)[:MAX_REASON]}" + (f" (cause: {cause[:MAX_REASON]})" if cause else "")) from exc
 
     def bulk(self, body: bytes, refresh: str | None) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"operations": body, "filter_path": "errors,items.*.status,items.*.error"}
@@ -176,6 +189,8 @@ class BulkIndexSink(Sink):
     """Elasticsearch-API bulk indexing; subclasses choose the client library."""
 
     name: ClassVar[str] = "elasticsearch"
+    #: The server's mapping type for an object of any shape stored as one field (see sinks/templates).
+    flat_type: ClassVar[str] = "flattened"
 
     def __init__(self, hosts: list[str] | str = "http://127.0.0.1:9200", *, role: str = "alerts",
                  index: str | None = None, id_field: str | None = "", data_stream: bool = False,
@@ -242,7 +257,7 @@ class BulkIndexSink(Sink):
         body = (dead_letter_template(pattern, data_stream=self.data_stream, priority=self.template_priority)
                 if self.role == "dead_letter" else
                 index_template(pattern, data_stream=self.data_stream, shards=self.shards, replicas=self.replicas,
-                               priority=self.template_priority))
+                               priority=self.template_priority, flat_type=self.flat_type))
         try:
             self._client.put_index_template(self.template_name, body)
             if self.data_stream:

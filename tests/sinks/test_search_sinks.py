@@ -5,6 +5,7 @@ sink (scripts/services/). What was stored is read back through the plain REST AP
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,9 @@ from temporal_siem.kernel.flatten import unflatten
 from temporal_siem.sinks.base import SinkError
 from temporal_siem.sinks.elasticsearch import BulkIndexSink, ElasticsearchSink
 from temporal_siem.sinks.factory import OptionalSink, build_sinks
+from temporal_siem.sinks.opensearch import OpenSearchSink
 
+from tests.sinks.certs import make_certificate
 from tests.sinks.conftest import MemorySink, replay
 from tests.sinks.search_servers import SearchServer
 
@@ -88,8 +91,9 @@ def test_mapping_conflicts_degrade_then_dead_letter_without_blocking(search_serv
     # "user" is an object in ECS: the alert is kept with its core fields, the rest as stored text.
     conflicting = {"@timestamp": "2024-01-01T00:00:00Z", "alert.id": "conflict", "rule.id": "r", "user": "not-an-object",
                    "aws.cloudtrail.resources": ["arn:aws:kms:us-west-2:111122223333:key/1"]}
-    # Even the core does not fit (rule.id must be a value): dead letter.
-    hopeless = {"@timestamp": "2024-01-01T00:00:00Z", "alert.id": "hopeless", "rule.id.nested": "x"}
+    # Even the core does not fit (rule must be an object): dead letter. (An object where a value is mapped,
+    # say rule.id.nested, is refused by Elasticsearch but kept unindexed by OpenSearch's ignore_malformed.)
+    hopeless = {"@timestamp": "2024-01-01T00:00:00Z", "alert.id": "hopeless", "rule": "not-an-object"}
     malformed_ip = {"@timestamp": "2024-01-01T00:00:00Z", "alert.id": "bad-ip", "rule.id": "r", "source.ip": "999.1.1.1"}
     vendor_shapes = [{"@timestamp": "2024-01-01T00:00:00Z", "alert.id": f"aws{i}", "rule.id": "r", **fields} for i, fields in
                      enumerate([{"aws.cloudtrail.resources.ARN": ["arn:1"], "aws.cloudtrail.resources.type": ["AWS::KMS::Key"]},
@@ -99,7 +103,7 @@ def test_mapping_conflicts_degrade_then_dead_letter_without_blocking(search_serv
     sink.write([*good, conflicting, hopeless, malformed_ip, *vendor_shapes])
     rejected = sink.take_rejected()
     assert [doc["alert.id"] for doc, _ in rejected] == ["hopeless"]
-    assert "HTTP 400" in rejected[0][1] and "rule.id" in rejected[0][1]
+    assert "HTTP 400" in rejected[0][1] and "[rule]" in rejected[0][1]
     assert sink.stats["degraded"] == 2
     stored = search_server.documents(search_index)
     assert set(stored) == {"ok0", "ok1", "ok2", "conflict", "bad-ip", "aws0", "aws1"}
@@ -120,7 +124,7 @@ def test_pipeline_dead_letters_a_rejected_alert(search_server: SearchServer, sea
     pipeline = Pipeline.__new__(Pipeline)
     Pipeline.__init__(pipeline, source=None, router=None, detector=None, alert_sinks=[sink], dead_letter=dead)  # type: ignore[arg-type]
     sink.open()
-    pipeline._write(sink, [{"@timestamp": "2024-01-01T00:00:00Z", "alert.id": "x1", "alert.level.x": "flat"},
+    pipeline._write(sink, [{"@timestamp": "2024-01-01T00:00:00Z", "alert.id": "x1", "rule": "flat"},
                            {"@timestamp": "2024-01-01T00:00:00Z", "alert.id": "x2", "user.name": "nested"}])
     sink.close()
     assert len(dead.documents) == 1
@@ -204,3 +208,31 @@ def test_factory_reports_bad_options() -> None:
         build_sinks(config)
     with pytest.raises(ValueError, match="unknown sink type 'elastic'"):
         build_sinks(SinksConfig.model_validate({"alerts": [{"type": "elastic"}]}))
+
+
+def test_opensearch_security_refuses_a_wrong_password_and_an_unknown_ca(opensearch: SearchServer, tmp_path: Path) -> None:
+    """The real security plugin: a wrong password is a configuration error (SinkError naming HTTP 401, the
+    stream holds), and so is a server certificate the sink cannot verify; with both right, it writes."""
+    document = [{"@timestamp": "2024-01-01T00:00:00Z", "alert.id": "auth-1", "rule.id": "r"}]
+    wrong = opensearch.sink(index="tsiem-test-auth", password="not-the-password", max_retries=1, initial_backoff=0.01)
+    with pytest.raises(SinkError, match=r"opensearch: cannot install index template 'tsiem-test-auth': HTTP 401"):
+        wrong.open()
+    wrong.close()
+    other_ca, *_ = make_certificate(tmp_path)  # a CA that did not sign the node's certificate
+    untrusted = opensearch.sink(index="tsiem-test-auth", ca_certs=other_ca, max_retries=1, initial_backoff=0.01, request_timeout=5)
+    untrusted.open()  # tolerated at start like any unreachable server
+    with pytest.raises(SinkError, match=r"(?i)certificate verify failed"):
+        untrusted.write(document)
+    untrusted.close()
+    plain = OpenSearchSink(opensearch.url.replace("https:", "http:"), index="tsiem-test-auth", max_retries=1,
+                           initial_backoff=0.01, request_timeout=5)
+    with pytest.raises(SinkError):
+        plain.write(document)
+    plain.close()
+    right = opensearch.sink(index="tsiem-test-auth", refresh="wait_for")
+    try:
+        right.write(document)
+        assert set(opensearch.documents("tsiem-test-auth")) == {"auth-1"}
+    finally:
+        right.close()
+        opensearch.delete("tsiem-test-auth")
