@@ -76,6 +76,10 @@ class BulkClient(ABC):
     def create_data_stream(self, name: str) -> None: ...
 
     @abstractmethod
+    def data_stream_api_missing(self, name: str) -> str | None:
+        """Why the server cannot serve data streams (no ``_data_stream`` API), or None if it can."""
+
+    @abstractmethod
     def close(self) -> None: ...
 
 
@@ -158,8 +162,26 @@ class ElasticsearchClient(BulkClient):
             if not (isinstance(cause, BadRequestError) and "already_exists" in str(cause)):
                 raise
 
+    def data_stream_api_missing(self, name: str) -> str | None:
+        return probe_data_stream_api(self._call, self.client.indices.get_data_stream, name)
+
     def close(self) -> None:
         self.client.close()
+
+
+def probe_data_stream_api(call: Any, get_data_stream: Any, name: str) -> str | None:
+    """GET _data_stream/<name>: 200, or 404 because that stream does not exist yet, means the API is there.
+    A server without it (Elasticsearch without its data-streams module answers 405 "Incorrect HTTP method")
+    would still auto-create a data stream from the template on the first write, but nothing could list,
+    create or delete it: half-working, hence refused up front."""
+    try:
+        call(get_data_stream, name=name)
+    except PermanentError as exc:
+        text = str(exc)
+        if text.startswith("HTTP 404") and "index_not_found" in text:
+            return None
+        return text
+    return None
 
 
 @dataclass(slots=True)
@@ -259,6 +281,14 @@ class BulkIndexSink(Sink):
                 index_template(pattern, data_stream=self.data_stream, shards=self.shards, replicas=self.replicas,
                                priority=self.template_priority, flat_type=self.flat_type))
         try:
+            if self.data_stream:
+                missing = self._client.data_stream_api_missing(self.index)
+                if missing is not None:
+                    raise SinkError(
+                        f"{self.name}: data_stream is true but {', '.join(self.hosts)} has no data stream API ({missing}). "
+                        "Elasticsearch serves data streams through its data-streams module (part of every Elastic "
+                        "distribution, absent from a node assembled from Maven Central jars); OpenSearch has them "
+                        "built in. Set data_stream: false to write to a plain index.")
             self._client.put_index_template(self.template_name, body)
             if self.data_stream:
                 self._client.create_data_stream(self.index)

@@ -15,6 +15,7 @@ from temporal_siem.sinks.elasticsearch import (
     ConnectionOptions,
     PermanentError,
     TransientError,
+    probe_data_stream_api,
     root_cause,
 )
 
@@ -76,6 +77,9 @@ class OpenSearchClient(BulkClient):
         except PermanentError as exc:
             if "already_exists" not in str(exc) and "already exists" not in str(exc):
                 raise
+
+    def data_stream_api_missing(self, name: str) -> str | None:
+        return probe_data_stream_api(self._call, self.client.indices.get_data_stream, name)
 
     def close(self) -> None:
         self.client.close()
