@@ -94,6 +94,7 @@ EOF
   "$JAVA_HOME_OS/bin/javac" -nowarn -d "$build" "$src/ExtendedPluginsClassLoader.java"
   "$JAVA_HOME_OS/bin/jar" --create --file "$home/lib/opensearch-plugin-classloader-$OS_VERSION.jar" -C "$build" .
   rm -rf "$build"
+  rm -rf "$jars"   # copied into home/; the originals stay in ~/.m2
   echo "$stamp" > "$home/.stamp"
 }
 

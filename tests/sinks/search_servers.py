@@ -97,10 +97,11 @@ class SearchServer:
             self.request("DELETE", f"/_index_template/{name}", ok=(200, 404))
 
 
-def opensearch_service(instance: str = "default", http_port: int = 9210, command: str = "up", security: bool = True) -> None:
+def opensearch_service(instance: str = "default", http_port: int = 9210, command: str = "up", security: bool = True,
+                       transport_port: int | None = None) -> None:
     """Start (or stop) an OpenSearch node through scripts/services/opensearch.sh; fail loudly if it cannot."""
     env = {**os.environ, "TSIEM_OS_INSTANCE": instance, "TSIEM_OS_HTTP_PORT": str(http_port),
-           "TSIEM_OS_TRANSPORT_PORT": str(http_port + 100), "TSIEM_OS_SECURITY": "1" if security else "0"}
+           "TSIEM_OS_TRANSPORT_PORT": str(transport_port or http_port + 100), "TSIEM_OS_SECURITY": "1" if security else "0"}
     result = subprocess.run(["bash", str(ROOT / "scripts" / "services" / "opensearch.sh"), command],
                             env=env, capture_output=True, text=True, timeout=900)
     if result.returncode != 0:
