@@ -24,7 +24,7 @@ from typing import Any
 from kafka.errors import KafkaConnectionError, KafkaTimeoutError
 from temporal_siem.detections.base import Detector
 from temporal_siem.detections.factory import build_ruleset, new_detector
-from temporal_siem.ingest.kafka.client import connection_options, ensure_topic
+from temporal_siem.ingest.kafka.client import KafkaAuthenticationError, authentication_error, connection_options, ensure_topic
 from temporal_siem.ingest.kafka.source import KafkaSource, TopicFormats
 from temporal_siem.kernel import metrics
 from temporal_siem.kernel.config import Settings
@@ -129,6 +129,7 @@ class Daemon:
         """Build the pipeline, waiting with backoff while no broker answers (a daemon outlives broker restarts
         and starts before its brokers do); None if asked to stop meanwhile."""
         delay = 1.0
+        self._check_credentials()
         while True:
             try:
                 return self._build()
@@ -136,11 +137,19 @@ class Daemon:
                 if self.store is not None:
                     self.store.close()
                     self.store = None
+                self._check_credentials()  # a refused password looks like an outage to kafka-python
                 log.warning("Kafka is not reachable (%s): retrying in %.0f s", exc, delay,
                             extra={"bootstrap_servers": self.cfg.bootstrap_servers})
                 if self._stop_requested.wait(delay):
                     return None
                 delay = min(delay * 2, 30.0)
+
+    def _check_credentials(self) -> None:
+        refused = authentication_error(self.cfg)
+        if refused is not None:
+            raise KafkaAuthenticationError(
+                f"the Kafka brokers refused the SASL credentials of ingest.kafka (sasl_username {self.cfg.sasl_username!r}, "
+                f"{self.cfg.sasl_mechanism} over {self.cfg.security_protocol}): {refused}")
 
     def _flush_sinks(self) -> None:
         for sink in self.delivery_sinks:
@@ -221,7 +230,11 @@ class Daemon:
                      extra={"metrics_port": self.ops.port})
         code = EXIT_OK
         try:
-            pipeline = self._build_when_kafka_answers()
+            try:
+                pipeline = self._build_when_kafka_answers()
+            except KafkaAuthenticationError as exc:
+                log.error("configuration error: %s", exc)  # nothing was consumed
+                return EXIT_USAGE
             if pipeline is None:
                 log.info("stopped before Kafka answered")
                 return EXIT_OK
