@@ -91,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
                      f"{dead.count} records dead-lettered; mean candidates/event {stats.get('candidates_mean', 0):.1f}")
     console.out.print(table)
     for error in stats.get("load_errors", []):
-        console.err.print(f"[red]{error['file']}[/]: {error['error']}")
+        console.err.print(f"[red]{error['file']}{':' + str(error['line']) if error.get('line') else ''}[/]: {error['error']}")
     return EXIT_RULES if stats.get("load_errors") else EXIT_OK
 
 

@@ -64,5 +64,5 @@ def run(args: argparse.Namespace) -> int:
     table.caption = f"{len(ruleset.rules)} rules, {len(ruleset.correlations)} correlations, {len(errors)} load errors"
     console.out.print(table)
     for error in errors:
-        console.err.print(f"[red]{error['file']}[/]: {error['error']}")
+        console.err.print(f"[red]{error['file']}{':' + str(error['line']) if error.get('line') else ''}[/]: {error['error']}")
     return EXIT_RULES if errors else EXIT_OK

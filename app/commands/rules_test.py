@@ -222,7 +222,7 @@ def run_tests(paths: list[str | Path], extra_rule_paths: list[str | Path] | None
     rule_roots = [p for p in paths if Path(p).is_dir() or Path(p).suffix in (".yml", ".yaml")]
     rule_roots.extend(extra_rule_paths or [])
     ruleset = Ruleset.from_paths(rule_roots, builtin_rules=False)
-    problems = [f"{e.file}: {e.error}" for e in ruleset.errors]
+    problems = [f"{e.where}: {e.error}" for e in ruleset.errors]
     runner = TestRunner(ruleset)
     results: list[CaseResult] = []
     for path in find_test_files(paths):

@@ -66,10 +66,16 @@ class Problem:
     severity: str  # error | warning
     message: str
     check: str
+    line_no: int | None = None  # 1-based line in ``file``
+
+    @property
+    def where(self) -> str:
+        return f"{self.file}:{self.line_no}" if self.line_no else self.file
 
     def line(self) -> str:
-        """One line, whatever the message (YAML errors span several): CI annotations read line by line."""
-        return f"{self.file}:{self.rule}: {self.severity}: {one_line(self.message)} [{self.check}]"
+        """One line, whatever the message (YAML errors span several), compiler style ``file:line: severity: ...``:
+        CI annotations and editors read it line by line and jump to the place."""
+        return f"{self.where}: {self.severity}: {self.rule}: {one_line(self.message)} [{self.check}]"
 
 
 def one_line(text: str) -> str:
@@ -102,6 +108,21 @@ def _path(rule: SigmaRule | SigmaCorrelationRule, fallback: str = "?") -> str:
     return str(rule.source.path) if rule.source is not None and rule.source.path is not None else fallback
 
 
+def _rule_line(rule: SigmaRule | SigmaCorrelationRule | None, key: str | None = None, field: str | None = None) -> int | None:
+    """Line of a rule (or of one of its keys / detection fields) in its file, for ``file:line`` messages."""
+    from temporal_siem.detections.sigma import locate
+
+    if rule is None or rule.source is None or rule.source.path is None:
+        return None
+    title, ident = rule.title, str(rule.id) if rule.id else None
+    if field is not None:
+        section = "correlation" if isinstance(rule, SigmaCorrelationRule) else "detection"
+        return locate.field_line(rule.source.path, field, title, ident, section=section)
+    if key is not None:
+        return locate.key_line(rule.source.path, key, title, ident)
+    return locate.rule_line(rule.source.path, title, ident)
+
+
 def _validators() -> list[tuple[str, Any]]:
     from sigma.validators.core import validators as core
 
@@ -122,7 +143,7 @@ def _parse(files: list[Path]) -> tuple[list[SigmaRule | SigmaCorrelationRule], l
     problems: list[Problem] = []
     for path in files:
         found, errors = _read_file(path)
-        problems.extend(Problem(e.file, "-", "error", e.error, "parse") for e in errors)
+        problems.extend(Problem(e.file, "-", "error", e.error, "parse", e.line) for e in errors)
         items.extend(i for i in found if isinstance(i, (SigmaRule, SigmaCorrelationRule)))
     return items, problems
 
@@ -132,16 +153,25 @@ def _run_validators(rules: list[SigmaRule | SigmaCorrelationRule], strict: bool)
     for name, cls in _validators():
         try:
             validator = cls()
-            issues = [i for r in rules for i in validator.validate(r)]
-            issues.extend(validator.finalize())
         except (RuntimeError, OSError) as exc:  # a validator that needs data we do not have
             problems.append(Problem("-", "-", "warning", f"validator skipped: {exc}", name))
             continue
+        issues = []
+        for rule in rules:
+            try:
+                issues.extend(validator.validate(rule))
+            except Exception as exc:  # one validator failing on one rule must not hide the other problems
+                problems.append(Problem(_path(rule), _label(rule), "error", f"validator failed on this rule: {type(exc).__name__}: {exc}",
+                                        name, _rule_line(rule)))
+        try:
+            issues.extend(validator.finalize())
+        except Exception as exc:
+            problems.append(Problem("-", "-", "warning", f"validator skipped: {type(exc).__name__}: {exc}", name))
         for issue in issues:
             severity = "error" if issue.severity == SigmaValidationIssueSeverity.HIGH or strict else "warning"
             for rule in issue.rules or [None]:
                 problems.append(Problem(_path(rule) if rule else "-", _label(rule) if rule else "-", severity,
-                                        issue.description, name))
+                                        issue.description, name, _rule_line(rule)))
     return problems
 
 
