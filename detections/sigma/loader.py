@@ -34,7 +34,7 @@ MAX_YAML_ALIASES = 16  # Sigma rules use none; an alias bomb uses many
 _BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
-def _construct_unique_mapping(loader: Any, base: type, node: Any, deep: bool = False) -> Any:
+def _construct_unique_mapping(loader: Any, base: Any, node: Any, deep: bool = False) -> Any:
     """pySigma's rule: a duplicate key is an error. ``base`` is named explicitly (no zero-argument ``super()``)
     because the same check runs on two unrelated loader classes (libyaml's and the pure-Python one)."""
     keys = set()
@@ -111,6 +111,8 @@ def rule_files(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def _read_file(path: Path) -> tuple[list[SigmaRule | SigmaCorrelationRule | SigmaFilter], list[LoadError]]:
+    if not path.exists():
+        return [], [LoadError(str(path), "no such rule directory or file")]
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
