@@ -215,14 +215,20 @@ class TestRunner:
         return lines
 
 
-def run_tests(paths: list[str | Path], extra_rule_paths: list[str | Path] | None = None) -> tuple[list[CaseResult], list[str]]:
-    """Results of every test file under ``paths`` and the load problems (rule load errors, bad test files)."""
+def run_tests(paths: list[str | Path], extra_rule_paths: list[str | Path] | None = None,
+              builtin_rules: bool = True) -> tuple[list[CaseResult], list[str]]:
+    """Results of every test file under ``paths`` and the load problems (rule load errors, bad test files, and
+    with ``builtin_rules`` ids/names the tested rules share with the shipped pack they will run beside)."""
+    from temporal_siem.commands.rules_validate import shipped_clashes
     from temporal_siem.detections.sigma.ruleset import Ruleset
 
     rule_roots = [p for p in paths if Path(p).is_dir() or Path(p).suffix in (".yml", ".yaml")]
     rule_roots.extend(extra_rule_paths or [])
     ruleset = Ruleset.from_paths(rule_roots, builtin_rules=False)
     problems = [f"{e.where}: {e.error}" for e in ruleset.errors]
+    if builtin_rules:
+        tested = [r.rule for r in ruleset.rules if r.rule is not None]
+        problems.extend(f"{p.where}: {p.message}" for p in shipped_clashes([*tested, *ruleset.correlations]))
     runner = TestRunner(ruleset)
     results: list[CaseResult] = []
     for path in find_test_files(paths):
@@ -242,6 +248,8 @@ def register(rsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
                    help="More rule directories to load (rules the tested ones reference), without running their tests.")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("-q", "--quiet", action="store_true", help="Print failures and the summary only.")
+    p.add_argument("--no-builtin-rules", action="store_true",
+                   help="These rules replace the shipped pack: do not check their ids/names against it.")
     p.set_defaults(handler=run)
 
 
@@ -253,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         sys.stderr.write(f"no such rule directory or file: {', '.join(missing)}\n")
         return EXIT_USAGE
-    results, problems = run_tests(paths, args.rules)
+    results, problems = run_tests(paths, args.rules, builtin_rules=not args.no_builtin_rules)
     failed = [r for r in results if not r.passed]
     if args.format == "json":
         doc = {

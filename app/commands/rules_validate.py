@@ -190,7 +190,8 @@ def _our_checks(rules: list[SigmaRule | SigmaCorrelationRule]) -> list[Problem]:
             if not key:
                 continue
             if key in seen:
-                problems.append(Problem(_path(rule), _label(rule), "error", f"duplicate {kind} {key} (also in {seen[key]})", "unique"))
+                problems.append(Problem(_path(rule), _label(rule), "error", f"duplicate {kind} {key} (also in {seen[key]})", "unique",
+                                        _rule_line(rule, key=kind)))
             else:
                 seen[key] = _path(rule)
     # Logsource routing and field names, on the rule as the engine compiles it.
@@ -262,11 +263,41 @@ def _original_fields(rule: SigmaRule) -> set[str]:
     return found
 
 
-def validate(paths: list[str | Path], strict: bool = False) -> list[Problem]:
+def shipped_clashes(rules: list[SigmaRule | SigmaCorrelationRule]) -> list[Problem]:
+    """Ids and names the given rules share with a shipped rule. ``replay``, ``run`` and ``rules list`` load the
+    shipped pack first and keep the first of two rules with one id, so such a rule would silently never run."""
+    from temporal_siem.detections.sigma.loader import BUILTIN_RULES, load_rules, rule_files
+
+    builtin_files = {p.resolve() for p in rule_files([BUILTIN_RULES])}
+    mine = [r for r in rules if r.source is None or r.source.path is None or Path(r.source.path).resolve() not in builtin_files]
+    if not mine:
+        return []
+    shipped: dict[str, str] = {}
+    loaded = load_rules([BUILTIN_RULES])
+    for rule in [*loaded.rules, *loaded.correlations]:
+        for key in (str(rule.id) if rule.id else None, rule.name):
+            if key:
+                shipped.setdefault(key, _path(rule))
+    problems: list[Problem] = []
+    for rule in mine:
+        for key, kind in ((str(rule.id) if rule.id else None, "id"), (rule.name, "name")):
+            if key and key in shipped:
+                problems.append(Problem(_path(rule), _label(rule), "error",
+                                        f"duplicate {kind} {key}: the shipped rule {shipped[key]} has it too, and replay/run keep the "
+                                        f"shipped one (give this rule its own {kind}, or --no-builtin-rules to replace the pack)",
+                                        "unique", _rule_line(rule, key=kind)))
+    return problems
+
+
+def validate(paths: list[str | Path], strict: bool = False, builtin_rules: bool = True) -> list[Problem]:
+    """Every problem of the rules under ``paths``; with ``builtin_rules`` (they run beside the shipped pack)
+    also their id/name clashes with it."""
     from temporal_siem.detections.sigma.loader import rule_files
 
     files = rule_files(paths)
     rules, problems = _parse(files)
+    if builtin_rules:
+        problems.extend(shipped_clashes(rules))
     try:
         collection = SigmaCollection(list(rules), resolve_references=False)  # type: ignore[arg-type]
         for corr in (r for r in rules if isinstance(r, SigmaCorrelationRule)):
@@ -286,6 +317,8 @@ def register(rsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     p.add_argument("dirs", nargs="*", metavar="DIR", help="Rule directories or files (default: the shipped rules).")
     p.add_argument("--format", choices=("text", "json"), default="text")
     p.add_argument("--strict", action="store_true", help="Treat every validator warning as an error.")
+    p.add_argument("--no-builtin-rules", action="store_true",
+                   help="These rules replace the shipped pack (as replay --no-builtin-rules): do not check ids/names against it.")
     p.set_defaults(handler=run)
 
 
@@ -297,7 +330,7 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         sys.stderr.write(f"no such rule directory or file: {', '.join(missing)}\n")
         return EXIT_USAGE
-    problems = validate(paths, strict=args.strict)
+    problems = validate(paths, strict=args.strict, builtin_rules=not args.no_builtin_rules)
     errors = [p for p in problems if p.severity == "error"]
     if args.format == "json":
         doc = {"errors": len(errors), "warnings": len(problems) - len(errors), "problems": [asdict(p) for p in problems]}
