@@ -274,10 +274,11 @@ def shipped_clashes(rules: list[SigmaRule | SigmaCorrelationRule]) -> list[Probl
         return []
     shipped: dict[str, str] = {}
     loaded = load_rules([BUILTIN_RULES])
-    for rule in [*loaded.rules, *loaded.correlations]:
-        for key in (str(rule.id) if rule.id else None, rule.name):
+    pack: list[SigmaRule | SigmaCorrelationRule] = [*loaded.rules, *loaded.correlations]
+    for shipped_rule in pack:
+        for key in (str(shipped_rule.id) if shipped_rule.id else None, shipped_rule.name):
             if key:
-                shipped.setdefault(key, _path(rule))
+                shipped.setdefault(key, _path(shipped_rule))
     problems: list[Problem] = []
     for rule in mine:
         for key, kind in ((str(rule.id) if rule.id else None, "id"), (rule.name, "name")):
