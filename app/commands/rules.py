@@ -7,6 +7,7 @@ import importlib
 
 RULE_COMMAND_MODULES: tuple[str, ...] = (
     "temporal_siem.commands.rules_list",
+    "temporal_siem.commands.rules_fields",
     "temporal_siem.commands.rules_health",
     "temporal_siem.commands.rules_validate",
     "temporal_siem.commands.rules_test",

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -53,7 +52,6 @@ VENDOR_NAMESPACES: dict[tuple[str, str | None], tuple[str, ...]] = {
     ("vault", None): ("hashicorp_vault.",),
     ("hashicorp_vault", None): ("hashicorp_vault.",),
 }
-ALL_NAMESPACES = tuple(sorted({ns for group in VENDOR_NAMESPACES.values() for ns in group}))
 # Open-ended objects of the schema (dict[str, Any]): any sub-field is allowed.
 OPEN_PREFIXES = ("temporal.target.", "labels.", "organization.", "trace.", "cloud.account.", "cloud.service.",
                  "source.as.organization.", "client.as.organization.")
@@ -94,10 +92,48 @@ def _namespaces(rule: SigmaRule) -> tuple[str, ...]:
     return VENDOR_NAMESPACES.get((product, service)) or VENDOR_NAMESPACES.get((product, None)) or ()
 
 
-def field_known(name: str, namespaces: Iterable[str], known: frozenset[str]) -> bool:
-    if name in known or name.startswith(OPEN_PREFIXES):
-        return True
-    return any(name.startswith(ns) for ns in namespaces)
+def field_problem(name: str, written: str, datasets: tuple[str, ...], namespaces: tuple[str, ...],
+                  schema: frozenset[str]) -> tuple[str, str] | None:
+    """(severity, message) when a field a rule reads is neither in the schema nor produced by the parsers for the
+    rule's datasets (the generated catalog, ``rules fields``); None when it is known.
+
+    * A name of ours (not under the logsource's vendor namespace nor an open object) that is unknown is an error,
+      with the nearest known names.
+    * A vendor-namespace name or a key under an open object (``temporal.target.*``) is judged against its
+      siblings: another spelling of a known key (``app_display_name`` / ``appDisplayName``: vendors log both) is
+      fine; a key close to a sibling (``temporal_cloud.statuss``, ``temporal.target.expiry_tme``) is an error with
+      the suggestion, since a typo never matches anything; otherwise a warning, as real logs carry vendor keys the
+      samples do not.
+    """
+    from temporal_siem.commands.rules_fields import dataset_fields
+    from temporal_siem.detections.sigma.locate import suggest
+
+    produced = dataset_fields(datasets)
+    if name in schema or name in produced:
+        return None
+    known = schema | produced
+    shown = repr(written) if written == name else f"{written!r} (read as {name!r})"
+    where = ", ".join(datasets) or "no dataset"
+    if not (name.startswith(namespaces) or name.startswith(OPEN_PREFIXES)):
+        close = suggest(name, known) or suggest(written, known)
+        hint = f" (did you mean {' or '.join(repr(c) for c in close)}?)" if close else ""
+        return "error", (f"field {shown} is not in the schema nor in this logsource's vendor namespace "
+                         f"({', '.join(namespaces) or 'none'}){hint}")
+    parent, _, leaf = name.rpartition(".")
+    siblings = {k.rpartition(".")[2]: k for k in known if _spelling(k.rpartition(".")[0]) == _spelling(parent)}
+    if any(_spelling(leaf) == _spelling(other) for other in siblings):
+        return None  # another spelling of a key the vendor logs (snake_case / camelCase generations)
+    close = [siblings[c] for c in suggest(leaf, siblings)]
+    if close:
+        return "error", (f"field {shown} is not in the schema nor produced by the parsers for {where} "
+                         f"(did you mean {' or '.join(repr(c) for c in close)}?)")
+    return "warning", (f"field {shown} is in no sample of {where} (see: temporal-siem rules fields "
+                       f"{datasets[0] if datasets else ''}); check the name")
+
+
+def _spelling(name: str) -> str:
+    """A key with case and underscores folded: vendors log one key as ``app_display_name`` and ``appDisplayName``."""
+    return name.replace("_", "").lower()
 
 
 def _label(rule: SigmaRule | SigmaCorrelationRule) -> str:
@@ -194,34 +230,35 @@ def _our_checks(rules: list[SigmaRule | SigmaCorrelationRule]) -> list[Problem]:
                                         _rule_line(rule, key=kind)))
             else:
                 seen[key] = _path(rule)
-    # Logsource routing and field names, on the rule as the engine compiles it.
+    # Logsource routing and field names, on the rule as the engine compiles it (compile() owns the rules it is
+    # given and rewrites their field names, so the names as written are collected first).
+    written_fields = {id(rule): _original_fields(rule) for rule in base}
     ruleset = Ruleset.compile(base, [], build_pipeline([], builtin=True))
-    problems.extend(Problem(e.file, "-", "error", e.error, "compile") for e in ruleset.errors)
+    problems.extend(Problem(e.file, "-", "error", e.error, "compile", e.line) for e in ruleset.errors
+                    if "duplicate rule" not in e.error)  # reported above with both files
     by_ref: dict[str, SigmaRule] = {}
+    datasets_by_ref: dict[str, tuple[str, ...]] = {}
     for compiled in ruleset.rules:
         processed = compiled.rule
         if processed is None:
             continue
         for key in compiled.refs:
             by_ref[key] = processed
+            datasets_by_ref[key] = compiled.datasets or ()
         if compiled.datasets is None:
             ls = processed.logsource
             problems.append(Problem(_path(processed), _label(processed), "error",
                                     f"unknown logsource product={ls.product} service={ls.service} category={ls.category}: "
-                                    "the engine routes no dataset to it", "logsource"))
+                                    "the engine routes no dataset to it", "logsource", _rule_line(processed, key="logsource")))
         namespaces = _namespaces(processed)
+        written = written_fields.get(id(processed), set())
         for name in compiled.fields:
-            if not field_known(name, namespaces, known):
-                problems.append(Problem(_path(processed), _label(processed), "error",
-                                        f"field {name!r} is not in the schema nor in this logsource's vendor namespace "
-                                        f"({', '.join(namespaces) or 'none'})", "field"))
-    for written in base:
-        namespaces = _namespaces(written)
-        for name in sorted(_original_fields(written)):
-            if not field_known(name, namespaces, known) and namespaces and not name.startswith(ALL_NAMESPACES):
-                problems.append(Problem(_path(written), _label(written), "warning",
-                                        f"field {name!r} is not in the schema: the pipeline reads it as the vendor field "
-                                        f"{namespaces[0]}{name} (a typo of an ECS name?)", "field"))
+            as_written = next((name[len(ns):] for ns in namespaces if name.startswith(ns) and name[len(ns):] in written), name)
+            problem = field_problem(name, as_written, compiled.datasets or (), namespaces, known)
+            if problem is not None:
+                severity, message = problem
+                problems.append(Problem(_path(processed), _label(processed), severity, message, "field",
+                                        _rule_line(processed, field=as_written)))
     # Correlations: references, group-by and alias fields.
     corr_names = {str(c.id) for c in correlations if c.id} | {c.name for c in correlations if c.name}
     for corr in correlations:
@@ -233,15 +270,22 @@ def _our_checks(rules: list[SigmaRule | SigmaCorrelationRule]) -> list[Problem]:
                 problems.append(Problem(_path(corr), _label(corr), "error", f"references unknown rule {reference.reference!r}",
                                         "correlation"))
         namespaces = tuple(ns for t in targets for ns in _namespaces(t))
+        datasets = tuple(d for r in corr.rules or [] for d in datasets_by_ref.get(r.reference, ()))
         aliases = {a.alias: a for a in corr.aliases} if corr.aliases else {}
         for group in corr.group_by or []:
             if group in aliases:
                 for ref_name, field_name in aliases[group].mapping.items():
-                    if not field_known(field_name, namespaces, known):
-                        problems.append(Problem(_path(corr), _label(corr), "error",
-                                                f"alias {group!r} maps {getattr(ref_name, 'reference', ref_name)} to unknown field {field_name!r}", "field"))
-            elif not field_known(group, namespaces, known):
-                problems.append(Problem(_path(corr), _label(corr), "error", f"group-by field {group!r} is not in the schema", "field"))
+                    ref_text = getattr(ref_name, "reference", ref_name)
+                    problem = field_problem(field_name, field_name, datasets_by_ref.get(str(ref_text), datasets), namespaces, known)
+                    if problem is not None:
+                        problems.append(Problem(_path(corr), _label(corr), problem[0],
+                                                f"alias {group!r} maps {ref_text}: {problem[1]}", "field",
+                                                _rule_line(corr, field=str(ref_text))))
+            else:
+                problem = field_problem(group, group, datasets, namespaces, known)
+                if problem is not None:
+                    problems.append(Problem(_path(corr), _label(corr), problem[0], f"group-by: {problem[1]}", "field",
+                                            _rule_line(corr, field="group-by")))
     return problems
 
 

@@ -130,7 +130,12 @@ def text_line(path: str | Path, needle: str, title: str | None = None, ident: st
 def suggest(name: str, candidates: Iterable[str], limit: int = 3) -> list[str]:
     """The nearest valid names (difflib ratio >= 0.75), closest first."""
     pool = list(dict.fromkeys(candidates))
-    return difflib.get_close_matches(name, pool, n=limit, cutoff=0.75)
+    close = difflib.get_close_matches(name, pool, n=limit, cutoff=0.75)
+    if not close:
+        return []
+    # Only the names about as close as the best: one clear suggestion reads better than three vague ones.
+    best = difflib.SequenceMatcher(None, name, close[0]).ratio()
+    return [c for c in close if difflib.SequenceMatcher(None, name, c).ratio() >= best - 0.02]
 
 
 def did_you_mean(name: str, candidates: Iterable[str]) -> str:

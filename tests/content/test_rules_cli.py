@@ -62,7 +62,7 @@ def test_validate_exit_codes(pack: Path, tmp_path: Path, capsys: pytest.CaptureF
     capsys.readouterr()
     assert main(["rules", "validate", str(bad), str(pack)]) == EXIT_RULES
     out = capsys.readouterr().out
-    assert "typo.yml: error: test_rule_namespace_deleted: field 'temporal.opration'" in out
+    assert "typo.yml:19: error: test_rule_namespace_deleted: field 'temporal.opration'" in out
     assert "duplicate id 0b0c7a4e-2f59-4d35-9d39-3c0f2f0c1a01" in out
     assert "broken.yml:2: error: -: invalid YAML" in out
     assert main(["rules", "validate", str(bad), "--format", "json"]) == EXIT_RULES
