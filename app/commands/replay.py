@@ -87,6 +87,26 @@ def refuse_rule_errors(errors: list[LoadError], allow: bool) -> bool:
     return True
 
 
+REPLAY_LATENESS = -1.0
+
+
+def file_lateness(settings: Settings) -> float:
+    """The correlation lateness of a run over files (replay, rules health): unbounded unless the configuration
+    sets one. A file is finite, so correlation state can wait for its end and files correlate in event time
+    whatever their order (docs/correlation.md); the daemon keeps the configured default (a stream never ends)."""
+    correlation = settings.detection.correlation
+    if "allowed_lateness_seconds" in correlation.model_fields_set:
+        return float(correlation.allowed_lateness_seconds)
+    return REPLAY_LATENESS
+
+
+def file_detection_options(settings: Settings) -> dict[str, Any]:
+    """Detector options for a run over files: the configuration with :func:`file_lateness`."""
+    options = settings.detection.model_dump()
+    options["correlation"]["allowed_lateness_seconds"] = file_lateness(settings)
+    return options
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     return load_settings(getattr(args, "config", None))
 
@@ -105,10 +125,7 @@ def run(args: argparse.Namespace) -> int:
 
         return replay_to_kafka(args.paths, args.to_kafka, settings, fmt, rate=args.rate)
     detection = settings.detection
-    options = detection.model_dump()
-    if "allowed_lateness_seconds" not in detection.correlation.model_fields_set:
-        # A replay is finite: correlation state waits for the end, so files correlate in event time (docs/correlation.md).
-        options["correlation"]["allowed_lateness_seconds"] = -1
+    options = file_detection_options(settings)
     sigma_detector = build_detector(
         [*detection.rules, *args.rules],
         builtin_rules=detection.builtin_rules and not args.no_builtin_rules,
