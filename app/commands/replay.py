@@ -111,7 +111,24 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return load_settings(getattr(args, "config", None))
 
 
+def check_input_paths(paths: list[str]) -> bool:
+    """False (after saying why) when a path to read does not exist: a replay of nothing is not a clean replay.
+    A directory with no file to read is a warning."""
+    from pathlib import Path
+
+    missing = [p for p in paths if p != "-" and not Path(p).exists()]
+    if missing:
+        console.err.print(f"[red]error:[/] no such file or directory: {', '.join(missing)}", highlight=False)
+        return False
+    for path in paths:
+        if path != "-" and Path(path).is_dir() and not ReplaySource([path]).files():
+            console.err.print(f"[yellow]warning:[/] {path}: no files to read in this directory", highlight=False)
+    return True
+
+
 def run(args: argparse.Namespace) -> int:
+    if not check_input_paths(args.paths):
+        return EXIT_USAGE
     try:
         settings = settings_from(args)
         fmt = args.format or settings.parsing.format

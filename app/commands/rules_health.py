@@ -52,7 +52,7 @@ def register(rsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
 
 
 def run(args: argparse.Namespace) -> int:
-    from temporal_siem.commands.replay import file_detection_options
+    from temporal_siem.commands.replay import check_input_paths, file_detection_options
     from temporal_siem.detections.factory import build_detector
     from temporal_siem.detections.sigma.pipelines import PipelineError
     from temporal_siem.ingest.replay import ReplaySource
@@ -60,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from temporal_siem.parsers.router import ParserRouter
     from temporal_siem.pipeline import Pipeline
 
+    if not check_input_paths(args.paths):
+        return EXIT_USAGE
     try:
         settings = load_settings(args.config)
         detection = settings.detection

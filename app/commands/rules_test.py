@@ -32,6 +32,7 @@ from temporal_siem.detections.factory import new_detector
 from temporal_siem.kernel.flatten import flatten
 
 TEST_SUFFIX = ".tests.json"
+TEST_SUFFIXES = (".tests.json", ".tests.yml", ".tests.yaml")  # the rule loader skips the YAML ones (loader.TEST_SUFFIXES)
 EXPECTATIONS = ("match", "no_match")
 BASE_TIME = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -68,19 +69,57 @@ class CaseResult:
     detail: list[str] = field(default_factory=list)
 
 
+def is_test_file(path: Path) -> bool:
+    return path.name.endswith(TEST_SUFFIXES)
+
+
 def find_test_files(paths: list[str | Path]) -> list[Path]:
     found: list[Path] = []
     for raw in paths:
         root = Path(raw)
         if root.is_dir():
-            found.extend(sorted(root.rglob(f"*{TEST_SUFFIX}")))
-        elif root.name.endswith(TEST_SUFFIX):
+            found.extend(sorted(p for p in root.rglob("*.tests.*") if is_test_file(p) and p.is_file()))
+        elif is_test_file(root):
             found.append(root)
         elif root.suffix in (".yml", ".yaml"):
-            sibling = root.with_name(root.name.rsplit(".", 1)[0] + TEST_SUFFIX)
-            if sibling.is_file():
-                found.append(sibling)
+            stem = root.name.rsplit(".", 1)[0]
+            found.extend(sibling for suffix in TEST_SUFFIXES if (sibling := root.with_name(stem + suffix)).is_file())
     return found
+
+
+def misnamed_test_files(paths: list[str | Path]) -> list[Path]:
+    """Files that look like test cases but will not be read (``rule.test.json``, ``rule_tests.json``...)."""
+    found: list[Path] = []
+    for raw in paths:
+        root = Path(raw)
+        if root.is_dir():
+            found.extend(p for p in sorted(root.rglob("*test*")) if p.is_file() and not is_test_file(p)
+                         and p.suffix in (".json", ".yml", ".yaml"))
+    return found
+
+
+def _read_test_document(path: Path) -> Any:
+    """A test file's content: JSON (``.tests.json``) or YAML (``.tests.yml``, safe loader, no duplicate keys)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise TestFileError(f"{path}: cannot read test file: {exc}") from exc
+    if path.suffix == ".json":
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise TestFileError(f"{path}: cannot read test file: {exc}") from exc
+    import yaml
+    from temporal_siem.detections.sigma.loader import RuleYamlLoader
+    from temporal_siem.detections.sigma.locate import yaml_error_line
+
+    try:
+        return yaml.load(raw.decode("utf-8"), Loader=RuleYamlLoader)
+    except UnicodeDecodeError as exc:
+        raise TestFileError(f"{path}: cannot read test file: {exc}") from exc
+    except yaml.YAMLError as exc:
+        line = yaml_error_line(exc)
+        raise TestFileError(f"{path}{':' + str(line) if line else ''}: invalid YAML: {' '.join(str(exc).split())}") from exc
 
 
 def _normalized(event: Any, defaults: dict[str, Any], where: str) -> dict[str, Any]:
@@ -93,38 +132,55 @@ def _normalized(event: Any, defaults: dict[str, Any], where: str) -> dict[str, A
 
 
 def load_cases(path: Path) -> list[TestCase]:
-    try:
-        data = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError) as exc:
-        raise TestFileError(f"{path}: cannot read test file: {exc}") from exc
+    """Every case of a test file; the first bad case raises (see :func:`load_cases_checked` to keep going)."""
+    cases, errors = load_cases_checked(path)
+    if errors:
+        raise TestFileError(errors[0])
+    return cases
+
+
+def load_cases_checked(path: Path) -> tuple[list[TestCase], list[str]]:
+    """The good cases of a test file and one message per bad case: one bad case does not hide the others.
+    A file that cannot be read at all raises :class:`TestFileError`."""
+    data = _read_test_document(path)
     if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
         raise TestFileError(f"{path}: a test file is an object with a 'cases' list")
+    cases: list[TestCase] = []
+    errors: list[str] = []
+    for index, raw in enumerate(data["cases"]):
+        try:
+            cases.append(_case(path, index, raw, data))
+        except TestFileError as exc:
+            errors.append(str(exc))
+    if not data["cases"]:
+        errors.append(f"{path}: 'cases' is empty")
+    return cases, errors
+
+
+def _case(path: Path, index: int, raw: Any, data: dict[str, Any]) -> TestCase:
     file_defaults = data.get("defaults") or {}
     file_rule = data.get("rule")
-    cases: list[TestCase] = []
-    for index, raw in enumerate(data["cases"]):
-        where = f"{path}#{index}"
-        if not isinstance(raw, dict):
-            raise TestFileError(f"{where}: a case must be an object")
-        rule = raw.get("rule", file_rule)
-        expect = raw.get("expect")
-        if not isinstance(rule, str) or not rule:
-            raise TestFileError(f"{where}: case names no 'rule'")
-        if expect not in EXPECTATIONS:
-            raise TestFileError(f"{where}: 'expect' must be one of {', '.join(EXPECTATIONS)}, not {expect!r}")
-        defaults = dict(file_defaults)
-        defaults.update(raw.get("defaults") or {})
-        events = raw.get("events") or []
-        records = raw.get("records") or []
-        if not isinstance(events, list) or not isinstance(records, list) or not (events or records):
-            raise TestFileError(f"{where}: a case needs a non-empty 'events' or 'records' list")
-        count = raw.get("count")
-        if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 0
-                                  or (count == 0) != (expect == "no_match")):
-            raise TestFileError(f"{where}: 'count' must be a whole number, 0 exactly when expect is no_match")
-        normalized = [_normalized(e, defaults, f"{where} event {i}") for i, e in enumerate(events)]
-        cases.append(TestCase(path, index, rule, str(raw.get("name", f"case {index}")), expect, normalized, records, count))
-    return cases
+    where = f"{path}#{index}"
+    if not isinstance(raw, dict):
+        raise TestFileError(f"{where}: a case must be an object")
+    rule = raw.get("rule", file_rule)
+    expect = raw.get("expect")
+    if not isinstance(rule, str) or not rule:
+        raise TestFileError(f"{where}: case names no 'rule'")
+    if expect not in EXPECTATIONS:
+        raise TestFileError(f"{where}: 'expect' must be one of {', '.join(EXPECTATIONS)}, not {expect!r}")
+    defaults = dict(file_defaults)
+    defaults.update(raw.get("defaults") or {})
+    events = raw.get("events") or []
+    records = raw.get("records") or []
+    if not isinstance(events, list) or not isinstance(records, list) or not (events or records):
+        raise TestFileError(f"{where}: a case needs a non-empty 'events' or 'records' list")
+    count = raw.get("count")
+    if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 0
+                              or (count == 0) != (expect == "no_match")):
+        raise TestFileError(f"{where}: 'count' must be a whole number, 0 exactly when expect is no_match")
+    normalized = [_normalized(e, defaults, f"{where} event {i}") for i, e in enumerate(events)]
+    return TestCase(path, index, rule, str(raw.get("name", f"case {index}")), expect, normalized, records, count)
 
 
 def _parsed_records(case: TestCase) -> list[dict[str, Any]]:
@@ -171,7 +227,10 @@ class TestRunner:
     def run_case(self, case: TestCase) -> CaseResult:
         target = self.rule_id(case.rule)
         if target is None:
-            return CaseResult(case, False, False, [], [f"no rule {case.rule!r} is loaded (a load error? see 'rules validate')"])
+            from temporal_siem.detections.sigma.locate import did_you_mean
+
+            hint = did_you_mean(case.rule, [*self._index_of, *self._correlation_ids])
+            return CaseResult(case, False, False, [], [f"no rule {case.rule!r} is loaded{hint} (a load error? see 'rules validate')"])
         try:
             events = _with_defaults(case, case.events + (_parsed_records(case) if case.records else []))
         except TestFileError as exc:
@@ -231,14 +290,29 @@ def run_tests(paths: list[str | Path], extra_rule_paths: list[str | Path] | None
         problems.extend(f"{p.where}: {p.message}" for p in shipped_clashes([*tested, *ruleset.correlations]))
     runner = TestRunner(ruleset)
     results: list[CaseResult] = []
-    for path in find_test_files(paths):
+    files = find_test_files(paths)
+    if not files:
+        problems.append(no_test_files_message(paths))
+    for path in files:
         try:
-            cases = load_cases(path)
+            cases, errors = load_cases_checked(path)
         except TestFileError as exc:
             problems.append(str(exc))
             continue
+        problems.extend(errors)
         results.extend(runner.run_case(case) for case in cases)
     return results, problems
+
+
+def no_test_files_message(paths: list[str | Path]) -> str:
+    """Why nothing ran, and what would have: a run with no cases must not look like a clean one."""
+    shown = ", ".join(str(p) for p in paths)
+    message = (f"no test files under {shown}: a rule's cases go beside it as <rule>.tests.json or <rule>.tests.yml "
+               "(docs/rule-authoring.md)")
+    misnamed = misnamed_test_files(paths)
+    if misnamed:
+        message += "; not read because of their names: " + ", ".join(str(p) for p in misnamed[:5])
+    return message
 
 
 def register(rsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

@@ -27,6 +27,7 @@ modifier_mapping.setdefault("utf16le", SigmaWideModifier)
 
 BUILTIN_RULES = Path(__file__).resolve().parents[1] / "rules"
 RULE_SUFFIXES = (".yml", ".yaml")
+TEST_SUFFIXES = (".tests.yml", ".tests.yaml")  # rule test cases in YAML sit beside the rules and are not rules
 MAX_RULE_FILE_CHARS = 4 * 1024 * 1024
 MAX_YAML_ALIASES = 16  # Sigma rules use none; an alias bomb uses many
 
@@ -101,7 +102,8 @@ def rule_files(paths: Iterable[str | Path]) -> list[Path]:
     seen: set[Path] = set()
     for raw in paths:
         root = Path(raw)
-        found = sorted(p for p in root.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file()) if root.is_dir() else [root]
+        found = sorted(p for p in root.rglob("*") if p.suffix in RULE_SUFFIXES and not p.name.endswith(TEST_SUFFIXES)
+                       and p.is_file()) if root.is_dir() else [root]
         for path in found:
             key = path.resolve()
             if key not in seen:  # the same directory given twice (config + --rules) loads once
@@ -226,7 +228,9 @@ def load_rules(paths: Iterable[str | Path], filter_paths: Iterable[str | Path] =
     loaded.filters = [i for i in items if isinstance(i, SigmaFilter)]
     rules: list[SigmaRule | SigmaCorrelationRule] = [i for i in items if not isinstance(i, SigmaFilter)]
     collection = SigmaCollection(rules, resolve_references=False)  # type: ignore[arg-type]
+    known = {str(r.id) for r in rules if r.id} | {r.name for r in rules if r.name}
     for flt in loaded.filters:
+        loaded.errors.extend(_unknown_filter_targets(flt, known))
         try:
             collection.apply_filters([flt])
         except (SigmaError, ValueError, KeyError) as exc:
@@ -242,6 +246,22 @@ def load_rules(paths: Iterable[str | Path], filter_paths: Iterable[str | Path] =
         else:
             loaded.rules.append(rule)
     return loaded
+
+
+def _unknown_filter_targets(flt: SigmaFilter, known: set[str]) -> list[LoadError]:
+    """A filter naming a rule that is not loaded would silently filter nothing: each such name is an error."""
+    targets = flt.filter.rules
+    if isinstance(targets, str):  # "any"
+        return []
+    path = str(flt.source.path) if flt.source is not None and flt.source.path is not None else "?"
+    errors = []
+    for reference in targets:
+        name = str(reference.reference)
+        if name not in known:
+            line = locate.text_line(path, name, flt.title) if path != "?" else None
+            errors.append(LoadError(path, f"filter {flt.title!r} names rule {name!r}, which is not loaded{locate.did_you_mean(name, known)}",
+                                    line))
+    return errors
 
 
 def _source(rule: SigmaRule | SigmaCorrelationRule) -> str:
