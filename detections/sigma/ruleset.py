@@ -312,6 +312,12 @@ def _key_line(source: str, key: str, rule: SigmaRule) -> int | None:
     return locate.key_line(source, key, rule.title, str(rule.id) if rule.id else None) if source != "<yaml>" else None
 
 
+def building_block_refs(correlations: list[SigmaCorrelationRule]) -> set[str]:
+    """Ids/names of the building blocks: base rules that only feed correlations (``generate: false``) and raise
+    no alert of their own (``rules convert`` exports them as such)."""
+    return _quiet_rules(correlations)
+
+
 def _quiet_rules(correlations: list[SigmaCorrelationRule]) -> set[str]:
     """Ids/names of base rules referenced only by correlations with ``generate: false``."""
     quiet: set[str] = set()
