@@ -180,7 +180,6 @@ def _unsupported(exc: Exception) -> bool:
 def convert(paths: list[str | Path], target: str, output_format: str | None = None, extra_pipelines: list[str] | None = None) -> list[Conversion]:
     """One Conversion per rule; a correlation converts with the rules it references."""
     from temporal_siem.detections.sigma.loader import load_rules
-
     from temporal_siem.detections.sigma.ruleset import building_block_refs
 
     loaded = load_rules(paths)
