@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from temporal_siem import console
 from temporal_siem.cli import EXIT_ALERT, EXIT_FAILURE, EXIT_OK, EXIT_RULES, EXIT_USAGE
 from temporal_siem.commands.alert_views import ALERT_FORMATS, AlertFilter, FilteredDetector, alert_file_sink, parse_time_bound
+from temporal_siem.commands.options import add_rule_options
 from temporal_siem.detections.base import Detector
 from temporal_siem.detections.factory import build_detector
 from temporal_siem.detections.sigma.loader import LoadError
@@ -31,8 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("replay", help="Replay log files through the parsers and Sigma rules.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="Files or directories (recursive), .gz, or - for stdin.")
     add_common_input_options(p)
-    p.add_argument("--rules", action="append", default=[], metavar="DIR", help="Extra Sigma rule directory (repeatable).")
-    p.add_argument("--no-builtin-rules", action="store_true", help="Do not load detections/rules.")
+    add_rule_options(p)
     add_rule_error_option(p)
     p.add_argument("--pipeline", action="append", default=[], metavar="FILE", help="Extra pySigma pipeline YAML (repeatable).")
     p.add_argument("--filters", action="append", default=[], metavar="DIR", help="Sigma meta-filter rules (repeatable).")

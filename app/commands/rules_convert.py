@@ -21,6 +21,7 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaRule
 from temporal_siem.cli import EXIT_OK, EXIT_RULES, EXIT_USAGE
+from temporal_siem.commands.options import add_json_option, apply_legacy_format
 
 # target name -> (module, backend class, what it produces)
 TARGETS: dict[str, tuple[str, str, str]] = {
@@ -245,7 +246,7 @@ def register(rsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     p.add_argument("--target", "-t", required=True, help=f"Backend: {', '.join(TARGETS)}.")
     p.add_argument("--output-format", default=None, help="The backend's output format (e.g. siem_rule_ndjson, savedsearches).")
     p.add_argument("--pipeline", action="append", default=[], metavar="FILE", help="Extra pySigma pipeline YAML (applied after ours).")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    add_json_option(p, help_text="One JSON document: per rule its queries, error and notes.")
     p.add_argument("--skip-unsupported", action="store_true",
                    help="Rules the target cannot express (a correlation type, a modifier) are skipped with a note and do "
                         "not make the exit code non-zero; other failures still do.")
@@ -256,6 +257,7 @@ def run(args: argparse.Namespace) -> int:
     from temporal_siem.detections.sigma.loader import BUILTIN_RULES
     from temporal_siem.detections.sigma.pipelines import PipelineError
 
+    apply_legacy_format(args)
     target = ALIASES.get(args.target.lower(), args.target.lower())
     if target not in TARGETS:
         sys.stderr.write(f"unknown target {args.target!r}; choose one of {', '.join(TARGETS)}\n")
@@ -272,7 +274,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     failed = [r for r in results if r.error]
     blocking = [r for r in failed if not (args.skip_unsupported and r.unsupported)]
-    if args.format == "json":
+    if args.json:
         doc = [{"id": r.rule_id, "title": r.title, "file": r.file, "queries": r.queries, "error": r.error,
                 "unsupported": r.unsupported, "notes": r.notes} for r in results]
         sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2, default=str).decode() + "\n")

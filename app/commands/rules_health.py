@@ -14,6 +14,7 @@ from typing import Any
 from rich.table import Table
 from temporal_siem import console
 from temporal_siem.cli import EXIT_OK, EXIT_RULES, EXIT_USAGE
+from temporal_siem.commands.options import add_rule_options
 from temporal_siem.sinks.base import Sink
 
 
@@ -40,8 +41,7 @@ class _CountingSink(Sink):
 def register(rsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = rsub.add_parser("health", help="Replay logs and report per rule: routed, evaluated, matched, missing fields.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="Log files or directories to replay (.gz, - for stdin).")
-    p.add_argument("--rules", action="append", default=[], metavar="DIR", help="Extra Sigma rule directory (repeatable).")
-    p.add_argument("--no-builtin-rules", action="store_true")
+    add_rule_options(p)
     p.add_argument("--pipeline", action="append", default=[], metavar="FILE", help="Extra pySigma pipeline YAML (repeatable).")
     p.add_argument("--filters", action="append", default=[], metavar="DIR", help="Sigma meta-filter rules (repeatable).")
     p.add_argument("--format", default=None, metavar="auto|NAME", help="Force a parser.")

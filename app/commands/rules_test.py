@@ -28,6 +28,7 @@ from typing import Any
 
 import orjson
 from temporal_siem.cli import EXIT_OK, EXIT_RULES, EXIT_USAGE
+from temporal_siem.commands.options import add_json_option, add_rule_options, apply_legacy_format
 from temporal_siem.detections.factory import new_detector
 from temporal_siem.kernel.flatten import flatten
 
@@ -281,13 +282,18 @@ def run_tests(paths: list[str | Path], extra_rule_paths: list[str | Path] | None
     from temporal_siem.commands.rules_validate import shipped_clashes
     from temporal_siem.detections.sigma.ruleset import Ruleset
 
-    rule_roots = [p for p in paths if Path(p).is_dir() or Path(p).suffix in (".yml", ".yaml")]
+    rule_roots = [p for p in paths if Path(p).is_dir() or (Path(p).suffix in (".yml", ".yaml") and not is_test_file(Path(p)))]
     rule_roots.extend(extra_rule_paths or [])
     ruleset = Ruleset.from_paths(rule_roots, builtin_rules=False)
     problems = [f"{e.where}: {e.error}" for e in ruleset.errors]
     if builtin_rules:
         tested = [r.rule for r in ruleset.rules if r.rule is not None]
-        problems.extend(f"{p.where}: {p.message}" for p in shipped_clashes([*tested, *ruleset.correlations]))
+        clashes = shipped_clashes([*tested, *ruleset.correlations])
+        problems.extend(f"{p.where}: {p.message}" for p in clashes)
+        if not clashes:
+            # As in replay: the shipped pack runs beside the rules under test (a correlation may reference it).
+            ruleset = Ruleset.from_paths(rule_roots, builtin_rules=True)
+            problems = [f"{e.where}: {e.error}" for e in ruleset.errors]
     runner = TestRunner(ruleset)
     results: list[CaseResult] = []
     files = find_test_files(paths)
@@ -318,18 +324,16 @@ def no_test_files_message(paths: list[str | Path]) -> str:
 def register(rsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = rsub.add_parser("test", help="Run every rule's test events (<rule>.tests.json) through the engine.")
     p.add_argument("dirs", nargs="*", metavar="DIR", help="Rule directories or files (default: the shipped rules).")
-    p.add_argument("--rules", action="append", default=[], metavar="DIR",
-                   help="More rule directories to load (rules the tested ones reference), without running their tests.")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    add_rule_options(p, extra_help=" Their tests do not run: rules the tested ones reference, for example.")
+    add_json_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="Print failures and the summary only.")
-    p.add_argument("--no-builtin-rules", action="store_true",
-                   help="These rules replace the shipped pack: do not check their ids/names against it.")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from temporal_siem.detections.sigma.loader import BUILTIN_RULES
 
+    apply_legacy_format(args)
     paths: list[str | Path] = list(args.dirs) or [BUILTIN_RULES]
     missing = [str(p) for p in paths if not Path(p).exists()]
     if missing:
@@ -337,7 +341,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     results, problems = run_tests(paths, args.rules, builtin_rules=not args.no_builtin_rules)
     failed = [r for r in results if not r.passed]
-    if args.format == "json":
+    if args.json:
         doc = {
             "passed": len(results) - len(failed), "failed": len(failed), "problems": problems,
             "cases": [{"file": str(r.case.file), "case": r.case.index, "name": r.case.name, "rule": r.case.rule,

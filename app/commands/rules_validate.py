@@ -1,6 +1,6 @@
 """``temporal-siem rules validate DIR...``: what a rule pack must pass before it ships (CI-friendly).
 
-Three layers, each problem one line ``file:rule: severity: message`` (or ``--format json``):
+Three layers, each problem one line ``file:line: severity: rule: message [check]`` (or ``--json``):
 
 * parse: YAML and pySigma errors per file (the same loader the engine uses);
 * pySigma's validators and the SigmaHQ validators package, minus the ones that download reference data at
@@ -29,6 +29,7 @@ from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 from sigma.validators.base import SigmaValidationIssueSeverity
 from temporal_siem.cli import EXIT_OK, EXIT_RULES, EXIT_USAGE
+from temporal_siem.commands.options import add_json_option, apply_legacy_format
 
 # Validators left out, and why (see module docstring).
 SKIPPED_VALIDATORS = frozenset({
@@ -360,7 +361,7 @@ def validate(paths: list[str | Path], strict: bool = False, builtin_rules: bool 
 def register(rsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = rsub.add_parser("validate", help="Validate rules: pySigma + SigmaHQ validators, schema fields, logsources, ids, references.")
     p.add_argument("dirs", nargs="*", metavar="DIR", help="Rule directories or files (default: the shipped rules).")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    add_json_option(p)
     p.add_argument("--strict", action="store_true", help="Treat every validator warning as an error.")
     p.add_argument("--no-builtin-rules", action="store_true",
                    help="These rules replace the shipped pack (as replay --no-builtin-rules): do not check ids/names against it.")
@@ -370,6 +371,7 @@ def register(rsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
 def run(args: argparse.Namespace) -> int:
     from temporal_siem.detections.sigma.loader import BUILTIN_RULES
 
+    apply_legacy_format(args)
     paths: list[str | Path] = list(args.dirs) or [BUILTIN_RULES]
     missing = [str(p) for p in paths if not Path(p).exists()]
     if missing:
@@ -377,7 +379,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     problems = validate(paths, strict=args.strict, builtin_rules=not args.no_builtin_rules)
     errors = [p for p in problems if p.severity == "error"]
-    if args.format == "json":
+    if args.json:
         doc = {"errors": len(errors), "warnings": len(problems) - len(errors), "problems": [asdict(p) for p in problems]}
         sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
