@@ -14,6 +14,7 @@ RULE_COMMAND_MODULES: tuple[str, ...] = (
     "temporal_siem.commands.rules_explain",
     "temporal_siem.commands.rules_convert",
     "temporal_siem.commands.rules_coverage",
+    "temporal_siem.commands.rules_watch",
 )
 
 

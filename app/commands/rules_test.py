@@ -327,7 +327,91 @@ def register(rsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     add_rule_options(p, extra_help=" Their tests do not run: rules the tested ones reference, for example.")
     add_json_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="Print failures and the summary only.")
+    p.add_argument("--junit", metavar="FILE", help="Also write JUnit XML for CI: one test per case.")
+    new = p.add_argument_group("writing a case from a log record")
+    new.add_argument("--new-case", metavar="FILE:LINE",
+                     help="Add the record at FILE:LINE (or a FILE's first record) as a case of --rule to the rule's test "
+                          "file (<rule>.tests.json if it exists, else <rule>.tests.yml), then run the tests.")
+    new.add_argument("--rule", metavar="RULE", help="With --new-case: the rule's name or id (default: the only rule in DIR).")
+    new.add_argument("--name", metavar="TEXT", help="With --new-case: what the case shows (default: FILE:LINE).")
+    new.add_argument("--expect", choices=EXPECTATIONS,
+                     help="With --new-case: the expectation (default: what the engine does with the record now).")
     p.set_defaults(handler=run)
+
+
+def add_case(paths: list[str | Path], location: str, rule_ref: str | None, name: str | None, expect: str | None,
+             extra_rule_paths: list[str | Path]) -> tuple[Path, int, str, bool]:
+    """Append a case made of the record at ``location`` to the test file of the rule; (file, case index,
+    expectation written, whether the rule fires on it now). Raises ``TestFileError`` when it cannot."""
+    from temporal_siem.commands.rules_explain import read_event_input
+    from temporal_siem.detections.sigma.ruleset import Ruleset
+
+    try:
+        raw = read_event_input(location)
+    except (OSError, ValueError) as exc:
+        raise TestFileError(f"cannot read {location}: {exc}") from exc
+    from temporal_siem.kernel.secrets import redact, redact_text
+
+    # The test file is an output like any other: secrets in the record (tokens, keys) are masked before it is written.
+    try:
+        record: Any = redact(orjson.loads(raw))
+    except orjson.JSONDecodeError:
+        record = redact_text(raw.decode("utf-8", "replace"))  # a text log line (grpc-go, syslog): kept as a string
+    rule_roots = [p for p in paths if Path(p).is_dir() or Path(p).suffix in (".yml", ".yaml")]
+    ruleset = Ruleset.from_paths([*rule_roots, *extra_rule_paths], builtin_rules=False)
+    runner = TestRunner(ruleset)
+    mine = [r for r in ruleset.rules if _under(r.meta.source, rule_roots)]
+    mine_corr = [m for key, m in ruleset.correlation_meta.items() if key == m.id and _under(m.source, rule_roots)
+                 and m.id not in {r.id for r in ruleset.rules}]
+    if rule_ref is None:
+        candidates = [r.name or r.id for r in mine] + [str(m.extra.get("name") or m.id) for m in mine_corr]
+        if len(candidates) != 1:
+            raise TestFileError(f"--new-case needs --rule: {len(candidates)} rules under {', '.join(map(str, paths))}")
+        rule_ref = candidates[0]
+    target = runner.rule_id(rule_ref)
+    if target is None:
+        from temporal_siem.detections.sigma.locate import did_you_mean
+
+        raise TestFileError(f"no rule {rule_ref!r} under {', '.join(map(str, paths))}"
+                            f"{did_you_mean(rule_ref, [*runner._index_of, *runner._correlation_ids])}")
+    source = Path(ruleset.correlation_meta[target].source if target in ruleset.correlation_meta else "")
+    test_file = source.with_name(source.name.rsplit(".", 1)[0] + TEST_SUFFIX)
+    if not test_file.exists():
+        test_file = source.with_name(source.name.rsplit(".", 1)[0] + ".tests.yml")
+    probe = TestCase(test_file, 0, rule_ref, name or location, "match", records=[record])
+    result = runner.run_case(probe)
+    if result.detail and not result.fired and "did not parse" in " ".join(result.detail):
+        raise TestFileError(" ".join(result.detail))
+    written = expect or ("match" if result.fired else "no_match")
+    document = _read_test_document(test_file) if test_file.exists() else {"cases": []}
+    if not isinstance(document, dict) or not isinstance(document.get("cases"), list):
+        raise TestFileError(f"{test_file}: a test file is an object with a 'cases' list")
+    document["cases"].append({"rule": rule_ref, "name": name or location, "expect": written, "records": [record]})
+    if test_file.suffix == ".json":
+        test_file.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        import yaml
+
+        test_file.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=120), encoding="utf-8")
+    return test_file, len(document["cases"]) - 1, written, result.fired
+
+
+def _under(source: str, roots: list[str | Path]) -> bool:
+    path = Path(source).resolve()
+    for root in roots:
+        resolved = Path(root).resolve()
+        if path == resolved or resolved in path.parents:
+            return True
+    return False
+
+
+def _junit(path: str, results: list[CaseResult], problems: list[str]) -> None:
+    from temporal_siem.commands.junit import JUnitCase, write_junit
+
+    cases = [JUnitCase(str(r.case.file), f"#{r.case.index} {r.case.rule}: {r.case.name} (expect {r.case.expect})",
+                       failures=[] if r.passed else ["\n".join(r.detail) or "failed"]) for r in results]
+    cases.extend(JUnitCase("rules test", " ".join(p.split())[:200], errors=[p]) for p in problems)
+    write_junit(path, "rules test", cases)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -339,8 +423,18 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         sys.stderr.write(f"no such rule directory or file: {', '.join(missing)}\n")
         return EXIT_USAGE
+    if args.new_case:
+        try:
+            test_file, index, written, fired = add_case(paths, args.new_case, args.rule, args.name, args.expect, args.rules)
+        except TestFileError as exc:
+            sys.stderr.write(f"error: {exc}\n")
+            return EXIT_USAGE
+        sys.stderr.write(f"added case #{index} to {test_file}: expect {written} (the rule {'fires' if fired else 'does not fire'} "
+                         "on this record now)\n")
     results, problems = run_tests(paths, args.rules, builtin_rules=not args.no_builtin_rules)
     failed = [r for r in results if not r.passed]
+    if args.junit:
+        _junit(args.junit, results, problems)
     if args.json:
         doc = {
             "passed": len(results) - len(failed), "failed": len(failed), "problems": problems,

@@ -335,13 +335,55 @@ def shipped_clashes(rules: list[SigmaRule | SigmaCorrelationRule]) -> list[Probl
     return problems
 
 
-def validate(paths: list[str | Path], strict: bool = False, builtin_rules: bool = True) -> list[Problem]:
+def load_exclusions(path: str | Path) -> dict[str, set[str]]:
+    """``sigma check``-style exclusions: a YAML mapping of rule (id, name or title) to the checks not to report
+    for it, at the top level or under ``exclusions:``. A check is a validator name (``[description_length]``)
+    or one of ours (``field``, ``logsource``...): what the ``[...]`` of each problem line shows."""
+    import yaml
+
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: exclusions are a mapping of rule id or name to a list of checks")
+    data = data.get("exclusions", data) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: 'exclusions' must be a mapping of rule id or name to a list of checks")
+    exclusions: dict[str, set[str]] = {}
+    for rule, checks in data.items():
+        names = [checks] if isinstance(checks, str) else checks
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ValueError(f"{path}: exclusions of {rule!r} must be a check name or a list of them")
+        exclusions[str(rule)] = set(names)
+    return exclusions
+
+
+def validate(paths: list[str | Path], strict: bool = False, builtin_rules: bool = True,
+             exclusions: dict[str, set[str]] | None = None) -> list[Problem]:
     """Every problem of the rules under ``paths``; with ``builtin_rules`` (they run beside the shipped pack)
-    also their id/name clashes with it."""
+    also their id/name clashes with it; minus the ``exclusions`` (rule -> checks)."""
+    problems = _validate(paths, strict, builtin_rules)
+    if not exclusions:
+        return problems
+    return [p for p in problems if not (exclusions.get(p.rule, set()) | _excluded_by_alias(p, exclusions)) & {p.check, "*"}]
+
+
+def _excluded_by_alias(problem: Problem, exclusions: dict[str, set[str]]) -> set[str]:
+    """A problem names its rule by name, else id, else title; an exclusion may use any of the three."""
+    found: set[str] = set()
+    for alias in _ALIASES.get((problem.file, problem.rule), ()):
+        found |= exclusions.get(alias, set())
+    return found
+
+
+_ALIASES: dict[tuple[str, str], tuple[str, ...]] = {}
+
+
+def _validate(paths: list[str | Path], strict: bool, builtin_rules: bool) -> list[Problem]:
     from temporal_siem.detections.sigma.loader import rule_files
 
     files = rule_files(paths)
     rules, problems = _parse(files)
+    for rule in rules:
+        _ALIASES[(_path(rule), _label(rule))] = tuple(str(a) for a in (rule.id, rule.name, rule.title) if a)
     if builtin_rules:
         problems.extend(shipped_clashes(rules))
     try:
@@ -365,6 +407,11 @@ def register(rsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     p.add_argument("--strict", action="store_true", help="Treat every validator warning as an error.")
     p.add_argument("--no-builtin-rules", action="store_true",
                    help="These rules replace the shipped pack (as replay --no-builtin-rules): do not check ids/names against it.")
+    p.add_argument("--exclusions", metavar="FILE",
+                   help="YAML: rule id or name -> checks not to report for it (validator names, or field, logsource...).")
+    p.add_argument("--fail-on", choices=("error", "warning"), default="error",
+                   help="Exit 3 on errors (default), or on warnings too.")
+    p.add_argument("--junit", metavar="FILE", help="Also write JUnit XML for CI: one test per rule file.")
     p.set_defaults(handler=run)
 
 
@@ -377,8 +424,15 @@ def run(args: argparse.Namespace) -> int:
     if missing:
         sys.stderr.write(f"no such rule directory or file: {', '.join(missing)}\n")
         return EXIT_USAGE
-    problems = validate(paths, strict=args.strict, builtin_rules=not args.no_builtin_rules)
+    try:
+        exclusions = load_exclusions(args.exclusions) if args.exclusions else None
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return EXIT_USAGE
+    problems = validate(paths, strict=args.strict, builtin_rules=not args.no_builtin_rules, exclusions=exclusions)
     errors = [p for p in problems if p.severity == "error"]
+    if args.junit:
+        _write_junit(args.junit, paths, problems)
     if args.json:
         doc = {"errors": len(errors), "warnings": len(problems) - len(errors), "problems": [asdict(p) for p in problems]}
         sys.stdout.write(orjson.dumps(doc, option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -386,5 +440,24 @@ def run(args: argparse.Namespace) -> int:
         lines = [p.line() for p in problems]
         lines.append(f"{len(errors)} errors, {len(problems) - len(errors)} warnings")
         sys.stdout.write("\n".join(lines) + "\n")
-    return EXIT_RULES if errors else EXIT_OK
+    return EXIT_RULES if errors or (args.fail_on == "warning" and problems) else EXIT_OK
+
+
+def _write_junit(path: str, paths: list[str | Path], problems: list[Problem]) -> None:
+    """One test per rule file: failed when it has an error, its warnings as output."""
+    from temporal_siem.commands.junit import JUnitCase, write_junit
+    from temporal_siem.detections.sigma.loader import rule_files
+
+    by_file: dict[str, list[Problem]] = {}
+    for problem in problems:
+        by_file.setdefault(str(Path(problem.file).resolve()) if problem.file != "-" else "-", []).append(problem)
+    cases = []
+    for file in rule_files(paths):
+        mine = by_file.pop(str(file.resolve()), [])
+        cases.append(JUnitCase("rules validate", str(file), failures=[p.line() for p in mine if p.severity == "error"],
+                               output="\n".join(p.line() for p in mine if p.severity != "error")))
+    for other, rest in by_file.items():  # problems not tied to a rule file (a validator that could not run)
+        cases.append(JUnitCase("rules validate", other, failures=[p.line() for p in rest if p.severity == "error"],
+                               output="\n".join(p.line() for p in rest if p.severity != "error")))
+    write_junit(path, "rules validate", cases)
 
