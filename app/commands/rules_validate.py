@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,12 @@ def field_problem(name: str, written: str, datasets: tuple[str, ...], namespaces
                        f"{datasets[0] if datasets else ''}); check the name")
 
 
+def _did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    from temporal_siem.detections.sigma.locate import did_you_mean
+
+    return did_you_mean(name, candidates)
+
+
 def _spelling(name: str) -> str:
     """A key with case and underscores folded: vendors log one key as ``app_display_name`` and ``appDisplayName``."""
     return name.replace("_", "").lower()
@@ -145,13 +152,18 @@ def _path(rule: SigmaRule | SigmaCorrelationRule, fallback: str = "?") -> str:
     return str(rule.source.path) if rule.source is not None and rule.source.path is not None else fallback
 
 
-def _rule_line(rule: SigmaRule | SigmaCorrelationRule | None, key: str | None = None, field: str | None = None) -> int | None:
+def _rule_line(rule: SigmaRule | SigmaCorrelationRule | None, key: str | None = None, field: str | None = None,
+               text: str | None = None) -> int | None:
     """Line of a rule (or of one of its keys / detection fields) in its file, for ``file:line`` messages."""
     from temporal_siem.detections.sigma import locate
 
     if rule is None or rule.source is None or rule.source.path is None:
         return None
     title, ident = rule.title, str(rule.id) if rule.id else None
+    if text is not None:
+        line = locate.text_line(rule.source.path, text, title, ident)
+        if line is not None:
+            return line
     if field is not None:
         section = "correlation" if isinstance(rule, SigmaCorrelationRule) else "detection"
         return locate.field_line(rule.source.path, field, title, ident, section=section)
@@ -212,7 +224,9 @@ def _run_validators(rules: list[SigmaRule | SigmaCorrelationRule], strict: bool)
     return problems
 
 
-def _our_checks(rules: list[SigmaRule | SigmaCorrelationRule]) -> list[Problem]:
+def _our_checks(rules: list[SigmaRule | SigmaCorrelationRule],
+                context: list[SigmaRule | SigmaCorrelationRule] | None = None) -> list[Problem]:
+    """Our checks on ``rules``; ``context`` (the shipped pack) only resolves what they reference."""
     from temporal_siem.detections.sigma.pipelines import build_pipeline
     from temporal_siem.detections.sigma.ruleset import Ruleset
 
@@ -220,6 +234,9 @@ def _our_checks(rules: list[SigmaRule | SigmaCorrelationRule]) -> list[Problem]:
     known = schema_fields()
     base = [r for r in rules if isinstance(r, SigmaRule)]
     correlations = [r for r in rules if isinstance(r, SigmaCorrelationRule)]
+    referenced = {ref.reference for c in correlations for ref in c.rules or []}
+    external = [r for r in context or [] if {str(r.id), r.name} & referenced]
+    external_files = {_path(r) for r in external}
     # Uniqueness across everything given.
     seen: dict[str, str] = {}
     for rule in rules:
@@ -234,7 +251,7 @@ def _our_checks(rules: list[SigmaRule | SigmaCorrelationRule]) -> list[Problem]:
     # Logsource routing and field names, on the rule as the engine compiles it (compile() owns the rules it is
     # given and rewrites their field names, so the names as written are collected first).
     written_fields = {id(rule): _original_fields(rule) for rule in base}
-    ruleset = Ruleset.compile(base, [], build_pipeline([], builtin=True))
+    ruleset = Ruleset.compile([*base, *(r for r in external if isinstance(r, SigmaRule))], [], build_pipeline([], builtin=True))
     problems.extend(Problem(e.file, "-", "error", e.error, "compile", e.line) for e in ruleset.errors
                     if "duplicate rule" not in e.error)  # reported above with both files
     by_ref: dict[str, SigmaRule] = {}
@@ -246,6 +263,8 @@ def _our_checks(rules: list[SigmaRule | SigmaCorrelationRule]) -> list[Problem]:
         for key in compiled.refs:
             by_ref[key] = processed
             datasets_by_ref[key] = compiled.datasets or ()
+        if _path(processed) in external_files:
+            continue  # a shipped rule, compiled only to resolve a reference: validated with the pack
         if compiled.datasets is None:
             ls = processed.logsource
             problems.append(Problem(_path(processed), _label(processed), "error",
@@ -261,15 +280,17 @@ def _our_checks(rules: list[SigmaRule | SigmaCorrelationRule]) -> list[Problem]:
                 problems.append(Problem(_path(processed), _label(processed), severity, message, "field",
                                         _rule_line(processed, field=as_written)))
     # Correlations: references, group-by and alias fields.
-    corr_names = {str(c.id) for c in correlations if c.id} | {c.name for c in correlations if c.name}
+    all_correlations = [*correlations, *(r for r in external if isinstance(r, SigmaCorrelationRule))]
+    corr_names = {str(c.id) for c in all_correlations if c.id} | {c.name for c in all_correlations if c.name}
     for corr in correlations:
         targets: list[SigmaRule] = []
         for reference in corr.rules or []:
             if reference.reference in by_ref:
                 targets.append(by_ref[reference.reference])
             elif reference.reference not in corr_names:
-                problems.append(Problem(_path(corr), _label(corr), "error", f"references unknown rule {reference.reference!r}",
-                                        "correlation"))
+                problems.append(Problem(_path(corr), _label(corr), "error", f"references unknown rule {reference.reference!r}"
+                                        f"{_did_you_mean(reference.reference, [*by_ref, *corr_names])}",
+                                        "correlation", _rule_line(corr, key="correlation", text=reference.reference)))
         namespaces = tuple(ns for t in targets for ns in _namespaces(t))
         datasets = tuple(d for r in corr.rules or [] for d in datasets_by_ref.get(r.reference, ()))
         aliases = {a.alias: a for a in corr.aliases} if corr.aliases else {}
@@ -281,12 +302,12 @@ def _our_checks(rules: list[SigmaRule | SigmaCorrelationRule]) -> list[Problem]:
                     if problem is not None:
                         problems.append(Problem(_path(corr), _label(corr), problem[0],
                                                 f"alias {group!r} maps {ref_text}: {problem[1]}", "field",
-                                                _rule_line(corr, field=str(ref_text))))
+                                                _rule_line(corr, key="correlation", text=str(field_name))))
             else:
                 problem = field_problem(group, group, datasets, namespaces, known)
                 if problem is not None:
                     problems.append(Problem(_path(corr), _label(corr), problem[0], f"group-by: {problem[1]}", "field",
-                                            _rule_line(corr, field="group-by")))
+                                            _rule_line(corr, key="correlation", text=group)))
     return problems
 
 
@@ -384,20 +405,33 @@ def _validate(paths: list[str | Path], strict: bool, builtin_rules: bool) -> lis
     rules, problems = _parse(files)
     for rule in rules:
         _ALIASES[(_path(rule), _label(rule))] = tuple(str(a) for a in (rule.id, rule.name, rule.title) if a)
+    context: list[SigmaRule | SigmaCorrelationRule] = []
     if builtin_rules:
         problems.extend(shipped_clashes(rules))
+        context = _shipped_context(rules)
     try:
-        collection = SigmaCollection(list(rules), resolve_references=False)  # type: ignore[arg-type]
+        collection = SigmaCollection([*rules, *context], resolve_references=False)  # type: ignore[list-item]
         for corr in (r for r in rules if isinstance(r, SigmaCorrelationRule)):
             try:
                 corr.resolve_rule_references(collection)
             except (SigmaError, ValueError, KeyError) as exc:
-                problems.append(Problem(_path(corr), _label(corr), "error", f"unresolved reference: {exc}", "correlation"))
+                problems.append(Problem(_path(corr), _label(corr), "error", f"unresolved reference: {exc}", "correlation",
+                                        _rule_line(corr, key="correlation")))
     except (SigmaError, ValueError) as exc:
         problems.append(Problem("-", "-", "error", str(exc), "collection"))
     problems.extend(_run_validators(rules, strict))
-    problems.extend(_our_checks(rules))
+    problems.extend(_our_checks(rules, context))
     return problems
+
+
+def _shipped_context(rules: list[SigmaRule | SigmaCorrelationRule]) -> list[SigmaRule | SigmaCorrelationRule]:
+    """Shipped rules the given ones may reference (they run beside the pack), minus the given files themselves."""
+    from temporal_siem.detections.sigma.loader import BUILTIN_RULES, load_rules
+
+    given = {Path(_path(r)).resolve() for r in rules}
+    loaded = load_rules([BUILTIN_RULES])
+    pack: list[SigmaRule | SigmaCorrelationRule] = [*loaded.rules, *loaded.correlations]
+    return [r for r in pack if Path(_path(r)).resolve() not in given]
 
 
 def register(rsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

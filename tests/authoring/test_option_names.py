@@ -93,3 +93,7 @@ level: high
     assert main(["rules", "test", str(rule_dir)]) == EXIT_OK, capsys.readouterr().out
     assert "2 passed, 0 failed" in capsys.readouterr().out
     assert main(["rules", "test", str(rule_dir), "--no-builtin-rules"]) == EXIT_RULES
+    assert main(["rules", "validate", str(rule_dir)]) == EXIT_OK, capsys.readouterr().out  # the reference resolves
+    capsys.readouterr()
+    assert main(["rules", "validate", str(rule_dir), "--no-builtin-rules"]) == EXIT_RULES
+    assert "twice.yml:8: error: authoring_sink_changed_twice: references unknown rule" in capsys.readouterr().out
