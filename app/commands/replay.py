@@ -77,9 +77,10 @@ def refuse_rule_errors(errors: list[LoadError], allow: bool) -> bool:
     if not errors:
         return False
     for error in errors:
-        (log.warning if allow else log.error)("rule failed to load: %s: %s", error.where, error.error)
-        console.err.print(f"[red]{'warning' if allow else 'error'}:[/] {error.where}: {error.error}", highlight=False,
-                          markup=True, soft_wrap=True)
+        if allow:  # the run goes on: the log (and the summary) keep the record of what did not run
+            log.warning("rule failed to load: %s: %s", error.where, error.error)
+        else:
+            console.err.print(f"[red]error:[/] {error.where}: {error.error}", highlight=False, soft_wrap=True)
     if allow:
         console.err.print(f"[yellow]warning:[/] {len(errors)} rule load error(s); running without those rules (--allow-rule-errors)")
         return False

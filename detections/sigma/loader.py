@@ -7,6 +7,7 @@ mixed into rule directories) are applied to the rules they name without editing 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,8 +169,6 @@ def _condition_errors(rule: SigmaRule | SigmaCorrelationRule | SigmaFilter) -> l
 
 def _error_line(path: Path, error: Exception, title: str | None = None, ident: str | None = None) -> int | None:
     """Best line for a pySigma error: the condition, the quoted key or value it names, else the rule's start."""
-    import re
-
     from sigma.exceptions import SigmaConditionError
 
     if isinstance(error, SigmaConditionError):
@@ -211,7 +210,8 @@ def _prepare(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def _describe(error: Exception) -> str:
-    text = str(error)
+    # pySigma ends messages with " in <file>": the file (and its line) already lead our message.
+    text = re.sub(r" in \S+\.ya?ml$", "", str(error))
     if text.startswith("Unknown modifier '"):  # pySigma's wording; add the nearest real modifiers
         name = text.split("'")[1]
         text = text.replace(f"'{name}'", f"'{name}'{locate.did_you_mean(name, modifier_mapping)}", 1)
@@ -240,7 +240,9 @@ def load_rules(paths: Iterable[str | Path], filter_paths: Iterable[str | Path] =
             try:
                 rule.resolve_rule_references(collection)
             except (SigmaError, ValueError, KeyError) as exc:
-                loaded.errors.append(LoadError(_source(rule), f"correlation {rule.title!r}: {_describe(exc)}"))
+                source = _source(rule)
+                line = _error_line(Path(source), exc, rule.title, str(rule.id) if rule.id else None) if source else None
+                loaded.errors.append(LoadError(source, f"correlation {rule.title!r}: {_describe(exc)}", line))
                 continue
             loaded.correlations.append(rule)
         else:
