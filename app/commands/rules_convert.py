@@ -178,17 +178,22 @@ def _unsupported(exc: Exception) -> bool:
     return isinstance(exc, (SigmaFeatureNotSupportedByBackendError, NotImplementedError)) or "not supported" in str(exc).lower()
 
 
-def convert(paths: list[str | Path], target: str, output_format: str | None = None, extra_pipelines: list[str] | None = None) -> list[Conversion]:
-    """One Conversion per rule; a correlation converts with the rules it references."""
-    from temporal_siem.detections.sigma.loader import load_rules
+def convert(paths: list[str | Path], target: str, output_format: str | None = None, extra_pipelines: list[str] | None = None,
+            builtin_rules: bool = False) -> list[Conversion]:
+    """One Conversion per rule under ``paths``; a correlation converts with the rules it references, which may be
+    shipped rules when ``builtin_rules`` (the rules run beside the pack)."""
+    from temporal_siem.detections.sigma.loader import BUILTIN_RULES, load_rules, rule_files
     from temporal_siem.detections.sigma.ruleset import building_block_refs
 
-    loaded = load_rules(paths)
+    mine = {p.resolve() for p in rule_files(paths)}
+    loaded = load_rules([BUILTIN_RULES, *paths] if builtin_rules else paths)
     pipeline = conversion_pipeline(extra_pipelines or [])
-    results = [Conversion("-", "-", e.where, [], e.error) for e in loaded.errors]
+    results = [Conversion("-", "-", e.where, [], e.error) for e in loaded.errors if Path(e.file).resolve() in mine]
     everything: list[SigmaRule | SigmaCorrelationRule] = [*loaded.rules, *loaded.correlations]
     building_blocks = building_block_refs(loaded.correlations)
     for rule in everything:
+        if rule.source is None or rule.source.path is None or Path(rule.source.path).resolve() not in mine:
+            continue  # a shipped rule loaded only because a converted correlation references it
         rule_id = str(rule.id or rule.name or rule.title)
         source = str(rule.source.path) if rule.source is not None and rule.source.path is not None else "-"
         try:
@@ -247,6 +252,8 @@ def register(rsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     p.add_argument("--output-format", default=None, help="The backend's output format (e.g. siem_rule_ndjson, savedsearches).")
     p.add_argument("--pipeline", action="append", default=[], metavar="FILE", help="Extra pySigma pipeline YAML (applied after ours).")
     add_json_option(p, help_text="One JSON document: per rule its queries, error and notes.")
+    p.add_argument("--no-builtin-rules", action="store_true",
+                   help="Do not resolve correlation references against the shipped pack (the rules replace it).")
     p.add_argument("--skip-unsupported", action="store_true",
                    help="Rules the target cannot express (a correlation type, a modifier) are skipped with a note and do "
                         "not make the exit code non-zero; other failures still do.")
@@ -268,7 +275,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write(f"no such rule directory or file: {', '.join(missing)}\n")
         return EXIT_USAGE
     try:
-        results = convert(paths, target, args.output_format, args.pipeline)
+        results = convert(paths, target, args.output_format, args.pipeline, builtin_rules=not args.no_builtin_rules)
     except PipelineError as exc:
         sys.stderr.write(f"{exc}\n")
         return EXIT_USAGE
