@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -71,9 +73,11 @@ def test_the_daemon_does_not_start_with_a_rule_that_does_not_load(rule_dir: Path
     config = tmp_path / "config.yml"
     config.write_text(f"detection:\n  rules: [{json.dumps(str(rule_dir))}]\nmetrics:\n  enabled: false\n"
                       "ingest:\n  kafka:\n    bootstrap_servers: ['127.0.0.1:1']\n    topics: [{name: t}]\n")
-    assert main(["run", "--config", str(config), "--log-format", "text"]) == EXIT_RULES
-    err = capsys.readouterr().err
-    assert f"rule.yml:{SELECTION_LINE}" in err and "--allow-rule-errors" in err
+    # A subprocess with a timeout: a daemon that starts anyway would wait for the (absent) broker forever.
+    result = subprocess.run([sys.executable, "-m", "temporal_siem", "run", "--config", str(config), "--log-format", "text"],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == EXIT_RULES, result.stderr[-2000:]
+    assert f"rule.yml:{SELECTION_LINE}" in result.stderr and "--allow-rule-errors" in result.stderr
 
 
 def test_the_daemon_starts_with_allowed_rule_errors(rule_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
