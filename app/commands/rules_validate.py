@@ -174,14 +174,10 @@ def _rule_line(rule: SigmaRule | SigmaCorrelationRule | None, key: str | None = 
 
 def _validators() -> list[tuple[str, Any]]:
     from sigma.validators.core import validators as core
+    from sigma.validators.sigmahq import validators as sigmahq  # pinned dependency: SigmaHQ's conventions, as `sigma check`
 
     found: dict[str, Any] = dict(core)
-    try:
-        from sigma.validators.sigmahq import validators as sigmahq
-
-        found.update(sigmahq)
-    except ImportError:  # optional package
-        pass
+    found.update(sigmahq)
     return [(name, cls) for name, cls in sorted(found.items()) if name not in SKIPPED_VALIDATORS]
 
 
