@@ -1,7 +1,8 @@
 """``temporal-siem rules test DIR...``: run every rule's test events through the real engine.
 
-Test files sit beside the rules they test: ``foo.yml`` is tested by ``foo.tests.json`` (the rule loader only
-reads ``.yml``/``.yaml``, so test files never load as rules). Layout (docs/rule-authoring.md)::
+Test files sit beside the rules they test: ``foo.yml`` is tested by ``foo.tests.yml`` or ``foo.tests.json`` (the
+rule loader skips ``*.tests.*``, so test files never load as rules). ``--new-case FILE:LINE`` writes a case from a
+log record. Layout (docs/rule-authoring.md), in JSON or the same keys in YAML::
 
     {"defaults": {"event.dataset": "temporal_cloud.audit"},      # merged into every event (optional)
      "cases": [

@@ -6,12 +6,15 @@ Three layers, each problem one line ``file:line: severity: rule: message [check]
 * pySigma's validators and the SigmaHQ validators package, minus the ones that download reference data at
   run time (ATT&CK / D3FEND / SigmaHQ taxonomies: CI has no network) and the SigmaHQ repository's own naming
   conventions (file names) and ``number_as_string`` (our ``error.code`` is a string on purpose);
-* ours: every field a rule uses, after the built-in pipeline's mappings, exists in the normalized schema or in the
-  vendor namespace of the rule's logsource; the logsource is one the engine routes; ids and names are unique
-  across every directory given; correlation references resolve, and their group-by / alias fields exist.
+* ours: every field a rule uses, after the built-in pipeline's mappings, is in the normalized schema or in the
+  field catalog of the rule's datasets (generated from samples/ through the parsers: ``rules fields``), with
+  "did you mean" for near misses; the logsource is one the engine routes; ids and names are unique across every
+  directory given and against the shipped pack the rules run beside; correlation references resolve (to the
+  given rules or shipped ones), and their group-by / alias fields exist.
 
 Errors (exit 3): parse errors, our checks, and validator issues of severity high. Medium and lower are
-warnings (exit 0) unless ``--strict``.
+warnings (exit 0) unless ``--strict`` or ``--fail-on warning``. ``--exclusions FILE`` drops accepted findings per
+rule (as ``sigma check``); ``--junit FILE`` writes JUnit XML for CI.
 """
 
 from __future__ import annotations
