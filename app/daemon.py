@@ -24,6 +24,9 @@ from typing import Any
 from kafka.errors import KafkaConnectionError, KafkaTimeoutError
 from temporal_siem.detections.base import Detector
 from temporal_siem.detections.factory import build_ruleset, new_detector
+from temporal_siem.detections.sigma.loader import LoadError
+from temporal_siem.detections.sigma.pipelines import PipelineError
+from temporal_siem.detections.sigma.ruleset import Ruleset
 from temporal_siem.ingest.kafka.client import KafkaAuthenticationError, authentication_error, connection_options, ensure_topic
 from temporal_siem.ingest.kafka.source import KafkaSource, TopicFormats
 from temporal_siem.kernel import metrics
@@ -47,12 +50,32 @@ class DaemonConfigError(ValueError):
     """The configuration cannot run (exit 2)."""
 
 
-def detector_factory(settings: Settings) -> Callable[[], Detector]:
-    """Compile the rules once; every partition gets a fresh detector over the shared ruleset."""
+class RuleLoadErrors(DaemonConfigError):
+    """Rules named in the configuration failed to load: the daemon does not start (exit 3) unless
+    ``detection.allow_rule_errors``, so a rule believed to be running never silently is not."""
+
+    def __init__(self, errors: list[LoadError]) -> None:
+        super().__init__(f"{len(errors)} rule load error(s): " + "; ".join(f"{e.where}: {e.error}" for e in errors))
+        self.errors = errors
+
+
+def compile_rules(settings: Settings) -> Ruleset:
+    """The shared ruleset; load errors are logged with file:line and stop the start unless allowed."""
     detection = settings.detection
-    options = detection.model_dump()
     ruleset = build_ruleset(detection.rules, detection.builtin_rules, detection.pipelines, detection.filters)
-    return lambda: new_detector(ruleset, options)
+    for error in ruleset.errors:
+        (log.warning if detection.allow_rule_errors else log.error)(
+            "rule failed to load: %s: %s", error.where, error.error, extra={"rule_file": error.file, "rule_line": error.line})
+    if ruleset.errors and not detection.allow_rule_errors:
+        raise RuleLoadErrors(list(ruleset.errors))
+    return ruleset
+
+
+def detector_factory(settings: Settings, ruleset: Ruleset | None = None) -> Callable[[], Detector]:
+    """Compile the rules once; every partition gets a fresh detector over the shared ruleset."""
+    options = settings.detection.model_dump()
+    compiled = ruleset if ruleset is not None else compile_rules(settings)
+    return lambda: new_detector(compiled, options)
 
 
 class Daemon:
@@ -69,6 +92,10 @@ class Daemon:
             self.sinks_events = [build_sink(c, "events", f"sinks.events[{i}]") for i, c in enumerate(settings.sinks.events)]
             self.sink_dead_letter = None if self.cfg.dead_letter_topic else build_sink(settings.sinks.dead_letter, "dead_letter", "sinks.dead_letter")
         except (KeyError, ValueError) as exc:
+            raise DaemonConfigError(str(exc)) from exc
+        try:
+            self.ruleset = compile_rules(settings)  # before Kafka: a rule that does not load stops the start at once
+        except PipelineError as exc:
             raise DaemonConfigError(str(exc)) from exc
         self.metrics_port = settings.metrics.port if metrics_port is None else metrics_port
         self.source: KafkaSource | None = None
@@ -102,7 +129,7 @@ class Daemon:
         if cfg.dead_letter_topic:
             ensure_topic(self.connection, cfg.dead_letter_topic)
         self.store = store
-        make_detector = detector_factory(settings)
+        make_detector = detector_factory(settings, self.ruleset)
         sinks_alerts, sinks_events = self.sinks_alerts, self.sinks_events
         self.delivery_sinks = [*sinks_alerts, *sinks_events]
         source_class: type[KafkaSource] = KafkaSource
