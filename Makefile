@@ -62,8 +62,8 @@ bench: venv
 	$(BIN)/python bench/run.py
 
 docs: venv
-	$(BIN)/temporal-siem schema --format markdown > docs/schema.md
-	$(BIN)/temporal-siem schema --format json-schema > docs/schema.json
+	$(BIN)/temporal-siem schema --output-format markdown > docs/schema.md
+	$(BIN)/temporal-siem schema --output-format json-schema > docs/schema.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache alerts.jsonl dead-letter.jsonl

@@ -25,9 +25,31 @@ COMMAND_MODULES = (
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_RULES, EXIT_ALERT = 0, 1, 2, 3, 10
 
 
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(text: str) -> str:
+    """A log level name, any case; anything else is a usage error (exit 2), not a traceback."""
+    level = text.upper()
+    if level not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"unknown log level {text!r}; choose one of {', '.join(LOG_LEVELS)}")
+    return level
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("temporal-siem")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="temporal-siem", description="Sigma detection engine for the logs around Temporal.")
-    parser.add_argument("--log-level", default="WARNING", help="Python log level for diagnostics on stderr.")
+    parser.add_argument("--log-level", default="WARNING", type=_log_level, metavar="LEVEL",
+                        help=f"Log level for diagnostics on stderr: {', '.join(LOG_LEVELS)} (default WARNING).")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub)
@@ -37,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         code: int = args.handler(args)

@@ -24,8 +24,10 @@ import time
 from typing import Any
 
 from temporal_siem.detections.factory import build_ruleset
+from temporal_siem.detections.sigma.loader import LoadError
+from temporal_siem.detections.sigma.pipelines import PipelineError
 from temporal_siem.detections.sigma.ruleset import Ruleset
-from temporal_siem.ingest.kafka.client import connection_options
+from temporal_siem.ingest.kafka.client import KafkaAuthenticationError, authentication_error, connection_options
 from temporal_siem.ingest.kafka.source import TopicFormats
 from temporal_siem.kernel import metrics
 from temporal_siem.kernel.config import Settings
@@ -43,6 +45,27 @@ class DaemonConfigError(ValueError):
     """The configuration cannot run (exit 2)."""
 
 
+class RuleLoadErrors(DaemonConfigError):
+    """Rules named in the configuration failed to load: the daemon does not start (exit 3) unless
+    ``detection.allow_rule_errors``, so a rule believed to be running never silently is not."""
+
+    def __init__(self, errors: list[LoadError]) -> None:
+        super().__init__(f"{len(errors)} rule load error(s): " + "; ".join(f"{e.where}: {e.error}" for e in errors))
+        self.errors = errors
+
+
+def compile_rules(settings: Settings) -> Ruleset:
+    """The shared ruleset; load errors are logged with file:line and stop the start unless allowed."""
+    detection = settings.detection
+    ruleset = build_ruleset(detection.rules, detection.builtin_rules, detection.pipelines, detection.filters)
+    for error in ruleset.errors:
+        (log.warning if detection.allow_rule_errors else log.error)(
+            "rule failed to load: %s: %s", error.where, error.error, extra={"rule_file": error.file, "rule_line": error.line})
+    if ruleset.errors and not detection.allow_rule_errors:
+        raise RuleLoadErrors(list(ruleset.errors))
+    return ruleset
+
+
 class Daemon:
     def __init__(self, settings: Settings, *, metrics_port: int | None = None) -> None:
         self.settings = settings
@@ -56,11 +79,14 @@ class Daemon:
             self.sink_dead_letter = None if self.cfg.dead_letter_topic else build_sink(settings.sinks.dead_letter, "dead_letter", "sinks.dead_letter")
         except (KeyError, ValueError) as exc:
             raise DaemonConfigError(str(exc)) from exc
+        try:
+            self._ruleset: Ruleset | None = compile_rules(settings)  # before Kafka: a rule that does not load stops the start at once
+        except PipelineError as exc:
+            raise DaemonConfigError(str(exc)) from exc
         self.metrics_port = settings.metrics.port if metrics_port is None else metrics_port
         self.alerts = SinkAdapter(self.sinks_alerts, "alerts")
         self.events = SinkAdapter(self.sinks_events, "events") if self.sinks_events else None
         self.dead_letters = SinkAdapter([self.sink_dead_letter], "dead letters") if self.sink_dead_letter is not None else None
-        self._ruleset: Ruleset | None = None
         self.runtime: StreamRuntime | None = None
         self.ops: OpsServer | None = None
         self._signals = 0
@@ -86,6 +112,7 @@ class Daemon:
         outlives broker restarts and starts before its brokers do); None if asked to stop meanwhile."""
         from confluent_kafka import KafkaException
 
+        self._check_credentials()
         delay = 1.0
         while not self._stop_requested.is_set():
             try:
@@ -95,6 +122,7 @@ class Daemon:
                 # The watermark is a minimum over every input partition: all of them must be known before starting.
                 log.warning("input topics not there yet (%s): retrying in %.0f s", ", ".join(missing) or "no topic matches a pattern", delay)
             except KafkaException as exc:
+                self._check_credentials()  # a refused password can look like an outage
                 log.warning("Kafka is not reachable (%s): retrying in %.0f s", exc, delay,
                             extra={"bootstrap_servers": self.cfg.bootstrap_servers})
             if self._stop_requested.wait(delay):
@@ -102,10 +130,16 @@ class Daemon:
             delay = min(delay * 2, 30.0)
         return None
 
+    def _check_credentials(self) -> None:
+        refused = authentication_error(self.cfg)
+        if refused is not None:
+            raise KafkaAuthenticationError(
+                f"the Kafka brokers refused the SASL credentials of ingest.kafka (sasl_username {self.cfg.sasl_username!r}, "
+                f"{self.cfg.sasl_mechanism} over {self.cfg.security_protocol}): {refused}")
+
     def _build(self, partitions: dict[str, int]) -> StreamRuntime:
         if self._ruleset is None:
-            detection = self.settings.detection
-            self._ruleset = build_ruleset(detection.rules, detection.builtin_rules, detection.pipelines, detection.filters)
+            self._ruleset = compile_rules(self.settings)
         return StreamRuntime(self.settings, self._ruleset, alerts=self.alerts, events=self.events, dead_letters=self.dead_letters,
                              input_partitions=partitions, on_loop=self._on_loop)
 
@@ -177,7 +211,12 @@ class Daemon:
         delay = 1.0
         try:
             while not self._stop_requested.is_set():
-                partitions = self._inputs_when_kafka_answers()
+                try:
+                    partitions = self._inputs_when_kafka_answers()
+                except KafkaAuthenticationError as exc:
+                    log.error("configuration error: %s", exc)  # nothing was consumed
+                    code = EXIT_USAGE
+                    break
                 if partitions is None:
                     log.info("stopped before Kafka answered")
                     break

@@ -1,7 +1,7 @@
 """Sink throughput: alerts/s a sink accepts, end to end (encoding, HTTP/TCP, server acknowledgement).
 
     .venv/bin/python bench/sink_bench.py [--alerts N] [--batch B] [--chunk-size C] [--concurrency K]
-                                         [--sinks elasticsearch,syslog,kafka] [--url URL]
+                                         [--sinks elasticsearch,opensearch,syslog,kafka] [--url URL]
 
 The alerts are the real alerts of a replay of samples/, cloned with fresh ids up to N. Elasticsearch is
 measured twice: first delivery (every document created) and a full re-delivery (every document a 409
@@ -65,6 +65,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=2, help="Elasticsearch: bulk requests in flight")
     parser.add_argument("--sinks", default="elasticsearch")
     parser.add_argument("--url", default="http://127.0.0.1:9200")
+    parser.add_argument("--opensearch-url", default="https://127.0.0.1:9210")
     args = parser.parse_args()
     alerts = sample_alerts(args.alerts)
     print(f"{len(alerts)} alerts, batch {args.batch}")
@@ -87,6 +88,28 @@ def main() -> None:
             client.close()
             print(f"elasticsearch  chunk {args.chunk_size} x {args.concurrency}: {len(alerts) / first:9.0f} alerts/s "
                   f"(re-delivery, all 409: {len(alerts) / again:9.0f} alerts/s); stored {stored}")
+        elif name == "opensearch":
+            # The node of scripts/services/opensearch.sh: HTTPS, its generated CA and user.
+            from temporal_siem.sinks.opensearch import OpenSearchClient, OpenSearchSink
+
+            state = Path(__file__).resolve().parents[1] / ".services" / "opensearch"
+            auth = dict(line.split("=", 1) for line in (state / "default" / "auth.env").read_text().splitlines() if "=" in line)
+            index = f"tsiem-bench-{uuid.uuid4().hex[:8]}"
+            options: dict[str, Any] = {"username": auth["OPENSEARCH_USERNAME"], "password": auth["OPENSEARCH_PASSWORD"],
+                                       "ca_certs": str(state / "tls" / "ca.pem")}
+            sink = OpenSearchSink(args.opensearch_url, index=index, chunk_size=args.chunk_size, concurrency=args.concurrency, **options)
+            sink.open()
+            first = timed(sink, alerts, args.batch)
+            again = timed(sink, alerts, args.batch)
+            sink.close()
+            stored = sink.stats["delivered"]
+            cleanup = OpenSearchSink(args.opensearch_url, index=index, **options)._make_client()
+            assert isinstance(cleanup, OpenSearchClient)
+            cleanup.client.indices.delete(index=index)
+            cleanup.client.indices.delete_index_template(name=index)
+            cleanup.close()
+            print(f"opensearch (https) chunk {args.chunk_size} x {args.concurrency}: {len(alerts) / first:9.0f} alerts/s "
+                  f"(re-delivery, all 409: {len(alerts) / again:9.0f} alerts/s); delivered {stored}")
         elif name == "syslog":
             from temporal_siem.sinks.syslog import SyslogSink
 

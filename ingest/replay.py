@@ -40,9 +40,16 @@ class ReplaySource(Source):
         self._progress: dict[str, int] = {}
         self.bytes_total = 0
         self.bytes_read = 0
+        self._files: list[str] | None = None
 
     # -- discovery --------------------------------------------------------------------------
     def files(self) -> list[str]:
+        """The files to read, resolved once (a missing path is one dead letter, however often this is asked)."""
+        if self._files is None:
+            self._files = self._discover()
+        return self._files
+
+    def _discover(self) -> list[str]:
         found: list[str] = []
         for path in self.paths:
             if path == "-":
@@ -96,7 +103,11 @@ class ReplaySource(Source):
 
     def _open(self, name: str) -> IO[bytes]:
         if name == "-":
-            return sys.stdin.buffer
+            stdin: Any = sys.stdin.buffer
+            reader = stdin if hasattr(stdin, "peek") else io.BufferedReader(stdin)
+            if reader.peek(2)[:2] == b"\x1f\x8b":  # gzip on stdin (zcat-less pipelines), as for files
+                return gzip.GzipFile(fileobj=reader)  # type: ignore[return-value]
+            return reader  # type: ignore[no-any-return]
         raw = open(name, "rb")  # noqa: SIM115 - closed by caller
         magic = raw.read(2)
         raw.seek(0)
@@ -120,8 +131,8 @@ class ReplaySource(Source):
             where = Origin(name, line=last_line + 1) if last_line else Origin(name)
             self._dead.append(DeadLetter("read error", "ingest", where, detail=f"{type(exc).__name__}: {exc}"))
         finally:
-            if stream is not sys.stdin.buffer:
-                stream.close()
+            if name != "-" or isinstance(stream, gzip.GzipFile):
+                stream.close()  # a GzipFile over stdin closes itself only, never stdin
 
     def _frame(self, name: str, stream: IO[bytes]) -> Iterator[RawRecord]:
         reader: Any = stream if hasattr(stream, "peek") else io.BufferedReader(stream)  # type: ignore[arg-type]

@@ -108,6 +108,7 @@ class DetectionConfig(BaseModel):
     builtin_rules: bool = True
     pipelines: list[str] = Field([], description="Extra pySigma processing pipeline YAML files.")
     filters: list[str] = Field([], description="Directories of Sigma meta-filter rules.")
+    allow_rule_errors: bool = Field(False, description="Run even when a rule fails to load (replay and run otherwise stop with exit 3).")
     correlation: CorrelationConfig = CorrelationConfig()
 
 

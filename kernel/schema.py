@@ -239,6 +239,20 @@ class TemporalApiKey(_Closed):
     age_days: float | None = Field(None, description="Days from created_at to this record's time (enrichment: API-key registry).")
 
 
+class TemporalTarget(_Open):
+    """The object acted upon when it is not a user. Open: a parser may add what a new object type carries, and
+    ``rules validate`` still knows these names (and suggests them for near misses)."""
+
+    type: str | None = Field(None, description="api_key | service_account | user_group | export_sink | connectivity_rule | pki_role | certificate ...")
+    id: str | list[str] | None = Field(None, description="Object id (API key id, certificate serial...); a list when a record names several.")
+    name: str | None = Field(None, description="Display name (service account, sink, PKI role...).")
+    owner_type: str | None = Field(None, description="API keys: user | serviceaccount.")
+    owner_id: str | None = Field(None, description="API keys: the owner's id.")
+    disabled: bool | None = Field(None, description="API keys: the key is disabled.")
+    expiry_time: datetime | None = Field(None, description="API keys: when the key expires.")
+    common_name: str | None = Field(None, description="Vault PKI: the certificate's common name.")
+
+
 class TemporalKey(_Closed):
     """An encryption key used by a payload codec: a KMS key, a Vault transit key."""
 
@@ -310,7 +324,7 @@ class Temporal(_Closed):
     auth_method: str | None = Field(None, description="mtls | api_key | jwt | saml | password, where known.")
     workflow_id: str | None = None
     run_id: str | None = None
-    target: dict[str, Any] | None = Field(None, description="Object acted upon when not a user: service account, user group, sink, connectivity rule.")
+    target: TemporalTarget | None = Field(None, description="Object acted upon when not a user: service account, user group, sink, connectivity rule.")
     clock_skew_seconds: float | None = Field(
         None, description="Receive time minus @timestamp, when a trustworthy receive time exists (enrichment, docs/rule-authoring.md).")
     certificate_days_to_expiry: float | None = Field(

@@ -42,6 +42,18 @@ RETRYABLE_ITEM = frozenset({403, 408, 429, 500, 502, 503, 504})  # 403: cluster 
 MAX_REASON = 500
 
 
+def root_cause(body: Any) -> str:
+    """The innermost ``caused_by`` reason of an error body: the outer one is often only "template after
+    composition is invalid" where the inner one names the field and the type the server does not know."""
+    error = body.get("error") if isinstance(body, dict) else None
+    found = ""
+    while isinstance(error, dict):
+        if error.get("reason"):
+            found = f"{error.get('type', 'error')}: {error['reason']}"
+        error = error.get("caused_by")
+    return found
+
+
 class TransientError(Exception):
     """The request as a whole failed in a way worth retrying (connection, timeout, 429, 5xx)."""
 
@@ -62,6 +74,10 @@ class BulkClient(ABC):
 
     @abstractmethod
     def create_data_stream(self, name: str) -> None: ...
+
+    @abstractmethod
+    def data_stream_api_missing(self, name: str) -> str | None:
+        """Why the server cannot serve data streams (no ``_data_stream`` API), or None if it can."""
 
     @abstractmethod
     def close(self) -> None: ...
@@ -122,7 +138,8 @@ class ElasticsearchClient(BulkClient):
             status = exc.meta.status
             if status in (408, 413, 429) or status >= 500:
                 raise TransientError(f"HTTP {status}: {str(exc)[:MAX_REASON]}") from exc
-            raise PermanentError(f"HTTP {status}: {str(exc)[:MAX_REASON]}") from exc
+            cause = root_cause(exc.body)
+            raise PermanentError(f"HTTP {status}: {str(exc)[:MAX_REASON]}" + (f" (cause: {cause[:MAX_REASON]})" if cause else "")) from exc
 
     def bulk(self, body: bytes, refresh: str | None) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"operations": body, "filter_path": "errors,items.*.status,items.*.error"}
@@ -145,8 +162,26 @@ class ElasticsearchClient(BulkClient):
             if not (isinstance(cause, BadRequestError) and "already_exists" in str(cause)):
                 raise
 
+    def data_stream_api_missing(self, name: str) -> str | None:
+        return probe_data_stream_api(self._call, self.client.indices.get_data_stream, name)
+
     def close(self) -> None:
         self.client.close()
+
+
+def probe_data_stream_api(call: Any, get_data_stream: Any, name: str) -> str | None:
+    """GET _data_stream/<name>: 200, or 404 because that stream does not exist yet, means the API is there.
+    A server without it (Elasticsearch without its data-streams module answers 405 "Incorrect HTTP method")
+    would still auto-create a data stream from the template on the first write, but nothing could list,
+    create or delete it: half-working, hence refused up front."""
+    try:
+        call(get_data_stream, name=name)
+    except PermanentError as exc:
+        text = str(exc)
+        if text.startswith("HTTP 404") and "index_not_found" in text:
+            return None
+        return text
+    return None
 
 
 @dataclass(slots=True)
@@ -176,6 +211,8 @@ class BulkIndexSink(Sink):
     """Elasticsearch-API bulk indexing; subclasses choose the client library."""
 
     name: ClassVar[str] = "elasticsearch"
+    #: The server's mapping type for an object of any shape stored as one field (see sinks/templates).
+    flat_type: ClassVar[str] = "flattened"
 
     def __init__(self, hosts: list[str] | str = "http://127.0.0.1:9200", *, role: str = "alerts",
                  index: str | None = None, id_field: str | None = "", data_stream: bool = False,
@@ -242,8 +279,16 @@ class BulkIndexSink(Sink):
         body = (dead_letter_template(pattern, data_stream=self.data_stream, priority=self.template_priority)
                 if self.role == "dead_letter" else
                 index_template(pattern, data_stream=self.data_stream, shards=self.shards, replicas=self.replicas,
-                               priority=self.template_priority))
+                               priority=self.template_priority, flat_type=self.flat_type))
         try:
+            if self.data_stream:
+                missing = self._client.data_stream_api_missing(self.index)
+                if missing is not None:
+                    raise SinkError(
+                        f"{self.name}: data_stream is true but {', '.join(self.hosts)} has no data stream API ({missing}). "
+                        "Elasticsearch serves data streams through its data-streams module (part of every Elastic "
+                        "distribution, absent from a node assembled from Maven Central jars); OpenSearch has them "
+                        "built in. Set data_stream: false to write to a plain index.")
             self._client.put_index_template(self.template_name, body)
             if self.data_stream:
                 self._client.create_data_stream(self.index)

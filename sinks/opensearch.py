@@ -8,7 +8,16 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from temporal_siem.sinks.elasticsearch import MAX_REASON, BulkClient, BulkIndexSink, ConnectionOptions, PermanentError, TransientError
+from temporal_siem.sinks.elasticsearch import (
+    MAX_REASON,
+    BulkClient,
+    BulkIndexSink,
+    ConnectionOptions,
+    PermanentError,
+    TransientError,
+    probe_data_stream_api,
+    root_cause,
+)
 
 
 class OpenSearchClient(BulkClient):
@@ -49,7 +58,8 @@ class OpenSearchClient(BulkClient):
             status = exc.status_code if isinstance(exc.status_code, int) else 0
             if status in (0, 408, 413, 429) or status >= 500:
                 raise TransientError(f"HTTP {status}: {str(exc)[:MAX_REASON]}") from exc
-            raise PermanentError(f"HTTP {status}: {str(exc)[:MAX_REASON]}") from exc
+            cause = root_cause(exc.info)
+            raise PermanentError(f"HTTP {status}: {str(exc)[:MAX_REASON]}" + (f" (cause: {cause[:MAX_REASON]})" if cause else "")) from exc
 
     def bulk(self, body: bytes, refresh: str | None) -> dict[str, Any]:
         params: dict[str, Any] = {"filter_path": "errors,items.*.status,items.*.error"}
@@ -68,12 +78,16 @@ class OpenSearchClient(BulkClient):
             if "already_exists" not in str(exc) and "already exists" not in str(exc):
                 raise
 
+    def data_stream_api_missing(self, name: str) -> str | None:
+        return probe_data_stream_api(self._call, self.client.indices.get_data_stream, name)
+
     def close(self) -> None:
         self.client.close()
 
 
 class OpenSearchSink(BulkIndexSink):
     name: ClassVar[str] = "opensearch"
+    flat_type: ClassVar[str] = "flat_object"  # OpenSearch 2.7+; it has no ``flattened``
 
     def _make_client(self) -> BulkClient:
         return OpenSearchClient(self.connection)

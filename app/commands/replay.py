@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import TYPE_CHECKING, Any
 
 from temporal_siem import console
-from temporal_siem.cli import EXIT_ALERT, EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from temporal_siem.cli import EXIT_ALERT, EXIT_FAILURE, EXIT_OK, EXIT_RULES, EXIT_USAGE
 from temporal_siem.commands.alert_views import ALERT_FORMATS, AlertFilter, FilteredDetector, alert_file_sink, parse_time_bound
+from temporal_siem.commands.options import add_rule_options
 from temporal_siem.detections.base import Detector
 from temporal_siem.detections.factory import build_detector
+from temporal_siem.detections.sigma.loader import LoadError
 from temporal_siem.ingest.replay import ReplaySource
 from temporal_siem.kernel.config import Settings, load_settings
 from temporal_siem.kernel.schema import SEVERITY_BY_LEVEL
@@ -19,6 +22,8 @@ from temporal_siem.sinks.base import Sink
 from temporal_siem.sinks.file import FileSink
 from temporal_siem.sinks.lazy_file import LazyFileSink
 
+log = logging.getLogger("temporal_siem.replay")
+
 if TYPE_CHECKING:
     from temporal_siem.report.collect import EventRecorder
 
@@ -27,8 +32,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser("replay", help="Replay log files through the parsers and Sigma rules.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="Files or directories (recursive), .gz, or - for stdin.")
     add_common_input_options(p)
-    p.add_argument("--rules", action="append", default=[], metavar="DIR", help="Extra Sigma rule directory (repeatable).")
-    p.add_argument("--no-builtin-rules", action="store_true", help="Do not load detections/rules.")
+    add_rule_options(p)
+    add_rule_error_option(p)
     p.add_argument("--pipeline", action="append", default=[], metavar="FILE", help="Extra pySigma pipeline YAML (repeatable).")
     p.add_argument("--filters", action="append", default=[], metavar="DIR", help="Sigma meta-filter rules (repeatable).")
     p.add_argument("--alerts", metavar="FILE", help="Write alerts to FILE (JSON Lines unless --alerts-format says otherwise).")
@@ -60,11 +65,71 @@ def add_common_input_options(p: argparse.ArgumentParser) -> None:
                    help="Where records that cannot be handled go (default: dead-letter.jsonl, created only if needed).")
 
 
+def add_rule_error_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--allow-rule-errors", action="store_true",
+                   help="Run even when a rule fails to load (the summary and the log list them); by default such a run "
+                        "stops with exit 3, so a rule you believe runs never silently does not.")
+
+
+def refuse_rule_errors(errors: list[LoadError], allow: bool) -> bool:
+    """Every rule the user named either runs or stops the run: print each load error as ``file:line: reason``
+    and return True when the run must stop (exit 3); with ``allow``, log them as warnings and go on."""
+    if not errors:
+        return False
+    for error in errors:
+        if allow:  # the run goes on: the log (and the summary) keep the record of what did not run
+            log.warning("rule failed to load: %s: %s", error.where, error.error)
+        else:
+            console.err.print(f"[red]error:[/] {error.where}: {error.error}", highlight=False, soft_wrap=True)
+    if allow:
+        console.err.print(f"[yellow]warning:[/] {len(errors)} rule load error(s); running without those rules (--allow-rule-errors)")
+        return False
+    console.err.print(f"[red]error:[/] {len(errors)} rule load error(s): fix them, or pass --allow-rule-errors to run without them")
+    return True
+
+
+REPLAY_LATENESS = -1.0
+
+
+def file_lateness(settings: Settings) -> float:
+    """The correlation lateness of a run over files (replay, rules health): unbounded unless the configuration
+    sets one. A file is finite, so correlation state can wait for its end and files correlate in event time
+    whatever their order (docs/correlation.md); the daemon keeps the configured default (a stream never ends)."""
+    correlation = settings.detection.correlation
+    if "allowed_lateness_seconds" in correlation.model_fields_set:
+        return float(correlation.allowed_lateness_seconds)
+    return REPLAY_LATENESS
+
+
+def file_detection_options(settings: Settings) -> dict[str, Any]:
+    """Detector options for a run over files: the configuration with :func:`file_lateness`."""
+    options = settings.detection.model_dump()
+    options["correlation"]["allowed_lateness_seconds"] = file_lateness(settings)
+    return options
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     return load_settings(getattr(args, "config", None))
 
 
+def check_input_paths(paths: list[str]) -> bool:
+    """False (after saying why) when a path to read does not exist: a replay of nothing is not a clean replay.
+    A directory with no file to read is a warning."""
+    from pathlib import Path
+
+    missing = [p for p in paths if p != "-" and not Path(p).exists()]
+    if missing:
+        console.err.print(f"[red]error:[/] no such file or directory: {', '.join(missing)}", highlight=False)
+        return False
+    for path in paths:
+        if path != "-" and Path(path).is_dir() and not ReplaySource([path]).files():
+            console.err.print(f"[yellow]warning:[/] {path}: no files to read in this directory", highlight=False)
+    return True
+
+
 def run(args: argparse.Namespace) -> int:
+    if not check_input_paths(args.paths):
+        return EXIT_USAGE
     try:
         settings = settings_from(args)
         fmt = args.format or settings.parsing.format
@@ -78,17 +143,18 @@ def run(args: argparse.Namespace) -> int:
 
         return replay_to_kafka(args.paths, args.to_kafka, settings, fmt, rate=args.rate)
     detection = settings.detection
-    options = detection.model_dump()
-    if "allowed_lateness_seconds" not in detection.correlation.model_fields_set:
-        # A replay is finite: correlation state waits for the end, so files correlate in event time (docs/correlation.md).
-        options["correlation"]["allowed_lateness_seconds"] = -1
-    detector: Detector = build_detector(
+    options = file_detection_options(settings)
+    sigma_detector = build_detector(
         [*detection.rules, *args.rules],
         builtin_rules=detection.builtin_rules and not args.no_builtin_rules,
         pipelines=[*detection.pipelines, *args.pipeline],
         filters=[*detection.filters, *args.filters],
         options=options,
     )
+    detector: Detector = sigma_detector
+    rule_errors = list(sigma_detector.ruleset.errors)
+    if refuse_rule_errors(rule_errors, args.allow_rule_errors or detection.allow_rule_errors):
+        return EXIT_RULES
     recorder: EventRecorder | None = None
     try:
         start = parse_time_bound(args.time_from) if args.time_from else None
@@ -132,7 +198,7 @@ def run(args: argparse.Namespace) -> int:
                             on_batch=lambda stats, batch: advance(source.bytes_read))
         stats = pipeline.run()
     written = dead_letter.written if isinstance(dead_letter, LazyFileSink) else bool(stats.dead_lettered)
-    report(args, stats, collected, dead_path if written else None)
+    report(args, stats, collected, dead_path if written else None, rule_errors)
     if recorder is not None and not write_html_report(args, stats, collected.alerts, recorder):
         return EXIT_FAILURE
     return exit_code(args, collected)
@@ -159,17 +225,26 @@ class AlertKeeper:
             self.alerts = console.most_important(self.alerts, self.top)
 
 
-def report(args: argparse.Namespace, stats: RunStats, alerts: AlertKeeper, dead_path: str | None) -> None:
+def report(args: argparse.Namespace, stats: RunStats, alerts: AlertKeeper, dead_path: str | None,
+           rule_errors: list[LoadError] | None = None) -> None:
+    rule_errors = rule_errors or []
     if args.summary_json:
         import orjson
 
+        summary = stats.as_dict()
+        summary["rule_load_errors"] = [e.as_dict() for e in rule_errors]
         with open(args.summary_json, "wb") as handle:
-            handle.write(orjson.dumps(stats.as_dict(), option=orjson.OPT_INDENT_2))
+            handle.write(orjson.dumps(summary, option=orjson.OPT_INDENT_2))
     if args.quiet:
         return
     if alerts.count:
         console.out.print(console.alert_table(alerts.alerts, total=alerts.count))
-    console.err.print(console.summary_table(stats, dead_path))
+    table = console.summary_table(stats, dead_path)
+    if rule_errors:
+        table.add_row("[red]rules that did not load[/]", f"[red]{len(rule_errors)}[/]")
+        for error in rule_errors[:8]:
+            table.add_row(f"  {error.where}", "")
+    console.err.print(table)
 
 
 def write_html_report(args: argparse.Namespace, stats: RunStats, alerts: list[dict[str, Any]], recorder: EventRecorder) -> bool:

@@ -7,12 +7,14 @@ import importlib
 
 RULE_COMMAND_MODULES: tuple[str, ...] = (
     "temporal_siem.commands.rules_list",
+    "temporal_siem.commands.rules_fields",
     "temporal_siem.commands.rules_health",
     "temporal_siem.commands.rules_validate",
     "temporal_siem.commands.rules_test",
     "temporal_siem.commands.rules_explain",
     "temporal_siem.commands.rules_convert",
     "temporal_siem.commands.rules_coverage",
+    "temporal_siem.commands.rules_watch",
 )
 
 

@@ -14,6 +14,7 @@ import orjson
 from rich.table import Table
 from temporal_siem import console
 from temporal_siem.cli import EXIT_OK, EXIT_RULES
+from temporal_siem.commands.options import add_rule_options
 
 TACTICS = ("reconnaissance", "resource-development", "initial-access", "execution", "persistence", "privilege-escalation",
            "defense-evasion", "credential-access", "discovery", "lateral-movement", "collection", "command-and-control",
@@ -26,7 +27,7 @@ LAYER_VERSION = "4.5"
 def register(rsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = rsub.add_parser("coverage", help="ATT&CK techniques the rules cover (table, or an ATT&CK Navigator layer).")
     p.add_argument("dirs", nargs="*", metavar="DIR", help="Extra rule directories or files (added to the shipped rules).")
-    p.add_argument("--no-builtin-rules", action="store_true", help="Only the given directories.")
+    add_rule_options(p)
     p.add_argument("--navigator", metavar="FILE", help="Write an ATT&CK Navigator layer (JSON) to FILE.")
     p.set_defaults(handler=run)
 
@@ -70,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from temporal_siem.detections.sigma.ruleset import Ruleset
 
     try:
-        ruleset = Ruleset.from_paths(args.dirs, builtin_rules=not args.no_builtin_rules)
+        ruleset = Ruleset.from_paths([*args.dirs, *args.rules], builtin_rules=not args.no_builtin_rules)
     except PipelineError as exc:
         console.err.print(f"[red]error:[/] {exc}")
         return EXIT_RULES

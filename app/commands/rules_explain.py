@@ -227,12 +227,77 @@ def load_event(text: str) -> dict[str, Any]:
     return data
 
 
+def read_event_input(text: str) -> bytes:
+    """The bytes of EVENT: ``FILE:LINE`` (that line), a file (one JSON document, else its first line), or the
+    text itself (inline JSON or a raw log line)."""
+    import re
+
+    located = re.fullmatch(r"(.+):(\d+)", text)
+    if located and Path(located.group(1)).is_file():
+        number = int(located.group(2))
+        with open(located.group(1), "rb") as handle:
+            for index, line in enumerate(handle, start=1):
+                if index == number:
+                    return line.rstrip(b"\r\n")
+        raise ValueError(f"{located.group(1)} has no line {number}")
+    path = Path(text)
+    if not text.lstrip().startswith(("{", "[")) and path.is_file():
+        raw = path.read_bytes().strip()
+        if raw[:1] in (b"{", b"[") and b"\n" in raw:
+            try:
+                orjson.loads(raw)
+                return raw  # one pretty-printed document (a CloudTrail file, an API page)
+            except orjson.JSONDecodeError:
+                pass
+        return raw.split(b"\n", 1)[0].strip()  # JSON Lines or a text log: the first record
+    return text.encode()
+
+
+def load_events(text: str, fmt: str | None = None, normalized: bool | None = None) -> list[dict[str, Any]]:
+    """Events to explain from EVENT. A JSON object with ``event.dataset`` is taken as a normalized event (as a
+    rule test's ``events``); anything else is a raw record routed through the parsers (``--format`` forces one),
+    exactly as a replay would parse it, so ``explain`` answers for the record as it arrives."""
+    from temporal_siem.kernel.flatten import flatten
+
+    raw = read_event_input(text)
+    data: Any = None
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        if normalized:
+            raise ValueError("not a JSON object") from None
+    if isinstance(data, dict):
+        flat = flatten(data) if any(isinstance(v, dict) for v in data.values()) else data
+        if normalized or (normalized is None and fmt is None and "event.dataset" in flat):
+            return [flat]
+    elif normalized:
+        raise ValueError("the event must be a JSON object")
+    from temporal_siem.kernel.records import Origin, RawRecord
+    from temporal_siem.parsers.router import ParserRouter
+
+    router = ParserRouter(fmt or "auto")
+    result = router.parse(RawRecord(raw, Origin("<explain>", line=1)))
+    if result.dead:
+        raise ValueError("; ".join(f"{d.reason} {d.detail or ''}".strip() for d in result.dead))
+    if not result.events:
+        raise ValueError("the parsers produced no event from it")
+    return result.events
+
+
 def register(rsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from temporal_siem.commands.options import add_json_option, add_rule_options
+
     p = rsub.add_parser("explain", help="Explain, condition by condition, why an event matches a rule or not.")
-    p.add_argument("rule", metavar="RULE", help="Rule id, name or title; or a rule file (its first rule).")
-    p.add_argument("event", metavar="EVENT", help="Normalized event: a JSON file (first line of JSONL) or inline JSON.")
-    p.add_argument("--rules", action="append", default=[], metavar="DIR", help="Rule directories to search (default: the shipped rules).")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    p.add_argument("rule", metavar="RULE", help="Rule id, name or title; or a rule file (its first rule, loaded alone).")
+    p.add_argument("event", metavar="EVENT",
+                   help="A record as it arrives (any format, parsed like a replay) or a normalized event (JSON with "
+                        "event.dataset): inline, a FILE (its first record) or FILE:LINE.")
+    add_rule_options(p)
+    p.add_argument("--format", default=None, metavar="auto|NAME",
+                   help="Parse EVENT with this parser (default: a JSON event with event.dataset is taken as normalized, "
+                        "anything else is auto-detected).")
+    p.add_argument("--normalized", action="store_true", help="EVENT is a normalized event: do not parse it.")
+    add_json_option(p, legacy_format=False)
     p.add_argument("--no-enrich", action="store_true", help="Do not run the enrichments before matching.")
     p.set_defaults(handler=run)
 
@@ -240,36 +305,58 @@ def register(rsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
 def run(args: argparse.Namespace) -> int:
     from temporal_siem.detections.sigma.ruleset import Ruleset
 
+    fmt = args.format
+    if fmt in ("text", "json"):  # the old output option; as a parser name, auto-detection finds generic JSON anyway
+        sys.stderr.write(f"warning: --format {fmt} is deprecated here: --format names the input parser; "
+                         f"use {'--json' if fmt == 'json' else 'no option'} for the output\n")
+        args.json = args.json or fmt == "json"
+        fmt = None
     rule_path = Path(args.rule)
-    paths: list[str] = [str(rule_path)] if rule_path.is_file() else list(args.rules)
+    if rule_path.is_file():  # the rule as written in this file, not a shipped rule of the same id
+        paths, builtin = [str(rule_path), *args.rules], False
+    else:
+        paths, builtin = list(args.rules), not args.no_builtin_rules
     try:
-        ruleset = Ruleset.from_paths(paths, builtin_rules=not paths)
+        ruleset = Ruleset.from_paths(paths, builtin_rules=builtin)
     except Exception as exc:
         console.err.print(f"cannot load rules: {exc}")
         return EXIT_USAGE
+    for error in ruleset.errors:
+        console.err.print(f"[yellow]warning:[/] {error.where}: {error.error}", highlight=False)
     rule = ruleset.rules[0] if rule_path.is_file() and ruleset.rules else find_rule(ruleset, args.rule)
     correlation = None if rule is not None else find_correlation(ruleset, args.rule)
     if rule is None and correlation is None:
-        console.err.print(f"no rule {args.rule!r}")
+        from temporal_siem.detections.sigma.locate import did_you_mean
+
+        names = [ref for r in ruleset.rules for ref in r.refs] + [str(c.name or c.id) for c in ruleset.correlations]
+        console.err.print(f"no rule {args.rule!r}{did_you_mean(args.rule, names)}", highlight=False)
         return EXIT_USAGE
     try:
-        event = load_event(args.event)
+        events = load_events(args.event, fmt, True if args.normalized else None)
     except (OSError, ValueError) as exc:
-        console.err.print(f"cannot read event {args.event!r}: {exc}")
+        console.err.print(f"cannot read event {args.event!r}: {exc}", highlight=False)
         return EXIT_USAGE
     if not args.no_enrich:
         from temporal_siem.detections.enrichment import build_enrichers
 
         for enricher in build_enrichers():
-            enricher.enrich([event])
+            enricher.enrich(events)
+    output = "json" if args.json else "text"
     if correlation is not None:
-        return _explain_correlation(correlation, event, ruleset, args.format)
-    explanation = explain(rule, event, ruleset)
-    if args.format == "json":
-        sys.stdout.write(orjson.dumps(explanation.as_dict(), default=str, option=orjson.OPT_INDENT_2).decode() + "\n")
+        codes = [_explain_correlation(correlation, event, ruleset, output) for event in events]
+        return EXIT_OK if EXIT_OK in codes else EXIT_NO_MATCH
+    explanations = [explain(rule, event, ruleset) for event in events]
+    if output == "json":
+        doc: Any = explanations[0].as_dict() if len(explanations) == 1 else [e.as_dict() for e in explanations]
+        sys.stdout.write(orjson.dumps(doc, default=str, option=orjson.OPT_INDENT_2).decode() + "\n")
     else:
-        sys.stdout.write("\n".join(explanation.lines()) + "\n")
-    return EXIT_OK if explanation.matched else EXIT_NO_MATCH
+        lines: list[str] = []
+        for n, explanation in enumerate(explanations):
+            if len(explanations) > 1:
+                lines.append(f"event {n + 1} of {len(explanations)}:")
+            lines.extend(explanation.lines())
+        sys.stdout.write("\n".join(lines) + "\n")
+    return EXIT_OK if any(e.matched for e in explanations) else EXIT_NO_MATCH
 
 
 def find_correlation(ruleset: Any, reference: str) -> Any:

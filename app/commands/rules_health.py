@@ -8,11 +8,13 @@ appear cannot fire: usually a field-name mismatch between the rule and the parse
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 from typing import Any
 
 from rich.table import Table
 from temporal_siem import console
 from temporal_siem.cli import EXIT_OK, EXIT_RULES, EXIT_USAGE
+from temporal_siem.commands.options import add_rule_options
 from temporal_siem.sinks.base import Sink
 
 
@@ -23,16 +25,23 @@ class _CountingSink(Sink):
 
     def __init__(self) -> None:
         self.count = 0
+        self.reasons: Counter[str] = Counter()
 
     def write(self, documents: list[dict[str, Any]]) -> None:
         self.count += len(documents)
+        self.reasons.update(str(d.get("reason", "?")) for d in documents)
+
+    def summary(self) -> str:
+        """``N records dead-lettered`` with the reasons, so a count never comes without its why."""
+        if not self.count:
+            return "0 records dead-lettered"
+        return f"{self.count} records dead-lettered (" + ", ".join(f"{r}: {n}" for r, n in self.reasons.most_common(5)) + ")"
 
 
 def register(rsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = rsub.add_parser("health", help="Replay logs and report per rule: routed, evaluated, matched, missing fields.")
     p.add_argument("paths", nargs="+", metavar="PATH", help="Log files or directories to replay (.gz, - for stdin).")
-    p.add_argument("--rules", action="append", default=[], metavar="DIR", help="Extra Sigma rule directory (repeatable).")
-    p.add_argument("--no-builtin-rules", action="store_true")
+    add_rule_options(p)
     p.add_argument("--pipeline", action="append", default=[], metavar="FILE", help="Extra pySigma pipeline YAML (repeatable).")
     p.add_argument("--filters", action="append", default=[], metavar="DIR", help="Sigma meta-filter rules (repeatable).")
     p.add_argument("--format", default=None, metavar="auto|NAME", help="Force a parser.")
@@ -43,6 +52,7 @@ def register(rsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
 
 
 def run(args: argparse.Namespace) -> int:
+    from temporal_siem.commands.replay import check_input_paths, file_detection_options
     from temporal_siem.detections.factory import build_detector
     from temporal_siem.detections.sigma.pipelines import PipelineError
     from temporal_siem.ingest.replay import ReplaySource
@@ -50,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from temporal_siem.parsers.router import ParserRouter
     from temporal_siem.pipeline import Pipeline
 
+    if not check_input_paths(args.paths):
+        return EXIT_USAGE
     try:
         settings = load_settings(args.config)
         detection = settings.detection
@@ -57,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         detector = build_detector([*detection.rules, *args.rules],
                                   builtin_rules=detection.builtin_rules and not args.no_builtin_rules,
                                   pipelines=[*detection.pipelines, *args.pipeline], filters=[*detection.filters, *args.filters],
-                                  options=detection.model_dump())
+                                  options=file_detection_options(settings))
     except (KeyError, ValueError, OSError, PipelineError) as exc:
         console.err.print(f"[red]error:[/] {exc}")
         return EXIT_USAGE
@@ -88,11 +100,18 @@ def run(args: argparse.Namespace) -> int:
                       str(row["matched"]), flag)
     unrouted = sum(1 for row in rules.values() if not row["routed"])
     table.caption = (f"{len(rules)} rules; {unrouted} saw no event; {blind} never saw any field they read; "
-                     f"{dead.count} records dead-lettered; mean candidates/event {stats.get('candidates_mean', 0):.1f}")
+                     f"{dead.summary()}; correlation lateness {_lateness(settings)}; mean candidates/event {stats.get('candidates_mean', 0):.1f}")
     console.out.print(table)
     for error in stats.get("load_errors", []):
-        console.err.print(f"[red]{error['file']}[/]: {error['error']}")
+        console.err.print(f"[red]{error['file']}{':' + str(error['line']) if error.get('line') else ''}[/]: {error['error']}")
     return EXIT_RULES if stats.get("load_errors") else EXIT_OK
+
+
+def _lateness(settings: Any) -> str:
+    from temporal_siem.commands.replay import file_lateness
+
+    value = file_lateness(settings)
+    return "until the end of the input" if value < 0 else f"{value:g} s"
 
 
 def _fields(detector: Any, rule_id: str) -> tuple[str, ...]:

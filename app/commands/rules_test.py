@@ -1,7 +1,8 @@
 """``temporal-siem rules test DIR...``: run every rule's test events through the real engine.
 
-Test files sit beside the rules they test: ``foo.yml`` is tested by ``foo.tests.json`` (the rule loader only
-reads ``.yml``/``.yaml``, so test files never load as rules). Layout (docs/rule-authoring.md)::
+Test files sit beside the rules they test: ``foo.yml`` is tested by ``foo.tests.yml`` or ``foo.tests.json`` (the
+rule loader skips ``*.tests.*``, so test files never load as rules). ``--new-case FILE:LINE`` writes a case from a
+log record. Layout (docs/rule-authoring.md), in JSON or the same keys in YAML::
 
     {"defaults": {"event.dataset": "temporal_cloud.audit"},      # merged into every event (optional)
      "cases": [
@@ -28,10 +29,12 @@ from typing import Any
 
 import orjson
 from temporal_siem.cli import EXIT_OK, EXIT_RULES, EXIT_USAGE
+from temporal_siem.commands.options import add_json_option, add_rule_options, apply_legacy_format
 from temporal_siem.detections.factory import new_detector
 from temporal_siem.kernel.flatten import flatten
 
 TEST_SUFFIX = ".tests.json"
+TEST_SUFFIXES = (".tests.json", ".tests.yml", ".tests.yaml")  # the rule loader skips the YAML ones (loader.TEST_SUFFIXES)
 EXPECTATIONS = ("match", "no_match")
 BASE_TIME = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -68,19 +71,57 @@ class CaseResult:
     detail: list[str] = field(default_factory=list)
 
 
+def is_test_file(path: Path) -> bool:
+    return path.name.endswith(TEST_SUFFIXES)
+
+
 def find_test_files(paths: list[str | Path]) -> list[Path]:
     found: list[Path] = []
     for raw in paths:
         root = Path(raw)
         if root.is_dir():
-            found.extend(sorted(root.rglob(f"*{TEST_SUFFIX}")))
-        elif root.name.endswith(TEST_SUFFIX):
+            found.extend(sorted(p for p in root.rglob("*.tests.*") if is_test_file(p) and p.is_file()))
+        elif is_test_file(root):
             found.append(root)
         elif root.suffix in (".yml", ".yaml"):
-            sibling = root.with_name(root.name.rsplit(".", 1)[0] + TEST_SUFFIX)
-            if sibling.is_file():
-                found.append(sibling)
+            stem = root.name.rsplit(".", 1)[0]
+            found.extend(sibling for suffix in TEST_SUFFIXES if (sibling := root.with_name(stem + suffix)).is_file())
     return found
+
+
+def misnamed_test_files(paths: list[str | Path]) -> list[Path]:
+    """Files that look like test cases but will not be read (``rule.test.json``, ``rule_tests.json``...)."""
+    found: list[Path] = []
+    for raw in paths:
+        root = Path(raw)
+        if root.is_dir():
+            found.extend(p for p in sorted(root.rglob("*test*")) if p.is_file() and not is_test_file(p)
+                         and p.suffix in (".json", ".yml", ".yaml"))
+    return found
+
+
+def _read_test_document(path: Path) -> Any:
+    """A test file's content: JSON (``.tests.json``) or YAML (``.tests.yml``, safe loader, no duplicate keys)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise TestFileError(f"{path}: cannot read test file: {exc}") from exc
+    if path.suffix == ".json":
+        try:
+            return orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise TestFileError(f"{path}: cannot read test file: {exc}") from exc
+    import yaml
+    from temporal_siem.detections.sigma.loader import RuleYamlLoader
+    from temporal_siem.detections.sigma.locate import yaml_error_line
+
+    try:
+        return yaml.load(raw.decode("utf-8"), Loader=RuleYamlLoader)
+    except UnicodeDecodeError as exc:
+        raise TestFileError(f"{path}: cannot read test file: {exc}") from exc
+    except yaml.YAMLError as exc:
+        line = yaml_error_line(exc)
+        raise TestFileError(f"{path}{':' + str(line) if line else ''}: invalid YAML: {' '.join(str(exc).split())}") from exc
 
 
 def _normalized(event: Any, defaults: dict[str, Any], where: str) -> dict[str, Any]:
@@ -93,38 +134,55 @@ def _normalized(event: Any, defaults: dict[str, Any], where: str) -> dict[str, A
 
 
 def load_cases(path: Path) -> list[TestCase]:
-    try:
-        data = orjson.loads(path.read_bytes())
-    except (OSError, orjson.JSONDecodeError) as exc:
-        raise TestFileError(f"{path}: cannot read test file: {exc}") from exc
+    """Every case of a test file; the first bad case raises (see :func:`load_cases_checked` to keep going)."""
+    cases, errors = load_cases_checked(path)
+    if errors:
+        raise TestFileError(errors[0])
+    return cases
+
+
+def load_cases_checked(path: Path) -> tuple[list[TestCase], list[str]]:
+    """The good cases of a test file and one message per bad case: one bad case does not hide the others.
+    A file that cannot be read at all raises :class:`TestFileError`."""
+    data = _read_test_document(path)
     if not isinstance(data, dict) or not isinstance(data.get("cases"), list):
         raise TestFileError(f"{path}: a test file is an object with a 'cases' list")
+    cases: list[TestCase] = []
+    errors: list[str] = []
+    for index, raw in enumerate(data["cases"]):
+        try:
+            cases.append(_case(path, index, raw, data))
+        except TestFileError as exc:
+            errors.append(str(exc))
+    if not data["cases"]:
+        errors.append(f"{path}: 'cases' is empty")
+    return cases, errors
+
+
+def _case(path: Path, index: int, raw: Any, data: dict[str, Any]) -> TestCase:
     file_defaults = data.get("defaults") or {}
     file_rule = data.get("rule")
-    cases: list[TestCase] = []
-    for index, raw in enumerate(data["cases"]):
-        where = f"{path}#{index}"
-        if not isinstance(raw, dict):
-            raise TestFileError(f"{where}: a case must be an object")
-        rule = raw.get("rule", file_rule)
-        expect = raw.get("expect")
-        if not isinstance(rule, str) or not rule:
-            raise TestFileError(f"{where}: case names no 'rule'")
-        if expect not in EXPECTATIONS:
-            raise TestFileError(f"{where}: 'expect' must be one of {', '.join(EXPECTATIONS)}, not {expect!r}")
-        defaults = dict(file_defaults)
-        defaults.update(raw.get("defaults") or {})
-        events = raw.get("events") or []
-        records = raw.get("records") or []
-        if not isinstance(events, list) or not isinstance(records, list) or not (events or records):
-            raise TestFileError(f"{where}: a case needs a non-empty 'events' or 'records' list")
-        count = raw.get("count")
-        if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 0
-                                  or (count == 0) != (expect == "no_match")):
-            raise TestFileError(f"{where}: 'count' must be a whole number, 0 exactly when expect is no_match")
-        normalized = [_normalized(e, defaults, f"{where} event {i}") for i, e in enumerate(events)]
-        cases.append(TestCase(path, index, rule, str(raw.get("name", f"case {index}")), expect, normalized, records, count))
-    return cases
+    where = f"{path}#{index}"
+    if not isinstance(raw, dict):
+        raise TestFileError(f"{where}: a case must be an object")
+    rule = raw.get("rule", file_rule)
+    expect = raw.get("expect")
+    if not isinstance(rule, str) or not rule:
+        raise TestFileError(f"{where}: case names no 'rule'")
+    if expect not in EXPECTATIONS:
+        raise TestFileError(f"{where}: 'expect' must be one of {', '.join(EXPECTATIONS)}, not {expect!r}")
+    defaults = dict(file_defaults)
+    defaults.update(raw.get("defaults") or {})
+    events = raw.get("events") or []
+    records = raw.get("records") or []
+    if not isinstance(events, list) or not isinstance(records, list) or not (events or records):
+        raise TestFileError(f"{where}: a case needs a non-empty 'events' or 'records' list")
+    count = raw.get("count")
+    if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 0
+                              or (count == 0) != (expect == "no_match")):
+        raise TestFileError(f"{where}: 'count' must be a whole number, 0 exactly when expect is no_match")
+    normalized = [_normalized(e, defaults, f"{where} event {i}") for i, e in enumerate(events)]
+    return TestCase(path, index, rule, str(raw.get("name", f"case {index}")), expect, normalized, records, count)
 
 
 def _parsed_records(case: TestCase) -> list[dict[str, Any]]:
@@ -171,7 +229,10 @@ class TestRunner:
     def run_case(self, case: TestCase) -> CaseResult:
         target = self.rule_id(case.rule)
         if target is None:
-            return CaseResult(case, False, False, [], [f"no rule {case.rule!r} is loaded (a load error? see 'rules validate')"])
+            from temporal_siem.detections.sigma.locate import did_you_mean
+
+            hint = did_you_mean(case.rule, [*self._index_of, *self._correlation_ids])
+            return CaseResult(case, False, False, [], [f"no rule {case.rule!r} is loaded{hint} (a load error? see 'rules validate')"])
         try:
             events = _with_defaults(case, case.events + (_parsed_records(case) if case.records else []))
         except TestFileError as exc:
@@ -215,47 +276,167 @@ class TestRunner:
         return lines
 
 
-def run_tests(paths: list[str | Path], extra_rule_paths: list[str | Path] | None = None) -> tuple[list[CaseResult], list[str]]:
-    """Results of every test file under ``paths`` and the load problems (rule load errors, bad test files)."""
+def run_tests(paths: list[str | Path], extra_rule_paths: list[str | Path] | None = None,
+              builtin_rules: bool = True) -> tuple[list[CaseResult], list[str]]:
+    """Results of every test file under ``paths`` and the load problems (rule load errors, bad test files, and
+    with ``builtin_rules`` ids/names the tested rules share with the shipped pack they will run beside)."""
+    from temporal_siem.commands.rules_validate import shipped_clashes
     from temporal_siem.detections.sigma.ruleset import Ruleset
 
-    rule_roots = [p for p in paths if Path(p).is_dir() or Path(p).suffix in (".yml", ".yaml")]
+    rule_roots = [p for p in paths if Path(p).is_dir() or (Path(p).suffix in (".yml", ".yaml") and not is_test_file(Path(p)))]
     rule_roots.extend(extra_rule_paths or [])
     ruleset = Ruleset.from_paths(rule_roots, builtin_rules=False)
-    problems = [f"{e.file}: {e.error}" for e in ruleset.errors]
+    problems = [f"{e.where}: {e.error}" for e in ruleset.errors]
+    if builtin_rules:
+        tested = [r.rule for r in ruleset.rules if r.rule is not None]
+        clashes = shipped_clashes([*tested, *ruleset.correlations])
+        problems.extend(f"{p.where}: {p.message}" for p in clashes)
+        if not clashes:
+            # As in replay: the shipped pack runs beside the rules under test (a correlation may reference it).
+            ruleset = Ruleset.from_paths(rule_roots, builtin_rules=True)
+            problems = [f"{e.where}: {e.error}" for e in ruleset.errors]
     runner = TestRunner(ruleset)
     results: list[CaseResult] = []
-    for path in find_test_files(paths):
+    files = find_test_files(paths)
+    if not files:
+        problems.append(no_test_files_message(paths))
+    for path in files:
         try:
-            cases = load_cases(path)
+            cases, errors = load_cases_checked(path)
         except TestFileError as exc:
             problems.append(str(exc))
             continue
+        problems.extend(errors)
         results.extend(runner.run_case(case) for case in cases)
     return results, problems
+
+
+def no_test_files_message(paths: list[str | Path]) -> str:
+    """Why nothing ran, and what would have: a run with no cases must not look like a clean one."""
+    shown = ", ".join(str(p) for p in paths)
+    message = (f"no test files under {shown}: a rule's cases go beside it as <rule>.tests.json or <rule>.tests.yml "
+               "(docs/rule-authoring.md)")
+    misnamed = misnamed_test_files(paths)
+    if misnamed:
+        message += "; not read because of their names: " + ", ".join(str(p) for p in misnamed[:5])
+    return message
 
 
 def register(rsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = rsub.add_parser("test", help="Run every rule's test events (<rule>.tests.json) through the engine.")
     p.add_argument("dirs", nargs="*", metavar="DIR", help="Rule directories or files (default: the shipped rules).")
-    p.add_argument("--rules", action="append", default=[], metavar="DIR",
-                   help="More rule directories to load (rules the tested ones reference), without running their tests.")
-    p.add_argument("--format", choices=("text", "json"), default="text")
+    add_rule_options(p, extra_help=" Their tests do not run: rules the tested ones reference, for example.")
+    add_json_option(p)
     p.add_argument("-q", "--quiet", action="store_true", help="Print failures and the summary only.")
+    p.add_argument("--junit", metavar="FILE", help="Also write JUnit XML for CI: one test per case.")
+    new = p.add_argument_group("writing a case from a log record")
+    new.add_argument("--new-case", metavar="FILE:LINE",
+                     help="Add the record at FILE:LINE (or a FILE's first record) as a case of --rule to the rule's test "
+                          "file (<rule>.tests.json if it exists, else <rule>.tests.yml), then run the tests.")
+    new.add_argument("--rule", metavar="RULE", help="With --new-case: the rule's name or id (default: the only rule in DIR).")
+    new.add_argument("--name", metavar="TEXT", help="With --new-case: what the case shows (default: FILE:LINE).")
+    new.add_argument("--expect", choices=EXPECTATIONS,
+                     help="With --new-case: the expectation (default: what the engine does with the record now).")
     p.set_defaults(handler=run)
+
+
+def add_case(paths: list[str | Path], location: str, rule_ref: str | None, name: str | None, expect: str | None,
+             extra_rule_paths: list[str | Path]) -> tuple[Path, int, str, bool]:
+    """Append a case made of the record at ``location`` to the test file of the rule; (file, case index,
+    expectation written, whether the rule fires on it now). Raises ``TestFileError`` when it cannot."""
+    from temporal_siem.commands.rules_explain import read_event_input
+    from temporal_siem.detections.sigma.ruleset import Ruleset
+
+    try:
+        raw = read_event_input(location)
+    except (OSError, ValueError) as exc:
+        raise TestFileError(f"cannot read {location}: {exc}") from exc
+    from temporal_siem.kernel.secrets import redact, redact_text
+
+    # The test file is an output like any other: secrets in the record (tokens, keys) are masked before it is written.
+    try:
+        record: Any = redact(orjson.loads(raw))
+    except orjson.JSONDecodeError:
+        record = redact_text(raw.decode("utf-8", "replace"))  # a text log line (grpc-go, syslog): kept as a string
+    rule_roots = [p for p in paths if Path(p).is_dir() or Path(p).suffix in (".yml", ".yaml")]
+    ruleset = Ruleset.from_paths([*rule_roots, *extra_rule_paths], builtin_rules=False)
+    runner = TestRunner(ruleset)
+    mine = [r for r in ruleset.rules if _under(r.meta.source, rule_roots)]
+    mine_corr = [m for key, m in ruleset.correlation_meta.items() if key == m.id and _under(m.source, rule_roots)
+                 and m.id not in {r.id for r in ruleset.rules}]
+    if rule_ref is None:
+        candidates = [r.name or r.id for r in mine] + [str(m.extra.get("name") or m.id) for m in mine_corr]
+        if len(candidates) != 1:
+            raise TestFileError(f"--new-case needs --rule: {len(candidates)} rules under {', '.join(map(str, paths))}")
+        rule_ref = candidates[0]
+    target = runner.rule_id(rule_ref)
+    if target is None:
+        from temporal_siem.detections.sigma.locate import did_you_mean
+
+        raise TestFileError(f"no rule {rule_ref!r} under {', '.join(map(str, paths))}"
+                            f"{did_you_mean(rule_ref, [*runner._index_of, *runner._correlation_ids])}")
+    source = Path(ruleset.correlation_meta[target].source if target in ruleset.correlation_meta else "")
+    test_file = source.with_name(source.name.rsplit(".", 1)[0] + TEST_SUFFIX)
+    if not test_file.exists():
+        test_file = source.with_name(source.name.rsplit(".", 1)[0] + ".tests.yml")
+    probe = TestCase(test_file, 0, rule_ref, name or location, "match", records=[record])
+    result = runner.run_case(probe)
+    if result.detail and not result.fired and "did not parse" in " ".join(result.detail):
+        raise TestFileError(" ".join(result.detail))
+    written = expect or ("match" if result.fired else "no_match")
+    document = _read_test_document(test_file) if test_file.exists() else {"cases": []}
+    if not isinstance(document, dict) or not isinstance(document.get("cases"), list):
+        raise TestFileError(f"{test_file}: a test file is an object with a 'cases' list")
+    document["cases"].append({"rule": rule_ref, "name": name or location, "expect": written, "records": [record]})
+    if test_file.suffix == ".json":
+        test_file.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+    else:
+        import yaml
+
+        test_file.write_text(yaml.safe_dump(document, sort_keys=False, allow_unicode=True, width=120), encoding="utf-8")
+    return test_file, len(document["cases"]) - 1, written, result.fired
+
+
+def _under(source: str, roots: list[str | Path]) -> bool:
+    path = Path(source).resolve()
+    for root in roots:
+        resolved = Path(root).resolve()
+        if path == resolved or resolved in path.parents:
+            return True
+    return False
+
+
+def _junit(path: str, results: list[CaseResult], problems: list[str]) -> None:
+    from temporal_siem.commands.junit import JUnitCase, write_junit
+
+    cases = [JUnitCase(str(r.case.file), f"#{r.case.index} {r.case.rule}: {r.case.name} (expect {r.case.expect})",
+                       failures=[] if r.passed else ["\n".join(r.detail) or "failed"]) for r in results]
+    cases.extend(JUnitCase("rules test", " ".join(p.split())[:200], errors=[p]) for p in problems)
+    write_junit(path, "rules test", cases)
 
 
 def run(args: argparse.Namespace) -> int:
     from temporal_siem.detections.sigma.loader import BUILTIN_RULES
 
+    apply_legacy_format(args)
     paths: list[str | Path] = list(args.dirs) or [BUILTIN_RULES]
     missing = [str(p) for p in paths if not Path(p).exists()]
     if missing:
         sys.stderr.write(f"no such rule directory or file: {', '.join(missing)}\n")
         return EXIT_USAGE
-    results, problems = run_tests(paths, args.rules)
+    if args.new_case:
+        try:
+            test_file, index, written, fired = add_case(paths, args.new_case, args.rule, args.name, args.expect, args.rules)
+        except TestFileError as exc:
+            sys.stderr.write(f"error: {exc}\n")
+            return EXIT_USAGE
+        sys.stderr.write(f"added case #{index} to {test_file}: expect {written} (the rule {'fires' if fired else 'does not fire'} "
+                         "on this record now)\n")
+    results, problems = run_tests(paths, args.rules, builtin_rules=not args.no_builtin_rules)
     failed = [r for r in results if not r.passed]
-    if args.format == "json":
+    if args.junit:
+        _junit(args.junit, results, problems)
+    if args.json:
         doc = {
             "passed": len(results) - len(failed), "failed": len(failed), "problems": problems,
             "cases": [{"file": str(r.case.file), "case": r.case.index, "name": r.case.name, "rule": r.case.rule,

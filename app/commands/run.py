@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from temporal_siem.cli import EXIT_USAGE
+from temporal_siem.cli import EXIT_RULES, EXIT_USAGE
 from temporal_siem.kernel.config import load_settings
 
 
@@ -16,11 +16,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--metrics-port", type=int, default=None, metavar="PORT",
                    help="Port of /metrics and /healthz (overrides metrics.port; 0 picks a free port, logged at start).")
     p.add_argument("--log-format", choices=["json", "text"], default="json", help="Log line format on stderr (default json).")
+    p.add_argument("--allow-rule-errors", action="store_true",
+                   help="Start even when a rule fails to load (logged); by default the daemon exits 3 naming file:line.")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from temporal_siem.daemon import Daemon, DaemonConfigError
+    from temporal_siem.daemon import Daemon, DaemonConfigError, RuleLoadErrors
     from temporal_siem.observability import configure_logging
 
     try:
@@ -29,8 +31,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {args.config}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     configure_logging(settings.log_level, args.log_format)
+    if args.allow_rule_errors:
+        settings.detection.allow_rule_errors = True
     try:
         daemon = Daemon(settings, metrics_port=args.metrics_port)
+    except RuleLoadErrors:
+        logging.getLogger("temporal_siem.daemon").error("not starting: rules failed to load (each logged above with file:line); "
+                                                        "fix them or pass --allow-rule-errors")
+        return EXIT_RULES
     except DaemonConfigError as exc:
         logging.getLogger("temporal_siem.daemon").error("configuration error: %s", exc)
         return EXIT_USAGE

@@ -7,6 +7,7 @@ mixed into rule directories) are applied to the rules they name without editing 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,7 @@ from sigma.exceptions import SigmaError, SigmaRuleLocation
 from sigma.filters import SigmaFilter
 from sigma.modifiers import SigmaWideModifier, modifier_mapping
 from sigma.rule import SigmaRule
+from temporal_siem.detections.sigma import locate
 
 # The Sigma specification names ``utf16le`` as the explicit spelling of ``wide``; pySigma 1.5.1 only knows
 # ``wide``. Registering the alias is the one change we make to pySigma's global state.
@@ -26,6 +28,7 @@ modifier_mapping.setdefault("utf16le", SigmaWideModifier)
 
 BUILTIN_RULES = Path(__file__).resolve().parents[1] / "rules"
 RULE_SUFFIXES = (".yml", ".yaml")
+TEST_SUFFIXES = (".tests.yml", ".tests.yaml")  # rule test cases in YAML sit beside the rules and are not rules
 MAX_RULE_FILE_CHARS = 4 * 1024 * 1024
 MAX_YAML_ALIASES = 16  # Sigma rules use none; an alias bomb uses many
 
@@ -33,24 +36,33 @@ MAX_YAML_ALIASES = 16  # Sigma rules use none; an alias bomb uses many
 _BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+def _construct_unique_mapping(loader: Any, base: Any, node: Any, deep: bool = False) -> Any:
+    """pySigma's rule: a duplicate key is an error. ``base`` is named explicitly (no zero-argument ``super()``)
+    because the same check runs on two unrelated loader classes (libyaml's and the pure-Python one)."""
+    keys = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in keys:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        try:
+            keys.add(key)
+        except TypeError:
+            pass
+    return base.construct_mapping(loader, node, deep)
+
+
 class RuleYamlLoader(_BaseLoader):  # type: ignore[misc, valid-type]
     """libyaml's parser (5x faster on the corpus) with pySigma's rule: a duplicate key is an error."""
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-        keys = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in keys:
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
-            try:
-                keys.add(key)
-            except TypeError:
-                pass
-        return super().construct_mapping(node, deep)
+        return _construct_unique_mapping(self, _BaseLoader, node, deep)
 
 
 class _PythonRuleYamlLoader(yaml.SafeLoader):
-    construct_mapping = RuleYamlLoader.construct_mapping  # type: ignore[assignment]
+    """The pure-Python parser, used on the error path only: its messages quote the offending line."""
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        return _construct_unique_mapping(self, yaml.SafeLoader, node, deep)
 
 
 def _yaml_error_with_context(text: str, error: yaml.YAMLError) -> yaml.YAMLError:
@@ -66,9 +78,15 @@ def _yaml_error_with_context(text: str, error: yaml.YAMLError) -> yaml.YAMLError
 class LoadError:
     file: str
     error: str
+    line: int | None = None  # 1-based, when the problem can be located in the file
 
-    def as_dict(self) -> dict[str, str]:
-        return {"file": self.file, "error": self.error}
+    @property
+    def where(self) -> str:
+        """``file:line`` (or the file alone): what editors and CI annotations jump to."""
+        return f"{self.file}:{self.line}" if self.line else self.file
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "line": self.line, "error": self.error}
 
 
 @dataclass
@@ -85,7 +103,8 @@ def rule_files(paths: Iterable[str | Path]) -> list[Path]:
     seen: set[Path] = set()
     for raw in paths:
         root = Path(raw)
-        found = sorted(p for p in root.rglob("*") if p.suffix in RULE_SUFFIXES and p.is_file()) if root.is_dir() else [root]
+        found = sorted(p for p in root.rglob("*") if p.suffix in RULE_SUFFIXES and not p.name.endswith(TEST_SUFFIXES)
+                       and p.is_file()) if root.is_dir() else [root]
         for path in found:
             key = path.resolve()
             if key not in seen:  # the same directory given twice (config + --rules) loads once
@@ -95,6 +114,8 @@ def rule_files(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def _read_file(path: Path) -> tuple[list[SigmaRule | SigmaCorrelationRule | SigmaFilter], list[LoadError]]:
+    if not path.exists():
+        return [], [LoadError(str(path), "no such rule directory or file")]
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
@@ -107,7 +128,8 @@ def _read_file(path: Path) -> tuple[list[SigmaRule | SigmaCorrelationRule | Sigm
     try:
         docs = [d for d in yaml.load_all(text, Loader=RuleYamlLoader) if d is not None]
     except yaml.YAMLError as exc:
-        return [], [LoadError(str(path), f"invalid YAML: {_yaml_error_with_context(text, exc)}")]
+        detailed = _yaml_error_with_context(text, exc)
+        return [], [LoadError(str(path), f"invalid YAML: {detailed}", locate.yaml_error_line(detailed))]
     if not docs:
         return [], [LoadError(str(path), "empty file")]
     if not all(isinstance(d, dict) for d in docs):
@@ -120,14 +142,42 @@ def _read_file(path: Path) -> tuple[list[SigmaRule | SigmaCorrelationRule | Sigm
         return [], [LoadError(str(path), f"{type(exc).__name__}: {exc}")]
     items: list[SigmaRule | SigmaCorrelationRule | SigmaFilter] = []
     per_rule = {id(e) for rule in [*collection.rules, *collection.filters] for e in rule.errors}
-    errors = [LoadError(str(path), _describe(e)) for e in collection.errors if id(e) not in per_rule]
+    errors = [LoadError(str(path), _describe(e), _error_line(path, e)) for e in collection.errors if id(e) not in per_rule]
     for rule in [*collection.rules, *collection.filters]:
-        if rule.errors:
+        rule_errors = list(rule.errors) or _condition_errors(rule)
+        if rule_errors:
             title = getattr(rule, "title", "") or "?"
-            errors.append(LoadError(str(path), f"rule {title!r}: " + "; ".join(_describe(e) for e in rule.errors)))
+            errors.append(LoadError(str(path), f"rule {title!r}: " + "; ".join(_describe(e) for e in rule_errors),
+                                    _error_line(path, rule_errors[0], title, str(getattr(rule, "id", "") or ""))))
         else:
             items.append(rule)
     return items, errors
+
+
+def _condition_errors(rule: SigmaRule | SigmaCorrelationRule | SigmaFilter) -> list[Exception]:
+    """pySigma parses a condition on first use; parse it now so a malformed condition is a load error of this
+    file (with its line) rather than a crash in whatever touches the rule first."""
+    if not isinstance(rule, SigmaRule):
+        return []
+    try:
+        for condition in rule.detection.parsed_condition:
+            condition.parse(True)
+    except SigmaError as exc:
+        return [exc]
+    return []
+
+
+def _error_line(path: Path, error: Exception, title: str | None = None, ident: str | None = None) -> int | None:
+    """Best line for a pySigma error: the condition, the quoted key or value it names, else the rule's start."""
+    from sigma.exceptions import SigmaConditionError
+
+    if isinstance(error, SigmaConditionError):
+        return locate.field_line(path, "condition", title, ident)
+    for quoted in re.findall(r"'([^'\n]{1,200})'", str(error)):
+        line = locate.text_line(path, quoted, title, ident)
+        if line is not None:
+            return line
+    return locate.rule_line(path, title, ident)
 
 
 def _alias_count(text: str) -> int:
@@ -160,7 +210,11 @@ def _prepare(document: dict[str, Any]) -> dict[str, Any]:
 
 
 def _describe(error: Exception) -> str:
-    text = str(error)
+    # pySigma ends messages with " in <file>": the file (and its line) already lead our message.
+    text = re.sub(r" in \S+\.ya?ml$", "", str(error))
+    if text.startswith("Unknown modifier '"):  # pySigma's wording; add the nearest real modifiers
+        name = text.split("'")[1]
+        text = text.replace(f"'{name}'", f"'{name}'{locate.did_you_mean(name, modifier_mapping)}", 1)
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
@@ -174,7 +228,9 @@ def load_rules(paths: Iterable[str | Path], filter_paths: Iterable[str | Path] =
     loaded.filters = [i for i in items if isinstance(i, SigmaFilter)]
     rules: list[SigmaRule | SigmaCorrelationRule] = [i for i in items if not isinstance(i, SigmaFilter)]
     collection = SigmaCollection(rules, resolve_references=False)  # type: ignore[arg-type]
+    known = {str(r.id) for r in rules if r.id} | {r.name for r in rules if r.name}
     for flt in loaded.filters:
+        loaded.errors.extend(_unknown_filter_targets(flt, known))
         try:
             collection.apply_filters([flt])
         except (SigmaError, ValueError, KeyError) as exc:
@@ -184,12 +240,30 @@ def load_rules(paths: Iterable[str | Path], filter_paths: Iterable[str | Path] =
             try:
                 rule.resolve_rule_references(collection)
             except (SigmaError, ValueError, KeyError) as exc:
-                loaded.errors.append(LoadError(_source(rule), f"correlation {rule.title!r}: {_describe(exc)}"))
+                source = _source(rule)
+                line = _error_line(Path(source), exc, rule.title, str(rule.id) if rule.id else None) if source else None
+                loaded.errors.append(LoadError(source, f"correlation {rule.title!r}: {_describe(exc)}", line))
                 continue
             loaded.correlations.append(rule)
         else:
             loaded.rules.append(rule)
     return loaded
+
+
+def _unknown_filter_targets(flt: SigmaFilter, known: set[str]) -> list[LoadError]:
+    """A filter naming a rule that is not loaded would silently filter nothing: each such name is an error."""
+    targets = flt.filter.rules
+    if isinstance(targets, str):  # "any"
+        return []
+    path = str(flt.source.path) if flt.source is not None and flt.source.path is not None else "?"
+    errors = []
+    for reference in targets:
+        name = str(reference.reference)
+        if name not in known:
+            line = locate.text_line(path, name, flt.title) if path != "?" else None
+            errors.append(LoadError(path, f"filter {flt.title!r} names rule {name!r}, which is not loaded{locate.did_you_mean(name, known)}",
+                                    line))
+    return errors
 
 
 def _source(rule: SigmaRule | SigmaCorrelationRule) -> str:

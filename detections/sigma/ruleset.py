@@ -161,12 +161,16 @@ class Ruleset:
         compiler = RuleCompiler()
         referenced_only_quietly = _quiet_rules(correlations)
         compiled: list[CompiledRule] = []
-        seen_ids: set[str] = set()
+        seen_ids: dict[str, str] = {}  # id or name -> file of the rule that has it
         for rule in rules:
             source = str(rule.source.path) if rule.source is not None and rule.source.path is not None else "<yaml>"
             rule_id = rule_identifier(rule)
-            if rule_id in seen_ids:
-                errors.append(LoadError(source, f"rule {rule.title!r}: duplicate rule id {rule_id}; the first one is kept"))
+            clash = _clash(rule, rule_id, seen_ids)
+            if clash is not None:
+                kind, key = clash
+                errors.append(LoadError(source, f"rule {rule.title!r}: duplicate rule {kind} {key}: {seen_ids[key]} has it too "
+                                                "(the first one loaded is kept; give this rule its own)",
+                                        _key_line(source, kind, rule)))
                 continue
             try:
                 processed = rule  # the pipeline edits the rule in place: compile() owns the rules it is given
@@ -181,7 +185,9 @@ class Ruleset:
             except Exception as exc:  # a pipeline or pySigma error for this rule only
                 errors.append(LoadError(source, f"rule {rule.title!r}: {type(exc).__name__}: {exc}"))
                 continue
-            seen_ids.add(rule_id)
+            seen_ids[rule_id] = source
+            if rule.name:
+                seen_ids.setdefault(rule.name, source)
             compiled.append(CompiledRule(
                 index=len(compiled), id=rule_id, name=rule.name, meta=rule_meta(rule, rule_id), match=function,
                 source_code=code.source, fields=code.fields, witnesses=witnesses,
@@ -289,6 +295,27 @@ class Ruleset:
         pool = lane.rules if full_scan else sorted(lane.index.candidates(event, cache))
         functions = self.functions
         return [i for i in pool if functions[i](event, cache)]
+
+
+def _clash(rule: SigmaRule, rule_id: str, seen: dict[str, str]) -> tuple[str, str] | None:
+    """("id"|"name", key) when this rule's id or name is already taken by a loaded rule."""
+    if rule_id in seen:
+        return "id", rule_id
+    if rule.name and rule.name in seen:
+        return "name", rule.name
+    return None
+
+
+def _key_line(source: str, key: str, rule: SigmaRule) -> int | None:
+    from temporal_siem.detections.sigma import locate
+
+    return locate.key_line(source, key, rule.title, str(rule.id) if rule.id else None) if source != "<yaml>" else None
+
+
+def building_block_refs(correlations: list[SigmaCorrelationRule]) -> set[str]:
+    """Ids/names of the building blocks: base rules that only feed correlations (``generate: false``) and raise
+    no alert of their own (``rules convert`` exports them as such)."""
+    return _quiet_rules(correlations)
 
 
 def _quiet_rules(correlations: list[SigmaCorrelationRule]) -> set[str]:

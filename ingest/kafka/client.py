@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Any
 
 from temporal_siem.kernel.config import KafkaConfig
@@ -89,6 +90,43 @@ def librdkafka_options(cfg: KafkaConfig) -> dict[str, Any]:
     if "ssl_check_hostname" in checked:
         options["ssl.endpoint.identification.algorithm"] = "https" if checked["ssl_check_hostname"] else "none"
     return options
+
+
+class KafkaAuthenticationError(KafkaConfigError):
+    """The brokers refused the configured SASL credentials: retrying the same ones cannot help."""
+
+
+def authentication_error(cfg: KafkaConfig, timeout: float = 5.0) -> str | None:
+    """The brokers' reason if they refuse the SASL credentials, else None (accepted, or unreachable: the
+    daemon's broker wait handles that).
+
+    kafka-python cannot tell: the broker answers a failed SASL exchange and closes the connection, and the
+    client reports only "socket disconnected" and retries until its bootstrap times out, which looks like a
+    broker outage. librdkafka (confluent-kafka, already a dependency) reads the broker's answer, so one
+    short-lived admin client asks instead."""
+    if cfg.security_protocol not in ("SASL_PLAINTEXT", "SASL_SSL"):
+        return None
+    from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.admin import AdminClient
+
+    errors: list[Any] = []
+    quiet = logging.getLogger("ingest.kafka.client.probe")  # librdkafka logs every failed attempt; the answer is enough
+    quiet.propagate = False
+    quiet.addHandler(logging.NullHandler())
+    options: dict[str, Any] = {**librdkafka_options(cfg), "error_cb": errors.append, "logger": quiet}
+    admin = AdminClient(options)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            admin.list_topics(timeout=min(1.0, max(0.1, deadline - time.monotonic())))
+            return None
+        except KafkaException:
+            pass
+        admin.poll(0)
+        for error in errors:
+            if error.code() == KafkaError._AUTHENTICATION:
+                return str(error.str())
+    return None
 
 
 def ensure_topic(connection: dict[str, Any], name: str, *, partitions: int = -1, configs: dict[str, str] | None = None) -> bool:

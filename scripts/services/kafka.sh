@@ -2,7 +2,8 @@
 # Apache Kafka 4.x (KRaft, one combined broker+controller) from Maven Central jars, for tests and local runs.
 #   scripts/services/kafka.sh up|down|status|restart
 # Listeners (all on 127.0.0.1): PLAINTEXT $PORT (default 9092), CONTROLLER $PORT+1, SSL with client
-# certificates required $PORT+2, SASL_PLAINTEXT (PLAIN, SCRAM-SHA-256/512) $PORT+3.
+# certificates required $PORT+2, SASL_PLAINTEXT (PLAIN, SCRAM-SHA-256/512) $PORT+3, SASL_SSL (SCRAM-SHA-512
+# over TLS, server certificate from the same test CA, no client certificate) $PORT+4.
 # State lives in $TSIEM_KAFKA_HOME (default <repo>/.services/kafka, gitignored): lib/ (jars, fetched once
 # with Maven, cached in ~/.m2 too), data/ (formatted once), logs/, tls/ (generated CA, server and client
 # PEM files), sasl.env (generated user and password). A second broker for a test: set TSIEM_KAFKA_PORT
@@ -17,6 +18,7 @@ port=${TSIEM_KAFKA_PORT:-9092}
 controller_port=$((port + 1))
 ssl_port=$((port + 2))
 sasl_port=$((port + 3))
+sasl_ssl_port=$((port + 4))
 heap=${TSIEM_KAFKA_HEAP:-512m}
 start_timeout=${TSIEM_KAFKA_START_TIMEOUT:-120}
 stop_timeout=${TSIEM_KAFKA_STOP_TIMEOUT:-60}
@@ -112,7 +114,7 @@ sasl_password() {
 render_props() {
   local password=$1
   sed -e "s#@PORT@#$port#g" -e "s#@CONTROLLER_PORT@#$controller_port#g" -e "s#@SSL_PORT@#$ssl_port#g" \
-      -e "s#@SASL_PORT@#$sasl_port#g" -e "s#@DATA_DIR@#$data#g" -e "s#@TLS_DIR@#$tls#g" \
+      -e "s#@SASL_PORT@#$sasl_port#g" -e "s#@SASL_SSL_PORT@#$sasl_ssl_port#g" -e "s#@DATA_DIR@#$data#g" -e "s#@TLS_DIR@#$tls#g" \
       -e "s#@SASL_USER@#$sasl_user#g" -e "s#@SASL_PASSWORD@#$password#g" \
       "$spec/server.properties.template" >"$props"
 }
@@ -187,7 +189,7 @@ up() {
   setsid nohup "${jvm[@]}" kafka.Kafka "$props" >"$logs/kafka.out" 2>&1 </dev/null 9>&- &
   echo $! >"$pidfile"
   wait_healthy || return 1
-  say "healthy on 127.0.0.1:$port (SSL $ssl_port, SASL $sasl_port)"
+  say "healthy on 127.0.0.1:$port (SSL $ssl_port, SASL $sasl_port, SASL_SSL $sasl_ssl_port)"
 }
 
 down() {

@@ -22,11 +22,21 @@ TEXT_FIELDS = frozenset({"message", "rule.description", "error.message"})
 #: Vendor leftovers (parsers keep what ECS has no field for under the vendor's name). Their shapes differ
 #: between API versions and envelopes (CloudTrail ``resources`` as objects or as ARNs), so they are one
 #: ``flattened`` field each: every leaf searchable as a keyword, no mapping conflicts, no field explosion.
+#: OpenSearch (2.7+) has the same idea under another name, ``flat_object`` (and without its parameters).
 VENDOR_NAMESPACES = ("aws", "azure", "gcp", "google_workspace", "hashicorp_vault", "okta", "temporal_cloud", "temporal_server")
 KEYWORD_LIMIT = 8191  # Lucene's term byte limit / 4: longer strings are kept in _source, not indexed.
 
 
-def _es_type(field: str, type_name: str) -> dict[str, Any]:
+FLAT_TYPES = ("flattened", "flat_object")
+
+
+def _flat(flat_type: str) -> dict[str, Any]:
+    if flat_type not in FLAT_TYPES:
+        raise ValueError(f"flat_type must be one of {FLAT_TYPES}, not {flat_type!r}")
+    return {"type": "flattened", "ignore_above": KEYWORD_LIMIT} if flat_type == "flattened" else {"type": "flat_object"}
+
+
+def _es_type(field: str, type_name: str, flat_type: str) -> dict[str, Any]:
     if field in IP_FIELDS:
         return {"type": "ip"}
     if field in TEXT_FIELDS:
@@ -35,7 +45,7 @@ def _es_type(field: str, type_name: str) -> dict[str, Any]:
         return {"type": "date"}
     if type_name.startswith("dict[str, Any]"):
         # Values of any type under arbitrary keys (correlation group-by): one field, no mapping explosion.
-        return {"type": "flattened"}
+        return {"type": flat_type}
     if type_name.startswith("dict["):
         return {"type": "object"}
     if "bool" in type_name:
@@ -48,14 +58,14 @@ def _es_type(field: str, type_name: str) -> dict[str, Any]:
 
 
 @cache
-def _schema_properties() -> dict[str, Any]:
+def _schema_properties(flat_type: str) -> dict[str, Any]:
     properties: dict[str, Any] = {}
     for field, type_name, _ in field_reference():
         *parents, leaf = field.split(".")
         node = properties
         for parent in parents:
             node = node.setdefault(parent, {"properties": {}}).setdefault("properties", {})
-        node[leaf] = _es_type(field, type_name)
+        node[leaf] = _es_type(field, type_name, flat_type)
     # Correlation windows are bounds in time; user_agent.original also searchable as text (as in ECS).
     properties.setdefault("alert", {"properties": {}})["properties"]["window"] = {
         "properties": {"start": {"type": "date"}, "end": {"type": "date"}}}
@@ -65,12 +75,13 @@ def _schema_properties() -> dict[str, Any]:
     properties.setdefault("event", {"properties": {}})["properties"]["original"] = {
         "type": "keyword", "index": False, "doc_values": False}
     for namespace in VENDOR_NAMESPACES:
-        properties.setdefault(namespace, {"type": "flattened", "ignore_above": KEYWORD_LIMIT})
+        properties.setdefault(namespace, _flat(flat_type))
     return properties
 
 
-def ecs_mappings() -> dict[str, Any]:
-    """Mappings for alerts and events alike (an alert carries its event's fields)."""
+def ecs_mappings(flat_type: str = "flattened") -> dict[str, Any]:
+    """Mappings for alerts and events alike (an alert carries its event's fields); ``flat_type`` is the
+    server's name for a one-field object of any shape (Elasticsearch ``flattened``, OpenSearch ``flat_object``)."""
     return {
         "date_detection": False,
         "numeric_detection": False,
@@ -78,7 +89,7 @@ def ecs_mappings() -> dict[str, Any]:
             {"strings_as_keyword": {"match_mapping_type": "string",
                                     "mapping": {"type": "keyword", "ignore_above": KEYWORD_LIMIT}}},
         ],
-        "properties": copy.deepcopy(_schema_properties()),
+        "properties": copy.deepcopy(_schema_properties(flat_type)),
     }
 
 
@@ -96,7 +107,8 @@ def index_settings(shards: int | None = None, replicas: int | None = None, total
 
 def index_template(patterns: list[str], *, data_stream: bool = False, priority: int = 200,
                    shards: int | None = None, replicas: int | None = None,
-                   extra_settings: dict[str, Any] | None = None, version: int = 1) -> dict[str, Any]:
+                   extra_settings: dict[str, Any] | None = None, version: int = 1,
+                   flat_type: str = "flattened") -> dict[str, Any]:
     """A composable index template (``PUT _index_template/<name>``) for the given index patterns."""
     settings = index_settings(shards, replicas)
     settings.update(extra_settings or {})
@@ -104,7 +116,7 @@ def index_template(patterns: list[str], *, data_stream: bool = False, priority: 
         "index_patterns": patterns,
         "priority": priority,
         "version": version,
-        "template": {"settings": settings, "mappings": ecs_mappings()},
+        "template": {"settings": settings, "mappings": ecs_mappings(flat_type)},
         "_meta": {"managed_by": "temporal-siem", "description": "ECS mappings for temporal-siem documents"},
     }
     if data_stream:

@@ -13,7 +13,8 @@ from temporal_siem.parsers.router import ParserRouter
 from temporal_siem.pipeline import Pipeline
 from temporal_siem.sinks.base import Sink
 
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, start_service
+from tests.sinks.search_servers import SearchServer, opensearch_server
 
 
 class MemorySink(Sink):
@@ -45,6 +46,29 @@ def replay_alerts() -> list[dict[str, Any]]:
     replay([memory])
     assert len(memory.documents) >= 20, "the samples should raise alerts through the built-in rules"
     return memory.documents
+
+
+@pytest.fixture(scope="session")
+def opensearch() -> SearchServer:
+    """The shared OpenSearch node: HTTPS with the security plugin, basic auth (scripts/services/opensearch.sh)."""
+    start_service("opensearch")
+    return opensearch_server()
+
+
+@pytest.fixture(scope="session", params=["elasticsearch", "opensearch"])
+def search_server(request: pytest.FixtureRequest) -> SearchServer:
+    """Each real search server in turn, with the matching sink type: the contract both must keep."""
+    if request.param == "opensearch":
+        server: SearchServer = request.getfixturevalue("opensearch")
+        return server
+    return SearchServer("elasticsearch", request.getfixturevalue("elasticsearch_url"))
+
+
+@pytest.fixture
+def search_index(search_server: SearchServer) -> Iterator[str]:
+    name = f"tsiem-test-{uuid.uuid4().hex[:10]}"
+    yield name
+    search_server.delete(name, f"{name}-events")
 
 
 @pytest.fixture

@@ -96,7 +96,9 @@ DOC = [{"@timestamp": "2024-01-01T00:00:00Z", "alert.id": "auth-1", "rule.id": "
 def test_api_key_over_tls_with_ca_file(secured: dict[str, Any], es_index: str, sink_class: type) -> None:
     sink = sink_class(secured["url"], index=es_index, api_key=f"{API_KEY_ID}:{API_KEY_SECRET}" if sink_class is ElasticsearchSink
                       else base64.b64encode(f"{API_KEY_ID}:{API_KEY_SECRET}".encode()).decode(),
-                      ca_certs=secured["ca"], refresh="wait_for")
+                      ca_certs=secured["ca"], refresh="wait_for",
+                      # The node behind the front end is Elasticsearch: no OpenSearch template (flat_object) there.
+                      install_template=sink_class is ElasticsearchSink)
     sink.write(DOC)
     sink.close()
     assert sink.stats["delivered"] + sink.stats["duplicates"] == 1

@@ -1,22 +1,27 @@
-"""Outage: Elasticsearch stopped for 30 s in the middle of a stream, then started again. The pipeline must
-stop reading (backpressure, one batch in hand), resume by itself, and every alert must arrive exactly once.
+"""Outage: the search server stopped for 30 s in the middle of a stream, then started again. The pipeline
+must stop reading (backpressure, one batch in hand), resume by itself, and every alert must arrive exactly
+once. Run against Elasticsearch and against OpenSearch (over HTTPS with basic auth: the sink reconnects
+through TLS after the restart).
 
-Runs its own Elasticsearch node (instance "outage", port 9201) so stopping it disturbs no other test.
+Each server runs a node of its own for this (instance "outage-<pid>" on free ports, removed afterwards), so
+stopping it disturbs no other test.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import socket
 import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
 import pytest
-from elasticsearch import Elasticsearch
 from temporal_siem.detections.alerts import RuleMeta, rule_alert
 from temporal_siem.detections.base import Detector
 from temporal_siem.ingest.base import Source
@@ -24,30 +29,62 @@ from temporal_siem.kernel.records import Origin, RawRecord
 from temporal_siem.parsers.router import ParserRouter
 from temporal_siem.pipeline import Pipeline
 from temporal_siem.sinks.base import Sink, SinkError
-from temporal_siem.sinks.elasticsearch import ElasticsearchSink
 
 from tests.conftest import ROOT
 from tests.sinks.conftest import MemorySink
+from tests.sinks.search_servers import SearchServer, opensearch_server, opensearch_service
 
-OUTAGE_PORT = 9201
 OUTAGE_SECONDS = 30
 BATCHES, BATCH_SIZE = 60, 50
 
 
-def _service(command: str) -> None:
-    env = {**os.environ, "TSIEM_ES_INSTANCE": "outage", "TSIEM_ES_HTTP_PORT": str(OUTAGE_PORT),
-           "TSIEM_ES_TRANSPORT_PORT": str(OUTAGE_PORT + 100)}
-    result = subprocess.run(["bash", str(ROOT / "scripts" / "services" / "elasticsearch.sh"), command],
-                            env=env, capture_output=True, text=True, timeout=600)
-    if result.returncode != 0:
-        pytest.fail(f"elasticsearch (outage instance) {command} failed:\n{result.stdout}\n{result.stderr}", pytrace=False)
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
-@pytest.fixture(scope="module")
-def outage_elasticsearch(elasticsearch_url: str) -> Iterator[str]:
-    _service("up")
-    yield f"http://127.0.0.1:{OUTAGE_PORT}"
-    _service("down")
+#: A node of our own per test session (name and ports), so parallel runs on one machine never stop each other's.
+INSTANCE = f"outage-{os.getpid()}"
+
+
+def _elasticsearch_service(port: int, transport_port: int) -> Callable[[str], None]:
+    def service(command: str) -> None:
+        env = {**os.environ, "TSIEM_ES_INSTANCE": INSTANCE, "TSIEM_ES_HTTP_PORT": str(port),
+               "TSIEM_ES_TRANSPORT_PORT": str(transport_port)}
+        result = subprocess.run(["bash", str(ROOT / "scripts" / "services" / "elasticsearch.sh"), command],
+                                env=env, capture_output=True, text=True, timeout=600)
+        if result.returncode != 0:
+            pytest.fail(f"elasticsearch ({INSTANCE}) {command} failed:\n{result.stdout}\n{result.stderr}", pytrace=False)
+    return service
+
+
+def _opensearch_service(port: int, transport_port: int) -> Callable[[str], None]:
+    return lambda command: opensearch_service(INSTANCE, port, command, transport_port=transport_port)
+
+
+@dataclass
+class OutageServer:
+    server: SearchServer
+    service: Callable[[str], None]
+
+
+@pytest.fixture(scope="module", params=["elasticsearch", "opensearch"])
+def outage_server(request: pytest.FixtureRequest) -> Iterator[OutageServer]:
+    request.getfixturevalue("elasticsearch_url" if request.param == "elasticsearch" else "opensearch")  # installs the jars
+    port, transport_port = _free_port(), _free_port()
+    if request.param == "elasticsearch":
+        service = _elasticsearch_service(port, transport_port)
+        service("up")
+        outage = OutageServer(SearchServer("elasticsearch", f"http://127.0.0.1:{port}"), service)
+    else:
+        service = _opensearch_service(port, transport_port)
+        service("up")
+        outage = OutageServer(opensearch_server(INSTANCE, port), service)
+    yield outage
+    service("down")
+    shutil.rmtree(ROOT / ".services" / request.param / INSTANCE, ignore_errors=True)
+    (ROOT / ".services" / request.param / f".lock-{INSTANCE}").unlink(missing_ok=True)
 
 
 class StreamSource(Source):
@@ -80,10 +117,10 @@ class EveryEventRule(Detector):
 
 
 @pytest.mark.services
-def test_elasticsearch_outage_loses_and_duplicates_nothing(outage_elasticsearch: str) -> None:
+def test_outage_loses_and_duplicates_nothing(outage_server: OutageServer) -> None:
+    server, service = outage_server.server, outage_server.service
     index = f"tsiem-outage-{uuid.uuid4().hex[:8]}"
-    sink = ElasticsearchSink(outage_elasticsearch, index=index, chunk_size=40, max_retries=2, initial_backoff=0.2,
-                             max_backoff=1.0, request_timeout=5)
+    sink = server.sink(index=index, chunk_size=40, max_retries=2, initial_backoff=0.2, max_backoff=1.0, request_timeout=5)
     source = StreamSource()
     pipeline = Pipeline(source, ParserRouter("ecs", 1 << 20), EveryEventRule(), alert_sinks=[sink],
                         dead_letter=MemorySink(), retry_initial=0.5, retry_max=2.0)
@@ -102,7 +139,7 @@ def test_elasticsearch_outage_loses_and_duplicates_nothing(outage_elasticsearch:
         time.sleep(0.05)
     assert len(source.committed) >= 10, "the stream should be flowing before the outage"
 
-    _service("down")
+    service("down")
     down_at = time.monotonic()
     time.sleep(2)
     read_during_outage = source.read_batches
@@ -113,24 +150,19 @@ def test_elasticsearch_outage_loses_and_duplicates_nothing(outage_elasticsearch:
     assert len(source.committed) == committed_during_outage
     assert committed_during_outage < BATCHES
     assert pipeline.stats.sink_retries > 0
-    _service("up")
+    service("up")
 
     thread.join(timeout=180)
     assert not thread.is_alive(), "the pipeline should resume by itself and finish"
     assert failure == []
     assert len(source.committed) == BATCHES
-    client = Elasticsearch(outage_elasticsearch)
-    client.indices.refresh(index=index)
     expected = {rule_alert(EveryEventRule.rule, {"event.id": f"evt-{b}-{i}"})["alert.id"]
                 for b in range(BATCHES) for i in range(BATCH_SIZE)}
-    assert client.count(index=index)["count"] == len(expected) == BATCHES * BATCH_SIZE
-    stored = set()
-    for hit in client.search(index=index, size=10000, source=["alert.id"])["hits"]["hits"]:
-        assert hit["_id"] == hit["_source"]["alert"]["id"]
-        stored.add(hit["_id"])
-    assert stored == expected
-    client.indices.delete(index=index)
-    client.close()
+    assert server.count(index) == len(expected) == BATCHES * BATCH_SIZE
+    stored = server.documents(index)
+    assert all(doc_id == document["alert"]["id"] for doc_id, document in stored.items())
+    assert set(stored) == expected
+    server.delete(index)
 
 
 class AlwaysDown(Sink):

@@ -1,0 +1,93 @@
+"""Issue 16, item 3: every rule the user named either runs or stops the run (replay and run exit 3 with
+file:line and the reason), unless --allow-rule-errors, and then the summary, --summary-json and the log say it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from temporal_siem.cli import EXIT_ALERT, EXIT_RULES, main
+
+from tests.authoring.conftest import GOOD_RULE, SELECTION_LINE
+
+BAD_MODIFIER = GOOD_RULE.replace("temporal.operation:", "temporal.operation|contain:")
+DELETE_NAMESPACE = ('{"operation": "DeleteNamespaceAPI", "status": "OK", "version": 2, "log_id": "11111111-2222-4333-8444-555555555555", '
+                    '"emit_time": "2025-06-12T10:07:00Z", "principal": {"type": "user", "name": "alice@example.com"}}\n')
+
+
+@pytest.fixture
+def log_file(tmp_path: Path) -> Path:
+    path = tmp_path / "audit.jsonl"
+    path.write_text(DELETE_NAMESPACE)
+    return path
+
+
+def test_a_rule_that_does_not_load_stops_the_replay(rule_dir: Path, log_file: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    (rule_dir / "rule.yml").write_text(BAD_MODIFIER)
+    summary = tmp_path / "summary.json"
+    code = main(["replay", str(log_file), "--rules", str(rule_dir), "--fail-on-alert", "low",
+                 "--summary-json", str(summary), "--dead-letter", str(tmp_path / "dl.jsonl")])
+    assert code == EXIT_RULES  # before: 0, and --fail-on-alert passed CI while the rule never ran
+    err = capsys.readouterr().err
+    assert f"rule.yml:{SELECTION_LINE}" in err and "Unknown modifier 'contain'" in err and "--allow-rule-errors" in err
+
+
+def test_a_missing_rule_directory_stops_the_replay(log_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["replay", str(log_file), "--rules", str(tmp_path / "no-such-dir"), "--quiet"])
+    assert code == EXIT_RULES
+    assert "no-such-dir: no such rule directory or file" in capsys.readouterr().err
+
+
+def test_allow_rule_errors_runs_and_says_so_everywhere(rule_dir: Path, log_file: Path, tmp_path: Path,
+                                                        capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture) -> None:
+    (rule_dir / "rule.yml").write_text(BAD_MODIFIER)
+    summary = tmp_path / "summary.json"
+    with caplog.at_level(logging.WARNING, logger="temporal_siem"):
+        code = main(["replay", str(log_file), "--rules", str(rule_dir), "--allow-rule-errors", "--fail-on-alert", "high",
+                     "--summary-json", str(summary), "--dead-letter", str(tmp_path / "dl.jsonl")])
+    assert code == EXIT_ALERT  # the shipped pack still ran and raised its namespace-deletion alert
+    doc = json.loads(summary.read_text())
+    assert [e["line"] for e in doc["rule_load_errors"]] == [SELECTION_LINE]
+    assert doc["rule_load_errors"][0]["file"].endswith("rule.yml")
+    err = capsys.readouterr().err
+    assert "rules that did not load" in err
+    assert any("rule failed to load" in r.getMessage() and "rule.yml" in r.getMessage() for r in caplog.records)
+
+
+def test_config_can_allow_rule_errors(rule_dir: Path, log_file: Path, tmp_path: Path) -> None:
+    (rule_dir / "rule.yml").write_text(BAD_MODIFIER)
+    config = tmp_path / "config.yml"
+    config.write_text(f"detection:\n  rules: [{json.dumps(str(rule_dir))}]\n  allow_rule_errors: true\n")
+    assert main(["replay", str(log_file), "--config", str(config), "--quiet", "--dead-letter", str(tmp_path / "dl.jsonl")]) == 0
+
+
+def test_the_daemon_does_not_start_with_a_rule_that_does_not_load(rule_dir: Path, tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """`run` stops before it talks to Kafka; each error is logged with file:line."""
+    (rule_dir / "rule.yml").write_text(BAD_MODIFIER)
+    config = tmp_path / "config.yml"
+    config.write_text(f"detection:\n  rules: [{json.dumps(str(rule_dir))}]\nmetrics:\n  enabled: false\n"
+                      "ingest:\n  kafka:\n    bootstrap_servers: ['127.0.0.1:1']\n    topics: [{name: t}]\n")
+    # A subprocess with a timeout: a daemon that starts anyway would wait for the (absent) broker forever.
+    result = subprocess.run([sys.executable, "-m", "temporal_siem", "run", "--config", str(config), "--log-format", "text"],
+                            capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert result.returncode == EXIT_RULES, result.stderr[-2000:]
+    assert f"rule.yml:{SELECTION_LINE}" in result.stderr and "--allow-rule-errors" in result.stderr
+
+
+def test_the_daemon_starts_with_allowed_rule_errors(rule_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from temporal_siem.daemon import Daemon
+    from temporal_siem.kernel.config import Settings
+
+    (rule_dir / "rule.yml").write_text(BAD_MODIFIER)
+    settings = Settings.model_validate({"detection": {"rules": [str(rule_dir)], "allow_rule_errors": True},
+                                        "ingest": {"kafka": {"topics": [{"name": "t"}]}}})
+    with caplog.at_level(logging.WARNING, logger="temporal_siem.daemon"):
+        daemon = Daemon(settings)
+    assert daemon.ruleset.errors and len(daemon.ruleset.rules) > 40
+    assert any("rule failed to load" in r.getMessage() for r in caplog.records)
