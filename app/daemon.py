@@ -80,7 +80,7 @@ class Daemon:
         except (KeyError, ValueError) as exc:
             raise DaemonConfigError(str(exc)) from exc
         try:
-            self._ruleset: Ruleset | None = compile_rules(settings)  # before Kafka: a rule that does not load stops the start at once
+            self.ruleset: Ruleset | None = compile_rules(settings)  # before Kafka: a rule that does not load stops the start at once
         except PipelineError as exc:
             raise DaemonConfigError(str(exc)) from exc
         self.metrics_port = settings.metrics.port if metrics_port is None else metrics_port
@@ -138,9 +138,9 @@ class Daemon:
                 f"{self.cfg.sasl_mechanism} over {self.cfg.security_protocol}): {refused}")
 
     def _build(self, partitions: dict[str, int]) -> StreamRuntime:
-        if self._ruleset is None:
-            self._ruleset = compile_rules(self.settings)
-        return StreamRuntime(self.settings, self._ruleset, alerts=self.alerts, events=self.events, dead_letters=self.dead_letters,
+        if self.ruleset is None:
+            self.ruleset = compile_rules(self.settings)
+        return StreamRuntime(self.settings, self.ruleset, alerts=self.alerts, events=self.events, dead_letters=self.dead_letters,
                              input_partitions=partitions, on_loop=self._on_loop)
 
     def _on_loop(self) -> None:
