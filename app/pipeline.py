@@ -20,7 +20,7 @@ from temporal_siem.ingest.base import Source
 from temporal_siem.kernel import metrics
 from temporal_siem.kernel.records import DeadLetter, Origin, RawRecord
 from temporal_siem.parsers.router import ParserRouter
-from temporal_siem.sinks.base import Sink, SinkError
+from temporal_siem.sinks.base import Sink, SinkError, to_json_line
 
 log = logging.getLogger("temporal_siem.pipeline")
 
@@ -162,6 +162,24 @@ class Pipeline:
         self._write(self.dead_letter, [item.as_dict() for item in dead])
 
     def _write(self, sink: Sink, documents: list[dict[str, Any]]) -> None:
+        try:
+            self._write_batch(sink, documents)
+        except SinkError:
+            raise
+        except Exception as exc:
+            # Not the sink being down but a document it cannot take (an encoder bug, an unforeseen value):
+            # one record must not cost the batch its other alerts, nor stop the daemon on every restart.
+            if sink is self.dead_letter or len(documents) == 1:
+                if sink is self.dead_letter:
+                    raise
+                self._dead_letter([_unencodable(documents[0], sink, exc)])
+                return
+            log.warning("sink %s failed on a batch (%s: %s); writing its documents one by one", sink.name,
+                        type(exc).__name__, exc)
+            for document in documents:
+                self._write(sink, [document])
+
+    def _write_batch(self, sink: Sink, documents: list[dict[str, Any]]) -> None:
         delay = self.retry_initial
         while True:
             started = time.perf_counter()
@@ -197,6 +215,11 @@ class Pipeline:
                 return True
             time.sleep(min(remaining, 0.2))
         return False
+
+
+def _unencodable(document: dict[str, Any], sink: Sink, exc: Exception) -> DeadLetter:
+    return DeadLetter("unencodable document", "sink", Origin(f"sink:{sink.name}"), raw=to_json_line(document)[:-1],
+                      detail=f"{type(exc).__name__}: {exc}"[:500])
 
 
 def _json_bytes(doc: dict[str, Any]) -> bytes:

@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 REDACTED = "[REDACTED]"
+TOO_DEEP_TO_REDACT = "[nested deeper than 64 levels: not kept]"
 
 # Keys whose values are secrets wherever they appear (compared lower-case, '-' and '_' ignored).
 SECRET_KEYS = frozenset(
@@ -66,9 +67,12 @@ def has_value(value: Any) -> bool:
 
 
 def redact(value: Any, depth: int = 0) -> Any:
-    """Return a copy with secret-named keys masked and tokens in strings masked."""
+    """Return a copy with secret-named keys masked and tokens in strings masked. Containers deeper than 64
+    levels become a marker: returning them unredacted would let a secret hide under enough nesting."""
     if depth > 64:
-        return value
+        if isinstance(value, dict | list) and value:
+            return TOO_DEEP_TO_REDACT
+        return redact_text(value) if isinstance(value, str) else value
     if isinstance(value, dict):
         return {k: (REDACTED if is_secret_key_cached(str(k)) and has_value(v) else redact(v, depth + 1)) for k, v in value.items()}
     if isinstance(value, list):
