@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 from temporal_siem.kernel.records import DeadLetter, Origin, RawRecord, RecordError
+from temporal_siem.kernel.secrets import clean_record
 from temporal_siem.parsers.base import Parser
 from temporal_siem.parsers.common import now_timestamp, redact, redact_text
 from temporal_siem.parsers.enrichment import Enricher
@@ -78,7 +79,9 @@ class ParserRouter:
                    ingested: str, result: ParseResult) -> None:
         try:
             parser = self._choose(element, hint)
-            events = parser.parse(element, raw)
+            with clean_record(raw):
+                events = parser.parse(element, raw)
+                original = _redacted_original(element) if self.keep_original and events else None
         except RecordError as exc:
             result.dead.append(DeadLetter(exc.reason, "parse", origin, raw, exc.detail))
             return
@@ -88,7 +91,6 @@ class ParserRouter:
         except Exception as exc:
             result.dead.append(DeadLetter("parser error", "parse", origin, raw, f"{type(exc).__name__}: {exc}"))
             return
-        original = _redacted_original(element) if self.keep_original and events else None
         enrich = self._enrich
         for event in events:
             enrich(event)

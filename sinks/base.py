@@ -61,7 +61,7 @@ def to_json_line(document: dict[str, Any]) -> bytes:
 def _as_text(value: Any) -> str:
     try:
         return str(value)
-    except Exception:  # noqa: BLE001 - a hostile __str__ must not stop the encoder
+    except Exception:
         return f"[unencodable {type(value).__name__}]"
 
 
