@@ -19,6 +19,7 @@ from temporal_siem.detections.base import Detector
 from temporal_siem.ingest.base import Source
 from temporal_siem.kernel import metrics
 from temporal_siem.kernel.records import DeadLetter, Origin, RawRecord
+from temporal_siem.parsers.registry import detection_chain
 from temporal_siem.parsers.router import ParserRouter
 from temporal_siem.sinks.base import Sink, SinkError, to_json_line
 
@@ -83,6 +84,7 @@ class Pipeline:
         self.retry_max = retry_max
         self.stats = RunStats()
         self._stopping = False
+        metrics.DATASET_LABEL.add_known({parser.dataset for parser in detection_chain()})
 
     def stop(self) -> None:
         """Finish the batch in hand, then return from run()."""
@@ -124,7 +126,7 @@ class Pipeline:
             dead.extend(result.dead)
         stats.events += len(events)
         metrics.RECORDS_CONSUMED.labels(self.source.name).inc(len(batch))
-        for dataset, count in Counter(str(e.get("event.dataset", "")) for e in events).items():
+        for dataset, count in Counter(metrics.DATASET_LABEL(e.get("event.dataset", "")) for e in events).items():
             metrics.EVENTS.labels(dataset).inc(count)
         alerts = self.detector.process(events) if events else []
         dead.extend(self.detector.take_dead_letters())

@@ -1,0 +1,34 @@
+"""Issue 15 items 6, 7 (records), 8: label values, events per record, state decompression are bounded."""
+
+from __future__ import annotations
+
+import orjson
+from temporal_siem.detections.factory import build_detector
+from temporal_siem.ingest.replay import ReplaySource
+from temporal_siem.kernel import metrics
+from temporal_siem.kernel.records import Origin, RawRecord
+from temporal_siem.parsers.router import ParserRouter
+from temporal_siem.pipeline import Pipeline
+from temporal_siem.sinks.base import Sink
+
+
+class _Null(Sink):
+    name = "null"
+
+    def write(self, documents):  # type: ignore[no-untyped-def]
+        pass
+
+
+def test_dataset_labels_are_bounded() -> None:
+    pipeline = Pipeline(ReplaySource([]), ParserRouter(), build_detector([], builtin_rules=False), alert_sinks=[],
+                        dead_letter=_Null())
+    records = [RawRecord(orjson.dumps({"@timestamp": "2025-01-01T00:00:00Z", "event": {"dataset": f"{i}-" + "d" * 100_000},
+                                       "message": "x"}), Origin("t", line=i)) for i in range(300)]
+    records += [RawRecord(orjson.dumps({"@timestamp": "2025-01-01T00:00:00Z", "event": {"dataset": f"custom.set{i}"},
+                                        "message": "x"}), Origin("t", line=i)) for i in range(300)]
+    pipeline.process_batch(records)
+    labels = {sample.labels["dataset"] for metric in metrics.EVENTS.collect() for sample in metric.samples}
+    assert all(len(label) <= 64 for label in labels)
+    assert len(labels) <= metrics.DATASET_LABEL.limit + len(metrics.DATASET_LABEL.known) + 1
+    assert "other" in labels
+    assert metrics.DATASET_LABEL("okta.system") == "okta.system"
