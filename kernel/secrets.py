@@ -230,7 +230,7 @@ _TOKENS = re.compile(
     r"|\btmprl_[A-Za-z0-9_.-]{8,}"  # Temporal Cloud API keys
     r"|\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"  # GitHub tokens
 )
-_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,30}:(?://|\\/\\/)[^:/?#@\s\"'<>]{0,256}:)[^@/?#\s\"'<>]{1,512}@")
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9_+.-]{0,30}:(?://|\\/\\/)[^:/?#@\s\"'<>]{0,256}:)[^@/?#\s\"'<>]{1,512}@")
 _PAIR = re.compile(r"([A-Za-z][A-Za-z0-9_.-]{0,63})=([^&\s\"',;<>]+)")
 _JSON_PAIR = re.compile(r'"([^"\\]{1,64})"(\s*:\s*)("(?:[^"\\]|\\.)*"|-?[0-9][0-9.eE+-]*|true|false)')
 # The same pair written inside a JSON string (raw record text: {"body": "{\"password\": \"x\"}"}).
