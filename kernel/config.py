@@ -7,14 +7,13 @@ defaults. Secrets are ``SecretStr`` and masked by ``temporal-siem config show``.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
-import re
-
 from temporal_siem.kernel.secrets import REDACTED, is_secret_key, mask_text
 
 MASK = "***"
