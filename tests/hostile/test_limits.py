@@ -55,3 +55,36 @@ def test_state_topic_decompression_is_bounded() -> None:
     assert found == {}  # ignored as damaged
     assert peak < 3 * MAX_STATE_BYTES < 1024 * 1024 * 1024  # was the whole GiB
     assert inflate(zlib.compress(b"state")) == b"state"
+
+
+def test_events_per_record_are_capped_with_a_clear_dead_letter() -> None:
+    router = ParserRouter(max_events_per_record=1_000)
+    result = router.parse(RawRecord(b"[" + b",".join([b"{}"] * 5_000) + b"]", Origin("t", line=1)))
+    assert result.events == []
+    assert [(d.reason, d.detail) for d in result.dead] == [("too many events in one record", "5000 elements > limit 1000")]
+    small = router.parse(RawRecord(orjson.dumps([{"time": "2025-01-01T00:00:00Z", "msg": f"m{i}"} for i in range(10)]), Origin("t")))
+    assert len(small.events) == 10
+
+
+def test_a_rule_with_too_many_regexes_is_a_load_error_before_compiling() -> None:
+    import time
+
+    from temporal_siem.detections.sigma.ruleset import Ruleset
+
+    values = "\n".join(f"      - 'abc{i}.*x'" for i in range(1_500))
+    text = (f"title: big\nid: 3f2a9c1e-0000-4000-8000-00000000cc01\nlogsource: {{product: test}}\ndetection:\n  sel:\n"
+            f"    f|re:\n{values}\n  condition: sel\n")
+    start = time.perf_counter()
+    ruleset = Ruleset.from_yaml(text)
+    assert len(ruleset.rules) == 0
+    assert any("rule too large: 1500 regular expressions (limit 1000)" in e.error for e in ruleset.errors)
+    assert time.perf_counter() - start < 30
+
+
+def test_a_rule_file_with_too_many_lines_is_refused_before_yaml(tmp_path) -> None:
+    from temporal_siem.detections.sigma.loader import MAX_RULE_FILE_LINES, load_rules
+
+    path = tmp_path / "long.yml"
+    path.write_text("title: long\n" + "# x\n" * (MAX_RULE_FILE_LINES + 1))
+    loaded = load_rules([tmp_path], [])
+    assert any("lines, limit" in e.error for e in loaded.errors)
