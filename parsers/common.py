@@ -253,10 +253,8 @@ def _flatten_redacted(obj: dict[str, Any], prefix: str, out: dict[str, Any], dep
                 out[name] = TOO_DEEP
             elif any(type(v) is dict for v in value):
                 _flatten_redacted_objects(value, name, out, depth + 1, drop_nulls)
-            elif check_text:
+            else:  # lists of lists may hold objects with secret keys: redact() looks inside
                 out[name] = bound_depth([redact(v, depth + 1) for v in value], depth + 1)
-            else:
-                out[name] = bound_depth(value, depth + 1)
         else:
             out[name] = value
 
