@@ -166,10 +166,9 @@ class Pipeline:
     def _write(self, sink: Sink, documents: list[dict[str, Any]]) -> None:
         try:
             self._write_batch(sink, documents)
-        except SinkError:
-            raise
-        except Exception as exc:
-            # Not the sink being down but a document it cannot take (an encoder bug, an unforeseen value):
+        except (TypeError, ValueError, RecursionError, OverflowError) as exc:
+            # Not the sink being down (SinkError, OSError propagate as before) but a document it cannot
+            # encode (an encoder bug, an unforeseen value):
             # one record must not cost the batch its other alerts, nor stop the daemon on every restart.
             if sink is self.dead_letter or len(documents) == 1:
                 if sink is self.dead_letter:
