@@ -45,8 +45,10 @@ def bound_depth(value: Any, depth: int) -> Any:
     if type(value) is list:
         if depth >= MAX_DEPTH:
             return TOO_DEEP if value else value
-        if any(type(v) is list or type(v) is dict for v in value):
-            return [bound_depth(v, depth + 1) for v in value]
+        for member in value:  # a plain loop, not any(<generator>): this runs for every list of every event
+            kind = type(member)
+            if kind is list or kind is dict:
+                return [bound_depth(v, depth + 1) for v in value]
         return value
     if type(value) is dict:
         if depth >= MAX_DEPTH:
