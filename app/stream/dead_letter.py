@@ -16,6 +16,7 @@ from typing import Any
 import orjson
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
+from temporal_siem.kernel.secrets import redact_raw, redact_text
 from temporal_siem.sinks.base import Sink, SinkError
 
 log = logging.getLogger("temporal_siem.stream.dead_letter")
@@ -62,10 +63,10 @@ class DeadLetterTopicSink(Sink):
         original = None
         if self.lookup is not None and origin.get("topic") is not None:
             original = self.lookup(origin["topic"], int(origin.get("partition", -1)), int(origin.get("offset", -1)))
-        value = self._value(doc, original)
+        value = redact_raw(self._value(doc, original))  # an output like any other: secrets masked (issue 15)
         headers: list[tuple[str, bytes]] = list(original.headers or []) if original is not None else []
         headers += [(HEADER_PREFIX + key, str(val).encode()) for key, val in (
-            ("reason", doc.get("reason", "")), ("stage", doc.get("stage", "")), ("detail", str(doc.get("detail", ""))[:1000]),
+            ("reason", doc.get("reason", "")), ("stage", doc.get("stage", "")), ("detail", redact_text(str(doc.get("detail", "")))[:1000]),
             ("origin", doc.get("origin_text", "")), ("raw_bytes", doc.get("raw_bytes", 0)))]
         for key in ("source", "topic", "partition", "offset", "index", "line"):
             if origin.get(key) is not None:

@@ -22,6 +22,25 @@ log = logging.getLogger("temporal_siem.stream.state")
 
 FORMAT_VERSION = b"1"
 MAX_SNAPSHOT_BYTES = 16 * 1024 * 1024
+#: Uncompressed limit of one snapshot, on both sides: a larger state is not written, and a record of the state
+#: topic that inflates beyond it (a 1 MB zlib bomb inflates to 1 GiB) is ignored as damaged after reading at
+#: most this much.
+MAX_STATE_BYTES = 128 * 1024 * 1024
+
+
+class SnapshotTooLarge(ValueError):
+    """A snapshot that inflates past MAX_STATE_BYTES."""
+
+
+def inflate(payload: bytes, limit: int = MAX_STATE_BYTES) -> bytes:
+    """zlib-decompress at most ``limit`` bytes; SnapshotTooLarge if there is more, zlib.error if damaged."""
+    inflater = zlib.decompressobj()
+    state = inflater.decompress(payload, limit)
+    if inflater.unconsumed_tail or (not inflater.eof and inflater.decompress(b"", 1)):
+        raise SnapshotTooLarge(f"inflates past the limit of {limit} bytes")
+    if not inflater.eof:
+        raise zlib.error("incomplete compressed snapshot")
+    return state
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +91,10 @@ class StateStore:
 
     def save(self, topic: str, partition: int, offset: int, state: bytes) -> bool:
         """Write one snapshot and wait for the broker's acknowledgement. False if it was too large."""
+        if len(state) > MAX_STATE_BYTES:
+            log.error("correlation state of %s[%d] is %d bytes (limit %d): not snapshotted; the next owner replays from "
+                      "the previous snapshot", topic, partition, len(state), MAX_STATE_BYTES)
+            return False
         payload = zlib.compress(state, 3)
         if len(payload) > MAX_SNAPSHOT_BYTES:
             log.error("correlation state of %s[%d] is %d bytes compressed (limit %d): not snapshotted; the next owner "
@@ -118,8 +141,8 @@ class StateStore:
         headers = dict(record.headers or [])
         try:
             offset = int(headers["offset"])
-            state = zlib.decompress(record.value)
-        except (KeyError, ValueError, zlib.error) as exc:
+            state = inflate(record.value)
+        except (KeyError, ValueError, zlib.error) as exc:  # SnapshotTooLarge is a ValueError
             log.warning("ignoring a damaged snapshot for %s[%d] at state offset %d: %s", where[0], where[1], record.offset, exc)
             return
         found[where] = Snapshot(self.group, where[0], where[1], offset, state)
