@@ -19,8 +19,9 @@ from temporal_siem.detections.base import Detector
 from temporal_siem.ingest.base import Source
 from temporal_siem.kernel import metrics
 from temporal_siem.kernel.records import DeadLetter, Origin, RawRecord
+from temporal_siem.parsers.registry import detection_chain
 from temporal_siem.parsers.router import ParserRouter
-from temporal_siem.sinks.base import Sink, SinkError
+from temporal_siem.sinks.base import Sink, SinkError, to_json_line
 
 log = logging.getLogger("temporal_siem.pipeline")
 
@@ -83,6 +84,7 @@ class Pipeline:
         self.retry_max = retry_max
         self.stats = RunStats()
         self._stopping = False
+        metrics.DATASET_LABEL.add_known({parser.dataset for parser in detection_chain()})
 
     def stop(self) -> None:
         """Finish the batch in hand, then return from run()."""
@@ -124,7 +126,7 @@ class Pipeline:
             dead.extend(result.dead)
         stats.events += len(events)
         metrics.RECORDS_CONSUMED.labels(self.source.name).inc(len(batch))
-        for dataset, count in Counter(str(e.get("event.dataset", "")) for e in events).items():
+        for dataset, count in Counter(metrics.DATASET_LABEL(e.get("event.dataset", "")) for e in events).items():
             metrics.EVENTS.labels(dataset).inc(count)
         alerts = self.detector.process(events) if events else []
         dead.extend(self.detector.take_dead_letters())
@@ -162,6 +164,23 @@ class Pipeline:
         self._write(self.dead_letter, [item.as_dict() for item in dead])
 
     def _write(self, sink: Sink, documents: list[dict[str, Any]]) -> None:
+        try:
+            self._write_batch(sink, documents)
+        except (TypeError, ValueError, RecursionError, OverflowError) as exc:
+            # Not the sink being down (SinkError, OSError propagate as before) but a document it cannot
+            # encode (an encoder bug, an unforeseen value):
+            # one record must not cost the batch its other alerts, nor stop the daemon on every restart.
+            if sink is self.dead_letter or len(documents) == 1:
+                if sink is self.dead_letter:
+                    raise
+                self._dead_letter([_unencodable(documents[0], sink, exc)])
+                return
+            log.warning("sink %s failed on a batch (%s: %s); writing its documents one by one", sink.name,
+                        type(exc).__name__, exc)
+            for document in documents:
+                self._write(sink, [document])
+
+    def _write_batch(self, sink: Sink, documents: list[dict[str, Any]]) -> None:
         delay = self.retry_initial
         while True:
             started = time.perf_counter()
@@ -197,6 +216,11 @@ class Pipeline:
                 return True
             time.sleep(min(remaining, 0.2))
         return False
+
+
+def _unencodable(document: dict[str, Any], sink: Sink, exc: Exception) -> DeadLetter:
+    return DeadLetter("unencodable document", "sink", Origin(f"sink:{sink.name}"), raw=to_json_line(document)[:-1],
+                      detail=f"{type(exc).__name__}: {exc}"[:500])
 
 
 def _json_bytes(doc: dict[str, Any]) -> bytes:

@@ -7,13 +7,14 @@ defaults. Secrets are ``SecretStr`` and masked by ``temporal-siem config show``.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
-from temporal_siem.kernel.secrets import is_secret_key
+from temporal_siem.kernel.secrets import REDACTED, is_secret_key, mask_text
 
 MASK = "***"
 
@@ -207,4 +208,19 @@ def _mask(value: Any, key: str = "") -> Any:
         return [_mask(v, key) for v in value]
     if key and is_secret_key(key) and value:
         return MASK
+    if isinstance(value, str):
+        return mask_config_text(value)
     return value
+
+
+# ``user:password@host`` with no scheme (a Kafka bootstrap server written with credentials).
+_BARE_USERINFO = re.compile(r"^([^:/@\s]{1,256}):([^@/\s]{1,512})@")
+
+
+def mask_config_text(text: str) -> str:
+    """Credentials inside a value whose key is not secret-named: URL passwords (``https://user:pw@``,
+    ``user:pw@broker``), secret query parameters (``?token=``), auth schemes (``Bearer ...``), token shapes."""
+    if len(text) < 6:
+        return text
+    masked = mask_text(text).replace(REDACTED, MASK)
+    return _BARE_USERINFO.sub(lambda m: f"{m.group(1)}:{MASK}@", masked)

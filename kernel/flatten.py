@@ -12,6 +12,9 @@ from typing import Any
 
 MAX_DEPTH = 32
 TOO_DEEP = "[nested deeper than 32 levels: see the raw record]"
+#: A dotted key with more parts than this stays dotted when nested again: a vendor key such as
+#: ``k.k.k...`` (300 parts) would otherwise nest 300 levels deep, past what any JSON encoder accepts.
+MAX_KEY_PARTS = MAX_DEPTH
 
 
 def flatten(obj: dict[str, Any], prefix: str = "", out: dict[str, Any] | None = None, depth: int = 0) -> dict[str, Any]:
@@ -26,9 +29,32 @@ def flatten(obj: dict[str, Any], prefix: str = "", out: dict[str, Any] | None = 
             _flatten_object_list(value, name, out, depth + 1)
         elif depth >= MAX_DEPTH and isinstance(value, (dict, list)) and value:
             out[name] = TOO_DEEP
+        elif type(value) is list:
+            out[name] = bound_depth(value, depth)
         else:
             out[name] = value
     return out
+
+
+def bound_depth(value: Any, depth: int) -> Any:
+    """``value`` with whatever sits deeper than ``MAX_DEPTH`` replaced by :data:`TOO_DEEP`.
+
+    Lists of lists are kept as values (not flattened), so without this a ``[[[...]]]`` 300 deep would reach
+    the sinks whole and fail to encode. A flat list (the common case) is returned as is after one scan.
+    """
+    if type(value) is list:
+        if depth >= MAX_DEPTH:
+            return TOO_DEEP if value else value
+        for member in value:  # a plain loop, not any(<generator>): this runs for every list of every event
+            kind = type(member)
+            if kind is list or kind is dict:
+                return [bound_depth(v, depth + 1) for v in value]
+        return value
+    if type(value) is dict:
+        if depth >= MAX_DEPTH:
+            return TOO_DEEP if value else value
+        return {k: bound_depth(v, depth + 1) for k, v in value.items()}
+    return value
 
 
 def _flatten_object_list(items: list[Any], name: str, out: dict[str, Any], depth: int) -> None:
@@ -63,6 +89,9 @@ def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
                 nested[key]["value"] = value
             continue
         parts = key.split(".")
+        if len(parts) > MAX_KEY_PARTS:
+            nested[key] = value
+            continue
         node = nested
         collided = False
         for part in parts[:-1]:

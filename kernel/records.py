@@ -6,6 +6,8 @@ import base64
 from dataclasses import dataclass, field
 from typing import Any
 
+from temporal_siem.kernel.secrets import redact_raw, redact_text
+
 RAW_EXCERPT_BYTES = 4096
 
 
@@ -61,7 +63,8 @@ class DeadLetter:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        excerpt = self.raw[:RAW_EXCERPT_BYTES]
+        # Masked with the same rules as every other output, then cut (a secret must not survive by being cut in half).
+        excerpt = redact_raw(self.raw[:RAW_EXCERPT_BYTES * 4])[:RAW_EXCERPT_BYTES]
         try:
             raw_text: dict[str, Any] = {"raw": excerpt.decode("utf-8")}
         except UnicodeDecodeError:
@@ -69,7 +72,7 @@ class DeadLetter:
         doc: dict[str, Any] = {
             "reason": self.reason,
             "stage": self.stage,
-            "detail": self.detail,
+            "detail": redact_text(self.detail) if self.detail else self.detail,
             "origin": self.origin.as_dict(),
             "origin_text": str(self.origin),
             "raw_bytes": len(self.raw),

@@ -1,37 +1,84 @@
 """Secret handling shared by every stage: which key names hold secrets, and masking of secret-shaped
-text. One rule for the whole product (parsers, config show, dead letters, sinks), so an output can never be
-less careful than another."""
+text. One rule for the whole product (parsers, config show, dead letters, sinks, ``event.original``), so an
+output can never be less careful than another.
+
+Cost model (issue 15 / issue 19): most records hold nothing secret-shaped. :func:`scan` looks at a record's
+raw bytes once (one Hyperscan pass, ~1 µs per KB) for anything a secret key name or a secret-shaped string
+could contain; the router marks a record with no hit as clean (:func:`clean_record`), and every masking
+function returns its input untouched for a clean record. Only records that hit pay for the per-key and
+per-string checks, and only strings that hit themselves pay for the substitutions. The scan is a superset
+of the rules below (tests/hostile/test_secrets.py checks that every secret shape trips it).
+"""
 
 from __future__ import annotations
 
 import re
+import threading
+from functools import lru_cache
 from typing import Any
 
-REDACTED = "[REDACTED]"
+import hyperscan
+import orjson
 
-# Keys whose values are secrets wherever they appear (compared lower-case, '-' and '_' ignored).
+REDACTED = "[REDACTED]"
+TOO_DEEP_TO_REDACT = "[nested deeper than 64 levels: not kept]"
+MAX_REDACT_DEPTH = 64
+
+# --- key names ---------------------------------------------------------------------------------
+
+# Whole key names (compared lower-case with '-', '_' and '.' removed) that are secrets wherever they appear.
 SECRET_KEYS = frozenset(
     {
         "password", "passwd", "secret", "clientsecret", "token", "accesstoken", "refreshtoken", "idtoken",
         "bearertoken", "clienttoken", "apikey", "apikeyvalue", "authorization", "privatekey", "secretkey",
         "secretaccesskey", "sessiontoken", "samlresponse", "samlassertion", "assertion", "credential",
-        "credentials", "xvaulttoken", "wrappedtoken", "plaintext", "ciphertext_key", "key_material",
+        "credentials", "xvaulttoken", "wrappedtoken", "plaintext", "ciphertextkey", "keymaterial", "cookie",
+        "setcookie", "proxyauthorization", "secretid", "passphrase",
     }
 )
-_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
-_JWT = re.compile(r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}")
-_VAULT_TOKEN = re.compile(r"\b(hvs|hvb|hvr|s)\.[A-Za-z0-9]{20,}")
+# The head word of a key (its last part, after qualifiers such as ``_pem``) that makes it a secret:
+# ``db_password``, ``newPassword``, ``AWS_SESSION_TOKEN``, ``x-amz-security-token``, ``client_secret``.
+# ``token_policies`` / ``token_ttl`` / ``key_id`` / ``accessor`` end in another word and stay readable.
+_SECRET_HEADS = frozenset({
+    "password", "passwd", "passphrase", "secret", "token", "cookie", "cookies", "authorization", "credential",
+    "credentials", "apikey", "privatekey", "secretkey", "samlresponse", "samlassertion", "plaintext",
+})
+# Two- and three-word heads: ``X-Api-Key``, ``private_key_pem``, ``aws_secret_access_key``, AppRole ``secret_id``.
+_SECRET_PAIRS = frozenset({"apikey", "privatekey", "secretkey", "signingkey", "encryptionkey", "secretid", "keymaterial",
+                           "sessionkey"})
+_SECRET_TRIPLES = frozenset({"secretaccesskey"})
+# Trailing words that only say how a secret is written down: ``private_key_pem``, ``api_key_value``.
+_QUALIFIERS = frozenset({"pem", "b64", "base64", "value", "raw", "text", "data", "str", "string", "enc", "encoded",
+                         "hex", "der", "plain", "cleartext", "header"})
+_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
+
+
+def key_words(key: str) -> list[str]:
+    """``newPassword`` -> [new, password]; ``X-Api-Key`` -> [x, api, key]; ``AWS_SESSION_TOKEN`` -> [aws, session, token]."""
+    return [w.lower() for w in _WORDS.findall(key)]
 
 
 def is_secret_key(key: str) -> bool:
-    return key.lower().replace("-", "").replace("_", "") in SECRET_KEYS
+    """Whether a value under ``key`` is a secret, judged by the key's parts (see the sets above). Cached:
+    parsers ask for the same few hundred names on every record."""
+    return _is_secret_key(key[-128:] if len(key) > 128 else key)
 
 
-_ANY_TOKEN = re.compile(
-    r"(?i:\b(?:bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,})|\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"
-    r"|\b(?:hvs|hvb|hvr|s)\.[A-Za-z0-9]{20,}"
-)
-MIN_TOKEN_TEXT = 14  # "basic " + 8 characters: nothing shorter can hold a token
+@lru_cache(maxsize=65_536)
+def _is_secret_key(key: str) -> bool:
+    compact = key.lower().replace("-", "").replace("_", "").replace(".", "")
+    if compact in SECRET_KEYS:
+        return True
+    words = key_words(key)
+    while len(words) > 1 and words[-1] in _QUALIFIERS:
+        words.pop()
+    if not words:
+        return False
+    return (words[-1] in _SECRET_HEADS or "".join(words[-2:]) in _SECRET_PAIRS
+            or "".join(words[-3:]) in _SECRET_TRIPLES)
+
+
+MIN_TOKEN_TEXT = 7  # "token=x": nothing shorter can hold a secret shape
 SECRET_KEY_CACHE: dict[str, bool] = {}
 
 
@@ -44,21 +91,256 @@ def is_secret_key_cached(key: str) -> bool:
     return known
 
 
-def _might_hold_token(text: str) -> bool:
-    """Substring probes, ~10x cheaper than the regex: bearer/basic in its usual casings, JWT, Vault tokens."""
-    return (
-        "eyJ" in text or "s." in text or "hv" in text
-        or "earer" in text or "EARER" in text or "asic" in text or "ASIC" in text
-    )
+# --- the one fast scan ---------------------------------------------------------------------------
+
+# Case-insensitive word parts any secret key name contains (a superset of is_secret_key: tested).
+_SCAN_WORDS = (
+    rb"(?:pass(?:w|ph)|secret|token|api[-_ .]?key|private[-_ .]?key|signing[-_ .]?key|encryption[-_ .]?key"
+    rb"|session[-_ .]?key|key[-_ .]?material|cookie|authoriz|credential|saml|assertion|plaintext)"
+)
+_SCHEMES = rb"(?:bearer|basic|splunk|apikey)\s"
+# Case-sensitive token prefixes and shapes.
+_SHAPES = rb"eyJ|\b(?:hv[sbr]|s)\.[A-Za-z0-9]{20}|tmprl_|\bgh[pousr]_|github_pat_|-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY|://[^/\s@\"]*:[^/\s@\"]*@"
+
+KEYS = 1  # a key name (or the name member of a name/value pair) may be secret: check keys
+TEXT = 2  # a string may hold a secret shape or a secret key=value: check strings
+BOTH = KEYS | TEXT
+_CASELESS = hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH
+_EXACT = hyperscan.HS_FLAG_SINGLEMATCH
+
+# Over a record's raw bytes. In JSON a word followed by the rest of a key and '":' is a key name; followed by
+# '=' or inside an escaped '\"key\":' it is text; \u escapes (a key written as \u0070assword) and \/ (https:\/\/)
+# hide words from a byte scan, so they count as both.
+_RECORD_PATTERNS: list[tuple[bytes, int, int]] = [
+    (_SCAN_WORDS + rb'(?:[^"\\]|\\.){0,128}"\s*:', _CASELESS, KEYS),
+    (rb'"(?:name|key|header)"\s*:\s*"[^"\\]{0,64}' + _SCAN_WORDS, _CASELESS, KEYS),
+    (_SCAN_WORDS + rb"[A-Za-z0-9_.-]{0,64}\s*=", _CASELESS, TEXT),
+    (_SCAN_WORDS + rb'[^"\\]{0,128}\\"\s*:', _CASELESS, TEXT),
+    (_SCHEMES, _CASELESS, TEXT),
+    (_SHAPES, _EXACT, TEXT),
+    (rb"\\u|\\/", _EXACT, BOTH),
+]
+# Over one string of a record that hit TEXT: the decoded form, so JSON inside it has plain quotes.
+_STRING_PATTERNS: list[tuple[bytes, int, int]] = [
+    (_SCAN_WORDS + rb"[A-Za-z0-9_.-]{0,64}\s*=", _CASELESS, TEXT),
+    (_SCAN_WORDS + rb'[^"]{0,128}"\s*:', _CASELESS, TEXT),
+    (_SCHEMES, _CASELESS, TEXT),
+    (_SHAPES, _EXACT, TEXT),
+]
+
+
+def _compile(patterns: list[tuple[bytes, int, int]]) -> hyperscan.Database:
+    db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    db.compile(expressions=[p for p, _, _ in patterns], ids=[kind for _, _, kind in patterns], elements=len(patterns),
+               flags=[f for _, f, _ in patterns])
+    return db
+
+
+_RECORD_DB = _compile(_RECORD_PATTERNS)
+_STRING_DB = _compile(_STRING_PATTERNS)
+_LOCAL = threading.local()  # Hyperscan scratch space is per thread
+
+
+class _Hits:
+    __slots__ = ("kinds",)
+
+    def __init__(self) -> None:
+        self.kinds = 0
+
+
+def _collect(kind: int, _start: int, _end: int, _flags: int, hits: object) -> bool:
+    assert isinstance(hits, _Hits)
+    hits.kinds |= kind
+    return hits.kinds == BOTH  # stop once nothing more can be learnt
+
+
+def _scratch(db: hyperscan.Database, name: str) -> hyperscan.Scratch:
+    scratch = getattr(_LOCAL, name, None)
+    if scratch is None:
+        scratch = hyperscan.Scratch(db)
+        setattr(_LOCAL, name, scratch)
+    return scratch
+
+
+def _run(db: hyperscan.Database, name: str, data: bytes) -> int:
+    hits = _Hits()
+    try:
+        db.scan(data, match_event_handler=_collect, context=hits, scratch=_scratch(db, name))
+    except hyperscan.ScanTerminated:
+        pass
+    return hits.kinds
+
+
+def scan_record(data: bytes) -> int:
+    """What a record's masking must look at: 0 (nothing secret-shaped: skip it all), KEYS, TEXT or BOTH.
+    A text record (not JSON) that hits anything is BOTH: its parser turns ``key=value`` text into keys."""
+    if not data:
+        return 0
+    kinds = _run(_RECORD_DB, "record", data)
+    if kinds and data[:256].lstrip()[:1] not in (b"{", b"["):
+        return BOTH
+    return kinds
+
+
+def scan(data: bytes | str) -> bool:
+    """True if ``data`` may hold a secret (a secret-ish key name, a token shape, a PEM block, a URL password)."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogatepass")
+    return bool(scan_record(data))
+
+
+def _string_may_hold_secret(text: str) -> bool:
+    """The string scan, after substring probes that every string pattern needs one of (``=`` or ``"`` for a
+    pair, whitespace for an auth scheme, ``s.``/``_``/``eyJ``/``-----``/``://`` for the token shapes): ids,
+    timestamps, addresses and names (most values) never reach Hyperscan's ~1 µs call."""
+    if not ("=" in text or '"' in text or " " in text or "_" in text or "s." in text or "eyJ" in text
+            or "://" in text or "-----" in text or "\t" in text or "\n" in text or "\r" in text
+            or "\x0b" in text or "\x0c" in text):
+        return False
+    return bool(_run(_STRING_DB, "string", text.encode("utf-8", "surrogatepass")))
+
+
+class _RecordChecks(threading.local):
+    """The checks of the record being parsed, per thread (BOTH outside a record: careful by default)."""
+
+    checks = BOTH
+
+
+_STATE = _RecordChecks()
+
+
+class clean_record:
+    """Within this block, the masking functions do only the checks ``raw`` calls for (none for most records).
+
+    A class, not a ``@contextmanager`` generator: this runs once per record, and the generator costs ~1 µs.
+    """
+
+    __slots__ = ("_previous", "checks")
+
+    def __init__(self, raw: bytes) -> None:
+        self.checks = scan_record(raw)
+        self._previous = BOTH
+
+    def __enter__(self) -> int:
+        self._previous = _STATE.checks
+        _STATE.checks = self.checks
+        return self.checks
+
+    def __exit__(self, *_exc: object) -> None:
+        _STATE.checks = self._previous
+
+
+def record_checks() -> int:
+    """KEYS / TEXT bits of the record being parsed (BOTH outside a record: be careful by default)."""
+    return _STATE.checks
+
+
+# --- free text -------------------------------------------------------------------------------------
+
+_PEM = re.compile(r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----|\Z)")
+_AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{8,}|\b(splunk|apikey)(\s+)[A-Za-z0-9._~+/=-]{16,}")
+_TOKENS = re.compile(
+    r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"  # JWT
+    r"|\b(?:hvs|hvb|hvr|s)\.[A-Za-z0-9_-]{20,}"  # Vault tokens
+    r"|\btmprl_[A-Za-z0-9_.-]{8,}"  # Temporal Cloud API keys
+    r"|\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"  # GitHub tokens
+)
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9_+.-]{0,30}:(?://|\\/\\/)[^:/?#@\s\"'<>]{0,256}:)[^@/?#\s\"'<>]{1,512}@")
+_PAIR = re.compile(r"([A-Za-z][A-Za-z0-9_.-]{0,63})=([^&\s\"',;<>]+)")
+# A string value cut off by the end of the text (a truncated dead letter) counts as a value too.
+_JSON_PAIR = re.compile(r'"([^"\\]{1,64})"(\s*:\s*)("(?:[^"\\]|\\.)*(?:"|\Z)|-?[0-9][0-9.eE+-]*|true|false)')
+# The same pair written inside a JSON string (raw record text: {"body": "{\"password\": \"x\"}"}).
+_ESCAPED_JSON_PAIR = re.compile(r'\\"([^"\\]{1,64})\\"(\s*:\s*)(\\"(?:[^"\\]|\\[^"])*\\"|-?[0-9][0-9.eE+-]*|true|false)')
+
+
+def _mask_pair(match: re.Match[str]) -> str:
+    return f"{match.group(1)}={REDACTED}" if is_secret_key_cached(match.group(1)) else match.group(0)
+
+
+def _mask_json_pair(match: re.Match[str]) -> str:
+    if is_secret_key_cached(match.group(1)) and match.group(3) not in ('""', "null"):
+        return f'"{match.group(1)}"{match.group(2)}"{REDACTED}"'
+    return match.group(0)
+
+
+def _mask_escaped_pair(match: re.Match[str]) -> str:
+    if is_secret_key_cached(match.group(1)) and match.group(3) != '\\"\\"':
+        return f'\\"{match.group(1)}\\"{match.group(2)}\\"{REDACTED}\\"'
+    return match.group(0)
+
+
+def _mask_scheme(match: re.Match[str]) -> str:
+    scheme, space = (match.group(1), match.group(2)) if match.group(1) else (match.group(3), match.group(4))
+    return f"{scheme}{space}{REDACTED}"
+
+
+def mask_text(text: str) -> str:
+    """Every free-text rule, unconditionally: PEM private keys, auth schemes, token shapes, URL passwords,
+    ``key=value`` and ``"key": value`` pairs whose key is secret-named."""
+    if "PRIVATE KEY-----" in text:
+        text = _PEM.sub(REDACTED, text)
+    text = _AUTH_SCHEME.sub(_mask_scheme, text)
+    text = _TOKENS.sub(REDACTED, text)
+    if "@" in text:
+        text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
+    if "=" in text:
+        text = _PAIR.sub(_mask_pair, text)
+    if '"' in text and ":" in text:
+        text = _JSON_PAIR.sub(_mask_json_pair, text)
+        if '\\"' in text:
+            text = _ESCAPED_JSON_PAIR.sub(_mask_escaped_pair, text)
+    return text
 
 
 def redact_text(text: str) -> str:
-    """Mask bearer tokens, JWTs and Vault tokens inside free text (one regex probe for the common clean case)."""
-    if len(text) < MIN_TOKEN_TEXT or not _might_hold_token(text) or _ANY_TOKEN.search(text) is None:
+    """Mask secret shapes in free text. Free for a clean record; one scan for a string of a record that hit."""
+    if len(text) < MIN_TOKEN_TEXT or not _STATE.checks & TEXT or not _string_may_hold_secret(text):
         return text
-    text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
-    text = _JWT.sub(REDACTED, text)
-    return _VAULT_TOKEN.sub(REDACTED, text)
+    stripped = text.lstrip()
+    if stripped[:1] in ("{", "[") and len(text) <= 1_000_000:  # JSON inside a string: mask it by its structure
+        try:
+            inner = orjson.loads(text)
+        except orjson.JSONDecodeError:
+            pass
+        else:
+            try:
+                return orjson.dumps(_redact(inner, 0, KEYS)).decode()  # its keys were text to the scan
+            except TypeError:
+                return TOO_DEEP_TO_REDACT
+    return mask_text(text)
+
+
+def redact_raw(raw: bytes) -> bytes:
+    """A raw record (dead letters): structurally if it is JSON, else as text. Undecodable bytes are kept as is
+    only if the scan finds nothing secret-shaped in them."""
+    if not scan(raw):
+        return raw
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = raw.decode("utf-8", "replace")
+    previous, _STATE.checks = _STATE.checks, BOTH
+    try:
+        return redact_text(text).encode("utf-8", "surrogatepass")
+    finally:
+        _STATE.checks = previous
+
+
+# --- structures --------------------------------------------------------------------------------------
+
+_PAIR_NAMES = ("name", "Name", "key", "Key", "header", "Header")
+_PAIR_VALUES = ("value", "Value", "values", "Values")
+
+
+def secret_pair_member(obj: dict[str, Any]) -> str | None:
+    """``{"name": "Authorization", "value": "..."}`` (header lists, Google parameters): the value member to mask."""
+    for value_key in _PAIR_VALUES:
+        if value_key in obj:
+            for name_key in _PAIR_NAMES:
+                name = obj.get(name_key)
+                if isinstance(name, str) and name and is_secret_key_cached(name):
+                    return value_key
+    return None
 
 
 def has_value(value: Any) -> bool:
@@ -66,13 +348,27 @@ def has_value(value: Any) -> bool:
 
 
 def redact(value: Any, depth: int = 0) -> Any:
-    """Return a copy with secret-named keys masked and tokens in strings masked."""
-    if depth > 64:
+    """Return a copy with secret-named keys masked and tokens in strings masked. Containers deeper than 64
+    levels become a marker: returning them unredacted would let a secret hide under enough nesting."""
+    checks = _STATE.checks
+    if not checks:
         return value
+    return _redact(value, depth, checks & KEYS)
+
+
+def _redact(value: Any, depth: int, keys: int = KEYS) -> Any:
+    if depth > MAX_REDACT_DEPTH:
+        if isinstance(value, dict | list) and value:
+            return TOO_DEEP_TO_REDACT
+        return redact_text(value) if isinstance(value, str) else value
     if isinstance(value, dict):
-        return {k: (REDACTED if is_secret_key_cached(str(k)) and has_value(v) else redact(v, depth + 1)) for k, v in value.items()}
+        if not keys:
+            return {k: _redact(v, depth + 1, keys) for k, v in value.items()}
+        pair = secret_pair_member(value)
+        return {k: (REDACTED if (k == pair or is_secret_key_cached(str(k))) and has_value(v) else _redact(v, depth + 1))
+                for k, v in value.items()}
     if isinstance(value, list):
-        return [redact(v, depth + 1) for v in value]
+        return [_redact(v, depth + 1, keys) for v in value]
     if isinstance(value, str):
         return redact_text(value)
     return value

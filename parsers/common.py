@@ -10,8 +10,17 @@ import ipaddress
 from functools import lru_cache
 from typing import Any
 
-from temporal_siem.kernel.flatten import MAX_DEPTH, TOO_DEEP
-from temporal_siem.kernel.secrets import MIN_TOKEN_TEXT, SECRET_KEY_CACHE, has_value, is_secret_key_cached
+from temporal_siem.kernel.flatten import MAX_DEPTH, TOO_DEEP, bound_depth
+from temporal_siem.kernel.secrets import (
+    KEYS,
+    MIN_TOKEN_TEXT,
+    SECRET_KEY_CACHE,
+    TEXT,
+    has_value,
+    is_secret_key_cached,
+    record_checks,
+    secret_pair_member,
+)
 
 # Parsers reach the shared secret and time helpers through this module (re-exported): one import line each.
 from temporal_siem.kernel.secrets import REDACTED as REDACTED
@@ -168,31 +177,28 @@ def namespaced(prefix: str, obj: Any, out: dict[str, Any], depth: int = 0, drop_
     """
     if isinstance(obj, dict):
         flat: dict[str, Any] = {}
-        _flatten_redacted(obj, prefix + ".", flat, 0, drop_nulls)
+        checks = record_checks()
+        if not checks:  # nothing secret-shaped in the record's bytes: flatten without the checks
+            _flatten_plain(obj, prefix + ".", flat, 0, drop_nulls)
+        else:
+            _flatten_redacted(obj, prefix + ".", flat, 0, drop_nulls, checks)
         for key, value in flat.items():
             if key not in out:
                 out[key] = value
 
 
-def _flatten_redacted(obj: dict[str, Any], prefix: str, out: dict[str, Any], depth: int, drop_nulls: bool = False) -> None:
-    secret_keys = SECRET_KEY_CACHE
+def _flatten_plain(obj: dict[str, Any], prefix: str, out: dict[str, Any], depth: int, drop_nulls: bool) -> None:
+    """``_flatten_redacted`` for a record the secret scan found clean: the same shape, no per-field checks."""
     for key, value in obj.items():
         if value is None and drop_nulls:
             continue
         name = prefix + key if type(key) is str else f"{prefix}{key}"
         kind = type(value)
-        secret = secret_keys.get(key)  # inlined is_secret_key_cached: this loop runs for every vendor field
-        if secret is None:
-            secret = is_secret_key_cached(str(key))
-        if secret and has_value(value):
-            out[name] = REDACTED
-        elif kind is str:
-            out[name] = redact_text(value) if len(value) >= MIN_TOKEN_TEXT else value
-        elif kind is dict:
+        if kind is dict:
             if not value:
                 out[name] = value
             elif depth < MAX_DEPTH:
-                _flatten_redacted(value, name + ".", out, depth + 1, drop_nulls)
+                _flatten_plain(value, name + ".", out, depth + 1, drop_nulls)
             else:
                 out[name] = TOO_DEEP
         elif kind is list:
@@ -205,7 +211,50 @@ def _flatten_redacted(obj: dict[str, Any], prefix: str, out: dict[str, Any], dep
             elif any(type(v) is dict for v in value):
                 _flatten_redacted_objects(value, name, out, depth + 1, drop_nulls)
             else:
-                out[name] = [redact(v, depth + 1) for v in value]
+                out[name] = bound_depth(value, depth + 1)
+        else:
+            out[name] = value
+
+
+def _flatten_redacted(obj: dict[str, Any], prefix: str, out: dict[str, Any], depth: int, drop_nulls: bool = False,
+                      checks: int = KEYS | TEXT) -> None:
+    """Flatten with the checks the record's scan asked for: secret key names (KEYS), secret text (TEXT)."""
+    secret_keys = SECRET_KEY_CACHE
+    check_keys = checks & KEYS
+    check_text = checks & TEXT
+    pair = secret_pair_member(obj) if check_keys and ("value" in obj or "Value" in obj or "values" in obj) else None
+    for key, value in obj.items():
+        if value is None and drop_nulls:
+            continue
+        name = prefix + key if type(key) is str else f"{prefix}{key}"
+        kind = type(value)
+        secret: bool | None = False
+        if check_keys:
+            secret = secret_keys.get(key)  # inlined is_secret_key_cached: this loop runs for every vendor field
+            if secret is None:
+                secret = is_secret_key_cached(str(key))
+        if (secret or (pair is not None and key == pair)) and has_value(value):
+            out[name] = REDACTED
+        elif kind is str:
+            out[name] = redact_text(value) if check_text and len(value) >= MIN_TOKEN_TEXT else value
+        elif kind is dict:
+            if not value:
+                out[name] = value
+            elif depth < MAX_DEPTH:
+                _flatten_redacted(value, name + ".", out, depth + 1, drop_nulls, checks)
+            else:
+                out[name] = TOO_DEEP
+        elif kind is list:
+            if drop_nulls:
+                value = [v for v in value if v is not None]
+            if not value:
+                out[name] = value
+            elif depth >= MAX_DEPTH:
+                out[name] = TOO_DEEP
+            elif any(type(v) is dict for v in value):
+                _flatten_redacted_objects(value, name, out, depth + 1, drop_nulls)
+            else:  # lists of lists may hold objects with secret keys: redact() looks inside
+                out[name] = bound_depth([redact(v, depth + 1) for v in value], depth + 1)
         else:
             out[name] = value
 
@@ -213,10 +262,14 @@ def _flatten_redacted(obj: dict[str, Any], prefix: str, out: dict[str, Any], dep
 def _flatten_redacted_objects(items: list[Any], name: str, out: dict[str, Any], depth: int, drop_nulls: bool = False) -> None:
     scalars: list[Any] = []
     merged: dict[str, list[Any]] = {}
+    checks = record_checks()
     for item in items:
         if type(item) is dict:
             sub: dict[str, Any] = {}
-            _flatten_redacted(item, "", sub, depth, drop_nulls)
+            if not checks:
+                _flatten_plain(item, "", sub, depth, drop_nulls)
+            else:
+                _flatten_redacted(item, "", sub, depth, drop_nulls, checks)
             for sub_key, sub_value in sub.items():
                 bucket = merged.setdefault(sub_key, [])
                 if isinstance(sub_value, list):
@@ -224,7 +277,7 @@ def _flatten_redacted_objects(items: list[Any], name: str, out: dict[str, Any], 
                 else:
                     bucket.append(sub_value)
         else:
-            scalars.append(redact(item, depth))
+            scalars.append(bound_depth(redact(item, depth), depth))
     if scalars:
         out[name] = scalars
     for sub_key, values in merged.items():

@@ -12,6 +12,7 @@ import base64
 from typing import Any
 
 import orjson
+from temporal_siem.kernel.secrets import redact_raw, redact_text
 
 #: Values above this go as their excerpt (the broker's default message limit is 1 MB).
 MAX_VALUE_BYTES = 900 * 1024
@@ -23,10 +24,10 @@ def topic_message(doc: dict[str, Any], original: Any) -> dict[str, Any]:
     (anything with ``key``, ``value`` and ``headers``; None when it is not in hand). The stream runtime produces it
     with its own (transactional, under exactly-once) producer."""
     origin = doc.get("origin") or {}
-    value = dead_letter_value(doc, original)
+    value = redact_raw(dead_letter_value(doc, original))  # an output like any other: secrets masked (issue 15)
     headers: list[tuple[str, bytes]] = list(original.headers or []) if original is not None else []
     headers += [(HEADER_PREFIX + key, str(val).encode()) for key, val in (
-        ("reason", doc.get("reason", "")), ("stage", doc.get("stage", "")), ("detail", str(doc.get("detail", ""))[:1000]),
+        ("reason", doc.get("reason", "")), ("stage", doc.get("stage", "")), ("detail", redact_text(str(doc.get("detail", "")))[:1000]),
         ("origin", doc.get("origin_text", "")), ("raw_bytes", doc.get("raw_bytes", 0)))]
     for key in ("source", "topic", "partition", "offset", "index", "line"):
         if origin.get(key) is not None:

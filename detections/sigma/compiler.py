@@ -29,7 +29,7 @@ from sigma.conditions import (
     ConditionOR,
     ConditionValueExpression,
 )
-from sigma.rule import SigmaRule
+from sigma.rule import SigmaDetection, SigmaRule
 from sigma.types import (
     CompareOperators,
     Placeholder,
@@ -80,22 +80,81 @@ _REGEX_FLAGS = {
 }
 
 
-def guarded_regex(pattern: str, flags: int) -> Any:
-    """``re`` for ordinary patterns; RE2 (linear time) for ones that can backtrack catastrophically.
+#: Longest ``|re`` pattern a rule may hold (a load error beyond): RE2 and Python compile time grows with it.
+MAX_REGEX_LENGTH = 10_000
+#: A counted repeat up to this bound keeps a pattern "bounded" (Python's engine runs it in O(value x pattern)).
+MAX_BOUNDED_REPEAT = 100
 
-    A hostile or careless rule (``(a+)+$``) must not stall the stream on a long value. RE2 is slower per
-    call, so only risky patterns use it, and only if RE2 accepts them (no lookaround/backreferences).
+
+def guarded_regex(pattern: str, flags: int) -> Any:
+    """A regex that runs in time linear in the value, or a :class:`RuleCompileError` that says why not.
+
+    Python's ``re`` backtracks: ``(a+)+$`` is exponential, ``a+a+a+a+a+c`` polynomial and even ``\\w+@`` is
+    quadratic on a long run of word characters. So Python's engine only runs *bounded* patterns (no ``*``,
+    ``+`` or ``{n,}`` and counted repeats up to ``MAX_BOUNDED_REPEAT``: O(value x pattern)); every other
+    pattern runs on RE2 (linear time). A pattern that is unbounded and needs what RE2 lacks (lookaround,
+    backreferences, repeats over 1,000) is refused at load: no rule may stall the stream.
     """
-    compiled = re.compile(pattern, flags)
-    if re2 is None or not backtracking_risk(pattern):
+    if len(pattern) > MAX_REGEX_LENGTH:
+        raise RuleCompileError(f"regex of {len(pattern)} characters is longer than the limit of {MAX_REGEX_LENGTH}")
+    try:
+        compiled = re.compile(pattern, flags)
+    except (re.error, RecursionError, OverflowError) as exc:
+        raise RuleCompileError(f"invalid regex {_excerpt(pattern)}: {exc}") from exc
+    if bounded_regex(pattern):
         return compiled
+    if re2 is None:
+        raise RuleCompileError(f"regex {_excerpt(pattern)} repeats without bound and RE2 (google-re2) is not installed")
     options = re2.Options()
     options.log_errors = False
     inline = "".join(f for f, bit in (("i", re.IGNORECASE), ("m", re.MULTILINE), ("s", re.DOTALL)) if flags & bit)
     try:
         return re2.compile(f"(?{inline}){pattern}" if inline else pattern, options)
-    except Exception:  # RE2 rejects the syntax: keep Python's engine
-        return compiled
+    except Exception as exc:  # RE2 rejects the syntax
+        reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
+        raise RuleCompileError(
+            f"regex {_excerpt(pattern)} can take super-linear time on a long value (it repeats without bound) and "
+            f"RE2, the linear-time engine, cannot run it ({reason}); rewrite it without lookaround/backreferences "
+            f"or with repeats bounded to {MAX_BOUNDED_REPEAT}") from exc
+
+
+def _excerpt(pattern: str) -> str:
+    return repr(pattern if len(pattern) <= 80 else pattern[:77] + "...")
+
+
+def bounded_regex(pattern: str) -> bool:
+    """True if the pattern has no unbounded repeat and no counted repeat above ``MAX_BOUNDED_REPEAT``."""
+    try:
+        tree = re._parser.parse(pattern)  # type: ignore[attr-defined]
+    except (re.error, RecursionError, OverflowError):
+        return False
+    constants = re._constants  # type: ignore[attr-defined]
+    repeats = {constants.MAX_REPEAT, constants.MIN_REPEAT}
+    repeats.update(getattr(constants, name) for name in ("POSSESSIVE_REPEAT",) if hasattr(constants, name))
+
+    def walk(items: Any) -> bool:
+        for op, arg in items:
+            if op in repeats:
+                _low, high, sub = arg
+                if high > MAX_BOUNDED_REPEAT or not walk(sub):
+                    return False
+            elif op is constants.SUBPATTERN:
+                if not walk(arg[-1]):
+                    return False
+            elif op is constants.BRANCH:
+                if not all(walk(branch) for branch in arg[1]):
+                    return False
+            elif op in (constants.ASSERT, constants.ASSERT_NOT):
+                if not walk(arg[1]):
+                    return False
+            elif getattr(constants, "ATOMIC_GROUP", None) is op and not walk(arg):
+                return False
+        return True
+
+    try:
+        return walk(tree)
+    except RecursionError:
+        return False
 
 
 def regex_prefilter(pattern: str, flags: int) -> str | None:
@@ -116,56 +175,50 @@ def regex_prefilter(pattern: str, flags: int) -> str | None:
     return needle
 
 
-def backtracking_risk(pattern: str) -> bool:
-    """Nested unbounded repetition or an alternation under repetition: the shapes of exponential backtracking."""
-    try:
-        tree = re._parser.parse(pattern)  # type: ignore[attr-defined]
-    except (re.error, RecursionError, OverflowError):
-        return False
-    constants = re._constants  # type: ignore[attr-defined]
-    repeats = (constants.MAX_REPEAT, constants.MIN_REPEAT)
-
-    def walk(items: Any, under_repeat: bool) -> bool:
-        for op, arg in items:
-            if op in repeats:
-                _low, high, sub = arg
-                repeating = high > 1
-                if under_repeat and repeating:
-                    return True
-                if walk(sub, under_repeat or repeating):
-                    return True
-            elif op is constants.SUBPATTERN:
-                if walk(arg[-1], under_repeat):
-                    return True
-            elif op is constants.BRANCH:
-                if under_repeat:
-                    return True
-                if any(walk(branch, under_repeat) for branch in arg[1]):
-                    return True
-            elif op in (constants.ASSERT, constants.ASSERT_NOT) and walk(arg[1], under_repeat):
-                return True
-        return False
-
-    try:
-        return walk(tree, False)
-    except RecursionError:
-        return True
-
-
 class RuleCompileError(Exception):
     """A rule uses something the engine cannot evaluate (the message says what)."""
+
+
+#: Size limits of one rule (a load error beyond): the largest SigmaHQ rule has 4,432 values, 228 KB of
+#: literals and 19 regexes; a rule with 100k |re values took 1.9 GB and 27 s to load (issue 15).
+MAX_RULE_VALUES = 20_000
+MAX_RULE_REGEXES = 1_000
+MAX_RULE_TEXT_CHARS = 2_000_000
+
+
+def check_rule_size(rule: SigmaRule) -> None:
+    """Refuse a rule past the size limits before any pipeline or compile work is spent on it."""
+    values = regexes = chars = 0
+    stack: list[Any] = list(rule.detection.detections.values())
+    while stack:
+        item = stack.pop()
+        if isinstance(item, SigmaDetection):
+            stack.extend(item.detection_items)
+            continue
+        for value in item.value:
+            values += 1
+            if isinstance(value, SigmaRegularExpression):
+                regexes += 1
+                chars += len(str(value.regexp))
+            elif isinstance(value, SigmaString):
+                chars += len(value.original or "")
+    for count, limit, what in ((values, MAX_RULE_VALUES, "values"), (regexes, MAX_RULE_REGEXES, "regular expressions"),
+                               (chars, MAX_RULE_TEXT_CHARS, "characters of values")):
+        if count > limit:
+            raise RuleCompileError(f"rule too large: {count} {what} (limit {limit})")
 
 
 @dataclass(slots=True)
 class StringTest:
     """One Sigma string reduced to the cheapest str operation (on folded text unless cased)."""
 
-    kind: str  # eq | startswith | endswith | contains | any | regex | never
-    literal: str
+    kind: str  # eq | startswith | endswith | contains | any | wildcard | never
+    literal: Any  # str; for wildcard a tuple of segments (see Wildcard)
 
 
 def string_test(value: SigmaString, cased: bool) -> StringTest:
-    """Hayabusa-style rewrite: ``*x*`` -> contains, ``x*`` -> startswith, ``*x`` -> endswith, else regex."""
+    """Hayabusa-style rewrite: ``*x*`` -> contains, ``x*`` -> startswith, ``*x`` -> endswith, else a
+    :class:`Wildcard` (linear time; never a backtracking regex)."""
     parts = list(value.s)
     if any(isinstance(p, Placeholder) for p in parts):
         return StringTest("never", "")
@@ -184,15 +237,92 @@ def string_test(value: SigmaString, cased: bool) -> StringTest:
         return StringTest("startswith", norm(parts[0]))
     if len(parts) == 2 and parts[0] is star and isinstance(parts[1], str):
         return StringTest("endswith", norm(parts[1]))
-    pattern = []
+    segments: list[tuple[str | int, ...]] = [()]
     for part in parts:
         if isinstance(part, str):
-            pattern.append(re.escape(norm(part)))
+            segments[-1] += (norm(part),)
         elif part is star:
-            pattern.append(".*")
-        else:
-            pattern.append(".")
-    return StringTest("regex", "".join(pattern))
+            segments.append(())
+        else:  # SpecialChars.WILDCARD_SINGLE: any one character
+            segments[-1] += (1,)
+    return StringTest("wildcard", tuple(segments))
+
+
+class _Segment:
+    """Text between two ``*``: literal pieces and single-character wildcards (``?``), of a fixed length."""
+
+    __slots__ = ("length", "literal", "regex")
+
+    def __init__(self, pieces: tuple[str | int, ...]) -> None:
+        self.length = sum(len(p) if isinstance(p, str) else 1 for p in pieces)
+        if all(isinstance(p, str) for p in pieces):
+            self.literal: str | None = "".join(pieces)  # type: ignore[arg-type]
+            self.regex: re.Pattern[str] | None = None
+        else:  # no repetition in it: each try costs at most its length, so a search is O(value x segment)
+            self.literal = None
+            self.regex = re.compile("".join(re.escape(p) if isinstance(p, str) else "." for p in pieces), re.DOTALL)
+
+    def at(self, text: str, position: int) -> bool:
+        if self.literal is not None:
+            return text.startswith(self.literal, position)
+        assert self.regex is not None
+        return self.regex.match(text, position, position + self.length) is not None
+
+    def find(self, text: str, start: int, end: int) -> int:
+        if self.literal is not None:
+            return text.find(self.literal, start, end)
+        assert self.regex is not None
+        found = self.regex.search(text, start, end)
+        return -1 if found is None else found.start()
+
+
+class Wildcard:
+    """One Sigma value with ``*`` / ``?`` inside, matched against the whole text without backtracking.
+
+    The segments between stars are matched greedily leftmost, in order, after the first is anchored at the
+    start and the last at the end: for glob patterns this finds a match whenever one exists, in time linear
+    in the text (times the pattern's size), where ``re.fullmatch('.*a.*a...')`` was exponential.
+    """
+
+    __slots__ = ("minimum", "segments")
+
+    def __init__(self, segments: tuple[tuple[str | int, ...], ...]) -> None:
+        self.segments = [_Segment(s) for s in segments]
+        self.minimum = sum(s.length for s in self.segments)
+
+    def match(self, text: str) -> bool:
+        segments = self.segments
+        if len(text) < self.minimum:
+            return False
+        if len(segments) == 1:
+            return len(text) == self.minimum and segments[0].at(text, 0)
+        head, tail = segments[0], segments[-1]
+        end = len(text) - tail.length
+        if (head.length and not head.at(text, 0)) or (tail.length and not tail.at(text, end)):
+            return False
+        position = head.length
+        for segment in segments[1:-1]:
+            if segment.length:
+                found = segment.find(text, position, end)
+                if found < 0:
+                    return False
+                position = found + segment.length
+        return position <= end
+
+
+class WildcardSet:
+    """An OR of :class:`Wildcard` values with the ``fullmatch`` interface the generated code calls."""
+
+    __slots__ = ("wildcards",)
+
+    def __init__(self, patterns: list[tuple[tuple[str | int, ...], ...]]) -> None:
+        self.wildcards = [Wildcard(p) for p in patterns]
+
+    def fullmatch(self, text: str) -> bool | None:
+        for wildcard in self.wildcards:
+            if wildcard.match(text):
+                return True
+        return None
 
 
 def _unanchored(value: SigmaString) -> SigmaString:
@@ -209,7 +339,7 @@ def _unanchored(value: SigmaString) -> SigmaString:
 
 
 AUTOMATON_THRESHOLD = 8  # an OR of this many |contains literals is one Aho-Corasick scan (rsigma's crossover)
-_KIND_ORDER = {"eq": 0, "startswith": 1, "endswith": 2, "contains": 3, "regex": 4}
+_KIND_ORDER = {"eq": 0, "startswith": 1, "endswith": 2, "contains": 3, "wildcard": 4}
 
 
 @dataclass
@@ -372,7 +502,7 @@ class RuleCompiler:
 
     def _string_group(self, group: list[SigmaString], cased: bool, ctx: _Context, name: str) -> tuple[str, int]:
         """One expression over the placeholder char NUL (replaced by the variable name) for an OR of strings."""
-        by_kind: dict[str, list[str]] = {}
+        by_kind: dict[str, list[Any]] = {}
         for value in group:
             test = string_test(value, cased)
             if test.kind == "never":
@@ -385,7 +515,7 @@ class RuleCompiler:
         out: list[str] = []
         cost = 0
         for kind in sorted(by_kind, key=_KIND_ORDER.__getitem__):
-            literals = sorted(set(by_kind[kind]), key=lambda s: (len(s), s))
+            literals = sorted(set(by_kind[kind]), key=lambda s: (len(s), repr(s)))
             if kind == "eq":
                 if len(literals) == 1:
                     out.append(f"{x} == {literals[0]!r}")
@@ -407,8 +537,7 @@ class RuleCompiler:
                 out.extend(f"{lit!r} in {x}" for lit in literals)
                 cost += 2 + len(literals)
             else:
-                pattern = re.compile("|".join(f"(?:{p})" for p in literals), re.DOTALL)
-                out.append(f"{ctx.constant(pattern)}.fullmatch({x}) is not None")
+                out.append(f"{ctx.constant(WildcardSet(literals))}.fullmatch({x}) is not None")
                 cost += 6
         if not out:
             return "False", 0

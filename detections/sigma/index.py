@@ -204,12 +204,8 @@ class LiteralScanner:
         self._database: Any = None
         self._automaton: Any = None
         if hyperscan is not None:
-            database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-            database.compile(expressions=[n.encode("utf-8", "surrogatepass") for n in self.needles],
-                             ids=list(range(len(self.needles))), elements=len(self.needles),
-                             flags=hyperscan.HS_FLAG_SINGLEMATCH, literal=True)
-            self._database = database
-        else:
+            self._database = _hyperscan_database(self.needles)
+        if self._database is None:
             automaton = ahocorasick.Automaton()
             for i, needle in enumerate(self.needles):
                 automaton.add_word(needle, i)
@@ -232,6 +228,26 @@ class LiteralScanner:
         else:
             for _, needle_id in self._automaton.iter(text):
                 found.extend(rules[needle_id])
+
+
+#: Longer needles than this are not given to Hyperscan (its literal limit is near 16,000 bytes and
+#: depends on the platform): a lane holding one scans with Aho-Corasick instead (issue 15: a 20,000-character
+#: ``contains`` value crashed the lane build with "Pattern length exceeds limit").
+MAX_HYPERSCAN_NEEDLE_BYTES = 8_192
+
+
+def _hyperscan_database(needles: list[str]) -> Any:
+    """A Hyperscan database of the needles, or None when Hyperscan cannot take them (then Aho-Corasick)."""
+    encoded = [n.encode("utf-8", "surrogatepass") for n in needles]
+    if any(len(n) > MAX_HYPERSCAN_NEEDLE_BYTES for n in encoded):
+        return None
+    database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+    try:
+        database.compile(expressions=encoded, ids=list(range(len(needles))), elements=len(needles),
+                         flags=hyperscan.HS_FLAG_SINGLEMATCH, literal=True)
+    except hyperscan.error:  # any other limit of this build: the same answers, from Aho-Corasick
+        return None
+    return database
 
 
 def _append_hit(needle_id: int, start: int, end: int, flags: int, hits: list[int]) -> None:

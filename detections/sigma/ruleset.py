@@ -24,7 +24,7 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaRule
 from temporal_siem.detections.alerts import RuleMeta
-from temporal_siem.detections.sigma.compiler import RuleCompileError, RuleCompiler
+from temporal_siem.detections.sigma.compiler import RuleCompileError, RuleCompiler, check_rule_size
 from temporal_siem.detections.sigma.index import CandidateIndex
 from temporal_siem.detections.sigma.loader import BUILTIN_RULES, LoadError, load_rules
 from temporal_siem.detections.sigma.pipelines import (
@@ -173,6 +173,7 @@ class Ruleset:
                                         _key_line(source, kind, rule)))
                 continue
             try:
+                check_rule_size(rule)
                 processed = rule  # the pipeline edits the rule in place: compile() owns the rules it is given
                 pipeline.apply(processed)
                 trees = [condition.parsed for condition in processed.detection.parsed_condition]

@@ -35,3 +35,20 @@ def test_unknown_key_is_an_error(tmp_path):
     cfg.write_text("ingest:\n  kafak: {}\n")
     with pytest.raises(ValidationError):
         load_settings(cfg)
+
+
+@pytest.mark.parametrize(("value", "secret"), [
+    ("https://user:pw0secret@es.example.com:9200", "pw0secret"),
+    ("https://hec.example.com/services/collector?token=tok0secret&x=1", "tok0secret"),
+    ("alice:kafka0secret@broker.example.com:9095", "kafka0secret"),
+    ("SASL_SSL://alice:kafka1secret@broker.example.com:9095", "kafka1secret"),
+    ("Bearer abcdefgh0secret", "abcdefgh0secret"),
+    ("Splunk 9f8e7d6c-0000-1111-2222-secretsecret", "9f8e7d6c-0000-1111-2222-secretsecret"),
+])
+def test_show_masks_credentials_in_values_of_any_key(value, secret):
+    """Issue 15 item 9: URL credentials and secret-looking values under keys not named like secrets."""
+    from temporal_siem.kernel.config import _mask
+
+    shown = _mask({"hosts": [value], "auth_header": value, "url": value})
+    assert secret not in repr(shown), shown
+    assert _mask({"hosts": ["http://127.0.0.1:9200"]}) == {"hosts": ["http://127.0.0.1:9200"]}
