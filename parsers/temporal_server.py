@@ -87,7 +87,13 @@ _CODEC_CAUSES: tuple[tuple[str, str], ...] = (
 )
 _UNKNOWN_KEY = re.compile(r"Unrecognized key ID ([^\s.]+(?:\.[^\s.]+)*)\.?(?:\s|$)")
 _LOGFMT_HEAD = re.compile(r'^time=\S+ level=\w+ msg=')
-_LOGFMT_PAIR = re.compile(r'([A-Za-z_][\w.-]*)=("(?:[^"\\]|\\.)*"|\S*)')
+# logfmt is scanned token by token (see _logfmt): every regex below is anchored at the scan position and possessive,
+# so each character is looked at a bounded number of times (a finditer over an unanchored pair pattern was
+# quadratic on a long word without "=": 60,000 characters took > 20 s).
+_LOGFMT_KEY = re.compile(r"[A-Za-z_][\w.-]*+=")
+_LOGFMT_QUOTED = re.compile(r'"(?:[^"\\]++|\\.)*+"')
+_LOGFMT_BARE = re.compile(r"\S*+")
+_LOGFMT_SPACE = re.compile(r"\s++")
 _SDK_KEYS = re.compile(r" (?:Namespace|TaskQueue|WorkerID|service|logging-call-at|wf-namespace)=")
 SDK_KEYS = ("Namespace", "TaskQueue", "WorkerID")
 # slog records (time/level/msg) are ours when they carry SDK worker keys or server tags (CLI dev server).
@@ -460,16 +466,39 @@ def _codec_failure(text: str, event: dict[str, Any]) -> bool:
 
 
 def _logfmt(line: str) -> dict[str, Any]:
-    """slog TextHandler ``key=value key="quoted value"`` pairs (Go strconv.Quote escapes)."""
+    """slog TextHandler ``key=value key="quoted value"`` pairs (Go strconv.Quote escapes), in time linear in the line.
+
+    A quoted value that never closes is read as a bare token; once one quote was found unclosed, later quotes are too
+    (nothing closes after it), so no position is rescanned to the end of the line twice.
+    """
     fields: dict[str, Any] = {}
-    for match in _LOGFMT_PAIR.finditer(line):
-        key, value = match.group(1), match.group(2)
-        if value.startswith('"'):
+    pos, size = 0, len(line)
+    quotes_close = True
+    while pos < size:
+        space = _LOGFMT_SPACE.match(line, pos)
+        if space:
+            pos = space.end()
+            continue
+        key = _LOGFMT_KEY.match(line, pos)
+        if key is None:  # a token that is no pair: skip it whole
+            pos = _LOGFMT_BARE.match(line, pos).end()  # type: ignore[union-attr]
+            continue
+        pos = key.end()
+        quoted = _LOGFMT_QUOTED.match(line, pos) if quotes_close and line.startswith('"', pos) else None
+        if quoted is not None:
+            text = quoted.group(0)
             try:
-                value = orjson.loads(value)
+                value: Any = orjson.loads(text)
             except orjson.JSONDecodeError:
-                value = value[1:-1]
-        fields[key] = value
+                value = text[1:-1]
+            pos = quoted.end()
+        else:
+            if line.startswith('"', pos):
+                quotes_close = False
+            bare = _LOGFMT_BARE.match(line, pos)
+            value = bare.group(0) if bare else ""
+            pos = bare.end() if bare else pos
+        fields[key.group(0)[:-1]] = value
     return fields
 
 
