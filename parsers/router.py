@@ -152,6 +152,8 @@ def decode(data: bytes) -> Any:
     if b"\x00" in data[:4096]:
         raise RecordError("binary data", "NUL byte in record")
     stripped = data.strip()
+    if stripped.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark is no part of the record
+        stripped = stripped[3:].strip()
     if not stripped:
         raise RecordError("empty record")
     first = stripped[:1]
