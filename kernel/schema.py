@@ -362,6 +362,8 @@ class AlertFields(_Closed):
     correlation_type: str | None = None
     rules: list[str] | None = Field(None, description="Correlation: ids of the rules it references.")
     value: float | None = Field(None, description="Correlation: the aggregated value that met the condition.")
+    related_alert_ids: list[str] | None = Field(
+        None, description="Chained correlation: alert ids of the inner correlations; their events are in source_event_ids.")
 
 
 class NormalizedEvent(_Open):

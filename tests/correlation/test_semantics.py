@@ -428,3 +428,32 @@ def test_groups_are_dropped_once_time_passes_them() -> None:
     engine = engine_for(spec)
     run(engine, [Ev(i, str(i), frozenset({0}), (("user", f"u{i}"),)) for i in range(100)], finish=False)
     assert engine.stats()["groups"] <= 12
+
+
+def test_chained_alert_cites_the_inner_events_and_lists_inner_alerts_apart() -> None:
+    """Issue 14 class 1: the outer alert's source_event_ids are event ids only (the burst's events, flattened from
+    the inner alert), with the full count; the inner alert's id goes to alert.related_alert_ids."""
+    engine = chain_engine()
+    alerts = []
+    for i in range(3):
+        alerts += login(engine, i * 10, i, "failure")
+    alerts += login(engine, 60, 9, "success")
+    alerts += engine.finish()
+    (alert,) = alerts
+    assert alert["alert.source_event_ids"] == ["l0", "l1", "l2", "l9"]
+    assert alert["alert.source_event_count"] == 4
+    (related,) = alert["alert.related_alert_ids"]
+    assert len(related) == 32 and related not in alert["alert.source_event_ids"]
+
+
+def test_chained_evidence_survives_a_snapshot() -> None:
+    engine = chain_engine()
+    for i in range(3):
+        login(engine, i * 10, i, "failure")
+    login(engine, 40, 5, "failure")  # moves the watermark: the inner alert fires and waits in the outer window
+    restored = chain_engine()
+    restored.restore(engine.snapshot())
+    alerts = login(restored, 60, 9, "success") + restored.finish()
+    (alert,) = alerts
+    assert alert["alert.source_event_ids"][:3] == ["l0", "l1", "l2"] and "l9" in alert["alert.source_event_ids"]
+    assert len(alert["alert.related_alert_ids"]) == 1
