@@ -440,6 +440,15 @@ class CorrelationEngine:
             metric, present = sliding.metric(corr, t)
             if not corr.metric_holds(metric, present):
                 return None
+            if corr.kind == "temporal_ordered":
+                # "A then B": the evidence is the matched chain (from the latest start of a complete in-order chain
+                # to now), and the quiet period covers only that chain, so a later A-then-B in the timespan is a new
+                # finding (docs/correlation.md, "Ordered sequences").
+                chain_start = sliding.chain_start(len(corr.refs))
+                ids = sliding.ids_since(chain_start, self.max_alert_event_ids)
+                alert = self._alert(corr, key, t, chain_start, ids, sliding.count_since(chain_start), metric)
+                sliding.reset(t)
+                return alert, t
             start = sliding.first_time()
             alert = self._alert(corr, key, t, start, sliding.live_ids(self.max_alert_event_ids), sliding.live(), metric)
             sliding.reset(start + span)

@@ -457,3 +457,43 @@ def test_chained_evidence_survives_a_snapshot() -> None:
     (alert,) = alerts
     assert alert["alert.source_event_ids"][:3] == ["l0", "l1", "l2"] and "l9" in alert["alert.source_event_ids"]
     assert len(alert["alert.related_alert_ids"]) == 1
+
+
+def test_then_evidence_is_the_matched_chain_only() -> None:
+    """Issue 14 class 2: a success buffered before the burst is no evidence of "burst then success"."""
+    engine = chain_engine()
+    alerts = login(engine, 0, 100, "success")
+    for i in range(3):
+        alerts += login(engine, 10 + i * 10, i, "failure")
+    alerts += login(engine, 60, 9, "success") + engine.finish()
+    (alert,) = alerts
+    assert "l100" not in alert["alert.source_event_ids"]
+    assert alert["alert.source_event_ids"] == ["l0", "l1", "l2", "l9"]
+
+
+def test_then_quiet_period_starts_at_the_chain_not_the_first_buffered_event() -> None:
+    """After "A then B" fired, a new A then B later in the same timespan is a new finding, not absorbed."""
+    spec_text = """
+title: a then b
+id: 0f0e0d0c-0b0a-4909-8807-060504030201
+correlation: {type: temporal_ordered, rules: [rule_a, rule_b], group-by: [user.name], timespan: 10m}
+level: high
+---
+title: A
+name: rule_a
+logsource: {product: test}
+detection: {sel: {event.action: a}, condition: sel}
+---
+title: B
+name: rule_b
+logsource: {product: test}
+detection: {sel: {event.action: b}, condition: sel}
+"""
+    engine = CorrelationEngine.from_rules(rules_from_yaml(spec_text), {}, {"allowed_lateness_seconds": 0})
+
+    def step(t: float, i: int, ref: str) -> list[dict[str, Any]]:
+        return engine.observe({"@timestamp": ts(t), "event.id": f"x{i}", "user.name": "bob"}, {ref})
+
+    alerts = step(0, 0, "rule_b") + step(100, 1, "rule_a") + step(110, 2, "rule_b")
+    alerts += step(200, 3, "rule_a") + step(210, 4, "rule_b") + engine.finish()
+    assert [a["alert.source_event_ids"] for a in alerts] == [["x1", "x2"], ["x3", "x4"]]
