@@ -236,7 +236,10 @@ class TemporalApiKey(_Closed):
     disabled: bool | None = None
     expiry_time: datetime | None = None
     created_at: datetime | None = Field(None, description="Creation time, from durable state, when an enrichment knows it.")
-    age_days: float | None = Field(None, description="Days from created_at to this record's time (enrichment: API-key registry).")
+    age_days: float | None = Field(None, description="Days from the older of created_at and first_seen to this record's time (enrichment: API-key registry).")
+    first_seen: datetime | None = Field(None, description="First time the key id was seen in any record, from durable state (earliest wins).")
+    age_source: Literal["created", "first_seen"] | None = Field(
+        None, description="Which time age_days counts from: the creation record, or the first sighting (a lower bound of the age).")
 
 
 class TemporalTarget(_Open):
