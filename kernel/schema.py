@@ -321,6 +321,9 @@ class Temporal(_Closed):
     record_version: int | None = Field(None, description="Audit record 'version' (bumped on backfill in the legacy format).")
     record_generation: Literal["legacy", "transitional", "current"] | None = Field(None, description="Temporal Cloud audit record shape.")
     client_ca_fingerprints: list[str] | None = None
+    client_ca_digest: str | None = Field(
+        None, description="sha256 of a CA bundle's text (whitespace removed) when it did not decode to certificates.")
+    client_ca_unparsed: bool | None = Field(None, description="The CA bundle was present but not decoded: compare it by client_ca_digest.")
     certificates: list[TemporalCertificate] | TemporalCertificateColumns | None = Field(
         None, description="Every certificate parsed from a PEM bundle carried in the record (flat form: one list per field)."
     )

@@ -267,3 +267,21 @@ def test_role_registry_lists_only_newly_granted_roles() -> None:
     again = grant(["admin"])
     copy.enrich([again])
     assert "temporal.roles_added" not in again
+
+
+def test_unparsed_ca_bundle_changes_are_seen_through_a_digest() -> None:
+    """Issue 14 class 4: a truncated or redacted CA bundle yields no fingerprints; its normalized digest feeds the
+    registry, so a different unparsed bundle is a change and a re-sent one is not."""
+    from temporal_siem.detections.enrichment import ClientCaRegistry
+
+    reg = ClientCaRegistry()
+
+    def update(day: int, digest: str) -> dict[str, object]:
+        return audit("UpdateNamespace", T0 + timedelta(days=day), **{"temporal.namespace": "payments", "temporal.client_ca_digest": digest,
+                                                                     "temporal.client_ca_unparsed": True})
+
+    first, same, other = update(0, "aa"), update(1, "aa"), update(2, "bb")
+    reg.enrich([first, same, other])
+    assert first["temporal.client_ca_changed"] is True and same["temporal.client_ca_changed"] is False
+    assert other["temporal.client_ca_changed"] is True
+    validate_event(unflatten(other))
