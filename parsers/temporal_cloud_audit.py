@@ -26,7 +26,6 @@ including ``temporal_cloud.*`` and ``third_party_details.raw_message``.
 from __future__ import annotations
 
 import hashlib
-
 from functools import lru_cache
 from typing import Any
 
