@@ -256,6 +256,15 @@ class TemporalTarget(_Open):
     common_name: str | None = Field(None, description="Vault PKI: the certificate's common name.")
 
 
+class TemporalSession(_Closed):
+    """How an AWS role session was obtained (enrichment: workload sessions), so workloads are not trusted by role name."""
+
+    origin: Literal["web_identity", "aws_service", "role_chain", "assumed_by_human", "unknown"] | None = None
+    human: bool | None = Field(None, description="A person assumed the role (IAM user, root, Identity Center, SSO session, SAML).")
+    assumed_by: str | None = Field(None, description="Who assumed it (ARN), or the web-identity provider, when known.")
+    workload_role: bool | None = Field(None, description="The role's sessions were seen coming from web identity or an AWS service.")
+
+
 class TemporalKey(_Closed):
     """An encryption key used by a payload codec: a KMS key, a Vault transit key."""
 
@@ -315,6 +324,7 @@ class Temporal(_Closed):
     service: str | None = Field(None, description="Temporal server role: frontend, history, matching, worker, internal-frontend.")
     principal: TemporalPrincipal | None = None
     api_key: TemporalApiKey | None = None
+    session: TemporalSession | None = None
     key: TemporalKey | None = None
     async_operation_id: str | None = None
     request_id: str | None = None

@@ -184,15 +184,19 @@ def test_clock_skew_modes(monkeypatch: pytest.MonkeyPatch) -> None:
 @given(st.dictionaries(st.sampled_from(["@timestamp", "event.created", "event.ingested", "x509.not_after", "temporal.certificates.not_after",
                                         "temporal.operation", "temporal.api_key.id", "temporal.target.id", "event.dataset", "user.email", "user.target.email",
                                         "temporal.namespace", "temporal.client_ca_fingerprints", "temporal.certificates.sha256",
-                                        "user.changes.roles", "user.target.id"]),
+                                        "user.changes.roles", "user.target.id", "temporal.client_ca_digest",
+                                        "aws.cloudtrail.userIdentity.type", "aws.cloudtrail.eventName", "aws.cloudtrail.userIdentity.arn",
+                                        "aws.cloudtrail.responseElements.assumedRoleUser.arn",
+                                        "aws.cloudtrail.userIdentity.sessionContext.webIdFederationData.federatedProvider"]),
                        st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30),
                                  st.lists(st.one_of(st.text(max_size=30), st.integers(), st.none()), max_size=3),
                                  st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))))
 def test_hostile_values_never_raise(event: dict[str, object]) -> None:
     for enricher in build_enrichers():
         enricher.enrich([dict(event)])
+        enricher.enrich([{**event, "event.dataset": "aws.cloudtrail", "@timestamp": "2025-01-01T00:00:00Z"}])
     assert [cls.__name__ for cls in ENRICHERS] == ["ApiKeyRegistry", "CertificateExpiry", "ClientCaRegistry", "ClockSkew", "IdentityKeys",
-                                                   "RoleRegistry"]
+                                                   "RoleRegistry", "WorkloadSessions"]
 
 
 def test_identity_keys_fold_case_for_cross_source_joins() -> None:
