@@ -14,6 +14,27 @@ Three shapes:
   (``2025/03/04 10:17:11 ERROR Failed to poll for task. ... Error connection error: ... tls: ...``). These lines
   carry no zone: they are read as UTC.
 
+Shapes of real deployments (issue 14), all into the same fields so the same rules fire:
+
+* the Rust core SDK behind the Python, TypeScript, .NET and Ruby SDKs: tracing lines
+  ``<time>Z  WARN [span{..}: ]temporal_client::retry: <message> error=Status { ... }`` (``log.logger`` = target,
+  ``error.message`` = the ``error=`` field) and tracing-subscriber JSON (``timestamp``/``level``/``target``/``fields``);
+* Java SDK workers: logback/log4j/Spring Boot text (``<date> <time> [thread] LEVEL logger - msg``, time-of-day only
+  for logback's default), the exception lines under them (``io.grpc.StatusRuntimeException: UNAVAILABLE``,
+  ``Caused by: javax.net.ssl.SSLHandshakeException: ...``; ``at ...`` frames become ``java-stack-frame`` events) and
+  logstash JSON (``@timestamp``, ``logger_name``, ``stack_trace``);
+* zap console with runs of spaces instead of tabs, or without a timestamp; ``temporal`` CLI / tctl / tcld errors
+  (``Error: failed reaching server: ...``, ``tcld: error: ...``); Python/Node exception summaries naming tonic/grpc;
+* collectors' prefixes (docker compose ``name  | ``, kubectl ``--timestamps``/``--prefix``, CRI, syslog/journald) are
+  removed by the router (``parsers/envelopes.py``) before this parser sees the line.
+
+A line without a time of its own takes the time of the previous record this parser read (a Java exception under its
+log line), else the receive time; ``temporal_server.time_source`` says which. TLS causes are recognised in Go,
+rustls (``UnknownIssuer``, ``received fatal alert: UnknownCA``, ``InvalidCertificate(Expired)``), JVM (``PKIX path
+building failed``, ``Received fatal alert: bad_certificate``, ``CertificateExpiredException``), OpenSSL
+(``CERTIFICATE_VERIFY_FAILED``, ``unable to get local issuer certificate``), Node and .NET wording. Text is claimed only
+when it mentions Temporal, its gRPC/TLS stack or a TLS failure: other applications' lines stay dead letters.
+
 Namespace lifecycle: ``Register namespace succeeded`` / ``Update namespace succeeded`` (frontend) and the deletion
 workflow's lines (worker). The ``DeprecateNamespace`` RPC writes **no** log line (server ``namespace_handler.go``
 updates persistence and returns) and a deprecation through ``UpdateNamespace`` logs the generic update line, so a
