@@ -444,7 +444,7 @@ class CorrelationEngine:
                 # "A then B": the evidence is the matched chain (from the latest start of a complete in-order chain
                 # to now), and the quiet period covers only that chain, so a later A-then-B in the timespan is a new
                 # finding (docs/correlation.md, "Ordered sequences").
-                chain_start = sliding.chain_start(len(corr.refs))
+                chain_start = sliding.chain_start(int(metric))
                 ids = sliding.ids_since(chain_start, self.max_alert_event_ids)
                 alert = self._alert(corr, key, t, chain_start, ids, sliding.count_since(chain_start), metric)
                 sliding.reset(t)
