@@ -61,7 +61,8 @@ def normalized(action: str) -> str:
 
 
 def is_sensitive(event: dict[str, Any]) -> bool:
-    """A configuration or IAM change, creation or deletion (what the coverage report tallies from replayed logs)."""
+    """A configuration or IAM change, creation or deletion (what the coverage report tallies from replayed logs; any
+    action named as a deletion counts too, whatever category a parser gives it)."""
     categories = event.get("event.category")
     types = event.get("event.type")
     categories = categories if isinstance(categories, list) else [categories]
@@ -77,11 +78,14 @@ class ActionTally:
         self.seen: dict[str, Counter[str]] = {}
 
     def observe(self, event: dict[str, Any]) -> None:
-        dataset, action = event.get("event.dataset"), event.get("event.action")
+        # Our finer action where a parser keeps Elastic's coarse one in event.action (Vault, Entra).
+        dataset, action = event.get("event.dataset"), event.get("temporal.action") or event.get("event.action")
         if not isinstance(dataset, str) or not isinstance(action, str):
             return
         known = KNOWN_SENSITIVE_ACTIONS.get(dataset, ())
-        if is_sensitive(event) or normalized(action) in {normalized(a) for a in known}:
+        lower = action.lower()
+        deleting = lower.startswith("delete") or lower.endswith(("delete", "_delete", ".delete", "deletion"))
+        if is_sensitive(event) or deleting or normalized(action) in {normalized(a) for a in known}:
             self.seen.setdefault(dataset, Counter())[action] += 1
 
 
