@@ -127,7 +127,13 @@ _LEVEL_WORDS = r"(?i:TRACE|DEBUG|INFO|WARN|WARNING|ERROR|FATAL|DPANIC|PANIC|SEVE
 # a 4-letter level), log4j/logback/Spring Boot/Python logging. Every part is anchored or bounded: linear time.
 _LEVEL_LINE = re.compile(
     r"^(?P<ts>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})?)"
-    r"[ \t]++(?:\[(?P<thread>[^\]]{0,200})\][ \t]++)?(?P<level>" + _LEVEL_WORDS + r")\b:?[ \t]*+(?P<rest>.*)$",
+    r"[ \t]++(?:\[(?P<thread>[^\]]{0,200})\][ \t]++)?\[?(?P<level>" + _LEVEL_WORDS + r")\b\]?:?[ \t]*+(?P<rest>.*)$",
+    re.DOTALL,
+)
+# Ruby's Logger: "W, [2025-03-04T10:15:30.123456 #1234]  WARN -- temporalio: message".
+_RUBY_LINE = re.compile(
+    r"^[DIWEFA], \[(?P<ts>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})?) #\d{1,10}\][ \t]++"
+    r"(?P<level>" + _LEVEL_WORDS + r")[ \t]++-- (?P<prog>[^:]{0,200}): (?P<rest>.*)$",
     re.DOTALL,
 )
 # logback's default pattern has the time of day only: "10:15:30.123 [main] WARN  logger - msg".
@@ -137,7 +143,8 @@ _TIME_ONLY_LINE = re.compile(
     re.DOTALL,
 )
 # zap console without a time encoder, or a pasted line whose time was cut: "ERROR<tab or spaces>rest".
-_NO_TIME_LINE = re.compile(r"^(?P<level>" + _LEVEL_WORDS + r")(?:\t|  +|: )(?P<rest>\S.*)$", re.DOTALL)
+# Also Python logging's default "WARNING:temporalio.worker._workflow:message" and .NET's "warn: Temporalio.Worker[0]".
+_NO_TIME_LINE = re.compile(r"^(?P<level>" + _LEVEL_WORDS + r")(?:\t|  +|: |:(?=[A-Za-z_][\w.]*+:))(?P<rest>\S.*)$", re.DOTALL)
 # Java: "[12345 --- ][\[thread\] ]logger - msg" (logback/log4j "-", Spring Boot ":").
 _JAVA_LOGGER = re.compile(r"^(?:\d++[ \t]++---[ \t]++)?(?:\[[^\]]{0,200}\][ \t]++)?(?P<logger>[A-Za-z_$][\w$.]*+)[ \t]++[-:][ \t]++(?P<msg>.*)$", re.DOTALL)
 # Rust tracing: "[span{fields}: ]*target::path: message field=value ...". Only token starts are tried.
@@ -314,7 +321,7 @@ class TemporalServerParser(Parser):
             return True
         if _LOGFMT_HEAD.match(line):
             return bool(_SDK_KEYS.search(line)) or _mentions_temporal_or_tls(line)
-        for shape in (_LEVEL_LINE, _TIME_ONLY_LINE, _NO_TIME_LINE):
+        for shape in (_LEVEL_LINE, _RUBY_LINE, _TIME_ONLY_LINE, _NO_TIME_LINE):
             match = shape.match(line)
             if match:
                 return _mentions_temporal_or_tls(match.group("rest"))
@@ -354,6 +361,13 @@ class TemporalServerParser(Parser):
             fields["ts"] = match.group("ts").replace(",", ".")
             fields["level"] = _level(match.group("level"))
             return self._from_zap(fields, raw, shape=shape, provider=provider)
+        match = _RUBY_LINE.match(line)
+        if match:
+            fields, shape, provider = _line_fields(match.group("rest"))
+            fields.setdefault("logger", match.group("prog").strip() or None)
+            fields["ts"] = match.group("ts")
+            fields["level"] = _level(match.group("level"))
+            return self._from_zap(fields, raw, shape="ruby-logger" if shape == "text" else shape, provider=provider or "temporal-sdk")
         match = _TIME_ONLY_LINE.match(line)
         if match:
             fields, shape, provider = _line_fields(match.group("rest"), match.group("thread"))

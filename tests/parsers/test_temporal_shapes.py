@@ -94,6 +94,16 @@ TLS_LINES = [
      'preface: remote error: tls: bad certificate\\""', "bad_certificate", "local certificate rejected by peer"),
     ('tcld: error: rpc error: code = Unavailable desc = connection error: desc = "transport: authentication handshake failed: '
      'x509: certificate is valid for *.tmprl.cloud, not payments.example.com"', "name_mismatch", None),
+    # TypeScript SDK DefaultLogger, Python logging's default format, Ruby's Logger, .NET console logging
+    ('2025-03-04T10:15:42.000Z [WARN] Failed to poll for task { sdkComponent: \'worker\', taskQueue: \'payments\', error: '
+     '\'TransportError: tonic::transport::Error(Transport, hyper::Error(Connect, Custom { kind: InvalidData, error: '
+     'InvalidCertificate(UnknownIssuer) }))\' }', "unknown_authority", None),
+    ('WARNING:temporalio.worker._workflow:Failed polling workflow task: received fatal alert: BadCertificate',
+     "bad_certificate", "local certificate rejected by peer"),
+    ('W, [2025-03-04T10:15:43.123456 #4242]  WARN -- temporalio: Worker poll failed: invalid peer certificate: Expired',
+     "expired", None),
+    ('warn: Temporalio.Worker.TemporalWorker[0] Poll failed: The remote certificate is invalid according to the validation '
+     'procedure: RemoteCertificateNameMismatch', "name_mismatch", None),
     # Node (TypeScript SDK's own connection) and .NET wordings
     ('2025-03-04T10:15:41.000Z ERROR temporal_client::raw: connect failed error=Error: unable to verify the first certificate',
      "unknown_authority", None),
