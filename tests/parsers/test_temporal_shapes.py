@@ -227,6 +227,9 @@ SHAPES = st.sampled_from([
     "Caused by: javax.net.ssl.SSLHandshakeException: {err}",
     "Error: failed reaching server: {err}",
     "temporal  | {ts}  WARN temporal_client::retry: {msg} error={err}",
+    "{ts} [WARN] {msg} {{ sdkComponent: 'worker', error: '{err}' }}",
+    "WARNING:temporalio.worker._workflow:{msg} {err}",
+    "W, [{ts} #7]  WARN -- temporalio: {msg} {err}",
 ])
 
 
