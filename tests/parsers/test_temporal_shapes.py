@@ -257,3 +257,26 @@ def test_property_any_tail_parses_or_dead_letters(prefix, tail):
 def test_property_prefix_stripping_only_removes_a_prefix(line):
     inner = strip_collector_prefix(line)
     assert inner is None or (line.endswith(inner) and len(inner) < len(line))
+
+
+_TS = "2025-03-04T10:15:30.123Z  WARN "
+_HOSTILE = {
+    "rust targets": _TS + "a::" * 20_000, "java dots": _TS + "[main] " + "a." * 30_000, "class name": "A" * 60_000 + "x",
+    "package dots": "a." * 30_000 + "Exception", "json braces": _TS + 'temporal {"' * 10_000,
+    "namespace fields": _TS + "namespace=" * 6_000, "compose bars": "a | " * 15_000 + "temporal",
+    "thread bracket": "2025-03-04 10:15:30.123 [" + "x" * 60_000,
+}
+
+
+@pytest.mark.parametrize("name", sorted(_HOSTILE))
+def test_new_shapes_parse_hostile_lines_in_bounded_time(name):
+    """Every pattern of the new shapes is anchored or possessive; a child process bounds a regression in time."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom temporal_siem.kernel.records import Origin, RawRecord\n"
+            "from temporal_siem.parsers.router import ParserRouter\n"
+            "result = ParserRouter().parse(RawRecord(sys.stdin.read().encode(), Origin('x.log', line=1)))\n"
+            "print(len(result.events) + len(result.dead))\n")
+    done = subprocess.run([sys.executable, "-c", code], input=_HOSTILE[name], capture_output=True, text=True, timeout=15)
+    assert done.returncode == 0 and done.stdout.strip() == "1", done.stderr
