@@ -157,6 +157,12 @@ class WorkloadSessions(Enricher):
         known = self._sessions.get(session_arn)
         return {"origin": known[0], "assumed_by": known[1], "at": format_timestamp(known[2])} if known else None
 
+    def restore_session(self, session_arn: str, state: dict[str, Any]) -> None:
+        """Load one session's state as written by :meth:`session_state`."""
+        when = as_datetime(state.get("at"))
+        if when is not None:
+            self._remember(session_arn, str(state.get("origin", "unknown")), str(state.get("assumed_by", "")), when)
+
     def snapshot(self) -> bytes:
         return orjson.dumps({"version": 1,
                              "sessions": {k: [o, b, format_timestamp(t)] for k, (o, b, t) in self._sessions.items()},

@@ -81,7 +81,14 @@ def test_session_state_survives_a_restart_and_expires():
     restored.enrich([used, late])
     assert used["temporal.session.assumed_by"].endswith("user/mallory")
     assert late["temporal.session.origin"] == "unknown"  # longer than any STS session lives
-    assert restored.session_state(f"arn:aws:sts::{ACCOUNT}:assumed-role/temporal-worker/s1") is not None
+    key = f"arn:aws:sts::{ACCOUNT}:assumed-role/temporal-worker/s1"
+    state = restored.session_state(key)
+    assert state is not None and state["origin"] == "assumed_by_human"
+    single = WorkloadSessions()
+    single.restore_session(key, state)
+    again = decrypt("s1", "2025-07-01T12:30:00Z")
+    single.enrich([again])
+    assert again["temporal.session.human"] is True
 
 
 def test_role_chaining_by_a_workload_is_not_human():
