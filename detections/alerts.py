@@ -82,7 +82,7 @@ def rule_alert(rule: RuleMeta, event: dict[str, Any]) -> dict[str, Any]:
 def correlation_alert(rule: RuleMeta, *, timestamp: str, event_ids: list[str], event_count: int,
                       group_by: dict[str, Any], window_start: str, window_end: str, correlation_type: str,
                       referenced_rules: list[str], value: float | None = None,
-                      context: dict[str, Any] | None = None) -> dict[str, Any]:
+                      context: dict[str, Any] | None = None, related_alert_ids: list[str] | None = None) -> dict[str, Any]:
     """Alert for a correlation: @timestamp of the last event, group-by values, window bounds, capped ids."""
     group_text = "\x1e".join(f"{k}={group_by[k]!r}" for k in sorted(group_by))
     doc: dict[str, Any] = dict(context or {})
@@ -95,6 +95,10 @@ def correlation_alert(rule: RuleMeta, *, timestamp: str, event_ids: list[str], e
     doc["alert.window"] = {"start": window_start, "end": window_end}
     doc["alert.correlation_type"] = correlation_type
     doc["alert.rules"] = list(referenced_rules)
+    if related_alert_ids:
+        # Alerts of the correlations this one is built on (chained correlations): their events are already in
+        # alert.source_event_ids, which holds event ids only.
+        doc["alert.related_alert_ids"] = list(related_alert_ids)
     if value is not None:
         doc["alert.value"] = value
     for key, val in group_by.items():

@@ -24,6 +24,7 @@ from temporal_siem.kernel.records import DeadLetter, Origin, RawRecord
 WHOLE_DOCUMENT_LIMIT = 256 * 1024 * 1024
 SNIFF_BYTES = 8192
 SKIP_SUFFIXES = (".md", ".expected.json", ".golden.json")
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 class ReplaySource(Source):
@@ -137,6 +138,10 @@ class ReplaySource(Source):
     def _frame(self, name: str, stream: IO[bytes]) -> Iterator[RawRecord]:
         reader: Any = stream if hasattr(stream, "peek") else io.BufferedReader(stream)  # type: ignore[arg-type]
         head = reader.peek(SNIFF_BYTES)[:SNIFF_BYTES]
+        if head.startswith(UTF8_BOM):
+            # A UTF-8 byte-order mark (Windows editors, PowerShell Out-File) is no part of the first record.
+            reader.read(len(UTF8_BOM))
+            head = reader.peek(SNIFF_BYTES)[:SNIFF_BYTES]
         if b"\x00" in head and not _looks_utf16(head):
             self._dead.append(DeadLetter("binary file", "ingest", Origin(name), head[:256], "NUL bytes in the first 8 KiB"))
             return

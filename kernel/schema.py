@@ -236,7 +236,10 @@ class TemporalApiKey(_Closed):
     disabled: bool | None = None
     expiry_time: datetime | None = None
     created_at: datetime | None = Field(None, description="Creation time, from durable state, when an enrichment knows it.")
-    age_days: float | None = Field(None, description="Days from created_at to this record's time (enrichment: API-key registry).")
+    age_days: float | None = Field(None, description="Days from the older of created_at and first_seen to this record's time (enrichment: API-key registry).")
+    first_seen: datetime | None = Field(None, description="First time the key id was seen in any record, from durable state (earliest wins).")
+    age_source: Literal["created", "first_seen"] | None = Field(
+        None, description="Which time age_days counts from: the creation record, or the first sighting (a lower bound of the age).")
 
 
 class TemporalTarget(_Open):
@@ -251,6 +254,15 @@ class TemporalTarget(_Open):
     disabled: bool | None = Field(None, description="API keys: the key is disabled.")
     expiry_time: datetime | None = Field(None, description="API keys: when the key expires.")
     common_name: str | None = Field(None, description="Vault PKI: the certificate's common name.")
+
+
+class TemporalSession(_Closed):
+    """How an AWS role session was obtained (enrichment: workload sessions), so workloads are not trusted by role name."""
+
+    origin: Literal["web_identity", "aws_service", "role_chain", "assumed_by_human", "unknown"] | None = None
+    human: bool | None = Field(None, description="A person assumed the role (IAM user, root, Identity Center, SSO session, SAML).")
+    assumed_by: str | None = Field(None, description="Who assumed it (ARN), or the web-identity provider, when known.")
+    workload_role: bool | None = Field(None, description="The role's sessions were seen coming from web identity or an AWS service.")
 
 
 class TemporalKey(_Closed):
@@ -312,12 +324,16 @@ class Temporal(_Closed):
     service: str | None = Field(None, description="Temporal server role: frontend, history, matching, worker, internal-frontend.")
     principal: TemporalPrincipal | None = None
     api_key: TemporalApiKey | None = None
+    session: TemporalSession | None = None
     key: TemporalKey | None = None
     async_operation_id: str | None = None
     request_id: str | None = None
     record_version: int | None = Field(None, description="Audit record 'version' (bumped on backfill in the legacy format).")
     record_generation: Literal["legacy", "transitional", "current"] | None = Field(None, description="Temporal Cloud audit record shape.")
     client_ca_fingerprints: list[str] | None = None
+    client_ca_digest: str | None = Field(
+        None, description="sha256 of a CA bundle's text (whitespace removed) when it did not decode to certificates.")
+    client_ca_unparsed: bool | None = Field(None, description="The CA bundle was present but not decoded: compare it by client_ca_digest.")
     certificates: list[TemporalCertificate] | TemporalCertificateColumns | None = Field(
         None, description="Every certificate parsed from a PEM bundle carried in the record (flat form: one list per field)."
     )
@@ -362,6 +378,8 @@ class AlertFields(_Closed):
     correlation_type: str | None = None
     rules: list[str] | None = Field(None, description="Correlation: ids of the rules it references.")
     value: float | None = Field(None, description="Correlation: the aggregated value that met the condition.")
+    related_alert_ids: list[str] | None = Field(
+        None, description="Chained correlation: alert ids of the inner correlations; their events are in source_event_ids.")
 
 
 class NormalizedEvent(_Open):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import gzip
+import re
 import zlib
 from collections.abc import Iterator
 from typing import Any
@@ -100,3 +101,60 @@ def _decode_pubsub(data: Any) -> Any:
         return orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
         raise RecordError("bad envelope", f"inner JSON: {exc}") from exc
+
+
+# Prefixes that log collectors write before a container's or a unit's own line (issue 14): the line after them is
+# what the parsers know. Each pattern is anchored and bounded, so stripping is linear in the line.
+_COLLECTOR_PREFIXES = (
+    # docker compose: "temporal  | ", "temporal-1  | ", "temporal_1  | "
+    re.compile(r"^[\w.-]{1,128}[ \t]+\| ?"),
+    # kubectl logs --prefix: "[pod/temporal-frontend-7d9/frontend] "
+    re.compile(r"^\[(?:pod|deployment|statefulset|daemonset|job)/[^\]\s]{1,300}\] "),
+    # CRI (containerd / CRI-O) container log file: "<RFC 3339 nanos> stdout F "
+    re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2}) (?:stdout|stderr) [FP] "),
+    # RFC 5424 syslog: "<134>1 2025-03-04T10:15:30.123Z host app 1234 - - " (structured data "-" or [..] groups)
+    re.compile(r"^<\d{1,3}>1 \S{1,64} \S{1,255} \S{1,48} \S{1,128} \S{1,32} (?:-|(?:\[[^\]]{0,2000}\]){1,8}) ?"),
+    # RFC 3164 syslog / journalctl short: "[<13>]Mar  4 10:15:30 host temporal-server[1234]: "
+    re.compile(r"^(?:<\d{1,3}>)?[A-Z][a-z]{2} [ \d]\d \d{2}:\d{2}:\d{2} \S{1,255} [\w./@-]{1,128}(?:\[\d{1,10}\])?: "),
+    # journalctl -o short-iso(-precise): "2025-03-04T10:15:30+0000 host temporal-server[1234]: "
+    re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:?\d{2}) \S{1,255} [\w./@-]{1,128}(?:\[\d{1,10}\])?: "),
+    # kubectl logs --timestamps: "2025-03-04T10:15:30.123456789Z "
+    re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:\d{2}) "),
+)
+MAX_PREFIXES = 3
+
+
+def collector_prefix_candidates(line: str) -> list[str]:
+    """The line with one, two, ... collector prefixes removed (docker compose, kubectl, CRI, syslog/journald).
+
+    Prefixes can stack (kubectl timestamps in front of a compose-style name); at most ``MAX_PREFIXES`` are removed.
+    The caller takes the first candidate a parser recognizes: a Rust SDK line starts with a time that is its own.
+    """
+    candidates: list[str] = []
+    stripped = line
+    for _ in range(MAX_PREFIXES):
+        for pattern in _COLLECTOR_PREFIXES:
+            match = pattern.match(stripped)
+            if match and match.end() < len(stripped):
+                stripped = stripped[match.end():]
+                candidates.append(stripped)
+                break
+        else:
+            break
+    return candidates
+
+
+def strip_collector_prefix(line: str) -> str | None:
+    """The line after its first collector prefix, or None if it has none."""
+    candidates = collector_prefix_candidates(line)
+    return candidates[0] if candidates else None
+
+
+def json_object_or_none(text: str) -> dict[str, Any] | None:
+    if text.lstrip()[:1] != "{":
+        return None
+    try:
+        value = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None

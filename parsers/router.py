@@ -16,7 +16,7 @@ from temporal_siem.kernel.secrets import clean_record
 from temporal_siem.parsers.base import Parser
 from temporal_siem.parsers.common import now_timestamp, redact, redact_text
 from temporal_siem.parsers.enrichment import Enricher
-from temporal_siem.parsers.envelopes import unwrap
+from temporal_siem.parsers.envelopes import collector_prefix_candidates, json_object_or_none, unwrap
 from temporal_siem.parsers.registry import detection_chain, get_parser
 
 if TYPE_CHECKING:  # the config models pull in pydantic-settings; the hot path needs none of it
@@ -92,6 +92,8 @@ class ParserRouter:
     def _parse_one(self, element: Any, raw: bytes, origin: Origin, hint: str | None,
                    ingested: str, result: ParseResult) -> None:
         try:
+            if isinstance(element, str):
+                element = self._without_collector_prefix(element, hint)
             parser = self._choose(element, hint)
             with clean_record(raw):
                 events = parser.parse(element, raw)
@@ -112,6 +114,20 @@ class ParserRouter:
             if original is not None:
                 event["event.original"] = original
             result.events.append(event)
+
+    def _without_collector_prefix(self, line: str, hint: str | None) -> Any:
+        """A text line no parser claims may be a known line behind a collector's prefix (docker compose, kubectl,
+        CRI, syslog/journald): then the line after the prefix, parsed as JSON when it is an object."""
+        candidates = [self._forced or get_parser(hint)] if (self._forced is not None or hint is not None) else self._text_chain
+        if any(parser.accepts_text(line) for parser in candidates):
+            return line
+        for inner in collector_prefix_candidates(line):
+            record = json_object_or_none(inner)
+            if record is not None:
+                return record
+            if any(parser.accepts_text(inner) for parser in candidates):
+                return inner
+        return line
 
     def _choose(self, element: Any, hint: str | None) -> Parser:
         if self._forced is not None:
@@ -136,6 +152,8 @@ def decode(data: bytes) -> Any:
     if b"\x00" in data[:4096]:
         raise RecordError("binary data", "NUL byte in record")
     stripped = data.strip()
+    if stripped.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark is no part of the record
+        stripped = stripped[3:].strip()
     if not stripped:
         raise RecordError("empty record")
     first = stripped[:1]
@@ -144,9 +162,11 @@ def decode(data: bytes) -> Any:
             return orjson.loads(stripped)
         except orjson.JSONDecodeError as exc:
             try:
-                stripped.decode("utf-8")
+                text = stripped.decode("utf-8")
             except UnicodeDecodeError as uexc:
                 raise RecordError("invalid UTF-8", str(uexc)) from uexc
+            if first == b"[" and collector_prefix_candidates(text):
+                return text  # "[pod/name/container] {...}": a kubectl --prefix line, not a JSON array
             raise RecordError("invalid JSON", str(exc)) from exc
     try:
         return stripped.decode("utf-8")

@@ -25,6 +25,7 @@ including ``temporal_cloud.*`` and ``third_party_details.raw_message``.
 
 from __future__ import annotations
 
+import hashlib
 from functools import lru_cache
 from typing import Any
 
@@ -154,6 +155,7 @@ class TemporalCloudAuditParser(Parser):
         self._target(normalized, target_type, spec_source, event)
         if _details_may_carry_certificate(details, raw_details):
             self._certificates(details, raw_details, event)
+        self._unparsed_ca(details, raw_details, event)
 
         version = _get(record, "version", "version")
         if isinstance(version, int) and not isinstance(version, bool):
@@ -387,6 +389,48 @@ class TemporalCloudAuditParser(Parser):
         _collect_certificate_texts(raw_details, texts, 0)
         if texts:
             add_certificates(event, certificates_in(texts), at=parse_timestamp(event["@timestamp"]))
+
+
+    @staticmethod
+    def _unparsed_ca(details: dict[str, Any], raw_details: Any, event: dict[str, Any]) -> None:
+        """A CA bundle that yielded no certificate (truncated, redacted, an unusual encoding) is still a value that
+        changed: its digest (whitespace removed, so re-wrapping PEM lines is no change) goes to
+        ``temporal.client_ca_digest`` with ``temporal.client_ca_unparsed``, for the client-CA registry (issue 14 class 4)."""
+        if "temporal.certificates.sha256" in event or "temporal.client_ca_fingerprints" in event:
+            return
+        values: list[str] = []
+        _collect_named(details, CA_KEYS, values, 0)
+        _collect_named(raw_details, CA_KEYS, values, 0)
+        if values:
+            event["temporal.client_ca_digest"] = value_digest(values)
+            event["temporal.client_ca_unparsed"] = True
+
+
+CA_KEYS = frozenset({"accepted_client_ca", "acceptedclientca", "client_ca", "clientca", "ca_certificates", "cacertificates"})
+
+
+def value_digest(values: list[str]) -> str:
+    """sha256 of the values with all whitespace removed, in order: the same bundle gives the same digest however
+    its PEM lines were wrapped or indented."""
+    normalized = "\x1f".join("".join(value.split()) for value in values)
+    return hashlib.sha256(normalized.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _collect_named(value: Any, keys: frozenset[str], out: list[str], depth: int) -> None:
+    """Non-empty strings (or lists of strings) under the given key names (case-insensitive), bounded in depth and count."""
+    if depth > 12 or len(out) >= 16:
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and key.lower() in keys:
+                for text in item if isinstance(item, list) else [item]:
+                    if isinstance(text, str) and text.strip() and len(out) < 16:
+                        out.append(text)
+            else:
+                _collect_named(item, keys, out, depth + 1)
+    elif isinstance(value, list):
+        for item in value[:256]:
+            _collect_named(item, keys, out, depth + 1)
 
 
 MAX_CHAIN_CHARS = 2048  # ~50 hops; a longer X-Forwarded-For is hostile or broken, its tail is not evaluated

@@ -14,6 +14,27 @@ Three shapes:
   (``2025/03/04 10:17:11 ERROR Failed to poll for task. ... Error connection error: ... tls: ...``). These lines
   carry no zone: they are read as UTC.
 
+Shapes of real deployments (issue 14), all into the same fields so the same rules fire:
+
+* the Rust core SDK behind the Python, TypeScript, .NET and Ruby SDKs: tracing lines
+  ``<time>Z  WARN [span{..}: ]temporal_client::retry: <message> error=Status { ... }`` (``log.logger`` = target,
+  ``error.message`` = the ``error=`` field) and tracing-subscriber JSON (``timestamp``/``level``/``target``/``fields``);
+* Java SDK workers: logback/log4j/Spring Boot text (``<date> <time> [thread] LEVEL logger - msg``, time-of-day only
+  for logback's default), the exception lines under them (``io.grpc.StatusRuntimeException: UNAVAILABLE``,
+  ``Caused by: javax.net.ssl.SSLHandshakeException: ...``; ``at ...`` frames become ``java-stack-frame`` events) and
+  logstash JSON (``@timestamp``, ``logger_name``, ``stack_trace``);
+* zap console with runs of spaces instead of tabs, or without a timestamp; ``temporal`` CLI / tctl / tcld errors
+  (``Error: failed reaching server: ...``, ``tcld: error: ...``); Python/Node exception summaries naming tonic/grpc;
+* collectors' prefixes (docker compose ``name  | ``, kubectl ``--timestamps``/``--prefix``, CRI, syslog/journald) are
+  removed by the router (``parsers/envelopes.py``) before this parser sees the line.
+
+A line without a time of its own takes the time of the previous record this parser read (a Java exception under its
+log line), else the receive time; ``temporal_server.time_source`` says which. TLS causes are recognised in Go,
+rustls (``UnknownIssuer``, ``received fatal alert: UnknownCA``, ``InvalidCertificate(Expired)``), JVM (``PKIX path
+building failed``, ``Received fatal alert: bad_certificate``, ``CertificateExpiredException``), OpenSSL
+(``CERTIFICATE_VERIFY_FAILED``, ``unable to get local issuer certificate``), Node and .NET wording. Text is claimed only
+when it mentions Temporal, its gRPC/TLS stack or a TLS failure: other applications' lines stay dead letters.
+
 Namespace lifecycle: ``Register namespace succeeded`` / ``Update namespace succeeded`` (frontend) and the deletion
 workflow's lines (worker). The ``DeprecateNamespace`` RPC writes **no** log line (server ``namespace_handler.go``
 updates persistence and returns) and a deprecation through ``UpdateNamespace`` logs the generic update line, so a
@@ -46,6 +67,7 @@ Redacted: bearer tokens/JWTs in any text (``msg``, ``error``, tags) and secret-n
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -87,43 +109,149 @@ _CODEC_CAUSES: tuple[tuple[str, str], ...] = (
 )
 _UNKNOWN_KEY = re.compile(r"Unrecognized key ID ([^\s.]+(?:\.[^\s.]+)*)\.?(?:\s|$)")
 _LOGFMT_HEAD = re.compile(r'^time=\S+ level=\w+ msg=')
-_LOGFMT_PAIR = re.compile(r'([A-Za-z_][\w.-]*)=("(?:[^"\\]|\\.)*"|\S*)')
+# logfmt is scanned token by token (see _logfmt): every regex below is anchored at the scan position and possessive,
+# so each character is looked at a bounded number of times (a finditer over an unanchored pair pattern was
+# quadratic on a long word without "=": 60,000 characters took > 20 s).
+_LOGFMT_KEY = re.compile(r"[A-Za-z_][\w.-]*+=")
+_LOGFMT_QUOTED = re.compile(r'"(?:[^"\\]++|\\.)*+"')
+_LOGFMT_BARE = re.compile(r"\S*+")
+_LOGFMT_SPACE = re.compile(r"\s++")
 _SDK_KEYS = re.compile(r" (?:Namespace|TaskQueue|WorkerID|service|logging-call-at|wf-namespace)=")
 SDK_KEYS = ("Namespace", "TaskQueue", "WorkerID")
 # slog records (time/level/msg) are ours when they carry SDK worker keys or server tags (CLI dev server).
 SLOG_MARKER_KEYS = (*SDK_KEYS, "service", "logging-call-at", "wf-namespace")
 _SDK_TAGS = re.compile(r" (?:Namespace|TaskQueue|WorkerID|WorkerType|WorkflowID|RunID|Error) ")
+# -- shapes of deployments (issue 14): SDK workers of every language, collectors' prefixes, CLI output ------------------
+_LEVEL_WORDS = r"(?i:TRACE|DEBUG|INFO|WARN|WARNING|ERROR|FATAL|DPANIC|PANIC|SEVERE|CRITICAL)"
+# "<date>[T ]<time>[zone] [\[thread\]] LEVEL rest": zap console with tabs or spaces, Rust tracing (two spaces before
+# a 4-letter level), log4j/logback/Spring Boot/Python logging. Every part is anchored or bounded: linear time.
+_LEVEL_LINE = re.compile(
+    r"^(?P<ts>\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})?)"
+    r"[ \t]++(?:\[(?P<thread>[^\]]{0,200})\][ \t]++)?\[?(?P<level>" + _LEVEL_WORDS + r")\b\]?:?[ \t]*+(?P<rest>.*)$",
+    re.DOTALL,
+)
+# Ruby's Logger: "W, [2025-03-04T10:15:30.123456 #1234]  WARN -- temporalio: message".
+_RUBY_LINE = re.compile(
+    r"^[DIWEFA], \[(?P<ts>\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?(?:Z|[+-]\d{2}:?\d{2})?) #\d{1,10}\][ \t]++"
+    r"(?P<level>" + _LEVEL_WORDS + r")[ \t]++-- (?P<prog>[^:]{0,200}): (?P<rest>.*)$",
+    re.DOTALL,
+)
+# logback's default pattern has the time of day only: "10:15:30.123 [main] WARN  logger - msg".
+_TIME_ONLY_LINE = re.compile(
+    r"^(?P<time>\d{2}:\d{2}:\d{2}(?:[.,]\d{1,9})?)[ \t]++(?:\[(?P<thread>[^\]]{0,200})\][ \t]++)?(?P<level>" + _LEVEL_WORDS
+    + r")\b[ \t]*+(?P<rest>.*)$",
+    re.DOTALL,
+)
+# zap console without a time encoder, or a pasted line whose time was cut: "ERROR<tab or spaces>rest".
+# Also Python logging's default "WARNING:temporalio.worker._workflow:message" and .NET's "warn: Temporalio.Worker[0]".
+_NO_TIME_LINE = re.compile(r"^(?P<level>" + _LEVEL_WORDS + r")(?:\t|  +|: |:(?=[A-Za-z_][\w.]*+:))(?P<rest>\S.*)$", re.DOTALL)
+# Java: "[12345 --- ][\[thread\] ]logger - msg" (logback/log4j "-", Spring Boot ":").
+_JAVA_LOGGER = re.compile(r"^(?:\d++[ \t]++---[ \t]++)?(?:\[[^\]]{0,200}\][ \t]++)?(?P<logger>[A-Za-z_$][\w$.]*+)[ \t]++[-:][ \t]++(?P<msg>.*)$", re.DOTALL)
+# Rust tracing: "[span{fields}: ]*target::path: message field=value ...". Only token starts are tried.
+_RUST_TARGET = re.compile(r"(?<![\w:])(?P<target>[a-z_]\w*+(?:::\w++)++): ")
+_GO_CALLER = re.compile(r"^(?P<caller>\S+\.go:\d+)(?:\t|  +)")
+_COLUMNS = re.compile(r"\t|  +")
+# Java exception summaries and frames, printed on their own lines under the log line.
+_JAVA_FRAME = re.compile(r"^\s*+(?:at [\w$./<>-]++\(.{0,300}\)|\.\.\. \d++ (?:more|common frames omitted))\s*$")
+_EXCEPTION_LINE = re.compile(
+    r"^(?:Caused by: |Suppressed: |Exception in thread \"[^\"]{0,200}\" )?(?P<cls>(?:[A-Za-z_$][\w$]*+\.)*+_?[A-Z][\w$]*?(?:Exception|Error|Throwable|Failure))"
+    r"(?:: (?P<msg>.*))?$",
+    re.DOTALL,
+)
+_EXCEPTION_SOURCES = ("io.grpc.", "io.temporal.", "javax.net.ssl.", "java.security.cert.", "io.netty.", "sun.security.", "temporalio",
+                      "tonic", "grpc")
+# `temporal` CLI, tctl and tcld error output: "Error: failed reaching server: ...", "tcld: error: ...".
+_CLI_ERROR = re.compile(r"^(?:(?:temporal|tctl|tcld)(?:\[\d+\])?: )?(?:Error|error|ERROR)(?: Details)?: (?P<msg>\S.*)$", re.DOTALL)
+_NAMESPACE_FIELD = re.compile(r'(?<![\w-])namespace[=:] ?"?(?P<ns>[\w.-]{1,200})')
+_RUST_ERROR_FIELD = re.compile(r"(?<!\S)(?:error|err)=")
 _NS_SUCCEEDED = re.compile(r"^(\w+?)(?:Namespace)? namespace succeeded", re.IGNORECASE)
 
 # (substring, lower-cased, of the error text) -> cause. First match wins: specific before generic.
 _TLS_CAUSES: tuple[tuple[str, str], ...] = (
     ("unknown certificate authority", "unknown_authority"),
     ("signed by unknown authority", "unknown_authority"),
+    # Other stacks' wordings of the same causes: rustls (Rust core SDK behind the Python/TypeScript/.NET/Ruby SDKs),
+    # the JVM (Java SDK), OpenSSL (Python ssl, grpcio), Node and .NET certificate validation.
+    ("unknownissuer", "unknown_authority"),
+    ("unknownca", "unknown_authority"),
+    ("unknown_ca", "unknown_authority"),
+    ("alert unknown ca", "unknown_authority"),
+    ("unable to get local issuer certificate", "unknown_authority"),
+    ("unable to get issuer certificate", "unknown_authority"),
+    ("self signed certificate", "unknown_authority"),
+    ("self-signed certificate", "unknown_authority"),
+    ("pkix path building failed", "unknown_authority"),
+    ("unable to find valid certification path", "unknown_authority"),
+    ("unable_to_verify_leaf_signature", "unknown_authority"),
+    ("unable to verify the first certificate", "unknown_authority"),
+    ("self_signed_cert_in_chain", "unknown_authority"),
+    ("depth_zero_self_signed_cert", "unknown_authority"),
+    ("untrustedroot", "unknown_authority"),
+    ("partialchain", "unknown_authority"),
     # Go prints "has expired or is not yet valid: current time X is after|before Y": the tail decides.
     ("is before", "not_yet_valid"),
     ("is after", "expired"),
     ("has expired or is not yet valid", "expired"),
     ("expired certificate", "expired"),
     ("certificate has expired", "expired"),
+    ("certificateexpiredexception", "expired"),
+    ("certificatenotyetvalidexception", "not_yet_valid"),
+    ("certificate is not yet valid", "not_yet_valid"),
+    ("cert_not_yet_valid", "not_yet_valid"),
+    ("notvalidyet", "not_yet_valid"),
+    ("cert_has_expired", "expired"),
+    ("certificate_expired", "expired"),
+    ("certificateexpired", "expired"),
+    ("expiredcontext", "expired"),
+    ("certificate: expired", "expired"),
+    ("(expired)", "expired"),
+    ("nottimevalid", "expired"),
     ("revoked certificate", "revoked"),
+    ("certificate revoked", "revoked"),
+    ("certificate_revoked", "revoked"),
+    ("certificaterevoked", "revoked"),
+    ("(revoked)", "revoked"),
     ("certificate is valid for", "name_mismatch"),
     ("doesn't contain any ip sans", "name_mismatch"),
     ("not valid for any names", "name_mismatch"),
+    ("notvalidforname", "name_mismatch"),
+    ("no subject alternative names", "name_mismatch"),
+    ("no subject alternative dns name", "name_mismatch"),
+    ("no name matching", "name_mismatch"),
+    ("err_tls_cert_altname_invalid", "name_mismatch"),
+    ("hostname mismatch", "name_mismatch"),
+    ("remotecertificatenamemismatch", "name_mismatch"),
     ("didn't provide a certificate", "no_certificate"),
     ("certificate required", "no_certificate"),
+    ("certificate_required", "no_certificate"),
+    ("certificaterequired", "no_certificate"),
     ("alert(116)", "no_certificate"),
     ("but no certificate provided", "no_certificate"),
     ("bad certificate", "bad_certificate"),
+    ("bad_certificate", "bad_certificate"),
+    ("badcertificate", "bad_certificate"),
     ("incompatible key usage", "bad_certificate"),
     ("not authorized to sign other certificates", "bad_certificate"),
     ("unsupported certificate", "bad_certificate"),
     ("certificate unknown", "bad_certificate"),
+    ("certificate_unknown", "bad_certificate"),
     ("first record does not look like a tls handshake", "not_tls"),
+    ("wrong version number", "not_tls"),
     ("handshake failure", "handshake_failure"),
+    ("handshake_failure", "handshake_failure"),
+    ("handshakefailure", "handshake_failure"),
     ("authentication handshake failed", "handshake_failure"),
     ("failed to verify certificate", "bad_certificate"),
     ("failed to verify client's certificate", "bad_certificate"),
+    ("certificate verify failed", "bad_certificate"),
+    ("certificate_verify_failed", "bad_certificate"),
+    ("invalidcertificate", "bad_certificate"),
+    ("invalid peer certificate", "bad_certificate"),
+    ("remote certificate is invalid", "bad_certificate"),
+    ("sslhandshakeexception", "handshake_failure"),
 )
+# Wordings meaning the OTHER side sent the alert (it refused our certificate), per stack.
+_PEER_REJECTED = ("remote error: tls:", "received fatal alert", "alertreceived(", "tlsv1 alert", "tlsv13 alert", "sslv3 alert")
 _JWT_CAUSES: tuple[tuple[str, str], ...] = (
     ("token is expired", "jwt_expired"),
     ("token has invalid claims: token is expired", "jwt_expired"),
@@ -151,7 +279,7 @@ _JWT_CAUSES: tuple[tuple[str, str], ...] = (
 def tls_cause(text: str) -> str | None:
     """Normalized TLS failure cause of a Go crypto/tls / x509 / grpc-go error text, or None if not a TLS error."""
     lower = text.lower()
-    if "tls" not in lower and "x509" not in lower and "handshake" not in lower and "certificate" not in lower:
+    if not any(marker in lower for marker in ("tls", "x509", "handshake", "cert", "ssl", "unknownca", "unknown_ca", "pkix", "unknownissuer")):
         return None
     for needle, cause in _TLS_CAUSES:
         if needle in lower:
@@ -174,7 +302,14 @@ class TemporalServerParser(Parser):
     dataset = "temporal.server"
     logsource = {"product": "temporal", "service": "server"}
 
+    def __init__(self) -> None:
+        # Time of the last record that carried one: lines without a time of their own (a Java exception under its log
+        # line, timestamp-less console output, CLI errors) take it, else the receive time (see _carried_time).
+        self._last_when: datetime | None = None
+
     def accepts(self, record: dict[str, Any]) -> bool:
+        if _is_logstash_java(record) or _is_rust_json(record):
+            return True
         if "msg" not in record or "level" not in record:
             return False
         if "ts" in record:
@@ -182,7 +317,21 @@ class TemporalServerParser(Parser):
         return "time" in record and any(key in record for key in SLOG_MARKER_KEYS)
 
     def accepts_text(self, line: str) -> bool:
-        return bool(_CONSOLE.match(line) or _GO_LOG.match(line) or (_LOGFMT_HEAD.match(line) and _SDK_KEYS.search(line)))
+        if _CONSOLE.match(line) or _GO_LOG.match(line):
+            return True
+        if _LOGFMT_HEAD.match(line):
+            return bool(_SDK_KEYS.search(line)) or _mentions_temporal_or_tls(line)
+        for shape in (_LEVEL_LINE, _RUBY_LINE, _TIME_ONLY_LINE, _NO_TIME_LINE):
+            match = shape.match(line)
+            if match:
+                return _mentions_temporal_or_tls(match.group("rest"))
+        if _JAVA_FRAME.match(line):
+            return line.lstrip().startswith(("...", "at io.", "at java", "at jdk.", "at javax.", "at sun.", "at com.google."))
+        exception = _EXCEPTION_LINE.match(line.strip())
+        if exception:
+            return exception.group("cls").startswith(_EXCEPTION_SOURCES) or _mentions_temporal_or_tls(line)
+        cli = _CLI_ERROR.match(line.strip())
+        return bool(cli) and _mentions_temporal_or_tls(line)
 
     def parse(self, record: dict[str, Any] | str, raw: bytes) -> list[dict[str, Any]]:
         if isinstance(record, str):
@@ -191,12 +340,71 @@ class TemporalServerParser(Parser):
                 return [self._from_zap(self._console_fields(record), raw, shape="console")]
             if _LOGFMT_HEAD.match(record):
                 return [self._from_zap(_sdk_fields(_logfmt(record)), raw, shape="slog-logfmt")]
-            return [self._from_text(record, raw)]
+            if _GO_LOG.match(record.strip()):
+                return [self._from_text(record, raw)]
+            return [self._from_other_text(record.rstrip("\r\n"), raw)]
         if not isinstance(record, dict):
             raise RecordError("not a JSON object", "Temporal server lines are JSON objects or text")
+        if _is_logstash_java(record):
+            return [self._from_zap(_logstash_fields(record), raw, shape="logstash-json", provider="temporal-sdk")]
+        if _is_rust_json(record):
+            return [self._from_zap(_rust_json_fields(record), raw, shape="rust-json", provider="temporal-sdk")]
         if "ts" not in record and "time" in record:
             return [self._from_zap(_sdk_fields(record), raw, shape="slog-json")]
         return [self._from_zap(record, raw, shape="json")]
+
+    def _from_other_text(self, line: str, raw: bytes) -> dict[str, Any]:
+        """SDK workers of every language, timestamp-less console output, Java exception lines and CLI errors."""
+        match = _LEVEL_LINE.match(line)
+        if match:
+            fields, shape, provider = _line_fields(match.group("rest"), match.group("thread"))
+            fields["ts"] = match.group("ts").replace(",", ".")
+            fields["level"] = _level(match.group("level"))
+            return self._from_zap(fields, raw, shape=shape, provider=provider)
+        match = _RUBY_LINE.match(line)
+        if match:
+            fields, shape, provider = _line_fields(match.group("rest"))
+            fields.setdefault("logger", match.group("prog").strip() or None)
+            fields["ts"] = match.group("ts")
+            fields["level"] = _level(match.group("level"))
+            return self._from_zap(fields, raw, shape="ruby-logger" if shape == "text" else shape, provider=provider or "temporal-sdk")
+        match = _TIME_ONLY_LINE.match(line)
+        if match:
+            fields, shape, provider = _line_fields(match.group("rest"), match.group("thread"))
+            day = self._carried_time()[0].date().isoformat()
+            fields["ts"] = f"{day}T{match.group('time').replace(',', '.')}Z"
+            fields["level"] = _level(match.group("level"))
+            return self._from_zap(fields, raw, shape=shape, provider=provider, time_source="time of day, date carried")
+        if _JAVA_FRAME.match(line):
+            fields = {"msg": line.strip(), "level": ""}
+            event = self._timeless(fields, raw, "java-stack-frame", "temporal-sdk")
+            event["event.action"] = "java-stack-frame"
+            return event
+        stripped = line.strip()
+        exception = _EXCEPTION_LINE.match(stripped)
+        if exception:
+            fields = {"msg": stripped, "error": stripped.removeprefix("Caused by: ").removeprefix("Suppressed: "), "level": "error"}
+            return self._timeless(fields, raw, "exception", "temporal-sdk")
+        cli = _CLI_ERROR.match(stripped)
+        if cli:
+            fields = {"msg": stripped, "error": cli.group("msg"), "level": "error"}
+            return self._timeless(fields, raw, "cli", "temporal-cli")
+        match = _NO_TIME_LINE.match(line)
+        if match:
+            fields, shape, provider = _line_fields(match.group("rest"))
+            fields["level"] = _level(match.group("level"))
+            return self._timeless(fields, raw, shape, provider)
+        raise RecordError("unrecognized text line", line[:120])
+
+    def _carried_time(self) -> tuple[datetime, str]:
+        if self._last_when is not None:
+            return self._last_when, "previous record"
+        return datetime.now(UTC), "received"
+
+    def _timeless(self, fields: dict[str, Any], raw: bytes, shape: str, provider: str | None) -> dict[str, Any]:
+        when, source = self._carried_time()
+        fields["ts"] = format_timestamp(when)
+        return self._from_zap(fields, raw, shape=shape, provider=provider, time_source=source)
 
     # -- zap ---------------------------------------------------------------------------------
 
@@ -222,10 +430,13 @@ class TemporalServerParser(Parser):
         fields["msg"] = "\t".join(rest)
         return fields
 
-    def _from_zap(self, record: dict[str, Any], raw: bytes, shape: str) -> dict[str, Any]:
+    def _from_zap(self, record: dict[str, Any], raw: bytes, shape: str, provider: str | None = None,
+                  time_source: str | None = None) -> dict[str, Any]:
         when = parse_timestamp(record.get("ts"))
         if when is None:
             raise RecordError("no timestamp", f"ts unparseable: {str(record.get('ts'))[:80]}")
+        if time_source is None:
+            self._last_when = when
         msg = redact_text(as_str(record.get("msg")) or "")
         level = (as_str(record.get("level")) or "").lower()
         error_text = as_str(record.get("error"))
@@ -279,7 +490,11 @@ class TemporalServerParser(Parser):
             vendor["format"] = shape
         if shape.startswith("slog") and any(key in record for key in SDK_KEYS):
             event["event.provider"] = "temporal-sdk"
+        if provider:
+            event["event.provider"] = provider
         namespaced(PREFIX, vendor, event)
+        if time_source:
+            event[f"{PREFIX}.time_source"] = time_source
         return event
 
     @staticmethod
@@ -384,7 +599,9 @@ class TemporalServerParser(Parser):
     def _tls_failure(cause: str, text: str, event: dict[str, Any]) -> None:
         event.update({"event.action": event.get("event.action") or "tls-handshake-failed", "event.category": ["network"],
                       "event.type": ["connection", "denied"], "event.outcome": "failure", "tls.established": False, "error.type": cause})
-        event["event.reason"] = "local certificate rejected by peer" if "remote error: tls:" in text else "peer certificate rejected"
+        lower = text.lower()
+        rejected_by_peer = any(marker in lower for marker in _PEER_REJECTED)
+        event["event.reason"] = "local certificate rejected by peer" if rejected_by_peer else "peer certificate rejected"
         event.setdefault("error.message", redact_text(text))
 
     # -- text lines ------------------------------------------------------------------------
@@ -444,6 +661,129 @@ class TemporalServerParser(Parser):
                 set_if(event, field, match.group(1))
 
 
+def _level(word: str) -> str:
+    lower = word.lower()
+    return {"warning": "warn", "severe": "error", "critical": "fatal"}.get(lower, lower)
+
+
+_TEMPORAL_MARKERS = ("temporal", ".go:", "io.grpc", "i.g.", "i.t.", "io.netty", "tonic", "hyper", "rustls", "grpc", "failed reaching server")
+
+
+def _mentions_temporal_or_tls(text: str) -> bool:
+    """Claim a text line only when it is Temporal's (or its gRPC/TLS stack's): other apps' lines stay dead letters."""
+    lower = text.lower()
+    return any(marker in lower for marker in _TEMPORAL_MARKERS) or tls_cause(lower) is not None
+
+
+def _line_fields(rest: str, thread: str | None = None) -> tuple[dict[str, Any], str, str | None]:
+    """The columns after time and level: zap console (caller, msg, JSON tags; tabs or runs of spaces), Rust tracing
+    (``target: message field=value error=Status {...}``), Java (``[thread] logger - message``) or a bare message."""
+    fields: dict[str, Any] = {}
+    rest = rest.rstrip("\r\n")
+    shape = "text"
+    provider: str | None = None
+    start = 0
+    for _ in range(3):  # zap's trailing JSON tags: the first '{"' after a column break that parses as an object
+        index = rest.find('{"', start)
+        if index <= 0:
+            break
+        start = index + 1
+        if rest[index - 1] not in " \t":
+            continue
+        try:
+            tags = orjson.loads(rest[index:])
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(tags, dict):
+            fields.update(tags)
+            rest = rest[:index].rstrip()
+            shape = "console"
+            break
+    caller = _GO_CALLER.match(rest)
+    if caller:
+        fields["logging-call-at"] = caller.group("caller")
+        rest = rest[caller.end():]
+        shape = "console"
+    if shape == "console":
+        fields["msg"] = _COLUMNS.sub(" ", rest.strip()) if "\t" in rest.strip() else rest.strip()
+        return fields, shape, provider
+    target = _RUST_TARGET.search(rest)
+    if target and (target.start() == 0 or rest[: target.start()].endswith(": ")):
+        fields["logger"] = target.group("target")
+        body = rest[target.end():]
+        error = _RUST_ERROR_FIELD.search(body)
+        if error:
+            fields["error"] = body[error.end():]
+            body = body[: error.start()]
+        fields["msg"] = body.strip()
+        shape, provider = "rust-tracing", "temporal-sdk"
+    else:
+        java = _JAVA_LOGGER.match(rest)
+        if java and "." in java.group("logger"):
+            fields["logger"] = java.group("logger")
+            fields["msg"] = java.group("msg").strip()
+            shape, provider = "java-text", "temporal-sdk"
+        else:
+            fields["msg"] = rest.strip()
+    namespace = _NAMESPACE_FIELD.search(rest) or (_NAMESPACE_FIELD.search(thread) if thread else None)
+    if namespace and "wf-namespace" not in fields:
+        fields["wf-namespace"] = namespace.group("ns")
+    return fields, shape, provider
+
+
+def _is_logstash_java(record: dict[str, Any]) -> bool:
+    """logstash-logback-encoder / log4j JSON layout of a Java SDK worker."""
+    logger = record.get("logger_name", record.get("loggerName"))
+    if not isinstance(logger, str) or "level" not in record or not ("@timestamp" in record or "timestamp" in record):
+        return False
+    if logger.startswith(("io.temporal", "io.grpc", "io.netty")):
+        return True
+    trace = str(record.get("stack_trace", ""))[:65536] + " " + str(record.get("message", ""))[:65536]
+    return _mentions_temporal_or_tls(trace)
+
+
+def _is_rust_json(record: dict[str, Any]) -> bool:
+    """tracing-subscriber's JSON format (Rust core SDK with JSON logging)."""
+    target = record.get("target")
+    return isinstance(target, str) and target.startswith("temporal") and isinstance(record.get("fields"), dict) and "timestamp" in record
+
+
+def _exception_summary(stack: str) -> str:
+    """The exception lines of a Java stack trace (class: message, Caused by: ...), without the frames."""
+    lines = [line.strip() for line in stack.splitlines()[:400] if line.strip() and not _JAVA_FRAME.match(line)]
+    return "\n".join(lines[:20])
+
+
+def _logstash_fields(record: dict[str, Any]) -> dict[str, Any]:
+    fields = dict(record)
+    fields["ts"] = record.get("@timestamp", record.get("timestamp"))
+    fields["level"] = _level(as_str(record.get("level")) or "")
+    fields["msg"] = as_str(record.get("message")) or ""
+    fields["logger"] = as_str(record.get("logger_name", record.get("loggerName")))
+    stack = as_str(record.get("stack_trace", record.get("exception")))
+    if stack:
+        fields["error"] = _exception_summary(stack)
+        fields["stacktrace"] = stack
+    for sdk_key, zap_key in (("Namespace", "wf-namespace"), ("namespace", "wf-namespace"), ("WorkflowId", "wf-id"), ("RunId", "wf-run-id")):
+        if sdk_key in record and zap_key not in fields:
+            fields[zap_key] = record[sdk_key]
+    return fields
+
+
+def _rust_json_fields(record: dict[str, Any]) -> dict[str, Any]:
+    found = record.get("fields")
+    inner: dict[str, Any] = found if isinstance(found, dict) else {}
+    fields: dict[str, Any] = {key: value for key, value in record.items() if key not in ("fields", "timestamp")}
+    fields.update({key: value for key, value in inner.items() if key not in ("message",)})
+    fields["ts"] = record.get("timestamp")
+    fields["level"] = _level(as_str(record.get("level")) or "")
+    fields["msg"] = as_str(inner.get("message")) or ""
+    fields["logger"] = as_str(record.get("target"))
+    if "namespace" in inner:
+        fields["wf-namespace"] = inner["namespace"]
+    return fields
+
+
 def _codec_failure(text: str, event: dict[str, Any]) -> bool:
     """Payload-codec decryption failures (reference §8 sample wording): the visible trace of a key rotation."""
     lower = text.lower()
@@ -460,16 +800,39 @@ def _codec_failure(text: str, event: dict[str, Any]) -> bool:
 
 
 def _logfmt(line: str) -> dict[str, Any]:
-    """slog TextHandler ``key=value key="quoted value"`` pairs (Go strconv.Quote escapes)."""
+    """slog TextHandler ``key=value key="quoted value"`` pairs (Go strconv.Quote escapes), in time linear in the line.
+
+    A quoted value that never closes is read as a bare token; once one quote was found unclosed, later quotes are too
+    (nothing closes after it), so no position is rescanned to the end of the line twice.
+    """
     fields: dict[str, Any] = {}
-    for match in _LOGFMT_PAIR.finditer(line):
-        key, value = match.group(1), match.group(2)
-        if value.startswith('"'):
+    pos, size = 0, len(line)
+    quotes_close = True
+    while pos < size:
+        space = _LOGFMT_SPACE.match(line, pos)
+        if space:
+            pos = space.end()
+            continue
+        key = _LOGFMT_KEY.match(line, pos)
+        if key is None:  # a token that is no pair: skip it whole
+            pos = _LOGFMT_BARE.match(line, pos).end()  # type: ignore[union-attr]
+            continue
+        pos = key.end()
+        quoted = _LOGFMT_QUOTED.match(line, pos) if quotes_close and line.startswith('"', pos) else None
+        if quoted is not None:
+            text = quoted.group(0)
             try:
-                value = orjson.loads(value)
+                value: Any = orjson.loads(text)
             except orjson.JSONDecodeError:
-                value = value[1:-1]
-        fields[key] = value
+                value = text[1:-1]
+            pos = quoted.end()
+        else:
+            if line.startswith('"', pos):
+                quotes_close = False
+            bare = _LOGFMT_BARE.match(line, pos)
+            value = bare.group(0) if bare else ""
+            pos = bare.end() if bare else pos
+        fields[key.group(0)[:-1]] = value
     return fields
 
 

@@ -110,6 +110,18 @@ def multierror_items(text: str) -> list[str]:
     return items or [text.strip()]
 
 
+def hashed_keys(data: Any) -> list[str]:
+    """Keys of request data whose values Vault HMAC'd (issue 14 class 5).
+
+    Vault HMACs every string value in request data unless the mount lists the key as non-HMAC'd, and the CLI
+    sends booleans as strings: ``deletion_allowed: true`` arrives as ``hmac-sha256:...``. The value is then
+    unknown, so rules use the presence of a sensitive key (listed here) instead of its value.
+    """
+    if not isinstance(data, dict):
+        return []
+    return [str(key) for key, value in data.items() if isinstance(value, str) and value.startswith(HMAC_PREFIX)]
+
+
 def _dict(value: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -163,6 +175,9 @@ class VaultAuditParser(Parser):
         self._action(str(entry_type), request, response, event)
         vendor = vault_redact(record)
         event.update({k: v for k, v in flatten(vendor, PREFIX + ".").items() if k not in event})
+        hashed = hashed_keys(request.get("data"))
+        if hashed:
+            event[f"{PREFIX}.request.hashed_keys"] = hashed
         return [event]
 
     @staticmethod

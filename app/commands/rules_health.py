@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import argparse
 from collections import Counter
-from typing import Any
+from typing import Any, cast
 
 from rich.table import Table
 from temporal_siem import console
 from temporal_siem.cli import EXIT_OK, EXIT_RULES, EXIT_USAGE
 from temporal_siem.commands.options import add_rule_options
+from temporal_siem.detections.coverage import ActionTally, DatasetCoverage, coverage
 from temporal_siem.sinks.base import Sink
 
 
@@ -48,6 +49,9 @@ def register(rsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     p.add_argument("--config", metavar="FILE", help="YAML config file (its detection and parsing settings apply).")
     p.add_argument("--all", action="store_true", help="Also list rules no event was routed to.")
     p.add_argument("--json", action="store_true", help="Print the detector's stats() as JSON.")
+    p.add_argument("--coverage", action="store_true",
+                   help="Per dataset: deletion and configuration actions on keys, secrets, certificates and identities "
+                        "seen in the logs or known for the parser, and the rules that select each (uncovered ones listed).")
     p.set_defaults(handler=run)
 
 
@@ -75,13 +79,20 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     dead = _CountingSink()
     source = ReplaySource(args.paths, batch_size=settings.ingest.batch_size, max_record_bytes=settings.parsing.max_record_bytes)
-    Pipeline(source, router, detector, alert_sinks=[], dead_letter=dead).run()
+    tally = ActionTally() if args.coverage else None
+    routing = cast("ParserRouter", _TallyingRouter(router, tally)) if tally else router  # same parse() contract
+    Pipeline(source, routing, detector, alert_sinks=[], dead_letter=dead).run()
     stats = detector.stats()
+    rows = coverage(detector.ruleset, tally.seen) if tally is not None else None
     if args.json:
         import orjson
 
+        if rows is not None:
+            stats = {**stats, "coverage": [row.as_dict() for row in rows]}
         console.out.print_json(orjson.dumps(stats).decode())
         return EXIT_OK
+    if rows is not None:
+        _print_coverage(rows)
     rules: dict[str, dict[str, Any]] = stats.get("rules", {})
     table = Table(title=f"Rule health over {stats.get('events', 0)} events")
     for column in ("rule", "level", "routed", "evaluated", "matched", "fields never seen"):
@@ -112,6 +123,34 @@ def _lateness(settings: Any) -> str:
 
     value = file_lateness(settings)
     return "until the end of the input" if value < 0 else f"{value:g} s"
+
+
+class _TallyingRouter:
+    """The parser router, counting the sensitive actions of what it parses (for --coverage)."""
+
+    def __init__(self, router: Any, tally: ActionTally) -> None:
+        self._router = router
+        self._tally = tally
+
+    def parse(self, record: Any) -> Any:
+        result = self._router.parse(record)
+        for event in result.events:
+            self._tally.observe(event)
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._router, name)
+
+
+def _print_coverage(rows: list[DatasetCoverage]) -> None:
+    table = Table(title="Coverage of deletion and configuration actions (keys, secrets, certificates, identities)")
+    for column in ("dataset", "actions seen / known", "covered", "uncovered"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        seen = sum(1 for n in row.actions.values() if n)
+        table.add_row(row.dataset, f"{seen} / {len(row.actions)}", ", ".join(sorted(row.covered)) or "-",
+                      "[red]" + ", ".join(row.uncovered) + "[/]" if row.uncovered else "-")
+    console.out.print(table)
 
 
 def _fields(detector: Any, rule_id: str) -> tuple[str, ...]:

@@ -166,6 +166,10 @@ class CorrelationEngine:
         self._group_count = 0
         self._published_groups = 0
         self._rejected: list[RejectedEvent] = []
+        # Inner alert id -> (its source event ids, its source event count, its own related alert ids): what an outer
+        # alert cites in place of the inner alert (docs/correlation.md, "Chained correlations"). Bounded like groups.
+        self._evidence: OrderedDict[str, tuple[list[str], int, list[str]]] = OrderedDict()
+        self.max_evidence = max(1, int(options.get("max_groups", 1_000_000)))
         self._counters: dict[str, int] = dict.fromkeys(
             ("events_observed", "events_applied", "late_events", "bad_timestamps", "future_timestamps",
              "missing_group_by", "duplicates", "absorbed", "evicted_groups", "dropped_events", "alerts",
@@ -397,6 +401,8 @@ class CorrelationEngine:
                 self._counters["alerts"] += 1
                 if runner.output:
                     out.append(alert)
+                if runner.downstream:
+                    self._remember_evidence(alert)
                 for downstream, bit in runner.downstream:
                     self._counters["chained_alerts"] += 1
                     self._enqueue(downstream, alert, max(chain_t, downstream.frontier), str(alert["alert.id"]), 1 << bit)
@@ -434,6 +440,15 @@ class CorrelationEngine:
             metric, present = sliding.metric(corr, t)
             if not corr.metric_holds(metric, present):
                 return None
+            if corr.kind == "temporal_ordered":
+                # "A then B": the evidence is the matched chain (from the latest start of a complete in-order chain
+                # to now), and the quiet period covers only that chain, so a later A-then-B in the timespan is a new
+                # finding (docs/correlation.md, "Ordered sequences").
+                chain_start = sliding.chain_start(int(metric))
+                ids = sliding.ids_since(chain_start, self.max_alert_event_ids)
+                alert = self._alert(corr, key, t, chain_start, ids, sliding.count_since(chain_start), metric)
+                sliding.reset(t)
+                return alert, t
             start = sliding.first_time()
             alert = self._alert(corr, key, t, start, sliding.live_ids(self.max_alert_event_ids), sliding.live(), metric)
             sliding.reset(start + span)
@@ -503,10 +518,39 @@ class CorrelationEngine:
     def _alert(self, corr: CompiledCorrelation, key: tuple[Any, ...], last_t: int, start: int, ids: list[str],
                count: int, metric: float) -> dict[str, Any]:
         group_by = {name: thaw(value) for name, value in zip(corr.group_by, key, strict=True)}
+        event_ids, count, related = self._flatten_evidence(ids, count)
         return correlation_alert(
-            corr.meta, timestamp=format_micros(last_t), event_ids=ids, event_count=count, group_by=group_by,
+            corr.meta, timestamp=format_micros(last_t), event_ids=event_ids, event_count=count, group_by=group_by,
             window_start=format_micros(start), window_end=format_micros(start + corr.timespan_us),
-            correlation_type=corr.kind, referenced_rules=list(corr.refs), value=float(metric))
+            correlation_type=corr.kind, referenced_rules=list(corr.refs), value=float(metric),
+            related_alert_ids=related)
+
+    def _remember_evidence(self, alert: dict[str, Any]) -> None:
+        evidence = self._evidence
+        evidence[str(alert["alert.id"])] = (list(alert.get("alert.source_event_ids", [])), int(alert.get("alert.source_event_count", 0)),
+                                            list(alert.get("alert.related_alert_ids", [])))
+        evidence.move_to_end(str(alert["alert.id"]))
+        while len(evidence) > self.max_evidence:
+            evidence.popitem(last=False)
+
+    def _flatten_evidence(self, ids: list[str], count: int) -> tuple[list[str], int, list[str]]:
+        """Inner alert ids in a window become the events behind them (capped; the count stays complete) and move
+        to the related-alert list: ``alert.source_event_ids`` holds event ids only."""
+        if not self._evidence:
+            return ids, count, []
+        events: dict[str, None] = {}
+        related: dict[str, None] = {}
+        for item in ids:
+            inner = self._evidence.get(item)
+            if inner is None:
+                events[item] = None
+                continue
+            inner_ids, inner_count, inner_related = inner
+            related[item] = None
+            related.update(dict.fromkeys(inner_related))
+            events.update(dict.fromkeys(inner_ids))
+            count += max(inner_count, len(inner_ids)) - 1
+        return list(events)[: self.max_alert_event_ids], count, list(related)
 
     # ----------------------------------------------------------------- durability
     def snapshot(self) -> bytes:
@@ -524,7 +568,8 @@ class CorrelationEngine:
                 "groups": [[list(key), group.dump()] for key, group in runner.groups.items()],
             }
         state = {"version": SNAPSHOT_VERSION, "watermark": self.watermark, "max_seen": self.max_seen,
-                 "seq": self._seq, "counters": self._counters, "rules": rules}
+                 "seq": self._seq, "counters": self._counters, "rules": rules,
+                 "evidence": [[alert_id, list(ids), count, list(related)] for alert_id, (ids, count, related) in self._evidence.items()]}
         return orjson.dumps(state, default=_json_default)
 
     def restore(self, state: bytes) -> None:
@@ -551,6 +596,9 @@ class CorrelationEngine:
         self._group_count = 0
         self._pending_count = 0
         self._runs = 0
+        self._evidence = OrderedDict(
+            (str(alert_id), ([str(i) for i in ids], int(count), [str(r) for r in related]))
+            for alert_id, ids, count, related in data.get("evidence", []))
         saved = data.get("rules", {})
         for runner in self._runners:
             runner.groups.clear()

@@ -156,6 +156,25 @@ class SlidingGroup:
         start = self.head * STRIDE + 1
         return [buf[i] for i in range(start, min(len(buf), start + limit * STRIDE), STRIDE)]
 
+    def chain_start(self, length: int) -> int:
+        """temporal_ordered: time of the first event of the latest complete in-order chain of ``length`` rules."""
+        best = self.best or []
+        return int(best[length]) if length < len(best) and best[length] > NEVER else self.first_time()
+
+    def ids_since(self, low: int, limit: int) -> list[str]:
+        buf = self.buf
+        out: list[str] = []
+        for i in range(self.head * STRIDE, len(buf), STRIDE):
+            if buf[i] >= low:
+                out.append(buf[i + 1])
+                if len(out) >= limit:
+                    break
+        return out
+
+    def count_since(self, low: int) -> int:
+        buf = self.buf
+        return sum(1 for i in range(self.head * STRIDE, len(buf), STRIDE) if buf[i] >= low)
+
     def reset(self, quiet_until: int) -> None:
         self.buf = []
         self.head = 0

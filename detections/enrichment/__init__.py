@@ -15,8 +15,10 @@ from temporal_siem.detections.enrichment.client_ca import ClientCaRegistry
 from temporal_siem.detections.enrichment.clock_skew import ClockSkew
 from temporal_siem.detections.enrichment.identity import IdentityKeys
 from temporal_siem.detections.enrichment.roles import RoleRegistry
+from temporal_siem.detections.enrichment.workload import WorkloadSessions
 
-ENRICHERS: tuple[type[Enricher], ...] = (ApiKeyRegistry, CertificateExpiry, ClientCaRegistry, ClockSkew, IdentityKeys, RoleRegistry)
+ENRICHERS: tuple[type[Enricher], ...] = (ApiKeyRegistry, CertificateExpiry, ClientCaRegistry, ClockSkew, IdentityKeys, RoleRegistry,
+                                         WorkloadSessions)
 
 
 class EnricherRegistry:
@@ -54,4 +56,4 @@ def build_enrichers() -> list[Enricher]:
 
 
 __all__ = ["ENRICHERS", "ApiKeyRegistry", "CertificateExpiry", "ClientCaRegistry", "ClockSkew", "Enricher", "EnricherRegistry", "IdentityKeys",
-           "RoleRegistry", "build_enrichers"]
+           "RoleRegistry", "WorkloadSessions", "build_enrichers"]

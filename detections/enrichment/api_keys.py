@@ -1,9 +1,15 @@
-"""API-key registry: remembers when each Temporal Cloud API key was created.
+"""API-key registry: remembers when each Temporal Cloud API key was created, and when it was first seen.
 
 An audit record made with a key carries only the key id, never its age, so "a key used more than
 90 days after creation" needs durable memory of creation records (``CreateAPIKey``,
-``CreateServiceAccountAPIKey``). The registry is part of the detector snapshot, so it survives
-restarts, and a replay of the same history rebuilds the same state (the earliest creation wins).
+``CreateServiceAccountAPIKey``). A key created before the retained history has no creation record, and
+those old keys are exactly the ones the rule exists for: so the registry also keeps the first time each key
+id was seen at all (as caller or as target). The age is measured from the older of the two, and
+``temporal.api_key.age_source`` says which (``created`` or ``first_seen``); a first-seen age is a lower
+bound of the true age. The registry is part of the detector snapshot, so it survives restarts, and a
+replay of older files moves both times back (the earliest wins), never forward.
+
+State is per key id (:meth:`key_state` / :meth:`restore_key`), so it can live in keyed state stores.
 
 Field convention (parsers/temporal_cloud_audit.py): ``temporal.api_key.*`` is the key the caller
 authenticated with; the key a CreateAPIKey/UpdateAPIKey/DeleteAPIKey acts on is ``temporal.target.*``.
@@ -51,6 +57,7 @@ class ApiKeyRegistry(Enricher):
     def __init__(self, max_keys: int = MAX_KEYS) -> None:
         self.max_keys = max_keys
         self._created: OrderedDict[str, datetime] = OrderedDict()
+        self._first_seen: OrderedDict[str, datetime] = OrderedDict()
         self._enriched = 0
 
     def enrich(self, events: list[dict[str, Any]]) -> None:
@@ -60,6 +67,7 @@ class ApiKeyRegistry(Enricher):
                 continue
             if "temporal.target.id" in event and _operation(event) in CREATE_OPERATIONS:
                 self._learn(event)
+            when = event_time(event)
             key = None
             for name in USED_KEY_FIELDS:
                 value = event.get(name)
@@ -68,17 +76,37 @@ class ApiKeyRegistry(Enricher):
                     if ids:
                         key = ids[0]
                         break
-            if key is None or not self._created:
+            if when is not None:
+                # The key a failed call names may not exist (a failed create): only the caller's key is a sighting then.
+                targets = _key_ids(event.get("temporal.target.id")) if event.get("event.outcome") != "failure" else []
+                for seen in (*([key] if key else []), *targets):
+                    self._sight(seen, when)
+            if key is None or when is None:
                 continue
             created = self._created.get(key)
-            when = event_time(event)
-            if created is None or when is None:
+            first_seen = self._first_seen.get(key)
+            if first_seen is None:
                 continue
-            self._created.move_to_end(key)
+            if created is not None:
+                self._created.move_to_end(key)
+                event["temporal.api_key.created_at"] = format_timestamp(created)
             event.setdefault("temporal.api_key.id", key)
-            event["temporal.api_key.created_at"] = format_timestamp(created)
-            event["temporal.api_key.age_days"] = round((when - created).total_seconds() / SECONDS_PER_DAY, 3)
+            event["temporal.api_key.first_seen"] = format_timestamp(first_seen)
+            if created is not None and created <= first_seen:
+                since, source = created, "created"
+            else:
+                since, source = first_seen, "first_seen"
+            event["temporal.api_key.age_source"] = source
+            event["temporal.api_key.age_days"] = round(max(0.0, (when - since).total_seconds()) / SECONDS_PER_DAY, 3)
             self._enriched += 1
+
+    def _sight(self, key: str, when: datetime) -> None:
+        known = self._first_seen.get(key)
+        if known is None or when < known:
+            self._first_seen[key] = when
+        self._first_seen.move_to_end(key)
+        while len(self._first_seen) > self.max_keys:
+            self._first_seen.popitem(last=False)
 
     def _learn(self, event: dict[str, Any]) -> None:
         if event.get("event.outcome") == "failure":
@@ -97,8 +125,25 @@ class ApiKeyRegistry(Enricher):
     def created_at(self, key_id: str) -> datetime | None:
         return self._created.get(key_id)
 
+    def first_seen(self, key_id: str) -> datetime | None:
+        return self._first_seen.get(key_id)
+
+    def key_state(self, key_id: str) -> dict[str, str] | None:
+        """The state of one key id (for keyed state stores): its creation and first-seen times, or None."""
+        state = {name: format_timestamp(table[key_id]) for name, table in (("created", self._created), ("first_seen", self._first_seen))
+                 if key_id in table}
+        return state or None
+
+    def restore_key(self, key_id: str, state: dict[str, Any]) -> None:
+        """Merge one key's state (earliest wins), as written by :meth:`key_state`."""
+        for name, table in (("created", self._created), ("first_seen", self._first_seen)):
+            when = as_datetime(state.get(name))
+            if when is not None and (key_id not in table or when < table[key_id]):
+                table[key_id] = when
+
     def snapshot(self) -> bytes:
-        return orjson.dumps({"version": 1, "created": {k: format_timestamp(v) for k, v in self._created.items()}})
+        return orjson.dumps({"version": 2, "created": {k: format_timestamp(v) for k, v in self._created.items()},
+                             "first_seen": {k: format_timestamp(v) for k, v in self._first_seen.items()}})
 
     def restore(self, state: bytes) -> None:
         """Merge a snapshot (earliest creation wins), so restoring over live state never loses keys."""
@@ -111,6 +156,12 @@ class ApiKeyRegistry(Enricher):
                 known = self._created.get(key)
                 if known is None or when < known:
                     self._created[key] = when
+                self._sight(key, when)  # a version-1 snapshot knows creations only: each is also a sighting
+        first_seen = orjson.loads(state).get("first_seen")
+        for key, text in (first_seen if isinstance(first_seen, dict) else {}).items():
+            when = as_datetime(text)
+            if isinstance(key, str) and when is not None:
+                self._sight(key, when)
 
     def stats(self) -> dict[str, Any]:
-        return {"keys_known": len(self._created), "events_enriched": self._enriched}
+        return {"keys_known": len(self._created), "keys_seen": len(self._first_seen), "events_enriched": self._enriched}

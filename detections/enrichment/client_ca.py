@@ -4,7 +4,8 @@ Temporal Cloud ``UpdateNamespace`` records can carry the whole namespace spec, C
 only the retention changed. A rule cannot tell "bundle replaced" from "bundle re-sent" without remembering the
 previous bundle, so this enricher keeps the last known set of CA fingerprints per namespace (durable through
 the detector snapshot) and marks records whose set differs. The first bundle seen for a namespace counts as a
-change: without history, an unknown bundle is what an attacker's would look like too.
+change: without history, an unknown bundle is what an attacker's would look like too. A bundle the parser could not
+decode (truncated, redacted) is remembered by the digest of its normalized text (``temporal.client_ca_digest``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 from temporal_siem.detections.enrichment.base import Enricher, SetRegistry
 
 FINGERPRINT_FIELDS = ("temporal.client_ca_fingerprints", "temporal.certificates.sha256")
+DIGEST_FIELD = "temporal.client_ca_digest"  # parser fallback for a bundle that did not decode (marked unparsed)
 CHANGED = "temporal.client_ca_changed"
 ADDED = "temporal.client_ca_added"
 MAX_NAMESPACES = 50_000
@@ -26,6 +28,10 @@ def _fingerprints(event: dict[str, Any]) -> frozenset[str] | None:
         found = frozenset(v.strip().lower().replace(":", "") for v in items if isinstance(v, str) and v.strip())
         if found:
             return found
+    digest = event.get(DIGEST_FIELD)
+    if isinstance(digest, str) and digest:
+        # The bundle did not decode: its normalized digest stands for it, so a different unparsed bundle is a change.
+        return frozenset({f"unparsed-sha256:{digest.lower()}"})
     return None
 
 

@@ -556,7 +556,8 @@ class RuleCompiler:
         if isinstance(value, SigmaNull):
             return f"_isnull({v})", 1
         if isinstance(value, SigmaExists):
-            return (f"not _isnull({v})" if value.exists else f"_isnull({v})"), 1
+            # Presence of the key, whatever its value: the spec's "exists, be it empty or null".
+            return (f"{name!r} in e" if value.exists else f"{name!r} not in e"), 1
         if isinstance(value, SigmaRegularExpression):
             if value.contains_placeholder():
                 ctx.warnings.append(f"unresolved placeholder in regex of {name}")

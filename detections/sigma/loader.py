@@ -18,13 +18,67 @@ from sigma.collection import SigmaCollection
 from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError, SigmaRuleLocation
 from sigma.filters import SigmaFilter
-from sigma.modifiers import SigmaWideModifier, modifier_mapping
+from sigma.modifiers import SigmaUTF16BEModifier, SigmaUTF16Modifier, SigmaWideModifier, modifier_mapping
 from sigma.rule import SigmaRule
+from sigma.types import SigmaString
 from temporal_siem.detections.sigma import locate
 
-# The Sigma specification names ``utf16le`` as the explicit spelling of ``wide``; pySigma 1.5.1 only knows
-# ``wide``. Registering the alias is the one change we make to pySigma's global state.
-modifier_mapping.setdefault("utf16le", SigmaWideModifier)
+
+class _EncodedString(SigmaString):
+    """A Sigma string that stands for bytes which are not UTF-8 text (a UTF-16 encoding, maybe behind a BOM).
+
+    pySigma's base64 modifiers encode ``bytes(value)``, which is the UTF-8 of the string: its utf16 modifier's BOM
+    U+FEFF became EF BB BF instead of FF FE, and non-ASCII characters were refused. Here ``bytes()`` is the exact
+    encoding; the text form (latin-1 of those bytes, one character per byte) keeps plain comparisons working.
+    """
+
+    raw: bytes
+
+    def __bytes__(self) -> bytes:
+        return self.raw
+
+
+def _encode_utf16(val: SigmaString, encoding: str, bom: bytes) -> SigmaString:
+    if val.contains_special():  # wildcards cannot be base64-encoded anyway: widen the plain parts, keep the rest
+        parts: list[Any] = [bom.decode("latin-1")] if bom else []
+        parts.extend(part.encode(encoding).decode("latin-1") if isinstance(part, str) else part for part in val.s)
+        widened = SigmaString()
+        widened.s = parts
+        return widened
+    raw = bom + "".join(part for part in val.s if isinstance(part, str)).encode(encoding, "surrogatepass")
+    encoded = _EncodedString()
+    encoded.s = [raw.decode("latin-1")]
+    encoded.raw = raw
+    return encoded
+
+
+class Utf16LEModifier(SigmaWideModifier):
+    """``utf16le`` / ``wide``: UTF-16LE without a byte-order mark (Sigma specification)."""
+
+    def modify(self, val: SigmaString) -> SigmaString:
+        return _encode_utf16(val, "utf-16le", b"")
+
+
+class Utf16BEModifier(SigmaUTF16BEModifier):
+    """``utf16be``: UTF-16BE without a byte-order mark."""
+
+    def modify(self, val: SigmaString) -> SigmaString:
+        return _encode_utf16(val, "utf-16be", b"")
+
+
+class Utf16Modifier(SigmaUTF16Modifier):
+    """``utf16``: the specification's "prepends a byte order mark and encodes UTF16" - FF FE, then UTF-16LE."""
+
+    def modify(self, val: SigmaString) -> SigmaString:
+        return _encode_utf16(val, "utf-16le", b"\xff\xfe")
+
+
+# The Sigma specification names ``utf16le`` as the explicit spelling of ``wide``; pySigma 1.5.1 only knows ``wide``.
+# The UTF-16 family is replaced by byte-exact versions (above). These are the changes we make to pySigma's global state.
+modifier_mapping["utf16le"] = Utf16LEModifier
+modifier_mapping["wide"] = Utf16LEModifier
+modifier_mapping["utf16be"] = Utf16BEModifier
+modifier_mapping["utf16"] = Utf16Modifier
 
 BUILTIN_RULES = Path(__file__).resolve().parents[1] / "rules"
 RULE_SUFFIXES = (".yml", ".yaml")

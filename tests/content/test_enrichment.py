@@ -43,8 +43,10 @@ def test_unknown_failed_or_foreign_keys_are_not_aged() -> None:
     used = audit("DeleteUserAPI", T0 + timedelta(days=200), **{"temporal_cloud.principal.api_key_id": "key-2"})
     other = audit("DeleteUserAPI", T0 + timedelta(days=200), **{"temporal_cloud.principal.api_key_id": "never-seen"})
     reg.enrich([failed, used, other])
-    assert "temporal.api_key.age_days" not in used
-    assert "temporal.api_key.age_days" not in other
+    # No creation is learnt from a failed create; both keys are aged from their first sighting (0 days so far).
+    assert "temporal.api_key.created_at" not in used and reg.created_at("key-2") is None
+    assert used["temporal.api_key.age_days"] == 0 and used["temporal.api_key.age_source"] == "first_seen"
+    assert other["temporal.api_key.age_days"] == 0
 
 
 def test_caller_key_is_aged_not_the_key_acted_on() -> None:
@@ -87,6 +89,49 @@ def test_snapshot_round_trip(keys: dict[str, int]) -> None:
     for key in keys:
         if key.strip():
             assert copy.created_at(key.strip()) == reg.created_at(key.strip())
+
+
+def test_key_created_before_the_retained_history_is_aged_from_first_sight() -> None:
+    """Issue 14 class 3: no creation record (older than the retained history): the age is measured from the
+    first time the key was seen, which survives a restart, and an older file replayed later moves it back."""
+    reg = ApiKeyRegistry()
+    reg.enrich([audit("ListNamespaces", T0, **{"temporal_cloud.principal.api_key_id": "legacy"})])
+    restarted = ApiKeyRegistry()
+    restarted.restore(reg.snapshot())
+    later = audit("UpdateNamespaceAPI", T0 + timedelta(days=95), **{"temporal_cloud.principal.api_key_id": "legacy"})
+    restarted.enrich([later])
+    assert later["temporal.api_key.age_days"] == pytest.approx(95)
+    assert later["temporal.api_key.age_source"] == "first_seen"
+    assert later["temporal.api_key.first_seen"].startswith("2025-01-01T00:00:00")
+    validate_event(unflatten(later))
+    # An older file replayed afterwards: the earliest sighting wins.
+    restarted.enrich([audit("ListNamespaces", T0 - timedelta(days=30), **{"temporal_cloud.principal.api_key_id": "legacy"})])
+    again = audit("UpdateNamespaceAPI", T0 + timedelta(days=95), **{"temporal_cloud.principal.api_key_id": "legacy"})
+    restarted.enrich([again])
+    assert again["temporal.api_key.age_days"] == pytest.approx(125)
+
+
+def test_older_of_creation_and_first_seen_is_used_and_named() -> None:
+    reg = ApiKeyRegistry()
+    reg.enrich([audit("CreateAPIKey", T0, **{"temporal.target.id": "k"})])
+    used = audit("ListNamespaces", T0 + timedelta(days=10), **{"temporal.api_key.id": "k"})
+    reg.enrich([used])
+    assert used["temporal.api_key.age_source"] == "created" and used["temporal.api_key.age_days"] == pytest.approx(10)
+    # A sighting older than the creation record (clock skew, a re-created id): the older time wins, and says so.
+    reg.enrich([audit("ListNamespaces", T0 - timedelta(days=2), **{"temporal.api_key.id": "k"})])
+    again = audit("ListNamespaces", T0 + timedelta(days=10), **{"temporal.api_key.id": "k"})
+    reg.enrich([again])
+    assert again["temporal.api_key.age_source"] == "first_seen" and again["temporal.api_key.age_days"] == pytest.approx(12)
+
+
+def test_per_key_state_is_addressable() -> None:
+    reg = ApiKeyRegistry()
+    reg.enrich([audit("CreateAPIKey", T0, **{"temporal.target.id": "k1"})])
+    state = reg.key_state("k1")
+    assert state == {"created": "2025-01-01T00:00:00.000000Z", "first_seen": "2025-01-01T00:00:00.000000Z"}
+    other = ApiKeyRegistry()
+    other.restore_key("k1", state)
+    assert other.created_at("k1") == T0 and other.key_state("nope") is None
 
 
 def test_registry_is_bounded() -> None:
@@ -139,15 +184,19 @@ def test_clock_skew_modes(monkeypatch: pytest.MonkeyPatch) -> None:
 @given(st.dictionaries(st.sampled_from(["@timestamp", "event.created", "event.ingested", "x509.not_after", "temporal.certificates.not_after",
                                         "temporal.operation", "temporal.api_key.id", "temporal.target.id", "event.dataset", "user.email", "user.target.email",
                                         "temporal.namespace", "temporal.client_ca_fingerprints", "temporal.certificates.sha256",
-                                        "user.changes.roles", "user.target.id"]),
+                                        "user.changes.roles", "user.target.id", "temporal.client_ca_digest",
+                                        "aws.cloudtrail.userIdentity.type", "aws.cloudtrail.eventName", "aws.cloudtrail.userIdentity.arn",
+                                        "aws.cloudtrail.responseElements.assumedRoleUser.arn",
+                                        "aws.cloudtrail.userIdentity.sessionContext.webIdFederationData.federatedProvider"]),
                        st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(max_size=30),
                                  st.lists(st.one_of(st.text(max_size=30), st.integers(), st.none()), max_size=3),
                                  st.dictionaries(st.text(max_size=5), st.integers(), max_size=2))))
 def test_hostile_values_never_raise(event: dict[str, object]) -> None:
     for enricher in build_enrichers():
         enricher.enrich([dict(event)])
+        enricher.enrich([{**event, "event.dataset": "aws.cloudtrail", "@timestamp": "2025-01-01T00:00:00Z"}])
     assert [cls.__name__ for cls in ENRICHERS] == ["ApiKeyRegistry", "CertificateExpiry", "ClientCaRegistry", "ClockSkew", "IdentityKeys",
-                                                   "RoleRegistry"]
+                                                   "RoleRegistry", "WorkloadSessions"]
 
 
 def test_identity_keys_fold_case_for_cross_source_joins() -> None:
@@ -222,3 +271,21 @@ def test_role_registry_lists_only_newly_granted_roles() -> None:
     again = grant(["admin"])
     copy.enrich([again])
     assert "temporal.roles_added" not in again
+
+
+def test_unparsed_ca_bundle_changes_are_seen_through_a_digest() -> None:
+    """Issue 14 class 4: a truncated or redacted CA bundle yields no fingerprints; its normalized digest feeds the
+    registry, so a different unparsed bundle is a change and a re-sent one is not."""
+    from temporal_siem.detections.enrichment import ClientCaRegistry
+
+    reg = ClientCaRegistry()
+
+    def update(day: int, digest: str) -> dict[str, object]:
+        return audit("UpdateNamespace", T0 + timedelta(days=day), **{"temporal.namespace": "payments", "temporal.client_ca_digest": digest,
+                                                                     "temporal.client_ca_unparsed": True})
+
+    first, same, other = update(0, "aa"), update(1, "aa"), update(2, "bb")
+    reg.enrich([first, same, other])
+    assert first["temporal.client_ca_changed"] is True and same["temporal.client_ca_changed"] is False
+    assert other["temporal.client_ca_changed"] is True
+    validate_event(unflatten(other))

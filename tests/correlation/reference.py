@@ -6,7 +6,8 @@ scratch:
 * lower-bound conditions (only gt/gte; temporal expressions without ``not``): at each event e of a
   group, the window is every still-eligible event of the group with ``e.t - timespan <= t <= e.t``; if
   the condition holds, one alert (window start = its oldest event), then the eligible set is emptied and
-  events up to ``start + timespan`` are absorbed;
+  events up to ``start + timespan`` are absorbed; ``temporal_ordered`` cites the matched chain only (from the latest
+  start of a chain as long as the one achieved) and absorbs nothing after the completing event;
 * every other condition: windows start at a group's first event, hold events up to ``start + timespan``
   inclusive, and are decided when the next event is later than that (or at the end).
 """
@@ -72,6 +73,19 @@ def _metric(spec: Spec, window: list[dict[str, Any]]) -> tuple[float | None, set
     return ordered[rank - 1], set()
 
 
+def _chain_start(spec: Spec, window: list[dict[str, Any]], length: int) -> float:
+    """Time of the latest window entry from which an in-order chain of ``length`` rules can be completed (brute force)."""
+    best = window[0]["t"]
+    for i, first in enumerate(window):
+        step = 0
+        for entry in window[i:]:
+            if step < length and step in entry["rules"]:
+                step += 1
+        if step >= length and 0 in first["rules"]:
+            best = max(best, first["t"])
+    return best
+
+
 def _holds(spec: Spec, value: float | None, present: set[int]) -> bool:
     if value is None:
         return False
@@ -135,6 +149,15 @@ def reference_alerts(spec: Spec, events: list[Ev]) -> list[tuple[Any, ...]]:
                 value, present = _metric(spec, window)
                 if _holds(spec, value, present):
                     assert value is not None
+                    if spec.kind == "temporal_ordered":
+                        # "A then B": evidence is the matched chain only (from the latest start of a chain as long as
+                        # the one achieved), and the quiet period ends with the completing event.
+                        start = _chain_start(spec, window, int(value))
+                        chain = [x for x in window if x["t"] >= start]
+                        emit(key, start, entry["t"], chain, value)
+                        eligible = []
+                        quiet_until = entry["t"]
+                        continue
                     start = window[0]["t"]
                     emit(key, start, entry["t"], window, value)
                     eligible = []

@@ -156,23 +156,33 @@ def test_range_condition_through_build_detector(tmp_path: Path) -> None:
     assert [a["alert.group_by"] for a in alerts] == [{"user.name": "bob"}]  # eve's 4 exceed lte: 3
 
 
-def okta(minute: int, second: int, outcome: str, user: str) -> dict[str, Any]:
+def okta(minute: int, second: int, outcome: str, user: str, ip: str = "203.0.113.9") -> dict[str, Any]:
     return {"@timestamp": f"2026-05-01T10:{minute:02d}:{second:02d}Z", "event.id": f"okta-{user}-{outcome}-{minute}-{second}",
             "event.dataset": "okta.system", "event.kind": "event", "event.action": "user.session.start",
-            "event.outcome": outcome, "user.name": user, "user.email": user, "temporal.user_key": user}
+            "event.outcome": outcome, "user.name": user, "user.email": user, "temporal.user_key": user, "source.ip": ip}
 
 
 def test_shipped_sso_burst_then_success_attack_and_near_miss() -> None:
-    """The shipped rules (detections/rules/identity): five failures then a success fires; four do not."""
+    """The shipped rules (detections/rules/identity): five failures then a success from the burst's address fires
+    (high, citing the failures and the success); four do not; a concurrent success from elsewhere does not complete
+    the sequence (the user-only burst still raises its low alert)."""
     det = build_detector([], builtin_rules=True, options={"correlation": {"allowed_lateness_seconds": 300}})
     events = []
     for i in range(5):
         events.append(okta(0, i * 10, "failure", "alice@example.com"))
+        events.append(okta(0, i * 10 + 2, "failure", "carol@example.com"))
         if i < 4:
             events.append(okta(0, i * 10 + 1, "failure", "bob@example.com"))
-    events += [okta(5, 0, "success", "alice@example.com"), okta(5, 1, "success", "bob@example.com")]
+    events += [okta(5, 0, "success", "alice@example.com"), okta(5, 1, "success", "bob@example.com"),
+               okta(5, 2, "success", "carol@example.com", ip="198.51.100.200")]
     alerts = [a for a in det.process(events) + det.finish() if a.get("alert.type") == "correlation"]
-    assert [(a["alert.group_by"], a["alert.level"]) for a in alerts] == [({"temporal.user_key": "alice@example.com"}, "high")]
+    high = [a for a in alerts if a["alert.level"] == "high"]
+    assert [a["alert.group_by"] for a in high] == [{"temporal.user_key": "alice@example.com", "source.ip": "203.0.113.9"}]
+    assert high[0]["alert.source_event_ids"] == [f"okta-alice@example.com-failure-0-{i * 10}" for i in range(5)] + [
+        "okta-alice@example.com-success-5-0"]
+    assert len(high[0]["alert.related_alert_ids"]) == 1
+    low = sorted(a["alert.group_by"]["temporal.user_key"] for a in alerts if a["alert.level"] == "low")
+    assert low == ["alice@example.com", "carol@example.com"]
     assert det.stats()["correlation"]["late_events"] == 0
 
 

@@ -428,3 +428,72 @@ def test_groups_are_dropped_once_time_passes_them() -> None:
     engine = engine_for(spec)
     run(engine, [Ev(i, str(i), frozenset({0}), (("user", f"u{i}"),)) for i in range(100)], finish=False)
     assert engine.stats()["groups"] <= 12
+
+
+def test_chained_alert_cites_the_inner_events_and_lists_inner_alerts_apart() -> None:
+    """Issue 14 class 1: the outer alert's source_event_ids are event ids only (the burst's events, flattened from
+    the inner alert), with the full count; the inner alert's id goes to alert.related_alert_ids."""
+    engine = chain_engine()
+    alerts = []
+    for i in range(3):
+        alerts += login(engine, i * 10, i, "failure")
+    alerts += login(engine, 60, 9, "success")
+    alerts += engine.finish()
+    (alert,) = alerts
+    assert alert["alert.source_event_ids"] == ["l0", "l1", "l2", "l9"]
+    assert alert["alert.source_event_count"] == 4
+    (related,) = alert["alert.related_alert_ids"]
+    assert len(related) == 32 and related not in alert["alert.source_event_ids"]
+
+
+def test_chained_evidence_survives_a_snapshot() -> None:
+    engine = chain_engine()
+    for i in range(3):
+        login(engine, i * 10, i, "failure")
+    login(engine, 40, 5, "failure")  # moves the watermark: the inner alert fires and waits in the outer window
+    restored = chain_engine()
+    restored.restore(engine.snapshot())
+    alerts = login(restored, 60, 9, "success") + restored.finish()
+    (alert,) = alerts
+    assert alert["alert.source_event_ids"][:3] == ["l0", "l1", "l2"] and "l9" in alert["alert.source_event_ids"]
+    assert len(alert["alert.related_alert_ids"]) == 1
+
+
+def test_then_evidence_is_the_matched_chain_only() -> None:
+    """Issue 14 class 2: a success buffered before the burst is no evidence of "burst then success"."""
+    engine = chain_engine()
+    alerts = login(engine, 0, 100, "success")
+    for i in range(3):
+        alerts += login(engine, 10 + i * 10, i, "failure")
+    alerts += login(engine, 60, 9, "success") + engine.finish()
+    (alert,) = alerts
+    assert "l100" not in alert["alert.source_event_ids"]
+    assert alert["alert.source_event_ids"] == ["l0", "l1", "l2", "l9"]
+
+
+def test_then_quiet_period_starts_at_the_chain_not_the_first_buffered_event() -> None:
+    """After "A then B" fired, a new A then B later in the same timespan is a new finding, not absorbed."""
+    spec_text = """
+title: a then b
+id: 0f0e0d0c-0b0a-4909-8807-060504030201
+correlation: {type: temporal_ordered, rules: [rule_a, rule_b], group-by: [user.name], timespan: 10m}
+level: high
+---
+title: A
+name: rule_a
+logsource: {product: test}
+detection: {sel: {event.action: a}, condition: sel}
+---
+title: B
+name: rule_b
+logsource: {product: test}
+detection: {sel: {event.action: b}, condition: sel}
+"""
+    engine = CorrelationEngine.from_rules(rules_from_yaml(spec_text), {}, {"allowed_lateness_seconds": 0})
+
+    def step(t: float, i: int, ref: str) -> list[dict[str, Any]]:
+        return engine.observe({"@timestamp": ts(t), "event.id": f"x{i}", "user.name": "bob"}, {ref})
+
+    alerts = step(0, 0, "rule_b") + step(100, 1, "rule_a") + step(110, 2, "rule_b")
+    alerts += step(200, 3, "rule_a") + step(210, 4, "rule_b") + engine.finish()
+    assert [a["alert.source_event_ids"] for a in alerts] == [["x1", "x2"], ["x3", "x4"]]

@@ -62,3 +62,23 @@ def test_rules_health_after_replay(tmp_path: Path) -> None:
     assert row["missing_fields"] == ["never.present"]
     table = cli("rules", "health", str(log), "--no-builtin-rules", "--rules", str(rules))
     assert table.returncode == 0 and "never.present" in table.stdout
+
+
+def test_rules_health_coverage_lists_uncovered_end_actions(tmp_path: Path) -> None:
+    """Issue 14 class 6: per dataset, the sensitive actions seen (or known) and which rules select them."""
+    log = tmp_path / "vault.jsonl"
+    request = {"time": "2025-08-12T09:00:00Z", "type": "request", "auth": {"display_name": "root"},
+               "request": {"id": "r-1", "operation": "update", "mount_type": "transit", "path": "transit/keys/k/rotate"}}
+    unknown = {"time": "2025-08-12T09:00:01Z", "type": "request", "auth": {"display_name": "root"},
+               "request": {"id": "r-2", "operation": "delete", "mount_type": "", "path": "sys/policies/acl/temporal"}}
+    log.write_text(json.dumps(request) + "\n" + json.dumps(unknown) + "\n")
+    result = cli("rules", "health", str(log), "--coverage", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = {row["dataset"]: row for row in json.loads(result.stdout)["coverage"]}
+    vault = rows["hashicorp_vault.audit"]
+    assert "transit.rotate" in vault["actions_seen"] and "vault_transit_key_rotated" in vault["covered"]["transit.rotate"]
+    assert "delete" in vault["actions_seen"] and "delete" in vault["uncovered"]  # a sys policy deletion no rule names
+    assert "transit.key_delete" in vault["covered"]  # the end action has its rule now
+    assert "DeleteKey" in rows["aws.cloudtrail"]["covered"]
+    table = cli("rules", "health", str(log), "--coverage")
+    assert table.returncode == 0 and "hashicorp_vault.audit" in table.stdout and "uncovered" in table.stdout.lower()

@@ -184,3 +184,23 @@ def test_stdin_mixed_input(tmp_path):
     dead = [orjson.loads(line) for line in dead_path.read_bytes().splitlines()]
     assert [(d["reason"], d["origin_text"]) for d in dead] == [("invalid JSON", "-:2"), ("invalid UTF-8", "-:3")]
     assert dead[1]["raw_base64"]  # undecodable bytes are kept, base64
+
+
+@pytest.mark.parametrize("shape", ["lines", "array", "pretty", "gzip"])
+def test_utf8_bom_at_file_start_keeps_the_first_record(tmp_path, shape):
+    """Editors and PowerShell's Out-File write a UTF-8 byte-order mark: the first record used to be "not a JSON object"."""
+    bom = b"\xef\xbb\xbf"
+    body = {"lines": b"\n".join(GOOD_LINES) + b"\n", "array": orjson.dumps(GOOD),
+            "pretty": orjson.dumps(GOOD, option=orjson.OPT_INDENT_2), "gzip": b"\n".join(GOOD_LINES)}[shape]
+    path = tmp_path / f"bom-{shape}.json"
+    path.write_bytes(gzip.compress(bom + body) if shape == "gzip" else bom + body)
+    events, dead = replay(path)
+    assert not dead
+    assert sorted(e["event.id"] for e in events) == ["good-0", "good-1", "good-2"]
+
+
+def test_utf8_bom_on_a_single_record_is_ignored():
+    from temporal_siem.kernel.records import Origin, RawRecord
+
+    result = ParserRouter().parse(RawRecord(b"\xef\xbb\xbf" + GOOD_LINES[0], Origin("kafka", line=1)))
+    assert not result.dead and len(result.events) == 1

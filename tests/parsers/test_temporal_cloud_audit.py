@@ -304,3 +304,30 @@ def test_hostile_forwarded_chain_is_bounded():
     chain = ", ".join(f"198.51.100.{i % 250}" for i in range(20000))
     event = parse(G2 | {"x_forwarded_for": chain})
     assert event["source.ip"] == "198.51.100.0" and len(event["related.ip"]) < 300
+
+
+# -- issue 14 class 4: a CA bundle that does not decode is still visible, as a digest of its normalized text ----------
+
+def _ca_update(ca: str) -> dict[str, Any]:
+    return {"operation": "UpdateNamespaceAPI", "status": "OK", "version": 2, "log_id": "0b9e2f4c-6a1d-4e8b-9c3f-2d7a5e1b8c41",
+            "emit_time": "2025-06-02T17:45:03.512Z", "x_forwarded_for": "198.51.100.7", "async_operation_id": "",
+            "principal": {"type": "user", "id": "u", "name": "alice@example.com", "api_key_id": ""},
+            "raw_details": {"namespace": "payments.a1b2c", "spec": {"mtls_auth": {"accepted_client_ca": ca}}}}
+
+
+@pytest.mark.parametrize("ca", [
+    "-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUKx",            # truncated
+    "[REDACTED]",                                                        # redacted by a shipper
+    "LS0tLS1CRUdJTiBDRVJUSUZJQ0FURS0tLS0tCk1JSUJ",                       # base64 PEM, cut
+])
+def test_undecodable_ca_bundle_gets_a_digest_marked_unparsed(ca):
+    event = parse(_ca_update(ca))
+    assert event["temporal.client_ca_unparsed"] is True and len(event["temporal.client_ca_digest"]) == 64
+    assert "temporal.certificates.sha256" not in event
+
+
+def test_digest_ignores_whitespace_only_differences():
+    a = parse(_ca_update("-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUKx"))
+    b = parse(_ca_update("-----BEGIN CERTIFICATE-----\r\n  MIIBszCCAVmg\nAwIBAgIUKx\n"))
+    c = parse(_ca_update("-----BEGIN CERTIFICATE-----\nMIIBszCCAVmgAwIBAgIUKy"))
+    assert a["temporal.client_ca_digest"] == b["temporal.client_ca_digest"] != c["temporal.client_ca_digest"]

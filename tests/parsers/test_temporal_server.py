@@ -281,3 +281,39 @@ def test_dev_server_slog_lines():
     assert event["temporal.namespace"] == "default" and event["log.origin.file.line"] == 274
     json_event = parse({"time": "2025-03-04T10:30:00Z", "level": "ERROR", "msg": "Authorization error", "service": "frontend", "error": "Token is expired"})
     assert json_event["error.type"] == "jwt_expired" and json_event["event.provider"] == "temporal-server"
+
+
+# -- ReDoS (issue 15 item 2): the logfmt pair scanner must be linear in the line ---------------------------------------
+
+_HOSTILE_LINES = {
+    "word run": "time=2025-03-04T10:15:30Z level=WARN msg=x Namespace=default " + "a" * 60_000,
+    "unterminated escaped quotes": "time=2025-03-04T10:15:30Z level=WARN msg=x Namespace=default " + 'k="\\" ' * 10_000,
+    "keys without values": "time=2025-03-04T10:15:30Z level=WARN msg=x Namespace=default " + "a.b-c" * 12_000 + "=",
+}
+
+
+@pytest.mark.parametrize("name", sorted(_HOSTILE_LINES))
+def test_logfmt_hostile_line_parses_in_bounded_time(name):
+    """Run in a child so a regression fails after a bound instead of stalling the suite (the quadratic scan took > 20 s)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from temporal_siem.kernel.records import Origin, RawRecord\n"
+        "from temporal_siem.parsers.router import ParserRouter\n"
+        "line = sys.stdin.read()\n"
+        "result = ParserRouter().parse(RawRecord(line.encode(), Origin('x.log', line=1)))\n"
+        "print(len(result.events))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], input=_HOSTILE_LINES[name], capture_output=True, text=True, timeout=15)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"
+
+
+def test_logfmt_pairs_keep_their_values():
+    from temporal_siem.parsers.temporal_server import _logfmt
+
+    fields = _logfmt('time=t level=INFO msg="a \\"q\\" b" k.e-y=v empty= bare word x="unterminated tail')
+    assert fields["msg"] == 'a "q" b' and fields["k.e-y"] == "v" and fields["empty"] == ""
+    assert "bare" not in fields and fields["x"] == '"unterminated'

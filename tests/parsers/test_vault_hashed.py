@@ -1,0 +1,49 @@
+"""Vault HMACs string values in audit request data (the CLI sends booleans as strings): issue 14 class 5.
+
+Kept apart from test_vault_audit.py on purpose: the hashed-value marker is one small, separate change.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+from hypothesis import given
+from hypothesis import strategies as st
+from temporal_siem.kernel.records import Origin, RawRecord
+from temporal_siem.parsers.router import ParserRouter
+
+HMAC = "hmac-sha256:6b4c0e0f1d2a3b4c5d6e7f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4"
+
+
+def config_write(data: dict[str, Any]) -> dict[str, Any]:
+    return {"time": "2025-03-04T10:00:00.123456Z", "type": "request",
+            "auth": {"display_name": "userpass-mallory", "policies": ["default", "transit-admin"], "token_type": "service"},
+            "request": {"id": "7c1d0f2e-9a8b-4c3d-8e7f-6a5b4c3d2e1f", "operation": "update", "mount_type": "transit",
+                        "path": "transit/keys/temporal-codec/config", "data": data, "remote_address": "203.0.113.9"}}
+
+
+def parse(record: dict[str, Any]) -> dict[str, Any]:
+    result = ParserRouter().parse(RawRecord(orjson.dumps(record), Origin("vault.log", line=1)))
+    assert not result.dead
+    (event,) = result.events
+    return event
+
+
+def test_hashed_values_are_marked_by_key():
+    event = parse(config_write({"deletion_allowed": HMAC, "min_decryption_version": 1, "exportable": HMAC}))
+    assert sorted(event["hashicorp_vault.audit.request.hashed_keys"]) == ["deletion_allowed", "exportable"]
+    assert "temporal.key.deletion_allowed" not in event  # the value is unknown: no guessed boolean
+
+
+def test_clear_values_are_not_marked():
+    event = parse(config_write({"deletion_allowed": True}))
+    assert "hashicorp_vault.audit.request.hashed_keys" not in event and event["temporal.key.deletion_allowed"] is True
+
+
+@given(st.dictionaries(st.text(min_size=1, max_size=12).filter(lambda k: "." not in k),
+                       st.one_of(st.just(HMAC), st.booleans(), st.integers(min_value=-(2**31), max_value=2**31), st.text(max_size=8)), max_size=6))
+def test_property_marked_keys_are_exactly_the_hashed_ones(data):
+    event = parse(config_write(data))
+    expected = sorted(k for k, v in data.items() if isinstance(v, str) and v.startswith("hmac-sha256:"))
+    assert sorted(event.get("hashicorp_vault.audit.request.hashed_keys", [])) == expected
