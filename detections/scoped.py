@@ -35,6 +35,8 @@ from temporal_siem.detections.enrichment.api_keys import CREATE_OPERATIONS, USED
 from temporal_siem.detections.enrichment.base import Enricher
 from temporal_siem.detections.enrichment.client_ca import _fingerprints
 from temporal_siem.detections.enrichment.roles import _target
+from temporal_siem.detections.enrichment.workload import WorkloadSessions
+from temporal_siem.detections.enrichment.workload import _text as _workload_text
 from temporal_siem.detections.sigma.ruleset import Ruleset
 from temporal_siem.detections.sigma.values import EventFolds
 from temporal_siem.kernel.metrics import CORRELATION_GROUPS
@@ -83,7 +85,8 @@ def _api_key_entities(event: dict[str, Any]) -> list[str]:
     if dataset is not None and dataset != "temporal_cloud.audit":
         return []
     keys: list[str] = []
-    if "temporal.target.id" in event and _operation(event) in CREATE_OPERATIONS and event.get("event.outcome") != "failure":
+    # Created keys, and every key a successful call names (a sighting: first-seen ages), belong to their key's scope.
+    if event.get("event.outcome") != "failure" or ("temporal.target.id" in event and _operation(event) in CREATE_OPERATIONS):
         keys.extend(_key_ids(event.get("temporal.target.id")))
     for name in USED_KEY_FIELDS:
         value = event.get(name)
@@ -100,6 +103,15 @@ def _namespace_entities(event: dict[str, Any]) -> list[str]:
     if not _audit(event) or not isinstance(namespace, str) or not namespace or _fingerprints(event) is None:
         return []
     return [namespace.lower()]
+
+
+def _workload_entities(event: dict[str, Any]) -> list[str]:
+    """One scope for all role sessions: a session's stamp reads its role's state (two keys), so they stay together."""
+    if event.get("event.dataset") != "aws.cloudtrail":
+        return []
+    if _workload_text(event, "userIdentity.type") == "AssumedRole" or (_workload_text(event, "eventName") or "").startswith("AssumeRole"):
+        return ["*"]
+    return []
 
 
 def _role_entities(event: dict[str, Any]) -> list[str]:
@@ -122,8 +134,12 @@ class StatefulEnricher:
 
 
 STATEFUL_ENRICHERS: tuple[StatefulEnricher, ...] = (
-    StatefulEnricher(ApiKeyRegistry.name, ApiKeyRegistry, frozenset({"temporal.api_key.created_at", "temporal.api_key.age_days"}),
+    StatefulEnricher(ApiKeyRegistry.name, ApiKeyRegistry, frozenset({"temporal.api_key.created_at", "temporal.api_key.age_days",
+                                                                     "temporal.api_key.first_seen", "temporal.api_key.age_source"}),
                      _api_key_entities, "created"),
+    StatefulEnricher(WorkloadSessions.name, WorkloadSessions, frozenset({"temporal.session.origin", "temporal.session.human",
+                                                                         "temporal.session.assumed_by", "temporal.session.workload_role"}),
+                     _workload_entities, "sessions"),
     StatefulEnricher(ClientCaRegistry.name, ClientCaRegistry, frozenset({"temporal.client_ca_changed", "temporal.client_ca_added"}),
                      _namespace_entities, "bundles"),
     StatefulEnricher(RoleRegistry.name, RoleRegistry, frozenset({"temporal.roles_changed", "temporal.roles_added"}),
@@ -295,10 +311,19 @@ class StatelessStage:
                 self.enrichment_errors += 1
                 log.exception("enricher %s failed on a batch; matching without it", enricher.name)
         ruleset = self.plan.ruleset
-        rules, functions, skip = ruleset.rules, ruleset.functions, self.plan.stateful_rules
+        rules, functions, dependent = ruleset.rules, ruleset.functions, self.plan.dependent
         alerts: list[dict[str, Any]] = []
         messages: list[ScopeMessage] = []
         for original in events:
+            when = event_time_micros(original)
+            remembered = enrichment_messages(original, when)
+            # A rule reading a registry's fields runs in the registry's scope for the events the registry takes;
+            # for every other event the registry adds nothing, so it runs here like any rule.
+            skip: frozenset[int] | set[int] = frozenset()
+            if remembered:
+                skip = set()
+                for name in {m.key.split("|", 2)[1] for m in remembered}:
+                    skip.update(dependent.get(name, ()))
             event = ruleset.view(original)
             lane = ruleset.lane_for(event)
             cache = EventFolds(event)
@@ -322,10 +347,9 @@ class StatelessStage:
                 if rule.generate:
                     alerts.append(rule_alert(rule.meta, original))
                 refs.update(rule.refs)
-            when = event_time_micros(original)
             if refs and self.plan.component_of_ref:
                 messages.extend(correlation_messages(self.plan, original, refs, when))
-            messages.extend(enrichment_messages(original, when))
+            messages.extend(remembered)
         self.events += len(events)
         return alerts, messages
 
@@ -459,10 +483,13 @@ class ScopedStage:
                     result.forward.append(forward)
         entity = key.split("|", 2)[2]
         snapshot = orjson.loads(enricher.snapshot() or b"{}")
-        kept = {k: v for k, v in (snapshot.get(spec.map_key) or {}).items() if k == entity}
-        state["r"] = orjson.dumps({"version": 1, spec.map_key: kept}).decode() if kept else ""
-        if not state["r"]:
-            state.pop("r")
+        if entity != "*":  # keep this entity's entries of every map (creation, first sighting...), nobody else's
+            snapshot = {name: ({k: v for k, v in value.items() if k == entity} if isinstance(value, dict) else value)
+                        for name, value in snapshot.items()}
+        if any(isinstance(value, dict) and value for value in snapshot.values()):
+            state["r"] = orjson.dumps(snapshot).decode()
+        else:
+            state.pop("r", None)
         if keep:
             state["p"] = keep
         else:
