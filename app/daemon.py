@@ -1,14 +1,17 @@
-"""``temporal-siem run``: the long-running Kafka consumer-group daemon.
+"""``temporal-siem run``: the long-running Kafka daemon, one member of a consumer group.
 
-Wiring: KafkaSource (one batch per partition) -> ParserRouter -> PartitionedDetector (a detector per
-partition from one compiled ruleset) -> sinks -> offsets committed. Guarantees (docs/operations.md):
+Wiring (temporal_siem.stream.runtime): Quix Streams application. Input topics -> ParserRouter -> stateless
+enrichers and single-event rules (rule alerts) -> one message per state scope the event feeds, re-keyed into the
+internal scopes topic -> correlation groups and enrichment registries in RocksDB keyed state with compacted
+changelogs -> alerts -> sinks. Guarantees (docs/operations.md):
 
-- at-least-once: a partition's offsets are committed only after every sink returned from ``write`` and
-  was flushed; alert ids are deterministic, so re-delivered batches duplicate nothing downstream that
-  dedupes by id (Elasticsearch ``_id``, Splunk/syslog consumers by ``alert.id``);
-- bad records go to the dead-letter topic (or the configured dead-letter sink) and are committed;
-- SIGTERM/SIGINT: the batch in hand is finished and committed, state snapshotted, the group left, exit 0
-  within ``shutdown_timeout_seconds`` (a watchdog ends the process with 1 if anything hangs).
+- at-least-once by default: sinks are flushed at every checkpoint before offsets commit; alert ids are
+  deterministic, so what a crash re-delivers is dropped downstream by id (Elasticsearch ``_id``...);
+- exactly-once (``ingest.kafka.stream.processing_guarantee``) for what goes to Kafka: scope messages, state
+  changelogs, ``alerts_topic`` and offsets commit in one transaction;
+- state follows its key, not the input partition: any member count, any producer keying, same alerts as replay;
+- bad records go to the dead-letter topic (or the dead-letter sink);
+- SIGTERM/SIGINT: the checkpoint in hand is committed, the group left, exit 0 within ``shutdown_timeout_seconds``.
 """
 
 from __future__ import annotations
@@ -18,28 +21,20 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
-from kafka.errors import KafkaConnectionError, KafkaTimeoutError
-from temporal_siem.detections.base import Detector
-from temporal_siem.detections.factory import build_ruleset, new_detector
+from temporal_siem.detections.factory import build_ruleset
 from temporal_siem.detections.sigma.loader import LoadError
 from temporal_siem.detections.sigma.pipelines import PipelineError
 from temporal_siem.detections.sigma.ruleset import Ruleset
-from temporal_siem.ingest.kafka.client import KafkaAuthenticationError, authentication_error, connection_options, ensure_topic
-from temporal_siem.ingest.kafka.source import KafkaSource, TopicFormats
+from temporal_siem.ingest.kafka.client import KafkaAuthenticationError, authentication_error, connection_options
+from temporal_siem.ingest.kafka.source import TopicFormats
 from temporal_siem.kernel import metrics
 from temporal_siem.kernel.config import Settings
-from temporal_siem.kernel.records import RawRecord
 from temporal_siem.observability import OpsServer
-from temporal_siem.parsers.router import ParserRouter
-from temporal_siem.pipeline import Pipeline, RunStats
-from temporal_siem.sinks.base import Sink, SinkError
+from temporal_siem.sinks.base import Sink
 from temporal_siem.sinks.factory import build_sink
-from temporal_siem.stream.dead_letter import DeadLetterTopicSink
-from temporal_siem.stream.partitions import Partition, PartitionedDetector
-from temporal_siem.stream.state import StateStore
+from temporal_siem.stream.runtime import SinkAdapter, StreamRuntime, input_partitions
 
 log = logging.getLogger("temporal_siem.daemon")
 
@@ -71,13 +66,6 @@ def compile_rules(settings: Settings) -> Ruleset:
     return ruleset
 
 
-def detector_factory(settings: Settings, ruleset: Ruleset | None = None) -> Callable[[], Detector]:
-    """Compile the rules once; every partition gets a fresh detector over the shared ruleset."""
-    options = settings.detection.model_dump()
-    compiled = ruleset if ruleset is not None else compile_rules(settings)
-    return lambda: new_detector(compiled, options)
-
-
 class Daemon:
     def __init__(self, settings: Settings, *, metrics_port: int | None = None) -> None:
         self.settings = settings
@@ -86,29 +74,27 @@ class Daemon:
             self.connection = connection_options(self.cfg)
             TopicFormats(self.cfg)
             self._check_formats()
-            self.router = ParserRouter(settings.parsing.format, settings.parsing.max_record_bytes,
-                                       keep_original=settings.parsing.keep_original, geoip=settings.parsing.geoip)
             self.sinks_alerts = [build_sink(c, "alerts", f"sinks.alerts[{i}]") for i, c in enumerate(settings.sinks.alerts)]
             self.sinks_events = [build_sink(c, "events", f"sinks.events[{i}]") for i, c in enumerate(settings.sinks.events)]
             self.sink_dead_letter = None if self.cfg.dead_letter_topic else build_sink(settings.sinks.dead_letter, "dead_letter", "sinks.dead_letter")
         except (KeyError, ValueError) as exc:
             raise DaemonConfigError(str(exc)) from exc
         try:
-            self.ruleset = compile_rules(settings)  # before Kafka: a rule that does not load stops the start at once
+            self.ruleset: Ruleset | None = compile_rules(settings)  # before Kafka: a rule that does not load stops the start at once
         except PipelineError as exc:
             raise DaemonConfigError(str(exc)) from exc
         self.metrics_port = settings.metrics.port if metrics_port is None else metrics_port
-        self.source: KafkaSource | None = None
-        self.store: StateStore | None = None
-        self.delivery_sinks: list[Sink] = []
-        self.pipeline: Pipeline | None = None
-        self.detector: PartitionedDetector | None = None
+        self.alerts = SinkAdapter(self.sinks_alerts, "alerts")
+        self.events = SinkAdapter(self.sinks_events, "events") if self.sinks_events else None
+        self.dead_letters = SinkAdapter([self.sink_dead_letter], "dead letters") if self.sink_dead_letter is not None else None
+        self.runtime: StreamRuntime | None = None
         self.ops: OpsServer | None = None
         self._signals = 0
         self._first_signal = 0.0
         self._stop_requested = threading.Event()
-        self._last_batch = time.monotonic()
         self._started = time.monotonic()
+        self._handlers_installed = False
+        self._done = threading.Event()
 
     def _check_formats(self) -> None:
         from temporal_siem.parsers.registry import get_parser
@@ -121,55 +107,28 @@ class Daemon:
                     raise DaemonConfigError(f"topic {topic.name or topic.pattern}: unknown format {topic.format!r} ({exc})") from exc
 
     # -- assembly -------------------------------------------------------------------------------
-    def _build(self) -> Pipeline:
-        settings, cfg = self.settings, self.cfg
-        store = StateStore(cfg.state_topic, cfg.group_id, self.connection) if cfg.state_topic else None
-        if store is not None:
-            store.ensure_topic()
-        if cfg.dead_letter_topic:
-            ensure_topic(self.connection, cfg.dead_letter_topic)
-        self.store = store
-        make_detector = detector_factory(settings, self.ruleset)
-        sinks_alerts, sinks_events = self.sinks_alerts, self.sinks_events
-        self.delivery_sinks = [*sinks_alerts, *sinks_events]
-        source_class: type[KafkaSource] = KafkaSource
-        if cfg.client == "confluent-kafka":
-            from temporal_siem.ingest.kafka.confluent import ConfluentKafkaSource
+    def _inputs_when_kafka_answers(self) -> dict[str, int] | None:
+        """Input topics and their partition counts, waiting with backoff while no broker answers (a daemon
+        outlives broker restarts and starts before its brokers do); None if asked to stop meanwhile."""
+        from confluent_kafka import KafkaException
 
-            source_class = ConfluentKafkaSource
-        source = source_class(cfg, self.connection, before_commit=self._flush_sinks)
-        detector = PartitionedDetector(make_detector, source.batch_position, store=store,
-                                       committed_offsets=self._committed_offsets, snapshot_interval=cfg.snapshot_interval_seconds,
-                                       max_replay_records=cfg.max_state_replay_records)
-        source.listener = detector
-        dead_letter: Sink
-        if cfg.dead_letter_topic:
-            dead_letter = DeadLetterTopicSink(cfg.dead_letter_topic, self.connection, lookup=source.record)
-        else:
-            assert self.sink_dead_letter is not None
-            dead_letter = self.sink_dead_letter
-        self.source, self.detector = source, detector
-        return Pipeline(source, self.router, detector, alert_sinks=sinks_alerts, event_sinks=sinks_events,
-                        dead_letter=dead_letter, on_batch=self._on_batch)
-
-    def _build_when_kafka_answers(self) -> Pipeline | None:
-        """Build the pipeline, waiting with backoff while no broker answers (a daemon outlives broker restarts
-        and starts before its brokers do); None if asked to stop meanwhile."""
-        delay = 1.0
         self._check_credentials()
-        while True:
+        delay = 1.0
+        while not self._stop_requested.is_set():
             try:
-                return self._build()
-            except (KafkaConnectionError, KafkaTimeoutError) as exc:
-                if self.store is not None:
-                    self.store.close()
-                    self.store = None
-                self._check_credentials()  # a refused password looks like an outage to kafka-python
+                found, missing = input_partitions(self.settings)
+                if found and not missing:
+                    return found
+                # The watermark is a minimum over every input partition: all of them must be known before starting.
+                log.warning("input topics not there yet (%s): retrying in %.0f s", ", ".join(missing) or "no topic matches a pattern", delay)
+            except KafkaException as exc:
+                self._check_credentials()  # a refused password can look like an outage
                 log.warning("Kafka is not reachable (%s): retrying in %.0f s", exc, delay,
                             extra={"bootstrap_servers": self.cfg.bootstrap_servers})
-                if self._stop_requested.wait(delay):
-                    return None
-                delay = min(delay * 2, 30.0)
+            if self._stop_requested.wait(delay):
+                return None
+            delay = min(delay * 2, 30.0)
+        return None
 
     def _check_credentials(self) -> None:
         refused = authentication_error(self.cfg)
@@ -178,41 +137,35 @@ class Daemon:
                 f"the Kafka brokers refused the SASL credentials of ingest.kafka (sasl_username {self.cfg.sasl_username!r}, "
                 f"{self.cfg.sasl_mechanism} over {self.cfg.security_protocol}): {refused}")
 
-    def _flush_sinks(self) -> None:
-        for sink in self.delivery_sinks:
-            sink.flush()
+    def _build(self, partitions: dict[str, int]) -> StreamRuntime:
+        if self.ruleset is None:
+            self.ruleset = compile_rules(self.settings)
+        return StreamRuntime(self.settings, self.ruleset, alerts=self.alerts, events=self.events, dead_letters=self.dead_letters,
+                             input_partitions=partitions, on_loop=self._on_loop)
 
-    def _committed_offsets(self, partitions: list[Partition]) -> dict[Partition, int]:
-        from kafka import KafkaAdminClient, TopicPartition
-
-        admin = KafkaAdminClient(**self.connection)
-        try:
-            wanted = [TopicPartition(t, p) for t, p in partitions]
-            found = admin.list_group_offsets({self.cfg.group_id: wanted}).get(self.cfg.group_id, {})
-            return {(tp.topic, tp.partition): meta.offset for tp, meta in found.items() if meta.offset >= 0}
-        finally:
-            admin.close()
-
-    def _on_batch(self, stats: RunStats, batch: list[RawRecord]) -> None:
-        self._last_batch = time.monotonic()
+    def _on_loop(self) -> None:
+        # Quix installs its own SIGTERM/SIGINT handlers when it starts: ours (watchdog, forced second signal) go back on top.
+        if not self._handlers_installed and threading.current_thread() is threading.main_thread():
+            self._handlers_installed = True
+            self.install_signal_handlers()
 
     # -- health -----------------------------------------------------------------------------------
     def health(self) -> tuple[bool, dict[str, Any]]:
-        source = self.source
+        runtime = self.runtime
         now = time.monotonic()
-        poll_age = now - source.last_poll if source is not None else now - self._started
+        loop_age = now - runtime.stats.last_loop if runtime is not None else now - self._started
         stale_after = max(30.0, 6 * self.cfg.poll_timeout_ms / 1000)
-        ok = source is not None and poll_age < stale_after and not self._stop_requested.is_set()
-        stats = self.pipeline.stats if self.pipeline is not None else None
+        ok = runtime is not None and loop_age < stale_after and not self._stop_requested.is_set()
+        stats = runtime.stats if runtime is not None else None
         detail: dict[str, Any] = {
-            "seconds_since_poll": round(poll_age, 3),
-            "seconds_since_batch": round(now - self._last_batch, 3),
-            "assigned": sorted(f"{t}[{p}]" for t, p in (source.assignment if source else set())),
-            "last_error": source.last_error if source else None,
+            "seconds_since_poll": round(loop_age, 3),
+            "assigned": [f"{s.rpartition(':')[0]}[{s.rpartition(':')[2]}]" for s in runtime.assigned] if runtime else [],
             "stopping": self._stop_requested.is_set(),
-            "records_read": stats.records_read if stats else 0,
+            "records_read": stats.records if stats else 0,
+            "events": stats.events if stats else 0,
+            "scope_messages": stats.scope_messages if stats else 0,
             "alerts": stats.alerts if stats else 0,
-            "commits": source.commits if source else 0,
+            "late_or_dead_lettered": stats.dead_lettered if stats else 0,
         }
         metrics.UP.set(1 if ok else 0)
         return ok, detail
@@ -227,16 +180,15 @@ class Daemon:
                 os._exit(EXIT_FAILURE)
             return
         self._first_signal = time.monotonic()
-        log.info("stop requested (signal %d): finishing the batch in hand", signum)
+        log.info("stop requested (signal %d): committing the checkpoint in hand", signum)
         self._stop_requested.set()
-        if self.pipeline is not None:
-            self.pipeline.stop()
-        if self.source is not None:
-            self.source.stop()
+        if self.runtime is not None:
+            self.runtime.stop()
         threading.Thread(target=self._watchdog, name="shutdown-watchdog", daemon=True).start()
 
     def _watchdog(self) -> None:
-        time.sleep(self.cfg.shutdown_timeout_seconds)
+        if self._done.wait(self.cfg.shutdown_timeout_seconds):
+            return  # run() returned in time (an embedding caller goes on living)
         log.error("shutdown took longer than %.0fs: exiting without a clean shutdown", self.cfg.shutdown_timeout_seconds)
         logging.shutdown()
         os._exit(EXIT_FAILURE)
@@ -256,42 +208,59 @@ class Daemon:
             log.info("metrics and health on http://%s:%d/metrics /healthz", self.ops.host, self.ops.port,
                      extra={"metrics_port": self.ops.port})
         code = EXIT_OK
+        delay = 1.0
         try:
-            try:
-                pipeline = self._build_when_kafka_answers()
-            except KafkaAuthenticationError as exc:
-                log.error("configuration error: %s", exc)  # nothing was consumed
-                return EXIT_USAGE
-            if pipeline is None:
-                log.info("stopped before Kafka answered")
-                return EXIT_OK
-            self.pipeline = pipeline
-            if self._stop_requested.is_set():
-                self.pipeline.stop()
-                assert self.source is not None
-                self.source.stop()
-            log.info("consuming", extra={"group_id": self.cfg.group_id, "topics": [t.name or t.pattern for t in self.cfg.topics]})
-            stats = self.pipeline.run()
-            log.info("stopped", extra={"summary": stats.as_dict()})
-        except SinkError as exc:
-            log.error("a sink refused the last batch while stopping (%s): it stays uncommitted and is re-delivered", exc)
-            if self.detector is not None:
-                self.detector.abandon()
-            code = EXIT_FAILURE
+            while not self._stop_requested.is_set():
+                try:
+                    partitions = self._inputs_when_kafka_answers()
+                except KafkaAuthenticationError as exc:
+                    log.error("configuration error: %s", exc)  # nothing was consumed
+                    code = EXIT_USAGE
+                    break
+                if partitions is None:
+                    log.info("stopped before Kafka answered")
+                    break
+                self.runtime = self._build(partitions)
+                self._handlers_installed = False  # every application run installs Quix's handlers anew
+                if self._stop_requested.is_set():
+                    break
+                log.info("consuming", extra={"group_id": self.cfg.group_id, "topics": sorted(partitions),
+                                             "scope_partitions": self.runtime.scope_partitions})
+                try:
+                    self.runtime.run()
+                except Exception as exc:
+                    if self._stop_requested.is_set():
+                        log.exception("the stream failed while stopping: what was not committed is read again by the next member")
+                        code = EXIT_FAILURE
+                        break
+                    # A broker restart can cost the group membership (the next commit is refused): state and offsets
+                    # are in Kafka, so a new application rejoins and resumes at the last commit.
+                    log.error("the stream failed (%s: %s): restarting it in %.0f s", type(exc).__name__, exc, delay,
+                              exc_info=log.isEnabledFor(logging.DEBUG))
+                    if self._stop_requested.wait(delay):
+                        break
+                    delay = min(delay * 2, 30.0)
+                    continue
+                if not self._stop_requested.is_set():
+                    log.warning("the stream ended without a stop request: restarting it")
+                    continue
+                log.info("stopped", extra={"summary": self.runtime.stats.__dict__})
         except Exception:
             log.exception("daemon failed")
-            if self.detector is not None:
-                self.detector.abandon()
             code = EXIT_FAILURE
         finally:
             self._close()
+            self._done.set()
         return code
 
     def _close(self) -> None:
         metrics.UP.set(0)
-        if self.source is not None:
-            self.source.close()  # leaves the group: the revoke callback snapshots state
-        if self.store is not None:
-            self.store.close()
+        for adapter in (self.alerts, self.events, self.dead_letters):
+            if adapter is not None:
+                adapter.close()
         if self.ops is not None:
             self.ops.stop()
+
+    @property
+    def sinks(self) -> list[Sink]:
+        return [*self.sinks_alerts, *self.sinks_events]

@@ -5,8 +5,8 @@
 Three numbers, to see where the time goes:
   consume   kafka-python alone: poll the topic to its end (the client's ceiling);
   pipeline  the same records through parsers + rules + file sink in process, no Kafka (the engine's ceiling);
-  daemon    the real daemon (consumer group, per-partition detectors, sinks flushed, offsets committed),
-            once per consumer client (kafka-python, confluent-kafka).
+  daemon    the real daemon (Quix Streams: stateless rules, the scope repartition, keyed state, sinks flushed,
+            offsets committed); bench/stream_bench.py splits its cost further.
 The corpus is samples/ split into single records (as ``replay --to-kafka`` produces them), repeated.
 Pinned to ``--cores`` CPUs (default 1) with sched_setaffinity. Needs a broker: scripts/services.sh up kafka.
 """
@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer  # noqa: E402
 from kafka.admin import NewTopic  # noqa: E402
 from temporal_siem.commands.to_kafka import split_record  # noqa: E402
-from temporal_siem.daemon import Daemon, detector_factory  # noqa: E402
+from temporal_siem.daemon import Daemon  # noqa: E402
+from temporal_siem.detections.factory import build_detector  # noqa: E402
 from temporal_siem.ingest.replay import ReplaySource  # noqa: E402
 from temporal_siem.kernel.config import load_settings  # noqa: E402
 from temporal_siem.kernel.records import Origin, RawRecord  # noqa: E402
@@ -100,37 +101,42 @@ class _ListSource(ReplaySource):
 
 
 def pipeline_only(messages: list[bytes], out: Path) -> tuple[float, int, int]:
-    settings = load_settings(None)
-    pipeline = Pipeline(_ListSource(messages), ParserRouter(), detector_factory(settings)(),
+    pipeline = Pipeline(_ListSource(messages), ParserRouter(), build_detector([]),
                         alert_sinks=[FileSink(str(out / "pipeline-alerts.jsonl"))], dead_letter=LazyFileSink(str(out / "pipeline-dl.jsonl")))
     stats = pipeline.run()
     return stats.elapsed, stats.events, stats.alerts
 
 
 def daemon_run(bootstrap: str, topic: str, total: int, out: Path, client: str) -> tuple[float, int, int]:
+    """The daemon in this process (its own thread; Quix wants signals only on the main thread, so none here)."""
     settings = load_settings(None, ingest={"kafka": {"bootstrap_servers": [bootstrap], "group_id": f"bench-{uuid.uuid4().hex[:6]}",
                                                      "topics": [{"name": topic}], "dead_letter_topic": f"{topic}-dlq",
-                                                     "state_topic": f"{topic}-state", "max_poll_records": 1000, "client": client}},
+                                                     "stream": {"state_dir": str(out / f"state-{uuid.uuid4().hex[:6]}")}}},
                              sinks={"alerts": [{"type": "file", "path": str(out / f"daemon-{client}-alerts.jsonl")}],
                                     "dead_letter": {"type": "file", "path": str(out / f"daemon-{client}-dl.jsonl")}},
                              metrics={"enabled": False})
     daemon = Daemon(settings)
-    thread = threading.Thread(target=daemon.run, daemon=True)
-    started = time.perf_counter()
-    thread.start()
     first: float | None = None
-    while True:
-        stats = daemon.pipeline.stats if daemon.pipeline is not None else None
-        if stats is not None and stats.records_read and first is None:
-            first = time.perf_counter()
-        if stats is not None and stats.records_read >= total:
-            break
-        time.sleep(0.01)
-    elapsed = time.perf_counter() - (first or started)
-    daemon.request_stop()
-    thread.join(timeout=60)
-    assert daemon.pipeline is not None
-    return elapsed, daemon.pipeline.stats.events, daemon.pipeline.stats.alerts
+    done: list[float] = []
+
+    def watch() -> None:
+        nonlocal first
+        while not done:
+            runtime = daemon.runtime
+            if runtime is not None and runtime.stats.records and first is None:
+                first = time.perf_counter()
+            if runtime is not None and runtime.stats.records >= total:
+                done.append(time.perf_counter())
+                daemon.request_stop()
+            time.sleep(0.01)
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    started = time.perf_counter()
+    daemon.run()
+    elapsed = (done[0] if done else time.perf_counter()) - (first or started)
+    assert daemon.runtime is not None
+    return elapsed, daemon.runtime.stats.events, daemon.runtime.stats.alerts
 
 
 def main() -> int:
@@ -140,7 +146,7 @@ def main() -> int:
     parser.add_argument("--bootstrap", default=os.environ.get("TSIEM_TEST_KAFKA", "127.0.0.1:9092"))
     parser.add_argument("--cores", type=int, default=1)
     parser.add_argument("--client", action="append", choices=["kafka-python", "confluent-kafka"],
-                        help="Consumer client(s) to measure (repeatable; default both).")
+                        help="Consume-only client(s) to measure (repeatable; default both). The daemon runs on confluent-kafka (Quix Streams).")
     parser.add_argument("--json", metavar="FILE", help="Also write the results as JSON.")
     args = parser.parse_args()
     args.client = args.client or ["kafka-python", "confluent-kafka"]

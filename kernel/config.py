@@ -24,6 +24,23 @@ class KafkaTopic(BaseModel):
     name: str | None = None
     pattern: str | None = Field(None, description="Regex of topic names, instead of name.")
     format: str = "auto"
+    grace_seconds: float | None = Field(
+        None, description="How late (event time) this source's records may arrive; default detection.correlation.allowed_lateness_seconds.")
+
+
+class StreamConfig(BaseModel):
+    """The daemon's stream engine (Quix Streams): keyed state, internal topics, delivery (docs/operations.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    processing_guarantee: Literal["at-least-once", "exactly-once"] = Field(
+        "at-least-once", description="exactly-once: Kafka transactions over scope messages, state changelogs, alerts_topic and offsets.")
+    state_dir: str = Field(".temporal-siem-state", description="Local RocksDB state (a cache: rebuilt from the changelog topics).")
+    scope_partitions: int | None = Field(None, ge=1, description="Partitions of the scopes topic; default: the most of any input topic.")
+    replication_factor: int | None = Field(None, ge=1, description="Of the internal topics; default: that of the input topics.")
+    commit_interval_seconds: float = Field(1.0, gt=0, description="Checkpoint: flush sinks, commit offsets and state this often.")
+    alerts_topic: str | None = Field(None, description="Also produce alerts to this topic (inside the transaction with exactly-once).")
+    tick_interval_seconds: float = Field(0.5, gt=0, description="How often each input partition's event-time mark is sent to every scope.")
+    source_idle_seconds: float = Field(30.0, gt=0, description="An input partition silent this long stops holding the watermark back.")
 
 
 class KafkaConfig(BaseModel):
@@ -45,11 +62,8 @@ class KafkaConfig(BaseModel):
     sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
     sasl_username: str | None = None
     sasl_password: SecretStr | None = None
-    client: Literal["kafka-python", "confluent-kafka"] = "kafka-python"
-    # Daemon (docs/operations.md): correlation state snapshots, group liveness, bounded shutdown.
-    state_topic: str | None = Field("temporal-siem-state", description="Compacted topic of per-partition correlation state; None disables.")
-    snapshot_interval_seconds: float = 30.0
-    max_state_replay_records: int = Field(1_000_000, description="Older snapshots than this many records behind the commit are dropped.")
+    # Daemon (docs/operations.md): the stream engine, group liveness, bounded shutdown.
+    stream: StreamConfig = StreamConfig()
     session_timeout_ms: int = 10_000
     shutdown_timeout_seconds: float = 30.0
 

@@ -2,10 +2,10 @@
 
 Batch envelopes (CloudTrail ``Records``, Entra ``records``, JSON arrays, CloudWatch/EventBridge/Pub/Sub
 wrappers) are split into one message per element, because that is how these logs arrive on Kafka in
-practice and because each element may belong to a different user. The key is the record's correlation
-key so all events of one user/namespace land on one partition (correlations are per partition):
-the first present of ``KEY_FIELDS`` in the parsed event, or no key when none is present or the record
-does not parse (it is still produced: the daemon dead-letters it with its offset).
+practice and because each element may belong to a different user. The key is the record's user (or
+namespace...): the first present of ``KEY_FIELDS`` in the parsed event, or no key when none is present or the
+record does not parse (it is still produced: the daemon dead-letters it with its offset). It spreads load and
+keeps one user's records in order; the daemon re-keys by state scope itself, so detection does not rely on it.
 """
 
 from __future__ import annotations

@@ -1,3 +1,3 @@
-"""The Kafka runtime of the daemon: per-partition detection state, its snapshot topic and the dead-letter
-topic. It sits in the application layer because it wires stages together (a Detector, a Sink, the Kafka
-source); ``ingest`` only reads records."""
+"""The Kafka runtime of the daemon, on Quix Streams: the topology (stateless detection, a repartition by state scope,
+keyed state with changelogs) and the dead-letter topic. It sits in the application layer because it wires stages
+together (parsers, the scoped detection logic, sinks); ``ingest`` only reads records."""

@@ -21,7 +21,7 @@ import yaml
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
-from temporal_siem.daemon import detector_factory
+from temporal_siem.detections.factory import build_ruleset, new_detector
 from temporal_siem.kernel.config import load_settings
 from temporal_siem.kernel.records import Origin, RawRecord
 from temporal_siem.parsers.router import ParserRouter
@@ -167,7 +167,9 @@ def mass_delete_events(count: int, tag: str, actor: str = "mallory@example.com")
 
 def expected_alert_ids(messages: list[tuple[bytes | None, bytes]], rule_name: str) -> set[str]:
     """What the shipped rules raise for these records, computed in process (no broker, same code)."""
-    detector = detector_factory(load_settings(None))()
+    detection = load_settings(None).detection
+    detector = new_detector(build_ruleset(detection.rules, detection.builtin_rules, detection.pipelines, detection.filters),
+                            detection.model_dump())
     router = ParserRouter()
     events: list[dict[str, Any]] = []
     for i, (_, value) in enumerate(messages):
@@ -187,15 +189,17 @@ class Daemon:
 
     @classmethod
     def configure(cls, tmp: Path, name: str, bootstrap: str, group: str, topics: list[dict[str, Any]], *,
-                  dead_letter_topic: str | None = None, state_topic: str | None = None, extra: dict[str, Any] | None = None,
+                  dead_letter_topic: str | None = None, extra: dict[str, Any] | None = None,
                   kafka: dict[str, Any] | None = None) -> Daemon:
         alerts, events = tmp / f"{name}-alerts.jsonl", tmp / f"{name}-events.jsonl"
         config: dict[str, Any] = {
             "ingest": {"kafka": {
                 "bootstrap_servers": [bootstrap], "group_id": group, "client_id": name, "topics": topics,
-                "dead_letter_topic": dead_letter_topic, "state_topic": state_topic, "poll_timeout_ms": 200,
-                "session_timeout_ms": 6000, "max_poll_records": 100, "snapshot_interval_seconds": 1.0,
-                "shutdown_timeout_seconds": 20, **(kafka or {})}},
+                "dead_letter_topic": dead_letter_topic, "poll_timeout_ms": 200,
+                "session_timeout_ms": 6000, "max_poll_records": 100, "shutdown_timeout_seconds": 20,
+                "stream": {"state_dir": str(tmp / f"{name}-state"), "commit_interval_seconds": 0.5, "tick_interval_seconds": 0.2,
+                           "source_idle_seconds": 3.0},
+                **(kafka or {})}},
             "sinks": {"alerts": [{"type": "file", "path": str(alerts)}], "events": [{"type": "file", "path": str(events)}],
                       "dead_letter": {"type": "file", "path": str(tmp / f"{name}-dead-letter.jsonl")}},
             "metrics": {"host": "127.0.0.1", "port": 0},

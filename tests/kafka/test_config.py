@@ -7,8 +7,6 @@ import time
 from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 from kafka.consumer.fetcher import ConsumerRecord
 from temporal_siem.commands.to_kafka import RateLimiter, correlation_key, split_record
 from temporal_siem.ingest.kafka.client import KafkaConfigError, connection_options
@@ -16,8 +14,7 @@ from temporal_siem.ingest.kafka.source import TopicFormats
 from temporal_siem.kernel.config import KafkaConfig, load_settings, masked
 from temporal_siem.kernel.records import DeadLetter, Origin, RawRecord
 from temporal_siem.parsers.router import ParserRouter
-from temporal_siem.stream.dead_letter import DeadLetterTopicSink
-from temporal_siem.stream.state import parse_key, snapshot_key
+from temporal_siem.stream.dead_letter import dead_letter_value
 
 
 def _pem(tmp_path: Path, name: str, body: str = "-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----\n") -> str:
@@ -103,29 +100,17 @@ def test_bad_topic_lists_are_refused(topics: list[dict[str, str]], message: str)
         TopicFormats(KafkaConfig(topics=topics))  # type: ignore[arg-type]
 
 
-@given(group=st.text(min_size=1, max_size=40), topic=st.from_regex(r"[A-Za-z0-9._-]{1,40}", fullmatch=True),
-       partition=st.integers(min_value=0, max_value=100_000))
-def test_snapshot_keys_round_trip(group: str, topic: str, partition: int) -> None:
-    assert parse_key(snapshot_key(group, topic, partition)) == (group, topic, partition)
-
-
-def test_damaged_snapshot_keys_are_ignored() -> None:
-    assert parse_key(b"\xff\xfe") is None
-    assert parse_key(b"no-separators") is None
-    assert parse_key(b"g/t/not-a-number") is None
-
-
 def test_dead_letter_value_is_the_bad_bytes() -> None:
     origin = Origin("kafka", topic="t", partition=0, offset=5)
     text = DeadLetter("invalid JSON", "decode", origin, b'{"a": ').as_dict()
-    assert DeadLetterTopicSink._value(text, None) == b'{"a": '
+    assert dead_letter_value(text, None) == b'{"a": '
     binary = DeadLetter("binary data", "decode", origin, b"\x00\xff\x01").as_dict()
-    assert DeadLetterTopicSink._value(binary, None) == b"\x00\xff\x01"
+    assert dead_letter_value(binary, None) == b"\x00\xff\x01"
     big_bytes = b"x" * 10_000
     big = DeadLetter("record too large", "decode", origin, big_bytes).as_dict()
     record = ConsumerRecord("t", 0, 0, 5, 0, 0, b"key", big_bytes, [], None, 3, len(big_bytes), 0)
-    assert DeadLetterTopicSink._value(big, record) == big_bytes, "past the 4 KB excerpt: the full original record"
-    assert b'"record too large"' in DeadLetterTopicSink._value(big, None), "no original at hand: the dead-letter document"
+    assert dead_letter_value(big, record) == big_bytes, "past the 4 KB excerpt: the full original record"
+    assert b'"record too large"' in dead_letter_value(big, None), "no original at hand: the dead-letter document"
 
 
 def test_replay_splits_envelopes_and_keys_by_user() -> None:
@@ -170,6 +155,10 @@ def test_librdkafka_names_for_the_confluent_client(tmp_path: Path) -> None:
     ("ingest: {kafka: {topics: [{name: t}], security_protocol: SSL, ssl_cafile: /nonexistent/ca.pem}}", "ssl_cafile: no such file"),
     ("ingest: {kafka: {topics: [{name: t}]}}\nsinks: {alerts: [{type: no_such_sink}]}", "unknown sink type"),
     ("ingest: {kafka: {topics: [{name: t}], no_such_key: 1}}", "no_such_key"),
+    # The per-partition snapshot topic is gone (state lives in the stream engine): its keys are refused, not ignored.
+    ("ingest: {kafka: {topics: [{name: t}], state_topic: s}}", "state_topic"),
+    ("ingest: {kafka: {topics: [{name: t}], stream: {processing_guarantee: twice}}}", "processing_guarantee"),
+    ("ingest: {kafka: {topics: [{name: t}], stream: {scope_partitions: 0}}}", "scope_partitions"),
 ])
 def test_run_refuses_bad_configs_with_exit_2(tmp_path: Path, config: str, message: str) -> None:
     import subprocess

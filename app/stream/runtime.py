@@ -1,0 +1,472 @@
+"""The daemon's stream topology on Quix Streams: stateless detection, a repartition hop by scope, keyed state.
+
+::
+
+    input topics (any keying) --[parse, stateless enrichers + rules: rule alerts]--> sinks
+          |                                   once per event, on whichever member reads the partition
+          | one message per scope the event feeds (correlation group, API key, namespace, target user),
+          | keyed by the scope; plus every input partition's event-time mark, sent to every scope partition
+          v
+    repartition__<group>--scopes (internal) --[ScopedStage over RocksDB keyed state]--> sinks
+                                               correlation and enrichment state of exactly that key,
+                                               changelog__<group>--repartition__<group>--scopes--default (compacted)
+
+Why one internal topic with composite keys (``c|component|values``, ``e|enricher|entity``) and not one
+``group_by`` per scope kind: every extra re-keying is another hop (measured: docs/operations.md), and all scope
+kinds need the same event-time watermark, kept per scope partition in its ``__meta__`` entry.
+
+Watermark: each input partition's mark is its latest event time minus that topic's grace; the watermark of a
+scope partition is the minimum over every input partition that is not idle, so a lagging source (CloudTrail,
+minutes late) holds the windows open instead of being dropped. Events older than it are late: their single-event
+rules ran already; they are counted and dead-lettered (correlations) or applied at once (enrichment registries).
+
+Delivery: sinks are flushed at each checkpoint before offsets (and, with exactly-once, the transaction) commit;
+alert ids are deterministic, so what a crash re-delivers is deduplicated by id downstream.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+# quixstreams imports authlib's httpx client (for Quix Cloud, unused here), which forces its deprecation warning
+# to "always" on import: recorded and dropped here, so stderr stays one JSON document per line.
+with warnings.catch_warnings(record=True):
+    import quixstreams  # noqa: F401
+
+from quixstreams import Application, message_context
+from quixstreams.kafka.configuration import ConnectionConfig
+from quixstreams.models.topics import Topic, TopicConfig
+from quixstreams.sinks.base import BaseSink, SinkBackpressureError
+from temporal_siem.detections.scoped import META_KEY, NEVER, ScopedStage, ScopeMessage, ScopePlan, StatelessStage, event_time_micros
+from temporal_siem.detections.sigma.ruleset import Ruleset
+from temporal_siem.ingest.kafka.client import librdkafka_options
+from temporal_siem.kernel import metrics
+from temporal_siem.kernel.config import KafkaTopic, Settings
+from temporal_siem.kernel.records import DeadLetter, Origin, RawRecord
+from temporal_siem.parsers.router import ParserRouter
+from temporal_siem.sinks.base import Sink, SinkError
+from temporal_siem.stream.dead_letter import topic_message
+
+log = logging.getLogger("temporal_siem.stream")
+
+TICK_KEY = b"~tick"
+MARK_HEARTBEAT_SECONDS = 5.0
+MICROS = 1_000_000
+
+
+def scopes_topic_name(group_id: str) -> str:
+    return f"repartition__{group_id}--scopes"
+
+
+@dataclass
+class _Original:
+    """The consumed record behind a dead letter (what the dead-letter message copies)."""
+
+    key: bytes | None
+    value: bytes | None
+    headers: list[tuple[str, bytes]] | None
+
+
+@dataclass
+class _SourceMark:
+    """One input partition's event-time progress, as this member saw it."""
+
+    mark: int = NEVER  # latest event time minus grace (microseconds)
+    sent: int = NEVER  # last mark broadcast to every scope partition
+    active_at: float = field(default_factory=time.monotonic)
+    idle_sent: bool = False
+
+
+class SinkAdapter(BaseSink):
+    """Our sinks behind Quix's sink protocol: documents are buffered, written and flushed at each checkpoint,
+    before the offsets commit (so a crash re-delivers what was not flushed: at-least-once)."""
+
+    def __init__(self, sinks: list[Sink], name: str, on_written: Callable[[list[dict[str, Any]]], None] | None = None) -> None:
+        super().__init__()
+        self.sinks = sinks
+        self.name = name
+        self.on_written = on_written
+        self._buffer: list[dict[str, Any]] = []
+        self._retry = 0.5
+        self._opened = False
+
+    def setup(self) -> None:
+        if not self._opened:  # once per process: the daemon restarts the application, not the sinks
+            self._opened = True
+            for sink in self.sinks:
+                sink.open()
+
+    def add(self, value: Any, key: Any, timestamp: int, headers: Any, topic: str, partition: int, offset: int) -> None:
+        self._buffer.append(value)
+
+    def flush(self) -> None:
+        documents, self._buffer = self._buffer, []
+        if not documents:
+            return
+        for sink in self.sinks:
+            try:
+                sink.write(documents)
+                sink.flush()
+            except SinkError as exc:
+                metrics.SINK_FAILURES.labels(sink.name).inc()
+                log.warning("sink %s refused %d %s (%s); pausing %.1fs, then re-reading from the last commit",
+                            sink.name, len(documents), self.name, exc, self._retry)
+                retry, self._retry = self._retry, min(self._retry * 2, 30.0)
+                raise SinkBackpressureError(retry_after=retry) from exc
+            rejected = sink.take_rejected()
+            if rejected:
+                metrics.SINK_REJECTED.labels(sink.name).inc(len(rejected))
+                log.warning("sink %s rejected %d documents: %s", sink.name, len(rejected), rejected[0][1])
+        self._retry = 0.5
+        if self.on_written is not None:
+            self.on_written(documents)
+
+    def on_paused(self) -> None:
+        self._buffer.clear()
+
+    def close(self) -> None:
+        for sink in self.sinks:
+            sink.close()
+
+
+class TxState:
+    """:class:`KeyedState` over the Quix partition transaction in hand: one entry per scope, prefixed by its key."""
+
+    __slots__ = ("tx",)
+
+    def __init__(self, tx: Any) -> None:
+        self.tx = tx
+
+    def get(self, key: str) -> Any | None:
+        return self.tx.get("v", prefix=key.encode())
+
+    def set(self, key: str, value: Any) -> None:
+        self.tx.set("v", value, prefix=key.encode())
+
+    def delete(self, key: str) -> None:
+        self.tx.delete("v", prefix=key.encode())
+
+
+@dataclass
+class StreamStats:
+    records: int = 0
+    events: int = 0
+    alerts: int = 0
+    scope_messages: int = 0
+    scoped_in: int = 0
+    late: int = 0
+    dead_lettered: int = 0
+    last_loop: float = field(default_factory=time.monotonic)
+
+
+class StreamRuntime:
+    """Builds the Quix application for a :class:`Settings` and runs it (see the module docstring)."""
+
+    def __init__(self, settings: Settings, ruleset: Ruleset, *, alerts: SinkAdapter, events: SinkAdapter | None = None,
+                 dead_letters: SinkAdapter | None = None, input_partitions: dict[str, int],
+                 on_loop: Callable[[], None] | None = None) -> None:
+        """``alerts``/``events``/``dead_letters``: our sinks behind Quix's protocol, made once per process and handed to
+        every application the daemon starts (a restart re-creates the application, not the sinks); ``dead_letters``
+        is used only without a dead-letter topic."""
+        self.settings = settings
+        self.cfg = settings.ingest.kafka
+        self.stream_cfg = self.cfg.stream
+        self.router = ParserRouter(settings.parsing.format, settings.parsing.max_record_bytes, keep_original=settings.parsing.keep_original,
+                                   geoip=settings.parsing.geoip)
+        self.plan = ScopePlan.build(ruleset, settings.detection.model_dump())
+        self.stateless = StatelessStage(self.plan)
+        self.scoped = ScopedStage(self.plan)
+        self.stats = StreamStats()
+        self.input_partitions = dict(input_partitions)
+        self.sources = sorted(f"{topic}:{p}" for topic, count in self.input_partitions.items() for p in range(count))
+        default_grace = settings.detection.correlation.allowed_lateness_seconds
+        self.grace: dict[str, int] = {}
+        for topic in self.input_partitions:
+            spec = _topic_spec(self.cfg.topics, topic)
+            grace = spec.grace_seconds if spec is not None and spec.grace_seconds is not None else default_grace
+            self.grace[topic] = int(max(0.0, float(grace)) * MICROS)
+        self.max_future_us = int(float(settings.detection.correlation.max_future_seconds) * MICROS)
+        self.on_loop = on_loop
+        self.assigned: list[str] = []
+        self.partition_marks: dict[int, dict[str, list[Any]]] = {}
+        self.marks: dict[str, _SourceMark] = {}
+        self._formats: dict[str, str | None] = {}
+        self._last_tick = 0.0
+        self._last_lag = 0.0
+        self._last_full = time.monotonic()
+        self.scope_partitions = self.stream_cfg.scope_partitions or max(self.input_partitions.values())
+        self.alert_adapter = alerts
+        self.alert_adapter.on_written = self._count_alerts
+        self.event_adapter = events
+        self.dead_letter_adapter = dead_letters
+        self.app = self._application()
+        self._topology()
+
+    # -- assembly ------------------------------------------------------------------------------------
+    def _application(self) -> Application:
+        cfg, stream = self.cfg, self.stream_cfg
+        options = librdkafka_options(cfg)
+        connection = ConnectionConfig.from_librdkafka_dict({k: v for k, v in options.items() if k not in ("client.id", "reconnect.backoff.max.ms")},
+                                                           ignore_extras=True)
+        return Application(
+            broker_address=connection, consumer_group=cfg.group_id, auto_offset_reset=cfg.auto_offset_reset,
+            processing_guarantee=stream.processing_guarantee, state_dir=stream.state_dir,
+            commit_interval=stream.commit_interval_seconds, consumer_poll_timeout=cfg.poll_timeout_ms / 1000,
+            consumer_extra_config={"session.timeout.ms": cfg.session_timeout_ms, "client.id": cfg.client_id,
+                                   "reconnect.backoff.max.ms": 5000},
+            producer_extra_config={"client.id": cfg.client_id, "linger.ms": 5, "reconnect.backoff.max.ms": 5000},
+            loglevel=None, auto_create_topics=True, use_changelog_topics=True)
+
+    def _topology(self) -> None:
+        app = self.app
+        replication = self.stream_cfg.replication_factor
+        if replication is None:
+            replication = 1
+        self.scopes_topic: Topic = app.topic(scopes_topic_name(self.cfg.group_id), key_deserializer="bytes", value_deserializer="bytes",
+                                             key_serializer="bytes", value_serializer="bytes",
+                                             config=TopicConfig(num_partitions=self.scope_partitions, replication_factor=replication))
+        self.dead_letter_topic = (app.topic(self.cfg.dead_letter_topic, value_serializer="bytes", key_serializer="bytes",
+                                            value_deserializer="bytes", key_deserializer="bytes")
+                                  if self.cfg.dead_letter_topic else None)
+        self.alerts_topic = (app.topic(self.stream_cfg.alerts_topic, value_serializer="json", key_serializer="str")
+                             if self.stream_cfg.alerts_topic else None)
+        for name in sorted(self.input_partitions):
+            topic = app.topic(name, key_deserializer="bytes", value_deserializer="bytes")
+            sdf = app.dataframe(topic)
+            sdf = sdf.apply(self._stateless, metadata=True, expand=True)
+            self._deliver(sdf)
+        scoped = app.dataframe(self.scopes_topic)
+        scoped = scoped.apply(self._scoped, stateful=True, metadata=True, expand=True)
+        self._deliver(scoped)
+        app._dataframe_registry.register_periodic_task(self._periodic)  # Quix 3.28: runs after every poll, before commits
+
+    def _deliver(self, sdf: Any) -> None:
+        if self.alerts_topic is not None:
+            sdf.to_topic(self.alerts_topic, key=lambda alert: str(alert.get("alert.id", "")))
+        sdf.sink(self.alert_adapter)
+
+    @property
+    def producer(self) -> Any:
+        return self.app._processing_context.producer
+
+    # -- stage 1: stateless, on the input partitions ---------------------------------------------------
+    def _parse(self, value: bytes | None, key: Any, headers: Any) -> tuple[list[dict[str, Any]], str, int]:
+        ctx = message_context()
+        topic, partition, offset = ctx.topic, ctx.partition, ctx.offset
+        fmt = self._formats.get(topic, "")
+        if fmt == "":
+            hint = _topic_spec(self.cfg.topics, topic)
+            fmt = self._formats[topic] = hint.format if hint is not None and hint.format != "auto" else None
+        record = RawRecord(value if value is not None else b"", Origin("kafka", offset=offset, topic=topic, partition=partition), fmt)
+        result = self.router.parse(record)
+        self.stats.records += 1
+        metrics.RECORDS_CONSUMED.labels("kafka").inc()
+        if result.dead:
+            self._dead_letter(result.dead, _Original(key, value, headers))
+        return result.events, topic, partition
+
+    def _stateless(self, value: bytes | None, key: Any, timestamp: int, headers: Any) -> list[dict[str, Any]]:
+        events, topic, partition = self._parse(value, key, headers)
+        source = f"{topic}:{partition}"
+        mark = self.marks.get(source)
+        if mark is None:
+            mark = self.marks[source] = _SourceMark()
+        mark.active_at = time.monotonic()
+        mark.idle_sent = False
+        if not events:
+            return []
+        self.stats.events += len(events)
+        if self.event_adapter is not None:
+            ctx = message_context()
+            for event in events:
+                self.event_adapter.add(dict(event), None, 0, None, ctx.topic, ctx.partition, ctx.offset)
+        alerts, messages = self.stateless.process(events)
+        horizon = time.time_ns() // 1000 + self.max_future_us
+        latest = max((m.time for m in messages), default=NEVER)
+        for event in events:
+            when = event_time_micros(event)
+            if when > latest:
+                latest = when
+        if NEVER < latest <= horizon and latest - self.grace[topic] > mark.mark:
+            mark.mark = latest - self.grace[topic]
+        headers_out = [("src", source.encode()), ("wm", str(mark.mark).encode())]
+        producer = self.producer
+        for message in messages:
+            producer.produce(self.scopes_topic.name, key=message.key.encode(), value=message.to_bytes(), headers=headers_out)
+        self.stats.scope_messages += len(messages)
+        return alerts
+
+    def _periodic(self) -> None:
+        """Send each input partition's mark to every scope partition (and say when a partition went idle)."""
+        now = time.monotonic()
+        self.stats.last_loop = now
+        if self.on_loop is not None:
+            self.on_loop()
+        if now - self._last_tick < self.stream_cfg.tick_interval_seconds:
+            return
+        self._last_tick = now
+        try:
+            tps = [tp for tp in self.app._consumer.assignment() if tp.topic in self.input_partitions]
+        except Exception:  # not subscribed yet, or a rebalance in progress
+            return
+        assigned = {f"{tp.topic}:{tp.partition}" for tp in tps}
+        if now - self._last_lag >= 5.0:
+            self._last_lag = now
+            self._publish_lag(tps)
+        self.assigned = sorted(assigned)
+        for source in list(self.marks):
+            if source not in assigned:
+                del self.marks[source]  # its new owner reports it from now on
+        # Every few seconds every mark goes out again, moved or not: a member that just took over a scope partition
+        # keeps its marks in memory only and must hear from every source to compute a watermark.
+        full = now - self._last_full >= MARK_HEARTBEAT_SECONDS
+        if full:
+            self._last_full = now
+        producer = self.producer
+        for source in sorted(assigned):
+            mark = self.marks.get(source)
+            if mark is None:
+                mark = self.marks[source] = _SourceMark()
+            idle = now - mark.active_at > self.stream_cfg.source_idle_seconds
+            headers: list[tuple[str, bytes]] | None = None
+            if mark.mark > mark.sent or (full and not idle and mark.mark > NEVER):
+                headers = [("src", source.encode()), ("wm", str(mark.mark).encode())]
+                mark.sent = mark.mark
+            elif idle and (full or not mark.idle_sent):
+                headers = [("src", source.encode()), ("wm", str(mark.mark).encode()), ("idle", b"1")]
+                mark.idle_sent = True
+            if headers is None:
+                continue
+            for partition in range(self.scope_partitions):
+                producer.produce(self.scopes_topic.name, key=TICK_KEY, value=b"", headers=headers, partition=partition)
+
+    def _publish_lag(self, tps: list[Any]) -> None:
+        """``tsiem_consumer_lag`` per assigned input partition, from librdkafka's cached high watermarks."""
+        consumer = self.app._consumer
+        try:
+            positions = {(tp.topic, tp.partition): tp.offset for tp in consumer.position(tps)}
+            for tp in tps:
+                _, high = consumer.get_watermark_offsets(tp, cached=True)
+                position = positions.get((tp.topic, tp.partition), -1)
+                if high >= 0 and position >= 0:
+                    metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(high - position, 0))
+        except Exception as exc:  # a metric must never stop the stream
+            log.debug("consumer lag: %s", exc)
+
+    # -- stage 2: where the scope's state lives ------------------------------------------------------------
+    def _scoped(self, value: bytes | None, key: bytes, timestamp: int, headers: Any, state: Any) -> list[dict[str, Any]]:
+        store = TxState(state._transaction)  # the partition's transaction: scope entries and __meta__ live side by side
+        meta = self.scoped.meta(store)
+        self.scoped.dirty = False
+        head = dict(headers or ())
+        source = head.get("src")
+        # Marks are kept in memory: each only grows, so a stale or missing one only holds the watermark back.
+        sources = self.partition_marks.setdefault(message_context().partition, {})
+        if source is not None:
+            entry = sources.get(source.decode()) or [NEVER, False]
+            entry[0] = max(int(entry[0]), int(head.get("wm", b"0") or NEVER))
+            entry[1] = head.get("idle") == b"1"
+            sources[source.decode()] = entry
+        alerts: list[dict[str, Any]] = []
+        dead: list[DeadLetter] = []
+        forward: list[ScopeMessage] = []
+        if key != TICK_KEY and value is not None:
+            self.stats.scoped_in += 1
+            result = self.scoped.observe(store, meta, ScopeMessage.from_bytes(key.decode(), value))
+            alerts.extend(result.alerts)
+            dead.extend(result.dead)
+            forward.extend(result.forward)
+        watermark = self._watermark(sources)
+        if watermark > meta["w"]:
+            result = self.scoped.advance(store, meta, watermark)
+            alerts.extend(result.alerts)
+            dead.extend(result.dead)
+            forward.extend(result.forward)
+        if self.scoped.dirty:
+            store.set(META_KEY, meta)
+        for message in forward:
+            self.producer.produce(self.scopes_topic.name, key=message.key.encode(), value=message.to_bytes())
+        if dead:
+            self.stats.late += len(dead)
+            self._dead_letter(dead, None)
+        return alerts
+
+    def _watermark(self, sources: dict[str, list[Any]]) -> int:
+        """The minimum mark over every input partition that is not idle; NEVER while one has not reported."""
+        low: int | None = None
+        for source in self.sources:
+            entry = sources.get(source)
+            if entry is None:
+                return NEVER
+            if entry[1]:
+                continue
+            low = int(entry[0]) if low is None else min(low, int(entry[0]))
+        return NEVER if low is None else low
+
+    # -- outputs ---------------------------------------------------------------------------------------------
+    def _dead_letter(self, dead: list[DeadLetter], original: _Original | None) -> None:
+        for item in dead:
+            self.stats.dead_lettered += 1
+            metrics.DEAD_LETTERS.labels(item.reason, item.stage).inc()
+        if self.dead_letter_topic is not None:
+            for item in dead:
+                message = topic_message(item.as_dict(), original)
+                self.producer.produce(self.dead_letter_topic.name, value=message["value"], key=message["key"], headers=message["headers"])
+        elif self.dead_letter_adapter is not None:
+            ctx = message_context()
+            for item in dead:
+                self.dead_letter_adapter.add(item.as_dict(), None, 0, None, ctx.topic, ctx.partition, ctx.offset)
+
+    def _count_alerts(self, alerts: list[dict[str, Any]]) -> None:
+        self.stats.alerts += len(alerts)
+        for alert in alerts:
+            metrics.ALERTS.labels(str(alert.get("rule.id")), str(alert.get("rule.name", "")), str(alert.get("alert.level", ""))).inc()
+
+    # -- run -------------------------------------------------------------------------------------------------
+    def run(self) -> None:
+        manager = self.app._processing_context.sink_manager
+        for adapter in (self.event_adapter, self.dead_letter_adapter):
+            if adapter is not None:  # fed by hand, not by a dataframe: registered so checkpoints flush them
+                manager.register(adapter)
+        self.app.run()
+
+    def adapters(self) -> list[SinkAdapter]:
+        return [a for a in (self.alert_adapter, self.event_adapter, self.dead_letter_adapter) if a is not None]
+
+    def stop(self) -> None:
+        self.app.stop()
+
+
+def _topic_spec(topics: list[KafkaTopic], name: str) -> KafkaTopic | None:
+    for spec in topics:
+        if spec.name == name or (spec.pattern and re.fullmatch(spec.pattern, name)):
+            return spec
+    return None
+
+
+def input_partitions(settings: Settings, timeout: float = 10.0) -> tuple[dict[str, int], list[str]]:
+    """(input topic -> partition count, named topics that do not exist yet). Patterns are resolved against the
+    cluster now: a topic created later that matches needs a restart. Raises ``KafkaException`` while no broker answers."""
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient(dict(librdkafka_options(settings.ingest.kafka)))
+    found = admin.list_topics(timeout=timeout).topics
+    wanted: dict[str, int] = {}
+    missing = []
+    for spec in settings.ingest.kafka.topics:
+        if spec.name:
+            if spec.name in found and found[spec.name].partitions:
+                wanted[spec.name] = len(found[spec.name].partitions)
+            else:
+                missing.append(spec.name)
+        elif spec.pattern:
+            for name, meta in found.items():
+                if not name.startswith("__") and re.fullmatch(spec.pattern, name):
+                    wanted[name] = len(meta.partitions)
+    return wanted, missing
