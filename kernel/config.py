@@ -91,8 +91,11 @@ class ParsingConfig(BaseModel):
 
 
 class CorrelationConfig(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    allowed_lateness_seconds: float = 300.0
+    """The correlation engine's options; the engine reads its defaults from here (detections/correlation/engine.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+    allowed_lateness_seconds: float = Field(
+        300.0, description="Event-time lateness before a window is decided; negative: unbounded (what a replay uses).")
     max_groups: int = 1_000_000
     max_events_per_group: int = 10_000
     max_alert_event_ids: int = 100
@@ -104,7 +107,7 @@ class CorrelationConfig(BaseModel):
 
 
 class DetectionConfig(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
     rules: list[str] = []
     builtin_rules: bool = True
     pipelines: list[str] = Field([], description="Extra pySigma processing pipeline YAML files.")
@@ -135,11 +138,6 @@ class MetricsConfig(BaseModel):
     port: int = 9108
 
 
-class StateConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    directory: str = ".temporal-siem-state"
-
-
 class Settings(BaseSettings):
     """The whole effective configuration."""
 
@@ -150,10 +148,7 @@ class Settings(BaseSettings):
     detection: DetectionConfig = DetectionConfig()
     sinks: SinksConfig = SinksConfig()
     metrics: MetricsConfig = MetricsConfig()
-    state: StateConfig = StateConfig()
     log_level: str = "INFO"
-
-    _yaml_data: dict[str, Any] = {}
 
     @classmethod
     def settings_customise_sources(

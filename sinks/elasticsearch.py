@@ -25,8 +25,9 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import orjson
+from temporal_siem.kernel.backoff import Backoff
 from temporal_siem.sinks.base import Sink, SinkError, to_json_line
-from temporal_siem.sinks.delivery import Backoff, secret
+from temporal_siem.sinks.delivery import secret
 from temporal_siem.sinks.templates import dead_letter_template, index_template
 
 log = logging.getLogger("temporal_siem.sinks.elasticsearch")

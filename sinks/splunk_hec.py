@@ -22,8 +22,9 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import orjson
+from temporal_siem.kernel.backoff import Backoff
 from temporal_siem.sinks.base import Sink, SinkError, to_json_line
-from temporal_siem.sinks.delivery import Backoff, PartialBatch, secret
+from temporal_siem.sinks.delivery import PartialBatch, secret
 
 log = logging.getLogger("temporal_siem.sinks.splunk_hec")
 

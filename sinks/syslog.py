@@ -19,8 +19,9 @@ import ssl
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+from temporal_siem.kernel.backoff import Backoff
 from temporal_siem.sinks.base import Sink, SinkError, to_json_line
-from temporal_siem.sinks.delivery import Backoff, PartialBatch
+from temporal_siem.sinks.delivery import PartialBatch
 
 log = logging.getLogger("temporal_siem.sinks.syslog")
 

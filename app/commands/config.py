@@ -6,7 +6,7 @@ import argparse
 
 import yaml
 from temporal_siem import console
-from temporal_siem.cli import EXIT_OK, EXIT_USAGE
+from temporal_siem.exit_codes import EXIT_OK, EXIT_USAGE
 from temporal_siem.kernel.config import Settings, load_settings, masked
 
 

@@ -6,9 +6,9 @@ import argparse
 from typing import Any
 
 from temporal_siem import console
-from temporal_siem.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from temporal_siem.commands.replay import add_common_input_options, settings_from
 from temporal_siem.detections.factory import NullDetector
+from temporal_siem.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from temporal_siem.ingest.replay import ReplaySource
 from temporal_siem.kernel.flatten import unflatten
 from temporal_siem.parsers.router import ParserRouter

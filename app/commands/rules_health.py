@@ -13,9 +13,9 @@ from typing import Any, cast
 
 from rich.table import Table
 from temporal_siem import console
-from temporal_siem.cli import EXIT_OK, EXIT_RULES, EXIT_USAGE
 from temporal_siem.commands.options import add_rule_options
 from temporal_siem.detections.coverage import ActionTally, DatasetCoverage, coverage
+from temporal_siem.exit_codes import EXIT_OK, EXIT_RULES, EXIT_USAGE
 from temporal_siem.sinks.base import Sink
 
 

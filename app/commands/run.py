@@ -6,7 +6,7 @@ import argparse
 import logging
 import sys
 
-from temporal_siem.cli import EXIT_RULES, EXIT_USAGE
+from temporal_siem.exit_codes import EXIT_RULES, EXIT_USAGE
 from temporal_siem.kernel.config import load_settings
 
 
