@@ -56,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     source = ReplaySource(args.paths, batch_size=settings.ingest.batch_size, max_record_bytes=settings.parsing.max_record_bytes)
     dead_path = args.dead_letter or "dead-letter.jsonl"
-    dead_letter = LazyFileSink(dead_path)
-    event_sinks: list[Sink] = [FileSink(args.out)]
+    dead_letter = LazyFileSink(path=dead_path, append=False)
+    event_sinks: list[Sink] = [FileSink(path=args.out, append=False)]
     validator = _ValidatingSink() if args.validate else None
     if validator:
         event_sinks.append(validator)

@@ -60,9 +60,9 @@ def run(args: argparse.Namespace) -> int:
     from temporal_siem.detections.factory import build_detector
     from temporal_siem.detections.sigma.pipelines import PipelineError
     from temporal_siem.ingest.replay import ReplaySource
-    from temporal_siem.kernel.config import load_settings
     from temporal_siem.parsers.router import ParserRouter
     from temporal_siem.pipeline import Pipeline
+    from temporal_siem.settings import load_settings
 
     if not check_input_paths(args.paths):
         return EXIT_USAGE
