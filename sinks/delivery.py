@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 
 def secret(value: str | SecretStr | None) -> str | None:
-    """Options arrive as plain strings (YAML extras) or SecretStr: the secret text either way."""
+    """The secret text of a ``SecretStr`` option (config models type their secrets so), or None."""
     if isinstance(value, SecretStr):
         return value.get_secret_value()
     return value
