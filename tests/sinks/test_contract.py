@@ -34,6 +34,7 @@ from temporal_siem.sinks.registry import SINKS
 from tests.conftest import ROOT
 from tests.sinks.gate import Gate
 from tests.sinks.hec_server import HecServer
+from tests.sinks.search_servers import SearchServer
 
 pytestmark = pytest.mark.services
 
@@ -78,23 +79,20 @@ def _file(tmp_path: Path) -> Iterator[Harness]:
     yield Harness({"type": "file", "path": str(path)}, lambda n: read())
 
 
-def _bulk(kind: str, elasticsearch_url: str) -> Iterator[Harness]:
-    from elasticsearch import Elasticsearch
-
+def _bulk(server: SearchServer) -> Iterator[Harness]:
     index = f"tsiem-contract-{uuid.uuid4().hex[:10]}"
-    gate = Gate("127.0.0.1", int(elasticsearch_url.rsplit(":", 1)[1]))
-    client = Elasticsearch(elasticsearch_url)
+    scheme, _, address = server.url.partition("://")
+    gate = Gate("127.0.0.1", int(address.rsplit(":", 1)[1]))
 
     def read() -> list[str]:
-        client.options(ignore_status=404).indices.refresh(index=index)
-        found = client.options(ignore_status=404).search(index=index, size=10_000, source=False)
-        return [hit["_id"] for hit in found.get("hits", {}).get("hits", [])]
+        try:
+            return list(server.documents(index))
+        except AssertionError:  # no such index yet
+            return []
 
-    yield Harness({"type": kind, "hosts": [f"http://{gate.address}"], "index": index, "request_timeout": 5, **FAST_RETRIES},
+    yield Harness(server.config(hosts=[f"{scheme}://{gate.address}"], index=index, request_timeout=5, **FAST_RETRIES),
                   lambda n: _poll(read, n, 5), gate)
-    client.options(ignore_status=404).indices.delete(index=index)
-    client.options(ignore_status=404).indices.delete_index_template(name=index)
-    client.close()
+    server.delete(index)
 
 
 def _splunk_hec() -> Iterator[Harness]:
@@ -156,11 +154,10 @@ def _kafka(kafka_bootstrap: str) -> Iterator[Harness]:
 @pytest.fixture(params=sorted(SINKS))
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
     name = request.param
-    # TODO(opensearch): the opensearch sink runs against the Elasticsearch node until scripts/services has OpenSearch.
     setups: dict[str, Callable[[], Iterator[Harness]]] = {
         "file": lambda: _file(tmp_path),
-        "elasticsearch": lambda: _bulk("elasticsearch", request.getfixturevalue("elasticsearch_url")),
-        "opensearch": lambda: _bulk("opensearch", request.getfixturevalue("elasticsearch_url")),
+        "elasticsearch": lambda: _bulk(SearchServer("elasticsearch", request.getfixturevalue("elasticsearch_url"))),
+        "opensearch": lambda: _bulk(request.getfixturevalue("opensearch")),
         "splunk_hec": _splunk_hec,
         "syslog": lambda: _syslog(request.getfixturevalue("rsyslog_ports")),
         "kafka": lambda: _kafka(request.getfixturevalue("kafka_bootstrap")),
