@@ -170,7 +170,7 @@ class CorrelationEngine:
         # Inner alert id -> (its source event ids, its source event count, its own related alert ids): what an outer
         # alert cites in place of the inner alert (docs/correlation.md, "Chained correlations"). Bounded like groups.
         self._evidence: OrderedDict[str, tuple[list[str], int, list[str]]] = OrderedDict()
-        self.max_evidence = max(1, int(options.get("max_groups", 1_000_000)))
+        self.max_evidence = max(1, config.max_groups)
         self._counters: dict[str, int] = dict.fromkeys(
             ("events_observed", "events_applied", "late_events", "bad_timestamps", "future_timestamps",
              "missing_group_by", "duplicates", "absorbed", "evicted_groups", "dropped_events", "alerts",
