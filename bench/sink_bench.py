@@ -97,13 +97,13 @@ def main() -> None:
             index = f"tsiem-bench-{uuid.uuid4().hex[:8]}"
             options: dict[str, Any] = {"username": auth["OPENSEARCH_USERNAME"], "password": auth["OPENSEARCH_PASSWORD"],
                                        "ca_certs": str(state / "tls" / "ca.pem")}
-            sink = OpenSearchSink(args.opensearch_url, index=index, chunk_size=args.chunk_size, concurrency=args.concurrency, **options)
+            sink = OpenSearchSink(hosts=args.opensearch_url, index=index, chunk_size=args.chunk_size, concurrency=args.concurrency, **options)
             sink.open()
             first = timed(sink, alerts, args.batch)
             again = timed(sink, alerts, args.batch)
             sink.close()
             stored = sink.stats["delivered"]
-            cleanup = OpenSearchSink(args.opensearch_url, index=index, **options)._make_client()
+            cleanup = OpenSearchSink(hosts=args.opensearch_url, index=index, **options)._make_client()
             assert isinstance(cleanup, OpenSearchClient)
             cleanup.client.indices.delete(index=index)
             cleanup.client.indices.delete_index_template(name=index)
