@@ -64,6 +64,7 @@ bench: venv
 docs: venv
 	$(BIN)/temporal-siem schema --output-format markdown > docs/schema.md
 	$(BIN)/temporal-siem schema --output-format json-schema > docs/schema.json
+	$(BIN)/python -m temporal_siem.sinks.reference docs/sinks.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache alerts.jsonl dead-letter.jsonl

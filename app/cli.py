@@ -1,9 +1,5 @@
-"""``temporal-siem`` command line. Each subcommand is one module in app/commands/.
-
-Exit codes: 0 success (records may still have been dead-lettered: see the summary); 1 a runtime
-failure (a sink or source that cannot be used); 2 usage or configuration error; 3 rules failed
-validation or tests; 10 ``--fail-on-alert`` and an alert at or above the given level was raised.
-"""
+"""``temporal-siem`` command line. Each subcommand is one module in app/commands/; exit codes are in
+app/exit_codes.py."""
 
 from __future__ import annotations
 
@@ -11,6 +7,11 @@ import argparse
 import importlib
 import logging
 import sys
+
+from temporal_siem.exit_codes import EXIT_ALERT, EXIT_FAILURE, EXIT_OK, EXIT_RULES, EXIT_USAGE
+
+# Re-exported for callers that import them with ``main`` (tests); defined once, in app/exit_codes.py.
+__all__ = ["EXIT_ALERT", "EXIT_FAILURE", "EXIT_OK", "EXIT_RULES", "EXIT_USAGE", "build_parser", "main"]
 
 COMMAND_MODULES = (
     "temporal_siem.commands.replay",
@@ -21,8 +22,6 @@ COMMAND_MODULES = (
     "temporal_siem.commands.run",
     "temporal_siem.commands.setup",
 )
-
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_RULES, EXIT_ALERT = 0, 1, 2, 3, 10
 
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")

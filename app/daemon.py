@@ -27,18 +27,18 @@ from temporal_siem.detections.factory import build_ruleset
 from temporal_siem.detections.sigma.loader import LoadError
 from temporal_siem.detections.sigma.pipelines import PipelineError
 from temporal_siem.detections.sigma.ruleset import Ruleset
+from temporal_siem.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from temporal_siem.ingest.kafka.client import KafkaAuthenticationError, authentication_error, connection_options
 from temporal_siem.ingest.kafka.source import TopicFormats
 from temporal_siem.kernel import metrics
+from temporal_siem.kernel.backoff import Backoff
 from temporal_siem.kernel.config import Settings
 from temporal_siem.observability import OpsServer
 from temporal_siem.sinks.base import Sink
-from temporal_siem.sinks.factory import build_sink
+from temporal_siem.sinks.factory import build_sinks
 from temporal_siem.stream.runtime import SinkAdapter, StreamRuntime, input_partitions
 
 log = logging.getLogger("temporal_siem.daemon")
-
-EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
 
 class DaemonConfigError(ValueError):
@@ -74,9 +74,9 @@ class Daemon:
             self.connection = connection_options(self.cfg)
             TopicFormats(self.cfg)
             self._check_formats()
-            self.sinks_alerts = [build_sink(c, "alerts", f"sinks.alerts[{i}]") for i, c in enumerate(settings.sinks.alerts)]
-            self.sinks_events = [build_sink(c, "events", f"sinks.events[{i}]") for i, c in enumerate(settings.sinks.events)]
-            self.sink_dead_letter = None if self.cfg.dead_letter_topic else build_sink(settings.sinks.dead_letter, "dead_letter", "sinks.dead_letter")
+            built = build_sinks(settings.sinks)
+            self.sinks_alerts, self.sinks_events = built.alerts, built.events
+            self.sink_dead_letter = None if self.cfg.dead_letter_topic else built.dead_letter
         except (KeyError, ValueError) as exc:
             raise DaemonConfigError(str(exc)) from exc
         try:
@@ -113,8 +113,9 @@ class Daemon:
         from confluent_kafka import KafkaException
 
         self._check_credentials()
-        delay = 1.0
+        delays = Backoff(None, 1.0, 30.0, jitter=False).delays()
         while not self._stop_requested.is_set():
+            delay = next(delays)
             try:
                 found, missing = input_partitions(self.settings)
                 if found and not missing:
@@ -127,7 +128,6 @@ class Daemon:
                             extra={"bootstrap_servers": self.cfg.bootstrap_servers})
             if self._stop_requested.wait(delay):
                 return None
-            delay = min(delay * 2, 30.0)
         return None
 
     def _check_credentials(self) -> None:
@@ -208,7 +208,7 @@ class Daemon:
             log.info("metrics and health on http://%s:%d/metrics /healthz", self.ops.host, self.ops.port,
                      extra={"metrics_port": self.ops.port})
         code = EXIT_OK
-        delay = 1.0
+        restarts = Backoff(None, 1.0, 30.0, jitter=False).delays()
         try:
             while not self._stop_requested.is_set():
                 try:
@@ -235,11 +235,11 @@ class Daemon:
                         break
                     # A broker restart can cost the group membership (the next commit is refused): state and offsets
                     # are in Kafka, so a new application rejoins and resumes at the last commit.
+                    delay = next(restarts)
                     log.error("the stream failed (%s: %s): restarting it in %.0f s", type(exc).__name__, exc, delay,
                               exc_info=log.isEnabledFor(logging.DEBUG))
                     if self._stop_requested.wait(delay):
                         break
-                    delay = min(delay * 2, 30.0)
                     continue
                 if not self._stop_requested.is_set():
                     log.warning("the stream ended without a stop request: restarting it")

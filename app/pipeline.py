@@ -18,6 +18,7 @@ from typing import Any
 from temporal_siem.detections.base import Detector
 from temporal_siem.ingest.base import Source
 from temporal_siem.kernel import metrics
+from temporal_siem.kernel.backoff import Backoff
 from temporal_siem.kernel.records import DeadLetter, Origin, RawRecord
 from temporal_siem.parsers.registry import detection_chain
 from temporal_siem.parsers.router import ParserRouter
@@ -181,7 +182,7 @@ class Pipeline:
                 self._write(sink, [document])
 
     def _write_batch(self, sink: Sink, documents: list[dict[str, Any]]) -> None:
-        delay = self.retry_initial
+        delays = Backoff(None, self.retry_initial, self.retry_max, jitter=False).delays()
         while True:
             started = time.perf_counter()
             try:
@@ -191,10 +192,10 @@ class Pipeline:
                     raise
                 metrics.SINK_FAILURES.labels(sink.name).inc()
                 self.stats.sink_retries += 1
+                delay = next(delays)
                 log.warning("sink %s refused the batch (%s); retrying in %.1fs", sink.name, exc, delay)
                 if not self._wait(delay):
                     raise  # stopped while the sink is down: the batch stays uncommitted
-                delay = min(delay * 2, self.retry_max)
                 continue
             break
         metrics.SINK_WRITE.labels(sink.name).observe(time.perf_counter() - started)

@@ -102,7 +102,8 @@ class _ListSource(ReplaySource):
 
 def pipeline_only(messages: list[bytes], out: Path) -> tuple[float, int, int]:
     pipeline = Pipeline(_ListSource(messages), ParserRouter(), build_detector([]),
-                        alert_sinks=[FileSink(str(out / "pipeline-alerts.jsonl"))], dead_letter=LazyFileSink(str(out / "pipeline-dl.jsonl")))
+                        alert_sinks=[FileSink(path=str(out / "pipeline-alerts.jsonl"), append=False)],
+                        dead_letter=LazyFileSink(path=str(out / "pipeline-dl.jsonl"), append=False))
     stats = pipeline.run()
     return stats.elapsed, stats.events, stats.alerts
 

@@ -57,9 +57,9 @@ def main() -> None:
         detector = NullDetector() if args.no_rules else build_detector([], builtin_rules=True, options=options)
         print(f"rules loaded and compiled in {time.perf_counter() - t0:.2f} s")
         for label, det in (("parse only", NullDetector()), ("parse + detect", detector)):
-            alerts = FileSink(str(Path(tmp) / "alerts.jsonl"))
+            alerts = FileSink(path=str(Path(tmp) / "alerts.jsonl"), append=False)
             stats = Pipeline(ReplaySource([str(corpus)], batch_size=2000), ParserRouter(), det, alert_sinks=[alerts],
-                             dead_letter=FileSink(str(Path(tmp) / "dead.jsonl"))).run()
+                             dead_letter=FileSink(path=str(Path(tmp) / "dead.jsonl"), append=False)).run()
             print(f"{label:15s} {stats.events:>9,} events in {stats.elapsed:6.2f} s = {stats.events_per_second:>9,.0f} events/s;"
                   f" {stats.alerts:,} alerts; {sum(stats.dead_lettered.values()):,} dead-lettered")
     print(f"peak RSS: {peak_rss_mb():.0f} MB")

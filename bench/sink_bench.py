@@ -75,7 +75,7 @@ def main() -> None:
             from temporal_siem.sinks.elasticsearch import ElasticsearchSink
 
             index = f"tsiem-bench-{uuid.uuid4().hex[:8]}"
-            sink = ElasticsearchSink(args.url, index=index, chunk_size=args.chunk_size, concurrency=args.concurrency)
+            sink = ElasticsearchSink(hosts=args.url, index=index, chunk_size=args.chunk_size, concurrency=args.concurrency)
             sink.open()
             first = timed(sink, alerts, args.batch)
             again = timed(sink, alerts, args.batch)
@@ -97,13 +97,13 @@ def main() -> None:
             index = f"tsiem-bench-{uuid.uuid4().hex[:8]}"
             options: dict[str, Any] = {"username": auth["OPENSEARCH_USERNAME"], "password": auth["OPENSEARCH_PASSWORD"],
                                        "ca_certs": str(state / "tls" / "ca.pem")}
-            sink = OpenSearchSink(args.opensearch_url, index=index, chunk_size=args.chunk_size, concurrency=args.concurrency, **options)
+            sink = OpenSearchSink(hosts=args.opensearch_url, index=index, chunk_size=args.chunk_size, concurrency=args.concurrency, **options)
             sink.open()
             first = timed(sink, alerts, args.batch)
             again = timed(sink, alerts, args.batch)
             sink.close()
             stored = sink.stats["delivered"]
-            cleanup = OpenSearchSink(args.opensearch_url, index=index, **options)._make_client()
+            cleanup = OpenSearchSink(hosts=args.opensearch_url, index=index, **options)._make_client()
             assert isinstance(cleanup, OpenSearchClient)
             cleanup.client.indices.delete(index=index)
             cleanup.client.indices.delete_index_template(name=index)
@@ -113,14 +113,14 @@ def main() -> None:
         elif name == "syslog":
             from temporal_siem.sinks.syslog import SyslogSink
 
-            syslog = SyslogSink("127.0.0.1", 10514, "tcp")
+            syslog = SyslogSink(host="127.0.0.1", port=10514, protocol="tcp")
             elapsed = timed(syslog, alerts, args.batch)
             syslog.close()
             print(f"syslog tcp: {len(alerts) / elapsed:9.0f} alerts/s")
         elif name == "kafka":
             from temporal_siem.sinks.kafka import KafkaSink
 
-            kafka = KafkaSink("127.0.0.1:9092", f"tsiem-bench-{uuid.uuid4().hex[:8]}")
+            kafka = KafkaSink(bootstrap_servers="127.0.0.1:9092", topic=f"tsiem-bench-{uuid.uuid4().hex[:8]}")
             elapsed = timed(kafka, alerts, args.batch)
             kafka.close()
             print(f"kafka (acks=all, idempotent): {len(alerts) / elapsed:9.0f} alerts/s")

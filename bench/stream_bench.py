@@ -142,8 +142,8 @@ def run_replay(topic: str, records: int, out: Path) -> dict[str, Any]:
             for start in range(0, len(messages), 1000):
                 yield [RawRecord(m, Origin("bench", offset=start + i)) for i, m in enumerate(messages[start:start + 1000])]
 
-    pipeline = Pipeline(ListSource(), ParserRouter(), build_detector([]), alert_sinks=[FileSink(str(out / "replay-alerts.jsonl"))],
-                        dead_letter=LazyFileSink(str(out / "replay-dl.jsonl")))
+    pipeline = Pipeline(ListSource(), ParserRouter(), build_detector([]), alert_sinks=[FileSink(path=str(out / "replay-alerts.jsonl"), append=False)],
+                        dead_letter=LazyFileSink(path=str(out / "replay-dl.jsonl"), append=False))
     stats = pipeline.run()
     return {"mode": "replay", "records": stats.records_read, "events": stats.events, "seconds": round(stats.elapsed, 3),
             "events_per_s": round(stats.events / stats.elapsed), "alerts": stats.alerts, "peak_rss_mb": round(peak_rss_mb())}

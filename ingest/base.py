@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from typing import Any
 
 from temporal_siem.kernel.records import DeadLetter, RawRecord
 
@@ -26,10 +25,6 @@ class Source(ABC):
 
     def commit(self, batch: list[RawRecord]) -> None:  # noqa: B027 - optional hook
         """Acknowledge that a batch is fully processed."""
-
-    def position(self) -> dict[str, Any]:
-        """A snapshot-able position (for correlation state snapshots)."""
-        return {}
 
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release resources."""

@@ -38,7 +38,6 @@ class ReplaySource(Source):
         self.format_hint = format_hint
         self._dead: list[DeadLetter] = []
         self._skip = dict(skip_lines or {})
-        self._progress: dict[str, int] = {}
         self.bytes_total = 0
         self.bytes_read = 0
         self._files: list[str] | None = None
@@ -93,14 +92,6 @@ class ReplaySource(Source):
     def take_dead_letters(self) -> list[DeadLetter]:
         dead, self._dead = self._dead, []
         return dead
-
-    def commit(self, batch: list[RawRecord]) -> None:
-        for record in batch:
-            if record.origin.line is not None:
-                self._progress[record.origin.source] = max(self._progress.get(record.origin.source, 0), record.origin.line)
-
-    def position(self) -> dict[str, Any]:
-        return {"lines_done": dict(self._progress)}
 
     def _open(self, name: str) -> IO[bytes]:
         if name == "-":

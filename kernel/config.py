@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar, overload
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidatorFunctionWrapHandler, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 from temporal_siem.kernel.secrets import REDACTED, is_secret_key, mask_text
 
@@ -91,8 +91,11 @@ class ParsingConfig(BaseModel):
 
 
 class CorrelationConfig(BaseModel):
-    model_config = ConfigDict(extra="allow")
-    allowed_lateness_seconds: float = 300.0
+    """The correlation engine's options; the engine reads its defaults from here (detections/correlation/engine.py)."""
+
+    model_config = ConfigDict(extra="forbid")
+    allowed_lateness_seconds: float = Field(
+        300.0, description="Event-time lateness before a window is decided; negative: unbounded (what a replay uses).")
     max_groups: int = 1_000_000
     max_events_per_group: int = 10_000
     max_alert_event_ids: int = 100
@@ -104,7 +107,7 @@ class CorrelationConfig(BaseModel):
 
 
 class DetectionConfig(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="forbid")
     rules: list[str] = []
     builtin_rules: bool = True
     pipelines: list[str] = Field([], description="Extra pySigma processing pipeline YAML files.")
@@ -114,11 +117,33 @@ class DetectionConfig(BaseModel):
 
 
 class SinkConfig(BaseModel):
-    """One sink: ``type`` names it in sinks.registry; other keys are that sink's options."""
+    """One sink as the kernel sees it: ``type`` names it in sinks/registry.py, ``required`` is its failure
+    policy, every other key is an option of that sink.
+
+    The kernel imports no stage, so it cannot know a sink's options: this envelope accepts any. Each sink
+    declares its own model beside it (a subclass with ``extra="forbid"``, sinks/options.py), and the
+    application loads settings whose sink lists are a union of those models tagged on ``type``
+    (temporal_siem.settings), so an unknown option is refused at load with its path.
+    """
 
     model_config = ConfigDict(extra="allow")
     type: str
     required: bool = Field(True, description="Required sinks apply backpressure when down; optional ones drop with a metric.")
+    _given: tuple[str, ...] = PrivateAttr(default=())
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _remember_given_keys(cls, data: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        model = handler(data)
+        if isinstance(data, dict) and isinstance(model, SinkConfig):
+            model._given = tuple(str(key) for key in data)
+        return model
+
+    def given_options(self) -> dict[str, Any]:
+        """The options written in the config (not the defaults), in the order written: what ``config show`` prints."""
+        names = [key for key in self._given if key not in ("type", "required")]
+        names += [key for key in (self.model_extra or {}) if key not in names]
+        return {name: getattr(self, name) for name in names if name in self.model_fields_set or name in (self.model_extra or {})}
 
 
 class SinksConfig(BaseModel):
@@ -135,11 +160,6 @@ class MetricsConfig(BaseModel):
     port: int = 9108
 
 
-class StateConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    directory: str = ".temporal-siem-state"
-
-
 class Settings(BaseSettings):
     """The whole effective configuration."""
 
@@ -150,10 +170,7 @@ class Settings(BaseSettings):
     detection: DetectionConfig = DetectionConfig()
     sinks: SinksConfig = SinksConfig()
     metrics: MetricsConfig = MetricsConfig()
-    state: StateConfig = StateConfig()
     log_level: str = "INFO"
-
-    _yaml_data: dict[str, Any] = {}
 
     @classmethod
     def settings_customise_sources(
@@ -185,31 +202,62 @@ class _YamlSource(PydanticBaseSettingsSource):
         return data
 
 
-def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
-    """Load the YAML file (optional), apply environment variables, then explicit overrides."""
+S = TypeVar("S", bound=Settings)
+
+
+@overload
+def load_settings(path: str | Path | None = None, *, settings_class: type[S], **overrides: Any) -> S: ...
+@overload
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings: ...
+def load_settings(path: str | Path | None = None, *, settings_class: type[Settings] = Settings, **overrides: Any) -> Settings:
+    """Load the YAML file (optional), apply environment variables, then explicit overrides.
+
+    ``settings_class``: the application passes its subclass whose sink lists are typed (temporal_siem.settings).
+    """
     _YamlSource.path = Path(path) if path else None
     try:
-        return Settings(**overrides)
+        return settings_class(**overrides)
     finally:
         _YamlSource.path = None
 
 
-def masked(settings: Settings) -> dict[str, Any]:
-    """The effective config as plain data with every secret masked."""
-    return _mask(settings.model_dump(mode="python"))
+def masked(settings: BaseModel) -> dict[str, Any]:
+    """The effective config as plain data with every secret masked: ``SecretStr`` values by their type;
+    in free-form maps (a sink's options as the kernel's envelope holds them) values under secret-named keys;
+    and credentials inside any text (``mask_config_text``)."""
+    data: dict[str, Any] = _plain(settings)
+    return data
 
 
-def _mask(value: Any, key: str = "") -> Any:
+def _plain(value: Any) -> Any:
     if isinstance(value, SecretStr):
         return MASK if value.get_secret_value() else ""
+    if isinstance(value, SinkConfig):
+        typed = type(value).model_config.get("extra") == "forbid"
+        options = value.given_options()
+        shown = options if typed else _free_form(options)
+        return {"type": value.type, "required": value.required, **{k: _plain(v) for k, v in shown.items()}}
+    if isinstance(value, BaseModel):
+        return {name: _plain(getattr(value, name)) for name in type(value).model_fields}
     if isinstance(value, dict):
-        return {k: (MASK if is_secret_key(str(k)) and v else _mask(v, str(k))) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_mask(v, key) for v in value]
-    if key and is_secret_key(key) and value:
-        return MASK
+        return {k: _plain(v) for k, v in _free_form(value).items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
     if isinstance(value, str):
         return mask_config_text(value)
+    return value
+
+
+def _free_form(mapping: dict[Any, Any]) -> dict[Any, Any]:
+    """A map whose keys no model declares: secret-named keys (``token``, ``password``...) are masked, at any depth."""
+    return {k: (MASK if is_secret_key(str(k)) and v else _mask_named(v)) for k, v in mapping.items()}
+
+
+def _mask_named(value: Any) -> Any:
+    if isinstance(value, dict):
+        return _free_form(value)
+    if isinstance(value, list):
+        return [_mask_named(v) for v in value]
     return value
 
 

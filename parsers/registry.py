@@ -1,7 +1,5 @@
-"""Parsers by name. Adding a format: one module in parsers/ and one line here.
-
-Order matters for auto-detection: specific formats first, the generic ``ecs`` and ``json`` last.
-"""
+"""Parsers by name. Adding a format: one module in parsers/ and one line here (its place in the
+dict is its place in auto-detection)."""
 
 from __future__ import annotations
 
@@ -10,30 +8,19 @@ from functools import cache
 
 from temporal_siem.parsers.base import Parser
 
+#: Name -> "module:Parser class", in auto-detection order: the first parser that accepts a record parses it,
+#: so specific formats come first and the generic ``ecs`` and ``json`` last.
 PARSERS: dict[str, str] = {
-    "json": "temporal_siem.parsers.generic_json:JsonParser",
-    "temporal_cloud_audit": "temporal_siem.parsers.temporal_cloud_audit:TemporalCloudAuditParser",
-    "temporal_server": "temporal_siem.parsers.temporal_server:TemporalServerParser",
-    "vault_audit": "temporal_siem.parsers.vault_audit:VaultAuditParser",
-    "ecs": "temporal_siem.parsers.ecs:EcsParser",
-    "okta": "temporal_siem.parsers.okta:OktaParser",
     "aws_cloudtrail": "temporal_siem.parsers.aws_cloudtrail:CloudTrailParser",
     "entra_signin": "temporal_siem.parsers.entra_signin:EntraSigninParser",
     "google_workspace": "temporal_siem.parsers.google_workspace:GoogleWorkspaceParser",
+    "okta": "temporal_siem.parsers.okta:OktaParser",
+    "vault_audit": "temporal_siem.parsers.vault_audit:VaultAuditParser",
+    "temporal_cloud_audit": "temporal_siem.parsers.temporal_cloud_audit:TemporalCloudAuditParser",
+    "temporal_server": "temporal_siem.parsers.temporal_server:TemporalServerParser",
+    "ecs": "temporal_siem.parsers.ecs:EcsParser",
+    "json": "temporal_siem.parsers.generic_json:JsonParser",
 }
-
-# Auto-detection order; names missing from PARSERS are ignored.
-DETECTION_ORDER: tuple[str, ...] = (
-    "aws_cloudtrail",
-    "entra_signin",
-    "google_workspace",
-    "okta",
-    "vault_audit",
-    "temporal_cloud_audit",
-    "temporal_server",
-    "ecs",
-    "json",
-)
 
 
 @cache
@@ -48,9 +35,5 @@ def get_parser(name: str) -> Parser:
     return parser
 
 
-def parser_names() -> list[str]:
-    return sorted(PARSERS)
-
-
 def detection_chain() -> list[Parser]:
-    return [get_parser(name) for name in DETECTION_ORDER if name in PARSERS]
+    return [get_parser(name) for name in PARSERS]

@@ -1,4 +1,4 @@
-"""What the network sinks share: retry timing, and remembering a half-delivered batch.
+"""What the network sinks share: remembering a half-delivered batch (retry timing is kernel.backoff).
 
 The pipeline re-sends the whole batch after a SinkError. A sink that had already delivered part of it
 (some Kafka records acknowledged, some syslog frames written) would duplicate that part; PartialBatch
@@ -7,9 +7,6 @@ remembers which positions of the batch in hand went through so the retry sends o
 
 from __future__ import annotations
 
-import random
-import time
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,29 +14,10 @@ from pydantic import SecretStr
 
 
 def secret(value: str | SecretStr | None) -> str | None:
-    """Options arrive as plain strings (YAML extras) or SecretStr: the secret text either way."""
+    """The secret text of a ``SecretStr`` option (config models type their secrets so), or None."""
     if isinstance(value, SecretStr):
         return value.get_secret_value()
     return value
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff with full jitter, capped; ``attempts`` retries after the first try."""
-
-    attempts: int = 5
-    initial: float = 0.5
-    maximum: float = 10.0
-    sleep: Callable[[float], None] = time.sleep
-
-    def delays(self) -> Iterator[float]:
-        delay = self.initial
-        for _ in range(self.attempts):
-            yield random.uniform(delay / 2, delay)
-            delay = min(delay * 2, self.maximum)
-
-    def pause(self, delay: float) -> None:
-        self.sleep(delay)
 
 
 @dataclass

@@ -22,11 +22,14 @@ from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import orjson
+from pydantic import Field, SecretStr
+from temporal_siem.kernel.backoff import Backoff
 from temporal_siem.sinks.base import Sink, SinkError, to_json_line
-from temporal_siem.sinks.delivery import Backoff, secret
+from temporal_siem.sinks.delivery import secret
+from temporal_siem.sinks.options import SinkOptions, check_role, resolve
 from temporal_siem.sinks.templates import dead_letter_template, index_template
 
 log = logging.getLogger("temporal_siem.sinks.elasticsearch")
@@ -207,48 +210,75 @@ def degraded(document: dict[str, Any], reason: str) -> dict[str, Any]:
     return core
 
 
+class BulkIndexConfig(SinkOptions):
+    """Options of the Elasticsearch-API sinks (``elasticsearch``, ``opensearch``)."""
+
+    hosts: list[str] | str = Field("http://127.0.0.1:9200", description="A URL or a list of URLs.")
+    index: str | None = Field(None, description="Index (or data stream) name; default by role: `tsiem-alerts`, `tsiem-events`, `tsiem-dead-letter`.")
+    id_field: str | None = Field(
+        "", description="Field used as the document `_id`; empty: by role (`alert.id`, `event.id`, none for dead letters); null: none.")
+    data_stream: bool = Field(False, description="Write to a data stream named `index`.")
+    install_template: bool = Field(True, description="Install the index template (mappings generated from the schema) at open.")
+    template_name: str | None = Field(None, description="Template name; default: the index name.")
+    template_patterns: list[str] | None = Field(None, description="Index patterns of the template; default: exactly `[index]`.")
+    template_priority: int = Field(200, description="Template priority.")
+    shards: int | None = Field(None, description="Primary shards; default: the server's.")
+    replicas: int | None = Field(None, description="Replicas; default: the server's.")
+    api_key: SecretStr | None = Field(None, description="`id:key` or the base64 encoded key (Elasticsearch); sent as `Authorization: ApiKey` (OpenSearch).")
+    username: str | None = Field(None, description="Basic auth user.")
+    password: SecretStr | None = Field(None, description="Basic auth password.")
+    ca_certs: str | None = Field(None, description="CA file to verify the server.")
+    ssl_assert_fingerprint: str | None = Field(None, description="The server certificate's SHA-256 fingerprint, instead of a CA.")
+    verify_certs: bool = Field(True, description="Verify the server certificate.")
+    client_cert: str | None = Field(None, description="Client certificate (mutual TLS).")
+    client_key: str | None = Field(None, description="Client certificate key (mutual TLS).")
+    chunk_size: int = Field(500, ge=1, description="Documents per bulk request at most.")
+    max_chunk_bytes: int = Field(5 * 1024 * 1024, ge=1024, description="Bytes per bulk request at most.")
+    concurrency: int = Field(2, ge=1, description="Bulk requests in flight.")
+    max_retries: int = Field(5, ge=0, description="Retries of refused items before `SinkError`.")
+    initial_backoff: float = Field(0.5, description="First retry delay, seconds (doubling, with jitter).")
+    max_backoff: float = Field(10.0, description="Longest retry delay, seconds.")
+    request_timeout: float = Field(30.0, description="Seconds per request.")
+    refresh: str | None = Field(None, description="Bulk `refresh` parameter (`wait_for` for tests and demos).")
+
+
+class ElasticsearchConfig(BulkIndexConfig):
+    """``elasticsearch`` sink options."""
+
+    type: Literal["elasticsearch"] = "elasticsearch"
+
+
 class BulkIndexSink(Sink):
     """Elasticsearch-API bulk indexing; subclasses choose the client library."""
 
     name: ClassVar[str] = "elasticsearch"
     #: The server's mapping type for an object of any shape stored as one field (see sinks/templates).
     flat_type: ClassVar[str] = "flattened"
+    config_model: ClassVar[type[BulkIndexConfig]] = ElasticsearchConfig
 
-    def __init__(self, hosts: list[str] | str = "http://127.0.0.1:9200", *, role: str = "alerts",
-                 index: str | None = None, id_field: str | None = "", data_stream: bool = False,
-                 install_template: bool = True, template_name: str | None = None,
-                 template_patterns: list[str] | None = None, template_priority: int = 200,
-                 shards: int | None = None, replicas: int | None = None,
-                 api_key: Any = None, username: str | None = None, password: Any = None,
-                 ca_certs: str | None = None, ssl_assert_fingerprint: str | None = None, verify_certs: bool = True,
-                 client_cert: str | None = None, client_key: str | None = None,
-                 chunk_size: int = 500, max_chunk_bytes: int = 5 * 1024 * 1024, concurrency: int = 2,
-                 max_retries: int = 5, initial_backoff: float = 0.5, max_backoff: float = 10.0,
-                 request_timeout: float = 30.0, refresh: str | None = None) -> None:
-        if role not in ROLE_DEFAULTS:
-            raise ValueError(f"{self.name}: role must be one of {sorted(ROLE_DEFAULTS)}, not {role!r}")
-        if chunk_size < 1 or max_chunk_bytes < 1024 or concurrency < 1:
-            raise ValueError(f"{self.name}: chunk_size, max_chunk_bytes (>= 1024) and concurrency must be positive")
+    def __init__(self, config: BulkIndexConfig | None = None, /, *, role: str = "alerts", **options: Any) -> None:
+        c = resolve(self.config_model, config, options)
+        check_role(self.name, role)
         default_index, default_id = ROLE_DEFAULTS[role]
-        self.hosts = [hosts] if isinstance(hosts, str) else list(hosts)
+        self.hosts = [c.hosts] if isinstance(c.hosts, str) else list(c.hosts)
         self.role = role
-        self.index = index or default_index
-        self.id_field = default_id if id_field == "" else id_field
-        self.data_stream = data_stream
-        self.install_template = install_template
-        self.template_name = template_name or self.index
-        self.template_patterns = list(template_patterns or [])
-        self.template_priority = template_priority
-        self.shards = shards
-        self.replicas = replicas
-        self.chunk_size = chunk_size
-        self.max_chunk_bytes = max_chunk_bytes
-        self.concurrency = concurrency
-        self.backoff = Backoff(max_retries, initial_backoff, max_backoff)
-        self.refresh = refresh
-        self.connection = ConnectionOptions(self.hosts, secret(api_key), username, secret(password), ca_certs,
-                                            ssl_assert_fingerprint, verify_certs, client_cert, client_key,
-                                            request_timeout)
+        self.index = c.index or default_index
+        self.id_field = default_id if c.id_field == "" else c.id_field
+        self.data_stream = c.data_stream
+        self.install_template = c.install_template
+        self.template_name = c.template_name or self.index
+        self.template_patterns = list(c.template_patterns or [])
+        self.template_priority = c.template_priority
+        self.shards = c.shards
+        self.replicas = c.replicas
+        self.chunk_size = c.chunk_size
+        self.max_chunk_bytes = c.max_chunk_bytes
+        self.concurrency = c.concurrency
+        self.backoff = Backoff(c.max_retries, c.initial_backoff, c.max_backoff)
+        self.refresh = c.refresh
+        self.connection = ConnectionOptions(self.hosts, secret(c.api_key), c.username, secret(c.password), c.ca_certs,
+                                            c.ssl_assert_fingerprint, c.verify_certs, c.client_cert, c.client_key,
+                                            c.request_timeout)
         self._client: BulkClient | None = None
         self._templates_installed = False
         self._pool: ThreadPoolExecutor | None = None

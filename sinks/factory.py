@@ -9,16 +9,16 @@ the stream neither data nor time.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
 from temporal_siem.kernel import metrics
 from temporal_siem.kernel.config import SinkConfig, SinksConfig
 from temporal_siem.sinks.base import Sink, SinkError
-from temporal_siem.sinks.registry import SINKS, create_sink
+from temporal_siem.sinks.registry import SINKS, sink_config
 
 log = logging.getLogger("temporal_siem.sinks")
 
@@ -81,36 +81,22 @@ class BuiltSinks:
     events: list[Sink] = field(default_factory=list)
     dead_letter: Sink | None = None
 
-    def all(self) -> list[Sink]:
-        return [*self.alerts, *self.events, *([self.dead_letter] if self.dead_letter else [])]
-
 
 def build_sink(config: SinkConfig, role: str = "alerts", where: str = "sinks") -> Sink:
-    """One sink from its config; ``role`` (alerts/events/dead_letter) picks defaults like index or topic.
+    """One sink from its config entry; ``role`` (alerts/events/dead_letter) picks defaults like index or topic.
 
-    File sinks built from a config append unless told otherwise: a restarted service must not
-    truncate what it delivered before.
+    The entry is normally typed already (settings loaded by the application validate every sink entry);
+    a kernel envelope (``SinkConfig``, library use) is validated here, a bad one raising ValueError with ``where``.
     """
-    options: dict[str, Any] = dict(config.model_extra or {})
-    kind = config.type
-    if kind in ("file", "lazy_file"):
-        options.setdefault("append", True)
-    if kind not in SINKS:
-        raise ValueError(f"{where}: unknown sink type {kind!r}; known: {', '.join(sorted(SINKS))}")
-    module_name, _, class_name = SINKS[kind].partition(":")
-    sink_class = getattr(__import__(module_name, fromlist=[class_name]), class_name)
-    parameters = inspect.signature(sink_class).parameters
-    if "role" in parameters and "role" not in options:
-        options["role"] = role
-    unknown = sorted(name for name in options if name not in parameters)
-    if unknown and not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-        raise ValueError(f"{where} ({kind}): unknown option(s) {', '.join(unknown)}; "
-                         f"accepted: {', '.join(name for name in parameters if name != 'self')}")
     try:
-        sink = create_sink(kind, **options)
+        typed = sink_config(config)
+    except ValidationError as exc:
+        raise ValueError(describe_errors(exc, where)) from None
+    try:
+        sink = SINKS[typed.type].sink(typed, role=role)
     except (TypeError, ValueError) as exc:
-        raise ValueError(f"{where} ({kind}): {exc}") from exc
-    return sink if config.required else OptionalSink(sink)
+        raise ValueError(f"{where} ({typed.type}): {exc}") from exc
+    return sink if typed.required else OptionalSink(sink)
 
 
 def build_sinks(config: SinksConfig) -> BuiltSinks:
@@ -120,3 +106,39 @@ def build_sinks(config: SinksConfig) -> BuiltSinks:
         events=[build_sink(item, "events", f"sinks.events[{i}]") for i, item in enumerate(config.events)],
         dead_letter=build_sink(config.dead_letter, "dead_letter", "sinks.dead_letter"),
     )
+
+
+def describe_errors(exc: ValidationError, where: str = "") -> str:
+    """Each error on one line with the path of the key at fault (``sinks.alerts[0].bulk_sizee: unknown key``)."""
+    return "; ".join(f"{error_path(where, error['loc'])}: {error_message(error)}" for error in exc.errors())
+
+
+def error_path(prefix: str, loc: tuple[Any, ...]) -> str:
+    """``sinks.alerts[0].hosts`` from a pydantic location, leaving out the tag the sink union inserts after an entry."""
+    path = prefix
+    for position, part in enumerate(loc):
+        if isinstance(part, int):
+            path += f"[{part}]"
+        elif not _union_tag(prefix, loc, position):
+            path = f"{path}.{part}" if path else str(part)
+    return path
+
+
+def _union_tag(prefix: str, loc: tuple[Any, ...], position: int) -> bool:
+    """Is ``loc[position]`` the sink type pydantic names after a sink entry (``sinks.alerts.0.<type>.option``)?"""
+    if loc[position] not in SINKS:
+        return False
+    if position == 0:
+        return bool(prefix)  # the location of one entry validated by build_sink
+    head = loc[:position]
+    return head[0] == "sinks" and (head == ("sinks", "dead_letter") or (len(head) == 3 and isinstance(head[2], int)))
+
+
+def error_message(error: Any) -> str:
+    kind = error.get("type")
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind in ("union_tag_invalid", "union_tag_not_found"):
+        tag = (error.get("ctx") or {}).get("tag")
+        return f"unknown sink type {tag!r}; known: {', '.join(sorted(SINKS))}" if tag else f"a sink needs a type; known: {', '.join(sorted(SINKS))}"
+    return str(error.get("msg", "invalid"))

@@ -4,18 +4,31 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import IO, Any
+from typing import IO, Any, Literal
 
+from pydantic import Field
 from temporal_siem.sinks.base import Sink, to_json_line
+from temporal_siem.sinks.options import SinkOptions, resolve
+
+
+class FileConfig(SinkOptions):
+    """``file`` sink options."""
+
+    type: Literal["file"] = "file"
+    path: str = Field("-", description="File to write JSON Lines to; `-` is standard output.")
+    fsync: bool = Field(False, description="fsync the file after each batch (durable across a power loss, slower).")
+    append: bool = Field(True, description="Append to an existing file, so a restarted service keeps what it delivered; "
+                                           "`false` truncates it at open (what `replay --alerts` does).")
 
 
 class FileSink(Sink):
     name = "file"
 
-    def __init__(self, path: str = "-", fsync: bool = False, append: bool = False) -> None:
-        self.path = path
-        self.fsync = fsync
-        self.append = append
+    def __init__(self, config: FileConfig | None = None, /, *, role: str = "alerts", **options: Any) -> None:
+        config = resolve(FileConfig, config, options)
+        self.path = config.path
+        self.fsync = config.fsync
+        self.append = config.append
         self._stream: IO[bytes] | None = None
 
     def open(self) -> None:

@@ -10,10 +10,12 @@ delivery timeout) raises SinkError so the pipeline holds its input.
 from __future__ import annotations
 
 import logging
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
+from pydantic import Field, SecretStr
 from temporal_siem.sinks.base import Sink, SinkError, to_json_line
 from temporal_siem.sinks.delivery import PartialBatch, secret
+from temporal_siem.sinks.options import SinkOptions, check_role, resolve
 
 log = logging.getLogger("temporal_siem.sinks.kafka")
 
@@ -25,37 +27,57 @@ ROLE_DEFAULTS: dict[str, tuple[str, str | None]] = {
 }
 
 
+class KafkaSinkConfig(SinkOptions):
+    """``kafka`` sink options; the security options are those of ``ingest.kafka``."""
+
+    type: Literal["kafka"] = "kafka"
+    bootstrap_servers: list[str] | str = Field("127.0.0.1:9092", description="`host:port` or a list of them.")
+    topic: str | None = Field(None, description="Topic; default by role: `temporal-siem-alerts`, `temporal-siem-events`, `temporal-siem-dead-letter`.")
+    key_field: str | None = Field("", description="Field whose value keys the record; empty: by role (`rule.id`, `event.id`, none); null: no key.")
+    client_id: str = Field("temporal-siem-sink", description="Kafka client id.")
+    compression_type: Literal["gzip", "snappy", "lz4", "zstd"] | None = Field(None, description="Producer compression.")
+    linger_ms: int = Field(10, description="Producer `linger.ms`.")
+    batch_size: int = Field(256 * 1024, description="Producer batch size, bytes.")
+    max_request_size: int = Field(1048576, description="Larger records go to the dead letters.")
+    delivery_timeout_ms: int = Field(30000, description="Time for a record to be acknowledged before `SinkError`.")
+    request_timeout_ms: int = Field(15000, description="Producer request timeout.")
+    bootstrap_timeout_ms: int = Field(30000, description="Time to reach a broker at connect.")
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field("PLAINTEXT", description="As `ingest.kafka.security_protocol`.")
+    ssl_cafile: str | None = Field(None, description="CA file.")
+    ssl_certfile: str | None = Field(None, description="Client certificate.")
+    ssl_keyfile: str | None = Field(None, description="Client certificate key.")
+    ssl_password: SecretStr | None = Field(None, description="Password of the client key.")
+    ssl_check_hostname: bool = Field(True, description="Verify the broker's host name.")
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = Field(None, description="SASL mechanism.")
+    sasl_username: str | None = Field(None, description="SASL user.")
+    sasl_password: SecretStr | None = Field(None, description="SASL password.")
+
+
 class KafkaSink(Sink):
     name: ClassVar[str] = "kafka"
 
-    def __init__(self, bootstrap_servers: list[str] | str = "127.0.0.1:9092", topic: str | None = None, *,
-                 role: str = "alerts", key_field: str | None = "", client_id: str = "temporal-siem-sink",
-                 compression_type: str | None = None, linger_ms: int = 10, batch_size: int = 256 * 1024,
-                 max_request_size: int = 1048576,
-                 delivery_timeout_ms: int = 30000, request_timeout_ms: int = 15000, bootstrap_timeout_ms: int = 30000,
-                 security_protocol: str = "PLAINTEXT", ssl_cafile: str | None = None, ssl_certfile: str | None = None,
-                 ssl_keyfile: str | None = None, ssl_password: Any = None, ssl_check_hostname: bool = True,
-                 sasl_mechanism: str | None = None, sasl_username: str | None = None, sasl_password: Any = None) -> None:
-        if role not in ROLE_DEFAULTS:
-            raise ValueError(f"kafka sink: role must be one of {sorted(ROLE_DEFAULTS)}, not {role!r}")
+    def __init__(self, config: KafkaSinkConfig | None = None, /, *, role: str = "alerts", **options: Any) -> None:
+        c = resolve(KafkaSinkConfig, config, options)
+        check_role("kafka sink", role)
         default_topic, default_key = ROLE_DEFAULTS[role]
-        self.topic = topic or default_topic
-        self.key_field = default_key if key_field == "" else key_field
+        self.topic = c.topic or default_topic
+        self.key_field = default_key if c.key_field == "" else c.key_field
         self.id_field = {"alerts": "alert.id", "events": "event.id"}.get(role)
-        servers = [bootstrap_servers] if isinstance(bootstrap_servers, str) else list(bootstrap_servers)
-        self.flush_timeout = (delivery_timeout_ms + request_timeout_ms) / 1000
+        servers = [c.bootstrap_servers] if isinstance(c.bootstrap_servers, str) else list(c.bootstrap_servers)
+        self.flush_timeout = (c.delivery_timeout_ms + c.request_timeout_ms) / 1000
         self.config: dict[str, Any] = {
-            "bootstrap_servers": servers, "client_id": client_id, "acks": "all", "enable_idempotence": True,
-            "linger_ms": linger_ms, "batch_size": batch_size, "compression_type": compression_type, "max_request_size": max_request_size,
-            "delivery_timeout_ms": delivery_timeout_ms, "request_timeout_ms": request_timeout_ms,
-            "bootstrap_timeout_ms": bootstrap_timeout_ms, "max_block_ms": delivery_timeout_ms,
-            "security_protocol": security_protocol, "ssl_cafile": ssl_cafile, "ssl_certfile": ssl_certfile,
-            "ssl_keyfile": ssl_keyfile, "ssl_password": secret(ssl_password), "ssl_check_hostname": ssl_check_hostname,
+            "bootstrap_servers": servers, "client_id": c.client_id, "acks": "all", "enable_idempotence": True,
+            "linger_ms": c.linger_ms, "batch_size": c.batch_size, "compression_type": c.compression_type,
+            "max_request_size": c.max_request_size, "delivery_timeout_ms": c.delivery_timeout_ms,
+            "request_timeout_ms": c.request_timeout_ms, "bootstrap_timeout_ms": c.bootstrap_timeout_ms,
+            "max_block_ms": c.delivery_timeout_ms, "security_protocol": c.security_protocol, "ssl_cafile": c.ssl_cafile,
+            "ssl_certfile": c.ssl_certfile, "ssl_keyfile": c.ssl_keyfile, "ssl_password": secret(c.ssl_password),
+            "ssl_check_hostname": c.ssl_check_hostname,
         }
-        if sasl_mechanism:
-            self.config.update(sasl_mechanism=sasl_mechanism, sasl_plain_username=sasl_username,
-                               sasl_plain_password=secret(sasl_password))
-        self.max_request_size = max_request_size
+        if c.sasl_mechanism:
+            self.config.update(sasl_mechanism=c.sasl_mechanism, sasl_plain_username=c.sasl_username,
+                               sasl_plain_password=secret(c.sasl_password))
+        self.max_request_size = c.max_request_size
         self._producer: Any = None
         self._progress = PartialBatch()
         self._rejected: list[tuple[dict[str, Any], str]] = []

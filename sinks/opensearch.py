@@ -6,11 +6,12 @@ behind the same BulkClient interface; batching, retries, ids and dead-lettering 
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 from temporal_siem.sinks.elasticsearch import (
     MAX_REASON,
     BulkClient,
+    BulkIndexConfig,
     BulkIndexSink,
     ConnectionOptions,
     PermanentError,
@@ -85,9 +86,16 @@ class OpenSearchClient(BulkClient):
         self.client.close()
 
 
+class OpenSearchConfig(BulkIndexConfig):
+    """``opensearch`` sink options (the same as ``elasticsearch``)."""
+
+    type: Literal["opensearch"] = "opensearch"
+
+
 class OpenSearchSink(BulkIndexSink):
     name: ClassVar[str] = "opensearch"
     flat_type: ClassVar[str] = "flat_object"  # OpenSearch 2.7+; it has no ``flattened``
+    config_model: ClassVar[type[BulkIndexConfig]] = OpenSearchConfig
 
     def _make_client(self) -> BulkClient:
         return OpenSearchClient(self.connection)

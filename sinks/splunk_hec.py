@@ -18,12 +18,15 @@ import ssl
 import time
 import uuid
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 import orjson
+from pydantic import Field, SecretStr
+from temporal_siem.kernel.backoff import Backoff
 from temporal_siem.sinks.base import Sink, SinkError, to_json_line
-from temporal_siem.sinks.delivery import Backoff, PartialBatch, secret
+from temporal_siem.sinks.delivery import PartialBatch, secret
+from temporal_siem.sinks.options import SinkOptions, check_role, resolve
 
 log = logging.getLogger("temporal_siem.sinks.splunk_hec")
 
@@ -63,18 +66,40 @@ def epoch_seconds(value: Any) -> float | None:
     return round(moment.timestamp(), 3) if moment.tzinfo else None
 
 
+class SplunkHecConfig(SinkOptions):
+    """``splunk_hec`` sink options."""
+
+    type: Literal["splunk_hec"] = "splunk_hec"
+    url: str = Field("https://127.0.0.1:8088", description="`http(s)://host:port` of the HEC endpoint (a path prefix is kept).")
+    token: SecretStr = Field(description="The HEC token's value (required).")
+    index: str | None = Field(None, description="Splunk index; default: the token's default index.")
+    source: str = Field("temporal-siem", description="HEC `source`.")
+    sourcetype: str | None = Field(
+        None, description="HEC `sourcetype`; default by role: `temporal-siem:alert`, `temporal-siem:event`, `temporal-siem:dead-letter`.")
+    host: str | None = Field(None, description="HEC `host`; default: this machine's host name.")
+    ack: bool = Field(False, description="Indexer acknowledgement: a batch counts as delivered once its ackId is confirmed.")
+    channel: str | None = Field(None, description="`X-Splunk-Request-Channel` GUID; default: random per process.")
+    ack_timeout: float = Field(60.0, description="Seconds to wait for acknowledgements before sending the batch again.")
+    ack_poll_interval: float = Field(0.5, description="Seconds between acknowledgement queries.")
+    max_batch_bytes: int = Field(1024 * 1024, ge=1, description="Bytes per request at most.")
+    ca_file: str | None = Field(None, description="CA file to verify the server.")
+    verify: bool = Field(True, description="Verify the server certificate.")
+    timeout: float = Field(30.0, description="Seconds per request.")
+    max_retries: int = Field(5, ge=0, description="Retries before `SinkError`.")
+    initial_backoff: float = Field(0.5, description="First retry delay, seconds (doubling, with jitter).")
+    max_backoff: float = Field(10.0, description="Longest retry delay, seconds.")
+
+
 class SplunkHecSink(Sink):
     name: ClassVar[str] = "splunk_hec"
 
-    def __init__(self, url: str = "https://127.0.0.1:8088", token: Any = None, *, role: str = "alerts",
-                 index: str | None = None, source: str = "temporal-siem", sourcetype: str | None = None,
-                 host: str | None = None, ack: bool = False, channel: str | None = None, ack_timeout: float = 60.0,
-                 ack_poll_interval: float = 0.5, max_batch_bytes: int = 1024 * 1024, ca_file: str | None = None,
-                 verify: bool = True, timeout: float = 30.0, max_retries: int = 5, initial_backoff: float = 0.5,
-                 max_backoff: float = 10.0) -> None:
-        token_text = secret(token)
+    def __init__(self, config: SplunkHecConfig | None = None, /, *, role: str = "alerts", **options: Any) -> None:
+        c = resolve(SplunkHecConfig, config, options)
+        check_role(self.name, role)
+        token_text = secret(c.token)
         if not token_text:
             raise ValueError("splunk_hec: a token is required (the HEC token's value)")
+        url = c.url
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"splunk_hec: url must be http(s)://host:port, not {url!r}")
@@ -83,19 +108,19 @@ class SplunkHecSink(Sink):
         self._port = parts.port or 8088
         self._base_path = parts.path.rstrip("/")
         self._token = token_text
-        self.index = index
-        self.source = source
-        self.sourcetype = sourcetype or {"alerts": "temporal-siem:alert", "events": "temporal-siem:event"}.get(role, "temporal-siem:dead-letter")
-        self.host = host or socket.gethostname()
-        self.ack = ack
-        self.channel = channel or str(uuid.uuid4())
-        self.ack_timeout = ack_timeout
-        self.ack_poll_interval = ack_poll_interval
-        self.max_batch_bytes = max_batch_bytes
-        self.ca_file = ca_file
-        self.verify = verify
-        self.timeout = timeout
-        self.backoff = Backoff(max_retries, initial_backoff, max_backoff)
+        self.index = c.index
+        self.source = c.source
+        self.sourcetype = c.sourcetype or {"alerts": "temporal-siem:alert", "events": "temporal-siem:event"}.get(role, "temporal-siem:dead-letter")
+        self.host = c.host or socket.gethostname()
+        self.ack = c.ack
+        self.channel = c.channel or str(uuid.uuid4())
+        self.ack_timeout = c.ack_timeout
+        self.ack_poll_interval = c.ack_poll_interval
+        self.max_batch_bytes = c.max_batch_bytes
+        self.ca_file = c.ca_file
+        self.verify = c.verify
+        self.timeout = c.timeout
+        self.backoff = Backoff(c.max_retries, c.initial_backoff, c.max_backoff)
         self._connection: http.client.HTTPConnection | None = None
         self._progress = PartialBatch()
         self._documents: list[dict[str, Any]] = []

@@ -17,10 +17,13 @@ import select
 import socket
 import ssl
 from datetime import UTC, datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
+from pydantic import Field, field_validator
+from temporal_siem.kernel.backoff import Backoff
 from temporal_siem.sinks.base import Sink, SinkError, to_json_line
-from temporal_siem.sinks.delivery import Backoff, PartialBatch
+from temporal_siem.sinks.delivery import PartialBatch
+from temporal_siem.sinks.options import SinkOptions, check_role, resolve
 
 log = logging.getLogger("temporal_siem.sinks.syslog")
 
@@ -131,48 +134,71 @@ def cef_record(document: dict[str, Any], vendor: str, product: str, version: str
     return header + "|" + " ".join(extensions)
 
 
+class SyslogConfig(SinkOptions):
+    """``syslog`` sink options."""
+
+    type: Literal["syslog"] = "syslog"
+    host: str = Field("127.0.0.1", description="Collector host.")
+    port: int | None = Field(None, description="Collector port; default by protocol: 514 (tcp, udp), 6514 (tls).")
+    protocol: Literal["tcp", "tls", "udp"] = Field("tcp", description="`tcp` (RFC 6587), `tls` (RFC 5425) or `udp` (RFC 5426).")
+    facility: str | int = Field("local0", description="Facility by name (`local0`, `authpriv`, `security`...) or number 0-23.")
+    app_name: str = Field("temporal-siem", description="RFC 5424 APP-NAME.")
+    hostname: str | None = Field(None, description="RFC 5424 HOSTNAME; default: this machine's host name.")
+    msgid: str | None = Field(None, description="RFC 5424 MSGID; default by role: `alert`, `event`, `dead-letter`.")
+    sd_id: str = Field("tsiem@32473", description="Structured-data element id (32473 is the documentation enterprise number; use your own).")
+    payload: Literal["json", "cef"] = Field("json", description="MSG as the nested JSON document, or as a CEF:0 record.")
+    cef_vendor: str = Field("temporal-siem", description="CEF device vendor.")
+    cef_product: str = Field("temporal-siem", description="CEF device product.")
+    cef_version: str = Field("0.1", description="CEF device version.")
+    bom: bool = Field(False, description="Prefix MSG with the UTF-8 BOM (RFC 5424 says so; many collectors mishandle it).")
+    framing: Literal["octet-counting", "lf"] = Field("octet-counting", description="TCP framing: RFC 6587 octet counting, or a newline after each message.")
+    max_message_bytes: int | None = Field(None, description="Longer messages are truncated; default 256 KiB (tcp, tls), 8 KiB (udp, at most 65000).")
+    ca_file: str | None = Field(None, description="TLS: CA file to verify the collector.")
+    cert_file: str | None = Field(None, description="TLS: client certificate.")
+    key_file: str | None = Field(None, description="TLS: client certificate key.")
+    verify: bool = Field(True, description="TLS: verify the collector's certificate and host name.")
+    server_name: str | None = Field(None, description="TLS: the name to verify; default: `host`.")
+    timeout: float = Field(10.0, description="Seconds to connect and send.")
+    max_retries: int = Field(3, ge=0, description="Retries (reconnecting) before `SinkError`.")
+    initial_backoff: float = Field(0.2, description="First retry delay, seconds (doubling, with jitter).")
+    max_backoff: float = Field(5.0, description="Longest retry delay, seconds.")
+
+    @field_validator("protocol", mode="before")
+    @classmethod
+    def _lower_case(cls, value: Any) -> Any:
+        return value.lower() if isinstance(value, str) else value
+
+
 class SyslogSink(Sink):
     name: ClassVar[str] = "syslog"
 
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None, protocol: str = "tcp", *,
-                 role: str = "alerts", facility: str | int = "local0", app_name: str = "temporal-siem",
-                 hostname: str | None = None, msgid: str | None = None, sd_id: str = "tsiem@32473",
-                 payload: str = "json", cef_vendor: str = "temporal-siem", cef_product: str = "temporal-siem",
-                 cef_version: str = "0.1", bom: bool = False, framing: str = "octet-counting",
-                 max_message_bytes: int | None = None, ca_file: str | None = None, cert_file: str | None = None,
-                 key_file: str | None = None, verify: bool = True, server_name: str | None = None,
-                 timeout: float = 10.0, max_retries: int = 3, initial_backoff: float = 0.2,
-                 max_backoff: float = 5.0) -> None:
-        protocol = protocol.lower()
-        if protocol not in ("tcp", "tls", "udp"):
-            raise ValueError(f"syslog: protocol must be tcp, tls or udp, not {protocol!r}")
-        if payload not in ("json", "cef"):
-            raise ValueError(f"syslog: payload must be json or cef, not {payload!r}")
-        if framing not in ("octet-counting", "lf"):
-            raise ValueError(f"syslog: framing must be octet-counting or lf, not {framing!r}")
+    def __init__(self, config: SyslogConfig | None = None, /, *, role: str = "alerts", **options: Any) -> None:
+        c = resolve(SyslogConfig, config, options)
+        check_role(self.name, role)
+        protocol, facility, host = c.protocol, c.facility, c.host
         if isinstance(facility, str) and facility not in FACILITIES:
             raise ValueError(f"syslog: unknown facility {facility!r}; known: {', '.join(FACILITIES)}")
         self.host = host
         self.protocol = protocol
-        self.port = port or {"tcp": 514, "tls": 6514, "udp": 514}[protocol]
+        self.port = c.port or {"tcp": 514, "tls": 6514, "udp": 514}[protocol]
         self.facility = FACILITIES[facility] if isinstance(facility, str) else int(facility)
         if not 0 <= self.facility <= 23:
             raise ValueError(f"syslog: facility must be 0-23, not {self.facility}")
-        self.app_name = _printable(app_name, 48)
-        self.hostname = _printable(hostname or socket.gethostname(), 255)
-        self.msgid = _printable(msgid or {"alerts": "alert", "events": "event", "dead_letter": "dead-letter"}.get(role, role), 32)
+        self.app_name = _printable(c.app_name, 48)
+        self.hostname = _printable(c.hostname or socket.gethostname(), 255)
+        self.msgid = _printable(c.msgid or {"alerts": "alert", "events": "event", "dead_letter": "dead-letter"}.get(role, role), 32)
         self.procid = str(os.getpid())
-        self.sd_id = _sd_name(sd_id)
-        self.payload = payload
-        self.cef = (cef_vendor, cef_product, cef_version)
-        self.bom = bom
-        self.framing = framing
-        self.max_message_bytes = max_message_bytes or (8192 if protocol == "udp" else 256 * 1024)
+        self.sd_id = _sd_name(c.sd_id)
+        self.payload = c.payload
+        self.cef = (c.cef_vendor, c.cef_product, c.cef_version)
+        self.bom = c.bom
+        self.framing = c.framing
+        self.max_message_bytes = c.max_message_bytes or (8192 if protocol == "udp" else 256 * 1024)
         if protocol == "udp":
             self.max_message_bytes = min(self.max_message_bytes, 65000)  # one IPv4/IPv6 datagram
-        self.tls = (ca_file, cert_file, key_file, verify, server_name)
-        self.timeout = timeout
-        self.backoff = Backoff(max_retries, initial_backoff, max_backoff)
+        self.tls = (c.ca_file, c.cert_file, c.key_file, c.verify, c.server_name)
+        self.timeout = c.timeout
+        self.backoff = Backoff(c.max_retries, c.initial_backoff, c.max_backoff)
         self._socket: socket.socket | None = None
         self._progress = PartialBatch()
         self.sent = 0

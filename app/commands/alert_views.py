@@ -176,7 +176,7 @@ class CsvAlertSink(Sink):
 
 def alert_file_sink(path: str, fmt: str) -> Sink:
     if fmt == "jsonl":
-        return FileSink(path)
+        return FileSink(path=path, append=False)
     return CsvAlertSink(path, "timeline" if fmt == "timeline" else "csv")
 
 

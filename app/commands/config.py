@@ -6,8 +6,9 @@ import argparse
 
 import yaml
 from temporal_siem import console
-from temporal_siem.cli import EXIT_OK, EXIT_USAGE
-from temporal_siem.kernel.config import Settings, load_settings, masked
+from temporal_siem.exit_codes import EXIT_OK, EXIT_USAGE
+from temporal_siem.kernel.config import Settings, masked
+from temporal_siem.settings import load_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

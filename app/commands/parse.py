@@ -6,9 +6,9 @@ import argparse
 from typing import Any
 
 from temporal_siem import console
-from temporal_siem.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from temporal_siem.commands.replay import add_common_input_options, settings_from
 from temporal_siem.detections.factory import NullDetector
+from temporal_siem.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from temporal_siem.ingest.replay import ReplaySource
 from temporal_siem.kernel.flatten import unflatten
 from temporal_siem.parsers.router import ParserRouter
@@ -56,8 +56,8 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     source = ReplaySource(args.paths, batch_size=settings.ingest.batch_size, max_record_bytes=settings.parsing.max_record_bytes)
     dead_path = args.dead_letter or "dead-letter.jsonl"
-    dead_letter = LazyFileSink(dead_path)
-    event_sinks: list[Sink] = [FileSink(args.out)]
+    dead_letter = LazyFileSink(path=dead_path, append=False)
+    event_sinks: list[Sink] = [FileSink(path=args.out, append=False)]
     validator = _ValidatingSink() if args.validate else None
     if validator:
         event_sinks.append(validator)

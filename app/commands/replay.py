@@ -7,17 +7,18 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from temporal_siem import console
-from temporal_siem.cli import EXIT_ALERT, EXIT_FAILURE, EXIT_OK, EXIT_RULES, EXIT_USAGE
 from temporal_siem.commands.alert_views import ALERT_FORMATS, AlertFilter, FilteredDetector, alert_file_sink, parse_time_bound
 from temporal_siem.commands.options import add_rule_options
 from temporal_siem.detections.base import Detector
 from temporal_siem.detections.factory import build_detector
 from temporal_siem.detections.sigma.loader import LoadError
+from temporal_siem.exit_codes import EXIT_ALERT, EXIT_FAILURE, EXIT_OK, EXIT_RULES, EXIT_USAGE
 from temporal_siem.ingest.replay import ReplaySource
-from temporal_siem.kernel.config import Settings, load_settings
+from temporal_siem.kernel.config import Settings
 from temporal_siem.kernel.schema import SEVERITY_BY_LEVEL
 from temporal_siem.parsers.router import ParserRouter
 from temporal_siem.pipeline import Pipeline, RunStats
+from temporal_siem.settings import load_settings
 from temporal_siem.sinks.base import Sink
 from temporal_siem.sinks.file import FileSink
 from temporal_siem.sinks.lazy_file import LazyFileSink
@@ -174,9 +175,9 @@ def run(args: argparse.Namespace) -> int:
     # replay of millions of events holds bounded memory (the alerts file has them all).
     collected = AlertKeeper(keep_all=recorder is not None)
     alert_sinks: list[Sink] = [alert_file_sink(args.alerts, args.alerts_format)] if args.alerts else []
-    event_sinks: list[Sink] = [FileSink(args.events)] if args.events else []
+    event_sinks: list[Sink] = [FileSink(path=args.events, append=False)] if args.events else []
     dead_path = args.dead_letter or "dead-letter.jsonl"
-    dead_letter: Sink = LazyFileSink(dead_path)
+    dead_letter: Sink = LazyFileSink(path=dead_path, append=False)
     if "sinks" in settings.model_fields_set:
         # Sinks named in the config (file or environment) receive the replay too: replay into the SIEM.
         from temporal_siem.sinks.factory import build_sinks

@@ -20,8 +20,8 @@ from sigma.collection import SigmaCollection
 from sigma.correlations import SigmaCorrelationRule
 from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaRule
-from temporal_siem.cli import EXIT_OK, EXIT_RULES, EXIT_USAGE
 from temporal_siem.commands.options import add_json_option, apply_legacy_format
+from temporal_siem.exit_codes import EXIT_OK, EXIT_RULES, EXIT_USAGE
 
 # target name -> (module, backend class, what it produces)
 TARGETS: dict[str, tuple[str, str, str]] = {

@@ -13,8 +13,8 @@ from typing import Any
 import orjson
 from rich.table import Table
 from temporal_siem import console
-from temporal_siem.cli import EXIT_OK, EXIT_RULES
 from temporal_siem.commands.options import add_rule_options
+from temporal_siem.exit_codes import EXIT_OK, EXIT_RULES
 
 TACTICS = ("reconnaissance", "resource-development", "initial-access", "execution", "persistence", "privilege-escalation",
            "defense-evasion", "credential-access", "discovery", "lateral-movement", "collection", "command-and-control",

@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
 from temporal_siem import console
-from temporal_siem.cli import EXIT_OK, EXIT_USAGE
+from temporal_siem.exit_codes import EXIT_OK, EXIT_USAGE
 
 # Exit code when the event does not match: scripts can use explain as a single-event test.
 EXIT_NO_MATCH = 1

@@ -13,9 +13,9 @@ from typing import Any, cast
 
 from rich.table import Table
 from temporal_siem import console
-from temporal_siem.cli import EXIT_OK, EXIT_RULES, EXIT_USAGE
 from temporal_siem.commands.options import add_rule_options
 from temporal_siem.detections.coverage import ActionTally, DatasetCoverage, coverage
+from temporal_siem.exit_codes import EXIT_OK, EXIT_RULES, EXIT_USAGE
 from temporal_siem.sinks.base import Sink
 
 
@@ -60,9 +60,9 @@ def run(args: argparse.Namespace) -> int:
     from temporal_siem.detections.factory import build_detector
     from temporal_siem.detections.sigma.pipelines import PipelineError
     from temporal_siem.ingest.replay import ReplaySource
-    from temporal_siem.kernel.config import load_settings
     from temporal_siem.parsers.router import ParserRouter
     from temporal_siem.pipeline import Pipeline
+    from temporal_siem.settings import load_settings
 
     if not check_input_paths(args.paths):
         return EXIT_USAGE

@@ -8,8 +8,8 @@ from typing import Any
 
 from rich.table import Table
 from temporal_siem import console
-from temporal_siem.cli import EXIT_OK, EXIT_RULES
 from temporal_siem.commands.options import add_rule_options
+from temporal_siem.exit_codes import EXIT_OK, EXIT_RULES
 
 
 def register(rsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

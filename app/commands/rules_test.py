@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-from temporal_siem.cli import EXIT_OK, EXIT_RULES, EXIT_USAGE
 from temporal_siem.commands.options import add_json_option, add_rule_options, apply_legacy_format
 from temporal_siem.detections.factory import new_detector
+from temporal_siem.exit_codes import EXIT_OK, EXIT_RULES, EXIT_USAGE
 from temporal_siem.kernel.flatten import flatten
 
 TEST_SUFFIX = ".tests.json"

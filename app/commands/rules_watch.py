@@ -13,8 +13,8 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from temporal_siem.cli import EXIT_OK, EXIT_RULES, EXIT_USAGE
 from temporal_siem.commands.options import add_rule_options
+from temporal_siem.exit_codes import EXIT_OK, EXIT_RULES, EXIT_USAGE
 
 WATCHED_SUFFIXES = (".yml", ".yaml", ".json")
 

@@ -6,8 +6,8 @@ import argparse
 import logging
 import sys
 
-from temporal_siem.cli import EXIT_RULES, EXIT_USAGE
-from temporal_siem.kernel.config import load_settings
+from temporal_siem.exit_codes import EXIT_RULES, EXIT_USAGE
+from temporal_siem.settings import load_settings
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

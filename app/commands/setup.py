@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from temporal_siem import console
-from temporal_siem.cli import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
+from temporal_siem.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE
 from temporal_siem.report.dashboards import DEFAULT_INDEX_PATTERN, grafana_dashboard, grafana_json, kibana_ndjson
 
 KIBANA_FILE = "kibana-alerts.ndjson"

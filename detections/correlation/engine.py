@@ -35,6 +35,7 @@ from temporal_siem.detections.alerts import RuleMeta, correlation_alert
 from temporal_siem.detections.correlation.compiled import CompiledCorrelation, CorrelationRuleError, compile_rule
 from temporal_siem.detections.correlation.state import NEVER, ClosingGroup, SlidingGroup
 from temporal_siem.detections.correlation.timeutil import MICROS, BadTimestamp, format_micros, parse_micros
+from temporal_siem.kernel.config import CorrelationConfig
 from temporal_siem.kernel.metrics import CORRELATION_EVICTIONS, CORRELATION_GROUPS, LATE_EVENTS
 from temporal_siem.kernel.records import DeadLetter, Origin
 
@@ -148,17 +149,17 @@ class CorrelationEngine:
     """Sigma correlation rules over a stream of flat events (see the module docstring)."""
 
     def __init__(self, correlations: list[CompiledCorrelation], options: dict[str, Any] | None = None) -> None:
-        options = dict(options or {})
-        lateness = options.get("allowed_lateness_seconds", 300.0)
-        # None or negative: unbounded (replay): events wait until finish(), advance() or the pending cap.
-        self.allowed_lateness_us = FOREVER if lateness is None or float(lateness) < 0 else int(float(lateness) * MICROS)
-        self.max_pending_events = max(1, int(options.get("max_pending_events", 1_000_000)))
+        config = CorrelationConfig.model_validate(options or {})  # the defaults live there, once
+        lateness = config.allowed_lateness_seconds
+        # Negative: unbounded (replay): events wait until finish(), advance() or the pending cap.
+        self.allowed_lateness_us = FOREVER if lateness < 0 else int(lateness * MICROS)
+        self.max_pending_events = max(1, config.max_pending_events)
         self._pending_count = 0
-        self.max_groups = max(1, int(options.get("max_groups", 1_000_000)))
-        self.max_events_per_group = max(1, int(options.get("max_events_per_group", 10_000)))
-        self.max_alert_event_ids = max(1, int(options.get("max_alert_event_ids", 100)))
-        self.max_future_us = int(float(options.get("max_future_seconds", 86_400.0)) * MICROS)
-        self.max_rejected = max(0, int(options.get("max_rejected_events", 10_000)))
+        self.max_groups = max(1, config.max_groups)
+        self.max_events_per_group = max(1, config.max_events_per_group)
+        self.max_alert_event_ids = max(1, config.max_alert_event_ids)
+        self.max_future_us = int(config.max_future_seconds * MICROS)
+        self.max_rejected = max(0, config.max_rejected_events)
         self.watermark = NEVER
         self.max_seen = NEVER
         self._seq = 0
@@ -169,7 +170,7 @@ class CorrelationEngine:
         # Inner alert id -> (its source event ids, its source event count, its own related alert ids): what an outer
         # alert cites in place of the inner alert (docs/correlation.md, "Chained correlations"). Bounded like groups.
         self._evidence: OrderedDict[str, tuple[list[str], int, list[str]]] = OrderedDict()
-        self.max_evidence = max(1, int(options.get("max_groups", 1_000_000)))
+        self.max_evidence = max(1, config.max_groups)
         self._counters: dict[str, int] = dict.fromkeys(
             ("events_observed", "events_applied", "late_events", "bad_timestamps", "future_timestamps",
              "missing_group_by", "duplicates", "absorbed", "evicted_groups", "dropped_events", "alerts",

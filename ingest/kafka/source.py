@@ -21,11 +21,13 @@ from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
 from temporal_siem.ingest.base import Source
 from temporal_siem.kernel import metrics
+from temporal_siem.kernel.backoff import Backoff
 from temporal_siem.kernel.config import KafkaConfig
 from temporal_siem.kernel.records import Origin, RawRecord
 
 log = logging.getLogger("ingest.kafka.source")
 
+#: A Kafka partition: (topic, partition number). The one definition; the daemon and stream import it.
 Partition = tuple[str, int]
 
 
@@ -146,15 +148,15 @@ class KafkaSource(Source):
     def _connect_when_kafka_answers(self) -> KafkaConsumer | None:
         """The daemon may start before its brokers, or during an outage: wait with backoff, never give up
         (supervisors restart-looping a daemon help nobody); None if stopped meanwhile."""
-        delay = 1.0
+        delays = Backoff(None, 1.0, 30.0, jitter=False).delays()
         while not self._stop.is_set():
             try:
                 return self.connect()
             except (KafkaTimeoutError, KafkaConnectionError) as exc:
                 self.last_error = f"connect: {type(exc).__name__}: {exc}"
+                delay = next(delays)
                 log.warning("Kafka is not reachable (%s): retrying in %.0f s", exc, delay)
                 self._stop.wait(delay)
-                delay = min(delay * 2, 30.0)
         return None
 
     def batches(self) -> Iterator[list[RawRecord]]:
@@ -162,17 +164,18 @@ class KafkaSource(Source):
         if consumer is None:
             return
         timeout = self.cfg.poll_timeout_ms
-        backoff = 0.5
+        poll_backoff = Backoff(None, 0.5, 10.0, jitter=False)
+        delays = poll_backoff.delays()
         while not self._stop.is_set():
             try:
                 polled = consumer.poll(timeout_ms=timeout)
             except KafkaError as exc:
                 self.last_error = f"poll: {type(exc).__name__}: {exc}"
-                log.warning("poll failed (%s); retrying in %.1fs", self.last_error, backoff)
-                self._stop.wait(backoff)
-                backoff = min(backoff * 2, 10.0)
+                delay = next(delays)
+                log.warning("poll failed (%s); retrying in %.1fs", self.last_error, delay)
+                self._stop.wait(delay)
                 continue
-            backoff = 0.5
+            delays = poll_backoff.delays()
             self.last_poll = time.monotonic()
             self.last_error = None
             if self._pending:
@@ -218,9 +221,6 @@ class KafkaSource(Source):
             return
         if self.listener is not None and where in self.assignment:
             self.listener.committed(where, next_offset)
-
-    def position(self) -> dict[str, Any]:
-        return {"assignment": sorted(f"{t}[{p}]" for t, p in self.assignment)}
 
     # -- rebalance (kafka-python: on the consumer's IO thread, while batches() waits in poll) ------
     def _on_assigned(self, assigned: Any) -> None:

@@ -7,8 +7,9 @@ import shutil
 from pathlib import Path
 
 import pytest
-from temporal_siem.cli import EXIT_OK, EXIT_RULES, EXIT_USAGE, main
+from temporal_siem.cli import main
 from temporal_siem.detections.sigma.loader import BUILTIN_RULES
+from temporal_siem.exit_codes import EXIT_OK, EXIT_RULES, EXIT_USAGE
 
 GOOD_RULE = """
 title: Test Rule Namespace Deleted

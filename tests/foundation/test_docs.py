@@ -5,6 +5,8 @@ from __future__ import annotations
 import orjson
 from temporal_siem.commands.schema import markdown
 from temporal_siem.kernel.schema import json_schema
+from temporal_siem.sinks import reference as sink_reference
+from temporal_siem.sinks.registry import SINKS
 
 from tests.conftest import ROOT
 
@@ -16,6 +18,19 @@ def test_schema_markdown_is_current():
 def test_schema_json_is_current():
     on_disk = orjson.loads((ROOT / "docs" / "schema.json").read_bytes())
     assert on_disk == orjson.loads(orjson.dumps(json_schema())), "run `make docs`"
+
+
+def test_sink_option_reference_is_current():
+    text = (ROOT / "docs" / "sinks.md").read_text(encoding="utf-8")
+    assert sink_reference.rewrite(text) == text, "run `make docs`"
+
+
+def test_sink_option_reference_lists_every_option_of_every_sink():
+    section = sink_reference.markdown()
+    for name, entry in SINKS.items():
+        table = section.split(f"### `{name}`", 1)[1].split("###", 1)[0]
+        for option in entry.config.model_fields:
+            assert option in sink_reference.COMMON or f"| `{option}` |" in table, f"{name}.{option} missing from docs/sinks.md"
 
 
 def test_readme_opens_with_the_two_commands():

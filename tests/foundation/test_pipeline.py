@@ -35,7 +35,7 @@ def test_dead_letters_carry_reason_and_origin(tmp_path):
     dead = tmp_path / "dead.jsonl"
     events = FlakySink(0)
     stats = Pipeline(ReplaySource([str(data)]), ParserRouter(), NullDetector(), alert_sinks=[], event_sinks=[events],
-                     dead_letter=FileSink(str(dead))).run()
+                     dead_letter=FileSink(path=str(dead), append=False)).run()
     assert stats.records_read == 5
     assert stats.events == 2
     assert dict(stats.dead_lettered) == {"invalid JSON": 1, "invalid UTF-8": 1, "empty envelope": 1}
@@ -50,7 +50,7 @@ def test_sink_down_holds_the_batch_until_it_returns(tmp_path):
     data.write_bytes(b"".join(orjson.dumps({"n": i}) + b"\n" for i in range(50)))
     sink = FlakySink(3)
     pipeline = Pipeline(ReplaySource([str(data)], batch_size=10), ParserRouter(), NullDetector(), alert_sinks=[],
-                        event_sinks=[sink], dead_letter=FileSink(str(tmp_path / "dead.jsonl")), retry_initial=0.01)
+                        event_sinks=[sink], dead_letter=FileSink(path=str(tmp_path / "dead.jsonl"), append=False), retry_initial=0.01)
     stats = pipeline.run()
     assert stats.sink_retries == 3
     assert sorted(e["n"] for e in sink.accepted) == list(range(50))

@@ -29,7 +29,7 @@ SAMPLE_LINES = [line for path in sorted(SAMPLES.glob("*/*.jsonl")) for line in p
 DETECTOR = build_detector([], builtin_rules=True)
 ROUTER = ParserRouter(keep_original=True)
 ENCODERS = [to_json_line, SyslogSink(payload="json").format, SyslogSink(payload="cef").format,
-            SplunkHecSink("http://127.0.0.1:8088", "token").encode]
+            SplunkHecSink(url="http://127.0.0.1:8088", token="token").encode]
 
 secret_values = st.sampled_from([v for _, v in KEYED])
 secret_texts = st.sampled_from([t for t, _ in TEXT])

@@ -129,7 +129,7 @@ def test_no_secret_in_any_sink_payload(tmp_path: Path, encoder: str) -> None:
         "json_line": to_json_line,  # file, Kafka and Elasticsearch bodies
         "syslog_json": SyslogSink(payload="json").format,
         "syslog_cef": SyslogSink(payload="cef").format,
-        "hec": SplunkHecSink("http://127.0.0.1:8088", "token").encode,
+        "hec": SplunkHecSink(url="http://127.0.0.1:8088", token="token").encode,
     }[encoder]
     for doc in docs:
         assert leaks(encode(doc)) == [], doc.get("event.id")

@@ -27,7 +27,7 @@ pytestmark = pytest.mark.services
 def indexed(elasticsearch_url: str) -> Iterator[tuple[Elasticsearch, str, list[dict[str, Any]]]]:
     index = DEFAULT_INDEX_PATTERN.rstrip("*") + f"-report-{uuid.uuid4().hex[:8]}"
     replay = synthetic.build(rule_alerts=120, correlations=4, hostile=False)
-    sink = ElasticsearchSink(elasticsearch_url, index=index, refresh="wait_for")
+    sink = ElasticsearchSink(hosts=elasticsearch_url, index=index, refresh="wait_for")
     sink.open()
     sink.write(replay.alerts)
     sink.close()

@@ -50,7 +50,7 @@ class SearchServer:
 
     def sink(self, **options: Any) -> BulkIndexSink:
         cls: type[BulkIndexSink] = OpenSearchSink if self.kind == "opensearch" else ElasticsearchSink
-        return cls(self.url, **{**self.auth, **options})
+        return cls(hosts=self.url, **{**self.auth, **options})
 
     def config(self, **options: Any) -> dict[str, Any]:
         """A sinks.* config entry for this server."""

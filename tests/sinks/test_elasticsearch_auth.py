@@ -94,7 +94,7 @@ DOC = [{"@timestamp": "2024-01-01T00:00:00Z", "alert.id": "auth-1", "rule.id": "
 
 @pytest.mark.parametrize("sink_class", [ElasticsearchSink, OpenSearchSink])
 def test_api_key_over_tls_with_ca_file(secured: dict[str, Any], es_index: str, sink_class: type) -> None:
-    sink = sink_class(secured["url"], index=es_index, api_key=f"{API_KEY_ID}:{API_KEY_SECRET}" if sink_class is ElasticsearchSink
+    sink = sink_class(hosts=secured["url"], index=es_index, api_key=f"{API_KEY_ID}:{API_KEY_SECRET}" if sink_class is ElasticsearchSink
                       else base64.b64encode(f"{API_KEY_ID}:{API_KEY_SECRET}".encode()).decode(),
                       ca_certs=secured["ca"], refresh="wait_for",
                       # The node behind the front end is Elasticsearch: no OpenSearch template (flat_object) there.
@@ -107,10 +107,10 @@ def test_api_key_over_tls_with_ca_file(secured: dict[str, Any], es_index: str, s
 
 def test_encoded_api_key_basic_auth_and_fingerprint(secured: dict[str, Any], es_index: str) -> None:
     encoded = base64.b64encode(f"{API_KEY_ID}:{API_KEY_SECRET}".encode()).decode()
-    by_encoded_key = ElasticsearchSink(secured["url"], index=es_index, api_key=encoded, ca_certs=secured["ca"])
+    by_encoded_key = ElasticsearchSink(hosts=secured["url"], index=es_index, api_key=encoded, ca_certs=secured["ca"])
     by_encoded_key.write(DOC)
     by_encoded_key.close()
-    by_password = ElasticsearchSink(secured["url"], index=es_index, username=USER, password=PASSWORD,
+    by_password = ElasticsearchSink(hosts=secured["url"], index=es_index, username=USER, password=PASSWORD,
                                     ssl_assert_fingerprint=secured["fingerprint"])
     by_password.write(DOC)
     by_password.close()
@@ -119,7 +119,7 @@ def test_encoded_api_key_basic_auth_and_fingerprint(secured: dict[str, Any], es_
 
 
 def test_wrong_credentials_hold_the_stream(secured: dict[str, Any], es_index: str) -> None:
-    sink = ElasticsearchSink(secured["url"], index=es_index, username=USER, password="wrong", ca_certs=secured["ca"],
+    sink = ElasticsearchSink(hosts=secured["url"], index=es_index, username=USER, password="wrong", ca_certs=secured["ca"],
                              max_retries=0)
     with pytest.raises(SinkError, match="401"):
         sink.write(DOC)
@@ -127,12 +127,12 @@ def test_wrong_credentials_hold_the_stream(secured: dict[str, Any], es_index: st
 
 
 def test_unverifiable_certificate_is_refused(secured: dict[str, Any], es_index: str) -> None:
-    wrong_pin = ElasticsearchSink(secured["url"], index=es_index, api_key=f"{API_KEY_ID}:{API_KEY_SECRET}",
+    wrong_pin = ElasticsearchSink(hosts=secured["url"], index=es_index, api_key=f"{API_KEY_ID}:{API_KEY_SECRET}",
                                   ssl_assert_fingerprint="00" * 32, max_retries=0, request_timeout=5)
     with pytest.raises(SinkError):
         wrong_pin.write(DOC)
     wrong_pin.close()
-    no_ca = ElasticsearchSink(secured["url"], index=es_index, api_key=f"{API_KEY_ID}:{API_KEY_SECRET}", max_retries=0,
+    no_ca = ElasticsearchSink(hosts=secured["url"], index=es_index, api_key=f"{API_KEY_ID}:{API_KEY_SECRET}", max_retries=0,
                               request_timeout=5)
     with pytest.raises(SinkError, match=r"(?i)certificate"):
         no_ca.write(DOC)

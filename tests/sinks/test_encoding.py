@@ -29,7 +29,7 @@ def test_any_flat_document_encodes_as_one_json_line(document: dict[str, Any]) ->
 @settings(max_examples=200, deadline=None)
 @given(document=flat_documents)
 def test_any_flat_document_is_a_valid_hec_event(document: dict[str, Any]) -> None:
-    sink = SplunkHecSink("http://127.0.0.1:8088", "token")
+    sink = SplunkHecSink(url="http://127.0.0.1:8088", token="token")
     event = json.loads(sink.encode(document))
     assert set(event) >= {"event", "host", "source", "sourcetype"} and isinstance(event["event"], dict)
 

@@ -44,7 +44,7 @@ def topic(kafka_bootstrap: str) -> str:
 
 
 def test_alerts_consumed_back_keyed_by_rule_id(kafka_bootstrap: str, topic: str, replay_alerts: list[dict[str, Any]]) -> None:
-    sink = KafkaSink(kafka_bootstrap, topic)
+    sink = KafkaSink(bootstrap_servers=kafka_bootstrap, topic=topic)
     sink.open()
     sink.write(replay_alerts)
     sink.write([])  # nothing to do
@@ -69,7 +69,7 @@ def test_alerts_consumed_back_keyed_by_rule_id(kafka_bootstrap: str, topic: str,
 
 
 def test_oversized_record_is_dead_lettered_not_blocking(kafka_bootstrap: str, topic: str) -> None:
-    sink = KafkaSink(kafka_bootstrap, topic, max_request_size=10_000)
+    sink = KafkaSink(bootstrap_servers=kafka_bootstrap, topic=topic, max_request_size=10_000)
     docs = [{"alert.id": "small", "rule.id": "r"}, {"alert.id": "huge", "rule.id": "r", "message": "x" * 20_000}]
     sink.write(docs)
     rejected = sink.take_rejected()
@@ -80,7 +80,7 @@ def test_oversized_record_is_dead_lettered_not_blocking(kafka_bootstrap: str, to
 
 
 def test_unreachable_broker_raises_sink_error() -> None:
-    sink = KafkaSink("127.0.0.1:1", "t", delivery_timeout_ms=2000, request_timeout_ms=1000, bootstrap_timeout_ms=2000)
+    sink = KafkaSink(bootstrap_servers="127.0.0.1:1", topic="t", delivery_timeout_ms=2000, request_timeout_ms=1000, bootstrap_timeout_ms=2000)
     with pytest.raises(SinkError, match="kafka"):
         sink.write([{"alert.id": "a", "rule.id": "r"}])
     sink.close()

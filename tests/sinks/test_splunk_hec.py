@@ -23,7 +23,7 @@ def _alerts(n: int, rule: str = "rule-1") -> list[dict]:
 
 def test_batches_arrive_once_in_splunk_format() -> None:
     with HecServer(TOKEN) as server:
-        sink = SplunkHecSink(server.url, TOKEN, index="security", host="siem-1", max_batch_bytes=2000)
+        sink = SplunkHecSink(url=server.url, token=TOKEN, index="security", host="siem-1", max_batch_bytes=2000)
         docs = _alerts(40)
         sink.write(docs)
         sink.close()
@@ -41,7 +41,7 @@ def test_batches_arrive_once_in_splunk_format() -> None:
 
 def test_bad_token_holds_the_batch_with_a_clear_error() -> None:
     with HecServer(TOKEN) as server:
-        sink = SplunkHecSink(server.url, "wrong-token", max_retries=0)
+        sink = SplunkHecSink(url=server.url, token="wrong-token", max_retries=0)
         with pytest.raises(SinkError, match=r"HTTP 403 code 4: Invalid token"):
             sink.write(_alerts(1))
         assert server.state.events == []
@@ -50,7 +50,7 @@ def test_bad_token_holds_the_batch_with_a_clear_error() -> None:
 def test_server_busy_is_retried_until_accepted() -> None:
     with HecServer(TOKEN) as server:
         server.state.busy_responses = 3
-        sink = SplunkHecSink(server.url, TOKEN, initial_backoff=0.01, max_backoff=0.02)
+        sink = SplunkHecSink(url=server.url, token=TOKEN, initial_backoff=0.01, max_backoff=0.02)
         sink.write(_alerts(5))
         assert len(server.state.events) == 5
         assert sink.stats["busy"] == 3
@@ -58,7 +58,7 @@ def test_server_busy_is_retried_until_accepted() -> None:
 
 def test_busy_beyond_retries_raises_then_resumes_without_duplicates() -> None:
     with HecServer(TOKEN) as server:
-        sink = SplunkHecSink(server.url, TOKEN, max_batch_bytes=600, max_retries=1, initial_backoff=0.01)
+        sink = SplunkHecSink(url=server.url, token=TOKEN, max_batch_bytes=600, max_retries=1, initial_backoff=0.01)
         docs = _alerts(6)
         server.state.busy_responses = 0
         sink.write(docs[:2])  # a first, complete batch
@@ -74,7 +74,7 @@ def test_busy_beyond_retries_raises_then_resumes_without_duplicates() -> None:
 def test_indexer_acknowledgement_waits_for_acks() -> None:
     with HecServer(TOKEN, ack=True) as server:
         server.state.withhold_acks = 2
-        sink = SplunkHecSink(server.url, TOKEN, ack=True, ack_poll_interval=0.01, max_batch_bytes=1500)
+        sink = SplunkHecSink(url=server.url, token=TOKEN, ack=True, ack_poll_interval=0.01, max_batch_bytes=1500)
         sink.write(_alerts(10))
         assert server.state.protocol_errors == []
         assert len(server.state.events) == 10
@@ -84,7 +84,7 @@ def test_indexer_acknowledgement_waits_for_acks() -> None:
 def test_unacknowledged_batch_is_sent_again() -> None:
     with HecServer(TOKEN, ack=True) as server:
         server.state.lose_acks = {0}
-        sink = SplunkHecSink(server.url, TOKEN, ack=True, ack_timeout=0.2, ack_poll_interval=0.02, initial_backoff=0.01)
+        sink = SplunkHecSink(url=server.url, token=TOKEN, ack=True, ack_timeout=0.2, ack_poll_interval=0.02, initial_backoff=0.01)
         docs = _alerts(3)
         sink.write(docs)
         ids = [e["event"]["alert"]["id"] for e in server.state.events]
@@ -113,7 +113,7 @@ def test_invalid_body_is_reported_like_splunk() -> None:
 
 def test_hostile_documents_still_encode_as_valid_hec() -> None:
     with HecServer(TOKEN) as server:
-        sink = SplunkHecSink(server.url, TOKEN)
+        sink = SplunkHecSink(url=server.url, token=TOKEN)
         docs = [{"@timestamp": "not a time", "alert.id": "x\u0000y", "message": "\ud800 broken surrogate? no: é}{\"event\":1}"},
                 {"@timestamp": "2024-01-01T00:00:00+05:30", "alert.id": "z", "bytes": b"\xff"}]
         sink.write(docs)
@@ -133,7 +133,7 @@ def test_epoch_seconds() -> None:
 def test_an_oversized_alert_is_dead_lettered_and_the_rest_delivered() -> None:
     with HecServer(TOKEN) as server:
         server.state.max_content_length = 4000
-        sink = SplunkHecSink(server.url, TOKEN)
+        sink = SplunkHecSink(url=server.url, token=TOKEN)
         docs = _alerts(6)
         docs[3]["message"] = "x" * 5000
         sink.write(docs)
@@ -145,7 +145,7 @@ def test_an_oversized_alert_is_dead_lettered_and_the_rest_delivered() -> None:
 def test_incorrect_index_is_a_configuration_error_not_dead_letters() -> None:
     with HecServer(TOKEN) as server:
         server.state.indexes = {"security"}
-        sink = SplunkHecSink(server.url, TOKEN, index="secrity", max_retries=0)
+        sink = SplunkHecSink(url=server.url, token=TOKEN, index="secrity", max_retries=0)
         with pytest.raises(SinkError, match="code 7: Incorrect index"):
             sink.write(_alerts(3))
         assert sink.take_rejected() == [] and server.state.events == []
@@ -154,11 +154,11 @@ def test_incorrect_index_is_a_configuration_error_not_dead_letters() -> None:
 def test_https_with_ca_file_and_verification(tmp_path: Path) -> None:
     ca, cert, key, _ = make_certificate(tmp_path)
     with HecServer(TOKEN, tls=(cert, key)) as server:
-        sink = SplunkHecSink(server.url, TOKEN, ca_file=ca)
+        sink = SplunkHecSink(url=server.url, token=TOKEN, ca_file=ca)
         sink.write(_alerts(2))
         sink.close()
         assert len(server.state.events) == 2
-        untrusting = SplunkHecSink(server.url, TOKEN, max_retries=0)  # system CAs only
+        untrusting = SplunkHecSink(url=server.url, token=TOKEN, max_retries=0)  # system CAs only
         with pytest.raises(SinkError, match="CERTIFICATE_VERIFY_FAILED"):
             untrusting.write(_alerts(1))
         assert len(server.state.events) == 2

@@ -75,7 +75,7 @@ def parse_cef(text: str) -> tuple[list[str], dict[str, str]]:
 def test_tcp_octet_counted_alerts_arrive_once_with_rfc5424_fields(rsyslog_ports: dict[str, int],
                                                                   replay_alerts: list[dict[str, Any]]) -> None:
     host = f"tcp-{uuid.uuid4().hex[:8]}"
-    sink = SyslogSink("127.0.0.1", rsyslog_ports["tcp"], "tcp", hostname=host, facility="authpriv")
+    sink = SyslogSink(host="127.0.0.1", port=rsyslog_ports["tcp"], protocol="tcp", hostname=host, facility="authpriv")
     sink.open()
     sink.write(replay_alerts)
     sink.close()
@@ -103,7 +103,7 @@ def test_tcp_octet_counted_alerts_arrive_once_with_rfc5424_fields(rsyslog_ports:
 @pytest.mark.services
 def test_tls_with_cef_payload(rsyslog_ports: dict[str, int], replay_alerts: list[dict[str, Any]]) -> None:
     host = f"tls-{uuid.uuid4().hex[:8]}"
-    sink = SyslogSink("127.0.0.1", rsyslog_ports["tls"], "tls", hostname=host, payload="cef", ca_file=CA_FILE)
+    sink = SyslogSink(host="127.0.0.1", port=rsyslog_ports["tls"], protocol="tls", hostname=host, payload="cef", ca_file=CA_FILE)
     sink.write(replay_alerts[:20])
     sink.close()
     lines = _wait_for(RSYSLOG_DIR / "messages.log", f" {host} ", 20)
@@ -125,7 +125,7 @@ def test_tls_with_cef_payload(rsyslog_ports: dict[str, int], replay_alerts: list
 
 @pytest.mark.services
 def test_tls_rejects_an_unknown_certificate_authority(rsyslog_ports: dict[str, int]) -> None:
-    sink = SyslogSink("127.0.0.1", rsyslog_ports["tls"], "tls", max_retries=0)  # system CAs only
+    sink = SyslogSink(host="127.0.0.1", port=rsyslog_ports["tls"], protocol="tls", max_retries=0)  # system CAs only
     with pytest.raises(SinkError, match="CERTIFICATE_VERIFY_FAILED"):
         sink.write([{"alert.id": "x"}])
 
@@ -134,7 +134,7 @@ def test_tls_rejects_an_unknown_certificate_authority(rsyslog_ports: dict[str, i
 def test_udp_messages_arrive(rsyslog_ports: dict[str, int]) -> None:
     host = f"udp-{uuid.uuid4().hex[:8]}"
     docs = [{"@timestamp": "2024-01-01T00:00:00Z", "alert.id": f"u{i}", "alert.level": "low", "rule.id": "r"} for i in range(10)]
-    sink = SyslogSink("127.0.0.1", rsyslog_ports["udp"], "udp", hostname=host)
+    sink = SyslogSink(host="127.0.0.1", port=rsyslog_ports["udp"], protocol="udp", hostname=host)
     sink.write(docs)
     sink.close()
     lines = _wait_for(RSYSLOG_DIR / "messages.log", f" {host} ", 10)
@@ -164,7 +164,7 @@ def test_reconnects_when_the_server_closed_the_connection() -> None:
 
     thread = threading.Thread(target=serve, args=(2,), daemon=True)
     thread.start()
-    sink = SyslogSink("127.0.0.1", port, "tcp", hostname="h", initial_backoff=0.01)
+    sink = SyslogSink(host="127.0.0.1", port=port, protocol="tcp", hostname="h", initial_backoff=0.01)
     sink.write([{"alert.id": f"a{i}"} for i in range(3)])
     time.sleep(0.3)  # the server has closed its side by now
     sink.write([{"alert.id": f"b{i}"} for i in range(3)])
