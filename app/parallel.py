@@ -15,6 +15,7 @@ buffering any that arrive early. Workers are forked after the ruleset is compile
 
 from __future__ import annotations
 
+import itertools
 import logging
 import multiprocessing
 import os
@@ -27,7 +28,7 @@ from typing import Any
 from temporal_siem.detections.enrichment import EnricherRegistry
 from temporal_siem.detections.enrichment.base import Enricher
 from temporal_siem.detections.sigma.detector import SigmaDetector
-from temporal_siem.kernel.records import DeadLetter
+from temporal_siem.kernel.records import DeadLetter, RawRecord
 from temporal_siem.parsers.router import ParserRouter
 from temporal_siem.pipeline import Pipeline, RunStats
 
@@ -170,10 +171,14 @@ class ParallelPipeline(Pipeline):
             sink.open()
         pending: dict[int, _Result] = {}
         state = {"next": 0, "done": 0}
+        batches = iter(self.source.batches())
+        first = next(batches, None)
+        if first is not None:
+            self._build_lanes(first)
         try:
             for process in processes:
                 process.start()
-            for seq, batch in enumerate(self.source.batches()):
+            for seq, batch in enumerate(itertools.chain([first] if first is not None else [], batches)):
                 self._put(inbox, (seq, batch), outbox, pending, state, processes)
                 self._drain(outbox, pending, state, processes, block=False)
                 if self._stopping:
@@ -198,6 +203,14 @@ class ParallelPipeline(Pipeline):
             self.stats.finished = time.perf_counter()
             self.stats.rule_titles = detector.rule_titles()
         return self.stats
+
+    def _build_lanes(self, batch: list[RawRecord]) -> None:
+        """Build the candidate indexes the first batch needs before forking, so the workers share them
+        instead of each compiling the same Hyperscan databases."""
+        ruleset = self.detector.ruleset  # type: ignore[attr-defined]
+        for record in batch:
+            for event in self.router.parse(record).events:
+                ruleset.lane_for(ruleset.view(event))
 
     def _put(self, inbox: Any, item: Any, outbox: Any, pending: dict[int, _Result], state: dict[str, int],
              processes: list[Any]) -> None:
