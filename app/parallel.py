@@ -1,16 +1,22 @@
-"""``replay --workers N``: parsing and stateless detection in N worker processes, results in input order.
+"""``replay --workers N``: parsing and matching in N worker processes, state and results in input order.
 
 Why this split: parsing and matching are most of the cost and need no memory across events, so any worker
-can take any batch. What does need memory stays whole in one place, the parent: an event that a stateful
-component can read (an enricher with a registry, or a rule that a correlation references — found from the
-event's lane) is parsed by a worker and sent back unmatched, and the parent runs the full detector (every
-enricher, the correlation engine) on those events in the original record order. So the alerts are the same
-alerts as one process raises — same ids, same set — and state sees the same history in the same order.
+can take any batch. Memory stays whole in one place, the parent, and sees the same history in the same
+order as one process would:
 
-Flow: the parent reads batches and numbers them; workers take them from one bounded queue (so a slow worker
-gets fewer, and memory stays bounded: at most ``2 x N`` batches in flight per direction); each result comes
-back with its number and the parent applies results strictly in that order (alerts, dead letters, stats),
+* an event a stateful enricher can read (its ``state_datasets``) is parsed by a worker and sent back whole;
+  the parent runs the full detector on it (every enricher, matching, correlation);
+* every other event is enriched (stateless enrichers) and matched in the worker; when the ruleset has
+  correlations, the worker's detector hands each event to a recorder instead of the correlation engine,
+  and the parent replays those calls in record order: the event and the rules it matched when it matched
+  a rule, else only its ``@timestamp`` (which moves event time exactly as the event itself would).
+
+So the alerts are the alerts one process raises — same ids, same set. Flow: the parent reads batches and
+numbers them; workers take them from one bounded queue (a slow worker gets fewer; at most ``2 x N``
+batches in flight); results come back numbered and the parent applies them strictly in that order,
 buffering any that arrive early. Workers are forked after the ruleset is compiled, so they share it.
+One process is used when the run needs every event in one place (``--events``, ``--report``) or
+correlation windows close on event time (a configured lateness), see ``commands/replay.py``.
 """
 
 from __future__ import annotations
@@ -21,7 +27,6 @@ import multiprocessing
 import os
 import queue
 import time
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -51,14 +56,12 @@ def is_stateful_enricher(enricher: Enricher) -> bool:
 
 
 class StateScope:
-    """Decides, per event, whether a stateful component can read it (then the parent handles it).
+    """Which events an enricher's state can read (then the parent enriches and matches them in order).
 
-    Conservative on purpose: an enricher with state but no declared ``state_datasets`` claims every event;
-    a lane holding any rule a correlation references claims every event of that lane.
+    Conservative on purpose: a stateful enricher without declared ``state_datasets`` claims every event.
     """
 
     def __init__(self, detector: SigmaDetector) -> None:
-        self.ruleset = detector.ruleset
         self.all_events = False
         self.datasets: set[Any] = set()
         for enricher in detector.enrichers:
@@ -69,41 +72,19 @@ class StateScope:
                 self.all_events = True
             else:
                 self.datasets.update(declared)
-        self.referenced: set[int] = set()
-        if detector.correlation is not None:
-            keys: set[str] = set()
-            for corr in self.ruleset.correlations:
-                for ref in corr.rules or []:
-                    keys.add(ref.reference)
-                    target = getattr(ref, "rule", None)
-                    if target is not None:
-                        if getattr(target, "id", None) is not None:
-                            keys.add(str(target.id))
-                        if getattr(target, "name", None):
-                            keys.add(target.name)
-            self.referenced = {r.index for r in self.ruleset.rules if r.id in keys or (r.name and r.name in keys)}
-        self._lanes: dict[int, bool] = {}
 
-    @property
-    def empty(self) -> bool:
-        return not self.all_events and not self.datasets and not self.referenced
-
-    def stateful(self, event: dict[str, Any]) -> bool:
+    def enriched_statefully(self, event: dict[str, Any]) -> bool:
         if self.all_events:
             return True
-        dataset = event.get("event.dataset")
         try:
-            if dataset in self.datasets:
-                return True
+            return event.get("event.dataset") in self.datasets
         except TypeError:  # an unhashable dataset value: be conservative
             return True
-        if not self.referenced:
-            return False
-        lane = self.ruleset.lane_for(self.ruleset.view(event))
-        claimed = self._lanes.get(lane.key)
-        if claimed is None:
-            claimed = self._lanes[lane.key] = any(i in self.referenced for i in lane.rules)
-        return claimed
+
+
+# Items of a result, in record order: an event for the parent's full detector, a correlation observation
+# (the event and the rule references it matched) or an event time alone (an event that matched nothing).
+FULL, OBSERVE, TIME = 0, 1, 2
 
 
 @dataclass
@@ -114,14 +95,34 @@ class _Result:
     events: int
     alerts: list[dict[str, Any]] = field(default_factory=list)
     dead: list[DeadLetter] = field(default_factory=list)
-    stateful: list[dict[str, Any]] = field(default_factory=list)
-    evaluated: Counter[int] = field(default_factory=Counter)
+    items: list[tuple[Any, ...]] = field(default_factory=list)
+
+
+class _ObservationRecorder:
+    """Stands in for the correlation engine in a worker's detector: records what the detector would feed it."""
+
+    def __init__(self) -> None:
+        self.items: list[tuple[Any, ...]] = []
+
+    def observe(self, event: dict[str, Any], matched_refs: Any) -> list[dict[str, Any]]:
+        if matched_refs:
+            self.items.append((OBSERVE, event, tuple(sorted(matched_refs))))
+        else:
+            self.items.append((TIME, event.get("@timestamp")))
+        return []
+
+    def take_rejected(self) -> list[Any]:
+        return []
+
+    def finish(self) -> list[dict[str, Any]]:
+        return []
 
 
 def _worker(router: ParserRouter, detector: SigmaDetector, scope: StateScope, inbox: Any, outbox: Any) -> None:
-    """One worker: parse, split off what state can read, match the rest (stateless enrichers only)."""
+    """One worker: parse, set aside what enricher state can read, enrich and match the rest."""
+    recorder = _ObservationRecorder() if detector.correlation is not None else None
     stateless = SigmaDetector(detector.ruleset, EnricherRegistry([e for e in detector.enrichers if not is_stateful_enricher(e)]),
-                              None, detector.options)
+                              recorder, detector.options)  # type: ignore[arg-type]
     while True:
         item = inbox.get()
         if item is None:
@@ -136,17 +137,28 @@ def _worker(router: ParserRouter, detector: SigmaDetector, scope: StateScope, in
                 events.extend(parsed.events)
             result.dead.extend(parsed.dead)
         result.events = len(events)
-        if scope.empty:
-            mine = events
-        else:
-            mine = []
-            for event in events:
-                (result.stateful if scope.stateful(event) else mine).append(event)
-        if mine:
-            result.alerts = stateless.process(mine)
-            result.dead.extend(stateless.take_dead_letters())
+        run: list[dict[str, Any]] = []  # consecutive events this worker matches
+        for event in events:
+            if scope.enriched_statefully(event):
+                _match(stateless, run, result, recorder)
+                result.items.append((FULL, event))
+            else:
+                run.append(event)
+        _match(stateless, run, result, recorder)
         outbox.put(result)
-    outbox.put(None)
+    outbox.put(("done", time.process_time()))
+
+
+def _match(detector: SigmaDetector, run: list[dict[str, Any]], result: _Result, recorder: _ObservationRecorder | None) -> None:
+    """Enrich and match ``run`` in the worker; its correlation observations join the items in order."""
+    if not run:
+        return
+    result.alerts.extend(detector.process(run))
+    result.dead.extend(detector.take_dead_letters())
+    if recorder is not None:
+        result.items.extend(recorder.items)
+        recorder.items = []
+    run.clear()
 
 
 class ParallelPipeline(Pipeline):
@@ -157,6 +169,7 @@ class ParallelPipeline(Pipeline):
         if not isinstance(self.detector, SigmaDetector):
             raise TypeError("parallel replay needs the Sigma detector")
         self.workers = workers
+        self.worker_cpu: list[float] = []
 
     def run(self) -> RunStats:
         detector = self.detector
@@ -175,6 +188,7 @@ class ParallelPipeline(Pipeline):
         first = next(batches, None)
         if first is not None:
             self._build_lanes(first)
+        forked_at = time.process_time()
         try:
             for process in processes:
                 process.start()
@@ -202,7 +216,37 @@ class ParallelPipeline(Pipeline):
                 sink.close()
             self.stats.finished = time.perf_counter()
             self.stats.rule_titles = detector.rule_titles()
+            _report_cpu(forked_at, time.process_time(), self.worker_cpu)
         return self.stats
+
+    def _apply_items(self, items: list[tuple[Any, ...]], alerts: list[dict[str, Any]], dead: list[DeadLetter]) -> None:
+        """Replay a batch's state work in record order: whole events through the full detector (consecutive ones
+        as one call), observations and event times straight to the correlation engine."""
+        detector = self.detector
+        assert isinstance(detector, SigmaDetector)
+        correlation = detector.correlation
+        pending: list[dict[str, Any]] = []
+        for item in items:
+            if item[0] == FULL:
+                pending.append(item[1])
+                continue
+            if pending:
+                alerts.extend(detector.process(pending))
+                pending = []
+            if correlation is None:
+                continue
+            try:
+                fired = (correlation.observe(item[1], item[2]) if item[0] == OBSERVE
+                         else correlation.observe({"@timestamp": item[1]}, ()))
+            except Exception:  # as SigmaDetector.process: count it, keep going
+                detector.correlation_errors += 1
+                log.exception("correlation engine failed on an event")
+                fired = None
+            if fired:
+                alerts.extend(fired)
+        if pending:
+            alerts.extend(detector.process(pending))
+        dead.extend(detector.take_dead_letters())
 
     def _build_lanes(self, batch: list[RawRecord]) -> None:
         """Build the candidate indexes the first batch needs before forking, so the workers share them
@@ -233,7 +277,8 @@ class ParallelPipeline(Pipeline):
                 if block:
                     continue
                 return
-            if result is None:
+            if isinstance(result, tuple):  # ("done", CPU seconds of that worker)
+                self.worker_cpu.append(result[1])
                 state["done"] += 1
                 if block:
                     return
@@ -251,12 +296,21 @@ class ParallelPipeline(Pipeline):
         stats.records_parsed += result.parsed
         stats.events += result.events
         dead = list(result.dead)
-        alerts = result.alerts
-        if result.stateful:
-            alerts = alerts + self.detector.process(result.stateful)
-            dead.extend(self.detector.take_dead_letters())
+        alerts = list(result.alerts)
+        if result.items:
+            self._apply_items(result.items, alerts, dead)
         self._dead_letter(dead)
         self._deliver_alerts(alerts)
         if self.on_batch is not None:
             self.on_batch(stats, [])
 
+
+def _report_cpu(forked_at: float, parent: float, workers: list[float]) -> None:
+    """For bench/workers_bench.py: CPU seconds per process (``TSIEM_PARALLEL_STATS=FILE``), so scaling can be
+    judged on a shared machine where wall time mostly measures the neighbours."""
+    path = os.environ.get("TSIEM_PARALLEL_STATS")
+    if path:
+        import orjson
+
+        with open(path, "wb") as handle:
+            handle.write(orjson.dumps({"before_fork_cpu": forked_at, "parent_cpu": parent, "workers_cpu": workers}))

@@ -81,11 +81,9 @@ def test_stateless_rules_same_alerts(tmp_path: Path) -> None:
     assert len(one) > 100 and many == one and many_stats == one_stats
 
 
-def test_state_scope_claims_what_state_reads() -> None:
+def test_state_scope_claims_what_enricher_state_reads() -> None:
     scope = StateScope(build_detector([], builtin_rules=True, options={"correlation": {"allowed_lateness_seconds": -1}}))
-    assert scope.stateful({"event.dataset": "temporal_cloud.audit"})  # the registries' dataset
-    assert scope.stateful({"event.action": "x"})  # no dataset: the registries read it too
-    assert scope.referenced, "the shipped pack has correlations"
-    plain = StateScope(build_detector([str(SIGMAHQ)], builtin_rules=False))
-    assert not plain.referenced
-    assert not plain.stateful({"event.dataset": "json", "Image": "C:\\x.exe"})
+    assert scope.enriched_statefully({"event.dataset": "temporal_cloud.audit"})  # the registries' dataset
+    assert scope.enriched_statefully({"event.action": "x"})  # no dataset: the registries read it too
+    assert scope.enriched_statefully({"event.dataset": ["a", "b"]})  # unhashable: conservative
+    assert not scope.enriched_statefully({"event.dataset": "okta.system"})
