@@ -20,6 +20,7 @@ needs pySigma objects); rule sets with filters or duplicate rule ids are not cac
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import hmac
 import ipaddress
@@ -143,7 +144,11 @@ class RuleCache:
         if len(blob) < 32:
             return None
         mac, payload = blob[:32], blob[32:]
-        if not hmac.compare_digest(mac, hmac.new(self._secret(), payload, hashlib.sha256).digest()):
+        try:
+            secret = self._secret()
+        except OSError:  # a cache directory we cannot write: work without the cache
+            return None
+        if not hmac.compare_digest(mac, hmac.new(secret, payload, hashlib.sha256).digest()):
             return None
         try:
             data = marshal.loads(payload)
@@ -236,7 +241,7 @@ def _describe(ruleset: Ruleset, loaded: Any, key: str) -> dict[str, Any]:
             order.append(("c", _describe_rule(rule)))
     return {
         "format": FORMAT, "key": key, "rules": order, "complex_files": sorted(complex_files),
-        "errors": [(e.file, e.error) for e in ruleset.errors], "known_datasets": tuple(ruleset.known_datasets),
+        "errors": [dataclasses.astuple(e) for e in ruleset.errors], "known_datasets": tuple(ruleset.known_datasets),
     }
 
 
@@ -326,7 +331,7 @@ def _restore(data: dict[str, Any], build_subset: Callable[[list[Path]], Ruleset]
             logsource=None if logsource is None else SigmaLogSource(category=logsource[0], product=logsource[1],
                                                                     service=logsource[2]),
         ))
-    errors = [LoadError(file, error) for file, error in data["errors"]]
+    errors = [LoadError(*fields) for fields in data["errors"]]
     correlations = subset.correlations if subset is not None else []
     correlation_meta = dict(subset.correlation_meta) if subset is not None else {}
     for entry in rules:
@@ -337,6 +342,9 @@ def _restore(data: dict[str, Any], build_subset: Callable[[list[Path]], Ruleset]
 
 
 def default_cache() -> RuleCache | None:
-    directory = cache_dir()
+    try:
+        directory = cache_dir()
+    except (RuntimeError, KeyError):  # no home directory to find the user's cache in
+        return None
     return RuleCache(directory) if directory is not None else None
 

@@ -167,3 +167,18 @@ def test_the_key_file_is_private(tmp_path: Path) -> None:
     cache = RuleCache(tmp_path / "cache")
     _load(cache, [SIGMAHQ])
     assert (tmp_path / "cache" / "key").stat().st_mode & 0o077 == 0
+
+
+def test_an_unwritable_cache_directory_is_no_cache(tmp_path: Path) -> None:
+    import os
+
+    if os.geteuid() == 0:  # root writes anywhere: make the directory a file instead
+        blocked = tmp_path / "file"
+        blocked.write_text("not a directory")
+        cache = RuleCache(blocked / "cache")
+    else:
+        (tmp_path / "ro").mkdir(mode=0o500)
+        cache = RuleCache(tmp_path / "ro" / "cache")
+    ruleset = _load(cache, [SIGMAHQ])
+    assert ruleset.rules and cache.last == "miss"
+    assert _load(cache, [SIGMAHQ]).rules
