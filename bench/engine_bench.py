@@ -111,13 +111,15 @@ def run(ruleset: Ruleset, events: list[dict[str, Any]], profile: bool) -> None:
 
 
 def flat(corpus: str, sizes: list[int], count: int) -> None:
-    """Per-event matching cost (lane, candidates, rule functions; no enrichment or alert documents) with the
-    first N rule files of the corpus (sorted paths), on the same seeded Windows events. Median of 3."""
+    """Per-event matching cost (lane, candidates, rule functions; no enrichment or alert documents) on the same
+    seeded Windows events, with N rule files: the first 50 of ``rules/windows/process_creation``, then the
+    rest of the corpus in path order up to N. Median of 3."""
     from temporal_siem.detections.sigma.loader import rule_files
 
     from tests.engine.generators import windows_events
 
-    files = rule_files(corpus_paths(corpus))
+    first = rule_files([Path(corpus) / "rules" / "windows" / "process_creation"])[:50]
+    files = first + [f for f in rule_files(corpus_paths(corpus)) if f not in set(first)]
     events = windows_events(count)
     costs = {}
     for size in sizes:

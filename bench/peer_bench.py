@@ -112,14 +112,19 @@ def main() -> None:
     parser.add_argument("--write-alerts", action="store_true",
                         help="also write our alert documents (event + rule metadata, ~3 KB each) to a file")
     parser.add_argument("--keep", metavar="DIR", help="keep the events and outputs in DIR")
+    parser.add_argument("--write-events", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.write_events:
+        Path(args.write_events).write_bytes(b"\n".join(orjson.dumps(e) for e in process_creation_events(args.events)) + b"\n")
+        return
     peer = shutil.which("rsigma")
     ours = str(Path(sys.executable).with_name("temporal-siem"))
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(args.keep) if args.keep else Path(tmp_name)
         tmp.mkdir(parents=True, exist_ok=True)
         events = tmp / "events.ndjson"
-        events.write_bytes(b"\n".join(orjson.dumps(e) for e in process_creation_events(args.events)) + b"\n")
+        # written by a child process: this one stays small, so the children's peak RSS is their own
+        subprocess.run([sys.executable, __file__, "--write-events", str(events), "--events", str(args.events), "x"], check=True)
         sets = rule_sets(Path(args.corpus), args.sets.split(","), Path(tempfile.mkdtemp(dir=tmp)))
         cache = tmp / "cache"
         env = dict(os.environ, TSIEM_CACHE_DIR=str(cache))
