@@ -264,6 +264,7 @@ class ParallelPipeline(Pipeline):
                 inbox.put(item, timeout=0.05)
                 return
             except queue.Full:
+                _check_alive(processes)
                 self._drain(outbox, pending, state, processes, block=False)
 
     def _drain(self, outbox: Any, pending: dict[int, _Result], state: dict[str, int], processes: list[Any],
@@ -272,9 +273,8 @@ class ParallelPipeline(Pipeline):
             try:
                 result = outbox.get(timeout=_POLL_SECONDS) if block else outbox.get_nowait()
             except queue.Empty:
-                if block and not all(p.is_alive() or p.exitcode == 0 for p in processes):
-                    raise RuntimeError("a replay worker died") from None
                 if block:
+                    _check_alive(processes)
                     continue
                 return
             if isinstance(result, tuple):  # ("done", CPU seconds of that worker)
@@ -303,6 +303,14 @@ class ParallelPipeline(Pipeline):
         self._deliver_alerts(alerts)
         if self.on_batch is not None:
             self.on_batch(stats, [])
+
+
+def _check_alive(processes: list[Any]) -> None:
+    """A worker that died (killed, out of memory, a crash outside the per-record guards) fails the replay
+    instead of leaving the parent waiting for batches that will never come."""
+    for process in processes:
+        if process.exitcode not in (None, 0):
+            raise RuntimeError(f"replay worker {process.name} exited with code {process.exitcode}")
 
 
 def _report_cpu(forked_at: float, parent: float, workers: list[float]) -> None:

@@ -87,3 +87,20 @@ def test_state_scope_claims_what_enricher_state_reads() -> None:
     assert scope.enriched_statefully({"event.action": "x"})  # no dataset: the registries read it too
     assert scope.enriched_statefully({"event.dataset": ["a", "b"]})  # unhashable: conservative
     assert not scope.enriched_statefully({"event.dataset": "okta.system"})
+
+
+def test_a_dead_worker_fails_the_replay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker killed mid-run (here: one that exits on its first batch) must not leave the parent waiting."""
+    import os
+
+    from temporal_siem import parallel
+
+    def dying_worker(*args: object) -> None:
+        os._exit(3)
+
+    monkeypatch.setattr(parallel, "_worker", dying_worker)
+    corpus = tmp_path / "windows.jsonl"
+    corpus.write_bytes(b"\n".join(orjson.dumps(e) for e in windows_events(30000)) + b"\n")
+    with pytest.raises(RuntimeError, match="exited with code 3"):
+        main(["replay", str(corpus), "--quiet", "--workers", "2", "--no-builtin-rules", "--rules", str(SIGMAHQ),
+              "--dead-letter", str(tmp_path / "dead.jsonl")])
