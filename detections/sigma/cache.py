@@ -10,7 +10,8 @@ Format: one file per rule set (named by the rule roots and options), ``HMAC-SHA2
 ``marshal`` carries the generated functions' code objects (the expensive part) and plain data; it is only
 read after the HMAC, keyed by a random per-directory key (``key``, mode 0600) that this process wrote, has
 verified, so a file we did not write is never unmarshalled. Compiled constants (regexes, automata, networks)
-are stored as data and rebuilt.
+are stored as data and rebuilt; any other matcher object the compiler puts in a rule's namespace is pickled
+inside the same verified payload (never read before the HMAC check).
 
 What is cached: detection rules. Files that hold correlation rules, and the files of the rules those
 correlations reference, are loaded through pySigma on every start (they are few, and the correlation engine
@@ -26,6 +27,7 @@ import hmac
 import ipaddress
 import marshal
 import os
+import pickle
 import re
 import sys
 import tempfile
@@ -275,7 +277,13 @@ def _describe_constant(value: Any) -> tuple[Any, ...]:
         return ("net", str(value))
     if value is None or isinstance(value, str | int | float | bool | bytes | tuple):
         return ("v", value)
-    raise Uncacheable(f"constant of type {type(value).__name__}")
+    # Any other matcher object the compiler creates (say, a wildcard matcher): pickled. Safe here because the
+    # whole payload is only read after its HMAC verified, i.e. we wrote it; an object that does not pickle
+    # makes the rule set uncacheable (it then loads as before).
+    try:
+        return ("pickle", pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+    except Exception as exc:
+        raise Uncacheable(f"constant of type {type(value).__name__}: {exc}") from exc
 
 
 def _constant(spec: tuple[Any, ...]) -> Any:
@@ -298,6 +306,8 @@ def _constant(spec: tuple[Any, ...]) -> Any:
         return automaton
     if kind == "net":
         return ipaddress.ip_network(spec[1])
+    if kind == "pickle":
+        return pickle.loads(spec[1])  # our own bytes: the payload HMAC was verified before this
     raise Uncacheable(kind)
 
 

@@ -182,3 +182,34 @@ def test_an_unwritable_cache_directory_is_no_cache(tmp_path: Path) -> None:
     ruleset = _load(cache, [SIGMAHQ])
     assert ruleset.rules and cache.last == "miss"
     assert _load(cache, [SIGMAHQ]).rules
+
+
+class _Matcher:
+    """Stands for a matcher class the compiler may add (a wildcard matcher): plain attributes."""
+
+    def __init__(self, parts: tuple[str, ...]) -> None:
+        self.parts = parts
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Matcher) and other.parts == self.parts
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def test_other_matcher_objects_round_trip() -> None:
+    import ipaddress
+    import re
+
+    from temporal_siem.detections.sigma.cache import _constant, _describe_constant
+
+    for value in (_Matcher(("a", "b")), frozenset({"x"}), re.compile("a+b", re.I), ipaddress.ip_network("10.0.0.0/8"), ("t", 1)):
+        assert _constant(_describe_constant(value)) == value
+
+
+def test_an_unpicklable_constant_means_no_cache() -> None:
+    import threading
+
+    from temporal_siem.detections.sigma.cache import Uncacheable, _describe_constant
+
+    with pytest.raises(Uncacheable):
+        _describe_constant(threading.Lock())
