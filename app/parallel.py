@@ -212,6 +212,11 @@ class ParallelPipeline(Pipeline):
                 if process.is_alive():
                     process.terminate()
                 process.join(timeout=5)
+            # What is left in the queues is no longer wanted (all was applied, or the run failed): without this
+            # the feeder thread of a queue whose reader died would block interpreter exit on a full pipe.
+            for channel in (inbox, outbox):
+                channel.cancel_join_thread()
+                channel.close()
             for sink in [*self.alert_sinks, *self.event_sinks, self.dead_letter]:
                 sink.close()
             self.stats.finished = time.perf_counter()
