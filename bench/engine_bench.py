@@ -6,6 +6,9 @@
         (b) our rule pack (detections/rules) on the mixed events parsed from samples/ (target >= 100,000 events/s)
     python bench/engine_bench.py load SIGMA_CHECKOUT
         (c) load + compile time of the whole corpus (target < 10 s)
+    python bench/engine_bench.py flat SIGMA_CHECKOUT [--events 50000] [--sizes 50,3000]
+        (d) cost flat in rules: per-event matching cost with the first N rule files of the corpus, same events
+            (target: 3,000 rules <= 2x 50 rules)
 
 Rule loading is excluded from (a) and (b). Each throughput figure is the median of 3 runs over the same events.
 """
@@ -107,6 +110,36 @@ def run(ruleset: Ruleset, events: list[dict[str, Any]], profile: bool) -> None:
         print(out.getvalue())
 
 
+def flat(corpus: str, sizes: list[int], count: int) -> None:
+    """Per-event matching cost (lane, candidates, rule functions; no enrichment or alert documents) on the same
+    seeded Windows events, with N rule files: the first 50 of ``rules/windows/process_creation``, then the
+    rest of the corpus in path order up to N. Median of 3."""
+    from temporal_siem.detections.sigma.loader import rule_files
+
+    from tests.engine.generators import windows_events
+
+    first = rule_files([Path(corpus) / "rules" / "windows" / "process_creation"])[:50]
+    files = first + [f for f in rule_files(corpus_paths(corpus)) if f not in set(first)]
+    events = windows_events(count)
+    costs = {}
+    for size in sizes:
+        ruleset = Ruleset.from_paths(files[:size], builtin_rules=False)
+        for event in events[:2000]:  # build the lanes outside the timing
+            ruleset.match_indices(event)
+        timings = []
+        matches = 0
+        for _ in range(3):
+            start = time.process_time()
+            matches = sum(len(ruleset.match_indices(event)) for event in events)
+            timings.append(time.process_time() - start)
+        costs[size] = statistics.median(timings) / len(events) * 1e6
+        shares = [len(ruleset.candidates(e)) for e in events[:5000]]
+        print(f"{len(ruleset.rules):5d} rules: {costs[size]:6.1f} us/event matching, {matches / len(events):.2f} matches/event, "
+              f"{statistics.fmean(shares):.1f} candidates/event")
+    low, high = min(sizes), max(sizes)
+    print(f"cost ratio {high} / {low} rules: {costs[high] / costs[low]:.2f}x (target <= 2x)")
+
+
 def rule_costs(ruleset: Ruleset, events: list[dict[str, Any]]) -> None:
     """Per-rule time (perf_counter_ns around each generated function), top 15: candidates for a better
     witness or a reordered predicate. Also the false-candidate ratio (evaluated but not matched)."""
@@ -136,18 +169,22 @@ def rule_costs(ruleset: Ruleset, events: list[dict[str, Any]]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=("corpus", "pack", "load"))
+    parser.add_argument("mode", choices=("corpus", "pack", "load", "flat"))
+    parser.add_argument("--sizes", default="50,3000", help="flat: rule counts to compare")
     parser.add_argument("corpus", nargs="?", help="SigmaHQ checkout (corpus, load)")
     parser.add_argument("--events", type=int, default=100_000)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
-    if args.mode in ("corpus", "load") and not args.corpus:
+    if args.mode in ("corpus", "load", "flat") and not args.corpus:
         parser.error("give the SigmaHQ checkout")
     if args.mode == "load":
         start = time.perf_counter()
         ruleset = Ruleset.from_paths(corpus_paths(args.corpus), builtin_rules=False)
         print(f"load+compile     {time.perf_counter() - start:.2f} s for {len(ruleset.rules)} rules "
               f"({len(ruleset.errors)} errors), peak RSS {peak_rss_mb():.0f} MB")
+        return
+    if args.mode == "flat":
+        flat(args.corpus, [int(n) for n in args.sizes.split(",")], args.events)
         return
     if args.mode == "corpus":
         from tests.engine.generators import windows_events

@@ -8,6 +8,7 @@ from typing import Any
 from temporal_siem.detections.base import Detector
 from temporal_siem.detections.correlation import CorrelationEngine
 from temporal_siem.detections.enrichment import EnricherRegistry
+from temporal_siem.detections.sigma.cache import default_cache
 from temporal_siem.detections.sigma.detector import SigmaDetector
 from temporal_siem.detections.sigma.ruleset import Ruleset
 
@@ -21,8 +22,12 @@ class NullDetector(Detector):
 
 def build_ruleset(rule_dirs: list[str], builtin_rules: bool = True, pipelines: list[str] | None = None,
                   filters: list[str] | None = None) -> Ruleset:
-    """The compiled, shareable ruleset: compiled once, then one detector per consumer (``new_detector``)."""
-    return Ruleset.from_paths(rule_dirs, builtin_rules=builtin_rules, pipelines=pipelines or [], filters=filters or [])
+    """The compiled, shareable ruleset: compiled once, then one detector per consumer (``new_detector``).
+
+    Uses the compiled-ruleset cache (``detections/sigma/cache.py``; ``TSIEM_CACHE_DIR=off`` disables it).
+    """
+    return Ruleset.from_paths(rule_dirs, builtin_rules=builtin_rules, pipelines=pipelines or [], filters=filters or [],
+                              cache=default_cache())
 
 
 def new_detector(ruleset: Ruleset, options: dict[str, Any] | None = None) -> SigmaDetector:

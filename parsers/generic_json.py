@@ -28,7 +28,10 @@ class JsonParser(Parser):
             raise RecordError("not a JSON object", type(record).__name__)
         event = flatten(redact(record))
         for key in TIME_KEYS:
-            dt = parse_timestamp(event.get(key))
+            value = event.get(key)
+            if value is None:  # parse_timestamp(None) is None; most records lack most of these keys
+                continue
+            dt = parse_timestamp(value)
             if dt is not None:
                 event["@timestamp"] = format_timestamp(dt)
                 break

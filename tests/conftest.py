@@ -5,9 +5,13 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
+
+# The compiled-ruleset cache of this test run (and the CLIs it starts) lives in a fresh directory, never the user's.
+os.environ.setdefault("TSIEM_CACHE_DIR", tempfile.mkdtemp(prefix="tsiem-test-cache-"))
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"

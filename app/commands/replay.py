@@ -54,6 +54,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--to-kafka", metavar="TOPIC", help="Instead of detecting, produce the raw records to TOPIC "
                    "(brokers and security from ingest.kafka; key = user/namespace when derivable).")
     p.add_argument("--rate", type=float, metavar="N", help="With --to-kafka: at most N records per second.")
+    p.add_argument("--workers", type=int, metavar="N", help="Worker processes for parsing and matching "
+                   "(default: the number of cores; 1 = this process only). Same alerts either way.")
     p.set_defaults(handler=run)
 
 
@@ -194,15 +196,31 @@ def run(args: argparse.Namespace) -> int:
             dead_path = "the configured dead-letter sink"
     total = source.estimate_bytes()
     with console.progress_bar(total, enabled=not args.quiet and total > 20_000_000) as advance:
-        pipeline = Pipeline(source, router, detector, alert_sinks=alert_sinks, event_sinks=event_sinks,
-                            dead_letter=dead_letter, on_alerts=collected.add,
-                            on_batch=lambda stats, batch: advance(source.bytes_read))
+        pipeline = pipeline_class(args, options, detector, event_sinks)(
+            source, router, detector, alert_sinks=alert_sinks, event_sinks=event_sinks, dead_letter=dead_letter,
+            on_alerts=collected.add, on_batch=lambda stats, batch: advance(source.bytes_read))
         stats = pipeline.run()
     written = dead_letter.written if isinstance(dead_letter, LazyFileSink) else bool(stats.dead_lettered)
     report(args, stats, collected, dead_path if written else None, rule_errors)
     if recorder is not None and not write_html_report(args, stats, collected.alerts, recorder):
         return EXIT_FAILURE
     return exit_code(args, collected)
+
+
+def pipeline_class(args: argparse.Namespace, options: dict[str, Any], detector: Detector, event_sinks: list[Sink]) -> Any:
+    """:class:`Pipeline`, or with more than one worker the parallel one (app/parallel.py). One process when the
+    run needs every event in one place (--events, --report) or correlation windows close on event time
+    (a configured lateness: which events are late depends on the order of all events)."""
+    from functools import partial
+
+    from temporal_siem.detections.sigma.detector import SigmaDetector
+    from temporal_siem.parallel import ParallelPipeline, default_workers
+
+    workers = args.workers if getattr(args, "workers", None) is not None else default_workers()
+    if (workers <= 1 or event_sinks or not isinstance(detector, SigmaDetector)
+            or options.get("correlation", {}).get("allowed_lateness_seconds") != -1):
+        return Pipeline
+    return partial(ParallelPipeline, workers=workers)
 
 
 class AlertKeeper:

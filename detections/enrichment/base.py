@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 import orjson
 from temporal_siem.kernel.timestamps import parse_timestamp
@@ -20,6 +20,10 @@ class Enricher(ABC):
     """Adds fields to flat events in place. Stateful enrichers persist their state via snapshot/restore."""
 
     name: str = "enricher"
+    # The ``event.dataset`` values (None: no dataset) whose events this enricher's state reads or learns from.
+    # ``replay --workers`` sends those events to the one process that holds the state; a stateful enricher
+    # that leaves this None claims every event (correct, just not parallel).
+    state_datasets: ClassVar[frozenset[str | None] | None] = None
 
     @abstractmethod
     def enrich(self, events: list[dict[str, Any]]) -> None:

@@ -70,6 +70,7 @@ class WorkloadSessions(Enricher):
     """Stamps CloudTrail events with how their role session was obtained (see the module docstring)."""
 
     name = "workload_sessions"
+    state_datasets = frozenset({"aws.cloudtrail"})  # enrich() skips every other dataset
 
     def __init__(self, max_sessions: int = MAX_SESSIONS, max_roles: int = MAX_ROLES) -> None:
         self.max_sessions = max_sessions

@@ -23,6 +23,9 @@ except ImportError:  # no wheel for this platform: Aho-Corasick does the same jo
 from temporal_siem.detections.sigma.values import fold, to_number
 from temporal_siem.detections.sigma.witness import Witness
 
+MEMO_SIZE = 4096  # distinct values remembered per field and lane
+MEMO_WINDOW = 4096  # lookups between checks that a field's values repeat often enough to keep its memo
+
 
 @dataclass(slots=True)
 class FieldSlot:
@@ -33,6 +36,14 @@ class FieldSlot:
     numbers: dict[int | float, tuple[int, ...]] | None = None
     scanned: bool = False
     seen: bool = False
+    # Memo of what one string value of this field contributes (presence, exact, numeric and substring rules):
+    # low-cardinality fields (Image, User, Channel...) repeat their values, so the fold, dict probes and scan
+    # are done once per distinct value. Exact because needles never span two values (they hold no NUL), so a
+    # value's hits are the same scanned alone or in the joined buffer. Turned off (None) for a field whose
+    # values rarely repeat (command lines, hashes, times): those go to the one joined scan.
+    memo: dict[str, tuple[int, ...]] | None = field(default_factory=dict)
+    lookups: int = 0
+    repeats: int = 0
 
 
 @dataclass
@@ -111,6 +122,23 @@ class CandidateIndex:
                 continue
             if not slot.seen:
                 slot.seen = True
+            memo = slot.memo
+            if memo is not None and value.__class__ is str:
+                slot.lookups += 1
+                hit = memo.get(value)
+                if hit is None:
+                    hit = self._contribution(slot, value)
+                    if len(memo) < MEMO_SIZE:
+                        memo[value] = hit
+                else:
+                    slot.repeats += 1
+                if hit:
+                    found.extend(hit)
+                if slot.lookups >= MEMO_WINDOW:
+                    if slot.repeats * 2 < slot.lookups:  # mostly new values: the memo only costs
+                        slot.memo = None
+                    slot.lookups = slot.repeats = 0
+                continue
             if slot.presence:
                 found.extend(slot.presence)
             if value is None:
@@ -157,6 +185,20 @@ class CandidateIndex:
         if values:
             self.keywords.scan("\x00".join(values), found)
         return set(found)
+
+    def _contribution(self, slot: FieldSlot, value: str) -> tuple[int, ...]:
+        """The rules one string value of a field admits: what the loop below would add for it alone."""
+        out: list[int] = list(slot.presence)
+        folded = value.lower()
+        if slot.exact is not None:
+            hit = slot.exact.get(folded)
+            if hit:
+                out.extend(hit)
+        if slot.scanned and self.substrings is not None:
+            self.substrings.scan(folded, out)
+        if slot.numbers is not None:
+            self._numbers(slot.numbers, value, out)
+        return tuple(out)
 
     @staticmethod
     def _probe(slot: FieldSlot, folded: Any, found: list[int], buffer: list[str] | None) -> None:

@@ -22,8 +22,9 @@ from typing import Any
 
 from sigma.correlations import SigmaCorrelationRule
 from sigma.processing.pipeline import ProcessingPipeline
-from sigma.rule import SigmaRule
+from sigma.rule import SigmaLogSource, SigmaRule
 from temporal_siem.detections.alerts import RuleMeta
+from temporal_siem.detections.sigma.cache import RuleCache
 from temporal_siem.detections.sigma.compiler import RuleCompileError, RuleCompiler, check_rule_size
 from temporal_siem.detections.sigma.index import CandidateIndex
 from temporal_siem.detections.sigma.loader import BUILTIN_RULES, LoadError, load_rules
@@ -67,6 +68,8 @@ class CompiledRule:
     generate: bool = True
     warnings: tuple[str, ...] = ()
     rule: SigmaRule | None = field(default=None, repr=False)
+    module_code: Any = field(default=None, repr=False)  # what ``match`` was built from (the ruleset cache stores it)
+    logsource: SigmaLogSource | None = None  # after the pipeline: what event-side routing compares
 
     @property
     def refs(self) -> tuple[str, ...]:
@@ -120,6 +123,8 @@ class Ruleset:
         self.correlations = correlations
         self.correlation_meta = correlation_meta
         self.errors = errors
+        self.known_datasets = tuple(known_datasets)
+        self.duplicate_ids = 0
         self.functions = [r.match for r in rules]
         self._patterns = sorted({p for r in rules for p in (r.datasets or ())} | set(known_datasets))
         self._lanes_by_rules: dict[tuple[int, ...], Lane] = {}
@@ -134,12 +139,22 @@ class Ruleset:
     @classmethod
     def from_paths(cls, paths: Iterable[str | Path] = (), *, builtin_rules: bool = True,
                    pipelines: Iterable[str | Path] = (), filters: Iterable[str | Path] = (),
-                   builtin_pipeline: bool = True) -> Ruleset:
+                   builtin_pipeline: bool = True, cache: RuleCache | None = None) -> Ruleset:
+        """``cache``: a compiled-ruleset cache (detections/sigma/cache.py) for the detection path; the
+        rule commands that need pySigma's objects (explain, validate, convert) load without one."""
         roots: list[str | Path] = [BUILTIN_RULES] if builtin_rules and BUILTIN_RULES.is_dir() else []
         roots.extend(paths)
-        loaded = load_rules(roots, filters)
-        pipeline = build_pipeline(pipelines, builtin=builtin_pipeline)
-        return cls.compile(loaded.rules, loaded.correlations, pipeline, loaded.errors)
+        filters = list(filters)
+        pipelines = list(pipelines)
+
+        def build(files: Iterable[str | Path] = roots, filter_files: Iterable[str | Path] = filters) -> tuple[Ruleset, Any]:
+            loaded = load_rules(files, filter_files)
+            pipeline = build_pipeline(pipelines, builtin=builtin_pipeline)
+            return cls.compile(loaded.rules, loaded.correlations, pipeline, loaded.errors), loaded
+
+        if cache is None:
+            return build()[0]
+        return cache.load_or_build(roots, filters, pipelines, builtin_pipeline, build, lambda files: build(files, ())[0])
 
     @classmethod
     def from_yaml(cls, text: str, *, pipelines: Iterable[str | Path] = (), builtin_pipeline: bool = True) -> Ruleset:
@@ -162,6 +177,7 @@ class Ruleset:
         referenced_only_quietly = _quiet_rules(correlations)
         compiled: list[CompiledRule] = []
         seen_ids: dict[str, str] = {}  # id or name -> file of the rule that has it
+        duplicates = 0
         for rule in rules:
             source = str(rule.source.path) if rule.source is not None and rule.source.path is not None else "<yaml>"
             rule_id = rule_identifier(rule)
@@ -171,6 +187,7 @@ class Ruleset:
                 errors.append(LoadError(source, f"rule {rule.title!r}: duplicate rule {kind} {key}: {seen_ids[key]} has it too "
                                                 "(the first one loaded is kept; give this rule its own)",
                                         _key_line(source, kind, rule)))
+                duplicates += 1
                 continue
             try:
                 check_rule_size(rule)
@@ -178,7 +195,10 @@ class Ruleset:
                 pipeline.apply(processed)
                 trees = [condition.parsed for condition in processed.detection.parsed_condition]
                 code = compiler.compile_source(processed, trees)
-                function = compiler.build(code, f"<rule {rule_id}>")
+                module = compile(code.source, f"<rule {rule_id}>", "exec")  # as compiler.build, keeping the code
+                namespace = dict(code.namespace)
+                exec(module, namespace)
+                function = namespace["match"]
                 witnesses = rule_witnesses(processed, trees)
             except RuleCompileError as exc:
                 errors.append(LoadError(source, f"rule {rule.title!r}: {exc}"))
@@ -194,7 +214,7 @@ class Ruleset:
                 source_code=code.source, fields=code.fields, witnesses=witnesses,
                 datasets=dataset_patterns(processed.custom_attributes.get(DATASET_ATTRIBUTE)),
                 generate=not (rule_id in referenced_only_quietly or (rule.name or "\x00") in referenced_only_quietly),
-                warnings=tuple(code.warnings), rule=processed,
+                warnings=tuple(code.warnings), rule=processed, module_code=module, logsource=processed.logsource,
             ))
         processed_correlations: list[SigmaCorrelationRule] = []
         correlation_meta: dict[str, RuleMeta] = {}
@@ -215,7 +235,9 @@ class Ruleset:
             correlation_meta.setdefault(entry.id, entry.meta)
             if entry.name:
                 correlation_meta.setdefault(entry.name, entry.meta)
-        return cls(compiled, processed_correlations, correlation_meta, errors, pipeline_datasets(pipeline))
+        ruleset = cls(compiled, processed_correlations, correlation_meta, errors, pipeline_datasets(pipeline))
+        ruleset.duplicate_ids = duplicates
+        return ruleset
 
     # ---- lanes -----------------------------------------------------------------------------------------
 
@@ -263,7 +285,7 @@ class Ruleset:
 
     def _generic_lane(self, tag: EventTag | None) -> Lane:
         members = tuple(r.index for r in self.rules
-                        if r.datasets is None and (tag is None or r.rule is None or tag.admits(r.rule.logsource)))
+                        if r.datasets is None and (tag is None or r.logsource is None or tag.admits(r.logsource)))
         lane = self._lane(members)
         self._generic_lanes[tag] = lane
         return lane

@@ -1,0 +1,107 @@
+"""The per-field value memo of the candidate index gives the same candidates as computing them afresh,
+whether the memo is warm, full, or switched off for a field whose values do not repeat."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from temporal_siem.detections.sigma import index as index_module
+from temporal_siem.detections.sigma.ruleset import Ruleset
+from temporal_siem.detections.sigma.values import EventFolds
+
+from tests.engine.generators import rule_events, windows_events
+
+SIGMAHQ = Path(__file__).parent / "data" / "sigmahq"
+RULES = """
+title: needles in a low-cardinality field
+id: 3f0c2b9e-1d7a-4e5b-8c6f-9a0b1c2d3e41
+logsource: {product: windows, category: process_creation}
+detection:
+  a: {Image|endswith: ['\\\\cmd.exe', '\\\\powershell.exe']}
+  b: {IntegrityLevel: High}
+  c: {CommandLine|contains: ['whoami', ' -enc ']}
+  d: {EventID: 1}
+  condition: (a and b) or c or d
+level: high
+"""
+
+
+def _ruleset(tmp_path: Path, with_sample: bool = False) -> Ruleset:
+    """Our rule alone (a lane without keyword rules: the memoised path), or with the SigmaHQ sample, whose
+    keyword rules make the lane scan every value instead."""
+    (tmp_path / "r.yml").write_text(RULES)
+    return Ruleset.from_paths([SIGMAHQ, tmp_path / "r.yml"] if with_sample else [tmp_path / "r.yml"], builtin_rules=False)
+
+
+def _events(ruleset: Ruleset) -> list[dict]:
+    rng = random.Random(5)
+    events = windows_events(600)
+    for rule in ruleset.rules:
+        assert rule.rule is not None
+        events.extend(rule_events(rule.rule, rng, count=2))
+    return events
+
+
+def _fresh(ruleset: Ruleset, event: dict) -> set[int]:
+    """Candidates with every memo off: the path without memoisation."""
+    event = ruleset.view(event)
+    lane = ruleset.lane_for(event)
+    saved = {name: slot.memo for name, slot in lane.index.fields.items()}
+    for slot in lane.index.fields.values():
+        slot.memo = None
+    try:
+        return lane.index.candidates(event, EventFolds(event))
+    finally:
+        for name, slot in lane.index.fields.items():
+            slot.memo = saved[name]
+
+
+@pytest.mark.parametrize("with_sample", [False, True])
+def test_warm_memo_same_candidates(tmp_path: Path, with_sample: bool) -> None:
+    ruleset = _ruleset(tmp_path, with_sample)
+    events = _events(ruleset)
+    memoised = 0
+    for round_ in range(3):  # the second and third rounds hit the memo
+        for event in events:
+            got = ruleset.candidates(event)
+            assert got == _fresh(ruleset, event)
+            assert set(ruleset.match_indices(event)) <= got
+        if round_:
+            memoised = sum(len(slot.memo or ()) for lane in ruleset.lanes for slot in lane.index.fields.values())
+    assert memoised > 10 or with_sample
+
+
+def test_memo_turns_off_for_unique_values(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(index_module, "MEMO_WINDOW", 50)
+    monkeypatch.setattr(index_module, "MEMO_SIZE", 20)
+    ruleset = _ruleset(tmp_path)
+    for n in range(200):
+        event = {"Image": f"C:\\x{n}\\cmd.exe", "IntegrityLevel": "High", "CommandLine": f"whoami {n}", "EventID": 1}
+        assert ruleset.candidates(event) == _fresh(ruleset, event)
+    lane = ruleset.lane_for({"Image": "x"})
+    assert lane.index.fields["CommandLine"].memo is None  # never repeats: switched off
+    assert len(lane.index.fields["IntegrityLevel"].memo or {}) == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["Image", "CommandLine", "IntegrityLevel", "User", "EventID"]),
+                          st.sampled_from(["C:\\Windows\\System32\\cmd.exe", "whoami /all", "High", "x -enc AA", "1",
+                                           "POWERSHELL.EXE", "\\powershell.exe", "\u017f", "\u0130"])), min_size=1, max_size=6))
+def test_memo_property(tmp_path_factory, pairs: list[tuple[str, str]]) -> None:
+    ruleset = _memo_ruleset(tmp_path_factory)
+    event = dict(pairs)
+    for _ in range(2):
+        assert ruleset.candidates(event) == _fresh(ruleset, event)
+
+
+_CACHED: list[Ruleset] = []
+
+
+def _memo_ruleset(tmp_path_factory) -> Ruleset:
+    if not _CACHED:
+        _CACHED.append(_ruleset(tmp_path_factory.mktemp("memo")))
+    return _CACHED[0]
