@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+
 from temporal_siem.kernel import config as kernel_config
 from temporal_siem.kernel.config import Settings
 from temporal_siem.sinks.factory import describe_errors

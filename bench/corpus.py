@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
 from temporal_siem.ingest.replay import ReplaySource
 from temporal_siem.kernel.records import RecordError
 from temporal_siem.parsers.envelopes import unwrap

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 from sigma.collection import SigmaCollection
 from sigma.correlations import SigmaCorrelationRule
+
 from temporal_siem.detections.correlation import CorrelationEngine
 
 RULES = """

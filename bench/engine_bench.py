@@ -115,7 +115,6 @@ def flat(corpus: str, sizes: list[int], count: int) -> None:
     seeded Windows events, with N rule files: the first 50 of ``rules/windows/process_creation``, then the
     rest of the corpus in path order up to N. Median of 3."""
     from temporal_siem.detections.sigma.loader import rule_files
-
     from tests.engine.generators import windows_events
 
     first = rule_files([Path(corpus) / "rules" / "windows" / "process_creation"])[:50]

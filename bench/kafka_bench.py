@@ -29,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer  # noqa: E402
 from kafka.admin import NewTopic  # noqa: E402
+
 from temporal_siem.commands.to_kafka import split_record  # noqa: E402
 from temporal_siem.daemon import Daemon  # noqa: E402
 from temporal_siem.detections.factory import build_detector  # noqa: E402

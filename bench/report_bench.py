@@ -21,8 +21,8 @@ sys.path.insert(0, str(ROOT))
 
 from selenium import webdriver  # noqa: E402
 from selenium.webdriver.chrome.service import Service  # noqa: E402
-from temporal_siem.report import write_report  # noqa: E402
 
+from temporal_siem.report import write_report  # noqa: E402
 from tests.report import synthetic  # noqa: E402
 from tests.report.conftest import CHROME_FLAGS  # noqa: E402
 

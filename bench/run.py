@@ -18,13 +18,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.corpus import generate
 from temporal_siem.detections.factory import NullDetector, build_detector
 from temporal_siem.ingest.replay import ReplaySource
 from temporal_siem.parsers.router import ParserRouter
 from temporal_siem.pipeline import Pipeline
 from temporal_siem.sinks.file import FileSink
-
-from bench.corpus import generate
 
 
 def peak_rss_mb() -> float:

@@ -72,6 +72,7 @@ def main() -> None:
     for name in [s for s in args.sinks.split(",") if s]:
         if name == "elasticsearch":
             from elasticsearch import Elasticsearch
+
             from temporal_siem.sinks.elasticsearch import ElasticsearchSink
 
             index = f"tsiem-bench-{uuid.uuid4().hex[:8]}"

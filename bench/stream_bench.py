@@ -122,6 +122,7 @@ def _rebuild(runtime: Any) -> None:
 
 
 def run_replay(topic: str, records: int, out: Path) -> dict[str, Any]:
+    from bench.corpus import generate
     from temporal_siem.detections.factory import build_detector
     from temporal_siem.ingest.replay import ReplaySource
     from temporal_siem.kernel.records import Origin, RawRecord
@@ -129,8 +130,6 @@ def run_replay(topic: str, records: int, out: Path) -> dict[str, Any]:
     from temporal_siem.pipeline import Pipeline
     from temporal_siem.sinks.file import FileSink
     from temporal_siem.sinks.lazy_file import LazyFileSink
-
-    from bench.corpus import generate
 
     messages = generate(records, int(os.environ.get("TSIEM_BENCH_SEED", "7")))
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
+
 from temporal_siem.detections.alerts import rule_alert
 from temporal_siem.detections.base import Detector
 from temporal_siem.detections.correlation.compiled import CompiledCorrelation

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, Any
 
 import orjson
+
 from temporal_siem.ingest.base import Source
 from temporal_siem.kernel.records import DeadLetter, Origin, RawRecord
 

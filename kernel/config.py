@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeVar, overload
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, SecretStr, ValidatorFunctionWrapHandler, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
 from temporal_siem.kernel.secrets import REDACTED, is_secret_key, mask_text
 
 MASK = "***"

@@ -25,6 +25,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+
 from temporal_siem.kernel.flatten import flatten
 from temporal_siem.kernel.records import RecordError
 from temporal_siem.parsers.base import Parser

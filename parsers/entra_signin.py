@@ -32,6 +32,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+
 from temporal_siem.kernel.records import RecordError
 from temporal_siem.parsers.base import Parser
 from temporal_siem.parsers.common import (

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import orjson
+
 from temporal_siem.kernel.records import RecordError
 
 MAX_ENVELOPE_DEPTH = 3

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import orjson
+
 from temporal_siem.kernel.records import DeadLetter, Origin, RawRecord, RecordError
 from temporal_siem.kernel.secrets import clean_record
 from temporal_siem.parsers.base import Parser

@@ -30,6 +30,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
+
 from temporal_siem.kernel.records import RecordError
 from temporal_siem.parsers.base import Parser
 from temporal_siem.parsers.common import (

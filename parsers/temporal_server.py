@@ -71,6 +71,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import orjson
+
 from temporal_siem.kernel.records import RecordError
 from temporal_siem.parsers.base import Parser
 from temporal_siem.parsers.common import (

@@ -38,6 +38,7 @@ from functools import lru_cache
 from typing import Any
 
 import orjson
+
 from temporal_siem.kernel.flatten import flatten
 from temporal_siem.kernel.records import RecordError
 from temporal_siem.parsers.base import Parser

@@ -10,6 +10,7 @@ from abc import ABC, abstractmethod
 from typing import Any, ClassVar
 
 import orjson
+
 from temporal_siem.kernel.flatten import unflatten
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import ValidationError
+
 from temporal_siem.kernel import metrics
 from temporal_siem.kernel.config import SinkConfig, SinksConfig
 from temporal_siem.sinks.base import Sink, SinkError

@@ -7,6 +7,7 @@ import sys
 from typing import IO, Any, Literal
 
 from pydantic import Field
+
 from temporal_siem.sinks.base import Sink, to_json_line
 from temporal_siem.sinks.options import SinkOptions, resolve
 

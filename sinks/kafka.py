@@ -13,6 +13,7 @@ import logging
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, SecretStr
+
 from temporal_siem.sinks.base import Sink, SinkError, to_json_line
 from temporal_siem.sinks.delivery import PartialBatch, secret
 from temporal_siem.sinks.options import SinkOptions, check_role, resolve

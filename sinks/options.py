@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, TypeVar
 
 from pydantic import ConfigDict
+
 from temporal_siem.kernel.config import SinkConfig
 
 ROLES = ("alerts", "events", "dead_letter")

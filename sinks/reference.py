@@ -15,6 +15,7 @@ from typing import Any, Literal, Union, get_args, get_origin
 
 from pydantic import SecretStr
 from pydantic_core import PydanticUndefined
+
 from temporal_siem.sinks.registry import SINKS
 
 BEGIN = "<!-- BEGIN GENERATED: sink options (from the config models in sinks/; `make docs`) -->"

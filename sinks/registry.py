@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, Union
 
 from pydantic import Field, TypeAdapter
+
 from temporal_siem.kernel.config import SinkConfig, SinksConfig
 from temporal_siem.sinks.base import Sink
 from temporal_siem.sinks.elasticsearch import ElasticsearchConfig, ElasticsearchSink

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 import orjson
 from pydantic import Field, SecretStr
+
 from temporal_siem.kernel.backoff import Backoff
 from temporal_siem.sinks.base import Sink, SinkError, to_json_line
 from temporal_siem.sinks.delivery import PartialBatch, secret

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal
 
 from pydantic import Field, field_validator
+
 from temporal_siem.kernel.backoff import Backoff
 from temporal_siem.sinks.base import Sink, SinkError, to_json_line
 from temporal_siem.sinks.delivery import PartialBatch

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 import yaml
+
 from temporal_siem import console
 from temporal_siem.exit_codes import EXIT_OK, EXIT_USAGE
 from temporal_siem.kernel.config import Settings, masked

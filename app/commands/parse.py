@@ -28,6 +28,7 @@ class _ValidatingSink(Sink):
 
     def write(self, documents: list[dict[str, Any]]) -> None:
         from pydantic import ValidationError
+
         from temporal_siem.kernel.schema import validate_event
 
         for doc in documents:

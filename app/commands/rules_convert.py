@@ -20,6 +20,7 @@ from sigma.collection import SigmaCollection
 from sigma.correlations import SigmaCorrelationRule
 from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaRule
+
 from temporal_siem.commands.options import add_json_option, apply_legacy_format
 from temporal_siem.exit_codes import EXIT_OK, EXIT_RULES, EXIT_USAGE
 
@@ -65,6 +66,7 @@ class Conversion:
 def dataset_scope_pipeline(pipeline_files: list[Path]) -> ProcessingPipeline:
     """``event.dataset`` conditions mirroring the routing items of the given pipeline files (same rule conditions)."""
     import yaml
+
     from temporal_siem.detections.sigma.pipelines import DATASET_ATTRIBUTE
 
     items: list[dict[str, Any]] = []

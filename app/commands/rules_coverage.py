@@ -12,6 +12,7 @@ from typing import Any
 
 import orjson
 from rich.table import Table
+
 from temporal_siem import console
 from temporal_siem.commands.options import add_rule_options
 from temporal_siem.exit_codes import EXIT_OK, EXIT_RULES

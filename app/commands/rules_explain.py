@@ -21,6 +21,7 @@ from typing import Any
 
 import orjson
 from sigma.rule import SigmaDetection, SigmaDetectionItem, SigmaRule
+
 from temporal_siem import console
 from temporal_siem.exit_codes import EXIT_OK, EXIT_USAGE
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
 from temporal_siem.exit_codes import EXIT_OK, EXIT_USAGE
 
 

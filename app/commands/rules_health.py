@@ -12,6 +12,7 @@ from collections import Counter
 from typing import Any, cast
 
 from rich.table import Table
+
 from temporal_siem import console
 from temporal_siem.commands.options import add_rule_options
 from temporal_siem.detections.coverage import ActionTally, DatasetCoverage, coverage

@@ -7,6 +7,7 @@ import sys
 from typing import Any
 
 from rich.table import Table
+
 from temporal_siem import console
 from temporal_siem.commands.options import add_rule_options
 from temporal_siem.exit_codes import EXIT_OK, EXIT_RULES

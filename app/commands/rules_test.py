@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
 from temporal_siem.commands.options import add_json_option, add_rule_options, apply_legacy_format
 from temporal_siem.detections.factory import new_detector
 from temporal_siem.exit_codes import EXIT_OK, EXIT_RULES, EXIT_USAGE
@@ -112,6 +113,7 @@ def _read_test_document(path: Path) -> Any:
         except orjson.JSONDecodeError as exc:
             raise TestFileError(f"{path}: cannot read test file: {exc}") from exc
     import yaml
+
     from temporal_siem.detections.sigma.loader import RuleYamlLoader
     from temporal_siem.detections.sigma.locate import yaml_error_line
 

@@ -32,6 +32,7 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 from sigma.validators.base import SigmaValidationIssueSeverity
+
 from temporal_siem.commands.options import add_json_option, apply_legacy_format
 from temporal_siem.exit_codes import EXIT_OK, EXIT_RULES, EXIT_USAGE
 

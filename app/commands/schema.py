@@ -6,6 +6,7 @@ import argparse
 import sys
 
 import orjson
+
 from temporal_siem.exit_codes import EXIT_OK
 from temporal_siem.kernel import ecs_alignment
 from temporal_siem.kernel.schema import field_reference, json_schema

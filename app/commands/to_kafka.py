@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 from kafka import KafkaProducer
+
 from temporal_siem.ingest.replay import ReplaySource
 from temporal_siem.kernel.records import Origin, RawRecord, RecordError
 from temporal_siem.parsers.envelopes import unwrap
@@ -125,6 +126,7 @@ def replay_to_kafka(paths: list[str], topic: str, settings: Any, format_name: st
     import sys
 
     from kafka.errors import KafkaError
+
     from temporal_siem.ingest.kafka.client import KafkaConfigError, connection_options
 
     if rate is not None and rate <= 0:

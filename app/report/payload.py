@@ -15,6 +15,7 @@ import math
 from typing import Any
 
 import orjson
+
 from temporal_siem.report.model import ENTITY_FIELDS, LEVELS, OTHER_LEVEL, entities_of, level_of, text
 
 MAX_EMBEDDED_EVENTS = 60_000

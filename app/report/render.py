@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
 from temporal_siem.report.model import ENTITY_FIELDS, LEVELS, OTHER_LEVEL, HealthRow, ReportModel, build_model, text
 from temporal_siem.report.payload import build_payload, clean_event, encode_payload
 from temporal_siem.report.svg import LEVEL_COLORS, timeline_svg

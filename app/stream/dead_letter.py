@@ -12,6 +12,7 @@ import base64
 from typing import Any
 
 import orjson
+
 from temporal_siem.kernel.secrets import redact_raw, redact_text
 
 #: Values above this go as their excerpt (the broker's default message limit is 1 MB).

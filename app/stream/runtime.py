@@ -43,6 +43,7 @@ from quixstreams import Application, message_context
 from quixstreams.kafka.configuration import ConnectionConfig
 from quixstreams.models.topics import Topic, TopicConfig
 from quixstreams.sinks.base import BaseSink, SinkBackpressureError
+
 from temporal_siem.detections.scoped import META_KEY, NEVER, ScopedStage, ScopeMessage, ScopePlan, StatelessStage, event_time_micros
 from temporal_siem.detections.sigma.ruleset import Ruleset
 from temporal_siem.ingest.kafka.client import librdkafka_options

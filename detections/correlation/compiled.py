@@ -24,6 +24,7 @@ from sigma.correlations import (
     SigmaExtendedCorrelationCondition,
     SigmaRuleReference,
 )
+
 from temporal_siem.detections.alerts import RuleMeta
 
 OPERATORS: dict[str, Callable[[Any, Any], bool]] = {

@@ -31,6 +31,7 @@ from typing import Any
 
 import orjson
 from sigma.correlations import SigmaCorrelationRule
+
 from temporal_siem.detections.alerts import RuleMeta, correlation_alert
 from temporal_siem.detections.correlation.compiled import CompiledCorrelation, CorrelationRuleError, compile_rule
 from temporal_siem.detections.correlation.state import NEVER, ClosingGroup, SlidingGroup

@@ -22,6 +22,7 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+
 from temporal_siem.detections.enrichment.base import Enricher, as_datetime, event_time, read_snapshot_map
 from temporal_siem.kernel.timestamps import format_timestamp
 

@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import orjson
+
 from temporal_siem.kernel.timestamps import parse_timestamp
 
 

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import ahocorasick
 from sigma.rule import SigmaLogSource
+
 from temporal_siem.detections.alerts import RuleMeta
 from temporal_siem.detections.sigma.compiler import RUNTIME
 from temporal_siem.detections.sigma.loader import LoadError, rule_files

@@ -48,6 +48,7 @@ from sigma.types import (
     SigmaTimestampPart,
     SpecialChars,
 )
+
 from temporal_siem.detections.sigma import values
 
 RUNTIME: dict[str, Any] = {

@@ -12,6 +12,7 @@ from collections import Counter
 from typing import Any
 
 import orjson
+
 from temporal_siem.detections.alerts import rule_alert
 from temporal_siem.detections.base import Detector
 from temporal_siem.detections.correlation import CorrelationEngine

@@ -21,6 +21,7 @@ from sigma.filters import SigmaFilter
 from sigma.modifiers import SigmaUTF16BEModifier, SigmaUTF16Modifier, SigmaWideModifier, modifier_mapping
 from sigma.rule import SigmaRule
 from sigma.types import SigmaString
+
 from temporal_siem.detections.sigma import locate
 
 

@@ -23,6 +23,7 @@ from typing import Any
 from sigma.correlations import SigmaCorrelationRule
 from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaLogSource, SigmaRule
+
 from temporal_siem.detections.alerts import RuleMeta
 from temporal_siem.detections.sigma.cache import RuleCache
 from temporal_siem.detections.sigma.compiler import RuleCompileError, RuleCompiler, check_rule_size

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
 from temporal_siem.ingest.kafka.client import librdkafka_options
 from temporal_siem.ingest.kafka.source import KafkaSource
 from temporal_siem.kernel import metrics

@@ -19,6 +19,7 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
 from kafka.errors import KafkaConnectionError, KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata
+
 from temporal_siem.ingest.base import Source
 from temporal_siem.kernel import metrics
 from temporal_siem.kernel.backoff import Backoff

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from temporal_siem.cli import EXIT_OK, EXIT_RULES, main
 
+from temporal_siem.cli import EXIT_OK, EXIT_RULES, main
 from tests.authoring.conftest import GOOD_RULE
 
 CREATE = ('{"operation": "CreateNamespaceAPI", "status": "OK", "version": 2, "log_id": "x1", "emit_time": "2025-06-12T10:07:00Z", '

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from temporal_siem.cli import EXIT_OK, EXIT_RULES, main
 from temporal_siem.detections.sigma.loader import BUILTIN_RULES
 

@@ -7,8 +7,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from temporal_siem.cli import EXIT_OK, EXIT_RULES, main
 
+from temporal_siem.cli import EXIT_OK, EXIT_RULES, main
 from tests.conftest import ROOT
 
 DOC = (ROOT / "docs" / "rule-authoring.md").read_text(encoding="utf-8")

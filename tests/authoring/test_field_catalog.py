@@ -9,10 +9,10 @@ from pathlib import Path
 
 import orjson
 import pytest
+
 from temporal_siem.cli import EXIT_OK, EXIT_RULES, EXIT_USAGE, main
 from temporal_siem.commands.rules_fields import _catalog_path, build_catalog
 from temporal_siem.kernel.schema import field_reference
-
 from tests.authoring.conftest import GOOD_RULE, SELECTION_LINE
 from tests.conftest import ROOT, SAMPLES
 

@@ -9,8 +9,8 @@ import re
 from pathlib import Path
 
 import pytest
-from temporal_siem.cli import main
 
+from temporal_siem.cli import main
 from tests.conftest import SAMPLES
 
 

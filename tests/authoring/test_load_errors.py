@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from temporal_siem.cli import EXIT_RULES, main
 
+from temporal_siem.cli import EXIT_RULES, main
 from tests.authoring.conftest import GOOD_RULE, SELECTION_LINE
 
 DUPLICATE_KEY = GOOD_RULE.replace("    temporal.operation: DeleteNamespace\n",

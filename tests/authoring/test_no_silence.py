@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from temporal_siem.cli import EXIT_OK, EXIT_RULES, EXIT_USAGE, main
 
 FILTER = """\

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from temporal_siem.cli import EXIT_OK, EXIT_RULES, EXIT_USAGE, main
 
 DELETE_NAMESPACE = ('{"operation": "DeleteNamespaceAPI", "status": "OK", "version": 2, "log_id": "11111111-2222-4333-8444-555555555555", '

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from temporal_siem.cli import EXIT_ALERT, EXIT_RULES, main
 
+from temporal_siem.cli import EXIT_ALERT, EXIT_RULES, main
 from tests.authoring.conftest import GOOD_RULE, SELECTION_LINE
 
 BAD_MODIFIER = GOOD_RULE.replace("temporal.operation:", "temporal.operation|contain:")

@@ -8,9 +8,9 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from temporal_siem.cli import EXIT_OK, EXIT_RULES, main
 from temporal_siem.detections.sigma.loader import BUILTIN_RULES
-
 from tests.authoring.conftest import GOOD_RULE
 
 SHIPPED_ID = "108e57ac-9411-4224-94bc-50462bd0f0c0"  # access/temporal_cloud_audit_sink_changed.yml

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from temporal_siem.detections.enrichment import ENRICHERS, ApiKeyRegistry, CertificateExpiry, ClockSkew, build_enrichers
 from temporal_siem.detections.factory import new_detector
 from temporal_siem.kernel.flatten import unflatten

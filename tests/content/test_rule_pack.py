@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from temporal_siem.commands.rules_explain import explain
 from temporal_siem.commands.rules_test import find_test_files, load_cases, run_tests
 from temporal_siem.commands.rules_validate import validate

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from temporal_siem.cli import main
 from temporal_siem.detections.sigma.loader import BUILTIN_RULES
 from temporal_siem.exit_codes import EXIT_OK, EXIT_RULES, EXIT_USAGE

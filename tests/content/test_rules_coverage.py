@@ -6,7 +6,6 @@ import json
 
 from temporal_siem.commands.rules_coverage import TACTICS, coverage, navigator_layer
 from temporal_siem.detections.sigma.ruleset import Ruleset
-
 from tests.foundation.test_cli import run
 
 

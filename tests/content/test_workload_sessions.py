@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+
 from temporal_siem.detections.enrichment import WorkloadSessions
 from temporal_siem.kernel.flatten import unflatten
 from temporal_siem.kernel.records import Origin, RawRecord

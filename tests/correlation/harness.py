@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 from sigma.collection import SigmaCollection
 from sigma.correlations import SigmaCorrelationRule
+
 from temporal_siem.detections.correlation import CorrelationEngine, prepare_correlation_dict
 
 BASE = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
+
 from temporal_siem.detections.factory import build_detector
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 from prometheus_client import REGISTRY
+
 from temporal_siem.detections.correlation import CorrelationEngine, CorrelationRuleError
 from temporal_siem.detections.correlation.compiled import prepare_correlation_dict
-
 from tests.correlation.harness import RULE_ID, Ev, Spec, engine_for, rules_from_yaml, run, ts
 
 

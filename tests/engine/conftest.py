@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from temporal_siem.detections.sigma.ruleset import Ruleset
 
 SAMPLE = Path(__file__).parent / "data" / "sigmahq"

@@ -13,8 +13,8 @@ from typing import Any
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from temporal_siem.detections.sigma import SigmaEngine
 
+from temporal_siem.detections.sigma import SigmaEngine
 from tests.engine.test_witness import patterns
 
 ALPHABET = "ab*?\\Xé.İß -"

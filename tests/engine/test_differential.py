@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from temporal_siem.detections.sigma.ruleset import Ruleset
 
+from temporal_siem.detections.sigma.ruleset import Ruleset
 from tests.engine.generators import rule_events, windows_events
 
 

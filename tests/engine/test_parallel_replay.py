@@ -7,11 +7,11 @@ from pathlib import Path
 
 import orjson
 import pytest
+
+from bench.corpus import generate
 from temporal_siem.cli import main
 from temporal_siem.detections.factory import build_detector
 from temporal_siem.parallel import StateScope
-
-from bench.corpus import generate
 from tests.engine.generators import windows_events
 
 SIGMAHQ = Path(__file__).parent / "data" / "sigmahq"

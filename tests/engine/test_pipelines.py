@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from temporal_siem.detections.factory import new_detector
 from temporal_siem.detections.sigma import SigmaEngine
 from temporal_siem.detections.sigma.pipelines import PipelineError

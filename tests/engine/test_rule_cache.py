@@ -8,11 +8,11 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from temporal_siem.detections.factory import new_detector
 from temporal_siem.detections.sigma import cache as cache_module
 from temporal_siem.detections.sigma.cache import RuleCache
 from temporal_siem.detections.sigma.ruleset import Ruleset
-
 from tests.conftest import RULES, SAMPLES
 from tests.engine.generators import rule_events, windows_events
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 import yaml
+
 from temporal_siem.detections.sigma import SigmaEngine
 
 

@@ -31,9 +31,9 @@ from hypothesis import strategies as st
 from sigma.backends.sqlite import sqliteBackend
 from sigma.collection import SigmaCollection
 from sigma.exceptions import SigmaError
+
 from temporal_siem.detections.sigma.ruleset import CompiledRule, Ruleset
 from temporal_siem.detections.sigma.values import EventFolds
-
 from tests.engine.generators import rule_events
 
 

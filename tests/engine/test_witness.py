@@ -6,6 +6,7 @@ import re
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from temporal_siem.detections.sigma.witness import regex_literals
 
 atoms = st.sampled_from(["ab", "Cd", "e", "xyz", "[a-c]", ".", "\\d", "\\b", "^", "$", "(?i:Qr)", "é"])

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 
 import orjson
 import pytest
+
 from temporal_siem.commands.alert_views import TIMELINE_COLUMNS, AlertFilter, csv_text
 from temporal_siem.kernel.flatten import flatten
 from temporal_siem.kernel.schema import SEVERITY_BY_LEVEL
-
 from tests.conftest import SAMPLES
 from tests.foundation.test_cli import run
 

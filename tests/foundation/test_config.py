@@ -6,10 +6,10 @@ import sys
 
 import pytest
 from pydantic import SecretStr, ValidationError
+
 from temporal_siem.kernel.config import MASK, CorrelationConfig, SinkConfig, SinksConfig, load_settings, masked
 from temporal_siem.settings import ConfigError
 from temporal_siem.settings import load_settings as load_app_settings
-
 from tests.conftest import ROOT
 
 

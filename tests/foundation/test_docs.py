@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import orjson
+
 from temporal_siem.commands.schema import markdown
 from temporal_siem.kernel.schema import json_schema
 from temporal_siem.sinks import reference as sink_reference
 from temporal_siem.sinks.registry import SINKS
-
 from tests.conftest import ROOT
 
 

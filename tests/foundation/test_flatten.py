@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from hypothesis import given
 from hypothesis import strategies as st
+
 from temporal_siem.kernel.flatten import TOO_DEEP, flatten, get_path, unflatten
 
 keys = st.text(alphabet="abcxyz_", min_size=1, max_size=6)

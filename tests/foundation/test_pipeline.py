@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+
 from temporal_siem.detections.factory import NullDetector
 from temporal_siem.ingest.replay import ReplaySource
 from temporal_siem.parsers.router import ParserRouter

@@ -7,7 +7,6 @@ import re
 
 from temporal_siem.kernel.backoff import Backoff
 from temporal_siem.parsers.registry import PARSERS, detection_chain, get_parser
-
 from tests.conftest import ROOT
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 import pytest
+
 from temporal_siem.detections.factory import build_detector
 from temporal_siem.ingest.replay import ReplaySource
 from temporal_siem.kernel.flatten import MAX_KEY_PARTS, flatten, unflatten
@@ -16,7 +17,6 @@ from temporal_siem.kernel.records import Origin, RawRecord
 from temporal_siem.parsers.router import ParserRouter
 from temporal_siem.pipeline import Pipeline
 from temporal_siem.sinks.base import Sink, to_json_line
-
 from tests.conftest import ROOT
 from tests.hostile.records import ALERTING, deep_list, deep_records
 

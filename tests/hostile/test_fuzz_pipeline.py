@@ -13,13 +13,13 @@ from typing import Any
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from temporal_siem.detections.factory import build_detector
 from temporal_siem.kernel.records import Origin, RawRecord
 from temporal_siem.parsers.router import ParserRouter
 from temporal_siem.sinks.base import to_json_line
 from temporal_siem.sinks.splunk_hec import SplunkHecSink
 from temporal_siem.sinks.syslog import SyslogSink
-
 from tests.conftest import SAMPLES
 from tests.hostile.records import deep_list, deep_object, dotted_key
 from tests.hostile.secret_corpus import KEYED, TEXT, leaks

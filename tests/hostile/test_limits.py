@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import orjson
+
 from temporal_siem.detections.factory import build_detector
 from temporal_siem.ingest.replay import ReplaySource
 from temporal_siem.kernel import metrics

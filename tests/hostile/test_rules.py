@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from temporal_siem.detections.sigma import SigmaEngine
 from temporal_siem.detections.sigma.compiler import RuleCompileError, Wildcard, bounded_regex, guarded_regex
 

@@ -13,12 +13,12 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from temporal_siem.kernel.records import DeadLetter, Origin
 from temporal_siem.kernel.secrets import REDACTED, is_secret_key, redact, redact_text, scan
 from temporal_siem.sinks.base import to_json_line
 from temporal_siem.sinks.splunk_hec import SplunkHecSink
 from temporal_siem.sinks.syslog import SyslogSink
-
 from tests.conftest import ROOT, SAMPLES
 from tests.hostile.records import ALERTING
 from tests.hostile.secret_corpus import KEYED, TEXT, leaks, secret_payload

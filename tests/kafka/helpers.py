@@ -21,6 +21,7 @@ import yaml
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
+
 from temporal_siem.detections.factory import build_ruleset, new_detector
 from temporal_siem.kernel.config import load_settings
 from temporal_siem.kernel.records import Origin, RawRecord

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from kafka.consumer.fetcher import ConsumerRecord
+
 from temporal_siem.commands.to_kafka import RateLimiter, correlation_key, split_record
 from temporal_siem.ingest.kafka.client import KafkaConfigError, connection_options
 from temporal_siem.ingest.kafka.source import TopicFormats

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
+
 from temporal_siem.ingest.kafka.client import connection_options
 from temporal_siem.kernel.config import KafkaConfig
-
 from tests.kafka.helpers import (
     ROOT,
     SAML_RULE,

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
 from temporal_siem.ingest.replay import ReplaySource
 from temporal_siem.kernel.flatten import unflatten
 from temporal_siem.parsers.router import ParserRouter

@@ -6,10 +6,10 @@ from typing import Any
 
 import orjson
 import pytest
+
 from temporal_siem.kernel.records import Origin, RawRecord
 from temporal_siem.kernel.schema import validate_event
 from temporal_siem.parsers.router import ParserRouter
-
 from tests.parsers.golden_harness import parse_file, sample_files
 
 ROUTER = ParserRouter()

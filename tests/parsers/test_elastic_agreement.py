@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+
 from temporal_siem.ingest.replay import ReplaySource
 from temporal_siem.kernel import ecs_alignment
 from temporal_siem.kernel.records import Origin, RawRecord
 from temporal_siem.parsers.common import parse_timestamp
 from temporal_siem.parsers.envelopes import unwrap
 from temporal_siem.parsers.router import ParserRouter, decode
-
 from tests.parsers import elastic_reference
 
 SAMPLES = Path(__file__).resolve().parents[2] / "samples"

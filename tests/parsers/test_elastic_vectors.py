@@ -13,10 +13,10 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from temporal_siem.kernel.records import Origin, RawRecord
 from temporal_siem.parsers.aws_cloudtrail import arn_user_name
 from temporal_siem.parsers.router import ParserRouter
-
 from tests.parsers import elastic_reference
 from tests.parsers.test_elastic_agreement import same
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 from pydantic import ValidationError
+
 from temporal_siem.kernel.config import GeoIPConfig, ParsingConfig
 from temporal_siem.kernel.records import Origin, RawRecord
 from temporal_siem.parsers.enrichment import Enricher, GeoIP, user_agent_fields

@@ -5,6 +5,7 @@ from __future__ import annotations
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from temporal_siem.kernel.records import Origin, RawRecord
 from temporal_siem.parsers.registry import PARSERS
 from temporal_siem.parsers.router import ParserRouter

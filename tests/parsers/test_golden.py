@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from temporal_siem.parsers.registry import PARSERS
 
+from temporal_siem.parsers.registry import PARSERS
 from tests.parsers.golden_harness import SAMPLES, check_golden, sample_files
 
 FORMATS = sorted(name for name in PARSERS if (SAMPLES / name).is_dir())

@@ -7,6 +7,7 @@ from typing import Any
 
 import orjson
 import pytest
+
 from temporal_siem.kernel.flatten import unflatten
 from temporal_siem.kernel.records import Origin, RawRecord
 from temporal_siem.kernel.schema import validate_event

@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from temporal_siem.kernel.records import Origin, RawRecord
 from temporal_siem.parsers.google_workspace import activity_from_row, is_log_entry
 from temporal_siem.parsers.router import ParserRouter

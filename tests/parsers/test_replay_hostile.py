@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 import pytest
+
 from temporal_siem.ingest.replay import ReplaySource
 from temporal_siem.parsers.router import ParserRouter
 

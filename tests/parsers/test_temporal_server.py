@@ -6,12 +6,12 @@ from typing import Any
 
 import orjson
 import pytest
+
 from temporal_siem.kernel.flatten import unflatten
 from temporal_siem.kernel.records import Origin, RawRecord
 from temporal_siem.kernel.schema import validate_event
 from temporal_siem.parsers.router import ParserRouter
 from temporal_siem.parsers.temporal_server import jwt_cause, tls_cause
-
 from tests.parsers.golden_harness import parse_file, sample_files
 
 ROUTER = ParserRouter()

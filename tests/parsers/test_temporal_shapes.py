@@ -12,6 +12,7 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from temporal_siem.kernel.flatten import unflatten
 from temporal_siem.kernel.records import Origin, RawRecord
 from temporal_siem.kernel.schema import validate_event

@@ -11,11 +11,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
+
 from temporal_siem.kernel.flatten import unflatten
 from temporal_siem.kernel.records import Origin, RawRecord
 from temporal_siem.kernel.schema import validate_event
 from temporal_siem.parsers.router import ParserRouter
-
 from tests.parsers.golden_harness import parse_file, sample_files
 
 ROUTER = ParserRouter()

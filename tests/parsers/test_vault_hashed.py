@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 from hypothesis import given
 from hypothesis import strategies as st
+
 from temporal_siem.kernel.records import Origin, RawRecord
 from temporal_siem.parsers.router import ParserRouter
 

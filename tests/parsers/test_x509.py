@@ -10,6 +10,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
+
 from temporal_siem.parsers.x509 import MAX_CERTIFICATES, add_certificates, certificates_in, ecs_x509, load_der_b64, serial_hex, summary
 
 NOW = dt.datetime(2025, 6, 1, tzinfo=dt.UTC)

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
+
 from temporal_siem.report import write_report
 from temporal_siem.report.model import entities_of
-
 from tests.report import synthetic
 from tests.report.conftest import open_report
 
@@ -189,6 +189,7 @@ def test_rows_open_from_the_keyboard(page: Any) -> None:
 
 def test_brushing_the_timeline_narrows_the_table(page: Any, known: tuple[synthetic.Replay, Path]) -> None:
     from selenium.webdriver.common.action_chains import ActionChains
+
     from temporal_siem.report.model import parse_time
 
     replay, _ = known

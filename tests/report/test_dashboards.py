@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from prometheus_client.metrics import MetricWrapperBase
+
 from temporal_siem.commands import setup
 from temporal_siem.detections.alerts import RuleMeta, correlation_alert, rule_alert
 from temporal_siem.kernel import metrics
@@ -32,7 +33,6 @@ from temporal_siem.report.dashboards import (
     kibana_ndjson,
     kibana_objects,
 )
-
 from tests.conftest import ROOT
 
 DASHBOARDS = ROOT / "dashboards"

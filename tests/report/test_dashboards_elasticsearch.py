@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 from elasticsearch import Elasticsearch
+
 from temporal_siem.report.dashboards import DEFAULT_INDEX_PATTERN, kibana_objects
 from temporal_siem.sinks.elasticsearch import ElasticsearchSink
-
 from tests.report import synthetic
 
 pytestmark = pytest.mark.services

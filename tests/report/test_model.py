@@ -8,11 +8,11 @@ from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from temporal_siem.detections.alerts import RuleMeta, correlation_alert, rule_alert
 from temporal_siem.report import render_html
 from temporal_siem.report.model import MAX_BUCKETS, build_health, build_model, entities_of, parse_time
 from temporal_siem.report.payload import build_payload, decode_payload, encode_payload, event_of_alert, payload_event
-
 from tests.report import synthetic
 
 

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from temporal_siem.commands import replay
 from temporal_siem.detections.alerts import RuleMeta, correlation_alert
 from temporal_siem.detections.base import Detector
 from temporal_siem.report import EventRecorder
 from temporal_siem.report.payload import decode_payload
-
 from tests.conftest import SAMPLES
 
 

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import Select
-from temporal_siem.report import write_report
 
+from temporal_siem.report import write_report
 from tests.report import synthetic
 from tests.report.conftest import open_report
 

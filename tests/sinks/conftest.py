@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from temporal_siem.detections.factory import build_detector
 from temporal_siem.ingest.replay import ReplaySource
 from temporal_siem.parsers.router import ParserRouter
 from temporal_siem.pipeline import Pipeline
 from temporal_siem.sinks.base import Sink
-
 from tests.conftest import SAMPLES, start_service
 from tests.sinks.search_servers import SearchServer, opensearch_server
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 import urllib3
+
 from temporal_siem.sinks.elasticsearch import BulkIndexSink, ElasticsearchSink
 from temporal_siem.sinks.opensearch import OpenSearchSink
-
 from tests.conftest import ROOT
 
 OPENSEARCH_HOME = ROOT / ".services" / "opensearch"

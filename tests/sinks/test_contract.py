@@ -26,11 +26,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
+
 from temporal_siem.kernel.config import SinkConfig
 from temporal_siem.sinks.base import Sink, SinkError
 from temporal_siem.sinks.factory import build_sink
 from temporal_siem.sinks.registry import SINKS
-
 from tests.conftest import ROOT
 from tests.sinks.gate import Gate
 from tests.sinks.hec_server import HecServer

@@ -12,8 +12,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from temporal_siem.sinks.base import SinkError
 
+from temporal_siem.sinks.base import SinkError
 from tests.sinks.search_servers import SearchServer
 
 pytestmark = pytest.mark.services

@@ -18,10 +18,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+
 from temporal_siem.sinks.base import SinkError
 from temporal_siem.sinks.elasticsearch import ElasticsearchSink
 from temporal_siem.sinks.opensearch import OpenSearchSink
-
 from tests.sinks.certs import make_certificate
 
 pytestmark = pytest.mark.services

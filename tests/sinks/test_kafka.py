@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
+
 from temporal_siem.kernel.flatten import unflatten
 from temporal_siem.sinks.base import SinkError
 from temporal_siem.sinks.kafka import KafkaSink

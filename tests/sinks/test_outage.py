@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 import pytest
+
 from temporal_siem.detections.alerts import RuleMeta, rule_alert
 from temporal_siem.detections.base import Detector
 from temporal_siem.ingest.base import Source
@@ -29,7 +30,6 @@ from temporal_siem.kernel.records import Origin, RawRecord
 from temporal_siem.parsers.router import ParserRouter
 from temporal_siem.pipeline import Pipeline
 from temporal_siem.sinks.base import Sink, SinkError
-
 from tests.conftest import ROOT
 from tests.sinks.conftest import MemorySink
 from tests.sinks.search_servers import SearchServer, opensearch_server, opensearch_service

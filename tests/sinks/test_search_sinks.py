@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from temporal_siem.kernel import metrics
 from temporal_siem.kernel.config import SinksConfig
 from temporal_siem.kernel.flatten import unflatten
@@ -16,7 +17,6 @@ from temporal_siem.sinks.base import SinkError
 from temporal_siem.sinks.elasticsearch import BulkIndexSink, ElasticsearchSink
 from temporal_siem.sinks.factory import OptionalSink, build_sinks
 from temporal_siem.sinks.opensearch import OpenSearchSink
-
 from tests.sinks.certs import make_certificate
 from tests.sinks.conftest import MemorySink, replay
 from tests.sinks.search_servers import SearchServer

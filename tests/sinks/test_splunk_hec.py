@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from temporal_siem.kernel.flatten import unflatten
 from temporal_siem.sinks.base import SinkError
 from temporal_siem.sinks.splunk_hec import SplunkHecSink, epoch_seconds
-
 from tests.sinks.certs import make_certificate
 from tests.sinks.hec_server import HecServer, parse_events
 

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from temporal_siem.kernel.flatten import unflatten
 from temporal_siem.sinks.base import SinkError
 from temporal_siem.sinks.syslog import SyslogSink, cef_record, rfc5424_timestamp
-
 from tests.conftest import ROOT
 
 RSYSLOG_DIR = ROOT / ".services" / "rsyslog"

@@ -17,11 +17,11 @@ import orjson
 import yaml
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.admin import NewTopic
+
 from temporal_siem.commands.to_kafka import correlation_key, split_record
 from temporal_siem.ingest.replay import ReplaySource
 from temporal_siem.kernel.records import Origin, RawRecord
 from temporal_siem.parsers.router import ParserRouter
-
 from tests.kafka.helpers import Daemon, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from temporal_siem.detections.factory import build_ruleset, new_detector
 from temporal_siem.detections.scoped import MemoryState, ScopedDetector, ScopedStage, ScopeMessage, ScopePlan, StatelessStage
 from temporal_siem.detections.sigma.ruleset import Ruleset
