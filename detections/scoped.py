@@ -187,7 +187,7 @@ class ScopePlan:
     def engine(self, component: Component) -> CorrelationEngine:
         """A correlation engine over one component whose events wait for :meth:`CorrelationEngine.advance`."""
         options = dict(self.options.get("correlation") or {})
-        options["allowed_lateness_seconds"] = None
+        options["allowed_lateness_seconds"] = -1  # unbounded: events wait for advance() (the watermark of the scope)
         return CorrelationEngine(list(component.compiled), options)
 
 
@@ -541,7 +541,7 @@ class ScopedDetector(Detector):
     """The daemon's detection logic run in one process with a :class:`MemoryState`.
 
     The watermark is the single source's: the latest event time minus ``correlation.allowed_lateness_seconds``
-    (None or negative: unbounded, everything waits for :meth:`finish`).
+    (negative: unbounded, everything waits for :meth:`finish`).
     """
 
     def __init__(self, ruleset: Ruleset, options: dict[str, Any] | None = None) -> None:

@@ -41,7 +41,7 @@ def _ids(detector: Any, events: list[dict[str, Any]], batch: int = 50) -> set[st
     return ids | {a["alert.id"] for a in detector.finish()}
 
 
-@pytest.mark.parametrize("lateness", [300.0, None], ids=["lateness-300s", "unbounded"])
+@pytest.mark.parametrize("lateness", [300.0, -1.0], ids=["lateness-300s", "unbounded"])
 def test_scoped_detector_raises_what_the_whole_stream_detector_raises(ruleset: Ruleset, sample_events: list[dict[str, Any]],
                                                                        lateness: float | None) -> None:
     options = {"correlation": {"allowed_lateness_seconds": lateness}}
@@ -57,7 +57,7 @@ def test_order_within_the_grace_does_not_change_the_alerts(ruleset: Ruleset, sam
     ordered = sorted(sample_events, key=lambda e: str(e.get("@timestamp")))
     shuffled = ordered[:]
     random.Random(3).shuffle(shuffled)
-    options = {"correlation": {"allowed_lateness_seconds": None}}
+    options = {"correlation": {"allowed_lateness_seconds": -1}}  # unbounded
     assert _ids(ScopedDetector(ruleset, options), ordered) == _ids(ScopedDetector(ruleset, options), shuffled)
 
 
