@@ -115,7 +115,7 @@ def flat(corpus: str, sizes: list[int], count: int) -> None:
     seeded Windows events, with N rule files: the first 50 of ``rules/windows/process_creation``, then the
     rest of the corpus in path order up to N. Median of 3."""
     from temporal_siem.detections.sigma.loader import rule_files
-    from tests.engine.generators import windows_events
+    from tests.sigma.generators import windows_events
 
     first = rule_files([Path(corpus) / "rules" / "windows" / "process_creation"])[:50]
     files = first + [f for f in rule_files(corpus_paths(corpus)) if f not in set(first)]
@@ -186,7 +186,7 @@ def main() -> None:
         flat(args.corpus, [int(n) for n in args.sizes.split(",")], args.events)
         return
     if args.mode == "corpus":
-        from tests.engine.generators import windows_events
+        from tests.sigma.generators import windows_events
 
         ruleset = Ruleset.from_paths(corpus_paths(args.corpus), builtin_rules=False)
         events = windows_events(args.events)

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/peer_bench.py SIGMA_CHECKOUT [--events 200000] [--repeat 3] [--sets 50,pc]
 
-Issue 19's table: 200k Windows/Sysmon-shaped events (``tests/engine/generators.windows_events``, seeded),
+Issue 19's table: 200k Windows/Sysmon-shaped events (``tests/sigma/generators.windows_events``, seeded),
 all made Sysmon process-creation events (EventID 1: both engines then evaluate every process_creation rule
 on every event; rsigma without routing would run them on network and registry events too, which we prune
 by logsource), as NDJSON, through
@@ -62,7 +62,7 @@ def rule_sets(corpus: Path, names: list[str], tmp: Path) -> dict[str, Path]:
 
 
 def process_creation_events(count: int) -> list[dict[str, Any]]:
-    from tests.engine.generators import windows_events
+    from tests.sigma.generators import windows_events
 
     events = windows_events(count)
     for event in events:

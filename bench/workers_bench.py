@@ -59,7 +59,7 @@ def main() -> None:
     if args.write:
         kind, path = args.write
         if kind == "windows":
-            from tests.engine.generators import windows_events
+            from tests.sigma.generators import windows_events
 
             Path(path).write_bytes(b"\n".join(orjson.dumps(e) for e in windows_events(args.events)) + b"\n")
         else:

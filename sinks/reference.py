@@ -1,7 +1,7 @@
 """The sink option reference in docs/sinks.md, generated from the registered config models.
 
 The models are the one place an option, its type and its default are written; this renders them as
-Markdown between two markers of docs/sinks.md, so the reference cannot drift (tests/foundation/test_docs.py
+Markdown between two markers of docs/sinks.md, so the reference cannot drift (tests/app/test_docs.py
 compares it). ``make docs`` rewrites it: ``python -m temporal_siem.sinks.reference docs/sinks.md``.
 """
 

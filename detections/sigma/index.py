@@ -4,7 +4,7 @@ Per event it probes only the event's own keys that some rule of the lane needs: 
 exact-value dict, a numeric exact dict, and one Aho-Corasick scan over the ``\\x00``-joined folded values of
 the substring fields (hits are attributed per needle, not per field: coarser, still sound). Keyword needles
 scan every value of the event. Rules without a witness are always candidates. The result may only
-over-approximate the rules that match; ``tests/engine/test_differential.py`` checks it against a full scan.
+over-approximate the rules that match; ``tests/sigma/test_differential.py`` checks it against a full scan.
 """
 
 from __future__ import annotations

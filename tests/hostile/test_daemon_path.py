@@ -9,9 +9,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests.daemon.helpers import Daemon, all_committed, create_topic, produce, read_jsonl, read_topic, unique, wait_for
 from tests.hostile.records import ALERTING, deep_records
 from tests.hostile.secret_corpus import leaks, secret_payload
-from tests.kafka.helpers import Daemon, all_committed, create_topic, produce, read_jsonl, read_topic, unique, wait_for
 
 pytestmark = pytest.mark.services
 

@@ -22,7 +22,7 @@ from temporal_siem.commands.to_kafka import correlation_key, split_record
 from temporal_siem.ingest.replay import ReplaySource
 from temporal_siem.kernel.records import Origin, RawRecord
 from temporal_siem.parsers.router import ParserRouter
-from tests.kafka.helpers import Daemon, wait_for
+from tests.daemon.helpers import Daemon, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"

@@ -14,7 +14,7 @@ import pytest
 from elasticsearch import Elasticsearch
 from kafka import KafkaConsumer
 
-from tests.kafka.helpers import wait_for
+from tests.daemon.helpers import wait_for
 from tests.stream.helpers import (
     Message,
     alert_ids_of,

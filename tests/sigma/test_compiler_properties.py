@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from temporal_siem.detections.sigma import SigmaEngine
-from tests.engine.test_witness import patterns
+from tests.sigma.test_witness import patterns
 
 ALPHABET = "ab*?\\Xé.İß -"
 texts = st.text(alphabet=ALPHABET, max_size=8)

@@ -18,7 +18,7 @@ from kafka.errors import KafkaError
 
 from temporal_siem.ingest.kafka.client import connection_options
 from temporal_siem.kernel.config import KafkaConfig
-from tests.kafka.helpers import (
+from tests.daemon.helpers import (
     ROOT,
     SAML_RULE,
     Daemon,

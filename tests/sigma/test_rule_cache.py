@@ -14,7 +14,7 @@ from temporal_siem.detections.sigma import cache as cache_module
 from temporal_siem.detections.sigma.cache import RuleCache
 from temporal_siem.detections.sigma.ruleset import Ruleset
 from tests.conftest import RULES, SAMPLES
-from tests.engine.generators import rule_events, windows_events
+from tests.sigma.generators import rule_events, windows_events
 
 SIGMAHQ = Path(__file__).parent / "data" / "sigmahq"
 

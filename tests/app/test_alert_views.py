@@ -13,8 +13,8 @@ import pytest
 from temporal_siem.commands.alert_views import TIMELINE_COLUMNS, AlertFilter, csv_text
 from temporal_siem.kernel.flatten import flatten
 from temporal_siem.kernel.schema import SEVERITY_BY_LEVEL
+from tests.app.test_cli import run
 from tests.conftest import SAMPLES
-from tests.foundation.test_cli import run
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Shared rulesets for the engine tests.
 
-The bundled SigmaHQ sample (tests/engine/data/sigmahq, DRL 1.1, see NOTICE.md) always runs. Set
+The bundled SigmaHQ sample (tests/sigma/data/sigmahq, DRL 1.1, see NOTICE.md) always runs. Set
 ``TSIEM_SIGMA_CORPUS`` to a SigmaHQ checkout to run the whole-corpus tests too (compiled once per session).
 """
 

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer
 
-from tests.kafka.helpers import (
+from tests.daemon.helpers import (
     ROOT,
     SAML_RULE,
     Daemon,

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from temporal_siem.detections.sigma import index as index_module
 from temporal_siem.detections.sigma.ruleset import Ruleset
 from temporal_siem.detections.sigma.values import EventFolds
-from tests.engine.generators import rule_events, windows_events
+from tests.sigma.generators import rule_events, windows_events
 
 SIGMAHQ = Path(__file__).parent / "data" / "sigmahq"
 RULES = """

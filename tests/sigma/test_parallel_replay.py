@@ -12,7 +12,7 @@ from bench.corpus import generate
 from temporal_siem.cli import main
 from temporal_siem.detections.factory import build_detector
 from temporal_siem.parallel import StateScope
-from tests.engine.generators import windows_events
+from tests.sigma.generators import windows_events
 
 SIGMAHQ = Path(__file__).parent / "data" / "sigmahq"
 

@@ -34,7 +34,7 @@ from sigma.exceptions import SigmaError
 
 from temporal_siem.detections.sigma.ruleset import CompiledRule, Ruleset
 from temporal_siem.detections.sigma.values import EventFolds
-from tests.engine.generators import rule_events
+from tests.sigma.generators import rule_events
 
 
 def _regexp(pattern: str, value: Any) -> bool:

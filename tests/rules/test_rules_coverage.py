@@ -6,7 +6,7 @@ import json
 
 from temporal_siem.commands.rules_coverage import TACTICS, coverage, navigator_layer
 from temporal_siem.detections.sigma.ruleset import Ruleset
-from tests.foundation.test_cli import run
+from tests.app.test_cli import run
 
 
 def test_coverage_maps_techniques_to_the_tactics_of_the_same_rule() -> None:

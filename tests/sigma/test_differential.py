@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from temporal_siem.detections.sigma.ruleset import Ruleset
-from tests.engine.generators import rule_events, windows_events
+from tests.sigma.generators import rule_events, windows_events
 
 
 def _dataset(ruleset: Ruleset, index: int) -> str | None:
@@ -72,7 +72,7 @@ def test_corpus_compiles_everything_pysigma_parses(corpus_ruleset: Ruleset) -> N
 
 
 def test_rule_pack_on_parsed_samples_indexed_equals_full_scan() -> None:
-    from tests.engine.test_pipelines import parsed
+    from tests.sigma.test_pipelines import parsed
 
     ruleset = Ruleset.from_paths([], builtin_rules=True)
     events = parsed("samples")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.kafka.helpers import (
+from tests.daemon.helpers import (
     MASS_DELETE_RULE,
     ROOT,
     SAML_RULE,
