@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 LEGACY_OUTPUT_FORMATS = ("text", "json")
 
@@ -38,3 +39,16 @@ def apply_legacy_format(args: argparse.Namespace) -> None:
                      f"use {'--json' if legacy == 'json' else 'no option'} for the output\n")
     if legacy == "json":
         args.json = True
+
+
+def rule_paths_or_none(dirs: list[str]) -> list[str | Path] | None:
+    """The rule files or directories a command was given (the shipped pack when none), or None after saying on
+    stderr which do not exist: a named rule path that is not there stops the command (exit 2), never silently."""
+    from temporal_siem.detections.sigma.loader import BUILTIN_RULES
+
+    paths: list[str | Path] = list(dirs) or [BUILTIN_RULES]
+    missing = [str(p) for p in paths if not Path(p).exists()]
+    if missing:
+        sys.stderr.write(f"no such rule directory or file: {', '.join(missing)}\n")
+        return None
+    return paths

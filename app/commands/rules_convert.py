@@ -21,7 +21,7 @@ from sigma.correlations import SigmaCorrelationRule
 from sigma.processing.pipeline import ProcessingPipeline
 from sigma.rule import SigmaRule
 
-from temporal_siem.commands.options import add_json_option, apply_legacy_format
+from temporal_siem.commands.options import add_json_option, apply_legacy_format, rule_paths_or_none
 from temporal_siem.exit_codes import EXIT_OK, EXIT_RULES, EXIT_USAGE
 
 # target name -> (module, backend class, what it produces)
@@ -263,7 +263,6 @@ def register(rsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
 
 
 def run(args: argparse.Namespace) -> int:
-    from temporal_siem.detections.sigma.loader import BUILTIN_RULES
     from temporal_siem.detections.sigma.pipelines import PipelineError
 
     apply_legacy_format(args)
@@ -271,10 +270,8 @@ def run(args: argparse.Namespace) -> int:
     if target not in TARGETS:
         sys.stderr.write(f"unknown target {args.target!r}; choose one of {', '.join(TARGETS)}\n")
         return EXIT_USAGE
-    paths: list[str | Path] = list(args.dirs) or [BUILTIN_RULES]
-    missing = [str(p) for p in paths if not Path(p).exists()]
-    if missing:
-        sys.stderr.write(f"no such rule directory or file: {', '.join(missing)}\n")
+    paths = rule_paths_or_none(args.dirs)
+    if paths is None:
         return EXIT_USAGE
     try:
         results = convert(paths, target, args.output_format, args.pipeline, builtin_rules=not args.no_builtin_rules)

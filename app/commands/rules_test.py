@@ -29,7 +29,7 @@ from typing import Any
 
 import orjson
 
-from temporal_siem.commands.options import add_json_option, add_rule_options, apply_legacy_format
+from temporal_siem.commands.options import add_json_option, add_rule_options, apply_legacy_format, rule_paths_or_none
 from temporal_siem.detections.factory import new_detector
 from temporal_siem.exit_codes import EXIT_OK, EXIT_RULES, EXIT_USAGE
 from temporal_siem.kernel.flatten import flatten
@@ -418,13 +418,9 @@ def _junit(path: str, results: list[CaseResult], problems: list[str]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from temporal_siem.detections.sigma.loader import BUILTIN_RULES
-
     apply_legacy_format(args)
-    paths: list[str | Path] = list(args.dirs) or [BUILTIN_RULES]
-    missing = [str(p) for p in paths if not Path(p).exists()]
-    if missing:
-        sys.stderr.write(f"no such rule directory or file: {', '.join(missing)}\n")
+    paths = rule_paths_or_none(args.dirs)
+    if paths is None:
         return EXIT_USAGE
     if args.new_case:
         try:

@@ -33,7 +33,7 @@ from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
 from sigma.validators.base import SigmaValidationIssueSeverity
 
-from temporal_siem.commands.options import add_json_option, apply_legacy_format
+from temporal_siem.commands.options import add_json_option, apply_legacy_format, rule_paths_or_none
 from temporal_siem.exit_codes import EXIT_OK, EXIT_RULES, EXIT_USAGE
 
 # Validators left out, and why (see module docstring).
@@ -450,13 +450,9 @@ def register(rsub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
 
 
 def run(args: argparse.Namespace) -> int:
-    from temporal_siem.detections.sigma.loader import BUILTIN_RULES
-
     apply_legacy_format(args)
-    paths: list[str | Path] = list(args.dirs) or [BUILTIN_RULES]
-    missing = [str(p) for p in paths if not Path(p).exists()]
-    if missing:
-        sys.stderr.write(f"no such rule directory or file: {', '.join(missing)}\n")
+    paths = rule_paths_or_none(args.dirs)
+    if paths is None:
         return EXIT_USAGE
     try:
         exclusions = load_exclusions(args.exclusions) if args.exclusions else None
