@@ -141,7 +141,9 @@ def coverage(ruleset: Any, seen: dict[str, Counter[str]] | None = None) -> list[
             row.actions[action] = row.actions.get(action, 0) + count
     for compiled in ruleset.rules:
         if compiled.rule is None:
-            continue
+            # Loaded from the compiled-ruleset cache: its selections are unknown here, and skipping it would report
+            # its actions as uncovered. Never silently: the caller loads without the cache.
+            raise ValueError(f"coverage needs the parsed rules; {compiled.meta.title!r} came from the compiled-ruleset cache")
         patterns = _selected_actions(compiled.rule)
         declared = compiled.rule.custom_attributes.get("tsiem_covers") if compiled.rule.custom_attributes else None
         if isinstance(declared, list):

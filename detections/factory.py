@@ -21,13 +21,15 @@ class NullDetector(Detector):
 
 
 def build_ruleset(rule_dirs: list[str], builtin_rules: bool = True, pipelines: list[str] | None = None,
-                  filters: list[str] | None = None) -> Ruleset:
+                  filters: list[str] | None = None, *, use_cache: bool = True) -> Ruleset:
     """The compiled, shareable ruleset: compiled once, then one detector per consumer (``new_detector``).
 
-    Uses the compiled-ruleset cache (``detections/sigma/cache.py``; ``TSIEM_CACHE_DIR=off`` disables it).
+    Uses the compiled-ruleset cache (``detections/sigma/cache.py``; ``TSIEM_CACHE_DIR=off`` disables it). A rule
+    loaded from the cache carries no pySigma rule object (``CompiledRule.rule is None``): callers that read the
+    rules' detections (``rules health --coverage``) pass ``use_cache=False``.
     """
     return Ruleset.from_paths(rule_dirs, builtin_rules=builtin_rules, pipelines=pipelines or [], filters=filters or [],
-                              cache=default_cache())
+                              cache=default_cache() if use_cache else None)
 
 
 def new_detector(ruleset: Ruleset, options: dict[str, Any] | None = None) -> SigmaDetector:
@@ -43,10 +45,10 @@ def new_detector(ruleset: Ruleset, options: dict[str, Any] | None = None) -> Sig
 
 
 def build_detector(rule_dirs: list[str], builtin_rules: bool = True, pipelines: list[str] | None = None,
-                   filters: list[str] | None = None, options: dict[str, Any] | None = None) -> SigmaDetector:
+                   filters: list[str] | None = None, options: dict[str, Any] | None = None, *, use_cache: bool = True) -> SigmaDetector:
     """The Sigma engine over the given rule directories (plus detections/rules unless disabled).
 
     Broken rule files do not stop the build: they are listed in ``detector.stats()["load_errors"]``.
     A broken pipeline file raises ``temporal_siem.detections.sigma.pipelines.PipelineError`` (a configuration error).
     """
-    return new_detector(build_ruleset(rule_dirs, builtin_rules, pipelines, filters), options)
+    return new_detector(build_ruleset(rule_dirs, builtin_rules, pipelines, filters, use_cache=use_cache), options)

@@ -74,7 +74,8 @@ def run(args: argparse.Namespace) -> int:
         detector = build_detector([*detection.rules, *args.rules],
                                   builtin_rules=detection.builtin_rules and not args.no_builtin_rules,
                                   pipelines=[*detection.pipelines, *args.pipeline], filters=[*detection.filters, *args.filters],
-                                  options=file_detection_options(settings))
+                                  options=file_detection_options(settings),
+                                  use_cache=not args.coverage)  # coverage reads the rules' detections: no cached rules
     except (KeyError, ValueError, OSError, PipelineError) as exc:
         console.err.print(f"[red]error:[/] {exc}")
         return EXIT_USAGE
