@@ -153,6 +153,9 @@ class LoadedRules:
     correlations: list[SigmaCorrelationRule] = field(default_factory=list)
     filters: list[SigmaFilter] = field(default_factory=list)
     errors: list[LoadError] = field(default_factory=list)
+    #: Parsed condition trees of ``rules`` by ``id(rule)``, as loaded (before any pipeline; none once a filter
+    #: applied), for :meth:`Ruleset.compile`.
+    conditions: dict[int, list[Any]] = field(default_factory=dict)
 
 
 def rule_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -171,7 +174,10 @@ def rule_files(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def _read_file(path: Path) -> tuple[list[SigmaRule | SigmaCorrelationRule | SigmaFilter], list[LoadError]]:
+def _read_file(path: Path, conditions: dict[int, list[Any]] | None = None
+               ) -> tuple[list[SigmaRule | SigmaCorrelationRule | SigmaFilter], list[LoadError]]:
+    """The rules, correlations and filters of one file, and its errors. ``conditions`` receives each loaded
+    rule's parsed condition trees (by ``id(rule)``), so compiling does not parse them a second time."""
     if not path.exists():
         return [], [LoadError(str(path), "no such rule directory or file")]
     try:
@@ -205,7 +211,7 @@ def _read_file(path: Path) -> tuple[list[SigmaRule | SigmaCorrelationRule | Sigm
     per_rule = {id(e) for rule in [*collection.rules, *collection.filters] for e in rule.errors}
     errors = [LoadError(str(path), _describe(e), _error_line(path, e)) for e in collection.errors if id(e) not in per_rule]
     for rule in [*collection.rules, *collection.filters]:
-        rule_errors = list(rule.errors) or _condition_errors(rule)
+        rule_errors = list(rule.errors) or _condition_errors(rule, conditions)
         if rule_errors:
             title = getattr(rule, "title", "") or "?"
             errors.append(LoadError(str(path), f"rule {title!r}: " + "; ".join(_describe(e) for e in rule_errors),
@@ -215,16 +221,18 @@ def _read_file(path: Path) -> tuple[list[SigmaRule | SigmaCorrelationRule | Sigm
     return items, errors
 
 
-def _condition_errors(rule: SigmaRule | SigmaCorrelationRule | SigmaFilter) -> list[Exception]:
+def _condition_errors(rule: SigmaRule | SigmaCorrelationRule | SigmaFilter,
+                      conditions: dict[int, list[Any]] | None = None) -> list[Exception]:
     """pySigma parses a condition on first use; parse it now so a malformed condition is a load error of this
-    file (with its line) rather than a crash in whatever touches the rule first."""
+    file (with its line) rather than a crash in whatever touches the rule first. The trees go to ``conditions``."""
     if not isinstance(rule, SigmaRule):
         return []
     try:
-        for condition in rule.detection.parsed_condition:
-            condition.parse(True)
+        trees = [condition.parse(True) for condition in rule.detection.parsed_condition]
     except SigmaError as exc:
         return [exc]
+    if conditions is not None:
+        conditions[id(rule)] = trees
     return []
 
 
@@ -283,10 +291,12 @@ def load_rules(paths: Iterable[str | Path], filter_paths: Iterable[str | Path] =
     loaded = LoadedRules()
     items: list[SigmaRule | SigmaCorrelationRule | SigmaFilter] = []
     for path in [*rule_files(paths), *rule_files(filter_paths)]:
-        found, errors = _read_file(path)
+        found, errors = _read_file(path, loaded.conditions)
         items.extend(found)
         loaded.errors.extend(errors)
     loaded.filters = [i for i in items if isinstance(i, SigmaFilter)]
+    if loaded.filters:  # a filter edits the conditions of the rules it names: those trees are stale
+        loaded.conditions.clear()
     rules: list[SigmaRule | SigmaCorrelationRule] = [i for i in items if not isinstance(i, SigmaFilter)]
     collection = SigmaCollection(rules, resolve_references=False)  # type: ignore[arg-type]
     known = {str(r.id) for r in rules if r.id} | {r.name for r in rules if r.name}
