@@ -123,6 +123,54 @@ class _PythonRuleYamlLoader(yaml.SafeLoader):
         return _construct_unique_mapping(self, yaml.SafeLoader, node, deep)
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_MAP_TAG = "tag:yaml.org,2002:map"
+
+
+class _NotPlain(Exception):
+    """The document holds something :func:`_load_plain` leaves to PyYAML's constructor (whose result is the truth)."""
+
+
+def _load_plain(text: str) -> list[Any] | None:
+    """The documents of an alias-free rule file, as ``yaml.load_all(text, Loader=RuleYamlLoader)`` returns them,
+    or None when that must be asked instead (a duplicate key, a merge key, a tag, any error, very deep nesting).
+
+    Why: PyYAML's constructor walks every node through generic dispatch (a third of the YAML time); nearly all
+    of a rule file is string scalars in plain maps and lists, built here directly. Every other scalar (numbers,
+    booleans, null, dates) goes through PyYAML's own constructor, so values and types are the same.
+    """
+    loader = RuleYamlLoader(text)
+    try:
+        documents = []
+        while loader.check_node():
+            documents.append(_build_plain(loader, loader.get_node()))
+        return documents
+    except (_NotPlain, yaml.YAMLError, RecursionError):
+        return None
+    finally:
+        loader.dispose()
+
+
+def _build_plain(loader: Any, node: Any) -> Any:
+    """One node of :func:`_load_plain` (a module function, not a closure: no reference cycle to collect)."""
+    kind = node.__class__
+    if kind is yaml.ScalarNode:
+        return node.value if node.tag == _STR_TAG else loader.construct_object(node, deep=True)
+    if kind is yaml.SequenceNode:
+        if node.tag != _SEQ_TAG:
+            raise _NotPlain
+        return [_build_plain(loader, item) for item in node.value]
+    if node.tag != _MAP_TAG:
+        raise _NotPlain
+    mapping: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        if key_node.__class__ is not yaml.ScalarNode or key_node.tag != _STR_TAG or key_node.value in mapping:
+            raise _NotPlain  # other keys (merge keys, numbers...) and duplicates: PyYAML's way and message
+        mapping[key_node.value] = _build_plain(loader, value_node)
+    return mapping
+
+
 def _yaml_error_with_context(text: str, error: yaml.YAMLError) -> yaml.YAMLError:
     """libyaml's messages lack the offending line; on the error path only, ask the pure-Python parser."""
     try:
@@ -193,7 +241,8 @@ def _read_file(path: Path, conditions: dict[int, list[Any]] | None = None
     if aliases > MAX_YAML_ALIASES:
         return [], [LoadError(str(path), f"{aliases} YAML aliases (limit {MAX_YAML_ALIASES}): refusing a possible alias bomb")]
     try:
-        docs = [d for d in yaml.load_all(text, Loader=RuleYamlLoader) if d is not None]
+        docs = [d for d in (_load_plain(text) if aliases == 0 else None) or yaml.load_all(text, Loader=RuleYamlLoader)
+                if d is not None]
     except yaml.YAMLError as exc:
         detailed = _yaml_error_with_context(text, exc)
         return [], [LoadError(str(path), f"invalid YAML: {detailed}", locate.yaml_error_line(detailed))]
