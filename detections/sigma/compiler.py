@@ -592,14 +592,18 @@ LAZY_MAX_DEPTH = 16
 LAZY_MAX_SOURCE = 200_000
 
 
-def condition_depth(trees: list[Any]) -> int:
-    """Nesting depth of a rule's condition trees (AND/OR/NOT levels)."""
+def condition_depth(trees: list[Any], limit: int = LAZY_MAX_DEPTH) -> int:
+    """Nesting depth of a rule's condition trees (AND/OR/NOT levels), counted up to just past ``limit``."""
     deepest = 0
+    boolean = (ConditionAND, ConditionOR, ConditionNOT)
     stack = [(tree, 1) for tree in trees]
     while stack:
         node, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if isinstance(node, ConditionAND | ConditionOR | ConditionNOT):
+        if depth > deepest:
+            deepest = depth
+            if deepest > limit:
+                break
+        if isinstance(node, boolean):
             stack.extend((arg, depth + 1) for arg in node.args)
     return deepest
 
@@ -614,7 +618,7 @@ class LazyMatch:
     ruleset's ``functions`` list (so later calls pay no indirection) and on the rule (``match``, ``module_code``).
     """
 
-    __slots__ = ("source", "namespace", "filename", "function", "rule", "functions")
+    __slots__ = ("filename", "function", "functions", "namespace", "rule", "source")
 
     def __init__(self, source: str, namespace: dict[str, Any], filename: str) -> None:
         self.source = source
