@@ -40,7 +40,7 @@ import ahocorasick
 from sigma.rule import SigmaLogSource
 
 from temporal_siem.detections.alerts import RuleMeta
-from temporal_siem.detections.sigma.compiler import RUNTIME
+from temporal_siem.detections.sigma.compiler import RUNTIME, LazyMatch
 from temporal_siem.detections.sigma.loader import LoadError, rule_files
 from temporal_siem.detections.sigma.witness import Witness
 
@@ -52,7 +52,7 @@ except ImportError:  # the compiler falls back to Python's re; so do we
 if TYPE_CHECKING:
     from temporal_siem.detections.sigma.ruleset import CompiledRule, Ruleset
 
-FORMAT = 1
+FORMAT = 2  # 2: a rule not compiled yet is stored as its source and restored lazily (LazyMatch)
 CACHE_ENV = "TSIEM_CACHE_DIR"  # where the cache lives; "off" disables it
 _ENGINE_DIR = Path(__file__).resolve().parent
 _CONSTANT = re.compile(r"_k\d+\Z")
@@ -249,9 +249,12 @@ def _describe(ruleset: Ruleset, loaded: Any, key: str) -> dict[str, Any]:
 
 
 def _describe_rule(rule: CompiledRule) -> tuple[Any, ...]:
-    if rule.module_code is None or not rule.generate:
+    match = rule.match
+    lazy = isinstance(match, LazyMatch) and rule.module_code is None
+    if (rule.module_code is None and not lazy) or not rule.generate:
         raise Uncacheable(f"rule {rule.id}")
-    namespace = rule.match.__globals__
+    # A rule compiled on first use (not used yet) is stored as its source (``module_code`` None) and restored lazily.
+    namespace = match.namespace if isinstance(match, LazyMatch) else match.__globals__
     constants = {name: _describe_constant(value) for name, value in namespace.items() if _CONSTANT.match(name)}
     meta = rule.meta
     logsource = rule.logsource
@@ -330,13 +333,18 @@ def _restore(data: dict[str, Any], build_subset: Callable[[list[Path]], Ruleset]
         namespace = dict(RUNTIME)
         for constant_name, spec in constants.items():
             namespace[constant_name] = _constant(spec)
-        exec(code, namespace)  # our own code object, HMAC-verified
+        match: Any
+        if code is None:  # stored before its first use: compiled on first use again
+            match = LazyMatch(source_code, namespace, f"<rule {rule_id}>")
+        else:
+            exec(code, namespace)  # our own code object, HMAC-verified
+            match = namespace["match"]
         rules.append(CompiledRule(
             index=len(rules), id=rule_id, name=name,
             meta=RuleMeta(id=rule_id, title=meta[0], description=meta[1], level=meta[2], tags=meta[3],
                           references=meta[4], author=meta[5], status=meta[6], falsepositives=meta[7], source=meta[8],
                           extra=meta[9]),
-            match=namespace["match"], source_code=source_code, fields=fields,
+            match=match, source_code=source_code, fields=fields,
             witnesses=None if witnesses is None else frozenset(Witness(k, f, v) for k, f, v in witnesses),
             datasets=datasets, warnings=warnings, module_code=code,
             logsource=None if logsource is None else SigmaLogSource(category=logsource[0], product=logsource[1],

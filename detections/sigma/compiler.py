@@ -583,3 +583,69 @@ class RuleCompiler:
                     else "endswith" if value.ends_with else "eq")
             return f"_fref({v}, e.get({value.field!r}), {mode!r})", 4
         raise RuleCompileError(f"value type {type(value).__name__} on field {name!r} is not supported")
+
+
+#: A rule's generated code is compiled on first use only when Python's own limits cannot reject it: condition
+#: trees up to this depth (each level adds at most a few parentheses; CPython refuses 200 nested ones) and
+#: sources up to this size. Deeper or larger rules are compiled at load, so their errors stay load errors.
+LAZY_MAX_DEPTH = 16
+LAZY_MAX_SOURCE = 200_000
+
+
+def condition_depth(trees: list[Any], limit: int = LAZY_MAX_DEPTH) -> int:
+    """Nesting depth of a rule's condition trees (AND/OR/NOT levels), counted up to just past ``limit``."""
+    deepest = 0
+    boolean = (ConditionAND, ConditionOR, ConditionNOT)
+    stack = [(tree, 1) for tree in trees]
+    while stack:
+        node, depth = stack.pop()
+        if depth > deepest:
+            deepest = depth
+            if deepest > limit:
+                break
+        if isinstance(node, boolean):
+            stack.extend((arg, depth + 1) for arg in node.args)
+    return deepest
+
+
+class LazyMatch:
+    """A rule's ``match(e, c)`` whose ``compile()`` waits for its first call.
+
+    Why: ``compile()`` is a sixth of a cold corpus load, and most rules of a large corpus never become a
+    candidate in a given run. Code generation (which raises the rule's compile errors) stays eager; only
+    rules whose source Python's limits cannot refuse are made lazy (:data:`LAZY_MAX_DEPTH`), so a rule that does
+    not compile is still a load error. The first call compiles, then puts the real function in the owning
+    ruleset's ``functions`` list (so later calls pay no indirection) and on the rule (``match``, ``module_code``).
+    """
+
+    __slots__ = ("filename", "function", "functions", "namespace", "rule", "source")
+
+    def __init__(self, source: str, namespace: dict[str, Any], filename: str) -> None:
+        self.source = source
+        self.namespace = namespace
+        self.filename = filename
+        self.function: Any = None
+        self.rule: Any = None  # the CompiledRule this is the match of, and the functions list that holds it
+        self.functions: list[Any] | None = None
+
+    def __call__(self, e: dict[str, Any], c: Any) -> bool:
+        result: bool = self.materialize()(e, c)
+        return result
+
+    def materialize(self) -> Any:
+        """The compiled function (compiled now if it was not yet). Idempotent; harmless if two threads race."""
+        function = self.function
+        if function is None:
+            code = compile(self.source, self.filename, "exec")
+            namespace = dict(self.namespace)
+            exec(code, namespace)
+            function = namespace["match"]
+            self.function = function
+            rule = self.rule
+            if rule is not None:
+                rule.match = function
+                rule.module_code = code
+                functions = self.functions
+                if functions is not None and 0 <= rule.index < len(functions) and functions[rule.index] is self:
+                    functions[rule.index] = function
+        return function

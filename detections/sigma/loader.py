@@ -123,6 +123,54 @@ class _PythonRuleYamlLoader(yaml.SafeLoader):
         return _construct_unique_mapping(self, yaml.SafeLoader, node, deep)
 
 
+_STR_TAG = "tag:yaml.org,2002:str"
+_SEQ_TAG = "tag:yaml.org,2002:seq"
+_MAP_TAG = "tag:yaml.org,2002:map"
+
+
+class _NotPlain(Exception):
+    """The document holds something :func:`_load_plain` leaves to PyYAML's constructor (whose result is the truth)."""
+
+
+def _load_plain(text: str) -> list[Any] | None:
+    """The documents of an alias-free rule file, as ``yaml.load_all(text, Loader=RuleYamlLoader)`` returns them,
+    or None when that must be asked instead (a duplicate key, a merge key, a tag, any error, very deep nesting).
+
+    Why: PyYAML's constructor walks every node through generic dispatch (a third of the YAML time); nearly all
+    of a rule file is string scalars in plain maps and lists, built here directly. Every other scalar (numbers,
+    booleans, null, dates) goes through PyYAML's own constructor, so values and types are the same.
+    """
+    loader = RuleYamlLoader(text)
+    try:
+        documents = []
+        while loader.check_node():
+            documents.append(_build_plain(loader, loader.get_node()))
+        return documents
+    except (_NotPlain, yaml.YAMLError, RecursionError):
+        return None
+    finally:
+        loader.dispose()
+
+
+def _build_plain(loader: Any, node: Any) -> Any:
+    """One node of :func:`_load_plain` (a module function, not a closure: no reference cycle to collect)."""
+    kind = node.__class__
+    if kind is yaml.ScalarNode:
+        return node.value if node.tag == _STR_TAG else loader.construct_object(node, deep=True)
+    if kind is yaml.SequenceNode:
+        if node.tag != _SEQ_TAG:
+            raise _NotPlain
+        return [_build_plain(loader, item) for item in node.value]
+    if node.tag != _MAP_TAG:
+        raise _NotPlain
+    mapping: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        if key_node.__class__ is not yaml.ScalarNode or key_node.tag != _STR_TAG or key_node.value in mapping:
+            raise _NotPlain  # other keys (merge keys, numbers...) and duplicates: PyYAML's way and message
+        mapping[key_node.value] = _build_plain(loader, value_node)
+    return mapping
+
+
 def _yaml_error_with_context(text: str, error: yaml.YAMLError) -> yaml.YAMLError:
     """libyaml's messages lack the offending line; on the error path only, ask the pure-Python parser."""
     try:
@@ -153,6 +201,9 @@ class LoadedRules:
     correlations: list[SigmaCorrelationRule] = field(default_factory=list)
     filters: list[SigmaFilter] = field(default_factory=list)
     errors: list[LoadError] = field(default_factory=list)
+    #: Parsed condition trees of ``rules`` by ``id(rule)``, as loaded (before any pipeline; none once a filter
+    #: applied), for :meth:`Ruleset.compile`.
+    conditions: dict[int, list[Any]] = field(default_factory=dict)
 
 
 def rule_files(paths: Iterable[str | Path]) -> list[Path]:
@@ -171,7 +222,10 @@ def rule_files(paths: Iterable[str | Path]) -> list[Path]:
     return files
 
 
-def _read_file(path: Path) -> tuple[list[SigmaRule | SigmaCorrelationRule | SigmaFilter], list[LoadError]]:
+def _read_file(path: Path, conditions: dict[int, list[Any]] | None = None
+               ) -> tuple[list[SigmaRule | SigmaCorrelationRule | SigmaFilter], list[LoadError]]:
+    """The rules, correlations and filters of one file, and its errors. ``conditions`` receives each loaded
+    rule's parsed condition trees (by ``id(rule)``), so compiling does not parse them a second time."""
     if not path.exists():
         return [], [LoadError(str(path), "no such rule directory or file")]
     try:
@@ -187,7 +241,8 @@ def _read_file(path: Path) -> tuple[list[SigmaRule | SigmaCorrelationRule | Sigm
     if aliases > MAX_YAML_ALIASES:
         return [], [LoadError(str(path), f"{aliases} YAML aliases (limit {MAX_YAML_ALIASES}): refusing a possible alias bomb")]
     try:
-        docs = [d for d in yaml.load_all(text, Loader=RuleYamlLoader) if d is not None]
+        docs = [d for d in (_load_plain(text) if aliases == 0 else None) or yaml.load_all(text, Loader=RuleYamlLoader)
+                if d is not None]
     except yaml.YAMLError as exc:
         detailed = _yaml_error_with_context(text, exc)
         return [], [LoadError(str(path), f"invalid YAML: {detailed}", locate.yaml_error_line(detailed))]
@@ -205,7 +260,7 @@ def _read_file(path: Path) -> tuple[list[SigmaRule | SigmaCorrelationRule | Sigm
     per_rule = {id(e) for rule in [*collection.rules, *collection.filters] for e in rule.errors}
     errors = [LoadError(str(path), _describe(e), _error_line(path, e)) for e in collection.errors if id(e) not in per_rule]
     for rule in [*collection.rules, *collection.filters]:
-        rule_errors = list(rule.errors) or _condition_errors(rule)
+        rule_errors = list(rule.errors) or _condition_errors(rule, conditions)
         if rule_errors:
             title = getattr(rule, "title", "") or "?"
             errors.append(LoadError(str(path), f"rule {title!r}: " + "; ".join(_describe(e) for e in rule_errors),
@@ -215,16 +270,18 @@ def _read_file(path: Path) -> tuple[list[SigmaRule | SigmaCorrelationRule | Sigm
     return items, errors
 
 
-def _condition_errors(rule: SigmaRule | SigmaCorrelationRule | SigmaFilter) -> list[Exception]:
+def _condition_errors(rule: SigmaRule | SigmaCorrelationRule | SigmaFilter,
+                      conditions: dict[int, list[Any]] | None = None) -> list[Exception]:
     """pySigma parses a condition on first use; parse it now so a malformed condition is a load error of this
-    file (with its line) rather than a crash in whatever touches the rule first."""
+    file (with its line) rather than a crash in whatever touches the rule first. The trees go to ``conditions``."""
     if not isinstance(rule, SigmaRule):
         return []
     try:
-        for condition in rule.detection.parsed_condition:
-            condition.parse(True)
+        trees = [condition.parse(True) for condition in rule.detection.parsed_condition]
     except SigmaError as exc:
         return [exc]
+    if conditions is not None:
+        conditions[id(rule)] = trees
     return []
 
 
@@ -283,10 +340,12 @@ def load_rules(paths: Iterable[str | Path], filter_paths: Iterable[str | Path] =
     loaded = LoadedRules()
     items: list[SigmaRule | SigmaCorrelationRule | SigmaFilter] = []
     for path in [*rule_files(paths), *rule_files(filter_paths)]:
-        found, errors = _read_file(path)
+        found, errors = _read_file(path, loaded.conditions)
         items.extend(found)
         loaded.errors.extend(errors)
     loaded.filters = [i for i in items if isinstance(i, SigmaFilter)]
+    if loaded.filters:  # a filter edits the conditions of the rules it names: those trees are stale
+        loaded.conditions.clear()
     rules: list[SigmaRule | SigmaCorrelationRule] = [i for i in items if not isinstance(i, SigmaFilter)]
     collection = SigmaCollection(rules, resolve_references=False)  # type: ignore[arg-type]
     known = {str(r.id) for r in rules if r.id} | {r.name for r in rules if r.name}

@@ -12,10 +12,12 @@ built on first use and cached.
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import gc
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,15 @@ from sigma.rule import SigmaLogSource, SigmaRule
 
 from temporal_siem.detections.alerts import RuleMeta
 from temporal_siem.detections.sigma.cache import RuleCache
-from temporal_siem.detections.sigma.compiler import RuleCompileError, RuleCompiler, check_rule_size
+from temporal_siem.detections.sigma.compiler import (
+    LAZY_MAX_DEPTH,
+    LAZY_MAX_SOURCE,
+    LazyMatch,
+    RuleCompileError,
+    RuleCompiler,
+    check_rule_size,
+    condition_depth,
+)
 from temporal_siem.detections.sigma.index import CandidateIndex
 from temporal_siem.detections.sigma.loader import BUILTIN_RULES, LoadError, load_rules
 from temporal_siem.detections.sigma.pipelines import (
@@ -127,6 +137,9 @@ class Ruleset:
         self.known_datasets = tuple(known_datasets)
         self.duplicate_ids = 0
         self.functions = [r.match for r in rules]
+        for rule in rules:  # a lazily compiled rule replaces its entry here on first use
+            if isinstance(rule.match, LazyMatch):
+                rule.match.rule, rule.match.functions = rule, self.functions
         self._patterns = sorted({p for r in rules for p in (r.datasets or ())} | set(known_datasets))
         self._lanes_by_rules: dict[tuple[int, ...], Lane] = {}
         self._lane_by_dataset: dict[Any, Lane] = {}
@@ -151,11 +164,12 @@ class Ruleset:
         def build(files: Iterable[str | Path] = roots, filter_files: Iterable[str | Path] = filters) -> tuple[Ruleset, Any]:
             loaded = load_rules(files, filter_files)
             pipeline = build_pipeline(pipelines, builtin=builtin_pipeline)
-            return cls.compile(loaded.rules, loaded.correlations, pipeline, loaded.errors), loaded
+            return cls.compile(loaded.rules, loaded.correlations, pipeline, loaded.errors, loaded.conditions), loaded
 
-        if cache is None:
-            return build()[0]
-        return cache.load_or_build(roots, filters, pipelines, builtin_pipeline, build, lambda files: build(files, ())[0])
+        with gc_paused():
+            if cache is None:
+                return build()[0]
+            return cache.load_or_build(roots, filters, pipelines, builtin_pipeline, build, lambda files: build(files, ())[0])
 
     @classmethod
     def from_yaml(cls, text: str, *, pipelines: Iterable[str | Path] = (), builtin_pipeline: bool = True) -> Ruleset:
@@ -172,7 +186,9 @@ class Ruleset:
 
     @classmethod
     def compile(cls, rules: list[SigmaRule], correlations: list[SigmaCorrelationRule], pipeline: ProcessingPipeline,
-                errors: list[LoadError] | None = None) -> Ruleset:
+                errors: list[LoadError] | None = None, parsed: dict[int, list[Any]] | None = None) -> Ruleset:
+        """``parsed``: the condition trees the loader parsed, by ``id(rule)`` (``LoadedRules.conditions``), used
+        for the rules no pipeline item changes (pySigma's parse is a deepcopy and a tree walk, every time)."""
         errors = list(errors or [])
         compiler = RuleCompiler()
         referenced_only_quietly = _quiet_rules(correlations)
@@ -194,12 +210,19 @@ class Ruleset:
                 check_rule_size(rule)
                 processed = rule  # the pipeline edits the rule in place: compile() owns the rules it is given
                 pipeline.apply(processed)
-                trees = [condition.parsed for condition in processed.detection.parsed_condition]
+                # The loader's parse of the conditions still holds when no pipeline item touched the rule.
+                trees = parsed.get(id(rule)) if parsed is not None and not any(pipeline.applied) else None
+                if trees is None:  # pySigma re-parses on every access: once here, after the pipeline
+                    trees = [condition.parsed for condition in processed.detection.parsed_condition]
                 code = compiler.compile_source(processed, trees)
-                module = compile(code.source, f"<rule {rule_id}>", "exec")  # as compiler.build, keeping the code
-                namespace = dict(code.namespace)
-                exec(module, namespace)
-                function = namespace["match"]
+                function: Any
+                if condition_depth(trees) <= LAZY_MAX_DEPTH and len(code.source) <= LAZY_MAX_SOURCE:
+                    function, module = LazyMatch(code.source, code.namespace, f"<rule {rule_id}>"), None
+                else:  # as compiler.build, keeping the code
+                    module = compile(code.source, f"<rule {rule_id}>", "exec")
+                    namespace = dict(code.namespace)
+                    exec(module, namespace)
+                    function = namespace["match"]
                 witnesses = rule_witnesses(processed, trees)
             except RuleCompileError as exc:
                 errors.append(LoadError(source, f"rule {rule.title!r}: {exc}"))
@@ -319,6 +342,24 @@ class Ruleset:
         pool = lane.rules if full_scan else sorted(lane.index.candidates(event, cache))
         functions = self.functions
         return [i for i in pool if functions[i](event, cache)]
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """The cyclic garbage collector off while a rule set is built, back on (if it was) afterwards.
+
+    Why: a load allocates about a million objects that all stay alive (pySigma's rules, condition trees,
+    generated namespaces); each automatic collection rescans the growing heap for cycles it cannot find, which
+    was a fifth of a cold load of the SigmaHQ corpus. Reference counting still frees everything acyclic; the few
+    cycles the load leaves behind (pySigma's parent links) wait for the next automatic collection.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _clash(rule: SigmaRule, rule_id: str, seen: dict[str, str]) -> tuple[str, str] | None:

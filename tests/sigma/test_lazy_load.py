@@ -1,0 +1,117 @@
+"""Cold rule load (issue 19): lazily compiled rules, the loader's condition trees reused, the plain YAML path.
+
+Each shortcut must give what the long way gives: the same matches, the same errors at load time, the same
+documents from YAML.
+"""
+
+from __future__ import annotations
+
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from temporal_siem.detections.sigma import loader
+from temporal_siem.detections.sigma.compiler import LAZY_MAX_DEPTH, LazyMatch
+from temporal_siem.detections.sigma.ruleset import Ruleset
+
+RULE = """
+title: {title}
+id: {id}
+logsource: {{product: windows, category: process_creation}}
+detection:
+  a: {{Image|endswith: '\\\\cmd.exe'}}
+  b: {{CommandLine|contains: [' /c ', ' /k ']}}
+  f: {{User: SYSTEM}}
+  condition: {condition}
+level: high
+"""
+
+
+def _write(tmp_path, condition: str, ident: str = "2f7d1e3a-1111-4c2b-9a6e-1d2c3b4a5f60", title: str = "t"):
+    path = tmp_path / f"{ident}.yml"
+    path.write_text(RULE.format(title=title, id=ident, condition=condition), encoding="utf-8")
+    return path
+
+
+def test_rule_compiles_on_first_use_and_replaces_itself(tmp_path):
+    _write(tmp_path, "a and b and not f")
+    ruleset = Ruleset.from_paths([tmp_path], builtin_rules=False)
+    (rule,) = ruleset.rules
+    assert isinstance(rule.match, LazyMatch) and rule.module_code is None
+    event = {"Image": "C:\\Windows\\System32\\cmd.exe", "CommandLine": "cmd.exe /c whoami", "User": "bob"}
+    assert ruleset.match_indices(event) == [0]
+    assert not isinstance(rule.match, LazyMatch) and rule.module_code is not None
+    assert ruleset.functions[0] is rule.match  # later calls go straight to the compiled function
+    assert ruleset.match_indices({**event, "User": "SYSTEM"}) == []
+
+
+def test_deep_condition_compiles_at_load(tmp_path):
+    condition = "not " * (LAZY_MAX_DEPTH + 2) + "a"  # one tree level per `not`
+    _write(tmp_path, condition)
+    ruleset = Ruleset.from_paths([tmp_path], builtin_rules=False)
+    assert ruleset.errors == []
+    (rule,) = ruleset.rules
+    assert not isinstance(rule.match, LazyMatch) and rule.module_code is not None
+
+
+def test_cache_keeps_unused_rules_lazy_and_used_ones_compiled(tmp_path):
+    from temporal_siem.detections.sigma.cache import RuleCache
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    _write(rules, "a and b", "2f7d1e3a-1111-4c2b-9a6e-1d2c3b4a5f61", "one")
+    _write(rules, "a and f", "2f7d1e3a-1111-4c2b-9a6e-1d2c3b4a5f62", "two")
+    cache = RuleCache(tmp_path / "cache")
+    cold = Ruleset.from_paths([rules], builtin_rules=False, cache=cache)
+    assert cache.last == "miss"
+    warm = Ruleset.from_paths([rules], builtin_rules=False, cache=cache)
+    assert cache.last == "hit"
+    assert all(isinstance(r.match, LazyMatch) for r in warm.rules)
+    assert [r.source_code for r in warm.rules] == [r.source_code for r in cold.rules]
+    event = {"Image": "C:\\x\\cmd.exe", "CommandLine": "cmd /c x", "User": "SYSTEM"}
+    assert warm.match_indices(event) == cold.match_indices(event) == [0, 1]
+
+
+def test_same_generated_code_when_the_pipeline_rewrites_the_rule(tmp_path):
+    """The loader's trees are reused only for rules no pipeline item touched: a renamed field must show."""
+    pipeline = tmp_path / "p.yml"
+    pipeline.write_text("name: rename\npriority: 20\ntransformations:\n  - id: m\n    type: field_name_mapping\n"
+                        "    mapping: {User: user.name}\n", encoding="utf-8")
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    _write(rules, "a and not f")
+    plain = Ruleset.from_paths([rules], builtin_rules=False)
+    mapped = Ruleset.from_paths([rules], builtin_rules=False, pipelines=[pipeline])
+    assert "'User'" in plain.rules[0].source_code
+    assert "'user.name'" in mapped.rules[0].source_code and "'User'" not in mapped.rules[0].source_code
+
+
+def test_bad_condition_is_still_a_load_error_with_line(tmp_path):
+    path = _write(tmp_path, "a and missing")
+    ruleset = Ruleset.from_paths([tmp_path], builtin_rules=False)
+    assert ruleset.rules == []
+    (error,) = ruleset.errors
+    assert error.file == str(path) and "missing" in error.error and error.line is not None
+
+
+_scalars = st.one_of(st.text(max_size=8), st.integers(), st.floats(allow_nan=False), st.booleans(), st.none(),
+                     st.sampled_from(["yes", "no", "on", "0x1f", "1_000", "12:30", "2024-01-02", "~", "-", "'q'", "*a"]))
+_values = st.recursive(_scalars, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                         st.dictionaries(st.text(max_size=6), inner, max_size=4)),
+                       max_leaves=20)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_values, min_size=1, max_size=3), st.sampled_from([None, False, True]))
+def test_plain_yaml_path_equals_pyyaml(documents, flow):
+    text = yaml.safe_dump_all(documents, default_flow_style=flow)
+    fast = loader._load_plain(text)
+    expected = list(yaml.load_all(text, Loader=loader.RuleYamlLoader))
+    assert fast is None or repr(fast) == repr(expected)
+
+
+def test_plain_yaml_path_leaves_duplicates_and_merge_keys_to_pyyaml():
+    assert loader._load_plain("a: 1\na: 2\n") is None
+    assert loader._load_plain("b: {x: 1}\nc:\n  <<: {x: 2}\n") is None
+    assert loader._load_plain("a: !!python/name:os.system x\n") is None
+    assert loader._load_plain("a: [1\n") is None
