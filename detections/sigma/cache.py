@@ -42,7 +42,7 @@ from sigma.rule import SigmaLogSource
 from temporal_siem.detections.alerts import RuleMeta
 from temporal_siem.detections.sigma.compiler import RUNTIME, LazyMatch
 from temporal_siem.detections.sigma.loader import LoadError, rule_files
-from temporal_siem.detections.sigma.witness import Witness
+from temporal_siem.detections.sigma.witness import witnesses_from_plain, witnesses_to_plain
 
 try:
     import re2
@@ -258,7 +258,7 @@ def _describe_rule(rule: CompiledRule) -> tuple[Any, ...]:
     constants = {name: _describe_constant(value) for name, value in namespace.items() if _CONSTANT.match(name)}
     meta = rule.meta
     logsource = rule.logsource
-    witnesses = None if rule.witnesses is None else tuple((w.kind, w.field, w.value) for w in rule.witnesses)
+    witnesses = witnesses_to_plain(rule.witnesses)
     return (rule.id, rule.name,
             (meta.title, meta.description, meta.level, meta.tags, meta.references, meta.author, meta.status,
              meta.falsepositives, meta.source, dict(meta.extra)),
@@ -345,7 +345,7 @@ def _restore(data: dict[str, Any], build_subset: Callable[[list[Path]], Ruleset]
                           references=meta[4], author=meta[5], status=meta[6], falsepositives=meta[7], source=meta[8],
                           extra=meta[9]),
             match=match, source_code=source_code, fields=fields,
-            witnesses=None if witnesses is None else frozenset(Witness(k, f, v) for k, f, v in witnesses),
+            witnesses=witnesses_from_plain(witnesses),
             datasets=datasets, warnings=warnings, module_code=code,
             logsource=None if logsource is None else SigmaLogSource(category=logsource[0], product=logsource[1],
                                                                     service=logsource[2]),

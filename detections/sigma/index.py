@@ -1,10 +1,15 @@
 """The candidate index of one lane (the rules routed to one kind of event).
 
 Per event it probes only the event's own keys that some rule of the lane needs: presence lists, a folded
-exact-value dict, a numeric exact dict, and one Aho-Corasick scan over the ``\\x00``-joined folded values of
-the substring fields (hits are attributed per needle, not per field: coarser, still sound). Keyword needles
-scan every value of the event. Rules without a witness are always candidates. The result may only
-over-approximate the rules that match; ``tests/sigma/test_differential.py`` checks it against a full scan.
+exact-value dict, a numeric exact dict, and a literal scan (Hyperscan, or Aho-Corasick; one database of the
+lane's substring and keyword needles) of each value of a field with substring needles, whose hits count
+only for that field's needles (the ``\\cmd.exe`` of ``Image|endswith`` does not fire on a command line
+naming cmd.exe). In a keyword lane the keyword needles are searched in every value: the other values no memo
+answered are joined with ``\x00`` for one scan. What each probe finds are tokens: a rule's
+index for a one-clause rule, one token per clause for a rule with several (witness.py), which is a candidate
+only when all its clauses were hit.
+Rules without a witness are always candidates. The result may only over-approximate the rules that match;
+``tests/sigma/test_differential.py`` checks it against a full scan.
 """
 
 from __future__ import annotations
@@ -21,10 +26,14 @@ except ImportError:  # no wheel for this platform: Aho-Corasick does the same jo
     hyperscan = None  # type: ignore[assignment]
 
 from temporal_siem.detections.sigma.values import fold, to_number
-from temporal_siem.detections.sigma.witness import Witness
+from temporal_siem.detections.sigma.witness import Witness, Witnesses
 
 MEMO_SIZE = 4096  # distinct values remembered per field and lane
-MEMO_WINDOW = 4096  # lookups between checks that a field's values repeat often enough to keep its memo
+#: Memo misses between checks that a field's values repeat often enough to keep its memo: a miss costs a
+#: scan of its own, so a field that misses on more than half the lane's events since the last check (a
+#: time stamp, a hash, a command line) is switched off. Counted on misses only: a hit costs one dict probe.
+MEMO_WINDOW = 256
+KEYWORD_SLOTS = 256  # event keys outside the rules' fields given a memo in a keyword lane
 
 
 @dataclass(slots=True)
@@ -34,190 +43,233 @@ class FieldSlot:
     presence: tuple[int, ...] = ()
     exact: dict[str, tuple[int, ...]] | None = None
     numbers: dict[int | float, tuple[int, ...]] | None = None
-    scanned: bool = False
+    needles: dict[int, tuple[int, ...]] | None = None  # needle id (in the lane's scanner) -> tokens
     seen: bool = False
-    # Memo of what one string value of this field contributes (presence, exact, numeric and substring rules):
-    # low-cardinality fields (Image, User, Channel...) repeat their values, so the fold, dict probes and scan
-    # are done once per distinct value. Exact because needles never span two values (they hold no NUL), so a
-    # value's hits are the same scanned alone or in the joined buffer. Turned off (None) for a field whose
-    # values rarely repeat (command lines, hashes, times): those go to the one joined scan.
+    # Memo of what one string value of this field contributes (presence, exact, numeric, substring and, in a
+    # keyword lane, keyword tokens): low-cardinality fields (Image, User, Channel...) repeat their values, so
+    # the fold, dict probes and scan are done once per distinct value; a value's contribution depends on the
+    # value alone (a needle holds no NUL, so it is never found across two joined values). Turned off (None)
+    # for a field whose values rarely repeat (command lines, hashes, times): those go to the one joined scan.
     memo: dict[str, tuple[int, ...]] | None = field(default_factory=dict)
-    lookups: int = 0
-    repeats: int = 0
+    misses: int = 0
+    since: int = 0  # the lane's event count when ``misses`` was last reset
 
 
 @dataclass
 class CandidateIndex:
     always: tuple[int, ...]
     fields: dict[str, FieldSlot]
-    substrings: Any  # ahocorasick.Automaton | None
-    keywords: Any  # ahocorasick.Automaton | None
+    scanner: Any = None  # LiteralScanner | None: every substring and keyword needle of the lane
+    keyword_tokens: dict[int, tuple[int, ...]] | None = None  # keyword needle id -> tokens (a keyword lane)
     witness_kinds: dict[str, int] = field(default_factory=dict)
+    # Rules with several clauses (witness.py): each clause has its own token (numbered past the lane's rule
+    # indices) and ``gates`` maps a rule's first token to (rule, its other tokens). The rule is a candidate
+    # when all its tokens were found. One-clause rules are their own token.
+    gates: dict[int, tuple[int, frozenset[int]]] = field(default_factory=dict)
+    clause_tokens: frozenset[int] = frozenset()
 
     def __post_init__(self) -> None:
         self._slot_names = tuple(self.fields)
         self._slot_count = len(self._slot_names)
+        self._first_tokens = frozenset(self.gates)
+        # keyword lanes look at every value: event keys no rule names get memo slots of their own (bounded)
+        self.keyword_slots: dict[str, FieldSlot] = {}
+        self._all_slots = dict(self.fields)  # the rules' fields and the keyword slots: one probe per key
+        self._unmemoised = FieldSlot(memo=None)
+        self._events = 0  # events seen by this index: the memo policy's clock
 
     @classmethod
-    def build(cls, rules: list[tuple[int, frozenset[Witness] | None, tuple[str, ...]]]) -> CandidateIndex:
-        """``rules``: (rule index, witnesses or None, fields the rule reads)."""
+    def build(cls, rules: list[tuple[int, Witnesses, tuple[str, ...]]]) -> CandidateIndex:
+        """``rules``: (rule index, witness clauses or None, fields the rule reads)."""
         always: list[int] = []
         presence: dict[str, set[int]] = {}
         exact: dict[str, dict[str, set[int]]] = {}
         numbers: dict[str, dict[int | float, set[int]]] = {}
-        needles: dict[str, set[int]] = {}
-        scanned: set[str] = set()
-        keywords: dict[str, set[int]] = {}
+        needle_ids: dict[str, int] = {}
+        needles: dict[str, dict[int, set[int]]] = {}
+        keywords: dict[int, set[int]] = {}
         kinds: dict[str, int] = {}
         all_fields: set[str] = set()
+        gates: dict[int, tuple[int, frozenset[int]]] = {}
+        next_token = max((index for index, _, _ in rules), default=-1) + 1
+        # A rule's first clause is always indexed; a further clause only if it costs no new scan hit: its
+        # needles are already asked for by some first clause (on the same field, or as keywords), so a hit
+        # that is reported anyway only adds a token. A new needle would add a scan callback on every value
+        # that holds it (~0.3 us, on command lines many per event), more than the false candidates it saves.
+        # Exact and numeric witnesses are dict probes and always qualify. Dropping a clause only admits more.
+        primary = {(w.field, w.value) for _, ws, _ in rules if ws for w in ws[0] if w.kind in ("substring", "keyword")}
         for index, witnesses, fields in rules:
             all_fields.update(fields)
             if witnesses is None:
                 always.append(index)
                 kinds["always"] = kinds.get("always", 0) + 1
                 continue
-            for w in witnesses:
-                kinds[w.kind] = kinds.get(w.kind, 0) + 1
-                name = w.field or ""
-                if w.kind == "presence":
-                    presence.setdefault(name, set()).add(index)
-                elif w.kind == "exact":
-                    exact.setdefault(name, {}).setdefault(w.value, set()).add(index)
-                elif w.kind == "number":
-                    numbers.setdefault(name, {}).setdefault(w.value, set()).add(index)
-                elif w.kind == "substring":
-                    needles.setdefault(w.value, set()).add(index)
-                    scanned.add(name)
-                elif w.kind == "keyword":
-                    keywords.setdefault(w.value, set()).add(index)
+            if len(witnesses) > 1:
+                witnesses = (witnesses[0], *(c for c in witnesses[1:] if _free(c, primary)))
+            if len(witnesses) == 1:
+                tokens: tuple[int, ...] = (index,)
+            else:
+                tokens = tuple(range(next_token, next_token + len(witnesses)))
+                next_token += len(witnesses)
+                gates[tokens[0]] = (index, frozenset(tokens[1:]))
+            for token, clause in zip(tokens, witnesses, strict=True):
+                for w in clause:
+                    kinds[w.kind] = kinds.get(w.kind, 0) + 1
+                    name = w.field or ""
+                    if w.kind == "presence":
+                        presence.setdefault(name, set()).add(token)
+                    elif w.kind == "exact":
+                        exact.setdefault(name, {}).setdefault(w.value, set()).add(token)
+                    elif w.kind == "number":
+                        numbers.setdefault(name, {}).setdefault(w.value, set()).add(token)
+                    elif w.kind == "substring":
+                        nid = needle_ids.setdefault(w.value, len(needle_ids))
+                        needles.setdefault(name, {}).setdefault(nid, set()).add(token)
+                    elif w.kind == "keyword":
+                        nid = needle_ids.setdefault(w.value, len(needle_ids))
+                        keywords.setdefault(nid, set()).add(token)
         slots: dict[str, FieldSlot] = {}
-        for name in all_fields | set(presence) | set(exact) | set(numbers) | scanned:
+        for name in all_fields | set(presence) | set(exact) | set(numbers) | set(needles):
             slots[name] = FieldSlot(
                 presence=tuple(sorted(presence.get(name, ()))),
-                exact={k: tuple(sorted(v)) for k, v in exact[name].items()} if name in exact else None,
-                numbers={k: tuple(sorted(v)) for k, v in numbers[name].items()} if name in numbers else None,
-                scanned=name in scanned,
+                exact=_tuples(exact[name]) if name in exact else None,
+                numbers=_tuples(numbers[name]) if name in numbers else None,
+                needles=_tuples(needles[name]) if name in needles else None,
             )
-        if keywords:  # one scan over every value covers both kinds of needle
-            for needle, members in needles.items():
-                keywords.setdefault(needle, set()).update(members)
-            return cls(tuple(sorted(always)), slots, None, _automaton(keywords), kinds)
-        return cls(tuple(sorted(always)), slots, _automaton(needles), None, kinds)
+        clause_tokens = frozenset(t for first, (_, rest) in gates.items() for t in (first, *rest))
+        return cls(tuple(sorted(always)), slots, LiteralScanner(list(needle_ids)) if needle_ids else None,
+                   _tuples(keywords) if keywords else None, kinds, gates, clause_tokens)
 
     def candidates(self, event: dict[str, Any], cache: dict[Any, Any]) -> set[int]:
-        if self.keywords is not None:
-            return self._candidates_all_values(event, cache)
-        # probe from the smaller side: a wide ECS event (dozens of keys) against a lane reading a few fields
-        # walks the lane's fields; a narrow Windows event against thousands of rule fields walks the event
-        if len(event) > self._slot_count:
-            pairs: Any = ((name, event[name]) for name in self._slot_names if name in event)
+        self._events += 1
+        keyword_lane = self.keyword_tokens is not None
+        if keyword_lane:
+            pairs: Any = event.items()
+            slots = self._all_slots
         else:
-            pairs = event.items()
+            slots = self.fields
+            # probe from the smaller side: a wide ECS event (dozens of keys) against a lane reading a few
+            # fields walks the lane's fields; a narrow Windows event against thousands of rule fields walks
+            # the event
+            wide = len(event) > self._slot_count
+            pairs = ((name, event[name]) for name in self._slot_names if name in event) if wide else event.items()
         found: list[int] = list(self.always)
-        fields = self.fields
-        buffer: list[str] = []
+        buffer: list[str] = []  # keyword lane: values of fields without needles, for one keyword scan
         for key, value in pairs:
-            slot = fields.get(key)
+            slot = slots.get(key)
             if slot is None:
-                continue
-            if not slot.seen:
-                slot.seen = True
+                if not keyword_lane:
+                    continue
+                slot = self._keyword_slot(key)
             memo = slot.memo
             if memo is not None and value.__class__ is str:
-                slot.lookups += 1
                 hit = memo.get(value)
-                if hit is None:
-                    hit = self._contribution(slot, value)
-                    if len(memo) < MEMO_SIZE:
-                        memo[value] = hit
-                else:
-                    slot.repeats += 1
-                if hit:
-                    found.extend(hit)
-                if slot.lookups >= MEMO_WINDOW:
-                    if slot.repeats * 2 < slot.lookups:  # mostly new values: the memo only costs
-                        slot.memo = None
-                    slot.lookups = slot.repeats = 0
-                continue
+                found.extend(self._miss(slot, memo, value) if hit is None else hit)
+                continue  # a hit needs no ``seen``: the miss that filled the memo set it
+            if not slot.seen:
+                slot.seen = True
             if slot.presence:
                 found.extend(slot.presence)
             if value is None:
                 continue
-            if slot.exact is not None or slot.scanned:
+            exact = slot.exact
+            needles = slot.needles
+            if exact is not None or needles is not None or keyword_lane:
                 folded = value.lower() if value.__class__ is str else fold(value)
                 cache[key] = folded
-                self._probe(slot, folded, found, buffer)
+                if folded.__class__ is not str:
+                    if not folded:
+                        continue
+                    if exact is not None:
+                        for member in folded:
+                            hit = exact.get(member)
+                            if hit:
+                                found.extend(hit)
+                    folded = "\x00".join(folded)  # type: ignore[arg-type]
+                elif exact is not None:
+                    hit = exact.get(folded)  # type: ignore[arg-type]
+                    if hit:
+                        found.extend(hit)
+                if needles is not None:  # this value alone: its needles are attributed to this field
+                    self._scan(needles, folded, found)  # type: ignore[arg-type]
+                elif keyword_lane:
+                    buffer.append(folded)  # type: ignore[arg-type]
             if slot.numbers is not None:
                 self._numbers(slot.numbers, value, found)
-        if buffer and self.substrings is not None:
-            self.substrings.scan("\x00".join(buffer), found)
-        return set(found)
+        if buffer and self.scanner is not None:
+            keyword_tokens = self.keyword_tokens
+            assert keyword_tokens is not None
+            for nid in self.scanner.hits("\x00".join(buffer)):
+                hit = keyword_tokens.get(nid)
+                if hit:
+                    found.extend(hit)
+        return self._resolve(found)
 
-    def _candidates_all_values(self, event: dict[str, Any], cache: dict[Any, Any]) -> set[int]:
-        """Keyword rules in the lane: every value is folded once and scanned once (substring and keyword
-        needles share one database). Scanning numbers' text too only over-approximates the keywords."""
-        found: list[int] = list(self.always)
-        fields = self.fields
-        values: list[str] = []
-        for key, value in event.items():
-            slot = fields.get(key)
-            if value is None:
-                if slot is not None:
-                    slot.seen = True
-                    if slot.presence:
-                        found.extend(slot.presence)
-                continue
-            folded = value.lower() if value.__class__ is str else fold(value)
-            cache[key] = folded
-            if folded.__class__ is str:
-                values.append(folded)  # type: ignore[arg-type]
-            elif folded:
-                values.extend(folded)  # type: ignore[arg-type]
-            if slot is None:
-                continue
-            slot.seen = True
-            if slot.presence:
-                found.extend(slot.presence)
-            if slot.exact is not None:
-                self._probe(slot, folded, found, None)
-            if slot.numbers is not None:
-                self._numbers(slot.numbers, value, found)
-        if values:
-            self.keywords.scan("\x00".join(values), found)
-        return set(found)
+    def _resolve(self, found: list[int]) -> set[int]:
+        """Tokens to rules: a several-clause rule is a candidate only if every one of its clauses had a hit."""
+        result = set(found)
+        if self.gates:
+            pending = result & self.clause_tokens
+            if pending:
+                result -= pending
+                gates = self.gates
+                for token in pending & self._first_tokens:  # the first clause is the most selective
+                    rule, rest = gates[token]
+                    if rest <= pending:
+                        result.add(rule)
+        return result
+
+    def _miss(self, slot: FieldSlot, memo: dict[str, tuple[int, ...]], value: str) -> tuple[int, ...]:
+        slot.seen = True
+        hit = self._contribution(slot, value)
+        if len(memo) < MEMO_SIZE:
+            memo[value] = hit
+        slot.misses += 1
+        if slot.misses >= MEMO_WINDOW:
+            if slot.misses * 2 > self._events - slot.since:  # mostly new values: the memo only costs
+                slot.memo = None
+            slot.misses = 0
+            slot.since = self._events
+        return hit
+
+    def _keyword_slot(self, key: str) -> FieldSlot:
+        """A memo slot for an event key no rule of the lane names (keyword lanes only), or a shared slot
+        without memo once ``KEYWORD_SLOTS`` keys have one (events with ever-new keys)."""
+        if len(self.keyword_slots) >= KEYWORD_SLOTS:
+            return self._unmemoised
+        slot = self.keyword_slots[key] = self._all_slots[key] = FieldSlot(since=self._events)
+        return slot
 
     def _contribution(self, slot: FieldSlot, value: str) -> tuple[int, ...]:
-        """The rules one string value of a field admits: what the loop below would add for it alone."""
+        """The tokens one string value of a field admits: what the unmemoised path adds for it alone."""
         out: list[int] = list(slot.presence)
         folded = value.lower()
         if slot.exact is not None:
             hit = slot.exact.get(folded)
             if hit:
                 out.extend(hit)
-        if slot.scanned and self.substrings is not None:
-            self.substrings.scan(folded, out)
+        if slot.needles is not None:
+            self._scan(slot.needles, folded, out)
+        elif self.keyword_tokens is not None:
+            self._scan(None, folded, out)
         if slot.numbers is not None:
             self._numbers(slot.numbers, value, out)
         return tuple(out)
 
-    @staticmethod
-    def _probe(slot: FieldSlot, folded: Any, found: list[int], buffer: list[str] | None) -> None:
-        exact = slot.exact
-        if folded.__class__ is str:
-            if exact is not None:
-                hit = exact.get(folded)
+    def _scan(self, needles: dict[int, tuple[int, ...]] | None, text: str, found: list[int]) -> None:
+        """One value's scan: the hits of this field's needles, and in a keyword lane of the keywords."""
+        if self.scanner is None:
+            return
+        keyword_tokens = self.keyword_tokens
+        for nid in self.scanner.hits(text):
+            if needles is not None:
+                hit = needles.get(nid)
                 if hit:
                     found.extend(hit)
-            if buffer is not None and slot.scanned:
-                buffer.append(folded)
-        elif folded:
-            for member in folded:
-                if exact is not None:
-                    hit = exact.get(member)
-                    if hit:
-                        found.extend(hit)
-                if buffer is not None and slot.scanned:
-                    buffer.append(member)
+            if keyword_tokens is not None:
+                hit = keyword_tokens.get(nid)
+                if hit:
+                    found.extend(hit)
 
     @staticmethod
     def _numbers(table: dict[int | float, tuple[int, ...]], value: Any, found: list[int]) -> None:
@@ -230,17 +282,25 @@ class CandidateIndex:
                     found.extend(hit)
 
 
+def _free(clause: frozenset[Witness], primary: set[tuple[str | None, Any]]) -> bool:
+    return all(w.kind in ("exact", "number") or (w.kind in ("substring", "keyword") and (w.field, w.value) in primary)
+               for w in clause)
+
+
+def _tuples(table: dict[Any, set[int]]) -> dict[Any, tuple[int, ...]]:
+    return {k: tuple(sorted(v)) for k, v in table.items()}
+
+
 class LiteralScanner:
     """Finds which of many literal needles occur in a text: one Hyperscan pass, or Aho-Corasick without it.
 
     Both sides are already folded with ``str.lower()``, so the scan is case-sensitive on purpose (Hyperscan's
-    CASELESS is ASCII-only and would not add anything). Each needle is reported once (SINGLEMATCH) and
-    attributed to its rules, not to the field it was found in: coarser, still sound.
+    CASELESS is ASCII-only and would not add anything). Each needle is reported once (SINGLEMATCH): the
+    index attributes it to every scanned field that asked for it, not to the value it was found in.
     """
 
-    def __init__(self, needles: dict[str, set[int]]) -> None:
-        self.needles = list(needles)
-        self.rules = [tuple(sorted(needles[n])) for n in self.needles]
+    def __init__(self, needles: list[str]) -> None:
+        self.needles = needles
         self._hits: list[int] = []
         self._local = threading.local()
         self._database: Any = None
@@ -254,8 +314,8 @@ class LiteralScanner:
             automaton.make_automaton()
             self._automaton = automaton
 
-    def scan(self, text: str, found: list[int]) -> None:
-        rules = self.rules
+    def hits(self, text: str) -> list[int]:
+        """Ids (positions in ``needles``) of the needles found in ``text``; one may repeat."""
         if self._database is not None:
             local = self._local  # a Hyperscan scratch belongs to one thread; detectors may run on several
             scratch = getattr(local, "scratch", None)
@@ -265,11 +325,8 @@ class LiteralScanner:
             self._database.scan(text.encode("utf-8", "surrogatepass"), match_event_handler=_append_hit,
                                 context=hits, scratch=scratch)
             self._hits = hits  # kept for the bench's hit statistics
-            for needle_id in hits:
-                found.extend(rules[needle_id])
-        else:
-            for _, needle_id in self._automaton.iter(text):
-                found.extend(rules[needle_id])
+            return hits
+        return [needle_id for _, needle_id in self._automaton.iter(text)]
 
 
 #: Longer needles than this are not given to Hyperscan (its literal limit is near 16,000 bytes and
@@ -296,5 +353,4 @@ def _append_hit(needle_id: int, start: int, end: int, flags: int, hits: list[int
     hits.append(needle_id)
 
 
-def _automaton(needles: dict[str, set[int]]) -> LiteralScanner | None:
-    return LiteralScanner(needles) if needles else None
+

@@ -62,7 +62,7 @@ class Lane:
     index: CandidateIndex
 
 
-_UNROUTED = Lane(-1, (), CandidateIndex((), {}, None, None))  # marker: "no dataset route, use the event tag"
+_UNROUTED = Lane(-1, (), CandidateIndex((), {}))  # marker: "no dataset route, use the event tag"
 
 
 @dataclass(slots=True)

@@ -1,8 +1,13 @@
-"""Witness analysis: for each rule, an OR-set of necessary conditions (one holds on every event it matches).
+"""Witness analysis: for each rule, a few clauses of necessary conditions, all of which hold on every event
+it matches; a clause is an OR-set of witnesses (one of them holds).
 
-rsigma's scheme (docs/engine.md, "Candidate selection"): ``OR`` unions its children's sets (one open child
-opens all), ``AND`` keeps its single most selective child, ``NOT``/``null``/``exists: false`` are open. A
-rule whose whole condition is open has no witness and is evaluated on every event of its lane.
+rsigma's scheme (docs/engine.md, "Candidate selection") reduces a rule to one clause: ``OR`` unions its
+children's sets (one open child opens all), ``AND`` keeps its single most selective child. Here ``AND`` keeps
+the clauses of all its children (the best ``MAX_CLAUSES``), and ``OR`` pairs its children's clauses by rank,
+so with several clauses the index admits ``Image|endswith: \\certutil.exe`` AND ``CommandLine|contains:
+-decode`` only on an event with both, where one clause admits every certutil event. ``NOT``/``null``/
+``exists: false`` are open. A rule whose whole condition is open has no witness and is evaluated on every
+event of its lane.
 
 Witnesses fold exactly like :mod:`detections.sigma.values` (``str.lower()``), so a needle found by the
 index is found by the evaluator too; the index may only over-approximate.
@@ -40,11 +45,15 @@ from sigma.types import (
     SpecialChars,
 )
 
-MIN_NEEDLE = 3  # UTF-8 bytes; shorter substrings gate nearly every event: use presence instead
+#: UTF-8 bytes. A one-byte needle gates nearly every value: presence instead. Two bytes is kept: a rule
+#: whose ``contains`` list holds ``^^`` or ``;;`` would otherwise be a presence candidate, evaluated on every
+#: event with the field, and a needle hit (one scan callback, memoised for repeated values) is cheaper than
+#: a rule evaluation; under ``AND`` the scoring still prefers any longer needle.
+MIN_NEEDLE = 2
 
 
 def _long_enough(needle: str) -> bool:
-    """Three ASCII characters; any non-ASCII character (a homoglyph, an emoji) is rare enough on its own."""
+    """Two ASCII characters; any non-ASCII character (a homoglyph, an emoji) is rare enough on its own."""
     if needle.isascii():
         return len(needle) >= MIN_NEEDLE
     return len(needle.encode("utf-8", "surrogatepass")) >= 2
@@ -79,26 +88,90 @@ COMMON_NEEDLES = frozenset({
 })
 
 
-Witnesses = frozenset[Witness] | None  # None = open (no witness)
+Clause = frozenset[Witness]  # one necessary condition: at least one of its witnesses holds
+Witnesses = tuple[Clause, ...] | None  # every clause holds on every matching event (None = open, no witness)
+
+#: Clauses kept per rule: the index admits a rule only when every kept clause has a hit. One clause is
+#: rsigma's scheme and the shipped setting: measured on SigmaHQ (bench/engine_bench.py flat, peer_bench.py pc),
+#: two or three clauses halve the candidates (16 -> 8.5 per process-creation event) but cost more than they
+#: save, because every further needle hit on a command line is a Python scan callback and a token to
+#: resolve (~0.3 us each, 15-40 per event), where a false candidate costs ~1 us. The gate logic stays (and
+#: is tested with 3, tests/sigma/test_differential.py) for a cheaper token path.
+MAX_CLAUSES = 1
+#: A clause this weak (a presence, a common path fragment) hits nearly every event: kept only as the first.
+WEAK_CLAUSE = 3.9
 
 
 def rule_witnesses(rule: SigmaRule, trees: list[Any] | None = None) -> Witnesses:
-    result: set[Witness] = set()
+    """The rule's clauses, most selective first. Several condition lines are alternatives (an OR)."""
     if trees is None:
         trees = [condition.parsed for condition in rule.detection.parsed_condition]
+    branches: list[tuple[Clause, ...]] = []
     for tree in trees:
         branch = _node(tree)
         if branch is None:
             return None
-        result |= branch
-    return frozenset(result)
+        branches.append(branch)
+    if not branches:
+        return None
+    gate = branches[0] if len(branches) == 1 else _either(branches)
+    return _prune(gate)
+
+
+def flat_witnesses(witnesses: Witnesses) -> frozenset[Witness] | None:
+    """Every witness of every clause (the rule-health and explain views)."""
+    return None if witnesses is None else frozenset(w for clause in witnesses for w in clause)
+
+
+def witnesses_to_plain(witnesses: Witnesses) -> Any:
+    """Tuples of (kind, field, value) per clause, for the compiled-ruleset cache."""
+    if witnesses is None:
+        return None
+    return tuple(tuple((w.kind, w.field, w.value) for w in clause) for clause in witnesses)
+
+
+def witnesses_from_plain(plain: Any) -> Witnesses:
+    if plain is None:
+        return None
+    return tuple(frozenset(Witness(k, f, v) for k, f, v in clause) for clause in plain)
 
 
 def _set_score(ws: frozenset[Witness]) -> float:
+    if not ws:
+        return -1.0  # an empty clause never holds: the most selective of all
     return max(w.score for w in ws) + 0.01 * len(ws)
 
 
-def _node(node: Any) -> Witnesses:
+def _prune(clauses: tuple[Clause, ...]) -> tuple[Clause, ...]:
+    """Most selective first; drop duplicates, clauses implied by a kept one (a superset), weak clauses after
+    the first, and everything past ``MAX_CLAUSES``. Dropping a clause only admits more events: always sound."""
+    kept: list[Clause] = []
+    for clause in sorted(dict.fromkeys(clauses), key=lambda c: (_set_score(c), len(c))):  # stable: tree order breaks ties
+        if not clause:
+            return (clause,)  # never holds: the rule can match nothing
+        if kept and _set_score(clause) >= WEAK_CLAUSE:
+            continue
+        if any(k <= clause for k in kept):
+            continue
+        kept.append(clause)
+        if len(kept) == MAX_CLAUSES:
+            break
+    return tuple(kept)
+
+
+def _either(children: list[tuple[Clause, ...]]) -> tuple[Clause, ...]:
+    """OR of conjunctions of clauses: the union of one clause from each child holds whenever one child holds.
+    Pairing the children's clauses by rank (best with best, second with second...) stays linear (no DNF/CNF
+    expansion) and its first clause is exactly the one-clause scheme's union."""
+    children = [_prune(c) for c in children]
+    children = [c for c in children if c != (frozenset(),)]  # a child that can never hold adds nothing
+    if not children:
+        return (frozenset(),)
+    width = max(len(c) for c in children)
+    return tuple(frozenset().union(*(c[min(j, len(c) - 1)] for c in children)) for j in range(width))
+
+
+def _node(node: Any) -> tuple[Clause, ...] | None:
     if node is None:
         return None
     if isinstance(node, ConditionNOT):
@@ -106,31 +179,33 @@ def _node(node: Any) -> Witnesses:
     if isinstance(node, ConditionOR):
         args = [a for a in node.args if a is not None]
         if not args:
-            return frozenset()  # OR of nothing never matches: no event needs evaluating
-        union: set[Witness] = set()
+            return (frozenset(),)  # OR of nothing never matches: no event needs evaluating
+        children: list[tuple[Clause, ...]] = []
         for arg in args:
             child = _node(arg)
             if child is None:
                 return None
-            union |= child
-        return frozenset(union)
+            children.append(child)
+        return _either(children) if len(children) > 1 else _prune(children[0])
     if isinstance(node, ConditionAND):
-        best: frozenset[Witness] | None = None
+        clauses: list[Clause] = []
         for item in node.args:
             if item is None:
                 continue
             child = _node(item)
-            if child is not None and (best is None or _set_score(child) < _set_score(best)):
-                best = child
-        return best
+            if child is not None:
+                clauses.extend(child)
+        return _prune(tuple(clauses)) if clauses else None
     if isinstance(node, ConditionFieldEqualsValueExpression):
-        return _value(node.field, node.value)
+        single = _value(node.field, node.value)
+        return None if single is None else (single,)
     if isinstance(node, ConditionValueExpression):
-        return _value(None, node.value)
+        single = _value(None, node.value)
+        return None if single is None else (single,)
     return None
 
 
-def _value(field: str | None, value: Any) -> Witnesses:
+def _value(field: str | None, value: Any) -> Clause | None:
     presence = frozenset({Witness("presence", field)}) if field is not None else None
     if isinstance(value, SigmaExpansion):
         union: set[Witness] = set()

@@ -50,14 +50,15 @@ def _fresh(ruleset: Ruleset, event: dict) -> set[int]:
     """Candidates with every memo off: the path without memoisation."""
     event = ruleset.view(event)
     lane = ruleset.lane_for(event)
-    saved = {name: slot.memo for name, slot in lane.index.fields.items()}
-    for slot in lane.index.fields.values():
+    slots = list(lane.index.fields.values()) + list(lane.index.keyword_slots.values())  # keyword lanes memoise every key
+    saved = [slot.memo for slot in slots]
+    for slot in slots:
         slot.memo = None
     try:
         return lane.index.candidates(event, EventFolds(event))
     finally:
-        for name, slot in lane.index.fields.items():
-            slot.memo = saved[name]
+        for slot, memo in zip(slots, saved, strict=True):
+            slot.memo = memo
 
 
 @pytest.mark.parametrize("with_sample", [False, True])
