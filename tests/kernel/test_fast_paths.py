@@ -81,7 +81,7 @@ def test_flatten_keeps_non_string_keys_and_subclassed_values_as_before() -> None
     class Text(str):
         pass
 
-    doc = {1: "one", Text("k"): Text("v"), "d": {2: None}}
+    doc: dict[Any, Any] = {1: "one", Text("k"): Text("v"), "d": {2: None}}
     assert flatten(doc) == reference_flatten(doc) == {"1": "one", "k": "v", "d.2": None}
 
 
