@@ -115,7 +115,9 @@ _RECORD_PATTERNS: list[tuple[bytes, int, int]] = [
     (_SCAN_WORDS + rb'(?:[^"\\]|\\.){0,128}"\s*:', _CASELESS, KEYS),
     (rb'"(?:name|key|header)"\s*:\s*"[^"\\]{0,64}' + _SCAN_WORDS, _CASELESS, KEYS),
     (_SCAN_WORDS + rb"[A-Za-z0-9_.-]{0,64}\s*=", _CASELESS, TEXT),
-    (_SCAN_WORDS + rb'[^"\\]{0,128}\\"\s*:', _CASELESS, TEXT),
+    # Unbounded where the string pattern below stops at 128 characters: a superset, and Hyperscan runs the
+    # bounded form ~4x slower on records full of escaped quotes (Windows command lines): 2.4 -> 0.9 µs a record.
+    (_SCAN_WORDS + rb'[^"\\]*\\"\s*:', _CASELESS, TEXT),
     (_SCHEMES, _CASELESS, TEXT),
     (_SHAPES, _EXACT, TEXT),
     (rb"\\u|\\/", _EXACT, BOTH),
@@ -137,8 +139,14 @@ def _compile(patterns: list[tuple[bytes, int, int]]) -> hyperscan.Database:
 
 
 _RECORD_DB = _compile(_RECORD_PATTERNS)
-_STRING_DB = _compile(_STRING_PATTERNS)
 _LOCAL = threading.local()  # Hyperscan scratch space is per thread
+
+
+@lru_cache(maxsize=1)
+def _string_db() -> hyperscan.Database:
+    """Compiled on first use (~0.12 s): only a record whose scan hits TEXT needs it, and every process start
+    (each ``replay``, each worker) paid it before. Two threads racing here compile it twice, harmlessly."""
+    return _compile(_STRING_PATTERNS)
 
 
 class _Hits:
@@ -197,7 +205,7 @@ def _string_may_hold_secret(text: str) -> bool:
             or "://" in text or "-----" in text or "\t" in text or "\n" in text or "\r" in text
             or "\x0b" in text or "\x0c" in text):
         return False
-    return bool(_run(_STRING_DB, "string", text.encode("utf-8", "surrogatepass")))
+    return bool(_run(_string_db(), "string", text.encode("utf-8", "surrogatepass")))
 
 
 class _RecordChecks(threading.local):

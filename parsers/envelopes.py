@@ -18,6 +18,21 @@ MAX_ENVELOPE_DEPTH = 3
 FIREHOSE_RECORD_KEYS = frozenset({"data", "recordId", "approximateArrivalTimestamp", "kinesisRecordMetadata"})
 
 
+#: A key every envelope :func:`unwrap` opens must have (``detail`` of EventBridge, ``subscription`` of Pub/Sub push,
+#: ``data`` of Firehose...). A record with none of them is not an envelope: :func:`unwrap_all` skips the walk.
+ENVELOPE_KEYS = ("Records", "records", "items", "logEvents", "logs", "detail", "subscription", "awslogs", "kinesis", "data")
+
+
+def unwrap_all(obj: Any) -> list[tuple[Any, int | None]]:
+    """``list(unwrap(obj))``, with the one plain object of most records answered by a few key probes."""
+    if type(obj) is dict:
+        for key in ENVELOPE_KEYS:
+            if key in obj:
+                return list(unwrap(obj))
+        return [(obj, None)]
+    return list(unwrap(obj))
+
+
 def unwrap(obj: Any, depth: int = 0) -> Iterator[tuple[Any, int | None]]:
     """Yield (record, index within its envelope). Plain objects come out as themselves with index None."""
     if depth > MAX_ENVELOPE_DEPTH:

@@ -17,7 +17,7 @@ from temporal_siem.kernel.secrets import clean_record
 from temporal_siem.parsers.base import Parser
 from temporal_siem.parsers.common import now_timestamp, redact, redact_text
 from temporal_siem.parsers.enrichment import Enricher
-from temporal_siem.parsers.envelopes import collector_prefix_candidates, json_object_or_none, unwrap
+from temporal_siem.parsers.envelopes import collector_prefix_candidates, json_object_or_none, unwrap_all
 from temporal_siem.parsers.registry import detection_chain, get_parser
 
 if TYPE_CHECKING:  # the config models pull in pydantic-settings; the hot path needs none of it
@@ -67,7 +67,7 @@ class ParserRouter:
             self._parse_one(decoded, record.data, record.origin, hint, ingested, result)
             return result
         try:
-            elements = list(unwrap(decoded))
+            elements = unwrap_all(decoded)
         except RecordError as exc:
             result.dead.append(DeadLetter(exc.reason, "decode", record.origin, record.data, exc.detail))
             return result

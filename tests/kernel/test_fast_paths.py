@@ -1,0 +1,133 @@
+"""Issue 19's hot-path shortcuts give exactly what the plain code gave: flatten's scalar test, the UTC branch of
+format_timestamp, the per-second now_timestamp, and the router's plain-record shortcut past the envelope walk."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import orjson
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from temporal_siem.kernel.flatten import MAX_DEPTH, TOO_DEEP, bound_depth, flatten
+from temporal_siem.kernel.records import RecordError
+from temporal_siem.kernel.timestamps import format_timestamp, now_timestamp
+from temporal_siem.parsers.envelopes import ENVELOPE_KEYS, unwrap, unwrap_all
+from tests.conftest import SAMPLES
+
+
+def reference_flatten(obj: dict[str, Any], prefix: str = "", out: dict[str, Any] | None = None, depth: int = 0) -> dict[str, Any]:
+    """flatten as it was before the scalar shortcut."""
+    if out is None:
+        out = {}
+    for key, value in obj.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value and depth < MAX_DEPTH:
+            reference_flatten(value, name + ".", out, depth + 1)
+        elif isinstance(value, list) and value and depth < MAX_DEPTH and any(isinstance(v, dict) for v in value):
+            scalars: list[Any] = []
+            merged: dict[str, list[Any]] = {}
+            for item in value:
+                if isinstance(item, dict):
+                    for sub_key, sub_value in reference_flatten(item, "", None, depth + 1).items():
+                        bucket = merged.setdefault(sub_key, [])
+                        bucket.extend(sub_value) if isinstance(sub_value, list) else bucket.append(sub_value)
+                else:
+                    scalars.append(item)
+            if scalars:
+                out[name] = scalars
+            for sub_key, values in merged.items():
+                out[f"{name}.{sub_key}"] = values
+        elif depth >= MAX_DEPTH and isinstance(value, (dict, list)) and value:
+            out[name] = TOO_DEEP
+        elif type(value) is list:
+            out[name] = bound_depth(value, depth)
+        else:
+            out[name] = value
+    return out
+
+
+keys = st.sampled_from(["a", "b", "user", "name", "Records", "data", "x.y", ""]) | st.text(max_size=6)
+values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+def deep(levels: int) -> Any:
+    node: Any = {"leaf": [1, {"x": 2}]}
+    for level in range(levels):
+        node = {"k": node} if level % 2 else {"l": [node, 3]}
+    return node
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(keys, values, max_size=6))
+def test_flatten_is_the_reference(doc: dict[str, Any]) -> None:
+    ours, reference = flatten(doc), reference_flatten(doc)
+    assert ours == reference and list(ours) == list(reference)
+    assert all(ours[k] is reference[k] or type(ours[k]) is list for k in ours)  # the same objects, not copies
+
+
+def test_flatten_is_the_reference_past_the_depth_limit() -> None:
+    for levels in (MAX_DEPTH - 1, MAX_DEPTH, MAX_DEPTH + 3):
+        assert flatten(deep(levels)) == reference_flatten(deep(levels))
+
+
+def test_flatten_keeps_non_string_keys_and_subclassed_values_as_before() -> None:
+    class Text(str):
+        pass
+
+    doc: dict[Any, Any] = {1: "one", Text("k"): Text("v"), "d": {2: None}}
+    assert flatten(doc) == reference_flatten(doc) == {"1": "one", "k": "v", "d.2": None}
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+       st.sampled_from([UTC, UTC, timezone(timedelta(hours=5, minutes=30)), timezone(timedelta(hours=-8))]))
+def test_format_timestamp_is_the_reference(moment: datetime, zone: timezone) -> None:
+    dt = moment.replace(tzinfo=zone)
+    assert format_timestamp(dt) == dt.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
+
+
+def test_now_timestamp_is_the_current_time_in_ecs_form() -> None:
+    for _ in range(3):
+        before = datetime.now(UTC)
+        stamp = now_timestamp()
+        after = datetime.now(UTC)
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", stamp)
+        parsed = datetime.fromisoformat(stamp[:-1]).replace(tzinfo=UTC)
+        assert before - timedelta(microseconds=1) <= parsed <= after
+
+
+envelope_values = st.none() | st.text(max_size=4) | st.dictionaries(st.sampled_from(["data", "x", "message"]), st.text(max_size=4), max_size=2) \
+    | st.lists(st.dictionaries(st.sampled_from(["a", "message"]), st.text(max_size=4), max_size=2), max_size=2)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.sampled_from([*ENVELOPE_KEYS, "message", "detail-type", "source", "nextPageToken", "kind",
+                                        "messageType", "etag", "user", "msg"]), envelope_values, max_size=5))
+def test_unwrap_all_is_list_of_unwrap(obj: dict[str, Any]) -> None:
+    assert _outcome(lambda: unwrap_all(obj)) == _outcome(lambda: list(unwrap(obj)))
+
+
+def _outcome(call: Any) -> Any:
+    try:
+        return call()
+    except RecordError as exc:  # a bad envelope is a dead letter either way, with the same reason
+        return ("error", exc.reason, exc.detail)
+
+
+def test_unwrap_all_is_list_of_unwrap_on_every_sample() -> None:
+    for path in sorted(SAMPLES.glob("*/*.json*")):
+        text = path.read_bytes()
+        docs = [text] if path.suffix == ".json" else text.splitlines()
+        for doc in docs:
+            try:
+                obj = orjson.loads(doc)
+            except orjson.JSONDecodeError:
+                continue
+            assert unwrap_all(obj) == list(unwrap(obj)), path
