@@ -369,9 +369,11 @@ def _is_json(data: bytes) -> bool:
     return True
 
 
-def line_ranges(name: str, start: int, size: int = RANGE_BYTES) -> Iterator[tuple[int, int, int]]:
+def line_ranges(name: str, start: int, size: int | None = None) -> Iterator[tuple[int, int, int]]:
     """``(offset, length, number of its first line)`` of consecutive ranges of whole lines, about ``size``
-    bytes each (a longer line makes a longer range; the reader bounds what it loads of it)."""
+    (default ``RANGE_BYTES``) bytes each (a longer line makes a longer range; the reader bounds what it
+    loads of it)."""
+    size = size or RANGE_BYTES
     with open(name, "rb", buffering=0) as handle:
         handle.seek(start)
         offset = position = start
