@@ -419,8 +419,8 @@ class ParallelPipeline(Pipeline):
         """Batches in input order: byte ranges of line-framed files, records of the rest."""
         source = self.source
         if not isinstance(source, ReplaySource):
-            for batch in source.batches():
-                yield RECORDS, batch
+            for records in source.batches():
+                yield RECORDS, records
             return
         batch: list[RawRecord] = []
         for name in source.files():
@@ -562,7 +562,7 @@ class ParallelPipeline(Pipeline):
                     continue
                 n = index[id(item)]
                 try:
-                    result = item.recv()
+                    result: _Result = outboxes[n].recv()
                 except EOFError:
                     continue  # its process ended: reported below
                 in_flight[n] -= 1
