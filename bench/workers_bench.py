@@ -93,12 +93,16 @@ def main() -> None:
                 for n in runs:
                     runs[n].append(run([ours, "replay", str(events), *rules, "--workers", str(n), "--quiet", "--alerts",
                                         str(tmp / f"a{n}.jsonl"), "--dead-letter", str(tmp / "dead.jsonl")], env))
-            print(f"{name}: {args.events:,} events; alerts identical with 1 and {args.workers} workers: {same}")
+            print(f"{name}: {args.events:,} events; alerts identical with 1 and {args.workers} workers: {same}; "
+                  f"load average {os.getloadavg()[0]:.1f} (wall ratios need idle cores)")
             walls = {n: statistics.median(r["wall"] for r in rs) for n, rs in runs.items()}
             for n, rs in runs.items():
                 print(f"  workers {n}: {args.events / walls[n]:>9,.0f} events/s wall ({walls[n]:.2f} s), "
                       f"CPU {statistics.median(r['cpu'] for r in rs):.2f} s, largest process peak RSS {max(r['rss'] for r in rs):.0f} MB")
             critical = {n: statistics.median(r["critical"] for r in rs) for n, rs in runs.items()}
+            cpu = {n: statistics.median(r["cpu"] for r in rs) for n, rs in runs.items()}
+            print(f"  total CPU with {args.workers} workers vs 1: {100 * (cpu[args.workers] / cpu[1] - 1):+.0f} % "
+                  f"(the work parallelism adds: what caps wall-clock scaling when every core is busy)")
             print(f"  scaling {args.workers} workers / 1: {walls[1] / walls[args.workers]:.2f}x wall (shared machine); "
                   f"{critical[1] / critical[args.workers]:.2f}x by CPU critical path (one process: {critical[1]:.2f} s; "
                   f"{args.workers} workers: longest of parent and parent-before-fork + slowest worker, {critical[args.workers]:.2f} s)")

@@ -167,10 +167,12 @@ class ReplaySource(Source):
         data: bytes = reader.read(self.max_record_bytes + 1)  # bounded: a bigger document is no single record anyway
         return data
 
-    def _lines(self, name: str, source: IO[bytes]) -> Iterator[RawRecord]:
+    def _lines(self, name: str, source: IO[bytes], first_line: int = 1) -> Iterator[RawRecord]:
+        """Records of ``source``, one a line; ``first_line`` is the number of its first line in the file
+        (``replay --workers`` reads a file's line-aligned byte ranges in several processes)."""
         skip = self._skip.get(name, 0)
         limit = self.max_record_bytes
-        line_no = 0
+        line_no = first_line - 1
         while True:
             line = source.readline(limit + 1)
             if not line:

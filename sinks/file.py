@@ -51,6 +51,17 @@ class FileSink(Sink):
             self._stream.flush()
             os.fsync(self._stream.fileno())
 
+    def write_encoded(self, data: bytes) -> None:
+        """Documents already encoded by :func:`to_json_line`, concatenated: ``replay --workers`` encodes alerts
+        in its worker processes, so the process that writes only copies bytes."""
+        if self._stream is None:
+            self.open()
+        assert self._stream is not None
+        self._stream.write(data)
+        if self.fsync and self._stream is not sys.stdout.buffer:
+            self._stream.flush()
+            os.fsync(self._stream.fileno())
+
     def flush(self) -> None:
         if self._stream is not None:
             self._stream.flush()

@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
             dead_path = "the configured dead-letter sink"
     total = source.estimate_bytes()
     with console.progress_bar(total, enabled=not args.quiet and total > 20_000_000) as advance:
-        pipeline = pipeline_class(args, options, detector, event_sinks)(
+        pipeline = pipeline_class(args, options, detector, event_sinks, collected)(
             source, router, detector, alert_sinks=alert_sinks, event_sinks=event_sinks, dead_letter=dead_letter,
             on_alerts=collected.add, on_batch=lambda stats, batch: advance(source.bytes_read))
         stats = pipeline.run()
@@ -207,7 +207,8 @@ def run(args: argparse.Namespace) -> int:
     return exit_code(args, collected)
 
 
-def pipeline_class(args: argparse.Namespace, options: dict[str, Any], detector: Detector, event_sinks: list[Sink]) -> Any:
+def pipeline_class(args: argparse.Namespace, options: dict[str, Any], detector: Detector, event_sinks: list[Sink],
+                   collected: AlertKeeper | None = None) -> Any:
     """:class:`Pipeline`, or with more than one worker the parallel one (app/parallel.py). One process when the
     run needs every event in one place (--events, --report) or correlation windows close on event time
     (a configured lateness: which events are late depends on the order of all events)."""
@@ -220,7 +221,7 @@ def pipeline_class(args: argparse.Namespace, options: dict[str, Any], detector: 
     if (workers <= 1 or event_sinks or not isinstance(detector, SigmaDetector)
             or options.get("correlation", {}).get("allowed_lateness_seconds") != -1):
         return Pipeline
-    return partial(ParallelPipeline, workers=workers)
+    return partial(ParallelPipeline, workers=workers, on_alert_summary=collected.add_summary if collected else None)
 
 
 class AlertKeeper:
@@ -240,6 +241,15 @@ class AlertKeeper:
             if isinstance(severity, int) and severity > self.max_severity:
                 self.max_severity = severity
         self.alerts.extend(alerts)
+        if not self.keep_all and len(self.alerts) > 4 * self.top:
+            self.alerts = console.most_important(self.alerts, self.top)
+
+    def add_summary(self, count: int, shown: list[dict[str, Any]], max_severity: int) -> None:
+        """Alerts a ``replay --workers`` worker wrote itself: their number, the rows the table may show
+        (the batch's most important) and their highest severity."""
+        self.count += count
+        self.max_severity = max(self.max_severity, max_severity)
+        self.alerts.extend(shown)
         if not self.keep_all and len(self.alerts) > 4 * self.top:
             self.alerts = console.most_important(self.alerts, self.top)
 
