@@ -104,6 +104,20 @@ class ConnectionOptions:
     request_timeout: float = 30.0
 
 
+def _ndjson_bytes_serializer() -> Any:
+    from elasticsearch.serializer import NdjsonSerializer
+
+    class NdjsonBytes(NdjsonSerializer):
+        """Passes a body that is already NDJSON bytes (ends with a newline) through without a copy."""
+
+        def dumps(self, data: Any) -> bytes:
+            if isinstance(data, bytes) and data.endswith(b"\n"):
+                return data
+            return super().dumps(data)  # type: ignore[no-any-return]
+
+    return NdjsonBytes()
+
+
 class ElasticsearchClient(BulkClient):
     def __init__(self, connection: ConnectionOptions) -> None:
         from elasticsearch import Elasticsearch
@@ -127,6 +141,9 @@ class ElasticsearchClient(BulkClient):
         if client_cert:
             options["client_cert"] = client_cert
             options["client_key"] = client_key
+        # The bulk body is NDJSON bytes already: the client's NDJSON serializer would copy it into a new
+        # buffer line by line (a few microseconds per alert, megabytes per request); handed over as is.
+        options["serializers"] = {"application/x-ndjson": _ndjson_bytes_serializer()}
         self.client = Elasticsearch(hosts, **options)
 
     def _call(self, function: Any, **kwargs: Any) -> Any:
@@ -317,6 +334,9 @@ class BulkIndexConfig(SinkOptions):
     max_backoff: float = Field(10.0, description="Longest retry delay, seconds.")
     request_timeout: float = Field(30.0, description="Seconds per request.")
     refresh: str | None = Field(None, description="Bulk `refresh` parameter (`wait_for` for tests and demos).")
+    refresh_interval: str | None = Field(
+        None, description="`index.refresh_interval` in the template (e.g. `30s`): how soon new alerts become searchable; "
+                          "longer is ~15 % less server CPU per alert when indexing fast; default: the server's (1s).")
 
 
 class ElasticsearchConfig(BulkIndexConfig):
@@ -353,6 +373,7 @@ class BulkIndexSink(Sink):
         self.concurrency = c.concurrency
         self.backoff = Backoff(c.max_retries, c.initial_backoff, c.max_backoff)
         self.refresh = c.refresh
+        self.refresh_interval = c.refresh_interval
         self.connection = ConnectionOptions(self.hosts, secret(c.api_key), c.username, secret(c.password), c.ca_certs,
                                             c.ssl_assert_fingerprint, c.verify_certs, c.client_cert, c.client_key,
                                             c.request_timeout)
@@ -388,7 +409,8 @@ class BulkIndexSink(Sink):
         body = (dead_letter_template(pattern, data_stream=self.data_stream, priority=self.template_priority)
                 if self.role == "dead_letter" else
                 index_template(pattern, data_stream=self.data_stream, shards=self.shards, replicas=self.replicas,
-                               priority=self.template_priority, flat_type=self.flat_type))
+                               priority=self.template_priority, flat_type=self.flat_type,
+                               extra_settings={"index.refresh_interval": self.refresh_interval} if self.refresh_interval else None))
         try:
             if self.data_stream:
                 missing = self._client.data_stream_api_missing(self.index)
@@ -421,10 +443,9 @@ class BulkIndexSink(Sink):
 
     def _encode(self, position: int, document: dict[str, Any], degraded: bool = False) -> _Item:
         doc_id = document.get(self.id_field) if self.id_field else None
-        if doc_id in (None, ""):
-            action = self._action_no_id
-        else:  # the bytes of orjson.dumps({"create": {"_index": index, "_id": id}}), without building that dict
-            action = self._action_head + orjson.dumps(str(doc_id)[:512]) + b"}}\n"
+        # The bytes of orjson.dumps({"create": {"_index": index, "_id": id}}), without building that dict.
+        action = (self._action_no_id if doc_id in (None, "")
+                  else self._action_head + orjson.dumps(str(doc_id)[:512]) + b"}}\n")
         if self.data_stream and "@timestamp" not in document:
             document = {**document, "@timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
         return _Item(position, action, json_line(document), degraded)
