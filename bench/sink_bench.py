@@ -235,7 +235,7 @@ def compare_elasticsearch(args: argparse.Namespace, alerts: list[dict[str, Any]]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--alerts", type=int, default=20_000)
-    parser.add_argument("--batch", type=int, default=2000, help="alerts per pipeline batch (one write call)")
+    parser.add_argument("--batch", type=int, default=1000, help="alerts per pipeline batch (one write call; the pipeline's batch_size is 1000 records)")
     parser.add_argument("--chunk-size", type=int, default=None, help="Elasticsearch: documents per bulk request (default: the sink's)")
     parser.add_argument("--concurrency", type=int, default=None, help="Elasticsearch: bulk requests in flight (default: the sink's)")
     parser.add_argument("--refresh-interval", default=None, help="Elasticsearch: the template's index.refresh_interval")

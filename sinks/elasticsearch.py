@@ -326,7 +326,8 @@ class BulkIndexConfig(SinkOptions):
     verify_certs: bool = Field(True, description="Verify the server certificate.")
     client_cert: str | None = Field(None, description="Client certificate (mutual TLS).")
     client_key: str | None = Field(None, description="Client certificate key (mutual TLS).")
-    chunk_size: int = Field(500, ge=1, description="Documents per bulk request at most.")
+    chunk_size: int = Field(
+        1000, ge=1, description="Documents per bulk request at most (1000: a pipeline batch in one request; fewer, larger requests cost the server less CPU per alert).")
     max_chunk_bytes: int = Field(5 * 1024 * 1024, ge=1024, description="Bytes per bulk request at most.")
     concurrency: int = Field(2, ge=1, description="Bulk requests in flight.")
     max_retries: int = Field(5, ge=0, description="Retries of refused items before `SinkError`.")
