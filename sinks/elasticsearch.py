@@ -208,8 +208,8 @@ def probe_data_stream_api(call: Any, get_data_stream: Any, name: str) -> str | N
 
 #: How a flat key nests, decided once per distinct key: alerts repeat the same few hundred keys, and splitting
 #: and classifying each key again for every document was half the sink's client-side cost.
-_TOP = ("top",)  # no dot, or ``@``-prefixed: a root key, merged like kernel.flatten.unflatten does
-_KEEP = ("keep",)  # more parts than MAX_KEY_PARTS: kept dotted
+_TOP: tuple[str, ...] = ("top",)  # no dot, or ``@``-prefixed: a root key, merged like kernel.flatten.unflatten does
+_KEEP: tuple[str, ...] = ("keep",)  # more parts than MAX_KEY_PARTS: kept dotted
 _KEY_PATHS: dict[str, tuple[str, ...]] = {}
 #: Bounded, because keys are data: a stream of records with ever new vendor keys must not grow it for ever.
 MAX_CACHED_KEYS = 1 << 16
@@ -327,7 +327,8 @@ class BulkIndexConfig(SinkOptions):
     client_cert: str | None = Field(None, description="Client certificate (mutual TLS).")
     client_key: str | None = Field(None, description="Client certificate key (mutual TLS).")
     chunk_size: int = Field(
-        1000, ge=1, description="Documents per bulk request at most (1000: a pipeline batch in one request; fewer, larger requests cost the server less CPU per alert).")
+        1000, ge=1, description="Documents per bulk request at most (1000: a pipeline batch in one request; "
+                                "fewer, larger requests cost the server less CPU per alert).")
     max_chunk_bytes: int = Field(5 * 1024 * 1024, ge=1024, description="Bytes per bulk request at most.")
     concurrency: int = Field(2, ge=1, description="Bulk requests in flight.")
     max_retries: int = Field(5, ge=0, description="Retries of refused items before `SinkError`.")
