@@ -1,9 +1,20 @@
 """Stream daemon throughput per process, and what the repartition hop costs.
 
     .venv/bin/python bench/stream_bench.py [--records 40000] [--partitions 4] [--cores 1] [--guarantee at-least-once]
+                                           [--corpus mixed|windows] [--sigma SIGMA_CHECKOUT]
 
-One pre-filled topic (the mixed-format corpus of bench/corpus.py, unkeyed), then each mode in its own process
-pinned to ``--cores`` CPUs, a fresh consumer group and state directory each:
+One pre-filled topic, unkeyed, then each mode in its own process pinned to ``--cores`` CPUs, a fresh consumer group
+and state directory each. The corpus:
+
+  mixed       (default) the mixed-format corpus of bench/corpus.py through the shipped rule pack (correlations,
+              registries: the stateful path has work; ~0.25 alerts per event, the parsers of the audit formats
+              dominate the cost, so replay itself is the ceiling here);
+  windows     Sysmon process-creation events (``tests/sigma/generators.windows_events``, as bench/peer_bench.py)
+              through stateless rules only: with ``--sigma``, the first 50 SigmaHQ ``process_creation`` rules,
+              the shipped pack off (issue 19's "stateless rules" figure: what the daemon costs per event when
+              parsing and matching are cheap).
+
+Modes:
 
   consume     Quix Streams alone: every record through a no-op step (the engine's ceiling here);
   stateless   the daemon's topology with the scope messages dropped: parse, stateless enrichers and rules,
@@ -12,7 +23,9 @@ pinned to ``--cores`` CPUs, a fresh consumer group and state directory each:
               keyed state with changelogs, correlations and registries;
   replay      the peer: the same records through the replay pipeline in process (no Kafka, whole-stream detector).
 
-Printed: events/s per mode, peak RSS per mode, scope messages per event, the hop's cost (microseconds per scope
+Printed: events/s per mode (wall, and per CPU second of the process: user + system, every thread, from the first
+poll that returned records to the last record; the machine is shared, so the CPU figure is the stable one),
+peak RSS per mode, scope messages per event, the hop's cost (microseconds per scope
 message and per event: stateful minus stateless), and each mode as a ratio of replay. Needs a broker:
 scripts/services.sh up kafka.
 """
@@ -39,17 +52,36 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def fill(bootstrap: str, topic: str, records: int, partitions: int, seed: int) -> None:
+def corpus(kind: str, records: int, seed: int) -> list[bytes]:
+    if kind == "windows":
+        import orjson
+
+        from tests.sigma.generators import windows_events
+
+        events = windows_events(records, seed)
+        for event in events:
+            event.update({"EventID": 1, "Channel": "Microsoft-Windows-Sysmon/Operational", "Provider_Name": "Microsoft-Windows-Sysmon"})
+        return [orjson.dumps(event) for event in events]
+    from bench.corpus import generate
+
+    return generate(records, seed)
+
+
+def rule_dirs() -> list[str]:
+    """The rule folders of this run (``TSIEM_BENCH_RULES``, set by the parent); empty = the shipped pack."""
+    value = os.environ.get("TSIEM_BENCH_RULES", "")
+    return [value] if value else []
+
+
+def fill(bootstrap: str, topic: str, records: int, partitions: int, seed: int, kind: str = "mixed") -> None:
     from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
-
-    from bench.corpus import generate
 
     admin = AdminClient({"bootstrap.servers": bootstrap})
     for future in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
         future.result()
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "lz4"})
-    for i, message in enumerate(generate(records, seed)):
+    for i, message in enumerate(corpus(kind, records, seed)):
         producer.produce(topic, value=message)
         if i % 10_000 == 0:
             producer.poll(0)
@@ -69,49 +101,68 @@ def settings_for(bootstrap: str, topic: str, out: Path, mode: str, guarantee: st
         metrics={"enabled": False}, log_level="WARNING")
 
 
-def run_mode(mode: str, bootstrap: str, topic: str, records: int, out: Path, guarantee: str) -> dict[str, Any]:
+def run_mode(mode: str, bootstrap: str, topic: str, records: int, out: Path, guarantee: str, kind: str = "mixed") -> dict[str, Any]:
     """One mode in this process; returns its figures."""
     import logging
 
     logging.basicConfig(level=logging.WARNING)
     if mode == "replay":
-        return run_replay(topic, records, out)
+        return run_replay(topic, records, out, kind)
     from temporal_siem.detections.factory import build_ruleset
     from temporal_siem.sinks.factory import build_sink
     from temporal_siem.stream.runtime import SinkAdapter, StreamRuntime, input_partitions
 
     settings = settings_for(bootstrap, topic, out, mode, guarantee)
     partitions, _ = input_partitions(settings)
-    ruleset = build_ruleset([])
+    ruleset = build_ruleset(rule_dirs(), builtin_rules=not rule_dirs())
     sinks = [build_sink(c, "alerts") for c in settings.sinks.alerts]
     marks: dict[str, float] = {}
     runtime: StreamRuntime
 
     def on_loop() -> None:
         stats = runtime.stats
-        if stats.records and "first" not in marks:
-            marks["first"] = time.perf_counter()
         if stats.records >= records and (mode != "stateful" or stats.scoped_in >= stats.scope_messages):
-            marks.setdefault("done", time.perf_counter())
+            if "done" not in marks:
+                marks["done"], marks["done_cpu"] = time.perf_counter(), time.process_time()
             runtime.stop()
+
+    def timed_app() -> None:
+        """The clock starts when a poll first returns records (topic creation, the group join and the
+        assignment are start-up, not throughput)."""
+        app = runtime.app
+        # the batching loop polls through _poll_batch; a per-record application (before issue 19) through poll_row
+        owner, name = (app, "_poll_batch") if hasattr(app, "_poll_batch") else (app._consumer, "poll_row")
+        poll = getattr(owner, name)
+
+        def first_poll(*args: Any, **kwargs: Any) -> Any:
+            messages = poll(*args, **kwargs)
+            if messages and "first" not in marks:
+                marks["first"], marks["first_cpu"] = time.perf_counter(), time.process_time()
+            return messages
+
+        setattr(owner, name, first_poll)
 
     runtime = StreamRuntime(settings, ruleset, alerts=SinkAdapter(sinks, "alerts"), input_partitions=partitions, on_loop=on_loop)
     if mode == "consume":
         runtime._stateless = lambda value, key, timestamp, headers: _count(runtime)  # type: ignore[method-assign]
+        runtime._stateless_batch = lambda messages: _count(runtime, len(messages))  # type: ignore[method-assign]
         _rebuild(runtime)
     elif mode == "stateless":
         process = runtime.stateless.process
         runtime.stateless.process = lambda events: (process(events)[0], [])  # type: ignore[method-assign]
+    timed_app()
     runtime.run()
     elapsed = marks.get("done", time.perf_counter()) - marks.get("first", time.perf_counter())
+    cpu = marks.get("done_cpu", time.process_time()) - marks.get("first_cpu", time.process_time())
     stats = runtime.stats
-    return {"mode": mode, "records": stats.records, "events": stats.events or stats.records, "seconds": round(elapsed, 3),
-            "events_per_s": round((stats.events or stats.records) / elapsed) if elapsed > 0 else 0,
+    events = stats.events or stats.records
+    return {"mode": mode, "records": stats.records, "events": events, "seconds": round(elapsed, 3), "cpu_seconds": round(cpu, 3),
+            "events_per_s": round(events / elapsed) if elapsed > 0 else 0, "events_per_cpu_s": round(events / cpu) if cpu > 0 else 0,
             "scope_messages": stats.scope_messages, "alerts": stats.alerts, "peak_rss_mb": round(peak_rss_mb())}
 
 
-def _count(runtime: Any) -> list[Any]:
-    runtime.stats.records += 1
+def _count(runtime: Any, n: int = 1) -> list[Any]:
+    runtime.stats.records += n
     return []
 
 
@@ -121,8 +172,7 @@ def _rebuild(runtime: Any) -> None:
     runtime._topology()
 
 
-def run_replay(topic: str, records: int, out: Path) -> dict[str, Any]:
-    from bench.corpus import generate
+def run_replay(topic: str, records: int, out: Path, kind: str) -> dict[str, Any]:
     from temporal_siem.detections.factory import build_detector
     from temporal_siem.ingest.replay import ReplaySource
     from temporal_siem.kernel.records import Origin, RawRecord
@@ -131,7 +181,7 @@ def run_replay(topic: str, records: int, out: Path) -> dict[str, Any]:
     from temporal_siem.sinks.file import FileSink
     from temporal_siem.sinks.lazy_file import LazyFileSink
 
-    messages = generate(records, int(os.environ.get("TSIEM_BENCH_SEED", "7")))
+    messages = corpus(kind, records, int(os.environ.get("TSIEM_BENCH_SEED", "7")))
 
     class ListSource(ReplaySource):
         def __init__(self) -> None:
@@ -141,11 +191,15 @@ def run_replay(topic: str, records: int, out: Path) -> dict[str, Any]:
             for start in range(0, len(messages), 1000):
                 yield [RawRecord(m, Origin("bench", offset=start + i)) for i, m in enumerate(messages[start:start + 1000])]
 
-    pipeline = Pipeline(ListSource(), ParserRouter(), build_detector([]), alert_sinks=[FileSink(path=str(out / "replay-alerts.jsonl"), append=False)],
+    detector = build_detector(rule_dirs(), builtin_rules=not rule_dirs())
+    pipeline = Pipeline(ListSource(), ParserRouter(), detector, alert_sinks=[FileSink(path=str(out / "replay-alerts.jsonl"), append=False)],
                         dead_letter=LazyFileSink(path=str(out / "replay-dl.jsonl"), append=False))
+    cpu = time.process_time()
     stats = pipeline.run()
-    return {"mode": "replay", "records": stats.records_read, "events": stats.events, "seconds": round(stats.elapsed, 3),
-            "events_per_s": round(stats.events / stats.elapsed), "alerts": stats.alerts, "peak_rss_mb": round(peak_rss_mb())}
+    cpu = time.process_time() - cpu
+    return {"mode": "replay", "records": stats.records_read, "events": stats.events, "seconds": round(stats.elapsed, 3), "cpu_seconds": round(cpu, 3),
+            "events_per_s": round(stats.events / stats.elapsed), "events_per_cpu_s": round(stats.events / cpu) if cpu > 0 else 0,
+            "alerts": stats.alerts, "peak_rss_mb": round(peak_rss_mb())}
 
 
 def main() -> int:
@@ -157,6 +211,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--guarantee", choices=["at-least-once", "exactly-once"], default="at-least-once")
     parser.add_argument("--modes", default="consume,stateless,stateful,replay")
+    parser.add_argument("--corpus", choices=["mixed", "windows"], default="mixed")
+    parser.add_argument("--sigma", metavar="SIGMA_CHECKOUT", help="windows corpus: match the first 50 SigmaHQ process_creation rules "
+                        "(without it: the shipped pack, which has no rule for these events)")
     parser.add_argument("--json", metavar="FILE", help="Also write the results as JSON.")
     parser.add_argument("--mode", help=argparse.SUPPRESS)
     parser.add_argument("--topic", help=argparse.SUPPRESS)
@@ -165,18 +222,24 @@ def main() -> int:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, set(sorted(os.sched_getaffinity(0))[: args.cores]))
     if args.mode:  # a child: one mode, figures as JSON on the last line
-        print(json.dumps(run_mode(args.mode, args.bootstrap, args.topic, args.records, Path(args.out), args.guarantee)))
+        print(json.dumps(run_mode(args.mode, args.bootstrap, args.topic, args.records, Path(args.out), args.guarantee, args.corpus)))
         return 0
     topic = f"stream-bench-{uuid.uuid4().hex[:8]}"
     out = Path(tempfile.mkdtemp(prefix="tsiem-stream-bench-"))
-    fill(args.bootstrap, topic, args.records, args.partitions, args.seed)
+    rules = ""
+    if args.sigma:
+        from bench.peer_bench import rule_sets
+
+        rules = str(rule_sets(Path(args.sigma), ["50"], out)["50"])
+    fill(args.bootstrap, topic, args.records, args.partitions, args.seed, args.corpus)
     results: dict[str, Any] = {"records": args.records, "partitions": args.partitions, "cores": args.cores, "guarantee": args.guarantee,
+                               "corpus": args.corpus, "rules": "first 50 SigmaHQ process_creation" if rules else "shipped pack",
                                "load_average_1m": round(os.getloadavg()[0], 2)}
     for mode in args.modes.split(","):
         child = subprocess.run([sys.executable, __file__, "--mode", mode, "--topic", topic, "--out", str(out),
                                 "--records", str(args.records), "--bootstrap", args.bootstrap, "--cores", str(args.cores),
-                                "--guarantee", args.guarantee], capture_output=True, text=True, timeout=1800,
-                               env={**os.environ, "TSIEM_BENCH_SEED": str(args.seed), "PYTHONWARNINGS": "ignore"})
+                                "--guarantee", args.guarantee, "--corpus", args.corpus], capture_output=True, text=True, timeout=1800,
+                               env={**os.environ, "TSIEM_BENCH_SEED": str(args.seed), "TSIEM_BENCH_RULES": rules, "PYTHONWARNINGS": "ignore"})
         if child.returncode != 0:
             print(child.stderr[-3000:], file=sys.stderr)
             return 1
@@ -185,6 +248,7 @@ def main() -> int:
     for mode in ("consume", "stateless", "stateful"):
         if mode in results and replay:
             results[mode]["ratio_to_replay"] = round(results[mode]["events_per_s"] / replay, 2)
+            results[mode]["cpu_ratio_to_replay"] = round(results[mode]["events_per_cpu_s"] / results["replay"]["events_per_cpu_s"], 2)
     if "stateless" in results and "stateful" in results:
         hop = results["stateful"]["seconds"] - results["stateless"]["seconds"]
         messages = results["stateful"]["scope_messages"] or 1

@@ -22,6 +22,14 @@ rules ran already; they are counted and dead-lettered (correlations) or applied 
 
 Delivery: sinks are flushed at each checkpoint before offsets (and, with exactly-once, the transaction) commit;
 alert ids are deterministic, so what a crash re-delivers is deduplicated by id downstream.
+
+Batches: Quix runs one record at a time through the dataframe, and its per-record machinery (a context copy,
+the dataframe's wrappers, the checkpoint and periodic checks) cost as much as parsing a small record. Input
+records therefore bypass the dataframe: :class:`BatchingApplication` takes what librdkafka has already fetched
+(up to ``max_poll_records``) and hands the input topics' records to the stateless stage as one batch; their
+offsets are stored only after the batch's alerts are in the sink buffer (so a checkpoint flushes them before it
+commits the offsets: at-least-once as before; with exactly-once the same transaction carries them). The scopes
+topic keeps Quix's per-record path (its state transaction is per partition and per record).
 """
 
 from __future__ import annotations
@@ -30,7 +38,9 @@ import logging
 import re
 import time
 import warnings
+from collections import Counter
 from collections.abc import Callable
+from contextvars import copy_context
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -40,7 +50,13 @@ with warnings.catch_warnings(record=True):
     import quixstreams  # noqa: F401
 
 from quixstreams import Application, message_context
+from quixstreams.context import set_message_context
+from quixstreams.exceptions import PartitionAssignmentError
 from quixstreams.kafka.configuration import ConnectionConfig
+from quixstreams.kafka.consumer import raise_for_msg_error
+from quixstreams.models.messagecontext import MessageContext
+from quixstreams.models.rows import Row
+from quixstreams.models.serializers.exceptions import IgnoreMessage
 from quixstreams.models.topics import Topic, TopicConfig
 from quixstreams.sinks.base import BaseSink, SinkBackpressureError
 
@@ -63,6 +79,109 @@ MICROS = 1_000_000
 
 def scopes_topic_name(group_id: str) -> str:
     return f"repartition__{group_id}--scopes"
+
+
+class BatchingApplication(Application):
+    """A Quix application whose main loop hands each poll's input-topic records to ``batch_handler`` at once.
+
+    Everything else (rebalances, recovery, checkpoints, backpressure, the scopes topic's stateful dataframe) is
+    Quix's own. ``batch_handler(messages)`` processes the records and returns nothing; this class then stores
+    their offsets in the checkpoint: for each partition the batch's first offset (where a sink's backpressure
+    rewinds to) and its last.
+    """
+
+    def __init__(self, *args: Any, batch_topics: frozenset[str], batch_size: int,
+                 batch_handler: Callable[[list[Any]], None], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._batch_topics = batch_topics
+        self._batch_size = max(1, batch_size)
+        self._batch_handler = batch_handler
+
+    def _poll_batch(self) -> list[Any]:
+        """What is already fetched, waiting up to the poll timeout only for the first record (low latency when
+        the stream is quiet, whole batches under load)."""
+        consumer = self._consumer
+        try:
+            first = consumer.poll(timeout=self._config.consumer_poll_timeout)
+            if first is None:
+                return []
+            messages = [first]
+            if self._batch_size > 1:
+                messages.extend(consumer.consume(num_messages=self._batch_size - 1, timeout=0))
+            return messages
+        except PartitionAssignmentError:
+            raise
+        except Exception as exc:
+            if consumer._on_error(exc, None, logging.getLogger("quixstreams")):
+                return []
+            raise
+
+    def _process_message(self, dataframe_composed: Any) -> None:  # Quix 3.28's loop step, one poll batch at a time
+        self._producer.poll(self._config.producer_poll_timeout)
+        messages = self._poll_batch()
+        if not messages:
+            self._run_tracker.set_message_consumed(False)
+            return
+        run: list[Any] = []
+        for raw in messages:
+            try:
+                message = raise_for_msg_error(raw)
+            except Exception as exc:
+                if self._consumer._on_error(exc, raw, logging.getLogger("quixstreams")):
+                    continue
+                raise
+            if message.topic() in self._batch_topics:
+                run.append(message)
+                continue
+            if run:  # keep the poll's order across topics
+                self._process_batch(run)
+                run = []
+            self._process_row_message(message, dataframe_composed)
+        if run:
+            self._process_batch(run)
+        self._run_tracker.set_message_consumed(True)
+        self._producer._broker_available()
+        self._consumer._broker_available()
+
+    def _process_batch(self, messages: list[Any]) -> None:
+        self._batch_handler(messages)
+        first: dict[tuple[str, int], int] = {}
+        last: dict[tuple[str, int], int] = {}
+        for message in messages:
+            tp = (message.topic(), message.partition())
+            first.setdefault(tp, message.offset())
+            last[tp] = message.offset()
+        store = self._processing_context.store_offset
+        for tp, offset in first.items():
+            store(topic=tp[0], partition=tp[1], offset=offset)
+            if last[tp] != offset:
+                store(topic=tp[0], partition=tp[1], offset=last[tp])
+
+    def _process_row_message(self, message: Any, dataframe_composed: Any) -> None:
+        """Quix's own per-record path (``InternalConsumer.poll_row`` and ``Application._process_message``)."""
+        topic_name = message.topic()
+        try:
+            rows = self._consumer._topics[topic_name].row_deserialize(message=message)
+        except IgnoreMessage:
+            return
+        except Exception as exc:
+            if self._consumer._on_error(exc, message, logging.getLogger("quixstreams")):
+                return
+            raise
+        if rows is None:
+            return
+        rows = rows if isinstance(rows, list) else [rows]
+        if not rows:
+            return
+        for row in rows:
+            context = copy_context()
+            context.run(set_message_context, row.context)
+            try:
+                context.run(dataframe_composed[topic_name], row.value, row.key, row.timestamp, row.headers)
+            except Exception as exc:
+                if not self._on_processing_error(exc, row, logging.getLogger("quixstreams")):
+                    raise
+        self._processing_context.store_offset(topic=topic_name, partition=message.partition(), offset=message.offset())
 
 
 @dataclass
@@ -198,6 +317,7 @@ class StreamRuntime:
         self.partition_marks: dict[int, dict[str, list[Any]]] = {}
         self.marks: dict[str, _SourceMark] = {}
         self._formats: dict[str, str | None] = {}
+        self._source_names: dict[tuple[str, int], str] = {}
         self._last_tick = 0.0
         self._last_lag = 0.0
         self._last_full = time.monotonic()
@@ -215,7 +335,8 @@ class StreamRuntime:
         options = librdkafka_options(cfg)
         connection = ConnectionConfig.from_librdkafka_dict({k: v for k, v in options.items() if k not in ("client.id", "reconnect.backoff.max.ms")},
                                                            ignore_extras=True)
-        return Application(
+        return BatchingApplication(
+            batch_topics=frozenset(self.input_partitions), batch_size=cfg.max_poll_records, batch_handler=self._stateless_batch,
             broker_address=connection, consumer_group=cfg.group_id, auto_offset_reset=cfg.auto_offset_reset,
             processing_guarantee=stream.processing_guarantee, state_dir=stream.state_dir,
             commit_interval=stream.commit_interval_seconds, consumer_poll_timeout=cfg.poll_timeout_ms / 1000,
@@ -257,50 +378,78 @@ class StreamRuntime:
         return self.app._processing_context.producer
 
     # -- stage 1: stateless, on the input partitions ---------------------------------------------------
-    def _parse(self, value: bytes | None, key: Any, headers: Any) -> tuple[list[dict[str, Any]], str, int]:
+    def _stateless_batch(self, messages: list[Any]) -> None:
+        """One poll's input records (see :class:`BatchingApplication`), in order: alerts into the alert sink's
+        buffer (and ``alerts_topic``), scope messages produced, before the caller stores the offsets."""
+        adapter, alerts_topic = self.alert_adapter, self.alerts_topic
+        horizon = time.time_ns() // 1000 + self.max_future_us
+        now = time.monotonic()
+        producer = self.producer if alerts_topic is not None else None
+        for message in messages:
+            topic, partition, offset = message.topic(), message.partition(), message.offset()
+            value, key, headers = message.value(), message.key(), message.headers()
+            alerts = self._record(value, key, headers, topic, partition, offset, horizon, now)
+            if not alerts:
+                continue
+            if producer is not None and alerts_topic is not None:
+                timestamp = message.timestamp()[1]
+                context = MessageContext(topic=topic, partition=partition, offset=offset, size=len(message), leader_epoch=message.leader_epoch())
+                for alert in alerts:
+                    row = Row(value=alert, key=key, timestamp=timestamp, context=context, headers=headers)
+                    producer.produce_row(row=row, topic=alerts_topic, key=str(alert.get("alert.id", "")), timestamp=timestamp)
+            for alert in alerts:
+                adapter.add(alert, key, 0, headers, topic, partition, offset)
+        metrics.RECORDS_CONSUMED.labels("kafka").inc(len(messages))
+
+    def _stateless(self, value: bytes | None, key: Any, timestamp: int, headers: Any) -> list[dict[str, Any]]:
+        """The same work as a dataframe step, one record (Quix's per-record path; input records normally come
+        through :meth:`_stateless_batch`)."""
         ctx = message_context()
-        topic, partition, offset = ctx.topic, ctx.partition, ctx.offset
+        metrics.RECORDS_CONSUMED.labels("kafka").inc()
+        return self._record(value, key, headers, ctx.topic, ctx.partition, ctx.offset, time.time_ns() // 1000 + self.max_future_us,
+                            time.monotonic())
+
+    def _record(self, value: bytes | None, key: Any, headers: Any, topic: str, partition: int, offset: int,
+                horizon: int, now: float) -> list[dict[str, Any]]:
+        """Parse one record, run the stateless stage on its events, move its partition's mark, produce the scope
+        messages (each carrying the mark as it stands after this record); returns the rule alerts."""
         fmt = self._formats.get(topic, "")
         if fmt == "":
             hint = _topic_spec(self.cfg.topics, topic)
             fmt = self._formats[topic] = hint.format if hint is not None and hint.format != "auto" else None
-        record = RawRecord(value if value is not None else b"", Origin("kafka", offset=offset, topic=topic, partition=partition), fmt)
-        result = self.router.parse(record)
+        result = self.router.parse(RawRecord(value if value is not None else b"", Origin("kafka", offset=offset, topic=topic, partition=partition), fmt))
         self.stats.records += 1
-        metrics.RECORDS_CONSUMED.labels("kafka").inc()
         if result.dead:
-            self._dead_letter(result.dead, _Original(key, value, headers))
-        return result.events, topic, partition
-
-    def _stateless(self, value: bytes | None, key: Any, timestamp: int, headers: Any) -> list[dict[str, Any]]:
-        events, topic, partition = self._parse(value, key, headers)
-        source = f"{topic}:{partition}"
+            self._dead_letter(result.dead, _Original(key, value, headers), (topic, partition, offset))
+        events = result.events
+        source = self._source_names.get((topic, partition))
+        if source is None:
+            source = self._source_names[(topic, partition)] = f"{topic}:{partition}"
         mark = self.marks.get(source)
         if mark is None:
             mark = self.marks[source] = _SourceMark()
-        mark.active_at = time.monotonic()
+        mark.active_at = now
         mark.idle_sent = False
         if not events:
             return []
         self.stats.events += len(events)
         if self.event_adapter is not None:
-            ctx = message_context()
             for event in events:
-                self.event_adapter.add(dict(event), None, 0, None, ctx.topic, ctx.partition, ctx.offset)
+                self.event_adapter.add(dict(event), None, 0, None, topic, partition, offset)
         alerts, messages = self.stateless.process(events)
-        horizon = time.time_ns() // 1000 + self.max_future_us
-        latest = max((m.time for m in messages), default=NEVER)
+        latest = max((m.time for m in messages), default=NEVER) if messages else NEVER
         for event in events:
             when = event_time_micros(event)
             if when > latest:
                 latest = when
         if NEVER < latest <= horizon and latest - self.grace[topic] > mark.mark:
             mark.mark = latest - self.grace[topic]
-        headers_out = [("src", source.encode()), ("wm", str(mark.mark).encode())]
-        producer = self.producer
-        for message in messages:
-            producer.produce(self.scopes_topic.name, key=message.key.encode(), value=message.to_bytes(), headers=headers_out)
-        self.stats.scope_messages += len(messages)
+        if messages:
+            headers_out = [("src", source.encode()), ("wm", str(mark.mark).encode())]
+            produce, name = self.producer.produce, self.scopes_topic.name
+            for message in messages:
+                produce(name, key=message.key.encode(), value=message.to_bytes(), headers=headers_out)
+            self.stats.scope_messages += len(messages)
         return alerts
 
     def _periodic(self) -> None:
@@ -411,7 +560,8 @@ class StreamRuntime:
         return NEVER if low is None else low
 
     # -- outputs ---------------------------------------------------------------------------------------------
-    def _dead_letter(self, dead: list[DeadLetter], original: _Original | None) -> None:
+    def _dead_letter(self, dead: list[DeadLetter], original: _Original | None, where: tuple[str, int, int] | None = None) -> None:
+        """``where``: the consumed record's (topic, partition, offset), from the message context when not given."""
         for item in dead:
             self.stats.dead_lettered += 1
             metrics.DEAD_LETTERS.labels(item.reason, item.stage).inc()
@@ -420,14 +570,17 @@ class StreamRuntime:
                 message = topic_message(item.as_dict(), original)
                 self.producer.produce(self.dead_letter_topic.name, value=message["value"], key=message["key"], headers=message["headers"])
         elif self.dead_letter_adapter is not None:
-            ctx = message_context()
+            if where is None:
+                ctx = message_context()
+                where = (ctx.topic, ctx.partition, ctx.offset)
             for item in dead:
-                self.dead_letter_adapter.add(item.as_dict(), None, 0, None, ctx.topic, ctx.partition, ctx.offset)
+                self.dead_letter_adapter.add(item.as_dict(), None, 0, None, *where)
 
     def _count_alerts(self, alerts: list[dict[str, Any]]) -> None:
         self.stats.alerts += len(alerts)
-        for alert in alerts:
-            metrics.ALERTS.labels(str(alert.get("rule.id")), str(alert.get("rule.name", "")), str(alert.get("alert.level", ""))).inc()
+        counts = Counter((str(a.get("rule.id")), str(a.get("rule.name", "")), str(a.get("alert.level", ""))) for a in alerts)
+        for labels, n in counts.items():  # one labelled-child lookup per rule, not per alert
+            metrics.ALERTS.labels(*labels).inc(n)
 
     # -- run -------------------------------------------------------------------------------------------------
     def run(self) -> None:
