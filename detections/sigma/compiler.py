@@ -110,13 +110,61 @@ def guarded_regex(pattern: str, flags: int) -> Any:
     options.log_errors = False
     inline = "".join(f for f, bit in (("i", re.IGNORECASE), ("m", re.MULTILINE), ("s", re.DOTALL)) if flags & bit)
     try:
-        return re2.compile(f"(?{inline}){pattern}" if inline else pattern, options)
+        translated = unicode_classes_for_re2(pattern)
+        return re2.compile(f"(?{inline}){translated}" if inline else translated, options)
     except Exception as exc:  # RE2 rejects the syntax
         reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
         raise RuleCompileError(
             f"regex {_excerpt(pattern)} can take super-linear time on a long value (it repeats without bound) and "
             f"RE2, the linear-time engine, cannot run it ({reason}); rewrite it without lookaround/backreferences "
             f"or with repeats bounded to {MAX_BOUNDED_REPEAT}") from exc
+
+
+#: Python's ``\\s`` on text: every character ``str.isspace()`` holds for (RE2's ``\\s`` is ``[\\t\\n\\f\\r ]``).
+_PY_SPACE = "\\t\\n\\x0b\\f\\r\\x1c-\\x1f \\x85\\xa0\\x{1680}\\x{2000}-\\x{200a}\\x{2028}\\x{2029}\\x{202f}\\x{205f}\\x{3000}"
+#: Shorthand classes as Python's ``re`` means them on text (Unicode), spelled for RE2 (whose own are ASCII).
+_RE2_OUTSIDE = {"d": "\\p{Nd}", "D": "\\P{Nd}", "w": "[\\p{L}\\p{N}_]", "W": "[^\\p{L}\\p{N}_]",
+                "s": f"[{_PY_SPACE}]", "S": f"[^{_PY_SPACE}]"}
+_RE2_INSIDE = {"d": "\\p{Nd}", "D": "\\P{Nd}", "w": "\\p{L}\\p{N}_", "s": _PY_SPACE}
+
+
+def unicode_classes_for_re2(pattern: str) -> str:
+    """``pattern`` with ``\\d \\w \\s`` (and their negations) meaning what they mean to Python's ``re``.
+
+    Bounded patterns run on Python's engine, the others on RE2 (:func:`guarded_regex`), and one rule must not
+    change meaning with its repeats: ``\\d`` matches U+0660 (ARABIC-INDIC DIGIT ZERO) in Python and did not in RE2.
+    Inside a character class ``\\W`` and ``\\S`` (a complement inside a union) have no RE2 spelling and stay
+    ASCII; ``\\b``/``\\B`` stay RE2's ASCII word boundary (no lookaround there): both are documented limits.
+    """
+    if "\\" not in pattern:
+        return pattern
+    out: list[str] = []
+    i, n, depth = 0, len(pattern), 0  # depth: inside a character class
+    while i < n:
+        ch = pattern[i]
+        if ch == "\\" and i + 1 < n:
+            nxt = pattern[i + 1]
+            table = _RE2_INSIDE if depth else _RE2_OUTSIDE
+            out.append(table.get(nxt, ch + nxt))
+            i += 2
+            continue
+        if ch == "[" and not depth:
+            depth = 1
+            out.append(ch)
+            i += 1
+            # a ']' right after '[' or '[^' is a literal member, not the end of the class
+            if i < n and pattern[i] == "^":
+                out.append("^")
+                i += 1
+            if i < n and pattern[i] == "]":
+                out.append("]")
+                i += 1
+            continue
+        if ch == "]" and depth:
+            depth = 0
+        out.append(ch)
+        i += 1
+    return "".join(out)
 
 
 def _excerpt(pattern: str) -> str:

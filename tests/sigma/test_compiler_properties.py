@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -123,3 +124,25 @@ def test_regex_matches_python_re(data: st.DataObject, insensitive: bool) -> None
     engine = build("|re|i" if insensitive else "|re", pattern)
     assert not engine.errors
     assert bool(engine.match({"f": text})) is (compiled.search(text) is not None), (pattern, text)
+
+
+@pytest.mark.parametrize(("pattern", "value", "expected"), [
+    ("\\d(?:ab)*", "\u0660", True),          # ARABIC-INDIC DIGIT ZERO is a digit to Python's re (hypothesis found it)
+    ("x\\d+", "x\u0661\u0662", True),
+    ("^\\D+$", "\u0660", False),
+    ("^\\w+$", "\u00e9t\u00e9", True),        # letters beyond ASCII are word characters
+    ("^\\W+$", "\u00e9", False),
+    ("a\\s+b", "a\u00a0b", True),            # NO-BREAK SPACE is whitespace to str.isspace()
+    ("a\\s+b", "a\x0bb", True),              # so is the vertical tab (not RE2's \s)
+    ("^\\S+$", "\u3000", False),
+    ("^[\\d]+$", "\u0660\u0661", True),       # inside a class too
+    ("^[^\\d]+$", "\u0660", False),
+    ("^[]\\w]+$", "]\u00e9", True),           # a leading ']' is a member, the class goes on
+    ("\\\\d+", "\\dd", True),                # an escaped backslash followed by a letter d is not a class
+])
+def test_unbounded_regex_classes_mean_what_python_means(pattern: str, value: str, expected: bool) -> None:
+    """An unbounded pattern runs on RE2, a bounded one on Python's re: ``\\d \\w \\s`` must mean the same in both."""
+    assert bool(re.search(pattern, value)) is expected
+    engine = build("|re", pattern)
+    assert not engine.errors
+    assert bool(engine.match({"f": value})) is expected, (pattern, value)
