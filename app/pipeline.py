@@ -144,12 +144,16 @@ class Pipeline:
     def _deliver_alerts(self, alerts: list[dict[str, Any]]) -> None:
         if not alerts:
             return
-        for alert in alerts:
-            rule_id = str(alert.get("rule.id"))
-            level = str(alert.get("alert.level", ""))
-            self.stats.alerts_by_rule[rule_id] += 1
-            self.stats.alerts_by_level[level] += 1
-            metrics.ALERTS.labels(rule_id, str(alert.get("rule.name", "")), level).inc()
+        # Counted once per (rule, level) of the batch, not per alert: a label lookup per alert cost more than
+        # building it. First-seen order is kept, so the summary lists rules and levels as before.
+        by_rule = self.stats.alerts_by_rule
+        by_level = self.stats.alerts_by_level
+        groups = Counter((str(alert.get("rule.id")), str(alert.get("rule.name", "")), str(alert.get("alert.level", "")))
+                         for alert in alerts)
+        for (rule_id, rule_name, level), count in groups.items():
+            by_rule[rule_id] += count
+            by_level[level] += count
+            metrics.ALERTS.labels(rule_id, rule_name, level).inc(count)
         for sink in self.alert_sinks:
             self._write(sink, alerts)
         if self.on_alerts is not None:

@@ -68,11 +68,36 @@ def _rule_fields(rule: RuleMeta, alert_type: str) -> dict[str, Any]:
     return doc
 
 
+#: (id of a RuleMeta, alert type) -> (that RuleMeta, its rule fields). The RuleMeta is held so its id stays its own.
+_RULE_FIELDS: dict[tuple[int, str], tuple[RuleMeta, dict[str, Any]]] = {}
+_RULE_FIELDS_MAX = 65_536
+
+
+def _rule_fields_of(rule: RuleMeta, alert_type: str) -> dict[str, Any]:
+    """A fresh copy of the rule's alert fields, built once per rule: a rule can raise an alert for every event
+    (212,581 alerts for 200k events in the peer bench), and rebuilding them was a tenth of the run."""
+    key = (id(rule), alert_type)
+    hit = _RULE_FIELDS.get(key)
+    if hit is None or hit[0] is not rule:
+        if len(_RULE_FIELDS) >= _RULE_FIELDS_MAX:
+            _RULE_FIELDS.clear()
+        hit = (rule, _rule_fields(rule, alert_type))
+        _RULE_FIELDS[key] = hit
+    doc = hit[1].copy()
+    doc["tags"] = doc["tags"].copy()  # lists stay each alert's own: a sink or enricher may extend them
+    if "threat.technique.id" in doc:
+        doc["threat.technique.id"] = doc["threat.technique.id"].copy()
+    return doc
+
+
 def rule_alert(rule: RuleMeta, event: dict[str, Any]) -> dict[str, Any]:
     """Alert for a single-event rule: the triggering event's normalized fields plus rule/alert fields."""
     event_id = str(event.get("event.id", ""))
-    doc = {str(k): v for k, v in event.items() if not str(k).startswith(_NOT_COPIED_PREFIXES)}
-    doc.update(_rule_fields(rule, "rule"))
+    try:  # flattened keys are text; anything else takes the converting path below
+        doc = {k: v for k, v in event.items() if not k.startswith(_NOT_COPIED_PREFIXES)}
+    except (AttributeError, TypeError):
+        doc = {str(k): v for k, v in event.items() if not str(k).startswith(_NOT_COPIED_PREFIXES)}
+    doc.update(_rule_fields_of(rule, "rule"))
     doc["alert.id"] = alert_id(rule.id, event_id)
     doc["alert.source_event_ids"] = [event_id]
     doc["alert.source_event_count"] = 1
@@ -86,7 +111,7 @@ def correlation_alert(rule: RuleMeta, *, timestamp: str, event_ids: list[str], e
     """Alert for a correlation: @timestamp of the last event, group-by values, window bounds, capped ids."""
     group_text = "\x1e".join(f"{k}={group_by[k]!r}" for k in sorted(group_by))
     doc: dict[str, Any] = dict(context or {})
-    doc.update(_rule_fields(rule, "correlation"))
+    doc.update(_rule_fields_of(rule, "correlation"))
     doc["@timestamp"] = timestamp
     doc["alert.id"] = alert_id(rule.id, group_text, window_start)
     doc["alert.source_event_ids"] = event_ids[:MAX_SOURCE_EVENT_IDS]

@@ -57,7 +57,15 @@ def parse_timestamp(value: Any) -> datetime | None:
             except ValueError:
                 parsed = None
             if parsed is not None:
-                return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+                zone = parsed.tzinfo
+                if zone is UTC:  # "Z" or "+00:00": already what astimezone(UTC) would return
+                    return parsed
+                if zone is None:  # no zone = UTC; parsing it with one is cheaper than replace(tzinfo=...)
+                    try:
+                        return datetime.fromisoformat(text + "+00:00")
+                    except ValueError:
+                        return parsed.replace(tzinfo=UTC)
+                return parsed.astimezone(UTC)
         m = _ISO.match(text)
         if m:
             year, month, day, hour, minute = (int(m.group(i)) for i in range(1, 6))

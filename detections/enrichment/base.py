@@ -45,8 +45,21 @@ def event_time(event: dict[str, Any]) -> datetime | None:
     return as_datetime(event.get("@timestamp"))
 
 
+#: The last text :func:`as_datetime` parsed and its result: each enricher reads the same event's ``@timestamp``
+#: string object in turn (one tuple, swapped whole, so threads never see a text with another's result).
+_LAST_TEXT: tuple[str | None, datetime | None] = (None, None)
+
+
 def as_datetime(value: Any) -> datetime | None:
     """Accept what parsers emit (ISO strings, datetimes); anything odd gives None rather than an error."""
+    global _LAST_TEXT
+    if type(value) is str:
+        last = _LAST_TEXT
+        if value is last[0]:
+            return last[1]
+        parsed = parse_timestamp(value)  # never raises; None for anything it cannot read
+        _LAST_TEXT = (value, parsed)
+        return parsed
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=UTC)
     if not isinstance(value, (str, int, float, dict)):

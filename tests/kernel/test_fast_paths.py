@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from temporal_siem.kernel.flatten import MAX_DEPTH, TOO_DEEP, bound_depth, flatten
 from temporal_siem.kernel.records import RecordError
-from temporal_siem.kernel.timestamps import format_timestamp, now_timestamp
+from temporal_siem.kernel.timestamps import format_timestamp, now_timestamp, parse_timestamp
 from temporal_siem.parsers.envelopes import ENVELOPE_KEYS, unwrap, unwrap_all
 from tests.conftest import SAMPLES
 
@@ -131,3 +131,28 @@ def test_unwrap_all_is_list_of_unwrap_on_every_sample() -> None:
             except orjson.JSONDecodeError:
                 continue
             assert unwrap_all(obj) == list(unwrap(obj)), path
+
+
+def _previous_fast_path(text: str) -> datetime | None:
+    """parse_timestamp's C fast path before issue 19's zone shortcuts (replace / astimezone every time)."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+@settings(max_examples=400, deadline=None)
+@given(moment=st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2200, 1, 1)),
+       separator=st.sampled_from("T "), fraction=st.integers(min_value=0, max_value=9),
+       zone=st.sampled_from(["", "Z", "z", "+00:00", "-00:00", "+01:00", "-05:30", "+0100", "+14:00"]))
+def test_parse_timestamp_zone_shortcuts_are_the_previous_path(moment: datetime, separator: str, fraction: int,
+                                                              zone: str) -> None:
+    text = moment.strftime(f"%Y-%m-%d{separator}%H:%M:%S")
+    if fraction:
+        text += "." + f"{moment.microsecond:06d}{moment.microsecond:03d}"[:fraction]
+    text += zone
+    expected = _previous_fast_path(text)
+    got = parse_timestamp(text)
+    if expected is not None:
+        assert got == expected and got is not None and got.tzinfo is UTC and repr(got) == repr(expected)

@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from temporal_siem.detections.alerts import RuleMeta, correlation_alert, rule_alert
 from temporal_siem.kernel.flatten import unflatten
 from temporal_siem.kernel.schema import Alert
@@ -35,3 +38,37 @@ def test_correlation_alert_contract():
 def test_rule_alert_tolerates_non_string_keys_from_library_callers():
     alert = rule_alert(RULE, {**EVENT, 7: "x"})
     assert alert["7"] == "x" and alert["rule.id"] == RULE.id
+
+
+def test_rule_fields_are_built_once_but_each_alert_owns_its_lists():
+    """Alert fields come from a per-rule template (issue 19): mutating one alert must not leak into the next,
+    and a rule with other metadata (a new RuleMeta) gets its own fields, not a stale template's."""
+    first = rule_alert(RULE, EVENT)
+    first["tags"].append("mutated")
+    first["threat.technique.id"].append("T0000")
+    first["rule.name"] = "changed"
+    second = rule_alert(RULE, EVENT)
+    assert second["tags"] == ["attack.credential_access", "attack.t1552.004"]
+    assert second["threat.technique.id"] == ["T1552.004"] and second["rule.name"] == "Test rule"
+    other = RuleMeta(id=RULE.id, title="Other title", level="low", tags=())
+    third = rule_alert(other, EVENT)
+    assert third["rule.name"] == "Other title" and third["tags"] == [] and "threat.technique.id" not in third
+    assert third["event.severity"] != second["event.severity"]
+
+
+@settings(max_examples=200, deadline=None)
+@given(event=st.dictionaries(st.one_of(st.sampled_from(["rule.id", "alert.x", "event.original", "event.id", "user.name"]),
+                                       st.text(max_size=12), st.integers()),
+                             st.one_of(st.text(max_size=8), st.integers(), st.lists(st.text(max_size=3), max_size=2)),
+                             max_size=8))
+def test_rule_alert_copies_exactly_the_event_fields_it_should(event: dict) -> None:
+    """The fast copy (text keys) and the converting copy (other keys) keep every field but rule.*, alert.* and
+    event.original, keyed by its text."""
+    alert = rule_alert(RULE, event)
+    expected = {str(k): v for k, v in event.items() if not str(k).startswith(("rule.", "alert.", "event.original"))}
+    for key, value in expected.items():
+        if not key.startswith(("event.kind", "event.severity", "event.risk_score", "tags", "threat.")):
+            assert alert[key] == value
+    assert not any(k.startswith("alert.") and k not in {"alert.id", "alert.source_event_ids", "alert.source_event_count",
+                                                        "alert.type", "alert.level"} for k in alert)
+    assert alert["rule.id"] == RULE.id
