@@ -60,7 +60,8 @@ class SigmaDetector(Detector):
         matched = self.matched
         batch_evaluated: Counter[int] = Counter()
         batch_matched: Counter[int] = Counter()
-        evaluated_update = batch_evaluated.update
+        evaluated: list[int] = []  # every event's candidates, counted once per batch (a Counter.update per event cost 2 %)
+        evaluated_extend = evaluated.extend
         lane_events = self.lane_events
         correlation = self.correlation
         alerts: list[dict[str, Any]] = []
@@ -78,7 +79,7 @@ class SigmaDetector(Detector):
                 log.exception("candidate selection failed; evaluating the whole lane")
                 candidates = set(lane.rules)
             candidates_total += len(candidates)
-            evaluated_update(candidates)
+            evaluated_extend(candidates)
             try:
                 hits = [i for i in candidates if functions[i](event, cache)]
             except Exception:  # one rule failed on a hostile value: evaluate one by one, count the failures
@@ -104,6 +105,7 @@ class SigmaDetector(Detector):
                     fired = None
                 if fired:
                     alerts.extend(fired)
+        batch_evaluated.update(evaluated)
         self.events += len(events)
         self.candidates_total += candidates_total
         self._evaluated.update(batch_evaluated)

@@ -22,6 +22,8 @@ import ahocorasick
 
 try:
     import hyperscan
+
+    from temporal_siem.kernel.hyperscan_cache import compile_block_database
 except ImportError:  # no wheel for this platform: Aho-Corasick does the same job, slower
     hyperscan = None  # type: ignore[assignment]
 
@@ -340,13 +342,10 @@ def _hyperscan_database(needles: list[str]) -> Any:
     encoded = [n.encode("utf-8", "surrogatepass") for n in needles]
     if any(len(n) > MAX_HYPERSCAN_NEEDLE_BYTES for n in encoded):
         return None
-    database = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
-    try:
-        database.compile(expressions=encoded, ids=list(range(len(needles))), elements=len(needles),
-                         flags=hyperscan.HS_FLAG_SINGLEMATCH, literal=True)
+    try:  # compiled once per machine for the same needles (kernel/hyperscan_cache.py), not at every start
+        return compile_block_database(encoded, list(range(len(needles))), hyperscan.HS_FLAG_SINGLEMATCH, literal=True)
     except hyperscan.error:  # any other limit of this build: the same answers, from Aho-Corasick
         return None
-    return database
 
 
 def _append_hit(needle_id: int, start: int, end: int, flags: int, hits: list[int]) -> None:
