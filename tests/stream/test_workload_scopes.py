@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import random
+from collections import Counter, defaultdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,19 +18,21 @@ import pytest
 
 from temporal_siem.detections.enrichment import WorkloadSessions
 from temporal_siem.detections.factory import build_ruleset, new_detector
-from temporal_siem.detections.scoped import META_KEY, ScopedDetector, enrichment_messages
+from temporal_siem.detections.scoped import META_KEY, ScopedDetector, ScopeMessage, enrichment_messages
 from temporal_siem.detections.sigma.ruleset import Ruleset
 from tests.rules.test_workload_sessions import ACCOUNT, KEY, parse
 
 BOUND = 256 * 1024  # well under Kafka's default 1 MB message limit
 BASE = datetime(2025, 7, 1, tzinfo=UTC)
 STAMPS = ("temporal.session.origin", "temporal.session.human", "temporal.session.assumed_by", "temporal.session.workload_role")
-WORKLOAD_RULES = {"aws_workload_role_assumed_by_human", "aws_workload_session_key_use_by_human"}
+WORKLOAD_RULES = {"Person Assumed an AWS Workload Role", "Key Used in a Workload Role Session That a Person Assumed"}
 PROVIDER = f"arn:aws:iam::{ACCOUNT}:oidc-provider/oidc.eks.us-west-2.amazonaws.com/id/X"
 HUMAN = {"type": "IAMUser", "principalId": "AIDAMALLORY", "arn": f"arn:aws:iam::{ACCOUNT}:user/mallory", "accountId": ACCOUNT,
          "userName": "mallory"}
 #: role name -> IAM path: a role with a path is written with it in sessionIssuer.arn, without it in session ARNs.
 ROLES = {"temporal-worker": "/", "ci-runner": "/", "temporal-codec": "/service/codec/", "ops-admin": "/"}
+SSO = "AWSReservedSSO_Admin_0123456789abcdef"  # a person's Identity Center session: only ever a caller here
+PATHS = {**ROLES, SSO: "/aws-reserved/sso.amazonaws.com/"}
 
 
 def _ts(when: datetime) -> str:
@@ -41,7 +44,7 @@ def _session(role: str, name: str) -> str:
 
 
 def _caller(role: str, name: str, federated: bool) -> dict[str, Any]:
-    issuer = {"type": "Role", "arn": f"arn:aws:iam::{ACCOUNT}:role{ROLES[role]}{role}", "userName": role}
+    issuer = {"type": "Role", "arn": f"arn:aws:iam::{ACCOUNT}:role{PATHS[role]}{role}", "userName": role}
     return {"type": "AssumedRole", "principalId": f"AROAX:{name}", "arn": _session(role, name), "accountId": ACCOUNT,
             "sessionContext": {"sessionIssuer": issuer, "attributes": {"mfaAuthenticated": "false"},
                                "webIdFederationData": {"federatedProvider": PROVIDER, "attributes": {}} if federated else {}}}
@@ -50,7 +53,7 @@ def _caller(role: str, name: str, federated: bool) -> dict[str, Any]:
 def _assume(name: str, caller: dict[str, Any], role: str, session: str, when: datetime, tag: str) -> dict[str, Any]:
     return parse({"eventVersion": "1.08", "userIdentity": caller, "eventTime": _ts(when), "eventSource": "sts.amazonaws.com",
                   "eventName": name, "awsRegion": "us-west-2", "sourceIPAddress": "198.51.100.14", "userAgent": "aws-cli/2.15.0",
-                  "requestParameters": {"roleArn": f"arn:aws:iam::{ACCOUNT}:role{ROLES[role]}{role}", "roleSessionName": session},
+                  "requestParameters": {"roleArn": f"arn:aws:iam::{ACCOUNT}:role{PATHS[role]}{role}", "roleSessionName": session},
                   "responseElements": {"credentials": {"accessKeyId": "ASIAX", "sessionToken": "x"},
                                        "assumedRoleUser": {"arn": _session(role, session), "assumedRoleId": f"AROAX:{session}"}},
                   "eventID": f"a-{tag}", "eventType": "AwsApiCall", "recipientAccountId": ACCOUNT})
@@ -85,8 +88,8 @@ def corpus(sessions: int, spacing: timedelta, seed: int = 7) -> list[dict[str, A
             events.append((start, _assume("AssumeRole", HUMAN, role, name, start, name)))
             federated = False
         else:  # a workload's session (its own role or another) chaining into this role
-            source = rng.choice(["temporal-worker", "ci-runner", "temporal-codec", role])
-            by = _caller(source, f"{name}-src", federated=True)
+            source = rng.choice(["temporal-worker", "ci-runner", "temporal-codec", role, SSO, SSO])
+            by = _caller(source, f"{name}-src", federated=source != SSO)
             events.append((start, _assume("AssumeRole", by, role, name, start, name)))
             federated = False
         for n, later in enumerate((timedelta(minutes=rng.randint(1, 50)), timedelta(hours=rng.choice([2, 20, 40])))):
@@ -115,19 +118,34 @@ def test_thousands_of_sessions_stay_bounded_per_key_and_stamp_like_replay(rulese
     events = corpus(4000, timedelta(minutes=2))  # ~5.5 days; a few hundred live sessions per role at a time
     expected = _replay_stamps(events)
     whole = new_detector(ruleset, {"correlation": {"allowed_lateness_seconds": 300.0}})
-    want = {a["alert.id"]: a["rule.name"] for a in whole.process(copy.deepcopy(events)) + whole.finish()}
+    want = Counter((a["alert.id"], a["rule.name"]) for a in whole.process(copy.deepcopy(events)) + whole.finish())
     scoped = ScopedDetector(ruleset, {"correlation": {"allowed_lateness_seconds": 300.0}})
-    fed = copy.deepcopy(events)  # replay's scoped detector stamps these dicts in place
-    got: dict[str, str] = {}
+    copies: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    observe = scoped.scoped.observe
+
+    def like_the_daemon(store: Any, meta: dict[str, Any], message: ScopeMessage) -> Any:
+        """In the daemon each scope gets its own copy of the event (a message on the scopes topic)."""
+        message = ScopeMessage.from_bytes(message.key, message.to_bytes())
+        if message.key.startswith("e|workload_sessions|"):
+            copies[message.event["event.id"]].append(message.event)
+        return observe(store, meta, message)
+
+    scoped.scoped.observe = like_the_daemon  # type: ignore[method-assign]
+    fed = copy.deepcopy(events)
+    got: Counter[tuple[str, str]] = Counter()  # each alert once: the rules reading the stamps run in one scope
     largest = 0
     for start in range(0, len(fed), 200):
-        got.update({a["alert.id"]: a["rule.name"] for a in scoped.process(fed[start:start + 200])})
+        got.update((a["alert.id"], a["rule.name"]) for a in scoped.process(fed[start:start + 200]))
         largest = max(largest, _largest_workload_value(scoped))
         assert largest < BOUND, f"one workload_sessions state value is {largest} bytes after {start + 200} events"
-    got.update({a["alert.id"]: a["rule.name"] for a in scoped.finish()})
-    assert {e["event.id"]: {k: e.get(k) for k in STAMPS} for e in fed} == expected
+    got.update((a["alert.id"], a["rule.name"]) for a in scoped.finish())
+    stamped = {i: [c for c in found if "temporal.session.origin" in c] for i, found in copies.items()}
+    assert all(len(found) <= 1 for found in stamped.values())  # one scope stamps an event, never two
+    stamps = {e["event.id"]: {k: (stamped.get(e["event.id"]) or [{}])[0].get(k) for k in STAMPS} for e in fed}
+    assert stamps == expected
+    assert sum(1 for found in copies.values() if len(found) == 2) > 100  # role chains: two scopes, one stamp
     assert got == want
-    assert sum(1 for n in got.values() if n in WORKLOAD_RULES) > 100  # the rules reading the stamps did fire
+    assert sum(n for (_, name), n in got.items() if name in WORKLOAD_RULES) > 100  # the rules reading the stamps did fire
     assert sum(1 for k in scoped.store.data if k.startswith("e|workload_sessions|")) >= len(ROLES)
     assert META_KEY in scoped.store.data
 
@@ -157,3 +175,50 @@ def test_an_assume_role_by_a_role_session_feeds_both_roles_and_stamps_once() -> 
                     f"e|workload_sessions|arn:aws:iam::{ACCOUNT}:role/ci-runner"]
     used = _decrypt("temporal-codec", "x", BASE, federated=True, tag="path")  # issuer ARN with the path: same scope
     assert [m.key for m in enrichment_messages(used, 0)] == [f"e|workload_sessions|arn:aws:iam::{ACCOUNT}:role/temporal-codec"]
+
+
+ASSUMED_RULES = """
+title: Role assumed by someone other than a person
+id: 9d1c7e52-3a4b-4c8d-9e0f-1a2b3c4d5e01
+logsource: {product: aws, service: cloudtrail}
+detection:
+  selection: {event.action: AssumeRole}
+  person: {temporal.session.human: true}
+  condition: selection and not person
+level: low
+---
+title: Role assumed by a person
+id: 9d1c7e52-3a4b-4c8d-9e0f-1a2b3c4d5e02
+logsource: {product: aws, service: cloudtrail}
+detection:
+  selection: {event.action: AssumeRole, temporal.session.origin: assumed_by_human}
+  condition: selection
+level: low
+"""
+
+
+@pytest.mark.parametrize("lateness", [300.0, -1.0], ids=["lateness-300s", "unbounded"])
+def test_rules_reading_the_stamps_run_once_in_the_stamping_scope(lateness: float) -> None:
+    """A person's SSO session assumes a role: the event goes to two role scopes; the rules reading the stamps see it
+    once, stamped (in the caller's scope it is not stamped: a negated stamp would match there)."""
+    ruleset = Ruleset.from_yaml(ASSUMED_RULES)
+    events = [_assume("AssumeRole", _caller(SSO, "alice@example.com", federated=False), role, f"alice-{n}",
+                      BASE + timedelta(minutes=n), f"sso-{n}") for n, role in enumerate(["temporal-worker", "ops-admin", SSO])]
+    options = {"correlation": {"allowed_lateness_seconds": lateness}}
+    whole = new_detector(ruleset, options)
+    want = Counter(a["alert.id"] for a in whole.process(copy.deepcopy(events)) + whole.finish())
+    scoped = ScopedDetector(ruleset, options)
+    got = Counter(a["alert.id"] for a in scoped.process(copy.deepcopy(events)) + scoped.finish())
+    assert got == want
+    assert sum(want.values()) == 3  # "by a person", once per event
+
+
+def test_one_scope_key_per_role_whatever_the_arn_says() -> None:
+    from temporal_siem.detections.enrichment.workload import FALLBACK_SCOPE, role_scope
+
+    key = f"arn:aws:iam::{ACCOUNT}:role/temporal-codec"
+    assert role_scope(f"arn:aws:iam::{ACCOUNT}:role/service/codec/temporal-codec") == key  # sessionIssuer.arn, with path
+    assert role_scope(f"arn:aws:sts::{ACCOUNT}:assumed-role/temporal-codec/pod-1") == key  # session ARN, never a path
+    assert role_scope(f"arn:aws:iam::{ACCOUNT}:role/Temporal-Codec") == key  # role names are unique ignoring case
+    assert role_scope(f"arn:aws:iam::{ACCOUNT}:user/mallory") == role_scope("garbage") == role_scope(None) == FALLBACK_SCOPE
+    assert role_scope(f"arn:aws:sts::{ACCOUNT}:assumed-role/") == FALLBACK_SCOPE
