@@ -6,7 +6,7 @@ part of a user's, key's or namespace's events. The work is therefore split in tw
 * :class:`StatelessStage` runs once per event wherever the record was read: stateless enrichers, every single-event
   rule that reads no remembered fact, rule alerts. It then names the **scopes** the event feeds, one
   :class:`ScopeMessage` each: a correlation group (``c|<component>|<group values>``) or a stateful enricher's entity
-  (``e|<enricher>|<entity>``: an API key id, a namespace, a target user).
+  (``e|<enricher>|<entity>``: an API key id, a namespace, a target user, an AWS role).
 * :class:`ScopedStage` runs where a scope's state lives, reading and writing only that scope's state through a
   :class:`KeyedState` (a dict in replay, the stream engine's per-key store in the daemon). Events wait in their
   scope until the **watermark** passes them and are then applied in (event time, event id) order, so the result does

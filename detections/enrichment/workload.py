@@ -18,6 +18,9 @@ A role whose sessions were seen to come from web identity or a service is rememb
 ``temporal.session.human``, ``temporal.session.assumed_by`` (who assumed it, when known) and
 ``temporal.session.workload_role``. A human assuming a workload role and then using a key in that session is then
 one field comparison for a rule.
+
+In the daemon's keyed state the registry is split by role (:func:`workload_scopes`, ``only_role``): a session ARN
+names its role, so each role's sessions and workload flag are one bounded value instead of one value for all.
 """
 
 from __future__ import annotations
@@ -157,12 +160,14 @@ class WorkloadSessions(Enricher):
             name = _text(event, "eventName") or ""
             assuming = name.startswith("AssumeRole") and event.get("event.outcome") != "failure"
             only = self.only_role
-            if only is not None and (self._newest is None or when > self._newest):
+            used = _text(event, "userIdentity.type") == "AssumedRole" and (only is None or caller_scope(event) == only)
+            assumed = assuming and (only is None or role_scope(_text(event, "responseElements.assumedRoleUser.arn")) == only)
+            if only is not None and (used or assumed) and (self._newest is None or when > self._newest):
                 self._newest = when
-            if _text(event, "userIdentity.type") == "AssumedRole" and (only is None or caller_scope(event) == only):
+            if used:
                 # On an AssumeRole record the fields describe the NEW session; the caller's session only teaches roles.
                 self._used(event, when, stamp=not assuming)
-            if assuming and (only is None or role_scope(_text(event, "responseElements.assumedRoleUser.arn")) == only):
+            if assumed:
                 self._assumed(event, name, when)
 
     def _assumed(self, event: dict[str, Any], name: str, when: datetime) -> None:

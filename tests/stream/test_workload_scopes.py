@@ -222,3 +222,51 @@ def test_one_scope_key_per_role_whatever_the_arn_says() -> None:
     assert role_scope(f"arn:aws:iam::{ACCOUNT}:role/Temporal-Codec") == key  # role names are unique ignoring case
     assert role_scope(f"arn:aws:iam::{ACCOUNT}:user/mallory") == role_scope("garbage") == role_scope(None) == FALLBACK_SCOPE
     assert role_scope(f"arn:aws:sts::{ACCOUNT}:assumed-role/") == FALLBACK_SCOPE
+
+
+def test_a_role_scope_forgets_expired_sessions_then_workloads_before_people() -> None:
+    from temporal_siem.detections.enrichment.workload import SCOPE_MAX_BYTES, SCOPE_MAX_SESSIONS, role_scope
+
+    role = "temporal-worker"
+    scope = WorkloadSessions(only_role=role_scope(_session(role, "x")))
+    pod = {"type": "WebIdentityUser", "principalId": f"{PROVIDER}:sub", "identityProvider": PROVIDER}
+    scope.enrich([_assume("AssumeRole", HUMAN, role, "expired", BASE, "expired")])
+    later = BASE + timedelta(hours=40)
+    scope.enrich([_assume("AssumeRole", HUMAN, role, f"person-{n}", later, f"p{n}") for n in range(5)])
+    scope.enrich([_assume("AssumeRoleWithWebIdentity", pod, role, f"pod-{n}", later + timedelta(seconds=n), f"w{n}")
+                  for n in range(SCOPE_MAX_SESSIONS + 500)])
+    scope.enrich([_assume("AssumeRole", HUMAN, "ops-admin", "elsewhere", later, "other")])  # another role's: not here
+    kept = orjson.loads(scope.snapshot())["sessions"]
+    assert 500 < len(kept) <= SCOPE_MAX_SESSIONS  # by count or by bytes (SCOPE_MAX_BYTES), whichever comes first
+    assert all(_session(role, f"person-{n}") in kept for n in range(5))  # people's sessions last to go
+    assert len(orjson.dumps(kept)) < SCOPE_MAX_BYTES
+    assert _session(role, "expired") not in kept  # older than an STS session lives before the newest record
+    assert _session("ops-admin", "elsewhere") not in kept
+    assert _session(role, f"pod-{SCOPE_MAX_SESSIONS + 499}") in kept  # the most recent workloads stay
+    restored = WorkloadSessions(only_role=role_scope(_session(role, "x")))
+    restored.restore(scope.snapshot())
+    used = _decrypt(role, "person-3", later + timedelta(hours=1), federated=False, tag="u")
+    restored.enrich([used])
+    assert used["temporal.session.human"] is True and used["temporal.session.workload_role"] is True
+
+
+def test_a_registry_scope_applies_early_when_its_wait_passes_the_budget() -> None:
+    """In event-time order, 2,000 calls of one session within the grace: the wait never holds them all, and the
+    stamps are replay's."""
+    from temporal_siem.detections.scoped import PENDING_MAX_BYTES
+
+    ruleset = Ruleset.from_yaml(ASSUMED_RULES)
+    events = [_assume("AssumeRole", HUMAN, "ops-admin", "busy", BASE, "busy")]
+    events += [_decrypt("ops-admin", "busy", BASE + timedelta(milliseconds=50 * n), federated=False, tag=f"b{n}") for n in range(2000)]
+    expected = _replay_stamps(events)
+    scoped = ScopedDetector(ruleset, {"correlation": {"allowed_lateness_seconds": 300.0}})
+    fed = copy.deepcopy(events)
+    largest = 0
+    for start in range(0, len(fed), 100):
+        scoped.process(fed[start:start + 100])
+        waiting = [v.get("p") or [] for k, v in scoped.store.data.items() if k.startswith("e|")]
+        largest = max([largest] + [len(orjson.dumps(p)) for p in waiting])
+    scoped.finish()
+    assert largest < 2 * PENDING_MAX_BYTES
+    assert scoped.scoped.early > 1000
+    assert {e["event.id"]: {k: e.get(k) for k in STAMPS} for e in fed} == expected
