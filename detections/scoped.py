@@ -6,7 +6,7 @@ part of a user's, key's or namespace's events. The work is therefore split in tw
 * :class:`StatelessStage` runs once per event wherever the record was read: stateless enrichers, every single-event
   rule that reads no remembered fact, rule alerts. It then names the **scopes** the event feeds, one
   :class:`ScopeMessage` each: a correlation group (``c|<component>|<group values>``) or a stateful enricher's entity
-  (``e|<enricher>|<entity>``: an API key id, a namespace, a target user).
+  (``e|<enricher>|<entity>``: an API key id, a namespace, a target user, an AWS role).
 * :class:`ScopedStage` runs where a scope's state lives, reading and writing only that scope's state through a
   :class:`KeyedState` (a dict in replay, the stream engine's per-key store in the daemon). Events wait in their
   scope until the **watermark** passes them and are then applied in (event time, event id) order, so the result does
@@ -36,8 +36,7 @@ from temporal_siem.detections.enrichment.api_keys import CREATE_OPERATIONS, USED
 from temporal_siem.detections.enrichment.base import Enricher
 from temporal_siem.detections.enrichment.client_ca import _fingerprints
 from temporal_siem.detections.enrichment.roles import _target
-from temporal_siem.detections.enrichment.workload import WorkloadSessions
-from temporal_siem.detections.enrichment.workload import _text as _workload_text
+from temporal_siem.detections.enrichment.workload import WorkloadSessions, workload_scopes
 from temporal_siem.detections.sigma.ruleset import Ruleset
 from temporal_siem.detections.sigma.values import EventFolds
 from temporal_siem.kernel.metrics import CORRELATION_GROUPS
@@ -47,6 +46,9 @@ log = logging.getLogger("detections.scoped")
 
 NEVER = -(1 << 62)
 META_KEY = "__meta__"
+# Events waiting in one registry scope for the watermark, in encoded bytes: a scope is one keyed-state value (one
+# changelog message, 1 MB at most by default), and a busy key can receive more than that within the grace.
+PENDING_MAX_BYTES = 64 * 1024
 
 
 class KeyedState(Protocol):
@@ -107,12 +109,9 @@ def _namespace_entities(event: dict[str, Any]) -> list[str]:
 
 
 def _workload_entities(event: dict[str, Any]) -> list[str]:
-    """One scope for all role sessions: a session's stamp reads its role's state (two keys), so they stay together."""
-    if event.get("event.dataset") != "aws.cloudtrail":
-        return []
-    if _workload_text(event, "userIdentity.type") == "AssumedRole" or (_workload_text(event, "eventName") or "").startswith("AssumeRole"):
-        return ["*"]
-    return []
+    """One scope per role: a session ARN names its role, so a session and its role's workload flag (the two keys a
+    stamp reads) live together, and no scope holds every session (one value: one changelog message)."""
+    return workload_scopes(event)
 
 
 def _role_entities(event: dict[str, Any]) -> list[str]:
@@ -132,6 +131,9 @@ class StatefulEnricher:
     outputs: frozenset[str]
     entities: Callable[[dict[str, Any]], list[str]]
     map_key: str
+    # The enricher for one scope (entity) when it must know which: it then keeps only that entity's state itself and
+    # stamps an event only in the first scope ``entities`` names, the one where the rules reading its fields run.
+    for_entity: Callable[[str], Enricher] | None = None
 
 
 STATEFUL_ENRICHERS: tuple[StatefulEnricher, ...] = (
@@ -140,7 +142,7 @@ STATEFUL_ENRICHERS: tuple[StatefulEnricher, ...] = (
                      _api_key_entities, "created"),
     StatefulEnricher(WorkloadSessions.name, WorkloadSessions, frozenset({"temporal.session.origin", "temporal.session.human",
                                                                          "temporal.session.assumed_by", "temporal.session.workload_role"}),
-                     _workload_entities, "sessions"),
+                     _workload_entities, "sessions", lambda role: WorkloadSessions(only_role=role)),
     StatefulEnricher(ClientCaRegistry.name, ClientCaRegistry, frozenset({"temporal.client_ca_changed", "temporal.client_ca_added"}),
                      _namespace_entities, "bundles"),
     StatefulEnricher(RoleRegistry.name, RoleRegistry, frozenset({"temporal.roles_changed", "temporal.roles_added"}),
@@ -378,6 +380,7 @@ class ScopedStage:
         self.components = {c.name: c for c in plan.components}
         self.enrichers = {s.name: s for s in STATEFUL_ENRICHERS}
         self.late = 0
+        self.early = 0  # registry events applied before the watermark passed them (their scope's wait was full)
         self.applied = 0
         self.dirty = False
 
@@ -407,8 +410,18 @@ class ScopedStage:
             return result
         state = store.get(message.key) or {}
         pending = state.setdefault("p", [])
-        pending.append([message.time, _event_id(message.event), message.event, message.refs])
-        self._apply(store, meta, message.key, state, meta["w"], result)
+        entry = [message.time, _event_id(message.event), message.event, message.refs]
+        watermark = meta["w"]
+        if message.key.startswith("e|"):
+            entry.append(len(orjson.dumps(message.event, option=orjson.OPT_NON_STR_KEYS, default=str)))
+            pending.append(entry)
+            cut = _early_cut(pending)
+            if cut > watermark:
+                self.early += sum(1 for p in pending if NEVER < p[0] < cut and p[0] >= watermark)
+                watermark = cut
+        else:
+            pending.append(entry)
+        self._apply(store, meta, message.key, state, watermark, result)
         return result
 
     def advance(self, store: KeyedState, meta: dict[str, Any], watermark: int) -> ScopedResult:
@@ -450,12 +463,14 @@ class ScopedStage:
         if not ready:
             return min(p[0] for p in pending) if pending else None
         keep = [p for p in pending if not (p[0] < watermark or p[0] == NEVER)]
-        enricher = spec.factory()
+        entity = key.split("|", 2)[2]
+        enricher = spec.factory() if spec.for_entity is None else spec.for_entity(entity)
         if state.get("r"):
             enricher.restore(state["r"].encode())
         ruleset = self.plan.ruleset
         dependent = self.plan.dependent.get(spec.name, frozenset())
-        for _, _, event, _ in ready:
+        for item in ready:
+            event = item[2]
             self.applied += 1
             try:
                 enricher.enrich([event])
@@ -464,6 +479,8 @@ class ScopedStage:
                 continue
             if not dependent:
                 continue
+            if spec.for_entity is not None and spec.entities(event)[:1] != [entity]:
+                continue  # the event's rules run in the one scope that stamps it
             view = ruleset.view(event)
             lane = ruleset.lane_for(view)
             cache = EventFolds(view)
@@ -482,9 +499,9 @@ class ScopedStage:
                 for forward in correlation_messages(self.plan, event, refs, event_time_micros(event)):
                     forward.forwarded = True
                     result.forward.append(forward)
-        entity = key.split("|", 2)[2]
         snapshot = orjson.loads(enricher.snapshot() or b"{}")
-        if entity != "*":  # keep this entity's entries of every map (creation, first sighting...), nobody else's
+        if entity != "*" and spec.for_entity is None:
+            # keep this entity's entries of every map (creation, first sighting...), nobody else's
             snapshot = {name: ({k: v for k, v in value.items() if k == entity} if isinstance(value, dict) else value)
                         for name, value in snapshot.items()}
         if any(isinstance(value, dict) and value for value in snapshot.values()):
@@ -518,6 +535,20 @@ class ScopedStage:
         else:
             state["c"] = engine.snapshot().decode()
         return due
+
+
+def _early_cut(pending: list[list[Any]]) -> int:
+    """A watermark for one registry scope whose waiting events pass :data:`PENDING_MAX_BYTES`: everything but the
+    newest half of the budget is applied now (in event-time order; for events that arrive in order, as one key's
+    mostly do, nothing changes). NEVER when they fit."""
+    if sum(p[4] for p in pending if len(p) > 4) <= PENDING_MAX_BYTES:
+        return NEVER
+    kept = 0
+    for p in sorted(pending, key=lambda p: (p[0], p[1]), reverse=True):
+        kept += p[4] if len(p) > 4 else 0
+        if kept > PENDING_MAX_BYTES // 2:
+            return int(p[0]) + 1
+    return NEVER
 
 
 def _next_due(engine: CorrelationEngine) -> int | None:

@@ -18,6 +18,9 @@ A role whose sessions were seen to come from web identity or a service is rememb
 ``temporal.session.human``, ``temporal.session.assumed_by`` (who assumed it, when known) and
 ``temporal.session.workload_role``. A human assuming a workload role and then using a key in that session is then
 one field comparison for a rule.
+
+In the daemon's keyed state the registry is split by role (:func:`workload_scopes`, ``only_role``): a session ARN
+names its role, so each role's sessions and workload flag are one bounded value instead of one value for all.
 """
 
 from __future__ import annotations
@@ -35,6 +38,12 @@ P = "aws.cloudtrail."
 SESSION_TTL = timedelta(hours=36)  # 12 h maximum role session; chained/extended sessions stay well under this
 MAX_SESSIONS = 200_000
 MAX_ROLES = 50_000
+# One role's scope in the daemon's keyed state is one value (one Kafka changelog message, 1 MB at most by default):
+# its sessions are capped by count and by an estimate of their encoded size, its role map by count.
+SCOPE_MAX_SESSIONS = 1_000
+SCOPE_MAX_BYTES = 160 * 1024
+SCOPE_MAX_ROLES = 64
+FALLBACK_SCOPE = "*"  # events whose role cannot be read from an ARN
 HUMAN_ORIGINS = frozenset({"assumed_by_human"})
 WORKLOAD_ORIGINS = frozenset({"web_identity", "aws_service"})
 
@@ -51,6 +60,60 @@ def _role_arn_of_session(session_arn: str) -> str | None:
         return None
     role = parts[5].split("/")[1] if parts[5].count("/") >= 2 else None
     return f"arn:{parts[1]}:iam::{parts[4]}:role/{role}" if role else None
+
+
+def role_scope(arn: str | None) -> str:
+    """The one scope key of a role: its ARN without the IAM path (role names are unique in an account whatever their
+    path), lowercased (so are they, whatever their case). Takes a session ARN (``assumed-role/ROLE/SESSION``, which
+    CloudTrail writes without the path) or a role ARN (``role/PATH/ROLE`` in ``sessionIssuer.arn``); anything else
+    is :data:`FALLBACK_SCOPE`."""
+    if not arn:
+        return FALLBACK_SCOPE
+    parts = arn.split(":", 5)
+    if len(parts) < 6:
+        return FALLBACK_SCOPE
+    resource = parts[5]
+    if resource.startswith("assumed-role/"):
+        pieces = resource.split("/")
+        name = pieces[1] if len(pieces) >= 3 else ""
+    elif resource.startswith("role/"):
+        name = resource.rsplit("/", 1)[1]
+    else:
+        return FALLBACK_SCOPE
+    return f"arn:{parts[1]}:iam::{parts[4]}:role/{name}".lower() if name else FALLBACK_SCOPE
+
+
+def caller_scope(event: dict[str, Any]) -> str:
+    """The scope of the session an ``AssumedRole`` caller uses: where that session and its role are remembered."""
+    session = _text(event, "userIdentity.arn")
+    return role_scope(session if session is not None else _text(event, "userIdentity.sessionContext.sessionIssuer.arn"))
+
+
+def new_session(event: dict[str, Any]) -> str | None:
+    """The session a successful ``AssumeRole*`` record creates (None for any other record)."""
+    if not (_text(event, "eventName") or "").startswith("AssumeRole") or event.get("event.outcome") == "failure":
+        return None
+    return _text(event, "responseElements.assumedRoleUser.arn")
+
+
+def workload_scopes(event: dict[str, Any]) -> list[str]:
+    """The role scopes a CloudTrail record touches, the one that stamps it first (empty: the enricher ignores it).
+
+    A successful ``AssumeRole*`` is stamped by its new session's role; if its caller is a role session too, the
+    caller's role learns from it (a second scope, no stamp). Any other call in a role session is stamped by the
+    caller's role.
+    """
+    if event.get("event.dataset") != "aws.cloudtrail":
+        return []
+    scopes: list[str] = []
+    session = new_session(event)
+    if session is not None:
+        scopes.append(role_scope(session))
+    if _text(event, "userIdentity.type") == "AssumedRole":
+        caller = caller_scope(event)
+        if caller not in scopes:
+            scopes.append(caller)
+    return scopes
 
 
 def _caller_is_human(event: dict[str, Any]) -> bool:
@@ -73,9 +136,16 @@ class WorkloadSessions(Enricher):
     name = "workload_sessions"
     state_datasets = frozenset({"aws.cloudtrail"})  # enrich() skips every other dataset
 
-    def __init__(self, max_sessions: int = MAX_SESSIONS, max_roles: int = MAX_ROLES) -> None:
-        self.max_sessions = max_sessions
-        self.max_roles = max_roles
+    def __init__(self, max_sessions: int = MAX_SESSIONS, max_roles: int = MAX_ROLES, only_role: str | None = None) -> None:
+        """``only_role``: act only for the role with this :func:`role_scope` key, as one scope of the daemon's keyed
+        state does (its sessions, its workload flag; stamps only the records that scope stamps). Its snapshot then
+        keeps only what can still matter and fits one value: sessions older than :data:`SESSION_TTL` before the
+        newest record the scope saw are dropped, then the least recently used, people's sessions last, down to
+        :data:`SCOPE_MAX_SESSIONS` and :data:`SCOPE_MAX_BYTES`."""
+        self.only_role = only_role
+        self.max_sessions = max_sessions if only_role is None else min(max_sessions, SCOPE_MAX_SESSIONS * 4)
+        self.max_roles = max_roles if only_role is None else min(max_roles, SCOPE_MAX_ROLES)
+        self._newest: datetime | None = None
         # session ARN -> (origin, assumed_by or "", time the session was assumed)
         self._sessions: OrderedDict[str, tuple[str, str, datetime]] = OrderedDict()
         self._workload_roles: OrderedDict[str, datetime] = OrderedDict()  # role ARN -> first time seen as a workload
@@ -89,10 +159,15 @@ class WorkloadSessions(Enricher):
                 continue
             name = _text(event, "eventName") or ""
             assuming = name.startswith("AssumeRole") and event.get("event.outcome") != "failure"
-            if _text(event, "userIdentity.type") == "AssumedRole":
+            only = self.only_role
+            used = _text(event, "userIdentity.type") == "AssumedRole" and (only is None or caller_scope(event) == only)
+            assumed = assuming and (only is None or role_scope(_text(event, "responseElements.assumedRoleUser.arn")) == only)
+            if only is not None and (used or assumed) and (self._newest is None or when > self._newest):
+                self._newest = when
+            if used:
                 # On an AssumeRole record the fields describe the NEW session; the caller's session only teaches roles.
                 self._used(event, when, stamp=not assuming)
-            if assuming:
+            if assumed:
                 self._assumed(event, name, when)
 
     def _assumed(self, event: dict[str, Any], name: str, when: datetime) -> None:
@@ -166,14 +241,43 @@ class WorkloadSessions(Enricher):
             self._remember(session_arn, str(state.get("origin", "unknown")), str(state.get("assumed_by", "")), when)
 
     def snapshot(self) -> bytes:
-        return orjson.dumps({"version": 1,
-                             "sessions": {k: [o, b, format_timestamp(t)] for k, (o, b, t) in self._sessions.items()},
-                             "workload_roles": {k: format_timestamp(t) for k, t in self._workload_roles.items()}})
+        doc: dict[str, Any] = {"version": 1}
+        if self.only_role is not None:
+            self._bound()
+            if self._newest is not None:
+                doc["newest"] = format_timestamp(self._newest)
+        doc["sessions"] = {k: [o, b, format_timestamp(t)] for k, (o, b, t) in self._sessions.items()}
+        doc["workload_roles"] = {k: format_timestamp(t) for k, t in self._workload_roles.items()}
+        return orjson.dumps(doc)
+
+    def _bound(self) -> None:
+        """One scope's sessions: what a later record can still find (not expired), within one value's size."""
+        if self._newest is not None:
+            horizon = self._newest - SESSION_TTL
+            for key in [k for k, (_, _, t) in self._sessions.items() if t < horizon]:
+                del self._sessions[key]
+        size = sum(_encoded_size(k, b) for k, (_, b, _) in self._sessions.items())
+        count = len(self._sessions)
+        if count <= SCOPE_MAX_SESSIONS and size <= SCOPE_MAX_BYTES:
+            return
+        # Least recently used first, people's sessions last: forgetting a workload's session only turns its later
+        # calls' origin to "unknown" (not human either), forgetting a person's would hide what they do with it.
+        order = [k for k, v in self._sessions.items() if v[0] not in HUMAN_ORIGINS]
+        order += [k for k, v in self._sessions.items() if v[0] in HUMAN_ORIGINS]
+        for key in order:
+            if count <= SCOPE_MAX_SESSIONS and size <= SCOPE_MAX_BYTES:
+                break
+            size -= _encoded_size(key, self._sessions.pop(key)[1])
+            count -= 1
 
     def restore(self, state: bytes) -> None:
         sessions = read_snapshot_map(state, self.name, "sessions")
         if sessions is None:
             return
+        if self.only_role is not None:
+            newest = as_datetime(orjson.loads(state).get("newest"))
+            if newest is not None and (self._newest is None or newest > self._newest):
+                self._newest = newest
         for key, value in sessions.items():
             if isinstance(key, str) and isinstance(value, list) and len(value) == 3:
                 when = as_datetime(value[2])
@@ -187,3 +291,8 @@ class WorkloadSessions(Enricher):
 
     def stats(self) -> dict[str, Any]:
         return {"sessions_known": len(self._sessions), "workload_roles_known": len(self._workload_roles)}
+
+
+def _encoded_size(session: str, by: str) -> int:
+    """About what one session costs in a snapshot, escaped once more inside the keyed-state value."""
+    return len(session) + len(by) + 64
