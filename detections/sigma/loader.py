@@ -7,8 +7,9 @@ mixed into rule directories) are applied to the rules they name without editing 
 
 from __future__ import annotations
 
+import os
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -212,14 +213,41 @@ def rule_files(paths: Iterable[str | Path]) -> list[Path]:
     seen: set[Path] = set()
     for raw in paths:
         root = Path(raw)
-        found = sorted(p for p in root.rglob("*") if p.suffix in RULE_SUFFIXES and not p.name.endswith(TEST_SUFFIXES)
-                       and p.is_file()) if root.is_dir() else [root]
-        for path in found:
-            key = path.resolve()
+        found = sorted(_walk_rule_files(root, root.resolve()), key=lambda pair: pair[0]) if root.is_dir() else [(root, None)]
+        for path, key in found:
+            key = key or path.resolve()
             if key not in seen:  # the same directory given twice (config + --rules) loads once
                 seen.add(key)
                 files.append(path)
     return files
+
+
+def _walk_rule_files(directory: Path, real: Path) -> Iterator[tuple[Path, Path | None]]:
+    """What ``directory.rglob("*")`` finds that is a rule file (symlinked directories are not entered, symlinked
+    files are), each with its resolved path when known without asking the file system.
+
+    Why: resolving every file (an ``lstat`` per path component) was most of a corpus listing, and the list is
+    made twice when the rule cache is on. Below a resolved directory, reached through directories that are not
+    symlinks, a file that is not a symlink resolves to that directory's resolved path plus its name.
+    """
+    try:
+        with os.scandir(directory) as scan:
+            entries = list(scan)
+    except (PermissionError, FileNotFoundError, NotADirectoryError):
+        return
+    for entry in entries:
+        name = entry.name
+        dot = name.rfind(".")  # ``Path.suffix``: a leading dot alone (".yml") is no suffix
+        try:
+            is_link = entry.is_symlink()
+            if entry.is_dir() and not is_link:
+                yield from _walk_rule_files(directory / name, real / name)
+                continue
+            if dot <= 0 or name[dot:] not in RULE_SUFFIXES or name.endswith(TEST_SUFFIXES) or not entry.is_file():
+                continue
+        except OSError:
+            continue
+        yield directory / name, None if is_link else real / name
 
 
 def _read_file(path: Path, conditions: dict[int, list[Any]] | None = None
