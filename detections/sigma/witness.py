@@ -18,8 +18,7 @@ from __future__ import annotations
 import re
 import re._constants as sre_constants  # private: pinned to CPython 3.11+, see regex_literal
 import re._parser as sre_parse
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sigma.conditions import (
     ConditionAND,
@@ -59,8 +58,11 @@ def _long_enough(needle: str) -> bool:
     return len(needle.encode("utf-8", "surrogatepass")) >= 2
 
 
-@dataclass(frozen=True, slots=True)
-class Witness:
+class Witness(NamedTuple):
+    """One necessary condition of a rule. A named tuple rather than a frozen dataclass: the same fields, repr,
+    equality and hash (a tuple's, as the dataclass computed it), but built and hashed in C, and a corpus load
+    builds and hashes ~90,000 of them into clause sets."""
+
     kind: str  # exact | number | substring | keyword | presence
     field: str | None
     value: Any = None
@@ -74,8 +76,11 @@ class Witness:
         if self.kind == "number":
             return 1.5
         length = min(len(self.value), 16) / 10
-        base = {"exact": 2.0, "substring": 2.5, "keyword": 3.0}[self.kind] - length
+        base = _BASE_SCORES[self.kind] - length
         return base + (1.5 if self.value in COMMON_NEEDLES else 0.0)
+
+
+_BASE_SCORES = {"exact": 2.0, "substring": 2.5, "keyword": 3.0}
 
 
 # Fragments present in most Windows events: a poor gate when the rule offers anything else.
@@ -145,11 +150,14 @@ def _set_score(ws: frozenset[Witness]) -> float:
 def _prune(clauses: tuple[Clause, ...]) -> tuple[Clause, ...]:
     """Most selective first; drop duplicates, clauses implied by a kept one (a superset), weak clauses after
     the first, and everything past ``MAX_CLAUSES``. Dropping a clause only admits more events: always sound."""
+    if len(clauses) == 1:  # what the loop below keeps of one clause (most calls: a single value, a pruned child)
+        return clauses
     kept: list[Clause] = []
-    for clause in sorted(dict.fromkeys(clauses), key=lambda c: (_set_score(c), len(c))):  # stable: tree order breaks ties
+    scored = sorted((_set_score(c), len(c), i, c) for i, c in enumerate(dict.fromkeys(clauses)))  # i: tree order breaks ties
+    for score, _, _, clause in scored:
         if not clause:
             return (clause,)  # never holds: the rule can match nothing
-        if kept and _set_score(clause) >= WEAK_CLAUSE:
+        if kept and score >= WEAK_CLAUSE:
             continue
         if any(k <= clause for k in kept):
             continue
@@ -205,8 +213,14 @@ def _node(node: Any) -> tuple[Clause, ...] | None:
     return None
 
 
+def _presence(field: str | None) -> Clause | None:
+    return frozenset({Witness("presence", field)}) if field is not None else None
+
+
 def _value(field: str | None, value: Any) -> Clause | None:
-    presence = frozenset({Witness("presence", field)}) if field is not None else None
+    if isinstance(value, SigmaString):  # includes SigmaCasedString: folded, which over-approximates
+        return _string(field, value) or _presence(field)
+    presence = _presence(field)
     if isinstance(value, SigmaExpansion):
         union: set[Witness] = set()
         for member in value.values:
@@ -215,8 +229,6 @@ def _value(field: str | None, value: Any) -> Clause | None:
                 return presence
             union |= child
         return frozenset(union)
-    if isinstance(value, SigmaString):  # includes SigmaCasedString: folded, which over-approximates
-        return _string(field, value) or presence
     if isinstance(value, SigmaTimestampPart):
         return presence
     if isinstance(value, SigmaNumber):
