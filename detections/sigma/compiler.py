@@ -268,24 +268,30 @@ class StringTest:
 def string_test(value: SigmaString, cased: bool) -> StringTest:
     """Hayabusa-style rewrite: ``*x*`` -> contains, ``x*`` -> startswith, ``*x`` -> endswith, else a
     :class:`Wildcard` (linear time; never a backtracking regex)."""
-    parts = list(value.s)
+    # The common shapes first (checked in one look each; none can hold a placeholder), then the general order.
+    parts = value.s
+    star = SpecialChars.WILDCARD_MULTI
+    count = len(parts)
+    if count == 3 and parts[0] is star and parts[2] is star and isinstance(parts[1], str):
+        return StringTest("contains", parts[1] if cased else parts[1].lower())
+    if count == 2:
+        first, last = parts
+        if last is star and isinstance(first, str):
+            return StringTest("startswith", first if cased else first.lower())
+        if first is star and isinstance(last, str):
+            return StringTest("endswith", last if cased else last.lower())
+    if all(isinstance(p, str) for p in parts):
+        text = "".join(parts)  # type: ignore[arg-type]
+        return StringTest("eq", text if cased else text.lower())
+    parts = list(parts)
     if any(isinstance(p, Placeholder) for p in parts):
         return StringTest("never", "")
 
     def norm(text: str) -> str:
         return text if cased else text.lower()
 
-    star = SpecialChars.WILDCARD_MULTI
-    if all(isinstance(p, str) for p in parts):
-        return StringTest("eq", norm("".join(parts)))  # type: ignore[arg-type]
-    if parts == [star] or (parts and all(p is star for p in parts)):
+    if all(p is star for p in parts):
         return StringTest("any", "")
-    if len(parts) == 3 and parts[0] is star and parts[2] is star and isinstance(parts[1], str):
-        return StringTest("contains", norm(parts[1]))
-    if len(parts) == 2 and parts[1] is star and isinstance(parts[0], str):
-        return StringTest("startswith", norm(parts[0]))
-    if len(parts) == 2 and parts[0] is star and isinstance(parts[1], str):
-        return StringTest("endswith", norm(parts[1]))
     segments: list[tuple[str | int, ...]] = [()]
     for part in parts:
         if isinstance(part, str):

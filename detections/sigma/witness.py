@@ -252,15 +252,15 @@ def _value(field: str | None, value: Any) -> Clause | None:
 
 
 def _string(field: str | None, value: SigmaString) -> frozenset[Witness] | None:
-    parts = list(value.s)
-    if any(isinstance(p, Placeholder) for p in parts):
-        return None
-    if all(isinstance(p, str) for p in parts):
-        text = "".join(parts).lower()  # type: ignore[arg-type]
+    parts = value.s
+    runs = [p for p in parts if isinstance(p, str)]
+    if len(runs) == len(parts):  # all text (so no placeholder)
+        text = "".join(runs).lower()
         if field is None:
             return frozenset({Witness("keyword", None, text)}) if _long_enough(text) else None
         return frozenset({Witness("exact", field, text)})
-    runs = [p for p in parts if isinstance(p, str)]
+    if any(isinstance(p, Placeholder) for p in parts):
+        return None
     if not runs:
         return None
     longest = max(runs, key=len).lower()

@@ -115,3 +115,77 @@ def test_plain_yaml_path_leaves_duplicates_and_merge_keys_to_pyyaml():
     assert loader._load_plain("b: {x: 1}\nc:\n  <<: {x: 2}\n") is None
     assert loader._load_plain("a: !!python/name:os.system x\n") is None
     assert loader._load_plain("a: [1\n") is None
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text(alphabet=st.sampled_from(["a", "Z", "\\", "*", "?", " ", "é", "{", "}"]), max_size=12) | st.text(max_size=8),
+       st.booleans())
+def test_sigma_string_fast_path_equals_pysigmas_parse(text, escape):
+    """The loader's ``SigmaString`` shortcut (values without wildcards) gives pySigma's own parse."""
+    ours = loader.SigmaString.__new__(loader.SigmaString)
+    loader._sigma_string_init(ours, text, escape)
+    reference = loader.SigmaString.__new__(loader.SigmaString)
+    loader._sigma_string_parse(reference, text, escape)
+    assert ours.s == reference.s and ours.original == reference.original
+
+
+def test_sigma_string_fast_path_is_installed_and_keeps_escapes():
+    assert loader.SigmaString.__init__ is loader._sigma_string_init
+    assert loader.SigmaString("C:\\\\Windows\\\\x\\y").s == ["C:\\Windows\\x\\y"]
+    assert loader.SigmaString("").s == [] and loader.SigmaString().original == ""
+
+
+def _rglob_rule_files(paths):
+    """The listing as it was (``rglob`` and a ``resolve()`` per file): the reference for :func:`loader.rule_files`."""
+    from pathlib import Path
+
+    files, seen = [], set()
+    for raw in paths:
+        root = Path(raw)
+        found = sorted(p for p in root.rglob("*") if p.suffix in loader.RULE_SUFFIXES
+                       and not p.name.endswith(loader.TEST_SUFFIXES) and p.is_file()) if root.is_dir() else [root]
+        for path in found:
+            if path.resolve() not in seen:
+                seen.add(path.resolve())
+                files.append(path)
+    return files
+
+
+def test_rule_files_equals_the_rglob_listing(tmp_path):
+    tree = tmp_path / "rules"
+    (tree / "a" / "b").mkdir(parents=True)
+    for name in ("a/x.yml", "a/b/y.yaml", "a/z.tests.yml", "a/Q.YML", ".yml", "a/.hidden.yml", "a/notes.txt", "a/b/w.yaml.bak"):
+        (tree / name).write_text("x", encoding="utf-8")
+    (tree / "dir.yml").mkdir()
+    (tree / "linked").symlink_to(tree / "a", target_is_directory=True)  # not entered by rglob
+    (tree / "alias.yml").symlink_to(tree / "a" / "x.yml")  # the same file twice: listed once
+    (tree / "broken.yml").symlink_to(tree / "missing.yml")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "o.yml").write_text("x", encoding="utf-8")
+    (tree / "other.yml").symlink_to(outside / "o.yml")
+    for paths in ([tree], [tree, tree / "a"], [tree / "a", tree], [tree / "linked", tree], [tree / "a" / "x.yml", tree],
+                  [outside, tree], [tree / "a" / ".." / "a"], [tmp_path / "nope"]):
+        assert loader.rule_files(paths) == _rglob_rule_files(paths), paths
+    assert [p.relative_to(tree).as_posix() for p in loader.rule_files([tree])] == [
+        "a/.hidden.yml", "a/b/y.yaml", "a/x.yml", "other.yml"]  # alias.yml is a/x.yml again; broken.yml is no file
+
+
+def test_gc_paused_leaves_no_young_collection_and_keeps_frozen_objects(tmp_path):
+    import gc
+
+    from temporal_siem.detections.sigma.ruleset import gc_paused
+
+    _write(tmp_path, "a and b")
+    with gc_paused():
+        junk = [[i] for i in range(50_000)]
+    assert gc.get_count()[0] < 1_000  # what the load allocated is not waiting for a young collection
+    del junk
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        with gc_paused():
+            Ruleset.from_paths([tmp_path], builtin_rules=False)
+        assert gc.get_freeze_count() == frozen  # someone else's freeze (replay --workers) is left alone
+    finally:
+        gc.unfreeze()
