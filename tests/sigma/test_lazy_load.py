@@ -189,3 +189,26 @@ def test_gc_paused_leaves_no_young_collection_and_keeps_frozen_objects(tmp_path)
         assert gc.get_freeze_count() == frozen  # someone else's freeze (replay --workers) is left alone
     finally:
         gc.unfreeze()
+
+
+_PLAIN_SPELLINGS = ["yes", "No", "ON", "off", "y", "null", "Null", "~", "0x1f", "0o17", "017", "0b101", "1_000", "12:30",
+                    "1:20:30.5", "2024-01-02", "2024-01-02T10:00:00Z", "2024-1-2 3:04:05 +01:00", ".inf", "-.Inf", ".NaN",
+                    "1e3", "3.14", "+5", "-0", "=", "<<", "plain text", "C:\\Windows", "true", "FALSE", "1.0e+3"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(_PLAIN_SPELLINGS) | st.text(max_size=10), st.booleans(), st.booleans(),
+       st.sampled_from([yaml.ScalarNode, yaml.SequenceNode, yaml.MappingNode]))
+def test_rule_loader_resolves_tags_as_pyyaml(value, plain, quoted, kind):
+    """The loader's own ``resolve`` (no resolver list per scalar) gives PyYAML's tag for every node."""
+    reference = yaml.SafeLoader("")
+    assert loader._resolve(None, kind, value, (plain, quoted)) == reference.resolve(kind, value, (plain, quoted))
+
+
+def test_rule_loader_reads_plain_scalars_as_pyyaml():
+    spellings = [s for s in _PLAIN_SPELLINGS if s not in ("=", "<<")]  # tags the safe constructor refuses
+    text = "".join(f"k{i}: {spelling}\n" for i, spelling in enumerate(spellings)) + "e:\nl: [a, 1, no, ~]\n"
+    expected = yaml.load(text, Loader=yaml.SafeLoader)
+    assert loader.RuleYamlLoader.resolve is loader._resolve
+    assert repr(yaml.load(text, Loader=loader.RuleYamlLoader)) == repr(expected)
+    assert repr(loader._load_plain(text)) == repr([expected])
