@@ -649,7 +649,6 @@ LAZY_MAX_SOURCE = 200_000
 def condition_depth(trees: list[Any], limit: int = LAZY_MAX_DEPTH) -> int:
     """Nesting depth of a rule's condition trees (AND/OR/NOT levels), counted up to just past ``limit``."""
     deepest = 0
-    boolean = (ConditionAND, ConditionOR, ConditionNOT)
     stack = [(tree, 1) for tree in trees]
     while stack:
         node, depth = stack.pop()
@@ -657,9 +656,16 @@ def condition_depth(trees: list[Any], limit: int = LAZY_MAX_DEPTH) -> int:
             deepest = depth
             if deepest > limit:
                 break
-        if isinstance(node, boolean):
+        cls = node.__class__
+        boolean = _BOOLEAN_CLASSES.get(cls)
+        if boolean is None:  # pySigma's condition classes are ABCs: isinstance() is slow, so once per class
+            boolean = _BOOLEAN_CLASSES[cls] = issubclass(cls, (ConditionAND, ConditionOR, ConditionNOT))
+        if boolean:
             stack.extend((arg, depth + 1) for arg in node.args)
     return deepest
+
+
+_BOOLEAN_CLASSES: dict[type, bool] = {}
 
 
 class LazyMatch:

@@ -415,10 +415,14 @@ def _describe(error: Exception) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def load_rules(paths: Iterable[str | Path], filter_paths: Iterable[str | Path] = ()) -> LoadedRules:
+def load_rules(paths: Iterable[str | Path], filter_paths: Iterable[str | Path] = (),
+               listed: tuple[list[Path], list[Path]] | None = None) -> LoadedRules:
+    """``listed``: ``rule_files(paths)`` and ``rule_files(filter_paths)`` when the caller already made them (the
+    rule cache lists the files for its key: the load then reads exactly the files the key was made of)."""
     loaded = LoadedRules()
     items: list[SigmaRule | SigmaCorrelationRule | SigmaFilter] = []
-    for path in [*rule_files(paths), *rule_files(filter_paths)]:
+    files, filter_files = listed if listed is not None else (rule_files(paths), rule_files(filter_paths))
+    for path in [*files, *filter_files]:
         found, errors = _read_file(path, loaded.conditions)
         items.extend(found)
         loaded.errors.extend(errors)

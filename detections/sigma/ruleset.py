@@ -161,8 +161,9 @@ class Ruleset:
         filters = list(filters)
         pipelines = list(pipelines)
 
-        def build(files: Iterable[str | Path] = roots, filter_files: Iterable[str | Path] = filters) -> tuple[Ruleset, Any]:
-            loaded = load_rules(files, filter_files)
+        def build(files: Iterable[str | Path] = roots, filter_files: Iterable[str | Path] = filters,
+                  listed: tuple[list[Path], list[Path]] | None = None) -> tuple[Ruleset, Any]:
+            loaded = load_rules(files, filter_files, listed=listed)
             pipeline = build_pipeline(pipelines, builtin=builtin_pipeline)
             return cls.compile(loaded.rules, loaded.correlations, pipeline, loaded.errors, loaded.conditions), loaded
 

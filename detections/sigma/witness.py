@@ -179,12 +179,31 @@ def _either(children: list[tuple[Clause, ...]]) -> tuple[Clause, ...]:
     return tuple(frozenset().union(*(c[min(j, len(c) - 1)] for c in children)) for j in range(width))
 
 
+_NOT, _OR, _AND, _FIELD, _KEYWORD, _OTHER = range(6)
+_NODE_KINDS: dict[type, int] = {}
+
+
+def _node_kind(cls: type) -> int:
+    """Which condition element a class is, asked once per class (pySigma's are ABCs: isinstance() is slow)."""
+    for kind, base in ((_NOT, ConditionNOT), (_OR, ConditionOR), (_AND, ConditionAND),
+                       (_FIELD, ConditionFieldEqualsValueExpression), (_KEYWORD, ConditionValueExpression)):
+        if issubclass(cls, base):
+            break
+    else:
+        kind = _OTHER
+    _NODE_KINDS[cls] = kind
+    return kind
+
+
 def _node(node: Any) -> tuple[Clause, ...] | None:
     if node is None:
         return None
-    if isinstance(node, ConditionNOT):
+    kind = _NODE_KINDS.get(node.__class__)
+    if kind is None:
+        kind = _node_kind(node.__class__)
+    if kind == _NOT:
         return None
-    if isinstance(node, ConditionOR):
+    if kind == _OR:
         args = [a for a in node.args if a is not None]
         if not args:
             return (frozenset(),)  # OR of nothing never matches: no event needs evaluating
@@ -195,7 +214,7 @@ def _node(node: Any) -> tuple[Clause, ...] | None:
                 return None
             children.append(child)
         return _either(children) if len(children) > 1 else _prune(children[0])
-    if isinstance(node, ConditionAND):
+    if kind == _AND:
         clauses: list[Clause] = []
         for item in node.args:
             if item is None:
@@ -204,10 +223,10 @@ def _node(node: Any) -> tuple[Clause, ...] | None:
             if child is not None:
                 clauses.extend(child)
         return _prune(tuple(clauses)) if clauses else None
-    if isinstance(node, ConditionFieldEqualsValueExpression):
+    if kind == _FIELD:
         single = _value(node.field, node.value)
         return None if single is None else (single,)
-    if isinstance(node, ConditionValueExpression):
+    if kind == _KEYWORD:
         single = _value(None, node.value)
         return None if single is None else (single,)
     return None
