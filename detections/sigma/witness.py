@@ -185,14 +185,11 @@ _NODE_KINDS: dict[type, int] = {}
 
 def _node_kind(cls: type) -> int:
     """Which condition element a class is, asked once per class (pySigma's are ABCs: isinstance() is slow)."""
-    for kind, base in ((_NOT, ConditionNOT), (_OR, ConditionOR), (_AND, ConditionAND),
-                       (_FIELD, ConditionFieldEqualsValueExpression), (_KEYWORD, ConditionValueExpression)):
-        if issubclass(cls, base):
-            break
-    else:
-        kind = _OTHER
-    _NODE_KINDS[cls] = kind
-    return kind
+    kinds = ((_NOT, ConditionNOT), (_OR, ConditionOR), (_AND, ConditionAND),
+             (_FIELD, ConditionFieldEqualsValueExpression), (_KEYWORD, ConditionValueExpression))
+    found = next((kind for kind, base in kinds if issubclass(cls, base)), _OTHER)
+    _NODE_KINDS[cls] = found
+    return found
 
 
 def _node(node: Any) -> tuple[Clause, ...] | None:
