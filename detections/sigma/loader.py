@@ -25,6 +25,7 @@ from sigma.rule import SigmaRule
 from sigma.types import SigmaString
 
 from temporal_siem.detections.sigma import locate
+from temporal_siem.detections.sigma.condition import parse_condition
 
 
 class _EncodedString(SigmaString):
@@ -356,7 +357,7 @@ def _condition_errors(rule: SigmaRule | SigmaCorrelationRule | SigmaFilter,
     if not isinstance(rule, SigmaRule):
         return []
     try:
-        trees = [condition.parse(True) for condition in rule.detection.parsed_condition]
+        trees = [parse_condition(condition) for condition in rule.detection.parsed_condition]
     except SigmaError as exc:
         return [exc]
     if conditions is not None:

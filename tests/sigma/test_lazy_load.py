@@ -212,3 +212,40 @@ def test_rule_loader_reads_plain_scalars_as_pyyaml():
     assert loader.RuleYamlLoader.resolve is loader._resolve
     assert repr(yaml.load(text, Loader=loader.RuleYamlLoader)) == repr(expected)
     assert repr(loader._load_plain(text)) == repr([expected])
+
+
+_WORDS = ["sel", "filter_1", "x-y", "1", "any", "all", "of", "them", "sel*", "notepad", "nota", "orb", "android", "and",
+          "or", "not", "NOT", "AND", "a_b*", "1of", "them*"]
+_condition_texts = st.one_of(
+    st.recursive(st.sampled_from(_WORDS) | st.builds(lambda q, p: f"{q} of {p}", st.sampled_from(["1", "any", "all"]),
+                                                     st.sampled_from(["them", "sel*", "sel", "x-y", "or*", "*"])),
+                 lambda inner: st.one_of(st.builds(lambda a, op, b: f"{a} {op} {b}", inner, st.sampled_from(["and", "or", "andx"]), inner),
+                                         st.builds(lambda a: f"not {a}", inner), st.builds(lambda a: f"({a})", inner),
+                                         st.builds(lambda a, sp: f"{sp}{a}{sp}", inner, st.sampled_from(["", " ", "\t", "\n"]))),
+                 max_leaves=8),
+    st.text(alphabet=st.sampled_from(list("ab1 ()*-_|\tnotandr$é")), max_size=16))
+
+
+@settings(max_examples=500, deadline=None)
+@given(_condition_texts)
+def test_condition_parser_equals_pysigmas(text):
+    """The loader's condition parser gives pyparsing's tree, or leaves the text to pySigma (None)."""
+    import sigma.conditions as pysigma_conditions
+
+    from temporal_siem.detections.sigma.condition import condition_tree
+
+    ours = condition_tree(text)
+    if ours is None:
+        return
+    reference = pysigma_conditions._parse_condition_string(text)
+    assert ours == reference and repr(ours) == repr(reference)
+
+
+def test_condition_parser_reads_the_usual_shapes_and_leaves_the_rest():
+    from temporal_siem.detections.sigma.condition import condition_tree
+
+    for text in ("sel", "sel and not filter", "1 of sel* and not 1 of filter_*", "all of them", "(a or b) and not (c and d)",
+                 "not not a", " a\tor\nb "):
+        assert condition_tree(text) is not None, text
+    for text in ("notepad", "a orb", "sel | count() > 5", "", "a b", "(a", "a)", "1 of", "x and", "sél"):
+        assert condition_tree(text) is None, text
