@@ -177,11 +177,12 @@ class RuleCache:
     # ---- load or build -----------------------------------------------------------------------------
 
     def load_or_build(self, roots: list[str | Path], filters: list[str | Path], pipelines: list[str | Path],
-                      builtin_pipeline: bool, build: Callable[[], tuple[Ruleset, Any]],
+                      builtin_pipeline: bool, build: Callable[..., tuple[Ruleset, Any]],
                       build_subset: Callable[[list[Path]], Ruleset]) -> Ruleset:
         """The ruleset from the cache when its key matches, else ``build()`` (then stored for next time).
 
-        ``build`` returns the ruleset and the loaded rules it came from; ``build_subset(files)`` loads and
+        ``build`` returns the ruleset and the loaded rules it came from (``build(listed=(files, filter_files))``
+        reuses the listing the key was made from); ``build_subset(files)`` loads and
         compiles only the given files (those with correlation rules and the rules they reference).
         """
         try:
@@ -202,7 +203,7 @@ class RuleCache:
             if ruleset is not None:
                 self.last = "hit"
                 return ruleset
-        ruleset, loaded = build()
+        ruleset, loaded = build(listed=(files, filter_files))
         try:
             payload = _describe(ruleset, loaded, key)
         except Uncacheable:

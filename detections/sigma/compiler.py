@@ -268,24 +268,30 @@ class StringTest:
 def string_test(value: SigmaString, cased: bool) -> StringTest:
     """Hayabusa-style rewrite: ``*x*`` -> contains, ``x*`` -> startswith, ``*x`` -> endswith, else a
     :class:`Wildcard` (linear time; never a backtracking regex)."""
-    parts = list(value.s)
+    # The common shapes first (checked in one look each; none can hold a placeholder), then the general order.
+    parts = value.s
+    star = SpecialChars.WILDCARD_MULTI
+    count = len(parts)
+    if count == 3 and parts[0] is star and parts[2] is star and isinstance(parts[1], str):
+        return StringTest("contains", parts[1] if cased else parts[1].lower())
+    if count == 2:
+        first, last = parts
+        if last is star and isinstance(first, str):
+            return StringTest("startswith", first if cased else first.lower())
+        if first is star and isinstance(last, str):
+            return StringTest("endswith", last if cased else last.lower())
+    if all(isinstance(p, str) for p in parts):
+        text = "".join(parts)  # type: ignore[arg-type]
+        return StringTest("eq", text if cased else text.lower())
+    parts = list(parts)
     if any(isinstance(p, Placeholder) for p in parts):
         return StringTest("never", "")
 
     def norm(text: str) -> str:
         return text if cased else text.lower()
 
-    star = SpecialChars.WILDCARD_MULTI
-    if all(isinstance(p, str) for p in parts):
-        return StringTest("eq", norm("".join(parts)))  # type: ignore[arg-type]
-    if parts == [star] or (parts and all(p is star for p in parts)):
+    if all(p is star for p in parts):
         return StringTest("any", "")
-    if len(parts) == 3 and parts[0] is star and parts[2] is star and isinstance(parts[1], str):
-        return StringTest("contains", norm(parts[1]))
-    if len(parts) == 2 and parts[1] is star and isinstance(parts[0], str):
-        return StringTest("startswith", norm(parts[0]))
-    if len(parts) == 2 and parts[0] is star and isinstance(parts[1], str):
-        return StringTest("endswith", norm(parts[1]))
     segments: list[tuple[str | int, ...]] = [()]
     for part in parts:
         if isinstance(part, str):
@@ -643,7 +649,6 @@ LAZY_MAX_SOURCE = 200_000
 def condition_depth(trees: list[Any], limit: int = LAZY_MAX_DEPTH) -> int:
     """Nesting depth of a rule's condition trees (AND/OR/NOT levels), counted up to just past ``limit``."""
     deepest = 0
-    boolean = (ConditionAND, ConditionOR, ConditionNOT)
     stack = [(tree, 1) for tree in trees]
     while stack:
         node, depth = stack.pop()
@@ -651,9 +656,16 @@ def condition_depth(trees: list[Any], limit: int = LAZY_MAX_DEPTH) -> int:
             deepest = depth
             if deepest > limit:
                 break
-        if isinstance(node, boolean):
+        cls = node.__class__
+        boolean = _BOOLEAN_CLASSES.get(cls)
+        if boolean is None:  # pySigma's condition classes are ABCs: isinstance() is slow, so once per class
+            boolean = _BOOLEAN_CLASSES[cls] = issubclass(cls, (ConditionAND, ConditionOR, ConditionNOT))
+        if boolean:
             stack.extend((arg, depth + 1) for arg in node.args)
     return deepest
+
+
+_BOOLEAN_CLASSES: dict[type, bool] = {}
 
 
 class LazyMatch:

@@ -18,8 +18,7 @@ from __future__ import annotations
 import re
 import re._constants as sre_constants  # private: pinned to CPython 3.11+, see regex_literal
 import re._parser as sre_parse
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sigma.conditions import (
     ConditionAND,
@@ -59,8 +58,11 @@ def _long_enough(needle: str) -> bool:
     return len(needle.encode("utf-8", "surrogatepass")) >= 2
 
 
-@dataclass(frozen=True, slots=True)
-class Witness:
+class Witness(NamedTuple):
+    """One necessary condition of a rule. A named tuple rather than a frozen dataclass: the same fields, repr,
+    equality and hash (a tuple's, as the dataclass computed it), but built and hashed in C, and a corpus load
+    builds and hashes ~90,000 of them into clause sets."""
+
     kind: str  # exact | number | substring | keyword | presence
     field: str | None
     value: Any = None
@@ -74,8 +76,11 @@ class Witness:
         if self.kind == "number":
             return 1.5
         length = min(len(self.value), 16) / 10
-        base = {"exact": 2.0, "substring": 2.5, "keyword": 3.0}[self.kind] - length
+        base = _BASE_SCORES[self.kind] - length
         return base + (1.5 if self.value in COMMON_NEEDLES else 0.0)
+
+
+_BASE_SCORES = {"exact": 2.0, "substring": 2.5, "keyword": 3.0}
 
 
 # Fragments present in most Windows events: a poor gate when the rule offers anything else.
@@ -145,11 +150,14 @@ def _set_score(ws: frozenset[Witness]) -> float:
 def _prune(clauses: tuple[Clause, ...]) -> tuple[Clause, ...]:
     """Most selective first; drop duplicates, clauses implied by a kept one (a superset), weak clauses after
     the first, and everything past ``MAX_CLAUSES``. Dropping a clause only admits more events: always sound."""
+    if len(clauses) == 1:  # what the loop below keeps of one clause (most calls: a single value, a pruned child)
+        return clauses
     kept: list[Clause] = []
-    for clause in sorted(dict.fromkeys(clauses), key=lambda c: (_set_score(c), len(c))):  # stable: tree order breaks ties
+    scored = sorted((_set_score(c), len(c), i, c) for i, c in enumerate(dict.fromkeys(clauses)))  # i: tree order breaks ties
+    for score, _, _, clause in scored:
         if not clause:
             return (clause,)  # never holds: the rule can match nothing
-        if kept and _set_score(clause) >= WEAK_CLAUSE:
+        if kept and score >= WEAK_CLAUSE:
             continue
         if any(k <= clause for k in kept):
             continue
@@ -171,12 +179,28 @@ def _either(children: list[tuple[Clause, ...]]) -> tuple[Clause, ...]:
     return tuple(frozenset().union(*(c[min(j, len(c) - 1)] for c in children)) for j in range(width))
 
 
+_NOT, _OR, _AND, _FIELD, _KEYWORD, _OTHER = range(6)
+_NODE_KINDS: dict[type, int] = {}
+
+
+def _node_kind(cls: type) -> int:
+    """Which condition element a class is, asked once per class (pySigma's are ABCs: isinstance() is slow)."""
+    kinds = ((_NOT, ConditionNOT), (_OR, ConditionOR), (_AND, ConditionAND),
+             (_FIELD, ConditionFieldEqualsValueExpression), (_KEYWORD, ConditionValueExpression))
+    found = next((kind for kind, base in kinds if issubclass(cls, base)), _OTHER)
+    _NODE_KINDS[cls] = found
+    return found
+
+
 def _node(node: Any) -> tuple[Clause, ...] | None:
     if node is None:
         return None
-    if isinstance(node, ConditionNOT):
+    kind = _NODE_KINDS.get(node.__class__)
+    if kind is None:
+        kind = _node_kind(node.__class__)
+    if kind == _NOT:
         return None
-    if isinstance(node, ConditionOR):
+    if kind == _OR:
         args = [a for a in node.args if a is not None]
         if not args:
             return (frozenset(),)  # OR of nothing never matches: no event needs evaluating
@@ -187,7 +211,7 @@ def _node(node: Any) -> tuple[Clause, ...] | None:
                 return None
             children.append(child)
         return _either(children) if len(children) > 1 else _prune(children[0])
-    if isinstance(node, ConditionAND):
+    if kind == _AND:
         clauses: list[Clause] = []
         for item in node.args:
             if item is None:
@@ -196,17 +220,23 @@ def _node(node: Any) -> tuple[Clause, ...] | None:
             if child is not None:
                 clauses.extend(child)
         return _prune(tuple(clauses)) if clauses else None
-    if isinstance(node, ConditionFieldEqualsValueExpression):
+    if kind == _FIELD:
         single = _value(node.field, node.value)
         return None if single is None else (single,)
-    if isinstance(node, ConditionValueExpression):
+    if kind == _KEYWORD:
         single = _value(None, node.value)
         return None if single is None else (single,)
     return None
 
 
+def _presence(field: str | None) -> Clause | None:
+    return frozenset({Witness("presence", field)}) if field is not None else None
+
+
 def _value(field: str | None, value: Any) -> Clause | None:
-    presence = frozenset({Witness("presence", field)}) if field is not None else None
+    if isinstance(value, SigmaString):  # includes SigmaCasedString: folded, which over-approximates
+        return _string(field, value) or _presence(field)
+    presence = _presence(field)
     if isinstance(value, SigmaExpansion):
         union: set[Witness] = set()
         for member in value.values:
@@ -215,8 +245,6 @@ def _value(field: str | None, value: Any) -> Clause | None:
                 return presence
             union |= child
         return frozenset(union)
-    if isinstance(value, SigmaString):  # includes SigmaCasedString: folded, which over-approximates
-        return _string(field, value) or presence
     if isinstance(value, SigmaTimestampPart):
         return presence
     if isinstance(value, SigmaNumber):
@@ -240,15 +268,15 @@ def _value(field: str | None, value: Any) -> Clause | None:
 
 
 def _string(field: str | None, value: SigmaString) -> frozenset[Witness] | None:
-    parts = list(value.s)
-    if any(isinstance(p, Placeholder) for p in parts):
-        return None
-    if all(isinstance(p, str) for p in parts):
-        text = "".join(parts).lower()  # type: ignore[arg-type]
+    parts = value.s
+    runs = [p for p in parts if isinstance(p, str)]
+    if len(runs) == len(parts):  # all text (so no placeholder)
+        text = "".join(runs).lower()
         if field is None:
             return frozenset({Witness("keyword", None, text)}) if _long_enough(text) else None
         return frozenset({Witness("exact", field, text)})
-    runs = [p for p in parts if isinstance(p, str)]
+    if any(isinstance(p, Placeholder) for p in parts):
+        return None
     if not runs:
         return None
     longest = max(runs, key=len).lower()
