@@ -29,7 +29,7 @@ from pydantic import Field, SecretStr
 
 from temporal_siem.kernel.backoff import Backoff
 from temporal_siem.kernel.flatten import MAX_KEY_PARTS
-from temporal_siem.sinks.base import Sink, SinkError, to_json_line
+from temporal_siem.sinks.base import Sink, SinkError, nested_json_line, to_json_line
 from temporal_siem.sinks.delivery import secret
 from temporal_siem.sinks.options import SinkOptions, check_role, resolve
 from temporal_siem.sinks.templates import dead_letter_template, index_template
@@ -273,12 +273,10 @@ def nest(flat: dict[str, Any]) -> dict[str, Any]:
 
 
 def json_line(document: dict[str, Any]) -> bytes:
-    """``to_json_line(document)``, faster: the common case here, the rare hard one (a lone surrogate, a
-    huge integer, nesting past orjson's limit) handed to ``to_json_line`` itself."""
-    try:
-        return orjson.dumps(nest(document), default=str, option=orjson.OPT_NON_STR_KEYS) + b"\n"
-    except (TypeError, RecursionError, ValueError):
-        return to_json_line(document)
+    """``to_json_line(document)``, faster. The rare hard document (a lone surrogate, a huge integer, nesting
+    past orjson's limit) is fixed by ``to_json_line``'s own encoder from the nested form: nesting shares the
+    document's inner dicts, so the flat document may already be changed and must not be nested again."""
+    return nested_json_line(nest(document))
 
 
 @dataclass(slots=True)

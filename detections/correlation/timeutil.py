@@ -13,6 +13,8 @@ _MICRO = timedelta(microseconds=1)
 MICROS = 1_000_000
 _MIN_MICROS = (datetime(1, 1, 1, tzinfo=UTC) - _EPOCH) // _MICRO
 _MAX_MICROS = (datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC) - _EPOCH) // _MICRO
+_MIN_SECONDS = _MIN_MICROS // MICROS - 1  # a little outside the range: the exact check is on the microseconds
+_MAX_SECONDS = _MAX_MICROS // MICROS + 1
 
 
 class BadTimestamp(ValueError):
@@ -34,7 +36,8 @@ def parse_micros(value: object) -> int:
     if isinstance(value, int | float):
         if value != value or value in (float("inf"), float("-inf")):
             raise BadTimestamp(f"@timestamp is {value!r}")
-        micros = round(value * MICROS)
+        # range first: a float near its maximum (1.8e302 seconds) times a million is inf, and round(inf) raises
+        micros = round(value * MICROS) if _MIN_SECONDS <= value <= _MAX_SECONDS else _MAX_MICROS + 1
         if not _MIN_MICROS <= micros <= _MAX_MICROS:
             raise BadTimestamp(f"@timestamp {value!r} is outside years 1..9999")
         return micros

@@ -41,3 +41,17 @@ def test_arbitrary_text_parses_or_raises_bad_timestamp(text: str) -> None:
 def test_invalid_timestamps_raise(value: object) -> None:
     with pytest.raises(BadTimestamp):
         parse_micros(value)
+
+
+@pytest.mark.parametrize("value", [1.797693134862316e302, -1.797693134862316e302, 1.7976931348623157e308, 10**400,
+                                   -(10**30), 253402300800.0])
+def test_epoch_numbers_far_outside_the_calendar_are_bad_timestamps_not_crashes(value: float) -> None:
+    """Found by the hostile-event property test: 1.8e302 seconds times a million is inf, and round(inf) raised
+    OverflowError out of the correlation engine."""
+    with pytest.raises(BadTimestamp):
+        parse_micros(value)
+
+
+def test_epoch_numbers_at_the_edges_of_the_calendar_still_parse() -> None:
+    assert parse_micros(253402300799.5) == 253402300799500000
+    assert parse_micros(-62135596800) == (datetime(1, 1, 1, tzinfo=UTC) - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
