@@ -98,11 +98,15 @@ def test_late_slim_observations_are_dead_lettered_whole(tmp_path: Path) -> None:
     assert one[1]["dead_lettered_by_reason"].get("correlation_late_event", 0) > 0
     assert many[:2] == one[:2]
     # Which events are late after an early apply is not the same in both (so it was before byte ranges and
-    # slim observations); an event late in both is dead-lettered with the same whole body.
-    bodies = [{d["origin_text"]: (re.sub(r'"event.ingested":"[^"]*"', "", d["raw"]), d["raw_bytes"])  # the reading time
+    # slim observations); an event late in both is dead-lettered with the same whole body. The generated
+    # corpus repeats event ids (the samples' own), so an event is known by its body, not its id: keyed by id,
+    # one run's late event X and the other's late event X were sometimes two different events (a flaky test).
+    # A slim body in a dead letter would match no whole body of the one-process run: nearly all must match.
+    bodies = [{(d["origin_text"], re.sub(r'"event.ingested":"[^"]*"', "", d["raw"])): d["raw_bytes"]  # the reading time
                for d in run[2] if d["reason"] == "correlation_late_event"} for run in (one, many)]
     both = bodies[0].keys() & bodies[1].keys()
     assert len(both) > 10 and all(bodies[0][key] == bodies[1][key] for key in both)
+    assert len(both) >= 0.9 * min(len(bodies[0]), len(bodies[1]))
 
 
 def test_stdin_is_fed_by_the_parent(tmp_path: Path) -> None:
