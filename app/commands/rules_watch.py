@@ -66,8 +66,10 @@ def check_once(paths: list[str], extra: list[str], builtin_rules: bool) -> int:
 def watch(paths: list[str], *, interval: float = 1.0, max_runs: int | None = None, extra: list[str] | None = None,
           builtin_rules: bool = True) -> list[int]:
     """Check now, then after every change, until interrupted (or ``max_runs`` checks: for tests)."""
-    codes = [check_once(paths, extra or [], builtin_rules)]
+    # The files' state is noted before each check, never after: a save that lands while a check runs is then a
+    # change the next poll sees, instead of being folded into "seen" and missed until the following save.
     seen = snapshot(paths)
+    codes = [check_once(paths, extra or [], builtin_rules)]
     while max_runs is None or len(codes) < max_runs:
         time.sleep(interval)
         current = snapshot(paths)

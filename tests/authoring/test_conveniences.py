@@ -8,6 +8,7 @@ import threading
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -87,15 +88,51 @@ def test_sigmahq_validators_run(rule_dir: Path, capsys: pytest.CaptureFixture[st
     assert any(c.startswith("sigmahq_") for c in checks), checks
 
 
-def test_watch_revalidates_on_save(rule_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from temporal_siem.commands.rules_watch import watch
+def test_watch_revalidates_on_save(rule_dir: Path, capsys: pytest.CaptureFixture[str],
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from temporal_siem.commands import rules_watch
+
+    first_done = threading.Event()
+    real_check = rules_watch.check_once
+
+    def check(*args: Any) -> int:
+        code = real_check(*args)
+        first_done.set()
+        return code
 
     def save_a_typo() -> None:
-        time.sleep(1.0)
+        # After the first check has finished (a cold first check can take longer than any fixed sleep).
+        first_done.wait(60)
+        time.sleep(0.3)
         (rule_dir / "rule.yml").write_text(GOOD_RULE.replace("temporal.operation", "temporal.opration"))
 
+    monkeypatch.setattr(rules_watch, "check_once", check)
     threading.Thread(target=save_a_typo, daemon=True).start()
-    runs = watch([str(rule_dir)], interval=0.2, max_runs=2, builtin_rules=True)
+    runs = rules_watch.watch([str(rule_dir)], interval=0.2, max_runs=2, builtin_rules=True)
     out = capsys.readouterr().out
     assert runs == [EXIT_OK, EXIT_RULES]  # clean (no test files: validation only), then the typo
     assert "did you mean 'temporal.operation'" in out
+
+
+def test_watch_sees_a_save_made_while_it_was_checking(rule_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A save that lands while a check runs (after it read the files) is checked next, not missed until the
+    following save: the watcher notes the files' state before it checks, not after."""
+    from temporal_siem.commands import rules_watch
+
+    real_check = rules_watch.check_once
+    calls: list[int] = []
+
+    def check(*args: Any) -> int:
+        code = real_check(*args)
+        if not calls:
+            (rule_dir / "rule.yml").write_text(GOOD_RULE.replace("temporal.operation", "temporal.opration"))
+        calls.append(code)
+        return code
+
+    monkeypatch.setattr(rules_watch, "check_once", check)
+    result: list[list[int]] = []
+    worker = threading.Thread(target=lambda: result.append(rules_watch.watch([str(rule_dir)], interval=0.1, max_runs=2)),
+                              daemon=True)
+    worker.start()
+    worker.join(30)
+    assert result == [[EXIT_OK, EXIT_RULES]], f"the save made during the first check was not checked: {calls}"
