@@ -154,7 +154,7 @@ class CandidateIndex:
             # fields walks the lane's fields; a narrow Windows event against thousands of rule fields walks
             # the event
             wide = len(event) > self._slot_count
-            pairs = ((name, event[name]) for name in self._slot_names if name in event) if wide else event.items()
+            pairs = [(name, event[name]) for name in self._slot_names if name in event] if wide else event.items()
         found: list[int] = list(self.always)
         buffer: list[str] = []  # keyword lane: values of fields without needles, for one keyword scan
         for key, value in pairs:

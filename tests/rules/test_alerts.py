@@ -72,3 +72,20 @@ def test_rule_alert_copies_exactly_the_event_fields_it_should(event: dict) -> No
     assert not any(k.startswith("alert.") and k not in {"alert.id", "alert.source_event_ids", "alert.source_event_count",
                                                         "alert.type", "alert.level"} for k in alert)
     assert alert["rule.id"] == RULE.id
+
+
+_KEY_PARTS = st.sampled_from(["rule.", "alert.", "event.original", "event.", "\n", "x", "rule", ".", "user.name"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(keys=st.lists(st.lists(_KEY_PARTS, min_size=1, max_size=4).map("".join), max_size=10, unique=True))
+def test_event_fields_decided_from_the_joined_keys_equal_a_per_key_filter(keys: list[str]) -> None:
+    """The alert's event fields are decided by one search over the newline-joined keys (issue 19); keys that
+    themselves hold newlines or the prefixes mid-key must neither drop a field nor let a reserved one through."""
+    from temporal_siem.detections.alerts import _event_fields
+
+    event = {k: i for i, k in enumerate(keys)}
+    expected = {k: v for k, v in event.items() if not k.startswith(("rule.", "alert.", "event.original"))}
+    got = _event_fields(event)
+    assert got == expected and list(got) == list(expected)
+    assert got is not event
