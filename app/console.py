@@ -1,24 +1,43 @@
-"""Terminal output: the alert table, the run summary, the progress bar (rich)."""
+"""Terminal output: the alert table, the run summary, the progress bar (rich).
+
+rich is imported on first use, not with this module: a quiet run (``replay --quiet``, every worker of
+``--workers``) never draws a table, and importing rich cost each start ~60 ms (issue 19).
+"""
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-from rich.table import Table
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
 
-from temporal_siem.pipeline import RunStats
+    from temporal_siem.pipeline import RunStats
+
+    err: Console
+    out: Console
 
 LEVEL_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan", "informational": "dim"}
 MAX_TABLE_ROWS = 50
 
-# Piped or captured output (CI logs, `| less`) gets a wide fixed width instead of rich's 80 columns.
-err = Console(stderr=True, width=None if sys.stderr.isatty() else 150)
-out = Console(width=None if sys.stdout.isatty() else 150)
+_CONSOLES: dict[str, Any] = {}
+
+
+def __getattr__(name: str) -> Any:
+    """``console.err`` and ``console.out``, made on first use."""
+    if name not in ("err", "out"):
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    made = _CONSOLES.get(name)
+    if made is None:
+        from rich.console import Console
+
+        # Piped or captured output (CI logs, `| less`) gets a wide fixed width instead of rich's 80 columns.
+        stream = sys.stderr if name == "err" else sys.stdout
+        made = _CONSOLES[name] = Console(stderr=name == "err", width=None if stream.isatty() else 150)
+    return made
 
 
 _LEVEL_ORDER = {"critical": 0, "high": 1, "medium": 2, "low": 3, "informational": 4}
@@ -30,6 +49,8 @@ def most_important(alerts: list[dict[str, Any]], limit: int) -> list[dict[str, A
 
 
 def alert_table(alerts: list[dict[str, Any]], limit: int = MAX_TABLE_ROWS, total: int | None = None) -> Table:
+    from rich.table import Table
+
     total = len(alerts) if total is None else total
     table = Table(title=f"Alerts ({total})", show_lines=False, expand=True)
     table.add_column("time", no_wrap=True)
@@ -62,6 +83,8 @@ def _group_user(alert: dict[str, Any]) -> str | None:
 
 
 def summary_table(stats: RunStats, dead_letter_path: str | None) -> Table:
+    from rich.table import Table
+
     table = Table(title="Summary", show_header=False)
     table.add_column("what")
     table.add_column("value", justify="right")
@@ -89,8 +112,10 @@ def progress_bar(total_bytes: int, enabled: bool) -> Iterator[Any]:
     if not enabled or not sys.stderr.isatty():
         yield lambda read: None
         return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
     progress = Progress(TextColumn("replay"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                        TimeElapsedColumn(), TimeRemainingColumn(), console=err, transient=True)
+                        TimeElapsedColumn(), TimeRemainingColumn(), console=__getattr__("err"), transient=True)
     with progress:
         task = progress.add_task("replay", total=max(total_bytes, 1))
         yield lambda read: progress.update(task, completed=read)

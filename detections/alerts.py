@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from temporal_siem.kernel.schema import SEVERITY_BY_LEVEL
+from temporal_siem.kernel.levels import SEVERITY_BY_LEVEL
 
 MAX_SOURCE_EVENT_IDS = 100
 

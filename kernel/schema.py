@@ -17,6 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from temporal_siem.kernel.levels import SEVERITY_BY_LEVEL as SEVERITY_BY_LEVEL  # re-exported: the table lives in kernel.levels
+
 
 class _Open(BaseModel):
     """ECS objects accept fields we do not model, as ECS itself is extensible."""
@@ -414,7 +416,6 @@ class Alert(NormalizedEvent):
     alert: AlertFields
 
 
-SEVERITY_BY_LEVEL: dict[str, int] = {"informational": 1, "low": 21, "medium": 47, "high": 73, "critical": 99}
 
 
 def validate_event(nested: dict[str, Any]) -> NormalizedEvent:

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from typing import IO, Any
 
 from temporal_siem.detections.base import Detector
+from temporal_siem.kernel.levels import SEVERITY_BY_LEVEL
 from temporal_siem.kernel.records import DeadLetter
-from temporal_siem.kernel.schema import SEVERITY_BY_LEVEL
 from temporal_siem.kernel.timestamps import parse_timestamp
 from temporal_siem.sinks.base import Sink
 from temporal_siem.sinks.file import FileSink

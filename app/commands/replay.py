@@ -15,7 +15,7 @@ from temporal_siem.detections.sigma.loader import LoadError
 from temporal_siem.exit_codes import EXIT_ALERT, EXIT_FAILURE, EXIT_OK, EXIT_RULES, EXIT_USAGE
 from temporal_siem.ingest.replay import ReplaySource
 from temporal_siem.kernel.config import Settings
-from temporal_siem.kernel.schema import SEVERITY_BY_LEVEL
+from temporal_siem.kernel.levels import SEVERITY_BY_LEVEL
 from temporal_siem.parsers.router import ParserRouter
 from temporal_siem.pipeline import Pipeline, RunStats
 from temporal_siem.settings import load_settings
