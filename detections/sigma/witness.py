@@ -254,7 +254,7 @@ def _value(field: str | None, value: Any) -> Clause | None:
     if isinstance(value, SigmaRegularExpression):
         if field is None or value.contains_placeholder():
             return presence
-        needles = regex_literals(str(value.regexp))
+        needles = regex_literals(str(value.regexp), min_bytes=1)
         if needles:
             return frozenset(Witness("substring", field, n) for n in needles)
         return presence

@@ -123,3 +123,16 @@ def test_needle_in_another_field_does_not_admit(tmp_path: Any) -> None:
     ruleset = Ruleset.from_paths([tmp_path / "r.yml"], builtin_rules=False)
     assert ruleset.candidates({"Image": "C:\\x\\cmd.exe", "CommandLine": "cmd /c C:\\x\\certutil.exe"}) == set()
     assert ruleset.candidates({"Image": "C:\\x\\CERTUTIL.EXE", "CommandLine": "x"}) == {0}
+
+
+def test_a_regex_whose_only_literal_is_one_character_is_indexed_by_it(tmp_path: Any) -> None:
+    """SigmaHQ's PowerShell token obfuscation regex ``\\w+`(?:\\w+|-|.)`[\\w+|\\s]`` has one required literal, a
+    backtick: it is the rule's needle (issue 19: it was evaluated on every process_creation event), and an event
+    with a backtick still reaches and matches it."""
+    (tmp_path / "r.yml").write_text(
+        "title: t\nid: 5b1c2d3e-0000-4000-8000-000000000002\nlogsource: {product: windows, category: process_creation}\n"
+        "detection:\n  sel: {CommandLine|re: '\\w+`(?:\\w+|-|.)`[\\w+|\\s]'}\n  condition: sel\n")
+    ruleset = Ruleset.from_paths([tmp_path / "r.yml"], builtin_rules=False)
+    assert ruleset.candidates({"Image": "C:\\x\\powershell.exe", "CommandLine": "powershell -c Get-Process"}) == set()
+    hit = {"Image": "C:\\x\\powershell.exe", "CommandLine": "powershell i`nv`oke x"}
+    assert ruleset.candidates(hit) == {0} and ruleset.match_indices(hit) == [0]
