@@ -23,13 +23,17 @@ if TYPE_CHECKING:
 LEVEL_STYLE = {"critical": "bold white on red", "high": "bold red", "medium": "yellow", "low": "cyan", "informational": "dim"}
 MAX_TABLE_ROWS = 50
 
-_CONSOLES: dict[str, Any] = {}
+_CONSOLES: dict[str, Console] = {}
 
 
 def __getattr__(name: str) -> Any:
     """``console.err`` and ``console.out``, made on first use."""
     if name not in ("err", "out"):
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return _console(name)
+
+
+def _console(name: str) -> Console:
     made = _CONSOLES.get(name)
     if made is None:
         from rich.console import Console
@@ -115,7 +119,7 @@ def progress_bar(total_bytes: int, enabled: bool) -> Iterator[Any]:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     progress = Progress(TextColumn("replay"), BarColumn(), TextColumn("{task.percentage:>3.0f}%"),
-                        TimeElapsedColumn(), TimeRemainingColumn(), console=__getattr__("err"), transient=True)
+                        TimeElapsedColumn(), TimeRemainingColumn(), console=_console("err"), transient=True)
     with progress:
         task = progress.add_task("replay", total=max(total_bytes, 1))
         yield lambda read: progress.update(task, completed=read)

@@ -416,8 +416,6 @@ class Alert(NormalizedEvent):
     alert: AlertFields
 
 
-
-
 def validate_event(nested: dict[str, Any]) -> NormalizedEvent:
     """Validate one nested event document; raises pydantic.ValidationError."""
     return NormalizedEvent.model_validate(nested)

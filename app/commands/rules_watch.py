@@ -74,7 +74,6 @@ def watch(paths: list[str], *, interval: float = 1.0, max_runs: int | None = Non
         time.sleep(interval)
         current = snapshot(paths)
         if current != seen:
-            seen = current
             time.sleep(min(interval, 0.2))  # let an editor finish writing (save = truncate + write)
             seen = snapshot(paths)
             codes.append(check_once(paths, extra or [], builtin_rules))
