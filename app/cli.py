@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 
 from temporal_siem.exit_codes import EXIT_ALERT, EXIT_FAILURE, EXIT_OK, EXIT_RULES, EXIT_USAGE
@@ -65,8 +66,27 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
+        if not _stdout_closed():
+            raise  # a sink's socket or a worker's pipe: a failure, never the quiet end of ``| head``
+        # The interpreter flushes stdout once more on exit: point it at /dev/null so that flush cannot fail.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
     return code
+
+
+def _stdout_closed() -> bool:
+    """Whether stdout is a pipe whose reader is gone (``poll`` reports an error on its write end)."""
+    import select
+
+    if not hasattr(select, "poll"):  # not POSIX: as before, take it for stdout
+        return True
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):  # stdout is no file: the broken pipe was something else's
+        return False
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    return any(mask & select.POLLERR for _, mask in poller.poll(0))
 
 
 if __name__ == "__main__":

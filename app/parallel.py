@@ -545,7 +545,7 @@ class ParallelPipeline(Pipeline):
                 limit = RANGES_IN_FLIGHT if kind == RANGE else 1
                 if in_flight[n] >= limit:
                     return
-                inboxes[n].send((counters["sent"], kind, payload))
+                _send(inboxes[n], (counters["sent"], kind, payload), processes[n])
                 held[0] = None
                 in_flight[n] += 1
                 counters["sent"] += 1
@@ -579,8 +579,8 @@ class ParallelPipeline(Pipeline):
                 feed(n)
         if pending:
             raise RuntimeError(f"parallel replay lost batches {sorted(pending)[:5]}")
-        for inbox in inboxes:
-            inbox.send(None)
+        for inbox, process in zip(inboxes, processes, strict=True):
+            _send(inbox, None, process)
         for n, outbox in enumerate(outboxes):
             try:
                 done = outbox.recv()
@@ -666,6 +666,16 @@ class ParallelPipeline(Pipeline):
             sink.write_encoded(result.encoded)
         if self.on_alert_summary is not None:
             self.on_alert_summary(result.count, result.shown, result.max_severity)
+
+
+def _send(inbox: Any, message: Any, process: Any) -> None:
+    """Send to a worker; one that is already gone fails the replay with its exit code. (The pipe's
+    ``BrokenPipeError`` must not escape: the CLI reads that as a reader closing stdout, a quiet success.)"""
+    try:
+        inbox.send(message)
+    except (BrokenPipeError, ConnectionResetError):
+        process.join(timeout=5)
+        raise RuntimeError(f"replay worker {process.name} exited with code {process.exitcode}") from None
 
 
 def _check_alive(processes: list[Any], working: bool) -> None:

@@ -86,3 +86,41 @@ def test_keep_original_is_opt_in_and_redacted():
     original = orjson.loads(orjson.loads(kept.stdout)["event"]["original"])
     assert original["msg"] == "login" and original["password"] == "[REDACTED]"
     assert "abcdefghijklmnop" not in kept.stdout.decode()
+
+
+def test_a_reader_that_closes_stdout_early_ends_the_run_quietly(tmp_path):
+    """``parse ... | head -1``: the reader goes away; the run ends with 0 and no traceback."""
+    corpus = tmp_path / "many.jsonl"
+    corpus.write_bytes(b"".join(b'{"n": %d, "pad": "%s"}\n' % (n, b"x" * 200) for n in range(50000)))
+    process = subprocess.Popen([sys.executable, "-m", "temporal_siem", "parse", str(corpus), "--out", "-",
+                                "--format", "json"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert process.stdout is not None and process.stdout.readline()
+    process.stdout.close()
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err.decode()
+    assert b"Traceback" not in err
+
+
+def test_a_broken_pipe_that_is_not_stdout_is_not_success(monkeypatch):
+    """A ``BrokenPipeError`` from a sink's socket or a worker's pipe is a failure, not a closed ``| head``."""
+    import argparse
+
+    import pytest
+
+    from temporal_siem import cli
+
+    def handler(args: argparse.Namespace) -> int:
+        raise BrokenPipeError(32, "Broken pipe")
+
+    parser = cli.build_parser()
+    real = parser.parse_args
+
+    def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+        args = real(argv)
+        args.handler = handler
+        return args
+
+    monkeypatch.setattr(parser, "parse_args", parse_args)
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    with pytest.raises(BrokenPipeError):
+        cli.main(["rules", "list"])

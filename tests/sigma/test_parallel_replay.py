@@ -104,3 +104,33 @@ def test_a_dead_worker_fails_the_replay(tmp_path: Path, monkeypatch: pytest.Monk
     with pytest.raises(RuntimeError, match="exited with code 3"):
         main(["replay", str(corpus), "--quiet", "--workers", "2", "--no-builtin-rules", "--rules", str(SIGMAHQ),
               "--dead-letter", str(tmp_path / "dead.jsonl")])
+
+
+def test_a_worker_dead_before_its_first_batch_fails_the_replay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CI defect: a worker that is gone before the parent sends it anything turns the send into
+    ``BrokenPipeError``, which the CLI took for a closed stdout (``| head``) and answered with exit 0.
+    The parent waits here until the workers are dead, so the race is decided, then must report the death."""
+    import os
+    import time
+
+    from temporal_siem import parallel
+
+    def dying_worker(*args: object) -> None:
+        os._exit(3)
+
+    original = parallel.ParallelPipeline._loop
+
+    def late_loop(self: parallel.ParallelPipeline, *args: object) -> None:
+        processes = args[-1]
+        deadline = time.monotonic() + 10
+        while any(p.exitcode is None for p in processes) and time.monotonic() < deadline:  # type: ignore[attr-defined]
+            time.sleep(0.01)
+        original(self, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(parallel, "_worker", dying_worker)
+    monkeypatch.setattr(parallel.ParallelPipeline, "_loop", late_loop)
+    corpus = tmp_path / "windows.jsonl"
+    corpus.write_bytes(b"\n".join(orjson.dumps(e) for e in windows_events(3000)) + b"\n")
+    with pytest.raises(RuntimeError, match="exited with code 3"):
+        main(["replay", str(corpus), "--quiet", "--workers", "2", "--no-builtin-rules", "--rules", str(SIGMAHQ),
+              "--dead-letter", str(tmp_path / "dead.jsonl")])
