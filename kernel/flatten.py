@@ -84,36 +84,68 @@ def _flatten_object_list(items: list[Any], name: str, out: dict[str, Any], depth
         out[f"{name}.{sub_key}"] = values
 
 
+#: How a flat key nests, decided once per distinct key: documents repeat the same few hundred keys, and splitting
+#: and classifying every key again for every alert was most of what writing it cost (and half the bulk sinks'
+#: client-side cost).
+_TOP: tuple[str, ...] = ("top",)  # no dot, or ``@``-prefixed: a root key
+_KEEP: tuple[str, ...] = ("keep",)  # more parts than MAX_KEY_PARTS: kept dotted
+_KEY_PATHS: dict[str, tuple[str, ...]] = {}
+#: Bounded, because keys are data: a stream of records with ever new vendor keys must not grow it for ever.
+MAX_CACHED_KEYS = 1 << 16
+
+
+def _key_path(key: str) -> tuple[str, ...]:
+    if key.startswith("@") or "." not in key:
+        path = _TOP
+    else:
+        path = tuple(key.split("."))
+        if len(path) > MAX_KEY_PARTS:
+            path = _KEEP
+    if len(_KEY_PATHS) < MAX_CACHED_KEYS:
+        _KEY_PATHS[key] = path
+    return path
+
+
 def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
-    """Nest dotted keys. ``@timestamp`` and keys that collide with a scalar stay dotted rather than lost."""
+    """Nest dotted keys. ``@timestamp`` and keys that collide with a scalar stay dotted rather than lost:
+    a dotted key under a root that holds a scalar stays dotted, a root key meeting an object merges into it
+    (a scalar root key meeting an object becomes its ``value``). Keys keep their order. The result shares
+    the document's inner dicts (a root key's object is merged into, not copied)."""
     nested: dict[str, Any] = {}
+    paths = _KEY_PATHS
     for key, value in flat.items():
-        if key.startswith("@") or "." not in key:
-            if key in nested and isinstance(nested[key], dict) and isinstance(value, dict):
-                nested[key].update(value)
-            elif key not in nested or not isinstance(nested[key], dict):
+        path = paths.get(key) or _key_path(key)
+        if path is _TOP:
+            current = nested.get(key)
+            if not isinstance(current, dict):
                 nested[key] = value
+            elif isinstance(value, dict):
+                current.update(value)
             else:
-                nested[key]["value"] = value
-            continue
-        parts = key.split(".")
-        if len(parts) > MAX_KEY_PARTS:
+                current["value"] = value
+        elif path is _KEEP:
             nested[key] = value
-            continue
-        node = nested
-        collided = False
-        for part in parts[:-1]:
-            child = node.get(part)
+        elif len(path) == 2:  # most ECS fields: one level
+            head, leaf = path
+            child = nested.get(head)
             if child is None:
-                child = node[part] = {}
-            elif not isinstance(child, dict):
-                collided = True
-                break
-            node = child
-        if collided:
-            nested[key] = value
+                nested[head] = {leaf: value}
+            elif isinstance(child, dict):
+                child[leaf] = value
+            else:
+                nested[key] = value
         else:
-            node[parts[-1]] = value
+            node = nested
+            for part in path[:-1]:
+                child = node.get(part)
+                if child is None:
+                    child = node[part] = {}
+                elif not isinstance(child, dict):
+                    nested[key] = value
+                    break
+                node = child
+            else:
+                node[path[-1]] = value
     return nested
 
 

@@ -28,8 +28,7 @@ import orjson
 from pydantic import Field, SecretStr
 
 from temporal_siem.kernel.backoff import Backoff
-from temporal_siem.kernel.flatten import MAX_KEY_PARTS
-from temporal_siem.sinks.base import Sink, SinkError, nested_json_line, to_json_line
+from temporal_siem.sinks.base import Sink, SinkError, to_json_line
 from temporal_siem.sinks.delivery import secret
 from temporal_siem.sinks.options import SinkOptions, check_role, resolve
 from temporal_siem.sinks.templates import dead_letter_template, index_template
@@ -206,79 +205,6 @@ def probe_data_stream_api(call: Any, get_data_stream: Any, name: str) -> str | N
     return None
 
 
-#: How a flat key nests, decided once per distinct key: alerts repeat the same few hundred keys, and splitting
-#: and classifying each key again for every document was half the sink's client-side cost.
-_TOP: tuple[str, ...] = ("top",)  # no dot, or ``@``-prefixed: a root key, merged like kernel.flatten.unflatten does
-_KEEP: tuple[str, ...] = ("keep",)  # more parts than MAX_KEY_PARTS: kept dotted
-_KEY_PATHS: dict[str, tuple[str, ...]] = {}
-#: Bounded, because keys are data: a stream of records with ever new vendor keys must not grow it for ever.
-MAX_CACHED_KEYS = 1 << 16
-
-
-def _key_path(key: str) -> tuple[str, ...]:
-    if key.startswith("@") or "." not in key:
-        path = _TOP
-    else:
-        path = tuple(key.split("."))
-        if len(path) > MAX_KEY_PARTS:
-            path = _KEEP
-    if len(_KEY_PATHS) < MAX_CACHED_KEYS:
-        _KEY_PATHS[key] = path
-    return path
-
-
-def nest(flat: dict[str, Any]) -> dict[str, Any]:
-    """``kernel.flatten.unflatten`` with each key's path cached, for the bulk sinks' hot path.
-
-    The result is the same dict, in the same key order, so the bytes sent are those of ``to_json_line``
-    (tests/sinks/test_bulk_encoding.py checks it on any document); collisions are resolved the same way:
-    a dotted key under a root that holds a scalar stays dotted, a root key meeting an object merges into it.
-    """
-    nested: dict[str, Any] = {}
-    paths = _KEY_PATHS
-    for key, value in flat.items():
-        path = paths.get(key) or _key_path(key)
-        if path is _TOP:
-            current = nested.get(key)
-            if not isinstance(current, dict):
-                nested[key] = value
-            elif isinstance(value, dict):
-                current.update(value)
-            else:
-                current["value"] = value
-        elif path is _KEEP:
-            nested[key] = value
-        elif len(path) == 2:  # most ECS fields: one level
-            head, leaf = path
-            child = nested.get(head)
-            if child is None:
-                nested[head] = {leaf: value}
-            elif isinstance(child, dict):
-                child[leaf] = value
-            else:
-                nested[key] = value
-        else:
-            node = nested
-            for part in path[:-1]:
-                child = node.get(part)
-                if child is None:
-                    child = node[part] = {}
-                elif not isinstance(child, dict):
-                    nested[key] = value
-                    break
-                node = child
-            else:
-                node[path[-1]] = value
-    return nested
-
-
-def json_line(document: dict[str, Any]) -> bytes:
-    """``to_json_line(document)``, faster. The rare hard document (a lone surrogate, a huge integer, nesting
-    past orjson's limit) is fixed by ``to_json_line``'s own encoder from the nested form: nesting shares the
-    document's inner dicts, so the flat document may already be changed and must not be nested again."""
-    return nested_json_line(nest(document))
-
-
 @dataclass(slots=True)
 class _Item:
     position: int
@@ -448,7 +374,7 @@ class BulkIndexSink(Sink):
                   else self._action_head + orjson.dumps(str(doc_id)[:512]) + b"}}\n")
         if self.data_stream and "@timestamp" not in document:
             document = {**document, "@timestamp": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")}
-        return _Item(position, action, json_line(document), degraded)
+        return _Item(position, action, to_json_line(document), degraded)
 
     def _chunks(self, items: Iterable[_Item]) -> Iterator[list[_Item]]:
         current: list[_Item] = []
