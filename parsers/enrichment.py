@@ -52,9 +52,8 @@ def _ua_parse() -> Callable[[str], Any] | None:
         log.warning("ua-parser is not installed: user_agent.* stays unparsed")
         return None
     try:
-        from ua_parser.re2 import Resolver
-
         from ua_parser.loaders import load_lazy_builtins
+        from ua_parser.re2 import Resolver
 
         parse: Callable[[str], Any] = ua_parser.Parser(Resolver(load_lazy_builtins())).parse
     except ImportError:  # pragma: no cover - google-re2 is a declared dependency

@@ -11,7 +11,6 @@ from collections import defaultdict
 from typing import Any
 
 import orjson
-from rich.table import Table
 
 from temporal_siem import console
 from temporal_siem.commands.options import add_rule_options
@@ -83,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
         with open(args.navigator, "wb") as handle:
             handle.write(orjson.dumps(navigator_layer(cov), option=orjson.OPT_INDENT_2))
         console.err.print(f"navigator layer: {args.navigator} ({len(cov)} techniques)")
+    from rich.table import Table  # here: rich costs every command's start ~60 ms
     table = Table(title=f"ATT&CK coverage: {len(cov)} techniques from {len(rules)} rules")
     for column in ("technique", "tactics", "rules"):
         table.add_column(column)

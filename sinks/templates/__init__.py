@@ -13,8 +13,6 @@ import copy
 from functools import cache
 from typing import Any
 
-from temporal_siem.kernel.schema import field_reference
-
 #: ECS fields that hold addresses (ECS type ``ip``).
 IP_FIELDS = frozenset({"source.ip", "client.ip", "destination.ip", "related.ip", "host.ip", "server.ip"})
 #: Free text (ECS ``match_only_text``; plain ``text`` works on every server version).
@@ -59,6 +57,9 @@ def _es_type(field: str, type_name: str, flat_type: str) -> dict[str, Any]:
 
 @cache
 def _schema_properties(flat_type: str) -> dict[str, Any]:
+    # Imported here: the schema's pydantic models cost every start ~60 ms, and only a search sink's open needs them.
+    from temporal_siem.kernel.schema import field_reference
+
     properties: dict[str, Any] = {}
     for field, type_name, _ in field_reference():
         *parents, leaf = field.split(".")
