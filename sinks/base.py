@@ -49,12 +49,10 @@ TOO_DEEP_TO_ENCODE = "[nested deeper than 64 levels: not encoded]"
 def to_json_line(document: dict[str, Any]) -> bytes:
     """One nested JSON document and a newline. Never raises for a document's content: non-JSON values
     become strings, lone surrogates and huge integers are fixed, and anything nested deeper than
-    ``MAX_ENCODE_DEPTH`` becomes a marker, because one hostile record must not stop a batch or the daemon."""
-    return nested_json_line(unflatten(document))
-
-
-def nested_json_line(nested: dict[str, Any]) -> bytes:
-    """The encoding half of :func:`to_json_line`, for a document already nested (the bulk sinks nest faster)."""
+    ``MAX_ENCODE_DEPTH`` becomes a marker, because one hostile record must not stop a batch or the daemon.
+    The fallback encodes the nested form: nesting shares the document's inner dicts, so the flat document
+    may already be changed and must not be nested again."""
+    nested = unflatten(document)
     try:
         return orjson.dumps(nested, default=str, option=orjson.OPT_NON_STR_KEYS) + b"\n"
     except (TypeError, RecursionError, ValueError):

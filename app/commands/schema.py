@@ -42,10 +42,10 @@ def run(args: argparse.Namespace) -> int:
     if args.legacy_format:
         sys.stderr.write("warning: schema --format is deprecated: --format names the input parser; use --output-format\n")
         args.output_format = args.legacy_format
-    from temporal_siem.kernel.schema import json_schema
-
     if args.output_format == "markdown":
         print(markdown(), end="")
     else:
+        from temporal_siem.kernel.schema import json_schema
+
         print(orjson.dumps(json_schema(), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode())
     return EXIT_OK
