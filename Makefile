@@ -1,5 +1,6 @@
 # temporal-siem: every target installs what it needs (virtual env, Python packages, Maven jars, Debian packages).
-PYTHON ?= python3
+# The interpreter the venv is built with: an optimised (PGO/LTO) distribution build when there is one (see the script).
+PYTHON ?= $(shell scripts/pick-python.sh)
 VENV ?= .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
