@@ -113,8 +113,11 @@ _LOGFMT_HEAD = re.compile(r'^time=\S+ level=\w+ msg=')
 # logfmt is scanned token by token (see _logfmt): every regex below is anchored at the scan position and possessive,
 # so each character is looked at a bounded number of times (a finditer over an unanchored pair pattern was
 # quadratic on a long word without "=": 60,000 characters took > 20 s).
+# A repeated group is made atomic with ``(?>(?:...)*)``, never with a possessive ``(?:...)*+``: CPython 3.11.0-3.11.4
+# (Debian 12's python3 is 3.11.2) mis-match a possessive repeat of a group that backtracks inside (gh-100061,
+# gh-106052), and failed every dotted Java class name. A possessive repeat of one character class is fine there.
 _LOGFMT_KEY = re.compile(r"[A-Za-z_][\w.-]*+=")
-_LOGFMT_QUOTED = re.compile(r'"(?:[^"\\]++|\\.)*+"')
+_LOGFMT_QUOTED = re.compile(r'"(?>(?:[^"\\]++|\\.)*)"')
 _LOGFMT_BARE = re.compile(r"\S*+")
 _LOGFMT_SPACE = re.compile(r"\s++")
 _SDK_KEYS = re.compile(r" (?:Namespace|TaskQueue|WorkerID|service|logging-call-at|wf-namespace)=")
@@ -149,13 +152,13 @@ _NO_TIME_LINE = re.compile(r"^(?P<level>" + _LEVEL_WORDS + r")(?:\t|  +|: |:(?=[
 # Java: "[12345 --- ][\[thread\] ]logger - msg" (logback/log4j "-", Spring Boot ":").
 _JAVA_LOGGER = re.compile(r"^(?:\d++[ \t]++---[ \t]++)?(?:\[[^\]]{0,200}\][ \t]++)?(?P<logger>[A-Za-z_$][\w$.]*+)[ \t]++[-:][ \t]++(?P<msg>.*)$", re.DOTALL)
 # Rust tracing: "[span{fields}: ]*target::path: message field=value ...". Only token starts are tried.
-_RUST_TARGET = re.compile(r"(?<![\w:])(?P<target>[a-z_]\w*+(?:::\w++)++): ")
+_RUST_TARGET = re.compile(r"(?<![\w:])(?P<target>[a-z_]\w*+(?>(?:::\w++)+)): ")
 _GO_CALLER = re.compile(r"^(?P<caller>\S+\.go:\d+)(?:\t|  +)")
 _COLUMNS = re.compile(r"\t|  +")
 # Java exception summaries and frames, printed on their own lines under the log line.
 _JAVA_FRAME = re.compile(r"^\s*+(?:at [\w$./<>-]++\(.{0,300}\)|\.\.\. \d++ (?:more|common frames omitted))\s*$")
 _EXCEPTION_LINE = re.compile(
-    r"^(?:Caused by: |Suppressed: |Exception in thread \"[^\"]{0,200}\" )?(?P<cls>(?:[A-Za-z_$][\w$]*+\.)*+_?[A-Z][\w$]*?(?:Exception|Error|Throwable|Failure))"
+    r"^(?:Caused by: |Suppressed: |Exception in thread \"[^\"]{0,200}\" )?(?P<cls>(?>(?:[A-Za-z_$][\w$]*+\.)*)_?[A-Z][\w$]*?(?:Exception|Error|Throwable|Failure))"
     r"(?:: (?P<msg>.*))?$",
     re.DOTALL,
 )

@@ -317,3 +317,32 @@ def test_logfmt_pairs_keep_their_values():
     fields = _logfmt('time=t level=INFO msg="a \\"q\\" b" k.e-y=v empty= bare word x="unterminated tail')
     assert fields["msg"] == 'a "q" b' and fields["k.e-y"] == "v" and fields["empty"] == ""
     assert "bare" not in fields and fields["x"] == '"unterminated'
+
+
+# CPython 3.11.0-3.11.4 mis-match a possessive repeat of a group that backtracks inside (gh-100061, gh-106052;
+# fixed in 3.11.5): ``(?:[\w$]*+\.)*+`` failed on every dotted Java class name there, so Debian 12's stock
+# python3 (3.11.2) dead-lettered netty's "Caused by: io.netty...Exception" lines. Groups are atomic instead.
+@pytest.mark.parametrize("line, cls", [
+    ("Caused by: io.netty.handler.codec.DecoderException: javax.net.ssl.SSLHandshakeException: Received fatal alert: bad_certificate",
+     "io.netty.handler.codec.DecoderException"),
+    ("javax.net.ssl.SSLHandshakeException: PKIX path building failed", "javax.net.ssl.SSLHandshakeException"),
+    ('Exception in thread "main" io.grpc.StatusRuntimeException: UNAVAILABLE: io exception', "io.grpc.StatusRuntimeException"),
+])
+def test_java_exception_lines_parse_on_every_311_release(line: str, cls: str) -> None:
+    from temporal_siem.parsers.temporal_server import _EXCEPTION_LINE
+
+    match = _EXCEPTION_LINE.match(line)
+    assert match is not None and match.group("cls") == cls
+    event = parse(line)  # an event, not a dead letter
+    assert cls in str(event.get("error.message"))
+
+
+@pytest.mark.parametrize("pattern, text, expected", [
+    ("_LOGFMT_QUOTED", '"a \\" b" rest', '"a \\" b"'),
+    ("_RUST_TARGET", "h2::proto::connection: connection error", "h2::proto::connection: "),
+])
+def test_grouped_repeats_match_on_every_311_release(pattern: str, text: str, expected: str) -> None:
+    import temporal_siem.parsers.temporal_server as module
+
+    found = getattr(module, pattern).search(text)
+    assert found is not None and found.group(0) == expected
