@@ -158,7 +158,8 @@ _COLUMNS = re.compile(r"\t|  +")
 # Java exception summaries and frames, printed on their own lines under the log line.
 _JAVA_FRAME = re.compile(r"^\s*+(?:at [\w$./<>-]++\(.{0,300}\)|\.\.\. \d++ (?:more|common frames omitted))\s*$")
 _EXCEPTION_LINE = re.compile(
-    r"^(?:Caused by: |Suppressed: |Exception in thread \"[^\"]{0,200}\" )?(?P<cls>(?>(?:[A-Za-z_$][\w$]*+\.)*)_?[A-Z][\w$]*?(?:Exception|Error|Throwable|Failure))"
+    r"^(?:Caused by: |Suppressed: |Exception in thread \"[^\"]{0,200}\" )?"
+    r"(?P<cls>(?>(?:[A-Za-z_$][\w$]*+\.)*)_?[A-Z][\w$]*?(?:Exception|Error|Throwable|Failure))"
     r"(?:: (?P<msg>.*))?$",
     re.DOTALL,
 )
