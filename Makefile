@@ -23,9 +23,13 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]' $(EDITABLE)
 	touch $@
 
+# Byte-compiled once here, as pip does for every package it installs: where PYTHONDONTWRITEBYTECODE is set (CI images,
+# containers) Python never writes the cache itself, and every command compiled the whole package again at start
+# (~0.25 s of each replay, worker and test subprocess). A changed file is recompiled in memory until the next link.
 $(LINK_STAMP): $(BIN)/.installed
 	rm -f $(BIN)/.linked-*
 	$(BIN)/pip install --quiet --no-deps -e . $(EDITABLE)
+	$(BIN)/python -m compileall -q -j 0 build/__editable__.* >/dev/null
 	touch $@
 
 venv: $(LINK_STAMP)
