@@ -26,7 +26,8 @@ $(BIN)/.installed: pyproject.toml
 # Byte-compiled once here, as pip does for every package it installs: where PYTHONDONTWRITEBYTECODE is set (CI images,
 # containers) Python never writes the cache itself, and every command compiled the whole package again at start
 # (~0.25 s of each replay, worker and test subprocess). A changed file is recompiled in memory until the next link.
-$(LINK_STAMP): $(BIN)/.installed
+# The Makefile is a prerequisite so that a change of these steps reaches existing venvs too.
+$(LINK_STAMP): $(BIN)/.installed Makefile
 	rm -f $(BIN)/.linked-*
 	$(BIN)/pip install --quiet --no-deps -e . $(EDITABLE)
 	$(BIN)/python -m compileall -q -j 0 build/__editable__.* >/dev/null
