@@ -192,6 +192,13 @@ def decode_debug_data(debug_data: dict[str, Any], event: dict[str, Any]) -> None
         event[prefix + "threat_suspected"] = threat.lower() == "true"
 
 
+#: ``client.*`` and ``source.*`` geo and network fields, in the order they are set (the values of ``_client``).
+_GEO_KEYS = tuple(tuple(f"{side}.{name}" for name in ("geo.city_name", "geo.region_name", "geo.country_name",
+                                                        "geo.postal_code", "geo.location", "as.number",
+                                                        "as.organization.name", "domain"))
+                  for side in ("client", "source"))
+
+
 class OktaParser(Parser):
     name = "okta"
     dataset = "okta.system"
@@ -272,17 +279,16 @@ class OktaParser(Parser):
         add_related(event, "ip", ip, *chain_ips)
         geo = as_mapping(client.get("geographicalContext"))
         point = as_mapping(geo.get("geolocation"))
-        for side in ("client", "source"):
-            set_if(event, f"{side}.geo.city_name", _text(geo.get("city")))
-            set_if(event, f"{side}.geo.region_name", _text(geo.get("state")))
-            set_if(event, f"{side}.geo.country_name", _text(geo.get("country")))
-            set_if(event, f"{side}.geo.postal_code", _text(geo.get("postalCode")))
-            lat, lon = point.get("lat"), point.get("lon")
-            if isinstance(lat, (int, float)) and isinstance(lon, (int, float)) and not isinstance(lat, bool) and not isinstance(lon, bool):
-                event[f"{side}.geo.location"] = {"lat": float(lat), "lon": float(lon)}
-            set_if(event, f"{side}.as.number", as_int(security.get("asNumber")))
-            set_if(event, f"{side}.as.organization.name", _text(security.get("asOrg")))
-            set_if(event, f"{side}.domain", _text(security.get("domain")))
+        lat, lon = point.get("lat"), point.get("lon")
+        location = ({"lat": float(lat), "lon": float(lon)}
+                    if isinstance(lat, (int, float)) and isinstance(lon, (int, float)) and not isinstance(lat, bool)
+                    and not isinstance(lon, bool) else None)
+        values = (_text(geo.get("city")), _text(geo.get("state")), _text(geo.get("country")), _text(geo.get("postalCode")),
+                  location, as_int(security.get("asNumber")), _text(security.get("asOrg")), _text(security.get("domain")))
+        for keys in _GEO_KEYS:  # the same values under client.* and source.*, read once (the location dict each its own)
+            for key, value in zip(keys, values, strict=True):
+                if value is not None and value != "":
+                    event[key] = dict(value) if type(value) is dict else value
         user_agent = as_mapping(client.get("userAgent"))
         raw_agent = _text(user_agent.get("rawUserAgent"))
         set_if(event, "user_agent.original", redact_text(raw_agent) if raw_agent else None)
