@@ -34,7 +34,6 @@ clear). ``hmac-sha256:`` values are kept as they are: they are not secrets and l
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from typing import Any
 
 import orjson
@@ -86,12 +85,8 @@ def vault_redact(value: Any, depth: int = 0) -> Any:
     if isinstance(value, dict):
         out: dict[str, Any] = {}
         for key, item in value.items():
-            name = str(key)
-            sensitive = _is_sensitive(name) if len(name) <= 64 else is_secret_key(name)
-            if sensitive and item not in (None, "", [], {}):
-                out[key] = item if isinstance(item, str) and item.startswith(HMAC_PREFIX) else REDACTED
-            else:
-                out[key] = vault_redact(item, depth + 1)
+            masked = _masked(item) if _SENSITIVE[str(key)] else None
+            out[key] = vault_redact(item, depth + 1) if masked is None else masked
         return out
     if isinstance(value, list):
         return [vault_redact(v, depth + 1) for v in value]
@@ -109,9 +104,8 @@ def vault_flatten(record: dict[str, Any], prefix: str, out: dict[str, Any], dept
     """
     for key, item in record.items():
         text_key = key if type(key) is str else str(key)
-        sensitive = _is_sensitive(text_key) if len(text_key) <= 64 else is_secret_key(text_key)
-        if sensitive and item not in (None, "", [], {}):
-            out[prefix + text_key] = item if isinstance(item, str) and item.startswith(HMAC_PREFIX) else REDACTED
+        if _SENSITIVE[text_key] and (masked := _masked(item)) is not None:
+            out[prefix + text_key] = masked
         elif type(item) is dict and item and depth < MAX_DEPTH:
             vault_flatten(item, prefix + text_key + ".", out, depth + 1)
         elif type(item) is str:
@@ -120,9 +114,27 @@ def vault_flatten(record: dict[str, Any], prefix: str, out: dict[str, Any], dept
             flatten({key: vault_redact(item, depth + 1)}, prefix, out, depth)
 
 
-@lru_cache(maxsize=8192)
-def _is_sensitive(key: str) -> bool:
-    return is_secret_key(key) or key in ACCESSOR_KEYS
+class _SensitiveKeys(dict[str, bool]):
+    """Whether Vault's value under a key is masked: a secret key name or an accessor. A dict, so a key seen before
+    costs one probe (both walks ask for every key of every entry); keys over 64 characters and keys past the
+    first 8,192 are answered but not remembered (keys are data)."""
+
+    def __missing__(self, name: str) -> bool:
+        sensitive = is_secret_key(name) or name in ACCESSOR_KEYS
+        if len(name) <= 64 and len(self) < 8192:
+            self[name] = sensitive
+        return sensitive
+
+
+_SENSITIVE = _SensitiveKeys()
+
+
+def _masked(item: Any) -> str | None:
+    """What a value under a sensitive key is written as (an HMAC'd value stays: it is already a digest), or None
+    when there is nothing to mask. The one rule of :func:`vault_redact` and :func:`vault_flatten`."""
+    if item in (None, "", [], {}):
+        return None
+    return item if isinstance(item, str) and item.startswith(HMAC_PREFIX) else REDACTED
 
 
 def multierror_items(text: str) -> list[str]:

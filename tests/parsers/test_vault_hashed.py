@@ -93,3 +93,13 @@ def test_vault_flatten_deep_and_odd_records_match_the_two_steps() -> None:
                            "a.b": 1, "a": {"b": 2}}
     for record in (deep, odd):
         assert _one_pass(record) == _two_steps(record)
+
+
+def test_the_sensitive_key_memo_stays_bounded_and_right() -> None:
+    from temporal_siem.parsers.vault_audit import _SENSITIVE, vault_redact
+
+    record = {f"field_{n}": "v" for n in range(10_000)} | {"x" * 80 + "_token": "t", "client_token_accessor": "a"}
+    redacted = vault_redact(record)
+    assert len(_SENSITIVE) <= 8192
+    assert redacted["field_9999"] == "v" and redacted["x" * 80 + "_token"] == "[REDACTED]"
+    assert redacted["client_token_accessor"] == "[REDACTED]"
