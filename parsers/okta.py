@@ -287,8 +287,7 @@ class OktaParser(Parser):
                   location, as_int(security.get("asNumber")), _text(security.get("asOrg")), _text(security.get("domain")))
         for keys in _GEO_KEYS:  # the same values under client.* and source.*, read once (the location dict each its own)
             for key, value in zip(keys, values, strict=True):
-                if value is not None and value != "":
-                    event[key] = dict(value) if type(value) is dict else value
+                set_if(event, key, dict(value) if type(value) is dict else value)
         user_agent = as_mapping(client.get("userAgent"))
         raw_agent = _text(user_agent.get("rawUserAgent"))
         set_if(event, "user_agent.original", redact_text(raw_agent) if raw_agent else None)
