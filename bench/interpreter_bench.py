@@ -51,6 +51,8 @@ def main() -> None:
                         "--events", str(args.events), "x"], check=True)
         subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--events", str(args.events // 3),
                         "--write-corpus", str(mixed)], check=True)
+        with mixed.open("rb") as handle:
+            mixed_records = sum(1 for _ in handle)
         folders = rule_sets(Path(args.sigma), ["50", "pc"], tmp)
         quiet = ["--workers", "1", "--quiet"]
         workloads = {
@@ -59,7 +61,7 @@ def main() -> None:
                                  "--summary-json", str(tmp / "s.json")]),
             "pc": (args.events, ["replay", str(events), "--no-builtin-rules", "--rules", str(folders["pc"]), *quiet,
                                  "--summary-json", str(tmp / "s.json")]),
-            "mixed": (sum(1 for _ in mixed.open("rb")), ["replay", str(mixed), *quiet, "--alerts", str(tmp / "a.jsonl")]),
+            "mixed": (mixed_records, ["replay", str(mixed), *quiet, "--alerts", str(tmp / "a.jsonl")]),
         }
         env = dict(os.environ)  # the user's caches (compiled rule sets, Hyperscan databases): warm for both sides
         for name, (count, command) in workloads.items():
