@@ -183,6 +183,7 @@ def summarize_policy(document: dict[str, Any]) -> dict[str, Any]:
 class CloudTrailParser(Parser):
     name = "aws_cloudtrail"
     dataset = "aws.cloudtrail"
+    accept_keys = frozenset({"eventSource", "digestEndTime", "source"})  # accepts() says no without one
     logsource = {"product": "aws", "service": "cloudtrail"}
 
     def accepts(self, record: dict[str, Any]) -> bool:

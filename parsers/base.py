@@ -18,6 +18,11 @@ class Parser(ABC):
     dataset: ClassVar[str]
     #: Sigma logsource this format answers to (product, service, category); used by detections' routing.
     logsource: ClassVar[dict[str, str]] = {}
+    #: Top-level keys of which a record needs at least one for ``accepts`` to say yes: a necessary condition, not a
+    #: sufficient one. Auto-detection skips, in one set operation, every parser whose keys a record lacks (a
+    #: Windows or other plain JSON event lacks them all and goes straight to the generic parser) instead of
+    #: calling each ``accepts``. None (the default) promises nothing: the router always asks.
+    accept_keys: ClassVar[frozenset[str] | None] = None
 
     def accepts(self, record: dict[str, Any]) -> bool:
         """Whether a decoded JSON object is this format."""

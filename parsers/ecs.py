@@ -42,6 +42,7 @@ SHIPPER_CONTEXT = ("host.", "agent.", "log.file.", "log.offset", "cloud.", "cont
 class EcsParser(Parser):
     name = "ecs"
     dataset = "ecs"
+    accept_keys = frozenset({"ecs.version", "ecs", "@timestamp"})  # accepts() says no without one
 
     def accepts(self, record: dict[str, Any]) -> bool:
         if "ecs.version" in record or isinstance(record.get("ecs"), dict):

@@ -194,6 +194,7 @@ def conditional_access_summary(policies: Any) -> dict[str, list[str]]:
 class EntraSigninParser(Parser):
     name = "entra_signin"
     dataset = "azure.signinlogs"
+    accept_keys = frozenset({"category", "Category", "createdDateTime"})  # accepts() says no without one
     logsource = {"product": "azure", "service": "signinlogs"}
 
     def accepts(self, record: dict[str, Any]) -> bool:

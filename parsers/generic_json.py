@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from temporal_siem.kernel.flatten import flatten
+from temporal_siem.kernel.flatten import flatten_json
 from temporal_siem.kernel.records import RecordError
 from temporal_siem.parsers.base import Parser
 from temporal_siem.parsers.common import event_id_from_raw, format_timestamp, parse_timestamp, redact
@@ -26,7 +26,7 @@ class JsonParser(Parser):
     def parse(self, record: dict[str, Any] | str, raw: bytes) -> list[dict[str, Any]]:
         if not isinstance(record, dict):
             raise RecordError("not a JSON object", type(record).__name__)
-        event = flatten(redact(record))
+        event = flatten_json(redact(record))  # decoded from JSON by the router: every key is a str
         for key in TIME_KEYS:
             value = event.get(key)
             if value is None:  # parse_timestamp(None) is None; most records lack most of these keys

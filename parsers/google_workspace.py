@@ -267,6 +267,7 @@ def activity_from_log_entry(entry: dict[str, Any]) -> tuple[dict[str, Any], dict
 class GoogleWorkspaceParser(Parser):
     name = "google_workspace"
     dataset = "google_workspace"
+    accept_keys = frozenset({"kind", "id", "protoPayload"})  # accepts() says no without one
     logsource = {"product": "google_workspace", "service": "google_workspace.admin"}
 
     def accepts(self, record: dict[str, Any]) -> bool:

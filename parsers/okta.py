@@ -202,6 +202,7 @@ _GEO_KEYS = tuple(tuple(f"{side}.{name}" for name in ("geo.city_name", "geo.regi
 class OktaParser(Parser):
     name = "okta"
     dataset = "okta.system"
+    accept_keys = frozenset({"uuid"})  # accepts() says no without one
     logsource = {"product": "okta", "service": "okta"}
 
     def accepts(self, record: dict[str, Any]) -> bool:

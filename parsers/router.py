@@ -48,6 +48,13 @@ class ParserRouter:
         self._forced: Parser | None = None if format_name == "auto" else get_parser(format_name)
         self._chain = detection_chain()
         self._text_chain = [p for p in self._chain if type(p).accepts_text is not Parser.accepts_text]
+        # The parsers before the first one without ``accept_keys`` are skipped together for a record that has none
+        # of their keys: one set operation instead of one ``accepts`` call each (~1.5 µs of a plain JSON record).
+        gated = 0
+        while gated < len(self._chain) and self._chain[gated].accept_keys is not None:
+            gated += 1
+        self._gate_keys: frozenset[str] = frozenset().union(*(p.accept_keys or () for p in self._chain[:gated]))
+        self._after_gate = self._chain[gated:]
         self._enrich = Enricher(geoip).enrich
 
     def parse(self, record: RawRecord) -> ParseResult:
@@ -136,7 +143,8 @@ class ParserRouter:
         if hint is not None:
             return get_parser(hint)
         if isinstance(element, dict):
-            for parser in self._chain:
+            chain = self._after_gate if element.keys().isdisjoint(self._gate_keys) else self._chain
+            for parser in chain:
                 if parser.accepts(element):
                     return parser
             raise RecordError("no parser accepts the record", f"keys: {', '.join(list(element)[:12])}")
@@ -150,7 +158,7 @@ class ParserRouter:
 
 def decode(data: bytes) -> Any:
     """bytes -> JSON value, or the text line for non-JSON records. Invalid UTF-8 and broken JSON are errors."""
-    if b"\x00" in data[:4096]:
+    if data.find(b"\x00", 0, 4096) != -1:  # no slice: a copy of up to 4 KiB of every record
         raise RecordError("binary data", "NUL byte in record")
     stripped = data.strip()
     if stripped.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte-order mark is no part of the record

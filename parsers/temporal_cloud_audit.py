@@ -112,6 +112,7 @@ def _details_object(value: Any) -> Any:
 class TemporalCloudAuditParser(Parser):
     name = "temporal_cloud_audit"
     dataset = "temporal_cloud.audit"
+    accept_keys = frozenset({"operation"})  # accepts() says no without one
     logsource = {"product": "temporal", "service": "cloud_audit"}
 
     def accepts(self, record: dict[str, Any]) -> bool:

@@ -305,6 +305,7 @@ def jwt_cause(text: str) -> str | None:
 class TemporalServerParser(Parser):
     name = "temporal_server"
     dataset = "temporal.server"
+    accept_keys = frozenset({"logger_name", "loggerName", "target", "msg"})  # accepts() says no without one
     logsource = {"product": "temporal", "service": "server"}
 
     def __init__(self) -> None:

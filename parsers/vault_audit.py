@@ -169,6 +169,7 @@ def _clear(value: Any) -> str | None:
 class VaultAuditParser(Parser):
     name = "vault_audit"
     dataset = "hashicorp_vault.audit"
+    accept_keys = frozenset({"type"})  # accepts() says no without one
     logsource = {"product": "hashicorp", "service": "vault"}
 
     def accepts(self, record: dict[str, Any]) -> bool:

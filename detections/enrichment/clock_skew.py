@@ -21,16 +21,52 @@ runs ahead of ours (the "certificate not yet valid" failure mode).
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from temporal_siem.detections.enrichment.base import Enricher, as_datetime, event_time
+from temporal_siem.kernel.timestamps import format_timestamp
 
 OUTPUT_FIELD = "temporal.clock_skew_seconds"
 REFERENCES = ("auto", "created", "ingested", "off")
 ENV_VAR = "TSIEM_CLOCK_SKEW_REFERENCE"
 OUR_STAMP_TOLERANCE_S = 120.0
 LIVE_WINDOW_S = 3600.0
+
+#: Our own timestamp form (``format_timestamp``), every digit an ASCII digit and seconds below 60. Two such texts
+#: compare as text exactly as their times compare, and each parses to exactly the time it spells (or not at all).
+_CANONICAL = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-5][0-9]\.[0-9]{6}Z")
+
+
+class _ReplayGate:
+    """Decides from the texts alone, for the ``auto`` reference, that an event gets no skew: the common case of a
+    replayed file, where every event carries our own fresh ``event.ingested`` stamp and an old ``@timestamp``.
+
+    Without it each such event parsed two timestamps and did three datetime subtractions (~2 µs, 6 % of a
+    Windows-event replay) only to conclude "our stamp, not live". The gate answers only when both texts are in our
+    canonical form (:data:`_CANONICAL`), where comparing the texts is comparing the times; anything else takes the
+    datetime path. Bounds are inclusive exactly as ``abs(delta) > limit`` is exclusive.
+    """
+
+    __slots__ = ("live_high", "live_low", "stamp_high", "stamp_low")
+
+    def __init__(self, now: datetime) -> None:
+        tolerance = timedelta(seconds=OUR_STAMP_TOLERANCE_S)
+        live = timedelta(seconds=LIVE_WINDOW_S)
+        self.stamp_low = format_timestamp(now - tolerance)
+        self.stamp_high = format_timestamp(now + tolerance)
+        self.live_low = format_timestamp(now - live)
+        self.live_high = format_timestamp(now + live)
+
+    def quiet(self, ingested: Any, timestamp: Any) -> bool:
+        """True only if the datetime path would find ``ingested`` to be our stamp and the event not live."""
+        match = _CANONICAL.fullmatch
+        if (ingested.__class__ is not str or timestamp.__class__ is not str
+                or not (self.stamp_low <= ingested <= self.stamp_high)
+                or self.live_low <= timestamp <= self.live_high):
+            return False
+        return match(ingested) is not None and match(timestamp) is not None
 
 
 class ClockSkew(Enricher):
@@ -46,6 +82,7 @@ class ClockSkew(Enricher):
         if self.reference == "off":
             return
         now = datetime.now(UTC)
+        gate = _ReplayGate(now) if self.reference == "auto" else None
         for event in events:
             if OUTPUT_FIELD in event:
                 continue  # a parser that knows better (a vendor receive time) already set it
@@ -53,6 +90,8 @@ class ClockSkew(Enricher):
             ingested = event.get("event.ingested")
             if created is None and (ingested is None or self.reference == "created"):
                 continue
+            if created is None and gate is not None and gate.quiet(ingested, event.get("@timestamp")):
+                continue  # our stamp on an old record: what _trust_ingested below would conclude, from the texts
             when = event_time(event)
             if when is None:
                 continue

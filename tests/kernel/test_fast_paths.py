@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import orjson
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from temporal_siem.kernel.flatten import MAX_DEPTH, TOO_DEEP, bound_depth, flatten
+from temporal_siem.kernel.flatten import MAX_DEPTH, TOO_DEEP, bound_depth, flatten, flatten_json
 from temporal_siem.kernel.records import RecordError
 from temporal_siem.kernel.timestamps import format_timestamp, now_timestamp, parse_timestamp
 from temporal_siem.parsers.envelopes import ENVELOPE_KEYS, unwrap, unwrap_all
@@ -70,6 +70,25 @@ def test_flatten_is_the_reference(doc: dict[str, Any]) -> None:
     ours, reference = flatten(doc), reference_flatten(doc)
     assert ours == reference and list(ours) == list(reference)
     assert all(ours[k] is reference[k] or type(ours[k]) is list for k in ours)  # the same objects, not copies
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(keys, values, max_size=8)
+       | st.dictionaries(keys, st.none() | st.booleans() | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=8), max_size=12))
+def test_flatten_json_is_the_reference_on_decoded_json(doc: dict[str, Any]) -> None:
+    """The copy-whole shortcut for records with no nested value: same keys, order, objects; never the input itself."""
+    try:
+        encoded = orjson.dumps(doc)
+    except TypeError:  # an integer past 64 bits: not JSON orjson writes
+        encoded = None
+    assume(encoded is not None)
+    decoded = orjson.loads(encoded)
+    ours, reference = flatten_json(decoded), reference_flatten(decoded)
+    assert ours == reference and list(ours) == list(reference)
+    assert all(ours[k] is reference[k] or type(ours[k]) is list for k in ours)
+    assert ours is not decoded
+    ours["event.id"] = "x"
+    assert "event.id" not in decoded or decoded["event.id"] != "x"
 
 
 def test_flatten_is_the_reference_past_the_depth_limit() -> None:
