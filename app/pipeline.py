@@ -9,6 +9,7 @@ run is stopped, so a required sink being down never loses data.
 from __future__ import annotations
 
 import logging
+import operator
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -65,6 +66,24 @@ class RunStats:
             "elapsed_seconds": round(self.elapsed, 3),
             "events_per_second": round(self.events_per_second, 1),
         }
+
+
+
+_DATASET_OF = operator.methodcaller("get", "event.dataset", "")
+
+
+def dataset_labels(events: list[dict[str, Any]]) -> Counter[str]:
+    """Events per metrics label of their ``event.dataset``: the values counted in C first, each distinct value
+    labelled once (a label call per event was ~0.3 µs of every event). An unhashable value (a list) labels
+    each event as before."""
+    try:
+        raw = Counter(map(_DATASET_OF, events))
+    except TypeError:
+        return Counter(metrics.DATASET_LABEL(e.get("event.dataset", "")) for e in events)
+    labels: Counter[str] = Counter()
+    for value, count in raw.items():
+        labels[metrics.DATASET_LABEL(value)] += count
+    return labels
 
 
 class Pipeline:
@@ -127,7 +146,7 @@ class Pipeline:
             dead.extend(result.dead)
         stats.events += len(events)
         metrics.RECORDS_CONSUMED.labels(self.source.name).inc(len(batch))
-        for dataset, count in Counter(metrics.DATASET_LABEL(e.get("event.dataset", "")) for e in events).items():
+        for dataset, count in dataset_labels(events).items():
             metrics.EVENTS.labels(dataset).inc(count)
         alerts = self.detector.process(events) if events else []
         dead.extend(self.detector.take_dead_letters())

@@ -5,6 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from temporal_siem.detections.factory import NullDetector
 from temporal_siem.ingest.replay import ReplaySource
@@ -55,3 +58,27 @@ def test_sink_down_holds_the_batch_until_it_returns(tmp_path):
     stats = pipeline.run()
     assert stats.sink_retries == 3
     assert sorted(e["n"] for e in sink.accepted) == list(range(50))
+
+
+_DATASETS = st.one_of(st.sampled_from(["okta.system", "json", "aws.cloudtrail", "other", "", "Bad Value!", "x" * 70]),
+                      st.text(alphabet="abc._-", max_size=4), st.none(), st.integers(0, 3), st.booleans(), st.floats(0, 2),
+                      st.lists(st.text(max_size=2), max_size=2))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.one_of(st.fixed_dictionaries({"event.dataset": _DATASETS}), st.just({})), max_size=30), st.integers(0, 4))
+def test_dataset_labels_count_what_a_label_per_event_counted(events: list[dict[str, Any]], limit: int) -> None:
+    """The per-batch event metric: values counted first, then labelled once each, with the label's bound and its
+    first-seen order intact (a fresh bounded label for each side)."""
+    from collections import Counter
+
+    from temporal_siem.kernel import metrics
+    from temporal_siem.pipeline import dataset_labels
+
+    reference_label = metrics.BoundedLabel(frozenset({"okta.system"}), limit)
+    reference = Counter(reference_label(e.get("event.dataset", "")) for e in events)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(metrics, "DATASET_LABEL", metrics.BoundedLabel(frozenset({"okta.system"}), limit))
+        ours = dataset_labels(events)
+        assert metrics.DATASET_LABEL._seen == reference_label._seen
+    assert ours == reference
