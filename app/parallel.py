@@ -56,7 +56,7 @@ from temporal_siem.detections.sigma.detector import SigmaDetector
 from temporal_siem.ingest.replay import SNIFF_BYTES, UTF8_BOM, ReplaySource
 from temporal_siem.kernel import metrics
 from temporal_siem.kernel.records import DeadLetter, Origin, RawRecord
-from temporal_siem.parsers.router import ParserRouter
+from temporal_siem.parsers.router import ParseResult, ParserRouter
 from temporal_siem.pipeline import Pipeline, RunStats
 from temporal_siem.sinks.base import to_json_line
 from temporal_siem.sinks.file import FileSink
@@ -269,14 +269,10 @@ def _worker(router: ParserRouter, detector: SigmaDetector, scope: StateScope, so
         else:
             batch = payload
         result.records = len(batch)
-        events: list[dict[str, Any]] = []
-        for record in batch:
-            parsed = router.parse(record)
-            if parsed.events:
-                result.parsed += 1
-                events.extend(parsed.events)
-            result.dead.extend(parsed.dead)
-        del batch
+        parsed = ParseResult(dead=result.dead)
+        result.parsed += router.parse_batch(batch, parsed)
+        events = parsed.events
+        del batch, parsed
         result.events = len(events)
         _match(stateless, scope, events, result, recorder)
         del events

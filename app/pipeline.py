@@ -22,7 +22,7 @@ from temporal_siem.kernel import metrics
 from temporal_siem.kernel.backoff import Backoff
 from temporal_siem.kernel.records import DeadLetter, Origin, RawRecord
 from temporal_siem.parsers.registry import detection_chain
-from temporal_siem.parsers.router import ParserRouter
+from temporal_siem.parsers.router import ParseResult, ParserRouter
 from temporal_siem.sinks.base import Sink, SinkError, to_json_line
 
 log = logging.getLogger("temporal_siem.pipeline")
@@ -136,14 +136,9 @@ class Pipeline:
     def _process_batch(self, batch: list[RawRecord]) -> list[dict[str, Any]]:
         stats = self.stats
         stats.records_read += len(batch)
-        events: list[dict[str, Any]] = []
-        dead: list[DeadLetter] = self.source.take_dead_letters()
-        for record in batch:
-            result = self.router.parse(record)
-            if result.events:
-                stats.records_parsed += 1
-                events.extend(result.events)
-            dead.extend(result.dead)
+        parsed = ParseResult(dead=self.source.take_dead_letters())
+        stats.records_parsed += self.router.parse_batch(batch, parsed)
+        events, dead = parsed.events, parsed.dead
         stats.events += len(events)
         metrics.RECORDS_CONSUMED.labels(self.source.name).inc(len(batch))
         for dataset, count in dataset_labels(events).items():

@@ -59,43 +59,64 @@ class ParserRouter:
 
     def parse(self, record: RawRecord) -> ParseResult:
         result = ParseResult()
+        self._parse_record(record, None, result)
+        return result
+
+    def parse_batch(self, records: list[RawRecord], result: ParseResult) -> int:
+        """Every record of a batch into one ``result``, in order, all stamped with one ``event.ingested`` (the
+        time the batch is parsed); returns how many records gave at least one event. What ``parse`` gives record
+        by record, without a result object and a clock read per record (~1 µs of a plain record's ~25)."""
+        ingested = now_timestamp()
+        events = result.events
+        parsed = 0
+        for record in records:
+            before = len(events)
+            self._parse_record(record, ingested, result)
+            if len(events) > before:
+                parsed += 1
+        return parsed
+
+    def _parse_record(self, record: RawRecord, ingested: str | None, result: ParseResult) -> None:
+        """One record's events and dead letters appended to ``result`` (which may hold earlier records')."""
         if len(record.data) > self.max_record_bytes:
             result.dead.append(DeadLetter("record too large", "decode", record.origin, record.data,
                                           f"{len(record.data)} bytes > limit {self.max_record_bytes}"))
-            return result
+            return
         try:
             decoded = decode(record.data)
         except RecordError as exc:
             result.dead.append(DeadLetter(exc.reason, "decode", record.origin, record.data, exc.detail))
-            return result
+            return
         hint = record.format_hint if record.format_hint not in (None, "auto") else None
-        ingested = now_timestamp()
+        if ingested is None:
+            ingested = now_timestamp()
         if isinstance(decoded, str):
             self._parse_one(decoded, record.data, record.origin, hint, ingested, result)
-            return result
+            return
         try:
             elements = unwrap_all(decoded)
         except RecordError as exc:
             result.dead.append(DeadLetter(exc.reason, "decode", record.origin, record.data, exc.detail))
-            return result
+            return
         if not elements:
             result.dead.append(DeadLetter("empty envelope", "decode", record.origin, record.data, "no records inside"))
-            return result
+            return
         if len(elements) > self.max_events_per_record:
             result.dead.append(DeadLetter("too many events in one record", "decode", record.origin, record.data,
                                           f"{len(elements)} elements > limit {self.max_events_per_record}"))
-            return result
+            return
         single = len(elements) == 1 and elements[0][1] is None
+        events = result.events
+        start = len(events)
         for element, index in elements:
             origin = record.origin if index is None else _with_index(record.origin, index)
             raw = record.data if single else _element_bytes(element, record.data)
             self._parse_one(element, raw, origin, hint, ingested, result)
-            if len(result.events) > self.max_events_per_record:
-                result.events.clear()
+            if len(events) - start > self.max_events_per_record:
+                del events[start:]
                 result.dead.append(DeadLetter("too many events in one record", "parse", record.origin, record.data,
                                               f"more than {self.max_events_per_record} events"))
                 break
-        return result
 
     def _parse_one(self, element: Any, raw: bytes, origin: Origin, hint: str | None,
                    ingested: str, result: ParseResult) -> None:
