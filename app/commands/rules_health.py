@@ -139,6 +139,15 @@ class _TallyingRouter:
             self._tally.observe(event)
         return result
 
+    def parse_batch(self, records: Any, result: Any) -> int:
+        """What the pipeline calls: the batch's new events counted like ``parse``'s (``__getattr__`` below would
+        hand the call to the router untallied)."""
+        start = len(result.events)
+        parsed: int = self._router.parse_batch(records, result)
+        for event in result.events[start:]:
+            self._tally.observe(event)
+        return parsed
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self._router, name)
 
