@@ -68,7 +68,6 @@ class RunStats:
         }
 
 
-
 _DATASET_OF = operator.methodcaller("get", "event.dataset", "")
 
 
