@@ -175,3 +175,16 @@ def test_parse_timestamp_zone_shortcuts_are_the_previous_path(moment: datetime, 
     got = parse_timestamp(text)
     if expected is not None:
         assert got == expected and got is not None and got.tzinfo is UTC and repr(got) == repr(expected)
+
+
+def test_decode_finds_a_nul_in_the_first_4_kib_without_slicing() -> None:
+    """``decode``'s binary test (``data.find(NUL, 0, 4096)``, once a slice copy): binary data is one clear dead
+    letter; a NUL past the first 4 KiB is left to the JSON or text parsers, as before."""
+    from temporal_siem.kernel.records import Origin, RawRecord
+    from temporal_siem.parsers.router import ParserRouter
+
+    router = ParserRouter()
+    for data in (b"\x00\x01\x02", b"2025-01-01T00:00:00Z INFO text\x00more", b"{" + b" " * 4000 + b"\x00}"):
+        assert [d.reason for d in router.parse(RawRecord(data, Origin("nul"))).dead] == ["binary data"], data[:40]
+    late = b'{"msg": "' + b"m" * 5000 + b'"}' + b"\x00"
+    assert [d.reason for d in router.parse(RawRecord(late, Origin("nul"))).dead] == ["invalid JSON"]
