@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     dead = _CountingSink()
     source = ReplaySource(args.paths, batch_size=settings.ingest.batch_size, max_record_bytes=settings.parsing.max_record_bytes)
     tally = ActionTally() if args.coverage else None
-    routing = cast("ParserRouter", _TallyingRouter(router, tally)) if tally else router  # same parse() contract
+    routing = cast("ParserRouter", _TallyingRouter(router, tally)) if tally else router  # what Pipeline calls
     Pipeline(source, routing, detector, alert_sinks=[], dead_letter=dead).run()
     stats = detector.stats()
     rows = coverage(detector.ruleset, tally.seen) if tally is not None else None
@@ -127,29 +127,20 @@ def _lateness(settings: Any) -> str:
 
 
 class _TallyingRouter:
-    """The parser router, counting the sensitive actions of what it parses (for --coverage)."""
+    """The parser router as the pipeline uses it (``parse_batch``), counting the sensitive actions of what it
+    parses (for --coverage). Nothing else is handed through: a pipeline that called another router method would
+    fail here loudly instead of parsing untallied."""
 
     def __init__(self, router: Any, tally: ActionTally) -> None:
         self._router = router
         self._tally = tally
 
-    def parse(self, record: Any) -> Any:
-        result = self._router.parse(record)
-        for event in result.events:
-            self._tally.observe(event)
-        return result
-
     def parse_batch(self, records: Any, result: Any) -> int:
-        """What the pipeline calls: the batch's new events counted like ``parse``'s (``__getattr__`` below would
-        hand the call to the router untallied)."""
         start = len(result.events)
         parsed: int = self._router.parse_batch(records, result)
         for event in result.events[start:]:
             self._tally.observe(event)
         return parsed
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._router, name)
 
 
 def _print_coverage(rows: list[DatasetCoverage]) -> None:
