@@ -78,7 +78,7 @@ def dataset_labels(events: list[dict[str, Any]]) -> Counter[str]:
     try:
         raw = Counter(map(_DATASET_OF, events))
     except TypeError:
-        return Counter(metrics.DATASET_LABEL(e.get("event.dataset", "")) for e in events)
+        return Counter(map(metrics.DATASET_LABEL, map(_DATASET_OF, events)))
     labels: Counter[str] = Counter()
     for value, count in raw.items():
         labels[metrics.DATASET_LABEL(value)] += count

@@ -59,7 +59,7 @@ class ParserRouter:
 
     def parse(self, record: RawRecord) -> ParseResult:
         result = ParseResult()
-        self._parse_record(record, None, result)
+        self._parse_record(record, now_timestamp(), result)
         return result
 
     def parse_batch(self, records: list[RawRecord], result: ParseResult) -> int:
@@ -76,7 +76,7 @@ class ParserRouter:
                 parsed += 1
         return parsed
 
-    def _parse_record(self, record: RawRecord, ingested: str | None, result: ParseResult) -> None:
+    def _parse_record(self, record: RawRecord, ingested: str, result: ParseResult) -> None:
         """One record's events and dead letters appended to ``result`` (which may hold earlier records')."""
         if len(record.data) > self.max_record_bytes:
             result.dead.append(DeadLetter("record too large", "decode", record.origin, record.data,
@@ -88,8 +88,6 @@ class ParserRouter:
             result.dead.append(DeadLetter(exc.reason, "decode", record.origin, record.data, exc.detail))
             return
         hint = record.format_hint if record.format_hint not in (None, "auto") else None
-        if ingested is None:
-            ingested = now_timestamp()
         if isinstance(decoded, str):
             self._parse_one(decoded, record.data, record.origin, hint, ingested, result)
             return

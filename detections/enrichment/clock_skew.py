@@ -61,12 +61,11 @@ class _ReplayGate:
 
     def quiet(self, ingested: Any, timestamp: Any) -> bool:
         """True only if the datetime path would find ``ingested`` to be our stamp and the event not live."""
-        match = _CANONICAL.fullmatch
         if (ingested.__class__ is not str or timestamp.__class__ is not str
                 or not (self.stamp_low <= ingested <= self.stamp_high)
                 or self.live_low <= timestamp <= self.live_high):
             return False
-        return match(ingested) is not None and match(timestamp) is not None
+        return _CANONICAL.fullmatch(ingested) is not None and _CANONICAL.fullmatch(timestamp) is not None
 
 
 class ClockSkew(Enricher):
