@@ -4,8 +4,8 @@ Per event it probes only the event's own keys that some rule of the lane needs: 
 exact-value dict, a numeric exact dict, and a literal scan (Hyperscan, or Aho-Corasick; one database of the
 lane's substring and keyword needles) of each value of a field with substring needles, whose hits count
 only for that field's needles (the ``\\cmd.exe`` of ``Image|endswith`` does not fire on a command line
-naming cmd.exe). In a keyword lane the keyword needles are searched in every value: the other values no memo
-answered are joined with ``\x00`` for one scan. What each probe finds are tokens: a rule's
+naming cmd.exe). In a keyword lane the keyword needles (a database of their own) are searched once per event
+in all its values joined with ``\x00``: a needle holds no NUL, so it is never found across two values. What each probe finds are tokens: a rule's
 index for a one-clause rule, one token per clause for a rule with several (witness.py), which is a candidate
 only when all its clauses were hit.
 Rules without a witness are always candidates. The result may only over-approximate the rules that match;
@@ -35,9 +35,6 @@ MEMO_SIZE = 4096  # distinct values remembered per field and lane
 #: scan of its own, so a field that misses on more than half the lane's events since the last check (a
 #: time stamp, a hash, a command line) is switched off. Counted on misses only: a hit costs one dict probe.
 MEMO_WINDOW = 256
-KEYWORD_SLOTS = 256  # event keys outside the rules' fields given a memo in a keyword lane
-
-
 @dataclass(slots=True)
 class FieldSlot:
     """What the lane knows about one event key. ``seen`` feeds the rule-health "missing fields" report."""
@@ -47,8 +44,8 @@ class FieldSlot:
     numbers: dict[int | float, tuple[int, ...]] | None = None
     needles: dict[int, tuple[int, ...]] | None = None  # needle id (in the lane's scanner) -> tokens
     seen: bool = False
-    # Memo of what one string value of this field contributes (presence, exact, numeric, substring and, in a
-    # keyword lane, keyword tokens): low-cardinality fields (Image, User, Channel...) repeat their values, so
+    # Memo of what one string value of this field contributes (presence, exact, numeric and substring
+    # tokens): low-cardinality fields (Image, User, Channel...) repeat their values, so
     # the fold, dict probes and scan are done once per distinct value; a value's contribution depends on the
     # value alone (a needle holds no NUL, so it is never found across two joined values). Turned off (None)
     # for a field whose values rarely repeat (command lines, hashes, times): those go to the one joined scan.
@@ -61,8 +58,9 @@ class FieldSlot:
 class CandidateIndex:
     always: tuple[int, ...]
     fields: dict[str, FieldSlot]
-    scanner: Any = None  # LiteralScanner | None: every substring and keyword needle of the lane
+    scanner: Any = None  # LiteralScanner | None: every substring needle of the lane
     keyword_tokens: dict[int, tuple[int, ...]] | None = None  # keyword needle id -> tokens (a keyword lane)
+    keyword_scanner: Any = None  # LiteralScanner | None: the keyword needles, searched in every value
     witness_kinds: dict[str, int] = field(default_factory=dict)
     # Rules with several clauses (witness.py): each clause has its own token (numbered past the lane's rule
     # indices) and ``gates`` maps a rule's first token to (rule, its other tokens). The rule is a candidate
@@ -74,10 +72,6 @@ class CandidateIndex:
         self._slot_names = tuple(self.fields)
         self._slot_count = len(self._slot_names)
         self._first_tokens = frozenset(self.gates)
-        # keyword lanes look at every value: event keys no rule names get memo slots of their own (bounded)
-        self.keyword_slots: dict[str, FieldSlot] = {}
-        self._all_slots = dict(self.fields)  # the rules' fields and the keyword slots: one probe per key
-        self._unmemoised = FieldSlot(memo=None)
         self._events = 0  # events seen by this index: the memo policy's clock
 
     @classmethod
@@ -88,6 +82,7 @@ class CandidateIndex:
         exact: dict[str, dict[str, set[int]]] = {}
         numbers: dict[str, dict[int | float, set[int]]] = {}
         needle_ids: dict[str, int] = {}
+        keyword_ids: dict[str, int] = {}
         needles: dict[str, dict[int, set[int]]] = {}
         keywords: dict[int, set[int]] = {}
         kinds: dict[str, int] = {}
@@ -128,7 +123,7 @@ class CandidateIndex:
                         nid = needle_ids.setdefault(w.value, len(needle_ids))
                         needles.setdefault(name, {}).setdefault(nid, set()).add(token)
                     elif w.kind == "keyword":
-                        nid = needle_ids.setdefault(w.value, len(needle_ids))
+                        nid = keyword_ids.setdefault(w.value, len(keyword_ids))
                         keywords.setdefault(nid, set()).add(token)
         slots: dict[str, FieldSlot] = {}
         for name in all_fields | set(presence) | set(exact) | set(numbers) | set(needles):
@@ -140,29 +135,21 @@ class CandidateIndex:
             )
         clause_tokens = frozenset(t for first, (_, rest) in gates.items() for t in (first, *rest))
         return cls(tuple(sorted(always)), slots, LiteralScanner(list(needle_ids)) if needle_ids else None,
-                   _tuples(keywords) if keywords else None, kinds, gates, clause_tokens)
+                   _tuples(keywords) if keywords else None, LiteralScanner(list(keyword_ids)) if keyword_ids else None,
+                   kinds, gates, clause_tokens)
 
     def candidates(self, event: dict[str, Any], cache: dict[Any, Any]) -> set[int]:
         self._events += 1
-        keyword_lane = self.keyword_tokens is not None
-        if keyword_lane:
-            pairs: Any = event.items()
-            slots = self._all_slots
-        else:
-            slots = self.fields
-            # probe from the smaller side: a wide ECS event (dozens of keys) against a lane reading a few
-            # fields walks the lane's fields; a narrow Windows event against thousands of rule fields walks
-            # the event
-            wide = len(event) > self._slot_count
-            pairs = [(name, event[name]) for name in self._slot_names if name in event] if wide else event.items()
+        slots = self.fields
+        # probe from the smaller side: a wide ECS event (dozens of keys) against a lane reading a few fields
+        # walks the lane's fields; a narrow Windows event against thousands of rule fields walks the event
+        wide = len(event) > self._slot_count
+        pairs: Any = [(name, event[name]) for name in self._slot_names if name in event] if wide else event.items()
         found: list[int] = list(self.always)
-        buffer: list[str] = []  # keyword lane: values of fields without needles, for one keyword scan
         for key, value in pairs:
             slot = slots.get(key)
             if slot is None:
-                if not keyword_lane:
-                    continue
-                slot = self._keyword_slot(key)
+                continue
             memo = slot.memo
             if memo is not None and value.__class__ is str:
                 hit = memo.get(value)
@@ -176,7 +163,7 @@ class CandidateIndex:
                 continue
             exact = slot.exact
             needles = slot.needles
-            if exact is not None or needles is not None or keyword_lane:
+            if exact is not None or needles is not None:
                 folded = value.lower() if value.__class__ is str else fold(value)
                 cache[key] = folded
                 if folded.__class__ is not str:
@@ -194,18 +181,36 @@ class CandidateIndex:
                         found.extend(hit)
                 if needles is not None:  # this value alone: its needles are attributed to this field
                     self._scan(needles, folded, found)  # type: ignore[arg-type]
-                elif keyword_lane:
-                    buffer.append(folded)  # type: ignore[arg-type]
             if slot.numbers is not None:
                 self._numbers(slot.numbers, value, found)
-        if buffer and self.scanner is not None:
-            keyword_tokens = self.keyword_tokens
-            assert keyword_tokens is not None
-            for nid in self.scanner.hits("\x00".join(buffer)):
-                hit = keyword_tokens.get(nid)
-                if hit:
-                    found.extend(hit)
+        if self.keyword_scanner is not None:
+            self._keywords(event, found)
         return self._resolve(found)
+
+    def _keywords(self, event: dict[str, Any], found: list[int]) -> None:
+        """The keyword needles in all of the event's values at once: one join and one lowering in C, and a scan
+        of a database holding the keywords alone (the lane's field needles would only add discarded hits).
+        Memoising per value cost more than it saved: a dict probe per key, in Python, on every event."""
+        values = event.values()
+        # str() is a value's own text for a str, and for a number, boolean or None text no keyword is searched in
+        # (admitting more is allowed). Only a list hides keyword text that way: its str() escapes its members
+        # (``['c:\\\\x']``). A list's str() starts with "[", so a joined text without one held no list.
+        text = "\x00".join(map(str, values))
+        if "[" in text:  # a list, or only a "[" in some value: the exact join of the keyword texts
+            parts: list[str] = []
+            for value in values:
+                folded = fold(value)
+                if folded.__class__ is str:
+                    parts.append(folded)  # type: ignore[arg-type]
+                elif folded:
+                    parts.extend(folded)  # type: ignore[arg-type]
+            text = "\x00".join(parts)
+        else:
+            text = text.lower()
+        keyword_tokens = self.keyword_tokens
+        assert keyword_tokens is not None
+        for nid in self.keyword_scanner.hits(text):
+            found.extend(keyword_tokens[nid])
 
     def _resolve(self, found: list[int]) -> set[int]:
         """Tokens to rules: a several-clause rule is a candidate only if every one of its clauses had a hit."""
@@ -234,14 +239,6 @@ class CandidateIndex:
             slot.since = self._events
         return hit
 
-    def _keyword_slot(self, key: str) -> FieldSlot:
-        """A memo slot for an event key no rule of the lane names (keyword lanes only), or a shared slot
-        without memo once ``KEYWORD_SLOTS`` keys have one (events with ever-new keys)."""
-        if len(self.keyword_slots) >= KEYWORD_SLOTS:
-            return self._unmemoised
-        slot = self.keyword_slots[key] = self._all_slots[key] = FieldSlot(since=self._events)
-        return slot
-
     def _contribution(self, slot: FieldSlot, value: str) -> tuple[int, ...]:
         """The tokens one string value of a field admits: what the unmemoised path adds for it alone."""
         out: list[int] = list(slot.presence)
@@ -252,26 +249,16 @@ class CandidateIndex:
                 out.extend(hit)
         if slot.needles is not None:
             self._scan(slot.needles, folded, out)
-        elif self.keyword_tokens is not None:
-            self._scan(None, folded, out)
         if slot.numbers is not None:
             self._numbers(slot.numbers, value, out)
         return tuple(out)
 
-    def _scan(self, needles: dict[int, tuple[int, ...]] | None, text: str, found: list[int]) -> None:
-        """One value's scan: the hits of this field's needles, and in a keyword lane of the keywords."""
-        if self.scanner is None:
-            return
-        keyword_tokens = self.keyword_tokens
+    def _scan(self, needles: dict[int, tuple[int, ...]], text: str, found: list[int]) -> None:
+        """One value's scan: the hits of this field's needles."""
         for nid in self.scanner.hits(text):
-            if needles is not None:
-                hit = needles.get(nid)
-                if hit:
-                    found.extend(hit)
-            if keyword_tokens is not None:
-                hit = keyword_tokens.get(nid)
-                if hit:
-                    found.extend(hit)
+            hit = needles.get(nid)
+            if hit:
+                found.extend(hit)
 
     @staticmethod
     def _numbers(table: dict[int | float, tuple[int, ...]], value: Any, found: list[int]) -> None:

@@ -50,7 +50,7 @@ def _fresh(ruleset: Ruleset, event: dict) -> set[int]:
     """Candidates with every memo off: the path without memoisation."""
     event = ruleset.view(event)
     lane = ruleset.lane_for(event)
-    slots = list(lane.index.fields.values()) + list(lane.index.keyword_slots.values())  # keyword lanes memoise every key
+    slots = list(lane.index.fields.values())
     saved = [slot.memo for slot in slots]
     for slot in slots:
         slot.memo = None
