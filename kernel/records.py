@@ -22,6 +22,18 @@ class Origin:
     partition: int | None = None
     index: int | None = None  # position inside an envelope (CloudTrail Records[i], JSON array element)
 
+    def __init__(self, source: str, line: int | None = None, offset: int | None = None, topic: str | None = None,
+                 partition: int | None = None, index: int | None = None) -> None:
+        # Every record gets one. The generated __init__ of a frozen dataclass sets each field through
+        # ``object.__setattr__`` (~0.77 µs for the six); the slots' own setters do the same in ~0.34 µs, and
+        # the instance stays frozen (assignment still raises FrozenInstanceError).
+        _SET_SOURCE(self, source)
+        _SET_LINE(self, line)
+        _SET_OFFSET(self, offset)
+        _SET_TOPIC(self, topic)
+        _SET_PARTITION(self, partition)
+        _SET_INDEX(self, index)
+
     def __str__(self) -> str:
         if self.topic is not None:
             text = f"{self.topic}[{self.partition}]@{self.offset}"
@@ -40,6 +52,15 @@ class Origin:
             if value is not None:
                 data[key] = value
         return data
+
+
+_SLOTS: dict[str, Any] = dict(Origin.__dict__)  # the slots' member descriptors (typed Any: mypy sees fields)
+_SET_SOURCE = _SLOTS["source"].__set__
+_SET_LINE = _SLOTS["line"].__set__
+_SET_OFFSET = _SLOTS["offset"].__set__
+_SET_TOPIC = _SLOTS["topic"].__set__
+_SET_PARTITION = _SLOTS["partition"].__set__
+_SET_INDEX = _SLOTS["index"].__set__
 
 
 @dataclass(slots=True)

@@ -49,7 +49,7 @@ class _ReplayGate:
     datetime path. Bounds are inclusive exactly as ``abs(delta) > limit`` is exclusive.
     """
 
-    __slots__ = ("live_high", "live_low", "stamp_high", "stamp_low")
+    __slots__ = ("_ours", "live_high", "live_low", "stamp_high", "stamp_low")
 
     def __init__(self, now: datetime) -> None:
         tolerance = timedelta(seconds=OUR_STAMP_TOLERANCE_S)
@@ -58,14 +58,19 @@ class _ReplayGate:
         self.stamp_high = format_timestamp(now + tolerance)
         self.live_low = format_timestamp(now - live)
         self.live_high = format_timestamp(now + live)
+        # The last ``event.ingested`` found to be ours: a batch's events share one stamp object (parse_batch), so
+        # its checks run once a batch; an identity test, so any other object is checked afresh.
+        self._ours: Any = None
 
     def quiet(self, ingested: Any, timestamp: Any) -> bool:
         """True only if the datetime path would find ``ingested`` to be our stamp and the event not live."""
-        if (ingested.__class__ is not str or timestamp.__class__ is not str
-                or not (self.stamp_low <= ingested <= self.stamp_high)
-                or self.live_low <= timestamp <= self.live_high):
-            return False
-        return _CANONICAL.fullmatch(ingested) is not None and _CANONICAL.fullmatch(timestamp) is not None
+        if ingested is not self._ours:
+            if (ingested.__class__ is not str or not (self.stamp_low <= ingested <= self.stamp_high)
+                    or _CANONICAL.fullmatch(ingested) is None):
+                return False
+            self._ours = ingested
+        return (timestamp.__class__ is str and not (self.live_low <= timestamp <= self.live_high)
+                and _CANONICAL.fullmatch(timestamp) is not None)
 
 
 class ClockSkew(Enricher):

@@ -3,6 +3,8 @@ format_timestamp, the per-second now_timestamp, and the router's plain-record sh
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
 import re
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -12,7 +14,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from temporal_siem.kernel.flatten import MAX_DEPTH, TOO_DEEP, bound_depth, flatten, flatten_json
-from temporal_siem.kernel.records import RecordError
+from temporal_siem.kernel.records import Origin, RecordError
 from temporal_siem.kernel.timestamps import format_timestamp, now_timestamp, parse_timestamp
 from temporal_siem.parsers.envelopes import ENVELOPE_KEYS, unwrap, unwrap_all
 from tests.conftest import SAMPLES
@@ -188,3 +190,29 @@ def test_decode_finds_a_nul_in_the_first_4_kib_without_slicing() -> None:
         assert [d.reason for d in router.parse(RawRecord(data, Origin("nul"))).dead] == ["binary data"], data[:40]
     late = b'{"msg": "' + b"m" * 5000 + b'"}' + b"\x00"
     assert [d.reason for d in router.parse(RawRecord(late, Origin("nul"))).dead] == ["invalid JSON"]
+
+
+_ORIGIN_FIELDS = st.tuples(st.text(max_size=8), *[st.none() | st.integers() | st.text(max_size=4) for _ in range(5)])
+
+
+@settings(max_examples=200, deadline=None)
+@given(_ORIGIN_FIELDS, st.integers(0, 6))
+def test_origin_init_sets_each_field_and_stays_frozen(values: tuple[Any, ...], given_count: int) -> None:
+    """Origin's hand-written __init__ (slot setters instead of object.__setattr__) is the dataclass's: each
+    argument lands in its own field, by position or by name, the rest default to None, equal origins hash alike,
+    and assignment still raises."""
+    names = [f.name for f in dataclasses.fields(Origin)]
+    expected = values[:given_count] + (None,) * (6 - given_count)
+    for origin in (Origin(*values[:given_count]) if given_count else None,
+                   Origin(**dict(zip(names[:given_count], values[:given_count], strict=True))) if given_count else None):
+        if origin is None:
+            continue
+        assert dataclasses.astuple(origin) == expected
+        twin = Origin(*expected)
+        assert origin == twin and hash(origin) == hash(twin) and pickle.loads(pickle.dumps(origin)) == origin
+        for name in names:
+            try:
+                setattr(origin, name, 1)
+            except dataclasses.FrozenInstanceError:
+                continue
+            raise AssertionError(f"Origin.{name} could be assigned")

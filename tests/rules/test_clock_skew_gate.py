@@ -108,6 +108,19 @@ def test_enrich_gives_what_the_datetime_path_gives(pairs: list[tuple[Any, Any]])
         assert event.get("temporal.clock_skew_seconds") == skew_without_gate(ingested, timestamp, NOW)
 
 
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), stamp_texts), max_size=8), st.lists(stamp_texts, min_size=3, max_size=3))
+def test_one_gate_over_a_batch_answers_as_a_fresh_gate_per_event(rows: list[tuple[int, Any]], stamps: list[Any]) -> None:
+    """A gate remembers the last stamp found to be ours (by identity: a batch shares one stamp object). Reused over
+    events that share, alternate or merely equal stamps, each answer is a fresh gate's."""
+    gate = _ReplayGate(NOW)
+    for which, timestamp in rows:
+        ingested = stamps[which]
+        copy = ingested[:1] + ingested[1:] if isinstance(ingested, str) else ingested  # equal, maybe not identical
+        for stamp in (ingested, copy, ingested):
+            assert gate.quiet(stamp, timestamp) == _ReplayGate(NOW).quiet(stamp, timestamp)
+
+
 def test_a_replayed_record_is_decided_by_the_gate_and_a_live_one_is_not() -> None:
     gate = _ReplayGate(NOW)
     ours = format_timestamp(NOW - timedelta(seconds=1))
