@@ -20,7 +20,8 @@ judgement, so the script reports and does not fail. Known differences, each a re
 * rules where the two answers differ and the specification gives ours (each example checked by hand when this
   script was written, rsigma 0.23.0): ``windash`` with an em dash (the modifier's list has the en dash, em dash
   and horizontal bar), ``base64offset`` values found in another case (every Sigma string matches without case),
-  an ``endswith`` holding a ``*`` (Notepad Password Files Discovery), ``?`` at the end of an ``endswith``
+  an ``endswith`` holding a ``*`` (Notepad Password Files Discovery: rsigma matched none of the events tried,
+  ``notepad.exe C:\\Users\\x\\password.txt`` from explorer.exe included), ``?`` at the end of an ``endswith``
   (Weak Encryption Enabled and Kerberoast, where rsigma matched), ``\\.`` in a pattern (a literal backslash and
   dot: Potential Suspicious PowerShell Module File Created).
 """
