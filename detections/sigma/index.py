@@ -192,18 +192,20 @@ class CandidateIndex:
         # str() is a value's own text for a str, and for a number, boolean or None text no keyword is searched in
         # (admitting more is allowed). Only a list hides keyword text that way: its str() escapes its members
         # (``['c:\\\\x']``). A list's str() starts with "[", so a joined text without one held no list.
-        text = "\x00".join(map(str, values))
-        if "[" in text:  # a list, or only a "[" in some value: the exact join of the keyword texts
+        try:
+            text: str | None = "\x00".join(map(str, values))
+        except (ValueError, RecursionError):  # an integer past str()'s digit limit, a hostile nesting depth
+            text = None
+        if text is not None and "[" not in text:
+            text = text.lower()
+        else:  # a list, or only a "[" in some value: exactly the keyword texts (string values, string members)
             parts: list[str] = []
             for value in values:
-                folded = fold(value)
-                if folded.__class__ is str:
-                    parts.append(folded)  # type: ignore[arg-type]
-                elif folded:
-                    parts.extend(folded)  # type: ignore[arg-type]
+                if value.__class__ is str:
+                    parts.append(value.lower())
+                elif value.__class__ is list:
+                    parts.extend(member.lower() for member in value if member.__class__ is str)
             text = "\x00".join(parts)
-        else:
-            text = text.lower()
         keyword_tokens = self.keyword_tokens
         assert keyword_tokens is not None
         for nid in self.keyword_scanner.hits(text):

@@ -65,6 +65,19 @@ def test_needles_in_list_members_are_found(tmp_path_factory) -> None:
     assert _check(ruleset, {"n": 5, "flag": True, "msg": "[bracket] only"}) == []
 
 
+def test_values_str_cannot_spell_take_the_exact_join(tmp_path_factory) -> None:
+    """An integer past str()'s digit limit (ValueError) or a hostile nesting depth (RecursionError) in any value
+    must not cost the event its keyword candidates: the exact join reads only string values and members."""
+    ruleset = _ruleset(tmp_path_factory)
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    for odd in (10**5000, {"x": 10**5000}, [10**5000, "pad"], deep):
+        event = {"odd": odd, "msg": "run MIMIKATZ now"}
+        assert ruleset.candidates(event) >= {0}
+        assert _check(ruleset, {"odd": odd, "msg": "nothing here"}) == []
+
+
 _TEXT = st.lists(st.sampled_from([*"ab\\'\" \t[]{}", "mimikatz", "c:\\temp\\evil", "it's \"quoted\"", "tab\there",
                                    "MIMIKATZ", "\u212a", "\u0130"]), max_size=8).map("".join)
 _VALUE = st.one_of(_TEXT, st.integers(), st.booleans(), st.none(), st.floats(allow_nan=False),
