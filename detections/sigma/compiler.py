@@ -110,7 +110,7 @@ def guarded_regex(pattern: str, flags: int) -> Any:
     options.log_errors = False
     inline = "".join(f for f, bit in (("i", re.IGNORECASE), ("m", re.MULTILINE), ("s", re.DOTALL)) if flags & bit)
     try:
-        translated = unicode_classes_for_re2(pattern)
+        translated = unicode_classes_for_re2(pattern, end_anchors=_end_anchors(pattern, flags))
         return re2.compile(f"(?{inline}){translated}" if inline else translated, options)
     except Exception as exc:  # RE2 rejects the syntax
         reason = exc.args[0].decode("utf-8", "replace") if exc.args and isinstance(exc.args[0], bytes) else str(exc)
@@ -128,15 +128,56 @@ _RE2_OUTSIDE = {"d": "\\p{Nd}", "D": "\\P{Nd}", "w": "[\\p{L}\\p{N}_]", "W": "[^
 _RE2_INSIDE = {"d": "\\p{Nd}", "D": "\\P{Nd}", "w": "\\p{L}\\p{N}_", "s": _PY_SPACE}
 
 
-def unicode_classes_for_re2(pattern: str) -> str:
-    """``pattern`` with ``\\d \\w \\s`` (and their negations) meaning what they mean to Python's ``re``.
+#: Python's ``$`` without MULTILINE matches at the end and before a newline that ends the text; RE2's only at the
+#: end. As a boolean search, "then an optional newline, then the very end" is the same test.
+_PY_END = "(?:\\n?\\z)"
+
+
+def _end_anchors(pattern: str, flags: int) -> bool:
+    """Whether every ``$`` of ``pattern`` is Python's end-of-text ``$`` (no MULTILINE anywhere, no verbose mode,
+    where a ``$`` may sit in a comment): then :func:`unicode_classes_for_re2` may rewrite them all."""
+    if flags & (re.MULTILINE | re.VERBOSE) or "$" not in pattern:
+        return False
+    try:
+        tree = re._parser.parse(pattern, flags)  # type: ignore[attr-defined]
+    except (re.error, RecursionError, OverflowError):
+        return False
+    if tree.state.flags & (re.MULTILINE | re.VERBOSE):  # an inline (?m) or (?x)
+        return False
+    constants = re._constants  # type: ignore[attr-defined]
+    found: set[Any] = set()
+
+    def walk(items: Any) -> None:
+        for op, arg in items:
+            if op is constants.AT:
+                found.add(arg)
+            elif isinstance(arg, (list, tuple)):
+                for part in arg:
+                    if isinstance(part, re._parser.SubPattern):  # type: ignore[attr-defined]
+                        walk(part)
+                    elif isinstance(part, (list, tuple)):
+                        for inner in part:
+                            if isinstance(inner, re._parser.SubPattern):  # type: ignore[attr-defined]
+                                walk(inner)
+            elif isinstance(arg, re._parser.SubPattern):  # type: ignore[attr-defined]
+                walk(arg)
+
+    walk(tree)
+    return constants.AT_END_LINE not in found  # a scoped (?m:...) $ would be rewritten too: leave them all
+
+
+def unicode_classes_for_re2(pattern: str, end_anchors: bool = False) -> str:
+    """``pattern`` with ``\\d \\w \\s`` (and their negations) meaning what they mean to Python's ``re``, and with
+    ``\\Z`` spelled ``\\z`` (RE2 has no ``\\Z``); with ``end_anchors`` (see :func:`_end_anchors`) each ``$`` is
+    Python's end-of-text ``$`` too (:data:`_PY_END`): ``a+$`` matches ``"aa\\n"`` in Python and did not in RE2.
 
     Bounded patterns run on Python's engine, the others on RE2 (:func:`guarded_regex`), and one rule must not
     change meaning with its repeats: ``\\d`` matches U+0660 (ARABIC-INDIC DIGIT ZERO) in Python and did not in RE2.
     Inside a character class ``\\W`` and ``\\S`` (a complement inside a union) have no RE2 spelling and stay
-    ASCII; ``\\b``/``\\B`` stay RE2's ASCII word boundary (no lookaround there): both are documented limits.
+    ASCII; ``\\b``/``\\B`` stay RE2's ASCII word boundary (no lookaround there): both are documented limits. So is
+    a ``$`` followed by something that must match the final newline itself (``$\\n``): RE2 cannot look ahead.
     """
-    if "\\" not in pattern:
+    if "\\" not in pattern and not end_anchors:
         return pattern
     out: list[str] = []
     i, n, depth = 0, len(pattern), 0  # depth: inside a character class
@@ -144,9 +185,16 @@ def unicode_classes_for_re2(pattern: str) -> str:
         ch = pattern[i]
         if ch == "\\" and i + 1 < n:
             nxt = pattern[i + 1]
-            table = _RE2_INSIDE if depth else _RE2_OUTSIDE
-            out.append(table.get(nxt, ch + nxt))
+            if nxt == "Z" and not depth:
+                out.append("\\z")
+            else:
+                table = _RE2_INSIDE if depth else _RE2_OUTSIDE
+                out.append(table.get(nxt, ch + nxt))
             i += 2
+            continue
+        if ch == "$" and end_anchors and not depth:
+            out.append(_PY_END)
+            i += 1
             continue
         if ch == "[" and not depth:
             depth = 1

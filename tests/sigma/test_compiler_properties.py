@@ -139,6 +139,17 @@ def test_regex_matches_python_re(data: st.DataObject, insensitive: bool) -> None
     ("^[^\\d]+$", "\u0660", False),
     ("^[]\\w]+$", "]\u00e9", True),           # a leading ']' is a member, the class goes on
     ("\\\\d+", "\\dd", True),                # an escaped backslash followed by a letter d is not a class
+    ("(?:ab)*ab$", "ab\n", True),           # Python's $ also matches before a final newline (hypothesis found it)
+    ("a+$", "aa\n", True),
+    ("a+$", "aa\nb", False),                # ... only a final one
+    ("a+$", "aa\n\n", False),
+    ("x|a+$", "aa\n", True),
+    ("(a+$)+", "aa\n", True),
+    ("a+\\Z", "aa\n", False),              # \Z is the very end (RE2 spells it \z and has no \Z)
+    ("a+\\Z", "aa", True),
+    ("(?m)a+$", "aa\nb", True),              # MULTILINE: before every newline, in both engines
+    ("a+[$]", "a$", True),                   # a $ in a class or escaped is a character
+    ("a+\\$", "aa$", True),
 ])
 def test_unbounded_regex_classes_mean_what_python_means(pattern: str, value: str, expected: bool) -> None:
     """An unbounded pattern runs on RE2, a bounded one on Python's re: ``\\d \\w \\s`` must mean the same in both."""
