@@ -17,8 +17,11 @@ judgement, so the script reports and does not fail. Known differences, each a re
 * keyword lists with ``|all``: we search the whole event, so the keywords may sit in different values (what the
   Splunk and Elasticsearch backends' full-text queries do); rsigma matches them in fewer places;
 * ``fieldref`` between two list values: we match when any member equals any member;
+* ``not`` over a list value: the selection it negates matched if any member matched, so ``not`` holds only when
+  no member matches (Malicious PE Execution by Microsoft Visual Studio Debugger: rsigma matched an event whose
+  ``Image`` list holds an excluded path);
 * rules where the two answers differ and the specification gives ours (each example checked by hand when this
-  script was written, rsigma 0.23.0): ``windash`` with an em dash (the modifier's list has the en dash, em dash
+  script was written, rsigma 0.23.0): ``windash`` with an em dash or a horizontal bar (the modifier's list has the en dash, em dash
   and horizontal bar), ``base64offset`` values found in another case (every Sigma string matches without case),
   an ``endswith`` holding a ``*`` (Notepad Password Files Discovery: rsigma matched none of the events tried,
   ``notepad.exe C:\\Users\\x\\password.txt`` from explorer.exe included), ``?`` at the end of an ``endswith``
