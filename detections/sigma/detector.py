@@ -68,22 +68,27 @@ class SigmaDetector(Detector):
         lane_of = self.ruleset.lane_for
         candidates_total = 0
         view = self.ruleset.view
+        lane_keys: list[int] = []
+        lane_keys_append = lane_keys.append
         for original in events:
             event = view(original)
             lane = lane_of(event)
-            lane_events[lane.key] = lane_events.get(lane.key, 0) + 1
+            lane_keys_append(lane.key)  # counted once per batch, in C
             cache = EventFolds(event)
             try:
                 candidates = lane.index.candidates(event, cache)
             except Exception:  # hostile values must not stop the stream: fall back to the full lane
                 log.exception("candidate selection failed; evaluating the whole lane")
                 candidates = set(lane.rules)
-            candidates_total += len(candidates)
-            evaluated_extend(candidates)
-            try:
-                hits = [i for i in candidates if functions[i](event, cache)]
-            except Exception:  # one rule failed on a hostile value: evaluate one by one, count the failures
-                hits = self._evaluate_carefully(candidates, functions, event, cache)
+            if candidates:  # most events have none: no list, no comprehension frame
+                candidates_total += len(candidates)
+                evaluated_extend(candidates)
+                try:
+                    hits = [i for i in candidates if functions[i](event, cache)]
+                except Exception:  # one rule failed on a hostile value: evaluate one by one, count the failures
+                    hits = self._evaluate_carefully(candidates, functions, event, cache)
+            else:
+                hits = []
             if not hits and correlation is None:
                 continue
             if len(hits) > 1:
@@ -106,6 +111,8 @@ class SigmaDetector(Detector):
                 if fired:
                     alerts.extend(fired)
         batch_evaluated.update(evaluated)
+        for key, count in Counter(lane_keys).items():
+            lane_events[key] = lane_events.get(key, 0) + count
         self.events += len(events)
         self.candidates_total += candidates_total
         self._evaluated.update(batch_evaluated)

@@ -61,6 +61,9 @@ def test_rule_alert_and_routing(tmp_path: Path) -> None:
     assert generic["routed"] == 1 and generic["matched"] == 1
     assert [e["file"].endswith("broken.yml") for e in stats["load_errors"]] == [True]
     assert "invalid YAML" in stats["load_errors"][0]["error"]
+    detector.process(events[:2])  # counts add up over batches
+    assert detector.stats()["rules"]["6f1c0a52-0b0e-4d7a-9d5e-3f3f4b1c2a10"]["routed"] == 5
+    assert detector.stats()["rules"]["0d6c1b8e-7f7e-4f57-8a43-2b8e0b0a4c11"]["routed"] == 1
 
 
 def test_missing_fields_reported(tmp_path: Path) -> None:
