@@ -39,6 +39,9 @@ LIVE_WINDOW_S = 3600.0
 _CANONICAL = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-5][0-9]\.[0-9]{6}Z")
 
 
+_NOTHING = object()  # identical to no value an event can hold (not None: a missing stamp must be checked)
+
+
 class _ReplayGate:
     """Decides from the texts alone, for the ``auto`` reference, that an event gets no skew: the common case of a
     replayed file, where every event carries our own fresh ``event.ingested`` stamp and an old ``@timestamp``.
@@ -60,7 +63,7 @@ class _ReplayGate:
         self.live_high = format_timestamp(now + live)
         # The last ``event.ingested`` found to be ours: a batch's events share one stamp object (parse_batch), so
         # its checks run once a batch; an identity test, so any other object is checked afresh.
-        self._ours: Any = None
+        self._ours: Any = _NOTHING
 
     def quiet(self, ingested: Any, timestamp: Any) -> bool:
         """True only if the datetime path would find ``ingested`` to be our stamp and the event not live."""

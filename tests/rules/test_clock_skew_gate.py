@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from temporal_siem.detections.enrichment import clock_skew
 from temporal_siem.detections.enrichment.base import as_datetime
-from temporal_siem.detections.enrichment.clock_skew import LIVE_WINDOW_S, OUR_STAMP_TOLERANCE_S, ClockSkew, _ReplayGate
+from temporal_siem.detections.enrichment.clock_skew import _CANONICAL, LIVE_WINDOW_S, OUR_STAMP_TOLERANCE_S, ClockSkew, _ReplayGate
 from temporal_siem.kernel.timestamps import format_timestamp
 
 NOW = datetime(2026, 12, 6, 1, 59, 59, 999_999, tzinfo=UTC)
@@ -108,17 +108,28 @@ def test_enrich_gives_what_the_datetime_path_gives(pairs: list[tuple[Any, Any]])
         assert event.get("temporal.clock_skew_seconds") == skew_without_gate(ingested, timestamp, NOW)
 
 
+def plain_quiet(gate: _ReplayGate, ingested: Any, timestamp: Any) -> bool:
+    """The gate's answer as it was before it remembered a batch's stamp: every check, every time."""
+    if (ingested.__class__ is not str or timestamp.__class__ is not str
+            or not (gate.stamp_low <= ingested <= gate.stamp_high)
+            or gate.live_low <= timestamp <= gate.live_high):
+        return False
+    return _CANONICAL.fullmatch(ingested) is not None and _CANONICAL.fullmatch(timestamp) is not None
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 2), stamp_texts), max_size=8), st.lists(stamp_texts, min_size=3, max_size=3))
-def test_one_gate_over_a_batch_answers_as_a_fresh_gate_per_event(rows: list[tuple[int, Any]], stamps: list[Any]) -> None:
+@example([(2, "2026-12-06T03:00:00.000000Z")], ["x", "x", None])  # a fresh gate's memory must not stand for None
+@example([(0, None), (2, "2026-12-06T03:00:00.000000Z")], ["2026-12-06T01:59:59.999999Z", "x", None])
+def test_one_gate_over_a_batch_answers_every_check_every_time(rows: list[tuple[int, Any]], stamps: list[Any]) -> None:
     """A gate remembers the last stamp found to be ours (by identity: a batch shares one stamp object). Reused over
-    events that share, alternate or merely equal stamps, each answer is a fresh gate's."""
+    events that share, alternate or merely equal stamps, or lack one, each answer is the memory-less one."""
     gate = _ReplayGate(NOW)
     for which, timestamp in rows:
         ingested = stamps[which]
         copy = ingested[:1] + ingested[1:] if isinstance(ingested, str) else ingested  # equal, maybe not identical
         for stamp in (ingested, copy, ingested):
-            assert gate.quiet(stamp, timestamp) == _ReplayGate(NOW).quiet(stamp, timestamp)
+            assert gate.quiet(stamp, timestamp) == plain_quiet(gate, stamp, timestamp), (stamp, timestamp)
 
 
 def test_a_replayed_record_is_decided_by_the_gate_and_a_live_one_is_not() -> None:
