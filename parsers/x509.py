@@ -17,14 +17,15 @@ import math
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import Any
-
-from cryptography import x509 as cx509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
-from cryptography.x509.oid import ExtensionOID, NameOID
+from typing import TYPE_CHECKING, Any
 
 from temporal_siem.parsers.common import format_timestamp
+
+if TYPE_CHECKING:
+    from cryptography import x509 as cx509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
+    from cryptography.x509.oid import ExtensionOID
 
 PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----[A-Za-z0-9+/=\s]+?-----END CERTIFICATE-----")
 PEM_MARKER = "-----BEGIN CERTIFICATE-----"
@@ -34,14 +35,38 @@ _B64_PEM_PREFIXES_BYTES = tuple(p.encode() for p in B64_PEM_PREFIXES)
 MAX_CERTIFICATES = 64
 MAX_BUNDLE_CHARS = 1 << 20
 
-_DN_PARTS: tuple[tuple[str, Any], ...] = (
-    ("common_name", NameOID.COMMON_NAME),
-    ("organization", NameOID.ORGANIZATION_NAME),
-    ("organizational_unit", NameOID.ORGANIZATIONAL_UNIT_NAME),
-    ("country", NameOID.COUNTRY_NAME),
-    ("state_or_province", NameOID.STATE_OR_PROVINCE_NAME),
-    ("locality", NameOID.LOCALITY_NAME),
-)
+_DN_PARTS: tuple[tuple[str, Any], ...] = ()
+_loaded = False
+
+
+def _load() -> None:
+    """Import ``cryptography`` on first use. It is ~35 modules (~25 ms of every process start, a replay's and a
+    test's included), and only a record that carries a certificate needs it. Every function here that reads a
+    certificate calls this first (a bool test once loaded); the names it binds are the module's own."""
+    global _DN_PARTS, _loaded
+    if _loaded:
+        return
+    from cryptography import x509 as x509_module
+    from cryptography.hazmat.primitives import hashes as hashes_module
+    from cryptography.hazmat.primitives.asymmetric import dsa as dsa_module
+    from cryptography.hazmat.primitives.asymmetric import ec as ec_module
+    from cryptography.hazmat.primitives.asymmetric import ed448 as ed448_module
+    from cryptography.hazmat.primitives.asymmetric import ed25519 as ed25519_module
+    from cryptography.hazmat.primitives.asymmetric import rsa as rsa_module
+    from cryptography.x509.oid import ExtensionOID as extension_oid
+    from cryptography.x509.oid import NameOID as name_oid
+
+    globals().update(cx509=x509_module, hashes=hashes_module, dsa=dsa_module, ec=ec_module, ed448=ed448_module,
+                     ed25519=ed25519_module, rsa=rsa_module, ExtensionOID=extension_oid)
+    _DN_PARTS = (
+        ("common_name", name_oid.COMMON_NAME),
+        ("organization", name_oid.ORGANIZATION_NAME),
+        ("organizational_unit", name_oid.ORGANIZATIONAL_UNIT_NAME),
+        ("country", name_oid.COUNTRY_NAME),
+        ("state_or_province", name_oid.STATE_OR_PROVINCE_NAME),
+        ("locality", name_oid.LOCALITY_NAME),
+    )
+    _loaded = True
 
 # Go-style names, as ECS examples use them ("SHA256-RSA").
 _SIGNATURE_NAMES = {
@@ -90,6 +115,7 @@ def _strings(value: Any) -> Iterator[str]:
 
 
 def _certificates_in_text(text: str) -> list[cx509.Certificate]:
+    _load()
     if len(text) > MAX_BUNDLE_CHARS:
         return []
     data = text.encode("utf-8", "replace")
@@ -119,6 +145,7 @@ def _b64(text: str) -> bytes | None:
 
 
 def _load_der(data: bytes) -> cx509.Certificate | None:
+    _load()
     try:
         return cx509.load_der_x509_certificate(data)
     except ValueError:
@@ -148,6 +175,7 @@ def serial_hex(serial: int) -> str:
 
 
 def _name_parts(name: cx509.Name) -> dict[str, Any]:
+    _load()
     parts: dict[str, Any] = {}
     for key, oid in _DN_PARTS:
         values = [str(attr.value) for attr in name.get_attributes_for_oid(oid)]
@@ -158,6 +186,7 @@ def _name_parts(name: cx509.Name) -> dict[str, Any]:
 
 
 def _alternative_names(cert: cx509.Certificate) -> list[str]:
+    _load()
     try:
         ext = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
     except (cx509.ExtensionNotFound, ValueError):
@@ -174,6 +203,7 @@ def _alternative_names(cert: cx509.Certificate) -> list[str]:
 
 
 def _is_ca(cert: cx509.Certificate) -> bool:
+    _load()
     try:
         ext = cert.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS)
     except (cx509.ExtensionNotFound, ValueError):
@@ -183,6 +213,7 @@ def _is_ca(cert: cx509.Certificate) -> bool:
 
 
 def _public_key(cert: cx509.Certificate) -> dict[str, Any]:
+    _load()
     try:
         key = cert.public_key()
     except (ValueError, cx509.UnsupportedGeneralNameType, Exception):  # unsupported algorithms raise assorted errors
@@ -207,15 +238,18 @@ def _signature_algorithm(cert: cx509.Certificate) -> str:
 
 
 def sha256_hex(cert: cx509.Certificate) -> str:
+    _load()
     return cert.fingerprint(hashes.SHA256()).hex().upper()
 
 
 def md5_hex(cert: cx509.Certificate) -> str:
+    _load()
     return cert.fingerprint(hashes.MD5()).hex().upper()
 
 
 def ecs_x509(cert: cx509.Certificate) -> dict[str, Any]:
     """The ECS x509 field set of one certificate, nested (``subject.common_name`` is ``{"subject": {...}}``)."""
+    _load()
     fields: dict[str, Any] = {
         "serial_number": serial_hex(cert.serial_number),
         "not_before": format_timestamp(_utc(cert, "not_valid_before")),
@@ -238,6 +272,7 @@ def summary(cert: cx509.Certificate, at: datetime | None = None) -> dict[str, An
     ``expires_in_days`` is counted from ``at`` (the record's own time, so replays give the same answer):
     negative = already expired when the record was written; rules cannot do date arithmetic themselves.
     """
+    _load()
     not_after = _utc(cert, "not_valid_after")
     return {
         "subject": cert.subject.rfc4514_string(),
@@ -263,6 +298,7 @@ def add_certificates(event: dict[str, Any], certs: list[cx509.Certificate], top_
     """Put a bundle on a flat event: ``x509.*`` = ``primary`` (an issued certificate) or else the certificate
     that expires first (a CA bundle), every one in ``temporal.certificates.*`` (Elasticsearch-style columns,
     one list entry per certificate)."""
+    _load()
     if not certs:
         return
     from temporal_siem.kernel.flatten import flatten

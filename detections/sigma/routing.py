@@ -15,6 +15,8 @@ import yaml
 from sigma.rule import SigmaLogSource
 
 LOGSOURCES_FILE = Path(__file__).resolve().parents[1] / "pipelines" / "logsources.yml"
+#: libyaml's parser (the same safe constructor): the pure-Python one spent ~9 ms of every start on this file, twice.
+_SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +62,7 @@ class LogsourceTagger:
 
     @classmethod
     def load(cls, path: Path = LOGSOURCES_FILE) -> LogsourceTagger:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER) or {}
         return cls(list(data.get("event_logsources") or []))
 
     def tag(self, event: dict[str, Any]) -> EventTag | None:
@@ -104,7 +106,7 @@ class WindowsEventView:
 
     @classmethod
     def load(cls, path: Path = LOGSOURCES_FILE) -> WindowsEventView | None:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_SAFE_LOADER) or {}
         spec = data.get("event_views")
         return cls(spec) if spec else None
 
