@@ -58,6 +58,10 @@ class LogsourceTagger:
             )
             self._by_field.setdefault(str(entry["field"]), {})[str(entry["value"]).lower()] = source
         self._fields = tuple(self._by_field.items())
+        #: Every event key ``tag`` reads: the fields, then the ``category_by`` keys. The tag is a function of
+        #: their values alone (what lets the ruleset memoise lanes by them).
+        self.key_fields: tuple[str, ...] = tuple(dict.fromkeys(
+            [*self._by_field, *(s.category_by for table in self._by_field.values() for s in table.values() if s.category_by)]))
         self._tags: dict[tuple[Any, ...], EventTag] = {}
 
     @classmethod
