@@ -14,6 +14,8 @@ from temporal_siem.detections.enrichment.base import Enricher
 
 USER_KEY = "temporal.user_key"
 TARGET_USER_KEY = "temporal.target_user_key"
+#: Every field an address is read from (``_address``'s arguments below).
+_FIELDS = frozenset({"user.email", "user.name", "user.target.email", "user.target.name"})
 
 
 def _first_address(value: Any) -> str | None:
@@ -32,7 +34,10 @@ class IdentityKeys(Enricher):
     name = "identity_keys"
 
     def enrich(self, events: list[dict[str, Any]]) -> None:
+        fields = _FIELDS
         for event in events:
+            if event.keys().isdisjoint(fields):  # most events (Windows, server logs) name no user: one C test
+                continue
             actor = _address(event, "user.email", "user.name")
             if actor:
                 event[USER_KEY] = actor

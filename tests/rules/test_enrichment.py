@@ -212,6 +212,26 @@ def test_identity_keys_fold_case_for_cross_source_joins() -> None:
     assert okta["user.target.email"] == ["Carol@Example.COM"]  # what was logged stays as logged
 
 
+@pytest.mark.parametrize(("field", "output"), [("user.email", "temporal.user_key"), ("user.name", "temporal.user_key"),
+                                               ("user.target.email", "temporal.target_user_key"),
+                                               ("user.target.name", "temporal.target_user_key")])
+def test_identity_keys_from_each_field_alone(field: str, output: str) -> None:
+    """The enricher skips an event naming none of its fields in one test: each field alone must still count."""
+    from temporal_siem.detections.enrichment import IdentityKeys
+
+    event = {field: "Dave@Example.com", "other": 1}
+    IdentityKeys().enrich([event, {"other": 2}])
+    assert event[output] == "dave@example.com"
+
+
+@pytest.mark.parametrize("field", ["x509.not_after", "tls.client.x509.not_after", "tls.server.x509.not_after",
+                                   "tls.client.not_after", "tls.server.not_after", "temporal.certificates.not_after"])
+def test_certificate_expiry_from_each_field_alone(field: str) -> None:
+    event = {field: "2025-01-11T00:00:00Z", "@timestamp": "2025-01-01T00:00:00Z"}
+    CertificateExpiry().enrich([event, {"@timestamp": "2025-01-01T00:00:00Z"}])
+    assert event["temporal.certificate_days_to_expiry"] == 10.0
+
+
 def test_key_age_survives_a_detector_restart_and_raises_the_stale_key_rule() -> None:
     """The registry rides in the detector snapshot: creation seen before a restart, use seen after it."""
     from temporal_siem.detections.sigma.ruleset import Ruleset
