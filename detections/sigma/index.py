@@ -2,12 +2,12 @@
 
 Per event it probes only the event's own keys that some rule of the lane needs: presence lists, a folded
 exact-value dict, a numeric exact dict, and a literal scan (Hyperscan, or Aho-Corasick; one database of the
-lane's substring and keyword needles) of each value of a field with substring needles, whose hits count
-only for that field's needles (the ``\\cmd.exe`` of ``Image|endswith`` does not fire on a command line
-naming cmd.exe). In a keyword lane the keyword needles (a database of their own) are searched once per event
-in all its values joined with ``\x00``: a needle holds no NUL, so it is never found across two values. What each probe finds are tokens: a rule's
-index for a one-clause rule, one token per clause for a rule with several (witness.py), which is a candidate
-only when all its clauses were hit.
+lane's substring needles) of each value of a field with substring needles, whose hits count only for that
+field's needles (the ``\\cmd.exe`` of ``Image|endswith`` does not fire on a command line naming cmd.exe). In a
+keyword lane the keyword needles (a database of their own) are searched once per event in all its values joined
+with ``\x00``: a needle holds no NUL, so it is never found across two values. What each probe finds are tokens:
+a rule's index for a one-clause rule, one token per clause for a rule with several (witness.py), which is a
+candidate only when all its clauses were hit.
 Rules without a witness are always candidates. The result may only over-approximate the rules that match;
 ``tests/sigma/test_differential.py`` checks it against a full scan.
 """
@@ -35,6 +35,8 @@ MEMO_SIZE = 4096  # distinct values remembered per field and lane
 #: scan of its own, so a field that misses on more than half the lane's events since the last check (a
 #: time stamp, a hash, a command line) is switched off. Counted on misses only: a hit costs one dict probe.
 MEMO_WINDOW = 256
+
+
 @dataclass(slots=True)
 class FieldSlot:
     """What the lane knows about one event key. ``seen`` feeds the rule-health "missing fields" report."""
@@ -48,7 +50,7 @@ class FieldSlot:
     # tokens): low-cardinality fields (Image, User, Channel...) repeat their values, so
     # the fold, dict probes and scan are done once per distinct value; a value's contribution depends on the
     # value alone (a needle holds no NUL, so it is never found across two joined values). Turned off (None)
-    # for a field whose values rarely repeat (command lines, hashes, times): those go to the one joined scan.
+    # for a field whose values rarely repeat (command lines, hashes, times): those are probed on every event.
     memo: dict[str, tuple[int, ...]] | None = field(default_factory=dict)
     misses: int = 0
     since: int = 0  # the lane's event count when ``misses`` was last reset
