@@ -102,7 +102,10 @@ _SCAN_WORDS = (
 )
 _SCHEMES = rb"(?:bearer|basic|splunk|apikey)\s"
 # Case-sensitive token prefixes and shapes.
-_SHAPES = rb"eyJ|\b(?:hv[sbr]|s)\.[A-Za-z0-9]{20}|tmprl_|\bgh[pousr]_|github_pat_|-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY|://[^/\s@\"]*:[^/\s@\"]*@"
+_SHAPES = (rb"eyJ|\b(?:hv[sbr]|s)\.[A-Za-z0-9]{20}|tmprl_|\bgh[pousr]_|github_pat_|-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY"
+           # a URL password (slashes plain or JSON-escaped: a dead letter is scanned as text), or one the end of the
+           # text cut off before its '@'
+           rb"|(?:://|:\\/\\/)[^/\s@\"]*:[^/\s@\"]*(?:@|\Z)")
 
 KEYS = 1  # a key name (or the name member of a name/value pair) may be secret: check keys
 TEXT = 2  # a string may hold a secret shape or a secret key=value: check strings
@@ -203,7 +206,7 @@ def _string_may_hold_secret(text: str) -> bool:
     pair, whitespace for an auth scheme, ``s.``/``_``/``eyJ``/``-----``/``://`` for the token shapes): ids,
     timestamps, addresses and names (most values) never reach Hyperscan's ~1 µs call."""
     if not ("=" in text or '"' in text or " " in text or "_" in text or "s." in text or "eyJ" in text
-            or "://" in text or "-----" in text or "\t" in text or "\n" in text or "\r" in text
+            or "://" in text or ":\\/" in text or "-----" in text or "\t" in text or "\n" in text or "\r" in text
             or "\x0b" in text or "\x0c" in text):
         return False
     return bool(_run(_string_db(), "string", text.encode("utf-8", "surrogatepass")))
@@ -254,7 +257,10 @@ _TOKENS = re.compile(
     r"|\btmprl_[A-Za-z0-9_.-]{8,}"  # Temporal Cloud API keys
     r"|\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"  # GitHub tokens
 )
-_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9_+.-]{0,30}:(?://|\\/\\/)[^:/?#@\s\"'<>]{0,256}:)[^@/?#\s\"'<>]{1,512}@")
+# user:password@ in a URL; also user:password at the very end of the text (a record or dead letter cut before
+# the '@'), unless all digits: there it cannot be told from host:port, and a port is no secret.
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9_+.-]{0,30}:(?://|\\/\\/)[^:/?#@\s\"'<>]{0,256}:)"
+                           r"(?:[^@/?#\s\"'<>]{1,512}(@)|(?![0-9]+\Z)[^@/?#\s\"'<>]{1,512}\Z)")
 _PAIR = re.compile(r"([A-Za-z][A-Za-z0-9_.-]{0,63})=([^&\s\"',;<>]+)")
 # A string value cut off by the end of the text (a truncated dead letter) counts as a value too.
 _JSON_PAIR = re.compile(r'"([^"\\]{1,64})"(\s*:\s*)("(?:[^"\\]|\\.)*(?:"|\Z)|-?[0-9][0-9.eE+-]*|true|false)')
@@ -290,8 +296,8 @@ def mask_text(text: str) -> str:
         text = _PEM.sub(REDACTED, text)
     text = _AUTH_SCHEME.sub(_mask_scheme, text)
     text = _TOKENS.sub(REDACTED, text)
-    if "@" in text:
-        text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}@", text)
+    if "@" in text or "://" in text or ":\\/\\/" in text:
+        text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}{m.group(2) or ''}", text)
     if "=" in text:
         text = _PAIR.sub(_mask_pair, text)
     if '"' in text and ":" in text:

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from temporal_siem.kernel.records import DeadLetter, Origin
-from temporal_siem.kernel.secrets import REDACTED, is_secret_key, redact, redact_text, scan
+from temporal_siem.kernel.secrets import REDACTED, is_secret_key, redact, redact_raw, redact_text, scan
 from temporal_siem.sinks.base import to_json_line
 from temporal_siem.sinks.splunk_hec import SplunkHecSink
 from temporal_siem.sinks.syslog import SyslogSink
@@ -62,6 +62,24 @@ def test_the_fast_scan_sees_every_secret_shape(shape: str) -> None:
 def test_the_fast_scan_is_a_superset_of_the_key_rule(key: str) -> None:
     if is_secret_key(key):
         assert scan(orjson.dumps({key: "v"}))
+
+
+@pytest.mark.parametrize(("raw", "kept"), [
+    (b"{}connect postgres://app:LEAKdsnpw0106", b"postgres://app:"),  # hypothesis: a broken record cut before '@'
+    (b"connect mysql://root:LEAKdsnpw0106", b"mysql://root:"),
+    (b'{"u": "https:\\/\\/svc:LEAKdsnpw0106', b"svc:"),       # JSON-escaped slashes, cut inside the string
+    (b'{"u": "https:\\/\\/svc:LEAKdsnpw0106@db\\/x"}', b"svc:"),  # and whole: the text scan missed them too
+])
+def test_url_passwords_in_dead_letters_are_masked(raw: bytes, kept: bytes) -> None:
+    doc = DeadLetter("invalid JSON", "decode", Origin("t"), raw, "").as_dict()
+    assert b"LEAKdsnpw0106" not in orjson.dumps(doc) and kept in redact_raw(raw)
+
+
+@pytest.mark.parametrize("text", ["connecting to http://db.internal:5432", "see http://host:8080/x for more",
+                                  "listen tcp://0.0.0.0:7233"])
+def test_a_url_ending_in_a_port_keeps_it(text: str) -> None:
+    """At the end of the text ``host:1234`` cannot be told from ``user:password``: all digits is a port."""
+    assert redact_text(text) == text
 
 
 def test_dead_letters_are_masked() -> None:
