@@ -296,7 +296,7 @@ def mask_text(text: str) -> str:
         text = _PEM.sub(REDACTED, text)
     text = _AUTH_SCHEME.sub(_mask_scheme, text)
     text = _TOKENS.sub(REDACTED, text)
-    if "@" in text or "://" in text or ":\\/\\/" in text:
+    if "://" in text or ":\\/\\/" in text:  # the two spellings _URL_PASSWORD needs one of
         text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}{m.group(2) or ''}", text)
     if "=" in text:
         text = _PAIR.sub(_mask_pair, text)

@@ -41,8 +41,9 @@ _loaded = False
 
 def _load() -> None:
     """Import ``cryptography`` on first use. It is ~35 modules (~25 ms of every process start, a replay's and a
-    test's included), and only a record that carries a certificate needs it. Every function here that reads a
-    certificate calls this first (a bool test once loaded); the names it binds are the module's own."""
+    test's included), and only a record that carries a certificate needs it. The two functions that make a
+    certificate and every public one that reads one call this first (a bool test once loaded); the private
+    helpers run only under those. The names it binds are the module's own."""
     global _DN_PARTS, _loaded
     if _loaded:
         return
@@ -175,7 +176,6 @@ def serial_hex(serial: int) -> str:
 
 
 def _name_parts(name: cx509.Name) -> dict[str, Any]:
-    _load()
     parts: dict[str, Any] = {}
     for key, oid in _DN_PARTS:
         values = [str(attr.value) for attr in name.get_attributes_for_oid(oid)]
@@ -186,7 +186,6 @@ def _name_parts(name: cx509.Name) -> dict[str, Any]:
 
 
 def _alternative_names(cert: cx509.Certificate) -> list[str]:
-    _load()
     try:
         ext = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
     except (cx509.ExtensionNotFound, ValueError):
@@ -203,7 +202,6 @@ def _alternative_names(cert: cx509.Certificate) -> list[str]:
 
 
 def _is_ca(cert: cx509.Certificate) -> bool:
-    _load()
     try:
         ext = cert.extensions.get_extension_for_oid(ExtensionOID.BASIC_CONSTRAINTS)
     except (cx509.ExtensionNotFound, ValueError):
@@ -213,7 +211,6 @@ def _is_ca(cert: cx509.Certificate) -> bool:
 
 
 def _public_key(cert: cx509.Certificate) -> dict[str, Any]:
-    _load()
     try:
         key = cert.public_key()
     except (ValueError, cx509.UnsupportedGeneralNameType, Exception):  # unsupported algorithms raise assorted errors

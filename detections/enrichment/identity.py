@@ -14,8 +14,10 @@ from temporal_siem.detections.enrichment.base import Enricher
 
 USER_KEY = "temporal.user_key"
 TARGET_USER_KEY = "temporal.target_user_key"
-#: Every field an address is read from (``_address``'s arguments below).
-_FIELDS = frozenset({"user.email", "user.name", "user.target.email", "user.target.name"})
+#: Where each address is read from, email field first (IdPs put the login in either).
+_ACTOR_FIELDS = ("user.email", "user.name")
+_TARGET_FIELDS = ("user.target.email", "user.target.name")
+_FIELDS = frozenset(_ACTOR_FIELDS + _TARGET_FIELDS)
 
 
 def _first_address(value: Any) -> str | None:
@@ -38,10 +40,10 @@ class IdentityKeys(Enricher):
         for event in events:
             if event.keys().isdisjoint(fields):  # most events (Windows, server logs) name no user: one C test
                 continue
-            actor = _address(event, "user.email", "user.name")
+            actor = _address(event, *_ACTOR_FIELDS)
             if actor:
                 event[USER_KEY] = actor
-            target = _address(event, "user.target.email", "user.target.name")
+            target = _address(event, *_TARGET_FIELDS)
             if target:
                 event[TARGET_USER_KEY] = target
 

@@ -116,7 +116,8 @@ MAX_RULE_FILE_LINES = 50_000
 MAX_YAML_ALIASES = 16  # Sigma rules use none; an alias bomb uses many
 
 
-_BaseLoader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+#: libyaml's parser when the build has it (the same safe constructor); routing.py reads logsources.yml with it too.
+SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR_TAG = "tag:yaml.org,2002:str"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MAP_TAG = "tag:yaml.org,2002:map"
@@ -137,11 +138,11 @@ def _construct_unique_mapping(loader: Any, base: Any, node: Any, deep: bool = Fa
     return base.construct_mapping(loader, node, deep)
 
 
-class RuleYamlLoader(_BaseLoader):  # type: ignore[misc, valid-type]
+class RuleYamlLoader(SAFE_LOADER):  # type: ignore[misc, valid-type]
     """libyaml's parser (5x faster on the corpus) with pySigma's rule: a duplicate key is an error."""
 
     def construct_mapping(self, node: Any, deep: bool = False) -> Any:
-        return _construct_unique_mapping(self, _BaseLoader, node, deep)
+        return _construct_unique_mapping(self, SAFE_LOADER, node, deep)
 
 
 _IMPLICIT_RESOLVERS: dict[str, tuple[tuple[str, Any], ...]] = {
@@ -384,7 +385,7 @@ def _alias_count(text: str) -> int:
         return 0
     count = 0
     try:
-        for event in yaml.parse(text, Loader=_BaseLoader):
+        for event in yaml.parse(text, Loader=SAFE_LOADER):
             if isinstance(event, yaml.AliasEvent):
                 count += 1
                 if count > MAX_YAML_ALIASES:
