@@ -34,6 +34,7 @@ from temporal_siem.kernel import metrics
 from temporal_siem.kernel.backoff import Backoff
 from temporal_siem.kernel.config import Settings
 from temporal_siem.observability import OpsServer
+from temporal_siem.pipeline import collector_for_run
 from temporal_siem.sinks.base import Sink
 from temporal_siem.sinks.factory import build_sinks
 from temporal_siem.stream.runtime import SinkAdapter, StreamRuntime, input_partitions
@@ -227,7 +228,8 @@ class Daemon:
                 log.info("consuming", extra={"group_id": self.cfg.group_id, "topics": sorted(partitions),
                                              "scope_partitions": self.runtime.scope_partitions})
                 try:
-                    self.runtime.run()
+                    with collector_for_run(freeze=False):  # no freeze: a long-lived process collects old rule sets
+                        self.runtime.run()
                 except Exception as exc:
                     if self._stop_requested.is_set():
                         log.exception("the stream failed while stopping: what was not committed is read again by the next member")

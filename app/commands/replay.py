@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import gc
 import logging
-from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from temporal_siem import console
@@ -20,7 +17,7 @@ from temporal_siem.ingest.replay import ReplaySource
 from temporal_siem.kernel.config import Settings
 from temporal_siem.kernel.levels import SEVERITY_BY_LEVEL
 from temporal_siem.parsers.router import ParserRouter
-from temporal_siem.pipeline import Pipeline, RunStats
+from temporal_siem.pipeline import Pipeline, RunStats, collector_for_run
 from temporal_siem.settings import load_settings
 from temporal_siem.sinks.base import Sink
 from temporal_siem.sinks.file import FileSink
@@ -202,33 +199,13 @@ def run(args: argparse.Namespace) -> int:
         pipeline = pipeline_class(args, options, detector, event_sinks, collected)(
             source, router, detector, alert_sinks=alert_sinks, event_sinks=event_sinks, dead_letter=dead_letter,
             on_alerts=collected.add, on_batch=lambda stats, batch: advance(source.bytes_read))
-        with heap_frozen(type(pipeline) is Pipeline):  # the parallel pipeline freezes around its fork itself
+        with collector_for_run(freeze=type(pipeline) is Pipeline):  # the parallel pipeline freezes around its fork
             stats = pipeline.run()
     written = dead_letter.written if isinstance(dead_letter, LazyFileSink) else bool(stats.dead_lettered)
     report(args, stats, collected, dead_path if written else None, rule_errors)
     if recorder is not None and not write_html_report(args, stats, collected.alerts, recorder):
         return EXIT_FAILURE
     return exit_code(args, collected)
-
-
-@contextlib.contextmanager
-def heap_frozen(enabled: bool = True) -> Iterator[None]:
-    """Everything allocated so far (imports, the rule set, its compiled functions) out of the collector's sight
-    while the replay runs, then back in the oldest generation.
-
-    Why: the per-event dicts trigger a full collection every few hundred batches, and each one walked the whole
-    rule set again (5 full collections, 0.38 s of a 10.5 s replay with 1,433 rules). Frozen objects are still
-    freed by reference counting; only cycles among them wait for the unfreeze. Not kept after the run, so a
-    process that replays many times (the tests, a notebook) collects its old rule sets as before.
-    """
-    if not enabled or gc.get_freeze_count():
-        yield
-        return
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def pipeline_class(args: argparse.Namespace, options: dict[str, Any], detector: Detector, event_sinks: list[Sink],
