@@ -50,6 +50,8 @@ from typing import Any
 import orjson
 
 from temporal_siem.console import MAX_TABLE_ROWS, most_important
+from temporal_siem.detections.correlation.engine import FOREVER
+from temporal_siem.detections.correlation.timeutil import BadTimestamp, parse_micros
 from temporal_siem.detections.enrichment import EnricherRegistry
 from temporal_siem.detections.enrichment.base import Enricher
 from temporal_siem.detections.sigma.detector import SigmaDetector
@@ -88,34 +90,23 @@ def is_stateful_enricher(enricher: Enricher) -> bool:
 
 
 class StateScope:
-    """Which events an enricher's state can read (then the parent enriches and matches them in order).
-
-    Conservative on purpose: a stateful enricher without declared ``state_datasets`` claims every event.
-    """
+    """Which events an enricher's state can read (then the parent enriches and matches them in order): those
+    any stateful enricher's :meth:`~Enricher.reads_state` claims (a stateful enricher that does not narrow it
+    claims every event of its ``state_datasets``, or every event when it declares none)."""
 
     def __init__(self, detector: SigmaDetector) -> None:
-        self.all_events = False
-        self.datasets: set[Any] = set()
-        for enricher in detector.enrichers:
-            if not is_stateful_enricher(enricher):
-                continue
-            declared = getattr(enricher, "state_datasets", None)
-            if declared is None:
-                self.all_events = True
-            else:
-                self.datasets.update(declared)
+        self.tests = tuple(enricher.reads_state for enricher in detector.enrichers if is_stateful_enricher(enricher))
 
     def enriched_statefully(self, event: dict[str, Any]) -> bool:
-        if self.all_events:
-            return True
-        try:
-            return event.get("event.dataset") in self.datasets
-        except TypeError:  # an unhashable dataset value: be conservative
-            return True
+        for reads_state in self.tests:  # noqa: SIM110 - per event: a loop is cheaper than any() over a generator
+            if reads_state(event):
+                return True
+        return False
 
 
 # Items of a result, in record order: an event for the parent's full detector, a correlation observation
-# (the event and the rule references it matched) or an event time alone (an event that matched nothing).
+# (the event and the rule references it matched) or event time alone: ``(TIME, micros or None, events)`` for
+# events in a row that matched nothing a correlation listens to (``CorrelationEngine.observe_time``).
 FULL, OBSERVE, TIME = 0, 1, 2
 
 
@@ -141,7 +132,8 @@ class _ObservationRecorder:
 
     Only an event that matched a rule a correlation listens to is observed with its rules; for any other
     event the engine does exactly what it does for its ``@timestamp`` alone (no group to join), so that is
-    all that is sent. A matched event goes slim when the engine can only read its fields (``@timestamp``,
+    all that is sent, parsed here (the parent only compares numbers); :func:`_merge_times` then makes a run of
+    them one item. A matched event goes slim when the engine can only read its fields (``@timestamp``,
     ``event.id``, the correlations' group-by and value fields): it has an ``event.id`` (else the engine hashes
     the whole event), its time parses and is not ahead of the clock (else it is refused, and a refused event
     is dead-lettered whole). It could still be refused as late in the parent (after the engine applied the
@@ -153,6 +145,7 @@ class _ObservationRecorder:
         self.referenced = engine.referenced_refs()
         self.fields: tuple[str, ...] = ()
         self.max_future_us = engine.max_future_us
+        self.merge_times = engine.allowed_lateness_us >= FOREVER
         if slim:
             fields = {"@timestamp", "event.id", "event.dataset"}
             for runner in engine._runners:  # what _enqueue reads of an event
@@ -166,12 +159,20 @@ class _ObservationRecorder:
             slim = self._slim(event) if self.fields else None
             self.items.append((OBSERVE, event, refs) if slim is None else (OBSERVE, slim[0], refs, slim[1]))
         else:
-            self.items.append((TIME, event.get("@timestamp")))
+            self.items.append((TIME, self._usable_time(event.get("@timestamp")), 1))
         return []
 
-    def _slim(self, event: dict[str, Any]) -> tuple[dict[str, Any], bytes] | None:
-        from temporal_siem.detections.correlation.timeutil import BadTimestamp, parse_micros
+    def _usable_time(self, value: Any) -> int | None:
+        """An event's time as the engine takes it from an event that matched nothing: None when it does not
+        parse or is ahead of the clock (the engine skips both; one ahead of the clock and not ahead of the
+        latest time seen would change nothing either)."""
+        try:
+            t = parse_micros(value)
+        except BadTimestamp:
+            return None
+        return None if t > time.time_ns() // 1000 + self.max_future_us else t
 
+    def _slim(self, event: dict[str, Any]) -> tuple[dict[str, Any], bytes] | None:
         event_id = event.get("event.id")
         dataset = event.get("event.dataset")
         if not isinstance(event_id, str | int) or event_id == "" or not isinstance(dataset, str | None):
@@ -182,10 +183,15 @@ class _ObservationRecorder:
             return None
         if t > time.time_ns() // 1000 + self.max_future_us:
             return None
-        try:  # correlation.engine._event_bytes, the dead-letter body, when it succeeds
-            whole = orjson.dumps(event, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS, default=str)
+        # The dead-letter body (correlation.engine._event_bytes, which sorts the keys, of the event these bytes
+        # load back to), when it succeeds. Unsorted and string keys first: 40 % cheaper, and the usual case.
+        try:
+            whole = orjson.dumps(event, default=str)
         except (TypeError, orjson.JSONEncodeError):
-            return None
+            try:
+                whole = orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS, default=str)
+            except (TypeError, orjson.JSONEncodeError):
+                return None
         slim = {}
         for name in self.fields:
             value = event.get(name)
@@ -328,8 +334,25 @@ def _match(detector: SigmaDetector, scope: StateScope, events: list[dict[str, An
         result.items = [(FULL, event) for event, whole in zip(events, full, strict=True) if whole]
         return
     observed = iter(recorder.items)  # one per event of ``run``, in order (the detector observes every event)
-    result.items = [(FULL, event) if whole else next(observed) for event, whole in zip(events, full, strict=True)]
+    items = [(FULL, event) if whole else next(observed) for event, whole in zip(events, full, strict=True)]
     recorder.items = []
+    result.items = _merge_times(items) if recorder.merge_times else items
+
+
+def _merge_times(items: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Each run of event-time items as one: its latest usable time and its number of events. Only with
+    unbounded lateness (``_ObservationRecorder.merge_times``): then an event that matched nothing can only
+    raise the latest time seen, so the run's latest time does what its events did one by one. Most events of
+    a replay match nothing a correlation listens to: this is most of what the parent has to apply."""
+    merged: list[tuple[Any, ...]] = []
+    for item in items:
+        if item[0] == TIME and merged and merged[-1][0] == TIME:
+            _, last, count = merged[-1]
+            t = item[1]
+            merged[-1] = (TIME, t if last is None or (t is not None and t > last) else last, count + item[2])
+        else:
+            merged.append(item)
+    return merged
 
 
 def line_framed_start(source: ReplaySource, name: str) -> int | None:
@@ -614,7 +637,7 @@ class ParallelPipeline(Pipeline):
                 item = next(observed)
             try:
                 if item[0] == TIME:
-                    fired = correlation.observe({"@timestamp": item[1]}, ())
+                    fired = correlation.observe_time(item[1], item[2])
                 else:
                     fired = correlation.observe(item[1], item[2])
                     if len(item) > 3 and correlation._rejected and correlation._rejected[-1].event is item[1]:

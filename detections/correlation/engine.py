@@ -288,6 +288,18 @@ class CorrelationEngine:
             event_id = self._event_id(event)
             for runner, mask in hits.items():
                 self._enqueue(runner, event, t, event_id, mask)
+        return self._moved(t)
+
+    def observe_time(self, t: int | None, count: int = 1) -> list[dict[str, Any]]:
+        """What :meth:`observe` does for ``count`` events in a row that matched no rule a correlation listens to:
+        count them and move event time to ``t``, the latest ``@timestamp`` among them (microseconds) that parsed
+        and is not ahead of the clock (None: none was). For ``replay --workers``, whose workers parse the times
+        (app/parallel.py); with a bounded lateness each event may close windows, so runs are not merged there."""
+        self._counters["events_observed"] += count
+        return self._moved(self.max_seen if t is None else t)
+
+    def _moved(self, t: int) -> list[dict[str, Any]]:
+        """After an event at ``t`` was taken: move event time, close what the watermark passed, bound memory."""
         alerts: list[dict[str, Any]] = []
         if t > self.max_seen:
             self.max_seen = t

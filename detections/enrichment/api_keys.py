@@ -62,6 +62,15 @@ class ApiKeyRegistry(Enricher):
         self._first_seen: OrderedDict[str, datetime] = OrderedDict()
         self._enriched = 0
 
+    def reads_state(self, event: dict[str, Any]) -> bool:
+        """An audit record that names a key: the one its caller used, or a target (a created key, or a sighting)."""
+        dataset = event.get("event.dataset")
+        if dataset is not None and dataset != "temporal_cloud.audit":
+            return False
+        if event.get("temporal.target.id") is not None:
+            return True
+        return any(event.get(name) is not None for name in USED_KEY_FIELDS)
+
     def enrich(self, events: list[dict[str, Any]]) -> None:
         for event in events:
             dataset = event.get("event.dataset")

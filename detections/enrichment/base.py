@@ -30,6 +30,21 @@ class Enricher(ABC):
     def enrich(self, events: list[dict[str, Any]]) -> None:
         """Add derived fields to each event (in place); never raise on odd values."""
 
+    def reads_state(self, event: dict[str, Any]) -> bool:
+        """Whether :meth:`enrich` may read or change this enricher's state on ``event`` (a superset is correct; a
+        miss is not). ``replay --workers`` sends only such events to the one process that holds the state, the
+        rest are enriched and matched in parallel: the tighter the test, the less crosses between processes.
+        ``enrich`` keeps its own checks (it is given every event in one process); a contract test holds the two
+        together (tests/rules/test_enrichment_state_gate.py: an event this refuses leaves event and state as
+        they were). The default: an event of a declared ``state_datasets`` value, or every event when none is declared."""
+        declared = self.state_datasets
+        if declared is None:
+            return True
+        try:
+            return event.get("event.dataset") in declared
+        except TypeError:  # an unhashable dataset value
+            return True
+
     def snapshot(self) -> bytes:
         return b""
 

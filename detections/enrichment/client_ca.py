@@ -44,6 +44,12 @@ class ClientCaRegistry(Enricher):
     def __init__(self, max_namespaces: int = MAX_NAMESPACES) -> None:
         self._bundles = SetRegistry(self.name, "bundles", max_namespaces)
 
+    def reads_state(self, event: dict[str, Any]) -> bool:
+        """A successful audit record naming a namespace and carrying a CA bundle."""
+        namespace = event.get("temporal.namespace")
+        return (isinstance(namespace, str) and namespace != "" and event.get("event.outcome") != "failure"
+                and event.get("event.dataset") in (None, "temporal_cloud.audit") and _fingerprints(event) is not None)
+
     def enrich(self, events: list[dict[str, Any]]) -> None:
         for event in events:
             if event.get("event.dataset") not in (None, "temporal_cloud.audit") or event.get("event.outcome") == "failure":

@@ -35,6 +35,11 @@ class RoleRegistry(Enricher):
     def __init__(self, max_users: int = MAX_USERS) -> None:
         self._roles = SetRegistry(self.name, "roles", max_users)
 
+    def reads_state(self, event: dict[str, Any]) -> bool:
+        """A successful audit record granting roles."""
+        return (event.get("user.changes.roles") is not None and event.get("event.outcome") != "failure"
+                and event.get("event.dataset") in (None, "temporal_cloud.audit"))
+
     def enrich(self, events: list[dict[str, Any]]) -> None:
         for event in events:
             roles = event.get("user.changes.roles")

@@ -150,6 +150,11 @@ class WorkloadSessions(Enricher):
         self._sessions: OrderedDict[str, tuple[str, str, datetime]] = OrderedDict()
         self._workload_roles: OrderedDict[str, datetime] = OrderedDict()  # role ARN -> first time seen as a workload
 
+    def reads_state(self, event: dict[str, Any]) -> bool:
+        """A CloudTrail record made with an assumed-role session, or one that assumes a role."""
+        return event.get("event.dataset") == "aws.cloudtrail" and (
+            _text(event, "userIdentity.type") == "AssumedRole" or (_text(event, "eventName") or "").startswith("AssumeRole"))
+
     def enrich(self, events: list[dict[str, Any]]) -> None:
         for event in events:
             if event.get("event.dataset") != "aws.cloudtrail":

@@ -82,11 +82,20 @@ def test_stateless_rules_same_alerts(tmp_path: Path) -> None:
 
 
 def test_state_scope_claims_what_enricher_state_reads() -> None:
+    """The registries' gates: an audit record that names a key, a namespace CA bundle or a role grant, a
+    CloudTrail record of an assumed-role session; not an audit record that names none of them, nor another
+    dataset (tests/rules/test_enrichment_state_gate.py holds each gate to its enricher)."""
     scope = StateScope(build_detector([], builtin_rules=True, options={"correlation": {"allowed_lateness_seconds": -1}}))
-    assert scope.enriched_statefully({"event.dataset": "temporal_cloud.audit"})  # the registries' dataset
-    assert scope.enriched_statefully({"event.action": "x"})  # no dataset: the registries read it too
-    assert scope.enriched_statefully({"event.dataset": ["a", "b"]})  # unhashable: conservative
-    assert not scope.enriched_statefully({"event.dataset": "okta.system"})
+    audit = {"event.dataset": "temporal_cloud.audit"}
+    assert scope.enriched_statefully({**audit, "temporal.target.id": "key-1"})
+    assert scope.enriched_statefully({"temporal_cloud.principal.api_key_id": "key-1"})  # no dataset: read too
+    assert scope.enriched_statefully({**audit, "user.changes.roles": ["admin"]})
+    assert scope.enriched_statefully({"event.dataset": "aws.cloudtrail", "aws.cloudtrail.userIdentity.type": "AssumedRole"})
+    assert not scope.enriched_statefully({**audit, "event.action": "GetNamespace"})
+    assert not scope.enriched_statefully({**audit, "user.changes.roles": ["admin"], "event.outcome": "failure"})
+    assert not scope.enriched_statefully({"event.dataset": "aws.cloudtrail", "aws.cloudtrail.userIdentity.type": "IAMUser"})
+    assert not scope.enriched_statefully({"event.dataset": "okta.system", "temporal.target.id": "key-1"})
+    assert not scope.enriched_statefully({"event.dataset": ["a", "b"]})  # unhashable: no gate is fooled into a crash
 
 
 def test_a_dead_worker_fails_the_replay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
