@@ -250,7 +250,7 @@ def _read_range(source: ReplaySource, files: dict[str, int], name: str, offset: 
 
 
 def _worker(router: ParserRouter, detector: SigmaDetector, scope: StateScope, source: ReplaySource, encode: bool,
-            lines: bool, inbox: Any, outbox: Any, foreign: list[Any]) -> None:
+            lines: bool, table_rows: int, inbox: Any, outbox: Any, foreign: list[Any]) -> None:
     """One worker: read, parse, set aside what enricher state can read, enrich and match the rest, encode."""
     for connection in foreign:  # the other ends and other workers' pipes: a dead parent then reads as EOF
         connection.close()
@@ -283,14 +283,14 @@ def _worker(router: ParserRouter, detector: SigmaDetector, scope: StateScope, so
         _match(stateless, scope, events, result, recorder)
         del events
         if encode and result.alerts:
-            _encode(result, lines)
+            _encode(result, lines, table_rows)
         outbox.send(result)
     for fd in files.values():
         os.close(fd)
     outbox.send(("done", time.process_time()))
 
 
-def _encode(result: _Result, lines: bool) -> None:
+def _encode(result: _Result, lines: bool, table_rows: int) -> None:
     """The worker's alerts as JSON lines (``lines``: only when there is a file to write), per-rule counts and
     the rows the summary table may show: what the parent's sinks, statistics and table need, without
     sending the documents."""
@@ -316,7 +316,7 @@ def _encode(result: _Result, lines: bool) -> None:
     result.by_rule = [(*key, count) for key, count in by_rule.items()]
     # The table shows the run's most important alerts: a stable sort's first rows of the whole run are
     # among the first rows of each batch (batches concatenated in order), so the parent's keeper shows the same.
-    result.shown = most_important(done, MAX_TABLE_ROWS)
+    result.shown = most_important(done, table_rows) if table_rows else []
     result.max_severity = max_severity
     result.alerts = kept
 
@@ -416,13 +416,15 @@ class ParallelPipeline(Pipeline):
     """:class:`Pipeline` over ``workers`` processes; the same sinks, callbacks and :class:`RunStats`.
 
     ``on_alert_summary(count, shown, max_severity)``, when given, receives the workers' alerts as a count,
-    the rows a summary table may show and their highest ``event.severity`` (``on_alerts`` then receives
+    the ``table_rows`` rows a summary table may show (0: none) and their highest ``event.severity`` (``on_alerts`` then receives
     only alerts raised in the parent); with it, and alerts going only to JSON Lines files, workers send
     encoded bytes instead of documents."""
 
     def __init__(self, *args: Any, workers: int,
-                 on_alert_summary: Callable[[int, list[dict[str, Any]], int], None] | None = None, **kwargs: Any) -> None:
+                 on_alert_summary: Callable[[int, list[dict[str, Any]], int], None] | None = None,
+                 table_rows: int = MAX_TABLE_ROWS, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        self.table_rows = table_rows  # of each batch's alerts, how many of the most important ``shown`` holds
         if not isinstance(self.detector, SigmaDetector):
             raise TypeError("parallel replay needs the Sigma detector")
         self.workers = workers
@@ -506,7 +508,8 @@ class ParallelPipeline(Pipeline):
         for n in range(self.workers):
             foreign = [*inboxes, *outboxes, *(end for i, pair in enumerate(ends) if i != n for end in pair)]
             processes.append(context.Process(target=_worker, args=(self.router, detector, scope, self.source, self.encode,
-                                                                   bool(self.alert_sinks), ends[n][0], ends[n][1], foreign),
+                                                                   bool(self.alert_sinks), self.table_rows, ends[n][0], ends[n][1],
+                                                                   foreign),
                                              name=f"tsiem-worker-{n}", daemon=True))
         for stream in (sys.stdout, sys.stderr):  # nothing buffered before the fork is written twice
             stream.flush()

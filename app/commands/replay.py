@@ -175,7 +175,8 @@ def run(args: argparse.Namespace) -> int:
     source = ReplaySource(args.paths, batch_size=settings.ingest.batch_size, max_record_bytes=settings.parsing.max_record_bytes)
     # The HTML report needs every alert; otherwise keep only what the table and the exit code need, so a
     # replay of millions of events holds bounded memory (the alerts file has them all).
-    collected = AlertKeeper(keep_all=recorder is not None)
+    # With --quiet no table is printed: no rows are kept (nor sorted, nor sent by replay --workers' workers).
+    collected = AlertKeeper(keep_all=recorder is not None, top=0 if args.quiet else console.MAX_TABLE_ROWS)
     alert_sinks: list[Sink] = [alert_file_sink(args.alerts, args.alerts_format)] if args.alerts else []
     event_sinks: list[Sink] = [FileSink(path=args.events, append=False)] if args.events else []
     dead_path = args.dead_letter or "dead-letter.jsonl"
@@ -222,7 +223,8 @@ def pipeline_class(args: argparse.Namespace, options: dict[str, Any], detector: 
     if (workers <= 1 or event_sinks or not isinstance(detector, SigmaDetector)
             or options.get("correlation", {}).get("allowed_lateness_seconds") != -1):
         return Pipeline
-    return partial(ParallelPipeline, workers=workers, on_alert_summary=collected.add_summary if collected else None)
+    return partial(ParallelPipeline, workers=workers, on_alert_summary=collected.add_summary if collected else None,
+                   table_rows=collected.rows_wanted() if collected else console.MAX_TABLE_ROWS)
 
 
 class AlertKeeper:
@@ -235,12 +237,21 @@ class AlertKeeper:
         self.count = 0
         self.max_severity = 0
 
+    def rows_wanted(self) -> int:
+        """How many of the most important alerts a batch must hand over (the whole batch when all are kept)."""
+        return 1 << 62 if self.keep_all else self.top
+
     def add(self, alerts: list[dict[str, Any]]) -> None:
         self.count += len(alerts)
         for alert in alerts:
             severity = alert.get("event.severity")
             if isinstance(severity, int) and severity > self.max_severity:
                 self.max_severity = severity
+        self._keep(alerts)
+
+    def _keep(self, alerts: list[dict[str, Any]]) -> None:
+        if not self.keep_all and self.top == 0:
+            return
         self.alerts.extend(alerts)
         if not self.keep_all and len(self.alerts) > 4 * self.top:
             self.alerts = console.most_important(self.alerts, self.top)
@@ -250,9 +261,7 @@ class AlertKeeper:
         (the batch's most important) and their highest severity."""
         self.count += count
         self.max_severity = max(self.max_severity, max_severity)
-        self.alerts.extend(shown)
-        if not self.keep_all and len(self.alerts) > 4 * self.top:
-            self.alerts = console.most_important(self.alerts, self.top)
+        self._keep(shown)
 
 
 def report(args: argparse.Namespace, stats: RunStats, alerts: AlertKeeper, dead_path: str | None,
