@@ -108,6 +108,8 @@ class StateScope:
 # (the event and the rule references it matched) or event time alone: ``(TIME, micros or None, events)`` for
 # events in a row that matched nothing a correlation listens to (``CorrelationEngine.observe_time``).
 FULL, OBSERVE, TIME = 0, 1, 2
+#: The last element of a slim observation ``(OBSERVE, slim event, rule references, SLIM)``.
+SLIM = True
 
 
 @dataclass(slots=True)
@@ -136,9 +138,11 @@ class _ObservationRecorder:
     them one item. A matched event goes slim when the engine can only read its fields (``@timestamp``,
     ``event.id``, the correlations' group-by and value fields): it has an ``event.id`` (else the engine hashes
     the whole event), its time parses and is not ahead of the clock (else it is refused, and a refused event
-    is dead-lettered whole). It could still be refused as late in the parent (after the engine applied the
-    oldest waiting events to bound memory): then the parent dead-letters it from the whole event's bytes,
-    which travel with it (a cheap bytes copy; pickling the event costs ten times more)."""
+    is dead-lettered whole). It could still be refused as late in the parent, after the engine applied the
+    oldest waiting events to bound memory (``max_pending_events``, a million by default: rare). Then the parent
+    reads and parses that batch again to dead-letter the whole event (``ParallelPipeline._whole_event``), instead
+    of every slim observation carrying the whole event's bytes just in case (58,000 of them on the mixed
+    corpus: 170 MB through the pipes, and 0.3 s CPU to encode them)."""
 
     def __init__(self, engine: Any, slim: bool = False) -> None:
         self.items: list[tuple[Any, ...]] = []
@@ -157,7 +161,7 @@ class _ObservationRecorder:
         if matched_refs and not self.referenced.isdisjoint(matched_refs):
             refs = tuple(sorted(matched_refs))
             slim = self._slim(event) if self.fields else None
-            self.items.append((OBSERVE, event, refs) if slim is None else (OBSERVE, slim[0], refs, slim[1]))
+            self.items.append((OBSERVE, event, refs) if slim is None else (OBSERVE, slim, refs, SLIM))
         else:
             self.items.append((TIME, self._usable_time(event.get("@timestamp")), 1))
         return []
@@ -172,7 +176,7 @@ class _ObservationRecorder:
             return None
         return None if t > time.time_ns() // 1000 + self.max_future_us else t
 
-    def _slim(self, event: dict[str, Any]) -> tuple[dict[str, Any], bytes] | None:
+    def _slim(self, event: dict[str, Any]) -> dict[str, Any] | None:
         event_id = event.get("event.id")
         dataset = event.get("event.dataset")
         if not isinstance(event_id, str | int) or event_id == "" or not isinstance(dataset, str | None):
@@ -183,21 +187,12 @@ class _ObservationRecorder:
             return None
         if t > time.time_ns() // 1000 + self.max_future_us:
             return None
-        # The dead-letter body (correlation.engine._event_bytes, which sorts the keys, of the event these bytes
-        # load back to), when it succeeds. Unsorted and string keys first: 40 % cheaper, and the usual case.
-        try:
-            whole = orjson.dumps(event, default=str)
-        except (TypeError, orjson.JSONEncodeError):
-            try:
-                whole = orjson.dumps(event, option=orjson.OPT_NON_STR_KEYS, default=str)
-            except (TypeError, orjson.JSONEncodeError):
-                return None
         slim = {}
         for name in self.fields:
             value = event.get(name)
             if value is not None:  # the engine reads None as absent
                 slim[name] = value
-        return slim, whole
+        return slim
 
     def take_rejected(self) -> list[Any]:
         return []
@@ -432,6 +427,8 @@ class ParallelPipeline(Pipeline):
         self.on_alert_summary = on_alert_summary
         self._full: SigmaDetector | None = None  # the full detector with its correlation calls recorded
         self._recorder: _ObservationRecorder | None = None
+        self._payloads: dict[int, tuple[int, Any]] = {}  # batches sent and not yet applied: what _whole_event reads again
+        self._redone: dict[int, list[tuple[Any, ...]]] = {}  # their items with whole events, once one was needed
         self.encode = ((on_alert_summary is not None or self.on_alerts is None)
                        and all(type(sink) is FileSink for sink in self.alert_sinks))
 
@@ -571,6 +568,7 @@ class ParallelPipeline(Pipeline):
                 if in_flight[n] >= limit:
                     return
                 _send(inboxes[n], (counters["sent"], kind, payload), processes[n])
+                self._payloads[counters["sent"]] = (kind, payload)
                 held[0] = None
                 in_flight[n] += 1
                 counters["sent"] += 1
@@ -614,7 +612,7 @@ class ParallelPipeline(Pipeline):
                 raise RuntimeError(f"replay worker {processes[n].name} ended without a word") from None
             self.worker_cpu.append(done[1])
 
-    def _apply_items(self, items: list[tuple[Any, ...]], alerts: list[dict[str, Any]], dead: list[DeadLetter]) -> None:
+    def _apply_items(self, items: list[tuple[Any, ...]], alerts: list[dict[str, Any]], dead: list[DeadLetter], seq: int) -> None:
         """Replay a batch's state work in record order. The whole events go through the full detector in one
         call (its enrichers see them in order; its correlation calls are recorded), then every correlation
         call of the batch, the workers' and those, reaches the correlation engine in record order."""
@@ -635,7 +633,7 @@ class ParallelPipeline(Pipeline):
             alerts.extend(self._full.process(whole))
         observed = iter(recorder.items)
         recorder.items = []
-        for item in items:
+        for index, item in enumerate(items):
             if item[0] == FULL:
                 item = next(observed)
             try:
@@ -644,7 +642,7 @@ class ParallelPipeline(Pipeline):
                 else:
                     fired = correlation.observe(item[1], item[2])
                     if len(item) > 3 and correlation._rejected and correlation._rejected[-1].event is item[1]:
-                        correlation._rejected[-1].event = orjson.loads(item[3])  # refused a slim event: the whole one
+                        correlation._rejected[-1].event = self._whole_event(seq, index)  # refused slim: dead-letter it whole
             except Exception:  # as SigmaDetector.process: count it, keep going
                 detector.correlation_errors += 1
                 log.exception("correlation engine failed on an event")
@@ -652,6 +650,26 @@ class ParallelPipeline(Pipeline):
             if fired:
                 alerts.extend(fired)
         dead.extend(detector.take_dead_letters())
+
+    def _whole_event(self, seq: int, index: int) -> dict[str, Any]:
+        """The whole event behind the slim observation ``index`` of batch ``seq``: the batch read, parsed and
+        matched again as a worker did (same records, same rules: the same items in the same places; only
+        ``event.ingested``, the time of reading, is this reading's). Once per batch, and only for a batch with
+        an observation the engine refused as late."""
+        items = self._redone.get(seq)
+        if items is None:
+            detector = self.detector
+            assert isinstance(detector, SigmaDetector)
+            records = self._first_records(*self._payloads[seq])
+            parsed = ParseResult(dead=[])
+            self.router.parse_batch(records, parsed)
+            recorder = _ObservationRecorder(detector.correlation)  # not slim: whole events
+            stateless = SigmaDetector(detector.ruleset, EnricherRegistry([e for e in detector.enrichers if not is_stateful_enricher(e)]),
+                                      recorder, detector.options)  # type: ignore[arg-type]
+            result = _Result(seq)
+            _match(stateless, StateScope(detector), parsed.events, result, recorder)
+            items = self._redone[seq] = result.items
+        return items[index][1]  # type: ignore[no-any-return]
 
     def _build_lanes(self, batch: list[RawRecord]) -> None:
         """Build the candidate indexes the first batch needs before forking, so the workers share them
@@ -671,7 +689,9 @@ class ParallelPipeline(Pipeline):
         dead = result.dead
         alerts = result.alerts  # documents: all the worker's alerts, or (encoded) only those it could not encode
         if result.items:
-            self._apply_items(result.items, alerts, dead)
+            self._apply_items(result.items, alerts, dead, result.seq)
+        self._payloads.pop(result.seq, None)
+        self._redone.pop(result.seq, None)
         self._dead_letter(dead)
         if result.count:
             self._deliver_encoded(result)

@@ -67,9 +67,9 @@ class ApiKeyRegistry(Enricher):
         dataset = event.get("event.dataset")
         if dataset is not None and dataset != "temporal_cloud.audit":
             return False
-        if event.get("temporal.target.id") is not None:
+        if _key_ids(event.get("temporal.target.id")):
             return True
-        return any(event.get(name) is not None for name in USED_KEY_FIELDS)
+        return any(_key_ids(event.get(name)) for name in USED_KEY_FIELDS)  # an empty api_key_id is no key
 
     def enrich(self, events: list[dict[str, Any]]) -> None:
         for event in events:

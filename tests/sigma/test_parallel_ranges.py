@@ -109,6 +109,26 @@ def test_late_slim_observations_are_dead_lettered_whole(tmp_path: Path) -> None:
     assert len(both) >= 0.9 * min(len(bodies[0]), len(bodies[1]))
 
 
+def test_late_slim_observations_from_stdin_are_dead_lettered_whole(tmp_path: Path) -> None:
+    """The parent reads a refused slim observation's batch again to dead-letter the whole event: from stdin
+    that batch is the records the parent sent (kept until applied), not a range of a file."""
+    corpus = b"\n".join(generate(4000, seed=5)) + b"\n"
+    config = tmp_path / "c.yml"
+    config.write_text("detection:\n  correlation:\n    max_pending_events: 20\n")
+    bodies = {}
+    for workers in (1, 2):
+        dead = tmp_path / f"dead-{workers}.jsonl"
+        subprocess.run([sys.executable, "-m", "temporal_siem", "replay", "-", "--quiet", "--workers", str(workers),
+                        "--config", str(config), "--dead-letter", str(dead)], input=corpus, check=True)
+        letters = [orjson.loads(line) for line in dead.read_bytes().splitlines()]
+        bodies[workers] = {(d["origin_text"], re.sub(r'"event.ingested":"[^"]*"', "", d["raw"])): d["raw_bytes"]
+                           for d in letters if d["reason"] == "correlation_late_event"}
+    assert len(bodies[2]) > 10
+    both = bodies[1].keys() & bodies[2].keys()
+    assert len(both) >= 0.9 * min(len(bodies[1]), len(bodies[2]))
+    assert all(bodies[1][key] == bodies[2][key] for key in both)
+
+
 def test_stdin_is_fed_by_the_parent(tmp_path: Path) -> None:
     """Stdin cannot be split by offset: the parent reads it and sends records; same alerts as one process."""
     events = b"\n".join(orjson.dumps(e) for e in windows_events(2500)) + b"\n"
