@@ -402,6 +402,18 @@ class CorrelationEngine:
             pending = runner.pending
             if not (pending and pending[0][0] < watermark) and watermark <= runner.expiry_at:
                 continue
+            if watermark >= FOREVER and pending:
+                # End of stream (a replay's one application of everything): a heap pops in sorted order (its
+                # entries are unique by sequence number), so one sort in C replaces a pop per waiting event.
+                pending.sort()
+                self._pending_count -= len(pending)
+                for t, event_id, _, key, mask, value in pending:
+                    if t > runner.frontier:
+                        runner.frontier = t
+                    result = self._apply(runner, t, event_id, key, mask, value)
+                    if result is not None:
+                        fired.append(result)
+                pending.clear()
             while pending and pending[0][0] < watermark:
                 t, event_id, _, key, mask, value = heapq.heappop(pending)
                 self._pending_count -= 1
