@@ -4,8 +4,9 @@ An audit record made with a key carries only the key id, never its age, so "a ke
 90 days after creation" needs durable memory of creation records (``CreateAPIKey``,
 ``CreateServiceAccountAPIKey``). A key created before the retained history has no creation record, and
 those old keys are exactly the ones the rule exists for: so the registry also keeps the first time each key
-id was seen at all (as caller or as target). The age is measured from the older of the two, and
-``temporal.api_key.age_source`` says which (``created`` or ``first_seen``); a first-seen age is a lower
+id was seen at all (as the caller's key, or as a key a record acts on; a namespace, user or service account
+a record acts on is no key: it would take a real key's place in the bounded map). The age is measured from
+the older of the two, and ``temporal.api_key.age_source`` says which (``created`` or ``first_seen``); a first-seen age is a lower
 bound of the true age. The registry is part of the detector snapshot, so it survives restarts, and a
 replay of older files moves both times back (the earliest wins), never forward.
 
@@ -29,6 +30,9 @@ from temporal_siem.kernel.timestamps import format_timestamp
 CREATE_OPERATIONS = frozenset({"createapikey", "createserviceaccountapikey"})
 CREATED_KEY_FIELDS = ("temporal.target.id",)
 USED_KEY_FIELDS = ("temporal.api_key.id", "temporal_cloud.principal.api_key_id", "temporal_cloud.principal.apiKeyId")
+#: ``temporal.target.type`` values whose ``temporal.target.id`` is a key (None: a record without a type, from a
+#: producer other than our parser, may name one). A namespace, user or service account acted on is no sighting.
+KEY_TARGET_TYPES = (None, "api_key")
 MAX_KEYS = 200_000
 SECONDS_PER_DAY = 86_400.0
 
@@ -67,9 +71,10 @@ class ApiKeyRegistry(Enricher):
         dataset = event.get("event.dataset")
         if dataset is not None and dataset != "temporal_cloud.audit":
             return False
-        if _key_ids(event.get("temporal.target.id")):
+        if any(_key_ids(event.get(name)) for name in USED_KEY_FIELDS):  # an empty api_key_id is no key
             return True
-        return any(_key_ids(event.get(name)) for name in USED_KEY_FIELDS)  # an empty api_key_id is no key
+        return bool(_key_ids(event.get("temporal.target.id"))) and (
+            event.get("temporal.target.type") in KEY_TARGET_TYPES or _operation(event) in CREATE_OPERATIONS)
 
     def enrich(self, events: list[dict[str, Any]]) -> None:
         for event in events:
@@ -89,7 +94,8 @@ class ApiKeyRegistry(Enricher):
                         break
             if when is not None:
                 # The key a failed call names may not exist (a failed create): only the caller's key is a sighting then.
-                targets = _key_ids(event.get("temporal.target.id")) if event.get("event.outcome") != "failure" else []
+                targets = (_key_ids(event.get("temporal.target.id")) if event.get("event.outcome") != "failure"
+                           and event.get("temporal.target.type") in KEY_TARGET_TYPES else [])
                 for seen in (*([key] if key else []), *targets):
                     self._sight(seen, when)
             if key is None or when is None:

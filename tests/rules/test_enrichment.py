@@ -142,6 +142,25 @@ def test_registry_is_bounded() -> None:
     assert reg.created_at("k9") is not None and reg.created_at("k0") is None
 
 
+def test_targets_that_are_not_keys_do_not_take_the_keys_places() -> None:
+    """The first-seen map is bounded: a namespace, user or service account an audit record acts on is no key
+    sighting, else a busy account's namespace and user operations evicted the sightings of real keys (here the
+    legacy key's, which has no creation record) and its age could not be told any more."""
+    reg = ApiKeyRegistry(max_keys=3)
+    reg.enrich([audit("ListNamespaces", T0, **{"temporal_cloud.principal.api_key_id": "legacy"})])
+    reg.enrich([audit(op, T0 + timedelta(days=1), **{"temporal.target.id": f"{kind}-{i}", "temporal.target.type": kind})
+                for i in range(5) for op, kind in (("UpdateNamespaceAPI", "namespace"), ("UpdateUserAPI", "user"),
+                                                   ("UpdateServiceAccountAPI", "service_account"))])
+    later = audit("UpdateNamespaceAPI", T0 + timedelta(days=100), **{"temporal_cloud.principal.api_key_id": "legacy"})
+    reg.enrich([later])
+    assert later["temporal.api_key.age_source"] == "first_seen"
+    assert later["temporal.api_key.age_days"] == pytest.approx(100)
+    # A key acted on is still a sighting (its type says so, or no type at all: another producer's records).
+    reg.enrich([audit("DeleteAPIKeyAPI", T0 + timedelta(days=2), **{"temporal.target.id": "k2", "temporal.target.type": "api_key"}),
+                audit("DisableKey", T0 + timedelta(days=3), **{"temporal.target.id": "k3"})])
+    assert reg.key_state("k2") is not None and reg.key_state("k3") is not None
+
+
 def test_certificate_days_use_event_time_and_soonest_certificate() -> None:
     event = {"@timestamp": ts(T0), "temporal.certificates.not_after": [ts(T0 + timedelta(days=400)), ts(T0 + timedelta(days=12)), None],
              "tls.server.x509.not_after": ts(T0 + timedelta(days=40))}
