@@ -51,7 +51,10 @@ def main() -> None:
         corpus = tmp / "corpus.jsonl"
         subprocess.run([sys.executable, str(ROOT / "bench" / "run.py"), "--events", str(args.events), "--seed", str(args.seed),
                         "--write-corpus", str(corpus)], check=True)
-        lines = corpus.read_bytes().count(b"\n")
+        # Counted a megabyte at a time: Linux carries this process's peak RSS into the children it starts, so
+        # reading the corpus whole here showed ~200 MB as every replay's peak (bench/workers_bench.py, same cause).
+        with corpus.open("rb") as handle:
+            lines = sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))
         print(f"corpus: {lines:,} mixed-format records, {corpus.stat().st_size / 1e6:.0f} MB")
         builds = {"ours": ours, "baseline": args.baseline}
         runs: dict[str, list[dict[str, float]]] = {name: [] for name in builds}
