@@ -181,11 +181,7 @@ class _ObservationRecorder:
         dataset = event.get("event.dataset")
         if not isinstance(event_id, str | int) or event_id == "" or not isinstance(dataset, str | None):
             return None
-        try:
-            t = parse_micros(event.get("@timestamp"))
-        except BadTimestamp:
-            return None
-        if t > time.time_ns() // 1000 + self.max_future_us:
+        if self._usable_time(event.get("@timestamp")) is None:  # the engine refuses it: dead-lettered whole
             return None
         slim = {}
         for name in self.fields:
@@ -251,8 +247,7 @@ def _worker(router: ParserRouter, detector: SigmaDetector, scope: StateScope, so
         connection.close()
     correlation = detector.correlation
     recorder = _ObservationRecorder(correlation, slim=True) if correlation is not None else None
-    stateless = SigmaDetector(detector.ruleset, EnricherRegistry([e for e in detector.enrichers if not is_stateful_enricher(e)]),
-                              recorder, detector.options)  # type: ignore[arg-type]
+    stateless = _stateless_detector(detector, recorder)
     files: dict[str, int] = {}
     while True:
         try:
@@ -283,6 +278,12 @@ def _worker(router: ParserRouter, detector: SigmaDetector, scope: StateScope, so
     for fd in files.values():
         os.close(fd)
     outbox.send(("done", time.process_time()))
+
+
+def _stateless_detector(detector: SigmaDetector, recorder: _ObservationRecorder | None) -> SigmaDetector:
+    """What a worker runs: the rule set and the stateless enrichers, its correlation calls recorded."""
+    return SigmaDetector(detector.ruleset, EnricherRegistry([e for e in detector.enrichers if not is_stateful_enricher(e)]),
+                         recorder, detector.options)  # type: ignore[arg-type]
 
 
 def _encode(result: _Result, lines: bool, table_rows: int) -> None:
@@ -411,9 +412,9 @@ class ParallelPipeline(Pipeline):
     """:class:`Pipeline` over ``workers`` processes; the same sinks, callbacks and :class:`RunStats`.
 
     ``on_alert_summary(count, shown, max_severity)``, when given, receives the workers' alerts as a count,
-    the ``table_rows`` rows a summary table may show (0: none) and their highest ``event.severity`` (``on_alerts`` then receives
-    only alerts raised in the parent); with it, and alerts going only to JSON Lines files, workers send
-    encoded bytes instead of documents."""
+    the ``table_rows`` rows a summary table may show (0: none) and their highest ``event.severity``
+    (``on_alerts`` then receives only alerts raised in the parent); with it, and alerts going only to JSON
+    Lines files, workers send encoded bytes instead of documents."""
 
     def __init__(self, *args: Any, workers: int,
                  on_alert_summary: Callable[[int, list[dict[str, Any]], int], None] | None = None,
@@ -664,10 +665,8 @@ class ParallelPipeline(Pipeline):
             parsed = ParseResult(dead=[])
             self.router.parse_batch(records, parsed)
             recorder = _ObservationRecorder(detector.correlation)  # not slim: whole events
-            stateless = SigmaDetector(detector.ruleset, EnricherRegistry([e for e in detector.enrichers if not is_stateful_enricher(e)]),
-                                      recorder, detector.options)  # type: ignore[arg-type]
             result = _Result(seq)
-            _match(stateless, StateScope(detector), parsed.events, result, recorder)
+            _match(_stateless_detector(detector, recorder), StateScope(detector), parsed.events, result, recorder)
             items = self._redone[seq] = result.items
         return items[index][1]  # type: ignore[no-any-return]
 

@@ -7,7 +7,8 @@ every event can go to any worker; needs ``--sigma``), ``mixed`` = the generated 
 (bench/corpus.py) through the shipped pack, whose correlation rules and registries keep the events they can
 read in the parent process. Prints events/s (wall), the scaling factor (wall with 1 / wall with N: the median
 over back-to-back pairs of runs, and the ratio of the medians), CPU seconds (all processes) and the largest peak
-RSS of any one process. The alerts of both runs are compared (same ids). Wall-clock scaling needs idle cores: on a shared machine it is a lower bound.
+RSS of any one process. The alerts of both runs are compared (same ids). Wall-clock scaling needs idle cores:
+on a shared machine it is a lower bound.
 """
 
 from __future__ import annotations

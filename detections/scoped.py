@@ -32,7 +32,7 @@ from temporal_siem.detections.correlation.compiled import CompiledCorrelation
 from temporal_siem.detections.correlation.engine import FOREVER, CorrelationEngine, RejectedEvent, freeze
 from temporal_siem.detections.correlation.timeutil import BadTimestamp, parse_micros
 from temporal_siem.detections.enrichment import ApiKeyRegistry, ClientCaRegistry, RoleRegistry, build_enrichers
-from temporal_siem.detections.enrichment.api_keys import CREATE_OPERATIONS, KEY_TARGET_TYPES, USED_KEY_FIELDS, _key_ids, _operation
+from temporal_siem.detections.enrichment.api_keys import CREATE_OPERATIONS, USED_KEY_FIELDS, _key_ids, _operation, sighted_targets
 from temporal_siem.detections.enrichment.base import Enricher
 from temporal_siem.detections.enrichment.client_ca import _fingerprints
 from temporal_siem.detections.enrichment.roles import _target
@@ -91,8 +91,7 @@ def _api_key_entities(event: dict[str, Any]) -> list[str]:
     # Created keys, and every key a successful call acts on (a sighting: first-seen ages), belong to their key's
     # scope; a namespace, user or service account acted on is no key (ApiKeyRegistry's KEY_TARGET_TYPES).
     creates = "temporal.target.id" in event and _operation(event) in CREATE_OPERATIONS
-    if creates or (event.get("event.outcome") != "failure" and event.get("temporal.target.type") in KEY_TARGET_TYPES):
-        keys.extend(_key_ids(event.get("temporal.target.id")))
+    keys.extend(_key_ids(event.get("temporal.target.id")) if creates else sighted_targets(event))
     for name in USED_KEY_FIELDS:
         value = event.get(name)
         if value is not None:

@@ -404,16 +404,18 @@ class CorrelationEngine:
                 continue
             if watermark >= FOREVER and pending:
                 # End of stream (a replay's one application of everything): a heap pops in sorted order (its
-                # entries are unique by sequence number), so one sort in C replaces a pop per waiting event.
+                # entries are unique by sequence number), so one sort in C replaces a pop per waiting event. Taken
+                # out of the runner first, so the runner and the count agree even if an application raises.
                 pending.sort()
-                self._pending_count -= len(pending)
-                for t, event_id, _, key, mask, value in pending:
+                ready, runner.pending = pending, []
+                pending = runner.pending
+                self._pending_count -= len(ready)
+                for t, event_id, _, key, mask, value in ready:
                     if t > runner.frontier:
                         runner.frontier = t
                     result = self._apply(runner, t, event_id, key, mask, value)
                     if result is not None:
                         fired.append(result)
-                pending.clear()
             while pending and pending[0][0] < watermark:
                 t, event_id, _, key, mask, value = heapq.heappop(pending)
                 self._pending_count -= 1

@@ -6,8 +6,8 @@ An audit record made with a key carries only the key id, never its age, so "a ke
 those old keys are exactly the ones the rule exists for: so the registry also keeps the first time each key
 id was seen at all (as the caller's key, or as a key a record acts on; a namespace, user or service account
 a record acts on is no key: it would take a real key's place in the bounded map). The age is measured from
-the older of the two, and ``temporal.api_key.age_source`` says which (``created`` or ``first_seen``); a first-seen age is a lower
-bound of the true age. The registry is part of the detector snapshot, so it survives restarts, and a
+the older of the two, and ``temporal.api_key.age_source`` says which (``created`` or ``first_seen``); a
+first-seen age is a lower bound of the true age. The registry is part of the detector snapshot, so it survives restarts, and a
 replay of older files moves both times back (the earliest wins), never forward.
 
 State is per key id (:meth:`key_state` / :meth:`restore_key`), so it can live in keyed state stores.
@@ -48,6 +48,14 @@ def _operation(event: dict[str, Any]) -> str:
 def _key_ids(value: Any) -> list[str]:
     items = value if isinstance(value, list) else [value]
     return [v.strip() for v in items if isinstance(v, str) and v.strip()]
+
+
+def sighted_targets(event: dict[str, Any]) -> list[str]:
+    """The keys a record acts on that count as sightings: of a successful call (the key a failed call names may
+    not exist, e.g. a failed create) whose target is a key (:data:`KEY_TARGET_TYPES`)."""
+    if event.get("event.outcome") == "failure" or event.get("temporal.target.type") not in KEY_TARGET_TYPES:
+        return []
+    return _key_ids(event.get("temporal.target.id"))
 
 
 class ApiKeyRegistry(Enricher):
@@ -93,10 +101,7 @@ class ApiKeyRegistry(Enricher):
                         key = ids[0]
                         break
             if when is not None:
-                # The key a failed call names may not exist (a failed create): only the caller's key is a sighting then.
-                targets = (_key_ids(event.get("temporal.target.id")) if event.get("event.outcome") != "failure"
-                           and event.get("temporal.target.type") in KEY_TARGET_TYPES else [])
-                for seen in (*([key] if key else []), *targets):
+                for seen in (*([key] if key else []), *sighted_targets(event)):
                     self._sight(seen, when)
             if key is None or when is None:
                 continue
