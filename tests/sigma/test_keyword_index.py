@@ -1,12 +1,16 @@
-"""Keyword lanes: the index searches the keyword needles once per event in all its values joined (index.py
-``_keywords``). It may only over-approximate, so indexed matching must equal a full scan, including for list
-members, whose ``str()`` escapes exactly the characters (backslash, quotes, control characters) a needle can hold."""
+"""Keyword lanes (index.py ``_keywords``): the keyword needles are searched once per event in all its values
+joined. It may only over-approximate, so indexed matching must equal a full scan wherever the keyword sits (a
+field with needles, a field with exact values only, a field no rule names, a list member, whose ``str()``
+escapes exactly the characters a needle can hold: backslash, quotes, control characters), with the field memo
+cold and warm, with Hyperscan and with the Aho-Corasick fallback."""
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from temporal_siem.detections.sigma import index as index_module
 from temporal_siem.detections.sigma.ruleset import Ruleset
 
 RULE = """
@@ -29,27 +33,56 @@ detection:
   sel: {Image|endswith: '\\\\cmd.exe'}
   condition: sel
 level: low
+---
+title: an exact-only field in the same lane
+id: 8e3f4a5b-6c7d-4e8f-a091-a2b3c4d5e6f7
+logsource: {product: windows}
+detection:
+  sel: {IntegrityLevel: High}
+  condition: sel
+level: low
 """
 
 NEEDLES = ["C:\\TEMP\\Evil", "it's \"quoted\"", "tab\there", "MimiKatz"]
 
-_CACHED: list[Ruleset] = []
+_CACHED: dict[bool, Ruleset] = {}
 
 
-def _ruleset(tmp_path_factory) -> Ruleset:
-    if not _CACHED:
+def _ruleset(tmp_path_factory, hyperscan: bool = True) -> Ruleset:
+    """The rules, their lanes built with Hyperscan or (``hyperscan=False``) with the Aho-Corasick fallback."""
+    if hyperscan not in _CACHED:
         path = tmp_path_factory.mktemp("kw") / "r.yml"
         path.write_text(RULE)
         ruleset = Ruleset.from_paths([path], builtin_rules=False)
-        assert len(ruleset.rules) == 2 and not ruleset.errors
-        _CACHED.append(ruleset)
-    return _CACHED[0]
+        assert len(ruleset.rules) == 3 and not ruleset.errors
+        with pytest.MonkeyPatch.context() as patch:
+            if not hyperscan:
+                patch.setattr(index_module, "hyperscan", None)
+            ruleset.match_indices({"Image": "x"})  # lanes are built on first use: now, under the patch
+        lane = ruleset.lane_for({"Image": "x"})
+        assert (lane.index.keyword_scanner._database is not None) == hyperscan
+        _CACHED[hyperscan] = ruleset
+    return _CACHED[hyperscan]
 
 
 def _check(ruleset: Ruleset, event: dict) -> list[int]:
     indexed = ruleset.match_indices(event)
     assert indexed == ruleset.match_indices(event, full_scan=True), event
+    assert ruleset.match_indices(event) == indexed, event  # again, from the memo the first call filled
     return indexed
+
+
+def _memo_off(ruleset: Ruleset, event: dict) -> set[int]:
+    lane = ruleset.lane_for(ruleset.view(event))
+    slots = list(lane.index.fields.values())
+    saved = [slot.memo for slot in slots]
+    for slot in slots:
+        slot.memo = None
+    try:
+        return ruleset.candidates(event)
+    finally:
+        for slot, memo in zip(slots, saved, strict=True):
+            slot.memo = memo
 
 
 def test_needles_in_list_members_are_found(tmp_path_factory) -> None:
@@ -61,6 +94,23 @@ def test_needles_in_list_members_are_found(tmp_path_factory) -> None:
                       {"a": f"run {needle} now"},
                       {"n": 4, "b": True, "c": None, "d": {"k": "v"}, "e": [f"{needle}"]}):
             assert _check(ruleset, event) == [0], (needle, event)
+
+
+@pytest.mark.parametrize("hyperscan", [True, False])
+def test_needles_in_every_kind_of_field_are_found(tmp_path_factory, hyperscan: bool) -> None:
+    """Each way a value reaches the keyword search: a field with needles (Image: its scan), a field with exact
+    values only (IntegrityLevel: memoised with its keyword hits, or joined when the memo is off), a field no
+    rule names (msg), a list member; in any case, ASCII or not."""
+    ruleset = _ruleset(tmp_path_factory, hyperscan)
+    for needle in [*NEEDLES, "MIMIKATZ"]:  # the Kelvin sign lowers to an ASCII k: never left unlowered
+        for key in ("Image", "IntegrityLevel", "msg"):
+            for value in (f"run {needle} now", [f"run {needle}", 3]):
+                event = {key: value, "EventID": 1}
+                assert _check(ruleset, event) == [0], (needle, event)
+                assert 0 in _memo_off(ruleset, event)
+        assert _check(ruleset, {"Image": "x\\cmd.exe", "IntegrityLevel": "high", "msg": needle}) == [0, 1, 2]
+    for quiet in ({"Image": "mimi katz", "IntegrityLevel": "mimi", "msg": "katz"}, {"IntegrityLevel": 7, "n": None}):
+        assert _check(ruleset, quiet) == []
     assert _check(ruleset, {"tags": ["c:\\temp", "evil"], "msg": "nothing"}) == []
     assert _check(ruleset, {"n": 5, "flag": True, "msg": "[bracket] only"}) == []
 
@@ -85,6 +135,10 @@ _VALUE = st.one_of(_TEXT, st.integers(), st.booleans(), st.none(), st.floats(all
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.dictionaries(st.sampled_from(["Image", "CommandLine", "msg", "tags", "n"]), _VALUE, min_size=1, max_size=5))
+@given(st.dictionaries(st.sampled_from(["Image", "CommandLine", "IntegrityLevel", "msg", "tags", "n"]), _VALUE,
+                       min_size=1, max_size=6))
 def test_keyword_lane_equals_full_scan(tmp_path_factory, event: dict) -> None:
-    _check(_ruleset(tmp_path_factory), event)
+    for hyperscan in (True, False):
+        ruleset = _ruleset(tmp_path_factory, hyperscan)
+        _check(ruleset, event)
+        assert set(ruleset.match_indices(event, full_scan=True)) <= _memo_off(ruleset, event)
