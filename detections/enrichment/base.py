@@ -25,6 +25,11 @@ class Enricher(ABC):
     # ``replay --workers`` sends those events to the one process that holds the state; a stateful enricher
     # that leaves this None claims every event (correct, just not parallel).
     state_datasets: ClassVar[frozenset[str | None] | None] = None
+    # The ``event.dataset`` values (None: no dataset) of the events ``enrich()`` reads or changes at all; None: any.
+    # The detector then hands it only a batch's events of those datasets when that costs nothing (one dataset of
+    # them in the batch), or skips it when the batch has none: a loop over the batch per enricher was ~0.15 us
+    # an event each. ``tests/rules/test_enricher_datasets.py`` holds each declaration to enrich()'s behaviour.
+    datasets: ClassVar[frozenset[str | None] | None] = None
 
     @abstractmethod
     def enrich(self, events: list[dict[str, Any]]) -> None:

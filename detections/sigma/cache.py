@@ -40,7 +40,7 @@ import ahocorasick
 from sigma.rule import SigmaLogSource
 
 from temporal_siem.detections.alerts import RuleMeta
-from temporal_siem.detections.sigma.compiler import RUNTIME, LazyMatch
+from temporal_siem.detections.sigma.compiler import RUNTIME, LazyMatch, LinearRegex
 from temporal_siem.detections.sigma.loader import LoadError, rule_files
 from temporal_siem.detections.sigma.witness import witnesses_from_plain, witnesses_to_plain
 
@@ -272,7 +272,7 @@ def _describe_constant(value: Any) -> tuple[Any, ...]:
         return ("fs", value)
     if isinstance(value, re.Pattern):
         return ("re", value.pattern, value.flags)
-    if re2 is not None and isinstance(value, re2._Regexp):
+    if isinstance(value, LinearRegex):
         return ("re2", value.pattern)
     if isinstance(value, ahocorasick.Automaton):
         if value.kind != ahocorasick.AHOCORASICK or any(v is not None for v in value.values()):
@@ -300,9 +300,7 @@ def _constant(spec: tuple[Any, ...]) -> Any:
     if kind == "re2":
         if re2 is None:
             raise Uncacheable("re2 missing")
-        options = re2.Options()
-        options.log_errors = False
-        return re2.compile(spec[1], options)
+        return LinearRegex(spec[1])
     if kind == "ac":
         automaton = ahocorasick.Automaton()
         for word in spec[1]:

@@ -49,12 +49,8 @@ class SigmaDetector(Detector):
     # ---- Detector --------------------------------------------------------------------------------------
 
     def process(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        for enricher in self.enrichers:
-            try:
-                enricher.enrich(events)
-            except Exception:  # an enrichment bug must not stop detection: match without it, count it
-                self.enrichment_errors += 1
-                log.exception("enricher %s failed on a batch; matching without it", enricher.name)
+        if self.enrichers:
+            self._enrich(events)
         rules = self.ruleset.rules
         functions = self.ruleset.functions
         matched = self.matched
@@ -118,6 +114,37 @@ class SigmaDetector(Detector):
         self._evaluated.update(batch_evaluated)
         self._publish_metrics(batch_evaluated, batch_matched)
         return alerts
+
+    def _enrich(self, events: list[dict[str, Any]]) -> None:
+        """Each enricher on the batch, or on the part of it of its declared datasets (``Enricher.datasets``)."""
+        datasets: list[Any] | None = None
+        present: set[Any] | None = None
+        subsets: dict[Any, list[dict[str, Any]]] = {}
+        for enricher in self.enrichers:
+            subset = events
+            declared = getattr(enricher, "datasets", None)  # a duck-typed enricher declares nothing
+            if declared is not None:
+                if datasets is None:
+                    datasets = [event.get("event.dataset") for event in events]
+                    try:
+                        present = set(datasets)
+                    except TypeError:  # a dataset value that cannot be a key (a hostile list): whole batches
+                        present = None
+                if present is not None:
+                    wanted = declared & present
+                    if not wanted:
+                        continue
+                    if len(wanted) == 1:  # the batch's events of that one dataset, in their order
+                        (dataset,) = wanted
+                        subset = subsets.get(dataset)  # type: ignore[assignment]
+                        if subset is None:
+                            subset = subsets[dataset] = [e for e, d in zip(events, datasets, strict=True) if d == dataset]
+                    # several: the whole batch, whose order interleaves them; enrich() skips the others itself
+            try:
+                enricher.enrich(subset)
+            except Exception:  # an enrichment bug must not stop detection: match without it, count it
+                self.enrichment_errors += 1
+                log.exception("enricher %s failed on a batch; matching without it", enricher.name)
 
     def _evaluate_carefully(self, candidates: set[int], functions: list[Any], event: dict[str, Any], cache: Any) -> list[int]:
         hits = []
