@@ -716,10 +716,18 @@ class RuleCompiler:
         if isinstance(value, SigmaCompareExpression):
             return f"_cmp({v}, {_COMPARE_OPS[value.op]!r}, {value.number.number!r})", 2
         if isinstance(value, SigmaFieldReference):
-            ctx.field_slot(value.field)
+            other = ctx.field_slot(value.field)
             mode = ("contains" if value.starts_with and value.ends_with else "startswith" if value.starts_with
                     else "endswith" if value.ends_with else "eq")
-            return f"_fref({v}, e.get({value.field!r}), {mode!r})", 4
+            if other == slot:  # the field against itself: the helper (one name cannot hold both sides)
+                return f"_fref({v}, {v}, {mode!r})", 4
+            # Two strings (nearly always) compared inline, as ``_fref`` would (~0.1 us where its call was ~0.35);
+            # ``&`` (not ``and``) so both names are bound before either branch reads them.
+            a, b = f"v{slot}", f"v{other}"
+            test = {"eq": f"{a} == {b}", "startswith": f"{a}.startswith({b})", "endswith": f"{a}.endswith({b})",
+                    "contains": f"{b} in {a}"}[mode]
+            both = f"(({bound}.__class__ is str) & ((v{other} := e.get({value.field!r})).__class__ is str))"
+            return f"(({test}) if {both} else _fref({a}, {b}, {mode!r}))", 2
         raise RuleCompileError(f"value type {type(value).__name__} on field {name!r} is not supported")
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -78,14 +79,21 @@ _KEY_PARTS = st.sampled_from(["rule.", "alert.", "event.original", "event.", "\n
 
 
 @settings(max_examples=300, deadline=None)
-@given(keys=st.lists(st.lists(_KEY_PARTS, min_size=1, max_size=4).map("".join), max_size=10, unique=True))
-def test_event_fields_decided_from_the_joined_keys_equal_a_per_key_filter(keys: list[str]) -> None:
-    """The alert's event fields are decided by one search over the newline-joined keys (issue 19); keys that
-    themselves hold newlines or the prefixes mid-key must neither drop a field nor let a reserved one through."""
-    from temporal_siem.detections.alerts import _event_fields
+@given(keys=st.lists(st.lists(_KEY_PARTS, min_size=1, max_size=4).map("".join), max_size=10, unique=True),
+       shapes_max=st.sampled_from([1, 2, 4096]))
+def test_event_fields_decided_by_key_shape_equal_a_per_key_filter(keys: list[str], shapes_max: int) -> None:
+    """The alert's event fields are decided once per shape of keys (issue 19): on the first alert of a shape, from
+    the cache after it, and after the bounded cache was cleared, they are a per-key filter's (keys with newlines
+    or the prefixes mid-key neither drop a field nor let a reserved one through)."""
+    from temporal_siem.detections import alerts
 
     event = {k: i for i, k in enumerate(keys)}
     expected = {k: v for k, v in event.items() if not k.startswith(("rule.", "alert.", "event.original"))}
-    got = _event_fields(event)
-    assert got == expected and list(got) == list(expected)
-    assert got is not event
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(alerts, "_SHAPES_MAX", shapes_max)
+        for _ in range(3):
+            got = alerts._event_fields(event)
+            assert got == expected and list(got) == list(expected)
+            assert got is not event
+            alerts._event_fields({"other": 1, "rule.x": 2})  # another shape in between (fills a small cache)
+        assert len(alerts._SHAPES) <= max(shapes_max, 1)

@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from temporal_siem.detections.sigma import SigmaEngine
 
@@ -209,6 +211,30 @@ def test_fieldref() -> None:
     assert not hit(sel("a|fieldref", "b"), {"a": "x", "b": "X"})  # exact, like the SQL/ES backends
     assert not hit(sel("a|fieldref", "b"), {"a": "x"})
     assert hit(sel("a|fieldref", "b"), {"a": 5, "b": "5"})
+
+
+_REF_VALUE = st.one_of(st.sampled_from(["", "x", "X", "xy", "yx", "xyz", "5", "a\\b"]), st.integers(-3, 7),
+                       st.booleans(), st.none(), st.lists(st.sampled_from(["x", "xy", 5]), max_size=3))
+
+
+@settings(max_examples=200, deadline=None)
+@given(mode=st.sampled_from(["", "|startswith", "|endswith", "|contains"]), a=_REF_VALUE, b=_REF_VALUE,
+       same=st.booleans(), absent=st.sampled_from([None, "a", "b"]))
+def test_fieldref_inline_is_the_helper(mode: str, a: Any, b: Any, same: bool, absent: str | None) -> None:
+    """Two text fields are compared inline in the generated code; every other pair goes to ``field_equals``.
+    The answer is the helper's for every value kind, a field referencing itself, a missing field, and with the
+    fields also read elsewhere in the rule (the inline form binds both names before either branch)."""
+    from temporal_siem.detections.sigma.values import field_equals
+
+    other = "a" if same else "b"
+    event = {"a": a, "b": b}
+    if absent is not None:
+        del event[absent]
+    expected = field_equals(event.get("a"), event.get(other), mode.lstrip("|") or "eq")
+    assert hit(sel(f"a|fieldref{mode}", other), event) == expected
+    both = {"sel": {f"a|fieldref{mode}": other}, "bsel": {"b|exists": True}, "asel": {"a|exists": True},
+            "condition": "(asel or bsel) and sel"}
+    assert hit(both, event) == (expected and bool(event))
 
 
 def test_timestamp_parts() -> None:
