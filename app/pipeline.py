@@ -27,6 +27,8 @@ from temporal_siem.parsers.registry import detection_chain
 from temporal_siem.parsers.router import ParseResult, ParserRouter
 from temporal_siem.sinks.base import Sink, SinkError, to_json_line
 
+#: What alerts are counted by (the summary and the alert metric): read in C for a whole batch.
+_ALERT_GROUP = operator.itemgetter("rule.id", "rule.name", "alert.level")
 log = logging.getLogger("temporal_siem.pipeline")
 
 
@@ -163,9 +165,14 @@ class Pipeline:
         # building it. First-seen order is kept, so the summary lists rules and levels as before.
         by_rule = self.stats.alerts_by_rule
         by_level = self.stats.alerts_by_level
-        groups = Counter((str(alert.get("rule.id")), str(alert.get("rule.name", "")), str(alert.get("alert.level", "")))
-                         for alert in alerts)
+        try:  # the three fields read in C (every alert we build has them); any other alert: the general path
+            groups = Counter(map(_ALERT_GROUP, alerts))
+        except (KeyError, TypeError):
+            groups = Counter((str(alert.get("rule.id")), str(alert.get("rule.name", "")), str(alert.get("alert.level", "")))
+                             for alert in alerts)
         for (rule_id, rule_name, level), count in groups.items():
+            if rule_id.__class__ is not str or rule_name.__class__ is not str or level.__class__ is not str:
+                rule_id, rule_name, level = str(rule_id), str(rule_name), str(level)
             by_rule[rule_id] += count
             by_level[level] += count
             metrics.ALERTS.labels(rule_id, rule_name, level).inc(count)

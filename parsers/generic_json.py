@@ -14,6 +14,7 @@ from temporal_siem.parsers.base import Parser
 from temporal_siem.parsers.common import event_id_from_raw, format_timestamp, parse_timestamp, redact
 
 TIME_KEYS = ("@timestamp", "timestamp", "time", "ts", "eventTime", "published", "emit_time", "TimeCreated", "UtcTime", "date")
+_TIME_KEY_SET = frozenset(TIME_KEYS)
 
 
 class JsonParser(Parser):
@@ -27,9 +28,12 @@ class JsonParser(Parser):
         if not isinstance(record, dict):
             raise RecordError("not a JSON object", type(record).__name__)
         event = flatten_json(redact(record))  # decoded from JSON by the router: every key is a str
-        for key in TIME_KEYS:
-            value = event.get(key)
-            if value is None:  # parse_timestamp(None) is None; most records lack most of these keys
+        present = event.keys() & _TIME_KEY_SET  # most records hold one of these keys, or none: one C pass
+        for key in TIME_KEYS if len(present) > 1 else present:  # several: the first in TIME_KEYS's order that parses
+            if key not in present:
+                continue
+            value = event[key]
+            if value is None:  # parse_timestamp(None) is None
                 continue
             dt = parse_timestamp(value)
             if dt is not None:

@@ -82,3 +82,32 @@ def test_dataset_labels_count_what_a_label_per_event_counted(events: list[dict[s
         ours = dataset_labels(events)
         assert metrics.DATASET_LABEL._seen == reference_label._seen
     assert ours == reference
+
+
+_ALERT_VALUE = st.one_of(st.sampled_from(["r1", "r2", "high", "low", ""]), st.integers(0, 2), st.none(),
+                         st.lists(st.sampled_from(["a", "b"]), max_size=2))
+
+
+@settings(max_examples=200, deadline=None)
+@given(alerts=st.lists(st.dictionaries(st.sampled_from(["rule.id", "rule.name", "alert.level", "alert.id"]), _ALERT_VALUE),
+                       max_size=12),
+       complete=st.booleans())
+def test_alerts_are_counted_by_rule_and_level_as_their_text(alerts: list[dict[str, Any]], complete: bool,
+                                                            tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The batch's alerts are grouped in C when every alert has the three fields (ours always do); alerts
+    missing one, holding a list or a number there, are counted by the fields' text, as before."""
+    if complete:
+        alerts = [{"rule.id": "r1", "rule.name": "R", "alert.level": "high", **a} for a in alerts]
+    dead = FileSink(path=str(tmp_path_factory.mktemp("dead") / "dead.jsonl"), append=False)
+    pipeline = Pipeline(ReplaySource([]), ParserRouter(), NullDetector(), alert_sinks=[], dead_letter=dead)
+    pipeline._deliver_alerts(alerts)
+    pipeline._deliver_alerts(alerts)  # twice: the counts add up
+    by_rule: dict[str, int] = {}
+    by_level: dict[str, int] = {}
+    for alert in alerts * 2:
+        rule_id, level = str(alert.get("rule.id")), str(alert.get("alert.level", ""))
+        by_rule[rule_id] = by_rule.get(rule_id, 0) + 1
+        by_level[level] = by_level.get(level, 0) + 1
+    assert dict(pipeline.stats.alerts_by_rule) == by_rule
+    assert dict(pipeline.stats.alerts_by_level) == by_level
+    assert list(pipeline.stats.alerts_by_rule) == list(by_rule)  # first-seen order, as the summary lists them
