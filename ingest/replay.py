@@ -80,13 +80,19 @@ class ReplaySource(Source):
 
     # -- reading ----------------------------------------------------------------------------
     def batches(self) -> Iterator[list[RawRecord]]:
+        """Batches of ``batch_size`` records (the last one of the run shorter), from the framer's chunks: a
+        chunk is what one read of the input held, so a live pipe's records are not held back."""
+        size = self.batch_size
         batch: list[RawRecord] = []
         for name in self.files():
-            for record in self._records(name):
-                batch.append(record)
-                if len(batch) >= self.batch_size:
-                    yield batch
-                    batch = []
+            for chunk in self._record_chunks(name):
+                batch.extend(chunk)
+                if len(batch) >= size:
+                    start = 0
+                    while len(batch) - start >= size:
+                        yield batch[start:start + size]
+                        start += size
+                    batch = batch[start:]
         if batch:
             yield batch
 
@@ -109,6 +115,12 @@ class ReplaySource(Source):
         return raw
 
     def _records(self, name: str) -> Iterator[RawRecord]:
+        for chunk in self._record_chunks(name):
+            yield from chunk
+
+    def _record_chunks(self, name: str) -> Iterator[list[RawRecord]]:
+        """The file's records, a list per read (``_records`` one by one): a read error ends the file with a dead
+        letter at the line after the last record delivered."""
         try:
             stream = self._open(name)
         except OSError as exc:
@@ -116,9 +128,10 @@ class ReplaySource(Source):
             return
         last_line = 0
         try:
-            for record in self._frame(name, stream):
-                last_line = record.origin.line or last_line
-                yield record
+            for chunk in self._frame(name, stream):
+                if chunk:
+                    last_line = chunk[-1].origin.line or last_line
+                    yield chunk
         except (OSError, EOFError, gzip.BadGzipFile, zlib.error) as exc:
             # Where reading stopped: the records before it were delivered, the rest of the file is lost.
             where = Origin(name, line=last_line + 1) if last_line else Origin(name)
@@ -127,7 +140,7 @@ class ReplaySource(Source):
             if name != "-" or isinstance(stream, gzip.GzipFile):
                 stream.close()  # a GzipFile over stdin closes itself only, never stdin
 
-    def _frame(self, name: str, stream: IO[bytes]) -> Iterator[RawRecord]:
+    def _frame(self, name: str, stream: IO[bytes]) -> Iterator[list[RawRecord]]:
         reader: Any = stream if hasattr(stream, "peek") else io.BufferedReader(stream)  # type: ignore[arg-type]
         head = reader.peek(SNIFF_BYTES)[:SNIFF_BYTES]
         if head.startswith(UTF8_BOM):
@@ -145,7 +158,7 @@ class ReplaySource(Source):
             if data is not None:
                 if len(data) <= self.max_record_bytes and _is_json(data):
                     self.bytes_read += len(data)
-                    yield RawRecord(data, Origin(name, line=1), self.format_hint)
+                    yield [RawRecord(data, Origin(name, line=1), self.format_hint)]
                     return
                 if len(data) > self.max_record_bytes and first_line.strip() in (b"[", b"{"):
                     # A pretty-printed document bigger than one record may be: one clear dead letter, not one per line.
@@ -155,7 +168,7 @@ class ReplaySource(Source):
                     return
                 # Not one document after all (JSON Lines or text): re-read the bytes already taken, then the rest.
                 lines_from = io.BufferedReader(_Prepended(data, reader), buffer_size=1 << 20)
-        yield from self._lines(name, lines_from)
+        yield from self._line_chunks(name, lines_from)
 
     def _read_small(self, name: str, reader: IO[bytes]) -> bytes | None:
         """The whole file, if it is small enough to be a single JSON document."""
@@ -169,13 +182,22 @@ class ReplaySource(Source):
 
     def _lines(self, name: str, source: IO[bytes], first_line: int = 1) -> Iterator[RawRecord]:
         """Records of ``source``, one a line; ``first_line`` is the number of its first line in the file
-        (``replay --workers`` reads a file's line-aligned byte ranges in several processes).
+        (``replay --workers`` reads a file's line-aligned byte ranges in several processes)."""
+        for chunk in self._line_chunks(name, source, first_line):
+            yield from chunk
+
+    def _line_chunks(self, name: str, source: IO[bytes], first_line: int = 1) -> Iterator[list[RawRecord]]:
+        """What :meth:`_lines` yields, as one list per block read.
 
         Read in blocks and split, not ``readline`` per line (a tenth of a 200k-event replay went to it). A
         block is what the stream has (``read1``), so a live pipe's lines are not held back. A line longer
         than the record limit is dead-lettered with its size and first bytes and never held whole: memory
         stays bounded by the block and the limit. Same records, line numbers, ``bytes_read`` and dead
-        letters as line-by-line reading (``tests/hostile/test_line_framing.py`` compares the two)."""
+        letters as line-by-line reading (``tests/hostile/test_line_framing.py`` compares the two).
+
+        A block whose lines (after the first, which may finish a line of the previous block) are all within the
+        limit and past the lines to skip, the common case, takes them in one comprehension: sizes summed and
+        checked in C, one record built per line without the per-line bookkeeping (0.6 us a line less)."""
         skip = self._skip.get(name, 0)
         limit = self.max_record_bytes
         line_no = first_line - 1
@@ -191,6 +213,11 @@ class ReplaySource(Source):
                 break
             parts = block.split(b"\n")
             tail = parts.pop()  # after the block's last newline: an unfinished line ("" if none)
+            chunk: list[RawRecord] = []
+            rest: list[bytes] = []
+            if len(parts) > 1 and oversized is None and line_no + 1 >= skip and max(map(len, parts[1:])) <= limit:
+                rest = parts[1:]
+                del parts[1:]
             for part in parts:
                 line_no += 1
                 if oversized is not None:  # the end of a line already known to be too long
@@ -213,7 +240,16 @@ class ReplaySource(Source):
                 stripped = line.rstrip(b"\r\n")
                 if not stripped.strip():
                     continue
-                yield RawRecord(stripped, Origin(name, line=line_no), origin_hint)
+                chunk.append(RawRecord(stripped, Origin(name, line=line_no), origin_hint))
+            if rest:  # every line here is whole (a newline ends it), within the limit and past the skip
+                self.bytes_read += sum(map(len, rest)) + len(rest)
+                if b"\r" in block:
+                    rest = [part.rstrip(b"\r") for part in rest]
+                chunk.extend([RawRecord(part, Origin(name, line=number), origin_hint)
+                              for number, part in enumerate(rest, line_no + 1) if part.strip()])
+                line_no += len(rest)
+            if chunk:
+                yield chunk
             if oversized is not None:
                 oversized_size += len(tail)
             elif tail:
@@ -231,7 +267,7 @@ class ReplaySource(Source):
             if line_no > skip:
                 stripped = pending.rstrip(b"\r\n")
                 if stripped.strip():
-                    yield RawRecord(stripped, Origin(name, line=line_no), origin_hint)
+                    yield [RawRecord(stripped, Origin(name, line=line_no), origin_hint)]
 
 
 class _Prepended(io.RawIOBase):

@@ -97,3 +97,35 @@ def test_a_long_line_is_never_held_whole(monkeypatch: pytest.MonkeyPatch) -> Non
     assert [(r.data, r.origin.line) for r in records] == [(b'{"a":1}', 1), (b'{"b":2}', 3)]
     (dead,) = source._dead
     assert dead.origin.line == 2 and dead.raw == b"x" * 256 and dead.detail == "line of 5000001 bytes > limit 1024"
+
+
+def test_every_block_size_and_skip_on_short_lines() -> None:
+    """The block framer's fast path (whole lines past the skip, within the limit) at every boundary: each block
+    size cuts the lines somewhere else, each skip ends in another block; CRLF and blank lines among them."""
+    data = b"".join(b'{"n":%d}%s\n' % (n, b"\r" if n % 3 == 0 else b"") if n % 7 else b"  \n" for n in range(1, 30))
+    for block in range(1, 48):
+        for skip in range(0, 12):
+            for first_line in (1, 4):
+                assert frame(data, 64, skip, first_line, block, 64, "new") == frame(data, 64, skip, first_line, block, 64, "old")
+
+
+@settings(max_examples=100, deadline=None)
+@given(count=st.integers(0, 60), batch_size=st.integers(1, 9), block=st.integers(8, 200), files=st.integers(1, 3))
+def test_batches_are_the_records_cut_to_size(tmp_path_factory: pytest.TempPathFactory, count: int, batch_size: int,
+                                             block: int, files: int) -> None:
+    """Records arrive from the framer a block at a time; batches still hold ``batch_size`` records each (the
+    run's last one fewer), in file and line order, across files."""
+    folder = tmp_path_factory.mktemp("batches")
+    paths = []
+    for f in range(files):
+        path = folder / f"{f}.jsonl"
+        path.write_bytes(b"".join(b'{"f":%d,"n":%d}\n' % (f, n) for n in range(count)))
+        paths.append(str(path))
+    saved, replay.LINE_BLOCK = replay.LINE_BLOCK, block
+    try:
+        batches = list(ReplaySource(paths, batch_size=batch_size).batches())
+    finally:
+        replay.LINE_BLOCK = saved
+    records = [r for b in batches for r in b]
+    assert [(r.origin.source, r.origin.line) for r in records] == [(p, n + 1) for p in paths for n in range(count)]
+    assert all(len(b) == batch_size for b in batches[:-1]) and all(0 < len(b) <= batch_size for b in batches)
