@@ -99,10 +99,13 @@ def _add_rule_fields(doc: dict[str, Any], rule: RuleMeta, alert_type: str) -> No
 
 #: Key tuples of triggering events -> whether any key is one ``_NOT_COPIED_PREFIXES`` drops. A parser gives its
 #: events few shapes (the same keys in the same order), so the decision is one tuple and one dict probe per alert
-#: (0.30 us for a 20-key Windows event, where joining the keys and searching them was 0.84). Bounded: a stream of
-#: ever-new shapes clears it now and then and costs a ``startswith`` pass per alert meanwhile.
+#: (0.30 us for a 20-key Windows event, where joining the keys and searching them was 0.84). Bounded in entries and
+#: in what an entry holds alive (its key strings): a shape whose keys run past ``_SHAPE_TEXT_MAX`` characters in
+#: all (a hostile record's) is decided afresh each time, and a stream of ever-new shapes clears the cache now and
+#: then, costing a ``startswith`` pass per alert meanwhile. At most ~4096 x 4 KB of key text stays referenced.
 _SHAPES: dict[tuple[Any, ...], bool] = {}
 _SHAPES_MAX = 4096
+_SHAPE_TEXT_MAX = 4096
 
 
 def _event_fields(event: dict[str, Any]) -> dict[str, Any]:
@@ -113,9 +116,10 @@ def _event_fields(event: dict[str, Any]) -> dict[str, Any]:
         if not all(key.__class__ is str for key in keys):  # a non-text key: the converting path, never cached
             return {str(k): v for k, v in event.items() if not str(k).startswith(_NOT_COPIED_PREFIXES)}
         drops = any(key.startswith(_NOT_COPIED_PREFIXES) for key in keys)
-        if len(_SHAPES) >= _SHAPES_MAX:
-            _SHAPES.clear()
-        _SHAPES[keys] = drops
+        if sum(map(len, keys)) <= _SHAPE_TEXT_MAX:
+            if len(_SHAPES) >= _SHAPES_MAX:
+                _SHAPES.clear()
+            _SHAPES[keys] = drops
     if drops:
         return {k: v for k, v in event.items() if not k.startswith(_NOT_COPIED_PREFIXES)}
     return dict(event)

@@ -97,3 +97,16 @@ def test_event_fields_decided_by_key_shape_equal_a_per_key_filter(keys: list[str
             assert got is not event
             alerts._event_fields({"other": 1, "rule.x": 2})  # another shape in between (fills a small cache)
         assert len(alerts._SHAPES) <= max(shapes_max, 1)
+
+
+def test_a_shape_with_huge_keys_is_decided_but_not_kept() -> None:
+    """A hostile record's keys (here 300 KB of names) must not stay referenced by the shape cache."""
+    from temporal_siem.detections import alerts
+
+    event = {f"{'k' * 3000}{n}": n for n in range(100)} | {"rule.injected": 1}
+    before = dict(alerts._SHAPES)
+    got = alerts._event_fields(event)
+    assert "rule.injected" not in got and len(got) == 100
+    assert tuple(event) not in alerts._SHAPES and alerts._SHAPES == before
+    small = {"a": 1, "alert.x": 2}
+    assert alerts._event_fields(small) == {"a": 1} and tuple(small) in alerts._SHAPES
