@@ -107,6 +107,6 @@ def test_a_shape_with_huge_keys_is_decided_but_not_kept() -> None:
     before = dict(alerts._SHAPES)
     got = alerts._event_fields(event)
     assert "rule.injected" not in got and len(got) == 100
-    assert tuple(event) not in alerts._SHAPES and alerts._SHAPES == before
+    assert tuple(event) not in alerts._SHAPES and before == alerts._SHAPES
     small = {"a": 1, "alert.x": 2}
     assert alerts._event_fields(small) == {"a": 1} and tuple(small) in alerts._SHAPES
