@@ -5,7 +5,7 @@ Why this split: parsing and matching are most of the cost and need no memory acr
 can take any batch. Memory stays whole in one place, the parent, and sees the same history in the same
 order as one process would:
 
-* an event a stateful enricher can read (its ``state_datasets``) is parsed by a worker and sent back whole;
+* an event a stateful enricher can read (its ``reads_state``) is parsed by a worker and sent back whole;
   the parent runs the full detector on it (every enricher, matching, correlation);
 * every other event is enriched (stateless enrichers) and matched in the worker; when the ruleset has
   correlations, the worker's detector hands each event to a recorder instead of the correlation engine,
@@ -92,7 +92,7 @@ def is_stateful_enricher(enricher: Enricher) -> bool:
 class StateScope:
     """Which events an enricher's state can read (then the parent enriches and matches them in order): those
     any stateful enricher's :meth:`~Enricher.reads_state` claims (a stateful enricher that does not narrow it
-    claims every event of its ``state_datasets``, or every event when it declares none)."""
+    claims every event of its ``datasets``, or every event when it declares none)."""
 
     def __init__(self, detector: SigmaDetector) -> None:
         self.tests = tuple(enricher.reads_state for enricher in detector.enrichers if is_stateful_enricher(enricher))

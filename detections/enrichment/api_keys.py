@@ -66,7 +66,7 @@ class ApiKeyRegistry(Enricher):
     """
 
     name = "api_key_registry"
-    datasets = state_datasets = frozenset({None, "temporal_cloud.audit"})  # enrich() skips every other dataset
+    datasets = frozenset({None, "temporal_cloud.audit"})  # enrich() skips every other dataset
 
     def __init__(self, max_keys: int = MAX_KEYS) -> None:
         self.max_keys = max_keys

@@ -21,14 +21,12 @@ class Enricher(ABC):
     """Adds fields to flat events in place. Stateful enrichers persist their state via snapshot/restore."""
 
     name: str = "enricher"
-    # The ``event.dataset`` values (None: no dataset) whose events this enricher's state reads or learns from.
-    # ``replay --workers`` sends those events to the one process that holds the state; a stateful enricher
-    # that leaves this None claims every event (correct, just not parallel).
-    state_datasets: ClassVar[frozenset[str | None] | None] = None
     # The ``event.dataset`` values (None: no dataset) of the events ``enrich()`` reads or changes at all; None: any.
     # The detector then hands it only a batch's events of those datasets when that costs nothing (one dataset of
     # them in the batch), or skips it when the batch has none: a loop over the batch per enricher was ~0.15 us
-    # an event each. ``tests/rules/test_enricher_datasets.py`` holds each declaration to enrich()'s behaviour.
+    # an event each. It also bounds what a stateful enricher's state can read (the default ``reads_state``), so
+    # ``replay --workers`` sends only those events to the one process that holds the state (None: every event,
+    # correct, just not parallel). ``tests/rules/test_enricher_datasets.py`` holds each declaration to enrich().
     datasets: ClassVar[frozenset[str | None] | None] = None
 
     @abstractmethod
@@ -41,8 +39,8 @@ class Enricher(ABC):
         rest are enriched and matched in parallel: the tighter the test, the less crosses between processes.
         ``enrich`` keeps its own checks (it is given every event in one process); a contract test holds the two
         together (tests/rules/test_enrichment_state_gate.py: an event this refuses leaves event and state as
-        they were). The default: an event of a declared ``state_datasets`` value, or every event when none is declared."""
-        declared = self.state_datasets
+        they were). The default: an event of a declared ``datasets`` value, or every event when none is declared."""
+        declared = self.datasets
         if declared is None:
             return True
         try:

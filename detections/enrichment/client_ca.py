@@ -39,7 +39,7 @@ class ClientCaRegistry(Enricher):
     """Sets ``temporal.client_ca_changed`` (and ``temporal.client_ca_added``) on records carrying a namespace's CA bundle."""
 
     name = "client_ca_registry"
-    datasets = state_datasets = frozenset({None, "temporal_cloud.audit"})  # enrich() skips every other dataset
+    datasets = frozenset({None, "temporal_cloud.audit"})  # enrich() skips every other dataset
 
     def __init__(self, max_namespaces: int = MAX_NAMESPACES) -> None:
         self._bundles = SetRegistry(self.name, "bundles", max_namespaces)

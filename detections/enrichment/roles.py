@@ -30,7 +30,7 @@ class RoleRegistry(Enricher):
     """Sets ``temporal.roles_changed`` and ``temporal.roles_added`` on Temporal Cloud records granting roles."""
 
     name = "role_registry"
-    datasets = state_datasets = frozenset({None, "temporal_cloud.audit"})  # enrich() skips every other dataset
+    datasets = frozenset({None, "temporal_cloud.audit"})  # enrich() skips every other dataset
 
     def __init__(self, max_users: int = MAX_USERS) -> None:
         self._roles = SetRegistry(self.name, "roles", max_users)

@@ -134,7 +134,7 @@ class WorkloadSessions(Enricher):
     """Stamps CloudTrail events with how their role session was obtained (see the module docstring)."""
 
     name = "workload_sessions"
-    datasets = state_datasets = frozenset({"aws.cloudtrail"})  # enrich() skips every other dataset
+    datasets = frozenset({"aws.cloudtrail"})  # enrich() skips every other dataset
 
     def __init__(self, max_sessions: int = MAX_SESSIONS, max_roles: int = MAX_ROLES, only_role: str | None = None) -> None:
         """``only_role``: act only for the role with this :func:`role_scope` key, as one scope of the daemon's keyed
