@@ -212,10 +212,11 @@ class Daemon:
         path.write_text(yaml.safe_dump(config))
         return cls(path, tmp / f"{name}.log", alerts, events)
 
-    def start(self) -> Daemon:
+    def start(self, *args: str) -> Daemon:
+        """``temporal-siem run --config CONFIG [args]`` (e.g. ``--workers 2``)."""
         env = {**os.environ, **self.env}
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "temporal_siem", "run", "--config", str(self.config)],
+            self.proc = subprocess.Popen([sys.executable, "-m", "temporal_siem", "run", "--config", str(self.config), *args],
                                          stdout=log, stderr=log, cwd=str(ROOT), env=env)
         return self
 
