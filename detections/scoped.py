@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -376,6 +377,9 @@ class ScopedStage:
     ``__meta__`` entry of the same store (so it moves and recovers with the scopes it describes).
     """
 
+    #: How many correlation scopes keep their engine in memory between messages (see ``_apply_correlation``).
+    ENGINE_CACHE = 4096
+
     def __init__(self, plan: ScopePlan) -> None:
         self.plan = plan
         self.components = {c.name: c for c in plan.components}
@@ -384,6 +388,7 @@ class ScopedStage:
         self.early = 0  # registry events applied before the watermark passed them (their scope's wait was full)
         self.applied = 0
         self.dirty = False
+        self._engines: OrderedDict[str, tuple[str, CorrelationEngine]] = OrderedDict()
 
     # meta: {"w": watermark, "due": {scope: earliest time anything is due}}. ``dirty`` says whether it must be written
     # back: a scope became due or was applied. A watermark that moved without applying anything need not be durable
@@ -447,7 +452,7 @@ class ScopedStage:
         if kind == "e":
             next_due = self._apply_enrichment(self.enrichers[name], key, state, watermark, result)
         else:
-            next_due = self._apply_correlation(self.components[name], state, watermark, result)
+            next_due = self._apply_correlation(self.components[name], key, state, watermark, result)
         if next_due is None:
             meta["due"].pop(key, None)
         else:
@@ -515,14 +520,23 @@ class ScopedStage:
             state.pop("p", None)
         return min(p[0] for p in keep) if keep else None
 
-    def _apply_correlation(self, component: Component, state: dict[str, Any], watermark: int,
+    def _apply_correlation(self, component: Component, key: str, state: dict[str, Any], watermark: int,
                            result: ScopedResult) -> int | None:
-        engine = self.plan.engine(component)
-        if state.get("c"):
-            engine.restore(state["c"].encode())
-            # The open-groups gauge already counts this scope's groups: take back what restore() added, publish the change.
-            CORRELATION_GROUPS.dec(engine._group_count)
-            engine._published_groups = engine._group_count
+        saved = state.get("c")
+        cached = self._engines.pop(key, None)
+        if cached is not None and saved and cached[0] == saved:
+            # The engine that wrote this very snapshot, kept in memory: restoring it again (parse, freeze every key and
+            # waiting value, rebuild every group) was most of a scope message's cost, and grew with the scope's state.
+            # Compared by content, so a snapshot another member wrote meanwhile (a rebalance), or one a failed
+            # checkpoint rolled back, is restored as before.
+            engine = cached[1]
+        else:
+            engine = self.plan.engine(component)
+            if saved:
+                engine.restore(saved.encode())
+                # The open-groups gauge already counts this scope's groups: take back what restore() added, publish the change.
+                CORRELATION_GROUPS.dec(engine._group_count)
+                engine._published_groups = engine._group_count
         for t, _, event, refs in state.pop("p", None) or ():
             if NEVER < t < engine.watermark:  # forwarded from an enrichment scope: accepted on time there
                 engine.watermark = t
@@ -534,7 +548,11 @@ class ScopedStage:
         if due is None:
             state.pop("c", None)
         else:
-            state["c"] = engine.snapshot().decode()
+            snapshot = state["c"] = engine.snapshot().decode()
+            if self.ENGINE_CACHE > 0:
+                self._engines[key] = (snapshot, engine)
+                if len(self._engines) > self.ENGINE_CACHE:
+                    self._engines.popitem(last=False)
         return due
 
 
