@@ -59,6 +59,7 @@ from quixstreams.models.rows import Row
 from quixstreams.models.serializers.exceptions import IgnoreMessage
 from quixstreams.models.topics import Topic, TopicConfig
 from quixstreams.sinks.base import BaseSink, SinkBackpressureError
+from quixstreams.utils import json as quix_json
 
 from temporal_siem.detections.scoped import META_KEY, NEVER, ScopedStage, ScopeMessage, ScopePlan, StatelessStage, event_time_micros
 from temporal_siem.detections.sigma.ruleset import Ruleset
@@ -256,21 +257,78 @@ class SinkAdapter(BaseSink):
 
 
 class TxState:
-    """:class:`KeyedState` over the Quix partition transaction in hand: one entry per scope, prefixed by its key."""
+    """:class:`KeyedState` over the Quix partition transaction in hand: one entry per scope, prefixed by its key.
 
-    __slots__ = ("tx",)
+    With a ``memo`` (one per partition, kept by the runtime across messages), the partition's ``__meta__`` entry is
+    decoded only when its bytes changed. That entry lists every scope with work due, so it grows with the partition's
+    open state, and every scope message read it (a fifth of a member's time on the mixed corpus). What ``get``
+    returns is always a fresh object equal to the stored bytes, as Quix's own ``get`` gives: the stage edits meta in
+    place and writes it back only when it must, and the stored bytes are compared on every read, so a value another
+    member wrote (a rebalance) or a rolled-back one is decoded as before.
+    """
 
-    def __init__(self, tx: Any) -> None:
+    __slots__ = ("memo", "tx")
+
+    def __init__(self, tx: Any, memo: dict[str, tuple[bytes, dict[str, Any]]] | None = None) -> None:
         self.tx = tx
+        self.memo = memo
 
     def get(self, key: str) -> Any | None:
-        return self.tx.get("v", prefix=key.encode())
+        if self.memo is None or key != META_KEY:
+            return self.tx.get("v", prefix=key.encode())
+        raw = self.tx.get_bytes("v", prefix=key.encode())
+        if raw is None:
+            self.memo.pop(key, None)
+            return None
+        seen = self.memo.get(key)
+        if seen is not None and seen[0] == raw:
+            return {name: (member.copy() if type(member) is dict else member) for name, member in seen[1].items()}
+        value = quix_json.loads(raw)  # what Quix's get decodes with
+        kept = _flat_copy(value)
+        if kept is None:
+            self.memo.pop(key, None)
+        else:
+            self.memo[key] = (raw, kept)
+        return value
 
     def set(self, key: str, value: Any) -> None:
-        self.tx.set("v", value, prefix=key.encode())
+        if self.memo is None or key != META_KEY:
+            self.tx.set("v", value, prefix=key.encode())
+            return
+        raw = quix_json.dumps(value)  # what Quix's set encodes with
+        self.tx.set_bytes("v", raw, prefix=key.encode())
+        kept = _flat_copy(value)
+        if kept is None:
+            self.memo.pop(key, None)
+        else:
+            self.memo[key] = (raw, kept)
 
     def delete(self, key: str) -> None:
+        if self.memo is not None:
+            self.memo.pop(key, None)
         self.tx.delete("v", prefix=key.encode())
+
+
+def _flat_copy(value: Any) -> dict[str, Any] | None:
+    """A copy of a dict whose members are scalars or dicts of scalars (the shape of ``__meta__``), independent of
+    ``value`` for every edit the stage makes; None for any other shape (not memoised)."""
+    if type(value) is not dict:
+        return None
+    copy: dict[str, Any] = {}
+    for name, member in value.items():
+        kind = type(member)
+        if kind is dict:
+            if not all(map(_SCALARS.__contains__, map(type, member.values()))):  # in C: ``due`` has an entry per scope
+                return None
+            copy[name] = member.copy()
+        elif kind in _SCALARS:
+            copy[name] = member
+        else:
+            return None
+    return copy
+
+
+_SCALARS = frozenset({str, int, float, bool, type(None)})
 
 
 @dataclass
@@ -315,6 +373,7 @@ class StreamRuntime:
         self.on_loop = on_loop
         self.assigned: list[str] = []
         self.partition_marks: dict[int, dict[str, list[Any]]] = {}
+        self.meta_memo: dict[int, dict[str, tuple[bytes, dict[str, Any]]]] = {}  # see TxState
         self.marks: dict[str, _SourceMark] = {}
         self._formats: dict[str, str | None] = {}
         self._source_names: dict[tuple[str, int], str] = {}
@@ -511,7 +570,8 @@ class StreamRuntime:
 
     # -- stage 2: where the scope's state lives ------------------------------------------------------------
     def _scoped(self, value: bytes | None, key: bytes, timestamp: int, headers: Any, state: Any) -> list[dict[str, Any]]:
-        store = TxState(state._transaction)  # the partition's transaction: scope entries and __meta__ live side by side
+        # The partition's transaction: scope entries and __meta__ live side by side.
+        store = TxState(state._transaction, self.meta_memo.setdefault(message_context().partition, {}))
         meta = self.scoped.meta(store)
         self.scoped.dirty = False
         head = dict(headers or ())
