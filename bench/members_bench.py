@@ -178,7 +178,9 @@ def run_daemon(bootstrap: str, messages: list[bytes], partitions: int, workers: 
     }
     path = out / f"{group}.yml"
     path.write_text(yaml.safe_dump(config))
-    proc = subprocess.Popen([sys.executable, "-m", "temporal_siem", "run", "--config", str(path), "--workers", str(workers)],
+    # One member is plain ``run`` (as an older build without --workers runs it: --baseline).
+    command = [sys.executable, "-m", "temporal_siem", "run", "--config", str(path)] + (["--workers", str(workers)] if workers != 1 else [])
+    proc = subprocess.Popen(command,
                             stderr=open(out / f"{group}.log", "wb"), cwd=str(ROOT))  # noqa: SIM115
     deadline = time.monotonic() + 120
     cpu: dict[int, float] = {}

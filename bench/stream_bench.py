@@ -82,7 +82,9 @@ def fill(bootstrap: str, topic: str, records: int, partitions: int, seed: int, k
         future.result()
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "lz4"})
     for i, message in enumerate(corpus(kind, records, seed)):
-        producer.produce(topic, value=message)
+        # Dealt round-robin: left to the producer, a topic created a moment before got nearly every record in
+        # partition 0 (its first metadata), and the near-empty partitions held the stateful stage's watermark back.
+        producer.produce(topic, value=message, partition=i % partitions)
         if i % 10_000 == 0:
             producer.poll(0)
     producer.flush()
