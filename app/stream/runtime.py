@@ -264,7 +264,8 @@ class TxState:
     open state, and every scope message read it (a fifth of a member's time on the mixed corpus). What ``get``
     returns is always a fresh object equal to the stored bytes, as Quix's own ``get`` gives: the stage edits meta in
     place and writes it back only when it must, and the stored bytes are compared on every read, so a value another
-    member wrote (a rebalance) or a rolled-back one is decoded as before.
+    member wrote (a rebalance) or a rolled-back one is decoded as before. A write of the content already stored
+    (most scope messages leave every due time as it was) is skipped: the store and what it changelogs are the same.
     """
 
     __slots__ = ("memo", "tx")
@@ -295,6 +296,9 @@ class TxState:
         if self.memo is None or key != META_KEY:
             self.tx.set("v", value, prefix=key.encode())
             return
+        seen = self.memo.get(key)
+        if seen is not None and seen[1] == value and self.tx.get_bytes("v", prefix=key.encode()) == seen[0]:
+            return  # that very content is stored already: most scope messages leave every due time as it was
         raw = quix_json.dumps(value)  # what Quix's set encodes with
         self.tx.set_bytes("v", raw, prefix=key.encode())
         kept = _flat_copy(value)

@@ -84,5 +84,10 @@ def test_a_memo_hit_is_a_fresh_object(tmp_path: Path) -> None:
         assert TxState(tx, memo).get(META_KEY) == {"w": 5, "due": {"c|x|y": 3}}
         assert META_KEY in memo, "the entry is memoised"
         assert TxState(tx, memo).get("c|x|y") is None, "other keys go straight to Quix"
+        stored = tx.get_bytes("v", prefix=PREFIX)
+        TxState(tx, memo).set(META_KEY, {"due": {"c|x|y": 3}, "w": 5})  # the same content: nothing to write
+        assert tx.get_bytes("v", prefix=PREFIX) is stored
+        TxState(tx, memo).set(META_KEY, {"w": 5, "due": {"c|x|y": 4}})
+        assert TxState(tx, memo).get(META_KEY) == tx.get("v", prefix=PREFIX) == {"w": 5, "due": {"c|x|y": 4}}
     finally:
         partition.close()
