@@ -75,13 +75,12 @@ class Member:
 
 
 def worker_count(requested: int) -> int:
-    """``--workers``: N members; 0 means one per core this process may run on."""
+    """``--workers``: N members; 0 means one per core this process may run on (as ``replay --workers``)."""
     if requested > 0:
         return requested
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    from temporal_siem.parallel import default_workers  # only then: replay's worker pool is no part of a daemon
+
+    return default_workers()
 
 
 def member_command(args: Any, member: Member) -> list[str]:

@@ -41,7 +41,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.stream_bench import corpus  # noqa: E402
+from bench.procfs import cpu_seconds, descendants, peak_rss_mb  # noqa: E402
+from bench.stream_bench import corpus, create_topic, produce  # noqa: E402
 from temporal_siem.stream.runtime import scopes_topic_name  # noqa: E402
 
 
@@ -82,39 +83,6 @@ def end_offsets(bootstrap: str, topic: str, partitions: int) -> int:
         consumer.close()
 
 
-def _descendants(pid: int) -> list[int]:
-    found = [pid]
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            children = (task / "children").read_text().split()
-        except OSError:
-            continue
-        for child in children:
-            found.extend(_descendants(int(child)))
-    return found
-
-
-def _cpu_seconds(pid: int) -> float:
-    """User + system seconds of a process (its own threads), from /proc."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _peak_rss_mb(pid: int) -> float:
-    """VmHWM: the process's own peak. getrusage(RUSAGE_CHILDREN) would report this bench's size, which a forked
-    child starts its peak from."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return 0.0
-
-
 def _broker_pid() -> int | None:
     for proc in Path("/proc").glob("[0-9]*"):
         try:
@@ -141,19 +109,6 @@ def _stable_members(bootstrap: str, group: str) -> int:
     return sum(1 for member in found.members if member.assignment and member.assignment.topic_partitions)
 
 
-def _produce_to(bootstrap: str, topic: str, messages: list[bytes], partitions: int) -> None:
-    """Unkeyed records dealt round-robin: left to the producer, a topic created a moment before got nearly all of
-    them in partition 0 (its first metadata), and the other partitions' marks held the watermark back."""
-    from confluent_kafka import Producer
-
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "lz4"})
-    for i, message in enumerate(messages):
-        producer.produce(topic, value=message, partition=i % partitions)
-        if i % 10_000 == 0:
-            producer.poll(0)
-    producer.flush()
-
-
 def run_daemon(bootstrap: str, messages: list[bytes], partitions: int, workers: int, out: Path,
                rules: list[str]) -> dict[str, Any]:
     """One daemon run on a topic of its own: the members join the group on the empty topic first, so the figures
@@ -161,11 +116,7 @@ def run_daemon(bootstrap: str, messages: list[bytes], partitions: int, workers: 
     group = f"members-bench-{workers}-{uuid.uuid4().hex[:6]}"
     topic = f"{group}-in"
     records = len(messages)
-    from confluent_kafka.admin import AdminClient, NewTopic
-
-    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})  # kept: the futures fail once the client is collected
-    for future in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
-        future.result()
+    create_topic(bootstrap, topic, partitions)
     alerts = out / f"{group}-alerts.jsonl"
     config = {
         "ingest": {"kafka": {"bootstrap_servers": [bootstrap], "group_id": group, "client_id": group, "topics": [{"name": topic}],
@@ -187,9 +138,9 @@ def run_daemon(bootstrap: str, messages: list[bytes], partitions: int, workers: 
     rss: dict[int, float] = {}
 
     def sample() -> float:
-        for pid in _descendants(proc.pid):
-            cpu[pid] = max(cpu.get(pid, 0.0), _cpu_seconds(pid))
-            rss[pid] = max(rss.get(pid, 0.0), _peak_rss_mb(pid))
+        for pid in descendants(proc.pid):
+            cpu[pid] = max(cpu.get(pid, 0.0), cpu_seconds(pid))
+            rss[pid] = max(rss.get(pid, 0.0), peak_rss_mb(pid))
         if proc.poll() is not None:
             raise SystemExit(f"the daemon exited {proc.returncode}: see {out / f'{group}.log'}")
         return sum(cpu.values())
@@ -200,10 +151,10 @@ def run_daemon(bootstrap: str, messages: list[bytes], partitions: int, workers: 
             raise SystemExit(f"the group never had {workers} members at work: see {out / f'{group}.log'}")
         time.sleep(0.25)
     broker = _broker_pid()
-    broker_cpu = _cpu_seconds(broker) if broker else 0.0
+    broker_cpu = cpu_seconds(broker) if broker else 0.0
     cpu_start = sample()
     started = time.monotonic()
-    _produce_to(bootstrap, topic, messages, partitions)
+    produce(bootstrap, topic, messages, partitions)
     while committed(bootstrap, group, topic, partitions) < records:
         sample()
         time.sleep(0.25)
@@ -217,7 +168,7 @@ def run_daemon(bootstrap: str, messages: list[bytes], partitions: int, workers: 
         time.sleep(0.25)
     done = time.monotonic()
     cpu_used = sample() - cpu_start
-    broker_used = (_cpu_seconds(broker) - broker_cpu) if broker else float("nan")
+    broker_used = (cpu_seconds(broker) - broker_cpu) if broker else float("nan")
     proc.send_signal(signal.SIGTERM)
     code = proc.wait(timeout=120)
     if code != 0:

@@ -41,6 +41,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench.procfs import cpu_seconds
 from temporal_siem.detections.factory import build_detector
 from temporal_siem.ingest.replay import ReplaySource
 from temporal_siem.parsers.router import ParserRouter
@@ -84,18 +85,6 @@ def rss_mb() -> float:
     """Resident set size now (Linux), MB."""
     with open("/proc/self/statm") as statm:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 1e6
-
-
-def cpu_seconds(pid: int | None) -> float:
-    """User + system CPU seconds of another process (the Elasticsearch node), 0 when unknown."""
-    if pid is None:
-        return 0.0
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def local_es_pid(url: str) -> int | None:

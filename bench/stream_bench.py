@@ -74,16 +74,25 @@ def rule_dirs() -> list[str]:
 
 
 def fill(bootstrap: str, topic: str, records: int, partitions: int, seed: int, kind: str = "mixed") -> None:
-    from confluent_kafka import Producer
+    create_topic(bootstrap, topic, partitions)
+    produce(bootstrap, topic, corpus(kind, records, seed), partitions)
+
+
+def create_topic(bootstrap: str, topic: str, partitions: int) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient({"bootstrap.servers": bootstrap, "log_level": 3})  # held: its futures fail once it is collected
     for future in admin.create_topics([NewTopic(topic, partitions, 1)]).values():
         future.result()
+
+
+def produce(bootstrap: str, topic: str, messages: list[bytes], partitions: int) -> None:
+    """Unkeyed records dealt round-robin: left to the producer, a topic created a moment before got nearly every
+    record in partition 0 (its first metadata), and the near-empty partitions held the stateful stage's watermark back."""
+    from confluent_kafka import Producer
+
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "lz4"})
-    for i, message in enumerate(corpus(kind, records, seed)):
-        # Dealt round-robin: left to the producer, a topic created a moment before got nearly every record in
-        # partition 0 (its first metadata), and the near-empty partitions held the stateful stage's watermark back.
+    for i, message in enumerate(messages):
         producer.produce(topic, value=message, partition=i % partitions)
         if i % 10_000 == 0:
             producer.poll(0)

@@ -285,11 +285,7 @@ class TxState:
         if seen is not None and seen[0] == raw:
             return {name: (member.copy() if type(member) is dict else member) for name, member in seen[1].items()}
         value = quix_json.loads(raw)  # what Quix's get decodes with
-        kept = _flat_copy(value)
-        if kept is None:
-            self.memo.pop(key, None)
-        else:
-            self.memo[key] = (raw, kept)
+        self._remember(key, raw, value)
         return value
 
     def set(self, key: str, value: Any) -> None:
@@ -301,6 +297,11 @@ class TxState:
             return  # that very content is stored already: most scope messages leave every due time as it was
         raw = quix_json.dumps(value)  # what Quix's set encodes with
         self.tx.set_bytes("v", raw, prefix=key.encode())
+        self._remember(key, raw, value)
+
+    def _remember(self, key: str, raw: bytes, value: Any) -> None:
+        """The stored bytes with a copy of their value, for the next read or write to compare with."""
+        assert self.memo is not None
         kept = _flat_copy(value)
         if kept is None:
             self.memo.pop(key, None)

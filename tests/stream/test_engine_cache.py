@@ -13,21 +13,16 @@ snapshot would come back as the very string written, which would hide a comparis
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
 from bench.corpus import generate
-from temporal_siem.detections.factory import build_ruleset
 from temporal_siem.detections.scoped import MemoryState, ScopedDetector, ScopedStage
 from temporal_siem.detections.sigma.ruleset import Ruleset
-from temporal_siem.ingest.replay import ReplaySource
 from temporal_siem.kernel.records import Origin, RawRecord
 from temporal_siem.parsers.router import ParserRouter
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 class JsonState(MemoryState):
@@ -42,17 +37,10 @@ class JsonState(MemoryState):
 
 
 @pytest.fixture(scope="module")
-def ruleset() -> Ruleset:
-    return build_ruleset([])
-
-
-@pytest.fixture(scope="module")
-def events() -> list[dict[str, Any]]:
+def events(sample_events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The samples, then a generated mixed corpus (more scopes, and windows holding more events)."""
     router = ParserRouter()
-    parsed: list[dict[str, Any]] = []
-    for batch in ReplaySource([str(ROOT / "samples")], batch_size=500, max_record_bytes=8 * 1024 * 1024).batches():
-        for record in batch:
-            parsed.extend(router.parse(record).events)
+    parsed = list(sample_events)
     for i, line in enumerate(generate(6000, 11)):
         parsed.extend(router.parse(RawRecord(line, Origin("corpus", offset=i))).events)
     return parsed
