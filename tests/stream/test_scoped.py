@@ -8,9 +8,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from temporal_siem.detections.factory import new_detector
-from temporal_siem.detections.scoped import MemoryState, ScopedDetector, ScopedStage, ScopeMessage, ScopePlan, StatelessStage
+from temporal_siem.detections.scoped import (
+    ENTITY_DATASETS,
+    STATEFUL_ENRICHERS,
+    MemoryState,
+    ScopedDetector,
+    ScopedStage,
+    ScopeMessage,
+    ScopePlan,
+    StatelessStage,
+    enrichment_messages,
+)
 from temporal_siem.detections.sigma.ruleset import Ruleset
 from temporal_siem.kernel.records import Origin, RawRecord
 from temporal_siem.parsers.router import ParserRouter
@@ -135,3 +147,29 @@ def test_the_open_groups_gauge_follows_the_scopes_not_the_restores(ruleset: Rule
             CORRELATION_GROUPS.dec(engine._group_count)  # this check's own restore
     assert open_groups > 0
     assert CORRELATION_GROUPS._value.get() - before == open_groups
+
+
+DATASETS = [None, "temporal_cloud.audit", "aws.cloudtrail", "okta.system", "windows.sysmon", "", "AWS.CloudTrail", ["aws.cloudtrail"], 7]
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_the_dataset_gate_of_registry_scopes_loses_no_entity(sample_events: list[dict[str, Any]], data: st.DataObject) -> None:
+    """``enrichment_messages`` skips the four ``entities`` calls for a dataset outside ``ENTITY_DATASETS``: for any
+    sample event under any dataset (its own, another, a hostile one), the messages are what the calls give."""
+    event = dict(data.draw(st.sampled_from(sample_events)))
+    choice = data.draw(st.sampled_from(["own", "absent", *range(len(DATASETS))]))
+    if choice == "absent":
+        event.pop("event.dataset", None)
+    elif choice != "own":
+        event["event.dataset"] = DATASETS[int(choice)]
+    expected = [f"e|{spec.name}|{entity}" for spec in STATEFUL_ENRICHERS for entity in spec.entities(event)]
+    assert [m.key for m in enrichment_messages(event, 1)] == expected
+    if expected and isinstance(event.get("event.dataset"), str):
+        assert event["event.dataset"] in ENTITY_DATASETS
+
+
+def test_registry_scopes_come_from_the_entity_datasets_in_the_samples(sample_events: list[dict[str, Any]]) -> None:
+    """Not vacuous: the samples do touch registry scopes, and only from events of those datasets."""
+    touched = {e.get("event.dataset") for e in sample_events if enrichment_messages(e, 1)}
+    assert touched and touched <= ENTITY_DATASETS | {None}
