@@ -115,7 +115,6 @@ def run_daemon(bootstrap: str, messages: list[bytes], partitions: int, workers: 
     are the members at work, not the rebalance that a member joining late would add."""
     group = f"members-bench-{workers}-{uuid.uuid4().hex[:6]}"
     topic = f"{group}-in"
-    records = len(messages)
     create_topic(bootstrap, topic, partitions)
     alerts = out / f"{group}-alerts.jsonl"
     config = {
@@ -133,6 +132,17 @@ def run_daemon(bootstrap: str, messages: list[bytes], partitions: int, workers: 
     command = [sys.executable, "-m", "temporal_siem", "run", "--config", str(path)] + (["--workers", str(workers)] if workers != 1 else [])
     proc = subprocess.Popen(command,
                             stderr=open(out / f"{group}.log", "wb"), cwd=str(ROOT))  # noqa: SIM115
+    try:
+        return _measure(proc, bootstrap, group, topic, messages, partitions, workers, out, alerts)
+    finally:
+        if proc.poll() is None:  # the bench failed before it stopped the daemon: no members left running
+            proc.kill()
+            proc.wait()
+
+
+def _measure(proc: subprocess.Popen[bytes], bootstrap: str, group: str, topic: str, messages: list[bytes], partitions: int,
+             workers: int, out: Path, alerts: Path) -> dict[str, Any]:
+    records = len(messages)
     deadline = time.monotonic() + 120
     cpu: dict[int, float] = {}
     rss: dict[int, float] = {}

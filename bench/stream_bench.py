@@ -97,7 +97,12 @@ def produce(bootstrap: str, topic: str, messages: list[bytes], partitions: int) 
 
     producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 20, "compression.type": "lz4"})
     for i, message in enumerate(messages):
-        producer.produce(topic, value=message, partition=i % partitions)
+        while True:
+            try:
+                producer.produce(topic, value=message, partition=i % partitions)
+                break
+            except BufferError:  # librdkafka's queue (100k messages) is full: let deliveries drain it
+                producer.poll(0.05)
         if i % 10_000 == 0:
             producer.poll(0)
     producer.flush()
