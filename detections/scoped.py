@@ -291,17 +291,30 @@ def correlation_messages(plan: ScopePlan, event: dict[str, Any], refs: Iterable[
     return [ScopeMessage(key, event, when, sorted(hit)) for key, hit in out.items()]
 
 
-#: The only ``event.dataset`` texts for which an ``entities`` function of :data:`STATEFUL_ENRICHERS` can name an entity
-#: (an event without a dataset can too). ``tests/stream/test_scoped.py`` holds the gate below to the functions.
-ENTITY_DATASETS = frozenset({"temporal_cloud.audit", "aws.cloudtrail"})
+def _entity_datasets() -> frozenset[str | None] | None:
+    """The datasets the registries declare they work on (``Enricher.datasets``, held to ``enrich()`` by
+    tests/rules/test_enricher_datasets.py): an ``entities`` function names an entity only for an event its enricher
+    would take. None when one registry declares none (every event may then name an entity)."""
+    found: set[str | None] = set()
+    for spec in STATEFUL_ENRICHERS:
+        declared = getattr(spec.factory, "datasets", None)
+        if declared is None:
+            return None
+        found |= declared
+    return frozenset(found)
+
+
+#: See :func:`_entity_datasets`; ``tests/stream/test_scoped.py`` holds the gate below to the ``entities`` functions.
+ENTITY_DATASETS = _entity_datasets()
 
 
 def enrichment_messages(event: dict[str, Any], when: int) -> list[ScopeMessage]:
     """One message per registry scope the event touches. Most events (Windows, server logs, identity providers)
     touch none, and one set test says so where four ``entities`` calls would each find out (~0.7 µs an event)."""
-    dataset = event.get("event.dataset")
-    if dataset.__class__ is str and dataset not in ENTITY_DATASETS:
-        return []
+    if ENTITY_DATASETS is not None:
+        dataset = event.get("event.dataset")
+        if dataset.__class__ is str and dataset not in ENTITY_DATASETS:
+            return []
     return [ScopeMessage(f"e|{spec.name}|{entity}", event, when)
             for spec in STATEFUL_ENRICHERS for entity in spec.entities(event)]
 
