@@ -22,7 +22,7 @@ from temporal_siem.commands.to_kafka import correlation_key, split_record
 from temporal_siem.ingest.replay import ReplaySource
 from temporal_siem.kernel.records import Origin, RawRecord
 from temporal_siem.parsers.router import ParserRouter
-from tests.daemon.helpers import Daemon, wait_for
+from tests.daemon.helpers import Daemon, read_jsonl, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"
@@ -81,14 +81,6 @@ def replay_alert_ids(messages: list[Message], tmp: Path) -> set[str]:
                           "--dead-letter", str(tmp / "replay-dead.jsonl")], capture_output=True, cwd=str(ROOT), timeout=300)
     assert run.returncode == 0, run.stderr.decode(errors="replace")[-2000:]
     return {doc["alert"]["id"] for doc in read_jsonl(alerts)}
-
-
-def read_jsonl(*paths: Path) -> list[dict[str, Any]]:
-    docs: list[dict[str, Any]] = []
-    for path in paths:
-        if path.exists():
-            docs.extend(orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip())
-    return docs
 
 
 def create_topics(bootstrap: str, partitions: dict[str, int]) -> None:
