@@ -22,6 +22,7 @@ rebalance hands the partitions back; nothing is left half-running with a share o
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import signal
@@ -95,9 +96,12 @@ def member_command(args: Any, member: Member) -> list[str]:
     return [*command, "--member", f"{member.index}/{member.count}"]
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(supervisor: int) -> None:
     """In the member, before it runs: the kernel sends it SIGTERM if the supervisor dies (even by SIGKILL), so no
-    member outlives its set and goes on reading partitions unsupervised. Linux only; elsewhere a no-op."""
+    member outlives its set and goes on reading partitions unsupervised. Linux only; elsewhere a no-op.
+
+    The signal is armed after the fork, so a supervisor that died in between never sends it: the member then has
+    another parent than ``supervisor`` (the pid that forked it) and stops itself the same way."""
     if not sys.platform.startswith("linux"):
         return
     import ctypes
@@ -105,7 +109,9 @@ def _die_with_parent() -> None:
     try:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
-        pass
+        return
+    if os.getppid() != supervisor:
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 class Supervisor:
@@ -136,7 +142,8 @@ class Supervisor:
                     break
                 # Each member gets the signals from here, not from the terminal's process group, so one Ctrl-C
                 # reaches it once (a second one forces it, as with one daemon).
-                self.children.append(subprocess.Popen(command, start_new_session=True, preexec_fn=_die_with_parent))
+                self.children.append(subprocess.Popen(command, start_new_session=True,
+                                                      preexec_fn=functools.partial(_die_with_parent, os.getpid())))
             log.info("members started", extra={"members": len(self.children), "pids": [c.pid for c in self.children]})
             return self._wait()
         finally:

@@ -223,3 +223,22 @@ def test_supervisor_exit_code_is_the_first_failure(tmp_path: Path) -> None:
     assert Supervisor([ok, fails]).run() == 7
     assert time.monotonic() - started < 30, "the failing member stopped the sleeping one"
     assert Supervisor([["python3", "-c", "pass"]]).run() == 0
+
+
+def test_a_member_whose_supervisor_died_before_it_armed_the_signal_stops() -> None:
+    """The death signal is armed in the child after fork: a supervisor killed in between is not signalled to it (the
+    race test_no_member_outlives_its_supervisor hit once in CI). The child then finds its parent is not the
+    supervisor that forked it and stops itself. Here the "supervisor" is a pid that is not the child's parent."""
+    import functools
+    import subprocess
+
+    from temporal_siem.members import _die_with_parent
+
+    not_the_parent = os.getpid() + 1_000_000  # no process: as if the supervisor was gone and the child reparented
+    proc = subprocess.Popen(["python3", "-c", "import time; time.sleep(60)"],
+                            preexec_fn=functools.partial(_die_with_parent, not_the_parent))
+    try:
+        assert proc.wait(timeout=10) == -signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
