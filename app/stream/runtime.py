@@ -16,9 +16,10 @@ Why one internal topic with composite keys (``c|component|values``, ``e|enricher
 kinds need the same event-time watermark, kept per scope partition in its ``__meta__`` entry.
 
 Watermark: each input partition's mark is its latest event time minus that topic's grace; the watermark of a
-scope partition is the minimum over every input partition that is not idle, so a lagging source (CloudTrail,
-minutes late) holds the windows open instead of being dropped. Events older than it are late: their single-event
-rules ran already; they are counted and dead-lettered (correlations) or applied at once (enrichment registries).
+scope partition is the minimum over every input partition (a silent one moving on with the clock: see
+``marks.py``), so a lagging source (CloudTrail, minutes late) holds the windows open instead of being dropped.
+Events older than it are late: their single-event rules ran already; they are counted and dead-lettered
+(correlations) or applied at once (enrichment registries).
 
 Delivery: sinks are flushed at each checkpoint before offsets (and, with exactly-once, the transaction) commit;
 alert ids are deterministic, so what a crash re-delivers is deduplicated by id downstream.
@@ -70,6 +71,7 @@ from temporal_siem.kernel.records import DeadLetter, Origin, RawRecord
 from temporal_siem.parsers.router import ParserRouter
 from temporal_siem.sinks.base import Sink, SinkError
 from temporal_siem.stream.dead_letter import topic_message
+from temporal_siem.stream.marks import MARKS_KEY, OwnedMarks, ScopeMarks
 
 log = logging.getLogger("temporal_siem.stream")
 
@@ -92,11 +94,30 @@ class BatchingApplication(Application):
     """
 
     def __init__(self, *args: Any, batch_topics: frozenset[str], batch_size: int,
-                 batch_handler: Callable[[list[Any]], None], **kwargs: Any) -> None:
+                 batch_handler: Callable[[list[Any]], None], on_partitions: Callable[[list[tuple[str, int]]], None] | None = None,
+                 **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._batch_topics = batch_topics
         self._batch_size = max(1, batch_size)
         self._batch_handler = batch_handler
+        self._on_partitions = on_partitions
+
+    # A partition assigned, revoked or lost: ``on_partitions`` hears of it after Quix has done its part.
+    def _on_assign(self, consumer: Any, topic_partitions: list[Any]) -> None:
+        super()._on_assign(consumer, topic_partitions)
+        self._partitions_moved(topic_partitions)
+
+    def _on_revoke(self, consumer: Any, topic_partitions: list[Any]) -> None:
+        super()._on_revoke(consumer, topic_partitions)
+        self._partitions_moved(topic_partitions)
+
+    def _on_lost(self, consumer: Any, topic_partitions: list[Any]) -> None:
+        super()._on_lost(consumer, topic_partitions)
+        self._partitions_moved(topic_partitions)
+
+    def _partitions_moved(self, topic_partitions: list[Any]) -> None:
+        if self._on_partitions is not None:
+            self._on_partitions([(tp.topic, tp.partition) for tp in topic_partitions])
 
     def _poll_batch(self) -> list[Any]:
         """What is already fetched, waiting up to the poll timeout only for the first record (low latency when
@@ -192,16 +213,6 @@ class _Original:
     key: bytes | None
     value: bytes | None
     headers: list[tuple[str, bytes]] | None
-
-
-@dataclass
-class _SourceMark:
-    """One input partition's event-time progress, as this member saw it."""
-
-    mark: int = NEVER  # latest event time minus grace (microseconds)
-    sent: int = NEVER  # last mark broadcast to every scope partition
-    active_at: float = field(default_factory=time.monotonic)
-    idle_sent: bool = False
 
 
 class SinkAdapter(BaseSink):
@@ -377,14 +388,13 @@ class StreamRuntime:
         self.max_future_us = int(float(settings.detection.correlation.max_future_seconds) * MICROS)
         self.on_loop = on_loop
         self.assigned: list[str] = []
-        self.partition_marks: dict[int, dict[str, list[Any]]] = {}
+        self.scope_marks: dict[int, ScopeMarks] = {}  # per scope partition, loaded from its store (see marks.py)
         self.meta_memo: dict[int, dict[str, tuple[bytes, dict[str, Any]]]] = {}  # see TxState
-        self.marks: dict[str, _SourceMark] = {}
+        self.owned = OwnedMarks(self.stream_cfg.source_idle_seconds, MARK_HEARTBEAT_SECONDS)
         self._formats: dict[str, str | None] = {}
         self._source_names: dict[tuple[str, int], str] = {}
         self._last_tick = 0.0
         self._last_lag = 0.0
-        self._last_full = time.monotonic()
         self.scope_partitions = self.stream_cfg.scope_partitions or max(self.input_partitions.values())
         self.alert_adapter = alerts
         self.alert_adapter.on_written = self._count_alerts
@@ -401,6 +411,7 @@ class StreamRuntime:
                                                            ignore_extras=True)
         return BatchingApplication(
             batch_topics=frozenset(self.input_partitions), batch_size=cfg.max_poll_records, batch_handler=self._stateless_batch,
+            on_partitions=self._partitions_moved,
             broker_address=connection, consumer_group=cfg.group_id, auto_offset_reset=cfg.auto_offset_reset,
             processing_guarantee=stream.processing_guarantee, state_dir=stream.state_dir,
             commit_interval=stream.commit_interval_seconds, consumer_poll_timeout=cfg.poll_timeout_ms / 1000,
@@ -436,6 +447,14 @@ class StreamRuntime:
         if self.alerts_topic is not None:
             sdf.to_topic(self.alerts_topic, key=lambda alert: str(alert.get("alert.id", "")))
         sdf.sink(self.alert_adapter)
+
+    def _partitions_moved(self, partitions: list[tuple[str, int]]) -> None:
+        """A scope partition assigned or taken away: its marks are read again from its store when next used (another
+        member may have owned it meanwhile; the store holds what that member stored, restored from the changelog)."""
+        name = scopes_topic_name(self.cfg.group_id)
+        for topic, partition in partitions:
+            if topic == name:
+                self.scope_marks.pop(partition, None)
 
     @property
     def producer(self) -> Any:
@@ -489,9 +508,7 @@ class StreamRuntime:
         source = self._source_names.get((topic, partition))
         if source is None:
             source = self._source_names[(topic, partition)] = f"{topic}:{partition}"
-        mark = self.marks.get(source)
-        if mark is None:
-            mark = self.marks[source] = _SourceMark()
+        mark = self.owned.get(source)
         mark.active_at = now
         mark.idle_sent = False
         if not events:
@@ -534,29 +551,11 @@ class StreamRuntime:
             self._last_lag = now
             self._publish_lag(tps)
         self.assigned = sorted(assigned)
-        for source in list(self.marks):
-            if source not in assigned:
-                del self.marks[source]  # its new owner reports it from now on
-        # Every few seconds every mark goes out again, moved or not: a member that just took over a scope partition
-        # keeps its marks in memory only and must hear from every source to compute a watermark.
-        full = now - self._last_full >= MARK_HEARTBEAT_SECONDS
-        if full:
-            self._last_full = now
         producer = self.producer
-        for source in sorted(assigned):
-            mark = self.marks.get(source)
-            if mark is None:
-                mark = self.marks[source] = _SourceMark()
-            idle = now - mark.active_at > self.stream_cfg.source_idle_seconds
-            headers: list[tuple[str, bytes]] | None = None
-            if mark.mark > mark.sent or (full and not idle and mark.mark > NEVER):
-                headers = [("src", source.encode()), ("wm", str(mark.mark).encode())]
-                mark.sent = mark.mark
-            elif idle and (full or not mark.idle_sent):
-                headers = [("src", source.encode()), ("wm", str(mark.mark).encode()), ("idle", b"1")]
-                mark.idle_sent = True
-            if headers is None:
-                continue
+        for source, mark, idle in self.owned.due(assigned, now):
+            headers = [("src", source.encode()), ("wm", str(mark).encode())]
+            if idle:
+                headers.append(("idle", b"1"))
             for partition in range(self.scope_partitions):
                 producer.produce(self.scopes_topic.name, key=TICK_KEY, value=b"", headers=headers, partition=partition)
 
@@ -581,13 +580,16 @@ class StreamRuntime:
         self.scoped.dirty = False
         head = dict(headers or ())
         source = head.get("src")
-        # Marks are kept in memory: each only grows, so a stale or missing one only holds the watermark back.
-        sources = self.partition_marks.setdefault(message_context().partition, {})
+        partition = message_context().partition
+        marks = self.scope_marks.get(partition)
+        if marks is None:  # first message since the partition was assigned: the marks its last owner stored
+            marks = self.scope_marks[partition] = ScopeMarks.from_state(store.get(MARKS_KEY), self.stream_cfg.source_idle_seconds)
         if source is not None:
-            entry = sources.get(source.decode()) or [NEVER, False]
-            entry[0] = max(int(entry[0]), int(head.get("wm", b"0") or NEVER))
-            entry[1] = head.get("idle") == b"1"
-            sources[source.decode()] = entry
+            marks.observe(source.decode(), _int_header(head.get("wm")), head.get("idle") == b"1", timestamp)
+            if key == TICK_KEY:  # stored with each tick (at most a tick behind the marks in memory: only lower)
+                store.set(MARKS_KEY, marks.to_state())
+        else:
+            marks.tick(timestamp)
         alerts: list[dict[str, Any]] = []
         dead: list[DeadLetter] = []
         forward: list[ScopeMessage] = []
@@ -597,7 +599,7 @@ class StreamRuntime:
             alerts.extend(result.alerts)
             dead.extend(result.dead)
             forward.extend(result.forward)
-        watermark = self._watermark(sources)
+        watermark = marks.watermark(self.sources)
         if watermark > meta["w"]:
             result = self.scoped.advance(store, meta, watermark)
             alerts.extend(result.alerts)
@@ -611,18 +613,6 @@ class StreamRuntime:
             self.stats.late += len(dead)
             self._dead_letter(dead, None)
         return alerts
-
-    def _watermark(self, sources: dict[str, list[Any]]) -> int:
-        """The minimum mark over every input partition that is not idle; NEVER while one has not reported."""
-        low: int | None = None
-        for source in self.sources:
-            entry = sources.get(source)
-            if entry is None:
-                return NEVER
-            if entry[1]:
-                continue
-            low = int(entry[0]) if low is None else min(low, int(entry[0]))
-        return NEVER if low is None else low
 
     # -- outputs ---------------------------------------------------------------------------------------------
     def _dead_letter(self, dead: list[DeadLetter], original: _Original | None, where: tuple[str, int, int] | None = None) -> None:
@@ -660,6 +650,14 @@ class StreamRuntime:
 
     def stop(self) -> None:
         self.app.stop()
+
+
+def _int_header(value: bytes | None) -> int:
+    """A mark header; anything that is not an integer counts as no mark (it would only hold the watermark back)."""
+    try:
+        return int(value) if value else NEVER
+    except ValueError:
+        return NEVER
 
 
 def _topic_spec(topics: list[KafkaTopic], name: str) -> KafkaTopic | None:
