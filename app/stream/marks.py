@@ -10,14 +10,22 @@ events older than it are late. Two views, one per side of the scopes topic:
   state store (so the member that takes the partition over after a rebalance or a crash has them at once, instead
   of waiting to hear from every source, which a source with nothing new to read never sends).
 
-Silence. A partition nobody writes to must not stop every window, and one that delivers in batches (CloudTrail, every
-five minutes) must not lose its next batch. So a silent partition does not drop out of the minimum: its mark moves
-on with the clock, from its last mark, as long as it stays silent (a live source's next record is about that much
-newer). Only a partition that never had a record anywhere is left out while silent, and only once no source has
-just (re)started reporting: the first source to wake after a quiet spell would otherwise set the watermark alone,
-ahead of the records the others are about to deliver. The clock of a scope partition is the broker timestamps of
-its own messages, not the reader's wall clock: a member that re-reads the partition after a crash reaches the same
-verdicts as the member that read it first.
+Silence. A partition nobody writes to must not stop every window, so its owner says when it has been silent for
+``source_idle_seconds`` (and repeats it every half of that while it stays silent), and the scope partitions then
+leave it out of the minimum. Two exceptions, each from a failing acceptance run (kill -9 and a member joining):
+
+* Within ``source_idle_seconds`` after any partition starts reporting again, the silent ones count again at their
+  last mark. After a quiet spell the first partition to wake would otherwise set the watermark alone, ahead of the
+  records the others are about to deliver (producers write to every partition at once; their owners fetch them a
+  moment later).
+* A silent flag its owner has not repeated for ``source_idle_seconds`` no longer counts: the owner may be dead,
+  with new records waiting in its partitions for the next owner. Since a dead owner's flag lapses before the hold
+  that a wake starts ends, its records are not overtaken.
+
+The clock of a scope partition is the broker time of its own messages, not the reader's wall clock: a member that
+re-reads the partition after a crash reaches the same verdicts as the member that read it first. A partition left
+out is the trade-off of any idleness rule: if it later delivers records older than what the others moved the
+watermark to meanwhile, those are late (counted and dead-lettered).
 """
 
 from __future__ import annotations
@@ -28,7 +36,6 @@ from typing import Any
 
 from temporal_siem.detections.scoped import NEVER
 
-MICROS_PER_MS = 1000
 #: The state-store entry of a scope partition holding its :class:`ScopeMarks` (beside ``__meta__``; no scope key starts
 #: with an underscore).
 MARKS_KEY = "__marks__"
@@ -42,6 +49,7 @@ class SourceMark:
     sent: int = NEVER  # last mark broadcast to every scope partition
     active_at: float = field(default_factory=time.monotonic)
     idle_sent: bool = False
+    idle_sent_at: float = 0.0  # the silent flag is repeated every half of ``idle_seconds`` (scope partitions let it lapse)
 
 
 class OwnedMarks:
@@ -90,19 +98,19 @@ class OwnedMarks:
             if mark.mark > mark.sent or (full and not idle and mark.mark > NEVER):
                 out.append((source, mark.mark, False))
                 mark.sent = mark.mark
-            elif idle and (full or not mark.idle_sent):
+            elif idle and (not mark.idle_sent or now - mark.idle_sent_at >= self.idle_seconds / 2):
                 out.append((source, mark.mark, True))
                 mark.idle_sent = True
+                mark.idle_sent_at = now
         return out
 
 
 class ScopeMarks:
     """Every input partition's mark as one scope partition heard it, and the watermark they give.
 
-    Entries: ``source -> [mark, idle, reported_ms]``: the highest mark heard (marks only grow), whether its owner's
-    last word was that it is silent, and the broker time of its last report as active. ``clock_ms`` is the latest
-    broker time seen on the partition; until ``hold_ms`` the partitions that never had a record still hold the
-    watermark (a source has just started reporting: see the module docstring).
+    Entries: ``source -> [mark, idle, idle_at_ms]``: the highest mark heard (marks only grow), whether its owner's last
+    word was that it is silent, and the broker time of that word. ``clock_ms`` is the latest broker time seen on the
+    partition; until ``hold_ms`` no silent partition is left out (a partition has just started reporting).
     """
 
     __slots__ = ("clock_ms", "entries", "hold_ms", "idle_ms")
@@ -116,43 +124,39 @@ class ScopeMarks:
     def observe(self, source: str, mark: int, idle: bool, timestamp_ms: int) -> None:
         """A mark heard from ``source`` (a scope message's header or a tick) in a message of broker time
         ``timestamp_ms``."""
-        if timestamp_ms > self.clock_ms:
-            self.clock_ms = timestamp_ms
+        self.tick(timestamp_ms)
         entry = self.entries.get(source)
         if entry is None:
-            entry = self.entries[source] = [NEVER, True, self.clock_ms]
+            entry = self.entries[source] = [NEVER, True, NEVER]  # not silent by its owner's word: lapsed at once
         if mark > entry[0]:
             entry[0] = mark
         if idle:
             entry[1] = True
+            entry[2] = self.clock_ms
             return
-        if entry[1]:  # (re)started reporting: the sources that never had a record hold for a while
+        if entry[1]:  # (re)started reporting: no silent partition is left out for a while
             self.hold_ms = max(self.hold_ms, self.clock_ms + self.idle_ms)
         entry[1] = False
-        entry[2] = self.clock_ms
 
     def tick(self, timestamp_ms: int) -> None:
-        """A message without a mark: only the clock moves."""
+        """The broker time of a message: the partition's clock never goes back."""
         if timestamp_ms > self.clock_ms:
             self.clock_ms = timestamp_ms
 
     def watermark(self, sources: list[str]) -> int:
-        """The minimum over ``sources`` (every input partition); NEVER while one of them was never heard of."""
+        """The minimum over ``sources`` (every input partition) of those not left out; NEVER while one of them was
+        never heard of, or holds without a mark."""
         low: int | None = None
         clock = self.clock_ms
+        holding = clock < self.hold_ms
         for source in sources:
             entry = self.entries.get(source)
             if entry is None:
                 return NEVER
-            mark = entry[0]
-            if entry[1]:
-                if mark == NEVER:
-                    if clock < self.hold_ms:
-                        return NEVER
-                    continue  # never had a record: left out while silent
-                mark += max(0, clock - entry[2]) * MICROS_PER_MS  # silent: moves on with the clock
-            if low is None or mark < low:
-                low = mark
+            if entry[1] and not holding and clock - entry[2] <= self.idle_ms:
+                continue  # silent by its owner's current word
+            if low is None or entry[0] < low:
+                low = entry[0]
         return NEVER if low is None else low
 
     # -- kept in the scope partition's state store -------------------------------------------------------------
