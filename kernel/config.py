@@ -43,6 +43,16 @@ class StreamConfig(BaseModel):
     tick_interval_seconds: float = Field(0.5, gt=0, description="How often each input partition's event-time mark is sent to every scope.")
     source_idle_seconds: float = Field(30.0, gt=0, description="An input partition silent this long stops holding the watermark back.")
 
+    @model_validator(mode="after")
+    def _silence_is_repeated_in_time(self) -> StreamConfig:
+        """A member repeats a partition's silent flag every half of ``source_idle_seconds``, at its ticks, and scope
+        partitions let a flag lapse after ``source_idle_seconds``: ticks rarer than that would make every flag lapse
+        (silent partitions would hold every window), silently."""
+        if self.tick_interval_seconds * 2 > self.source_idle_seconds:
+            raise ValueError(f"stream.tick_interval_seconds ({self.tick_interval_seconds}) must be at most half of "
+                             f"stream.source_idle_seconds ({self.source_idle_seconds})")
+        return self
+
 
 class KafkaConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")

@@ -185,3 +185,14 @@ def test_run_exits_1_when_the_metrics_port_is_taken(tmp_path: Path) -> None:
         result = subprocess.run([sys.executable, "-m", "temporal_siem", "run", "--config", str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 1
     assert "cannot serve metrics" in result.stderr
+
+
+def test_ticks_rarer_than_half_the_silence_are_refused() -> None:
+    """Scope partitions let a silent flag lapse after source_idle_seconds and members repeat it at their ticks."""
+    from pydantic import ValidationError
+
+    from temporal_siem.kernel.config import StreamConfig
+
+    assert StreamConfig(tick_interval_seconds=15, source_idle_seconds=30).tick_interval_seconds == 15
+    with pytest.raises(ValidationError, match=r"at most half of stream\.source_idle_seconds"):
+        StreamConfig(tick_interval_seconds=20, source_idle_seconds=30)
