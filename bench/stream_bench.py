@@ -168,8 +168,13 @@ def run_mode(mode: str, bootstrap: str, topic: str, records: int, out: Path, gua
         runtime._stateless_batch = lambda messages: _count(runtime, len(messages))  # type: ignore[method-assign]
         _rebuild(runtime)
     elif mode == "stateless":
-        process = runtime.stateless.process
-        runtime.stateless.process = lambda events: (process(events)[0], [])  # type: ignore[method-assign]
+        match = runtime.stateless.match
+
+        def match_without_scopes(events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[Any], int]:
+            alerts, _, latest = match(events)
+            return alerts, [], latest
+
+        runtime.stateless.match = match_without_scopes  # type: ignore[method-assign]
     timed_app()
     runtime.run()
     elapsed = marks.get("done", time.perf_counter()) - marks.get("first", time.perf_counter())

@@ -332,18 +332,33 @@ class StatelessStage:
         self.enrichment_errors = 0
 
     def process(self, events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[ScopeMessage]]:
+        """``enrich`` then ``match``: one record's events (the daemon's per-record path, ScopedDetector)."""
+        self.enrich(events)
+        alerts, messages, _ = self.match(events)
+        return alerts, messages
+
+    def enrich(self, events: list[dict[str, Any]]) -> None:
+        """The stateless enrichers, each on its own event alone: a poll's events can go through in one call (the
+        clock-skew gate then checks the poll's shared ``event.ingested`` stamp once) and match record by record."""
         for enricher in self.enrichers:
             try:
                 enricher.enrich(events)
             except Exception:
                 self.enrichment_errors += 1
                 log.exception("enricher %s failed on a batch; matching without it", enricher.name)
+
+    def match(self, events: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[ScopeMessage], int]:
+        """Rules on enriched events: their alerts, their scope messages, and the latest event time among them
+        (NEVER if none has a usable one), which moves the record's partition mark."""
+        latest = NEVER
         ruleset = self.plan.ruleset
         rules, functions, dependent = ruleset.rules, ruleset.functions, self.plan.dependent
         alerts: list[dict[str, Any]] = []
         messages: list[ScopeMessage] = []
         for original in events:
             when = event_time_micros(original)
+            if when > latest:
+                latest = when
             remembered = enrichment_messages(original, when)
             # A rule reading a registry's fields runs in the registry's scope for the events the registry takes;
             # for every other event the registry adds nothing, so it runs here like any rule.
@@ -379,7 +394,7 @@ class StatelessStage:
                 messages.extend(correlation_messages(self.plan, original, refs, when))
             messages.extend(remembered)
         self.events += len(events)
-        return alerts, messages
+        return alerts, messages, latest
 
 
 # ---- stage 2: where a scope's state lives ------------------------------------------------------------------------

@@ -62,13 +62,13 @@ from quixstreams.models.topics import Topic, TopicConfig
 from quixstreams.sinks.base import BaseSink, SinkBackpressureError
 from quixstreams.utils import json as quix_json
 
-from temporal_siem.detections.scoped import META_KEY, NEVER, ScopedStage, ScopeMessage, ScopePlan, StatelessStage, event_time_micros
+from temporal_siem.detections.scoped import META_KEY, NEVER, ScopedStage, ScopeMessage, ScopePlan, StatelessStage
 from temporal_siem.detections.sigma.ruleset import Ruleset
 from temporal_siem.ingest.kafka.client import librdkafka_options
 from temporal_siem.kernel import metrics
 from temporal_siem.kernel.config import KafkaTopic, Settings
 from temporal_siem.kernel.records import DeadLetter, Origin, RawRecord
-from temporal_siem.parsers.router import ParserRouter
+from temporal_siem.parsers.router import ParseResult, ParserRouter
 from temporal_siem.sinks.base import Sink, SinkError
 from temporal_siem.stream.dead_letter import topic_message
 from temporal_siem.stream.marks import MARKS_KEY, OwnedMarks, ScopeMarks
@@ -463,17 +463,51 @@ class StreamRuntime:
     # -- stage 1: stateless, on the input partitions ---------------------------------------------------
     def _stateless_batch(self, messages: list[Any]) -> None:
         """One poll's input records (see :class:`BatchingApplication`), in order: alerts into the alert sink's
-        buffer (and ``alerts_topic``), scope messages produced, before the caller stores the offsets."""
+        buffer (and ``alerts_topic``), scope messages produced, before the caller stores the offsets.
+
+        What :meth:`_record` does record by record, with the per-record costs paid once a poll: the records are
+        parsed in one ``parse_batch`` (one ``event.ingested`` stamp) and the stateless enrichers, which look at each
+        event alone, run over all their events in one call. Matching, marks and scope messages stay per record, in
+        order, so each scope message carries its partition's mark as it stands after its own record."""
         adapter, alerts_topic = self.alert_adapter, self.alerts_topic
         horizon = time.time_ns() // 1000 + self.max_future_us
         now = time.monotonic()
         producer = self.producer if alerts_topic is not None else None
+        formats = self._formats
+        records = []
         for message in messages:
+            topic, value = message.topic(), message.value()
+            fmt = formats.get(topic, "")
+            if fmt == "":
+                fmt = self._format_of(topic)
+            records.append(RawRecord(value if value is not None else b"",
+                                     Origin("kafka", offset=message.offset(), topic=topic, partition=message.partition()), fmt))
+        result = ParseResult()
+        ends: list[tuple[int, int]] = []
+        self.router.parse_batch(records, result, ends)
+        events, dead = result.events, result.dead
+        self.stats.records += len(messages)
+        self.stats.events += len(events)
+        if dead or self.event_adapter is not None:  # what parsing gave, before any enrichment (as record by record)
+            start_event = start_dead = 0
+            for message, (end_event, end_dead) in zip(messages, ends, strict=True):
+                if end_dead > start_dead:
+                    self._dead_letter(dead[start_dead:end_dead], _Original(message.key(), message.value(), message.headers()),
+                                      (message.topic(), message.partition(), message.offset()))
+                if self.event_adapter is not None:
+                    for event in events[start_event:end_event]:
+                        self.event_adapter.add(dict(event), None, 0, None, message.topic(), message.partition(), message.offset())
+                start_event, start_dead = end_event, end_dead
+        if events:
+            self.stateless.enrich(events)
+        start_event = 0
+        for message, (end_event, _) in zip(messages, ends, strict=True):
             topic, partition, offset = message.topic(), message.partition(), message.offset()
-            value, key, headers = message.value(), message.key(), message.headers()
-            alerts = self._record(value, key, headers, topic, partition, offset, horizon, now)
+            alerts = self._match_record(events[start_event:end_event] if end_event > start_event else [], topic, partition, horizon, now)
+            start_event = end_event
             if not alerts:
                 continue
+            key, headers = message.key(), message.headers()
             if producer is not None and alerts_topic is not None:
                 timestamp = message.timestamp()[1]
                 context = MessageContext(topic=topic, partition=partition, offset=offset, size=len(message), leader_epoch=message.leader_epoch())
@@ -492,19 +526,35 @@ class StreamRuntime:
         return self._record(value, key, headers, ctx.topic, ctx.partition, ctx.offset, time.time_ns() // 1000 + self.max_future_us,
                             time.monotonic())
 
+    def _format_of(self, topic: str) -> str | None:
+        """The topic's configured format (None: auto-detect per record), remembered per topic."""
+        hint = _topic_spec(self.cfg.topics, topic)
+        fmt = self._formats[topic] = hint.format if hint is not None and hint.format != "auto" else None
+        return fmt
+
     def _record(self, value: bytes | None, key: Any, headers: Any, topic: str, partition: int, offset: int,
                 horizon: int, now: float) -> list[dict[str, Any]]:
         """Parse one record, run the stateless stage on its events, move its partition's mark, produce the scope
         messages (each carrying the mark as it stands after this record); returns the rule alerts."""
         fmt = self._formats.get(topic, "")
         if fmt == "":
-            hint = _topic_spec(self.cfg.topics, topic)
-            fmt = self._formats[topic] = hint.format if hint is not None and hint.format != "auto" else None
+            fmt = self._format_of(topic)
         result = self.router.parse(RawRecord(value if value is not None else b"", Origin("kafka", offset=offset, topic=topic, partition=partition), fmt))
         self.stats.records += 1
         if result.dead:
             self._dead_letter(result.dead, _Original(key, value, headers), (topic, partition, offset))
         events = result.events
+        self.stats.events += len(events)
+        if events:
+            if self.event_adapter is not None:
+                for event in events:
+                    self.event_adapter.add(dict(event), None, 0, None, topic, partition, offset)
+            self.stateless.enrich(events)
+        return self._match_record(events, topic, partition, horizon, now)
+
+    def _match_record(self, events: list[dict[str, Any]], topic: str, partition: int, horizon: int, now: float) -> list[dict[str, Any]]:
+        """One record's enriched events: mark its partition active, match, move the mark to the latest event time
+        (less the topic's grace, never past ``horizon``), produce the scope messages; returns the rule alerts."""
         source = self._source_names.get((topic, partition))
         if source is None:
             source = self._source_names[(topic, partition)] = f"{topic}:{partition}"
@@ -513,16 +563,7 @@ class StreamRuntime:
         mark.idle_sent = False
         if not events:
             return []
-        self.stats.events += len(events)
-        if self.event_adapter is not None:
-            for event in events:
-                self.event_adapter.add(dict(event), None, 0, None, topic, partition, offset)
-        alerts, messages = self.stateless.process(events)
-        latest = max((m.time for m in messages), default=NEVER) if messages else NEVER
-        for event in events:
-            when = event_time_micros(event)
-            if when > latest:
-                latest = when
+        alerts, messages, latest = self.stateless.match(events)
         if NEVER < latest <= horizon and latest - self.grace[topic] > mark.mark:
             mark.mark = latest - self.grace[topic]
         if messages:

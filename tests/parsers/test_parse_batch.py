@@ -84,3 +84,23 @@ def test_a_record_over_the_event_limit_loses_only_its_own_events() -> None:
     parsed = router.parse_batch(records([good, many, good]), result)
     assert parsed == 2 and len(result.events) == 2
     assert [d.reason for d in result.dead] == ["too many events in one record"]
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.sampled_from(LINES + HOSTILE), max_size=25))
+def test_ends_cut_a_batch_into_each_records_own_events_and_dead_letters(data: list[bytes]) -> None:
+    """The daemon answers per record (offsets, marks) from one parsed poll: ``ends`` must say where each record's
+    events and dead letters end, exactly as ``parse`` of that record alone gives them."""
+    router = ParserRouter(max_record_bytes=4_096, max_events_per_record=10)
+    batch = records(data)
+    result = ParseResult()
+    ends: list[tuple[int, int]] = []
+    router.parse_batch(batch, result, ends)
+    assert len(ends) == len(batch)
+    start_event = start_dead = 0
+    for record, (end_event, end_dead) in zip(batch, ends, strict=True):
+        alone = router.parse(record)
+        assert without_ingested(result.events[start_event:end_event]) == without_ingested(alone.events)
+        assert [(d.reason, d.origin, d.detail) for d in result.dead[start_dead:end_dead]] == [(d.reason, d.origin, d.detail) for d in alone.dead]
+        start_event, start_dead = end_event, end_dead
+    assert (start_event, start_dead) == (len(result.events), len(result.dead))
