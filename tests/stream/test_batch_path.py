@@ -186,7 +186,7 @@ def _by_polls(runtime: RecordingRuntime, messages: list[FakeMessage], sizes: lis
 
 def _outcome(runtime: RecordingRuntime) -> tuple[Any, ...]:
     stats = runtime.stats
-    marks = {source: mark.mark for source, mark in runtime.marks.items()}
+    marks = {source: mark.mark for source, mark in runtime.owned.marks.items()}
     produced: dict[str, list[Any]] = {}
     for call in runtime.recorder.calls:  # in order per topic; topics are independent streams
         produced.setdefault(call[1], []).append(call)
