@@ -16,8 +16,8 @@ Why one internal topic with composite keys (``c|component|values``, ``e|enricher
 kinds need the same event-time watermark, kept per scope partition in its ``__meta__`` entry.
 
 Watermark: each input partition's mark is its latest event time minus that topic's grace; the watermark of a
-scope partition is the minimum over every input partition (a silent one moving on with the clock: see
-``marks.py``), so a lagging source (CloudTrail, minutes late) holds the windows open instead of being dropped.
+scope partition is the minimum over every input partition (a silent one left out, within the limits
+``marks.py`` explains), so a lagging source (CloudTrail, minutes late) holds the windows open instead of being dropped.
 Events older than it are late: their single-event rules ran already; they are counted and dead-lettered
 (correlations) or applied at once (enrichment registries).
 
