@@ -22,8 +22,9 @@ leave it out of the minimum. Two exceptions, each from a failing acceptance run 
   with new records waiting in its partitions for the next owner. Since a dead owner's flag lapses before the hold
   that a wake starts ends, its records are not overtaken.
 
-The clock of a scope partition is the broker time of its own messages, not the reader's wall clock: a member that
-re-reads the partition after a crash reaches the same verdicts as the member that read it first. A partition left
+The clock of a scope partition is the broker time of its own messages (the scopes topic is created with
+LogAppendTime), not the reader's wall clock: a member that re-reads the partition after a crash reaches the same
+verdicts as the member that read it first, and no member's clock running ahead moves it. A partition left
 out is the trade-off of any idleness rule: if it later delivers records older than what the others moved the
 watermark to meanwhile, those are late (counted and dead-lettered).
 """

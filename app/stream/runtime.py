@@ -76,6 +76,10 @@ from temporal_siem.stream.marks import MARKS_KEY, OwnedMarks, ScopeMarks
 log = logging.getLogger("temporal_siem.stream")
 
 TICK_KEY = b"~tick"
+#: The scopes topic's messages carry the broker's time, not each member's: a scope partition's clock (marks.py: when a
+#: silent flag lapses, how long a wake holds) must not depend on which member's clock runs ahead. Set when the topic
+#: is created; a topic made by an earlier version keeps the members' times (docs/operations.md).
+SCOPES_TOPIC_CONFIG = {"message.timestamp.type": "LogAppendTime"}
 MARK_HEARTBEAT_SECONDS = 5.0
 MICROS = 1_000_000
 
@@ -427,7 +431,8 @@ class StreamRuntime:
             replication = 1
         self.scopes_topic: Topic = app.topic(scopes_topic_name(self.cfg.group_id), key_deserializer="bytes", value_deserializer="bytes",
                                              key_serializer="bytes", value_serializer="bytes",
-                                             config=TopicConfig(num_partitions=self.scope_partitions, replication_factor=replication))
+                                             config=TopicConfig(num_partitions=self.scope_partitions, replication_factor=replication,
+                                                                extra_config=SCOPES_TOPIC_CONFIG))
         self.dead_letter_topic = (app.topic(self.cfg.dead_letter_topic, value_serializer="bytes", key_serializer="bytes",
                                             value_deserializer="bytes", key_deserializer="bytes")
                                   if self.cfg.dead_letter_topic else None)
