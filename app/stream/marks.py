@@ -49,8 +49,9 @@ class SourceMark:
     mark: int = NEVER  # latest event time minus grace (microseconds)
     sent: int = NEVER  # last mark broadcast to every scope partition
     active_at: float = field(default_factory=time.monotonic)
-    idle_sent: bool = False
-    idle_sent_at: float = 0.0  # the silent flag is repeated every half of ``idle_seconds`` (scope partitions let it lapse)
+    # When the silent flag last went out; None since the partition was last active. The flag is repeated every half
+    # of ``idle_seconds`` (scope partitions let it lapse).
+    idle_sent_at: float | None = None
 
 
 class OwnedMarks:
@@ -75,17 +76,22 @@ class OwnedMarks:
             mark = self.marks[source] = SourceMark()
         return mark
 
+    def active(self, source: str, now: float) -> SourceMark:
+        """``source`` read a record, or was just (re)assigned: its silence counts from ``now``."""
+        mark = self.get(source)
+        mark.active_at = now
+        mark.idle_sent_at = None
+        return mark
+
     def due(self, assigned: set[str], now: float) -> list[tuple[str, int, bool]]:
         """(source, mark, idle) to send to every scope partition now, for the partitions assigned to this member.
 
         A moved mark goes out at once; every mark goes out again each ``heartbeat_seconds`` (a member that took a
         scope partition over learns the marks of sources that are not moving). A partition silent for
-        ``idle_seconds`` is sent with the idle flag (once, then with each heartbeat). A partition just (re)assigned
+        ``idle_seconds`` is sent with the idle flag, again every half of ``idle_seconds``. A partition just (re)assigned
         counts as active from now: its silence is measured from when this member started reading it."""
         for source in assigned - self.assigned:
-            mark = self.get(source)
-            mark.active_at = now
-            mark.idle_sent = False
+            self.active(source, now)
         self.assigned = frozenset(assigned)
         if self._last_full is None:
             self._last_full = now
@@ -99,9 +105,8 @@ class OwnedMarks:
             if mark.mark > mark.sent or (full and not idle and mark.mark > NEVER):
                 out.append((source, mark.mark, False))
                 mark.sent = mark.mark
-            elif idle and (not mark.idle_sent or now - mark.idle_sent_at >= self.idle_seconds / 2):
+            elif idle and (mark.idle_sent_at is None or now - mark.idle_sent_at >= self.idle_seconds / 2):
                 out.append((source, mark.mark, True))
-                mark.idle_sent = True
                 mark.idle_sent_at = now
         return out
 

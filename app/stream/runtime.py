@@ -456,9 +456,8 @@ class StreamRuntime:
     def _partitions_moved(self, partitions: list[tuple[str, int]]) -> None:
         """A scope partition assigned or taken away: its marks are read again from its store when next used (another
         member may have owned it meanwhile; the store holds what that member stored, restored from the changelog)."""
-        name = scopes_topic_name(self.cfg.group_id)
         for topic, partition in partitions:
-            if topic == name:
+            if topic == self.scopes_topic.name:
                 self.scope_marks.pop(partition, None)
 
     @property
@@ -563,9 +562,7 @@ class StreamRuntime:
         source = self._source_names.get((topic, partition))
         if source is None:
             source = self._source_names[(topic, partition)] = f"{topic}:{partition}"
-        mark = self.owned.get(source)
-        mark.active_at = now
-        mark.idle_sent = False
+        mark = self.owned.active(source, now)
         if not events:
             return []
         alerts, messages, latest = self.stateless.match(events)
