@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from temporal_siem.kernel.records import DeadLetter, Origin
-from temporal_siem.kernel.secrets import REDACTED, is_secret_key, redact, redact_raw, redact_text, scan
+from temporal_siem.kernel.secrets import KEYS, REDACTED, is_secret_key, redact, redact_raw, redact_text, scan, scan_record
 from temporal_siem.sinks.base import to_json_line
 from temporal_siem.sinks.splunk_hec import SplunkHecSink
 from temporal_siem.sinks.syslog import SyslogSink
@@ -62,6 +62,61 @@ def test_the_fast_scan_sees_every_secret_shape(shape: str) -> None:
 def test_the_fast_scan_is_a_superset_of_the_key_rule(key: str) -> None:
     if is_secret_key(key):
         assert scan(orjson.dumps({key: "v"}))
+
+
+# Keys spelled the way the key rule reads them: secret words and benign neighbours in any case, joined by any
+# separator (or none), with qualifiers, digits, prefixes, JSON escapes and the Kelvin sign (U+212A, which
+# ``str.lower()`` turns into an ASCII "k"). Random printable text almost never spells a secret word; these do.
+_KEY_PARTS = ["pass", "word", "password", "passwd", "phrase", "secret", "token", "tokens", "cookie", "api", "key",
+              "private", "signing", "encryption", "session", "access", "material", "id", "saml", "response",
+              "assertion", "credential", "credentials", "plain", "text", "authorization", "client", "cipher", "x",
+              "vault", "wrapped", "set", "proxy", "bearer", "refresh", "type", "ttl", "policies", "pem", "value",
+              "b64", "header", "2", "my", "to", "ken", "\u212aey", "TO\u212aEN"]
+_SEPARATORS = ["", "", "", "_", "-", ".", " ", "$", "\n", "\"", "\\", "/", "\u00fc", "\u212a", "__"]
+
+
+@st.composite
+def _secretish_keys(draw: st.DrawFn) -> str:
+    parts = draw(st.lists(st.sampled_from(_KEY_PARTS), min_size=1, max_size=4))
+    seps = draw(st.lists(st.sampled_from(_SEPARATORS), min_size=len(parts) + 1, max_size=len(parts) + 1))
+    text = seps[0] + "".join(p + s for p, s in zip(parts, seps[1:], strict=True))
+    return "".join(c.upper() if draw(st.booleans()) else c for c in text) if draw(st.booleans()) else text
+
+
+@settings(max_examples=1500, deadline=None)
+@given(key=_secretish_keys(), escaped=st.booleans(), pair=st.booleans())
+def test_the_fast_scan_is_a_superset_of_the_key_rule_on_secret_spellings(key: str, escaped: bool, pair: bool) -> None:
+    """Raw bytes as JSON writes them (non-ASCII as UTF-8, or as \\u escapes), as an object key or as the name
+    member of a name/value pair; whenever the key rule calls the key secret, the scan must ask for key checks."""
+    record = {"name": key, "value": "v"} if pair else {key: "v"}
+    raw = json.dumps(record, ensure_ascii=escaped).encode()
+    if is_secret_key(key):
+        assert scan_record(raw) & KEYS, raw
+
+
+@pytest.mark.parametrize("key", [*BENIGN_KEY_NAMES, "credentialType", "tokenIssuerType", "client_token_accessor",
+                                 "current-key-material-id", "allow_plaintext_backup"])
+def test_benign_key_names_do_not_ask_for_key_checks(key: str) -> None:
+    """The scan stops at the end of the key: a secret word followed by another word (not a qualifier) leaves the
+    record on the unchecked path. Before, 48 % of the mixed bench corpus paid for key checks (Okta's
+    ``credentialType``, Entra's ``tokenIssuerType``, Vault's ``token_type``) where 13 % hold a secret name."""
+    assert not scan_record(json.dumps({key: "v", "name": key, "value": "v"}).encode()) & KEYS
+
+
+@pytest.mark.parametrize("key", ["Pass_Word", "pass.word", "PASS-PHRASE", "CiphertextKey", "ciphertext_key", "api--key",
+                                 "private__key", "SECRET.KEY", "api key", "my\u212aey_token", "token\u00fc",
+                                 "client\u00fcsecret", "db\npassword"])
+def test_odd_spellings_of_secret_keys_are_masked_end_to_end(key: str) -> None:
+    """Found by the property above: these are secrets to the key rule, but the raw-bytes scan (a hand-written word
+    list: ``passw``, ``api[-_ .]?key``, no ``ciphertext``) let a record holding only them through as clean."""
+    from temporal_siem.kernel.records import RawRecord
+    from temporal_siem.parsers.router import ParserRouter
+
+    assert is_secret_key(key)
+    raw = json.dumps({"user": "bob", key: "LEAKoddspell0107"}, ensure_ascii=False).encode()
+    result = ParserRouter(keep_original=True).parse(RawRecord(raw, Origin("t", line=1)))
+    assert len(result.events) == 1 and not result.dead
+    assert b"LEAKoddspell0107" not in orjson.dumps(result.events[0])
 
 
 @pytest.mark.parametrize(("raw", "kept"), [
