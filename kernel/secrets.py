@@ -138,6 +138,7 @@ _RECORD_PATTERNS: list[tuple[bytes, int, int]] = [
     (_SCAN_WORDS + _KEY_TAIL + rb'"\s*:', _CASELESS, KEYS),
     (rb'"(?:name|key|header)"\s*:\s*"(?:[^"\\]|\\.)*' + _SCAN_WORDS + _KEY_TAIL + b'"', _CASELESS, KEYS),
     (_SCAN_WORDS + rb"[A-Za-z0-9_.-]{0,64}\s*=", _CASELESS, TEXT),
+    (_SCAN_WORDS + rb"[A-Za-z0-9_.-]{0,64}[ \t]*:", _CASELESS, TEXT),  # "X-Api-Key: v" in text (a JSON key has a quote)
     # Unbounded where the string pattern below stops at 128 characters: a superset, and Hyperscan runs the
     # bounded form ~4x slower on records full of escaped quotes (Windows command lines): 2.4 -> 0.9 µs a record.
     (_SCAN_WORDS + rb'(?:[^"\\]|\\[^"])*\\"\s*:', _CASELESS, TEXT),
@@ -148,6 +149,7 @@ _RECORD_PATTERNS: list[tuple[bytes, int, int]] = [
 # Over one string of a record that hit TEXT: the decoded form, so JSON inside it has plain quotes.
 _STRING_PATTERNS: list[tuple[bytes, int, int]] = [
     (_SCAN_WORDS + rb"[A-Za-z0-9_.-]{0,64}\s*=", _CASELESS, TEXT),
+    (_SCAN_WORDS + rb"[A-Za-z0-9_.-]{0,64}[ \t]*:", _CASELESS, TEXT),
     (_SCAN_WORDS + rb'[^"]{0,128}"\s*:', _CASELESS, TEXT),
     (_SCHEMES, _CASELESS, TEXT),
     (_SHAPES, _EXACT, TEXT),
@@ -223,7 +225,7 @@ def _string_may_hold_secret(text: str) -> bool:
     """The string scan, after substring probes that every string pattern needs one of (``=`` or ``"`` for a
     pair, whitespace for an auth scheme, ``s.``/``_``/``eyJ``/``-----``/``://`` for the token shapes): ids,
     timestamps, addresses and names (most values) never reach Hyperscan's ~1 µs call."""
-    if not ("=" in text or '"' in text or " " in text or "_" in text or "s." in text or "eyJ" in text
+    if not ("=" in text or ":" in text or '"' in text or " " in text or "_" in text or "s." in text or "eyJ" in text
             or "://" in text or ":\\/" in text or "-----" in text or "\t" in text or "\n" in text or "\r" in text
             or "\x0b" in text or "\x0c" in text):
         return False
@@ -280,6 +282,12 @@ _TOKENS = re.compile(
 _URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9_+.-]{0,30}:(?://|\\/\\/)[^:/?#@\s\"'<>]{0,256}:)"
                            r"(?:[^@/?#\s\"'<>]{1,512}(@)|(?![0-9]+\Z)[^@/?#\s\"'<>]{1,512}\Z)")
 _PAIR = re.compile(r"([A-Za-z][A-Za-z0-9_.-]{0,63})=([^&\s\"',;<>]+)")
+# "Name: value" in free text (an HTTP header dump, a config line, Go's %+v of a struct): the value's first token,
+# up to whitespace, a quote, a bracket or a ``,``/``;`` (a cookie header keeps its other, non-secret cookies), and
+# after an auth scheme word the credentials too (``Authorization: Basic abc``: short credentials the scheme rule
+# above leaves alone).
+_COLON_PAIR = re.compile(r"(?<![A-Za-z0-9_.-])([A-Za-z][A-Za-z0-9_.-]{0,63})([ \t]*:[ \t]*)"
+                         r"((?:(?i:bearer|basic|digest|negotiate|ntlm|splunk|apikey|token)[ \t]+)?[^\s\"'<>,;{}()\[\]]+)")
 # A string value cut off by the end of the text (a truncated dead letter) counts as a value too.
 _JSON_PAIR = re.compile(r'"([^"\\]{1,64})"(\s*:\s*)("(?:[^"\\]|\\.)*(?:"|\Z)|-?[0-9][0-9.eE+-]*|true|false)')
 # The same pair written inside a JSON string (raw record text: {"body": "{\"password\": \"x\"}"}).
@@ -288,6 +296,12 @@ _ESCAPED_JSON_PAIR = re.compile(r'\\"([^"\\]{1,64})\\"(\s*:\s*)(\\"(?:[^"\\]|\\[
 
 def _mask_pair(match: re.Match[str]) -> str:
     return f"{match.group(1)}={REDACTED}" if is_secret_key_cached(match.group(1)) else match.group(0)
+
+
+def _mask_colon_pair(match: re.Match[str]) -> str:
+    if match.group(3) != REDACTED and is_secret_key_cached(match.group(1)):
+        return f"{match.group(1)}{match.group(2)}{REDACTED}"
+    return match.group(0)
 
 
 def _mask_json_pair(match: re.Match[str]) -> str:
@@ -309,7 +323,7 @@ def _mask_scheme(match: re.Match[str]) -> str:
 
 def mask_text(text: str) -> str:
     """Every free-text rule, unconditionally: PEM private keys, auth schemes, token shapes, URL passwords,
-    ``key=value`` and ``"key": value`` pairs whose key is secret-named."""
+    ``key=value``, ``Name: value`` and ``"key": value`` pairs whose key is secret-named."""
     if "PRIVATE KEY-----" in text:
         text = _PEM.sub(REDACTED, text)
     text = _AUTH_SCHEME.sub(_mask_scheme, text)
@@ -318,6 +332,8 @@ def mask_text(text: str) -> str:
         text = _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{REDACTED}{m.group(2) or ''}", text)
     if "=" in text:
         text = _PAIR.sub(_mask_pair, text)
+    if ":" in text:
+        text = _COLON_PAIR.sub(_mask_colon_pair, text)
     if '"' in text and ":" in text:
         text = _JSON_PAIR.sub(_mask_json_pair, text)
         if '\\"' in text:

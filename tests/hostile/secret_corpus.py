@@ -45,6 +45,11 @@ TEXT: list[tuple[str, str]] = [
     ("token eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJMRUFLIn0.LEAKjwtsig0111xyz", "LEAKjwtsig0111xyz"),
     ("vault token hvs.LEAKvaulttoken0112abcdefghij used", "hvs.LEAKvaulttoken0112abcdefghij"),
     ('{"user": "bob", "password": "LEAKjsoninstring0113"}', "LEAKjsoninstring0113"),
+    # "Name: value" in free text: HTTP header dumps, config lines, Go's %+v of a struct
+    ('curl -H "X-Api-Key: LEAKheaderkey0114abc" https://api.internal/v1', "LEAKheaderkey0114abc"),
+    ("request headers Cookie: sid=LEAKcookiehdr0115; theme=dark", "LEAKcookiehdr0115"),
+    ("loaded config db password: LEAKcolonpw0116", "LEAKcolonpw0116"),
+    ("client {User:bob Token:LEAKgostruct0117 Retries:3}", "LEAKgostruct0117"),
 ]
 
 SECRETS: list[str] = [v if not v.startswith("sid=") else v[4:] for _, v in KEYED] + [s for _, s in TEXT]

@@ -16,7 +16,17 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from temporal_siem.kernel.records import DeadLetter, Origin
-from temporal_siem.kernel.secrets import KEYS, REDACTED, is_secret_key, redact, redact_raw, redact_text, scan, scan_record
+from temporal_siem.kernel.secrets import (
+    KEYS,
+    REDACTED,
+    is_secret_key,
+    mask_text,
+    redact,
+    redact_raw,
+    redact_text,
+    scan,
+    scan_record,
+)
 from temporal_siem.kernel.secrets import TEXT as TEXT_CHECKS
 from temporal_siem.sinks.base import to_json_line
 from temporal_siem.sinks.splunk_hec import SplunkHecSink
@@ -99,12 +109,14 @@ def test_the_fast_scan_is_a_superset_of_the_key_rule_on_secret_spellings(key: st
 @settings(max_examples=1000, deadline=None)
 @given(key=_secretish_keys())
 def test_the_fast_scan_sees_secret_pairs_in_text_under_any_spelling(key: str) -> None:
-    """``key=value`` in a text line and ``"key": value`` in JSON written inside a string: the text rules mask the
+    """``key=value`` and ``Name: value`` in a text line and ``"key": value`` in JSON written inside a string: the text rules mask the
     pair when the key rule calls the key secret, so the scan must send the record to them."""
     if not is_secret_key(key):
         return
     if re.fullmatch(r"[A-Za-z][A-Za-z0-9_.-]{0,63}", key):  # what a key=value pair's key can be
         assert scan_record(f"login {key}=v ok".encode()) & TEXT_CHECKS
+        assert scan_record(f"headers {key}: v ok".encode()) & TEXT_CHECKS  # "Name: value", as a header dump
+        assert "LEAKspelling" not in mask_text(f"headers {key}: LEAKspelling ok")
     if '"' not in key and "\\" not in key and len(key) <= 64:
         inner = json.dumps({key: "v"}, ensure_ascii=False)
         assert scan_record(json.dumps({"body": inner}, ensure_ascii=False).encode()) & TEXT_CHECKS
