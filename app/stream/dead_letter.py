@@ -25,7 +25,9 @@ def topic_message(doc: dict[str, Any], original: Any) -> dict[str, Any]:
     (anything with ``key``, ``value`` and ``headers``; None when it is not in hand). The stream runtime produces it
     with its own (transactional, under exactly-once) producer."""
     origin = doc.get("origin") or {}
-    value = redact_raw(dead_letter_value(doc, original))  # an output like any other: secrets masked (issue 15)
+    value, masked = _value(doc, original)
+    if not masked:  # an output like any other: secrets masked (issue 15)
+        value = redact_raw(value)
     headers: list[tuple[str, bytes]] = list(original.headers or []) if original is not None else []
     headers += [(HEADER_PREFIX + key, str(val).encode()) for key, val in (
         ("reason", doc.get("reason", "")), ("stage", doc.get("stage", "")), ("detail", redact_text(str(doc.get("detail", "")))[:1000]),
@@ -41,12 +43,18 @@ def topic_message(doc: dict[str, Any], original: Any) -> dict[str, Any]:
 
 def dead_letter_value(doc: dict[str, Any], original: Any) -> bytes:
     """The bad bytes themselves: the element when it is complete in the document, else the whole record."""
+    return _value(doc, original)[0]
+
+
+def _value(doc: dict[str, Any], original: Any) -> tuple[bytes, bool]:
+    """The bad bytes, and whether they are already masked: the document's excerpt and the document itself were
+    masked when the document was made (``DeadLetter.as_dict``); only the full original record was not."""
     if not doc.get("raw_truncated"):
         if "raw" in doc and (doc.get("raw") or original is None):
-            return str(doc["raw"]).encode("utf-8")
+            return str(doc["raw"]).encode("utf-8"), True
         if "raw_base64" in doc:
-            return base64.b64decode(doc["raw_base64"])
+            return base64.b64decode(doc["raw_base64"]), True
     if original is not None and original.value is not None:
-        return bytes(original.value)
+        return bytes(original.value), False
     # A sink rejection or a record no longer in hand: the dead-letter document itself.
-    return orjson.dumps(doc, default=str)
+    return orjson.dumps(doc, default=str), True

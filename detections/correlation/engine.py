@@ -62,7 +62,7 @@ class RejectedEvent:
         origin = Origin(source=f"event {event_id}" if event_id is not None else str(self.event.get("event.dataset") or "event"))
         raw = _event_bytes(self.event)
         return DeadLetter(self.reason, "correlation", origin, raw, self.detail,
-                          extra={"event.id": event_id, "correlation_rules": list(self.rules)})
+                          extra={"event.id": event_id, "correlation_rules": list(self.rules)}, masked=True)
 
 
 def _event_bytes(event: dict[str, Any]) -> bytes:

@@ -234,3 +234,30 @@ def test_no_secret_in_any_sink_payload(tmp_path: Path, encoder: str) -> None:
     }[encoder]
     for doc in docs:
         assert leaks(encode(doc)) == [], doc.get("event.id")
+
+
+def test_masking_a_parsed_event_again_changes_only_vault_hmacs() -> None:
+    """Why a late event's dead letter is not masked a second time (``DeadLetter.masked``): parsed events are
+    masked already, and a second pass over their JSON changes nothing but Vault's HMAC'd values, which every
+    event output keeps on purpose (rules follow one token by its HMAC)."""
+    from temporal_siem.detections.correlation.engine import RejectedEvent, _event_bytes
+    from temporal_siem.ingest.replay import ReplaySource
+    from temporal_siem.kernel.records import RawRecord
+    from temporal_siem.parsers.router import ParserRouter
+
+    router = ParserRouter(keep_original=True)
+    events = [e for batch in ReplaySource([str(SAMPLES)], batch_size=1000).batches() for r in batch
+              for e in router.parse(r).events]
+    events += [e for i, raw in enumerate(_records()) for e in router.parse(RawRecord(raw, Origin("t", line=i))).events]
+    changed = 0
+    for event in events:
+        raw = _event_bytes(event)
+        again = orjson.loads(redact_raw(raw))
+        for key, value in orjson.loads(raw).items():
+            if again.get(key) != value:
+                changed += 1
+                assert isinstance(value, str) and value.startswith("hmac-sha256:"), (key, value)
+    assert changed, "the samples hold HMAC'd Vault tokens: the comparison must have seen them"
+    vault = next(e for e in events if str(e.get("hashicorp_vault.audit.auth.client_token", "")).startswith("hmac-sha256:"))
+    doc = RejectedEvent(vault, "correlation_late_event", "late").to_dead_letter().as_dict()
+    assert vault["hashicorp_vault.audit.auth.client_token"] in doc["raw"] and leaks(doc["raw"]) == []
