@@ -285,8 +285,9 @@ _PAIR = re.compile(r"([A-Za-z][A-Za-z0-9_.-]{0,63})=([^&\s\"',;<>]+)")
 # "Name: value" in free text (an HTTP header dump, a config line, Go's %+v of a struct): the value's first token,
 # up to whitespace, a quote, a bracket or a ``,``/``;`` (a cookie header keeps its other, non-secret cookies), and
 # after an auth scheme word the credentials too (``Authorization: Basic abc``: short credentials the scheme rule
-# above leaves alone).
-_COLON_PAIR = re.compile(r"(?<![A-Za-z0-9_.-])([A-Za-z][A-Za-z0-9_.-]{0,63})([ \t]*:[ \t]*)"
+# above leaves alone). ``name::`` is a path, not a pair: Mimikatz's ``token::elevate`` (SigmaHQ rules look for it),
+# C++/Rust ``Token::new``.
+_COLON_PAIR = re.compile(r"(?<![A-Za-z0-9_.-])([A-Za-z][A-Za-z0-9_.-]{0,63})([ \t]*:(?!:)[ \t]*)"
                          r"((?:(?i:bearer|basic|digest|negotiate|ntlm|splunk|apikey|token)[ \t]+)?[^\s\"'<>,;{}()\[\]]+)")
 # A string value cut off by the end of the text (a truncated dead letter) counts as a value too.
 _JSON_PAIR = re.compile(r'"([^"\\]{1,64})"(\s*:\s*)("(?:[^"\\]|\\.)*(?:"|\Z)|-?[0-9][0-9.eE+-]*|true|false)')

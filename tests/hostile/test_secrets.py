@@ -147,6 +147,14 @@ def test_odd_spellings_of_secret_keys_are_masked_end_to_end(key: str) -> None:
     assert b"LEAKoddspell0107" not in orjson.dumps(result.events[0])
 
 
+@pytest.mark.parametrize("text", ["mimikatz.exe privilege::debug token::elevate exit", "let t = Token::new(x);",
+                                  "rubeus.exe hash /password:"])
+def test_what_rules_look_for_stays_readable_in_text(text: str) -> None:
+    """The ``Name: value`` rule must not eat what detection rules match: SigmaHQ's Mimikatz rules look for
+    ``token::`` in command lines (``name::`` is a path, not a pair), Rubeus rules for ``hash /password:``."""
+    assert mask_text(text) == text
+
+
 @pytest.mark.parametrize(("raw", "kept"), [
     (b"{}connect postgres://app:LEAKdsnpw0106", b"postgres://app:"),  # hypothesis: a broken record cut before '@'
     (b"connect mysql://root:LEAKdsnpw0106", b"mysql://root:"),
