@@ -118,11 +118,70 @@ def _key_path(key: str) -> tuple[str, ...]:
     return path
 
 
+#: Nesting plans, one per shape of keys (documents of one rule and one format repeat the same key tuple: the mixed
+#: bench corpus's 10,296 alerts have 68 shapes). A plan is a generated function that builds the nested document
+#: from the values in one dict display: ~0.05 µs a key, where the loop below costs ~0.25. Compiled once a shape has
+#: been seen ``_PLAN_AFTER`` times (compiling costs a few hundred documents' worth of the loop), at most
+#: ``_MAX_PLANS`` of them, and only for shapes whose nesting cannot depend on the values (no name that is both a leaf
+#: and an object; all keys text): the rest, and every shape past the bounds, take the loop. Keys are data, so the
+#: source holds them only as ``repr`` literals.
+_PLAN_AFTER = 8
+_MAX_PLANS = 256
+_MAX_SIGHTINGS = 4096
+_MAX_PLAN_KEYS = 1024  # a hostile record's 100,000 keys would be one huge function: those take the loop
+_PLANS: dict[tuple[Any, ...], Any] = {}
+_SIGHTINGS: dict[tuple[Any, ...], int] = {}
+_NO_PLAN = object()
+
+
 def unflatten(flat: dict[str, Any]) -> dict[str, Any]:
     """Nest dotted keys. ``@timestamp`` and keys that collide with a scalar stay dotted rather than lost:
     a dotted key under a root that holds a scalar stays dotted, a root key meeting an object merges into it
     (a scalar root key meeting an object becomes its ``value``). Keys keep their order. The result shares
     the document's inner dicts (a root key's object is merged into, not copied)."""
+    shape = tuple(flat)
+    plan = _PLANS.get(shape)
+    if plan is not None:
+        if plan is not _NO_PLAN:
+            return plan(*flat.values())  # type: ignore[no-any-return]
+    elif len(_PLANS) < _MAX_PLANS:
+        seen = _SIGHTINGS.get(shape, 0) + 1
+        if seen >= _PLAN_AFTER:
+            _SIGHTINGS.pop(shape, None)
+            _PLANS[shape] = _plan(shape)
+        elif seen > 1 or len(_SIGHTINGS) < _MAX_SIGHTINGS:
+            _SIGHTINGS[shape] = seen
+    return _unflatten(flat)
+
+
+def _plan(shape: tuple[Any, ...]) -> Any:
+    """The function that nests a document of this key tuple as :func:`_unflatten` does, or ``_NO_PLAN``."""
+    if len(shape) > _MAX_PLAN_KEYS or not all(type(key) is str for key in shape):
+        return _NO_PLAN
+    tree: dict[str, Any] = {}  # name -> leaf index (int) or subtree (dict), in first-seen order
+    for index, key in enumerate(shape):
+        path = _KEY_PATHS.get(key) or _key_path(key)
+        parts: tuple[str, ...] = (key,) if path is _TOP or path is _KEEP else path
+        node = tree
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                return _NO_PLAN  # a leaf met as an object: the loop decides by the values
+            node = child
+        if parts[-1] in node:
+            return _NO_PLAN  # an object met as a leaf (or the same name twice)
+        node[parts[-1]] = index
+    names = [f"v{i}" for i in range(len(shape))]
+
+    def display(node: dict[str, Any]) -> str:
+        return "{" + ", ".join(f"{name!r}: {names[v] if isinstance(v, int) else display(v)}" for name, v in node.items()) + "}"
+
+    namespace: dict[str, Any] = {}
+    exec(f"def plan({', '.join(names)}):\n    return {display(tree)}\n", namespace)  # keys as repr literals only
+    return namespace["plan"]
+
+
+def _unflatten(flat: dict[str, Any]) -> dict[str, Any]:
     nested: dict[str, Any] = {}
     paths = _KEY_PATHS
     for key, value in flat.items():

@@ -216,3 +216,45 @@ def test_origin_init_sets_each_field_and_stays_frozen(values: tuple[Any, ...], g
             except dataclasses.FrozenInstanceError:
                 continue
             raise AssertionError(f"Origin.{name} could be assigned")
+
+
+_flat_keys = (st.sampled_from(["@timestamp", "@a.b", "event.id", "event", "event.kind", "user.name", "user", "a.b.c", "a.b",
+                               "a", "a.", ".a", "a..b", "x'y.z", 'q"".r', "t\\n.u", "é.ü", ".".join("k" * 40)])
+              | st.lists(st.sampled_from(["a", "b", "c", "'", "\\", "", "@x"]), min_size=1, max_size=4).map(".".join))
+_flat_values = values | st.dictionaries(keys, values, max_size=3)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(_flat_keys, _flat_values, max_size=8))
+def test_unflatten_plans_nest_as_the_loop_does(doc: dict[str, Any]) -> None:
+    """A shape of keys seen often enough is nested by a generated function (kernel.flatten's plans): the same
+    document, key order included, as the loop, for every shape the plan accepts; shapes whose nesting depends on
+    the values (a name both a leaf and an object) stay on the loop. Keys with quotes, backslashes and newlines
+    are source literals in a plan, so they are here too."""
+    from copy import deepcopy
+
+    from temporal_siem.kernel import flatten as module
+
+    expected = repr(module._unflatten(deepcopy(doc)))  # repr: dict order counts, any int or float is shown
+    for _ in range(module._PLAN_AFTER + 2):
+        assert repr(module.unflatten(deepcopy(doc))) == expected
+    plan = module._PLANS.get(tuple(doc))
+    assert plan is not None or len(module._PLANS) >= module._MAX_PLANS
+    names = [module._KEY_PATHS.get(k) or module._key_path(k) for k in doc]
+    heads = {p[0] for p in names if p not in (module._TOP, module._KEEP) and len(p) > 1}
+    if plan is module._NO_PLAN:
+        assert heads & set(doc) or any(a != b and b.startswith(a + ".") for a in doc for b in doc), doc
+
+
+def test_unflatten_plans_are_bounded() -> None:
+    """Shapes are data: a stream of ever new key sets compiles at most ``_MAX_PLANS`` plans and remembers at most
+    ``_MAX_SIGHTINGS`` shapes it has not planned."""
+    from temporal_siem.kernel import flatten as module
+
+    for n in range(module._MAX_PLANS + 50):
+        doc = {f"k{n}.a": 1, f"k{n}.b": 2}
+        for _ in range(module._PLAN_AFTER):
+            assert module.unflatten(doc) == {f"k{n}": {"a": 1, "b": 2}}
+    for n in range(module._MAX_SIGHTINGS + 50):
+        assert module.unflatten({f"once{n}": n}) == {f"once{n}": n}
+    assert len(module._PLANS) <= module._MAX_PLANS and len(module._SIGHTINGS) <= module._MAX_SIGHTINGS
