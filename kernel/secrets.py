@@ -67,8 +67,8 @@ def _groupings(words: tuple[str, ...]) -> set[tuple[str, ...]]:
 
 _ENDING_FORMS = frozenset(form for entry in _ENDINGS for form in _groupings(tuple(entry.split())))
 _LONGEST_ENDING = max(len(entry.split()) for entry in _ENDINGS)
-_WHOLE_KEY = re.compile("[-_.]*(?:" + "|".join("[-_.]*".join(entry.split()) for entry in _WHOLE_KEYS) + ")[-_.]*",
-                        re.ASCII | re.IGNORECASE)
+_WHOLE_KEY = re.compile("[-_.]*(?:" + "|".join("[-_.]*".join(map(re.escape, entry.split())) for entry in _WHOLE_KEYS)
+                        + ")[-_.]*", re.ASCII | re.IGNORECASE)
 
 
 def key_words(key: str) -> list[str]:
