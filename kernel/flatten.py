@@ -56,6 +56,14 @@ def flatten_json(obj: dict[str, Any]) -> dict[str, Any]:
     return flatten(obj)
 
 
+def flatten_owned(obj: dict[str, Any]) -> dict[str, Any]:
+    """:func:`flatten_json` of an object nothing else holds (just decoded, never seen by another stage): a flat
+    one is the event itself, without the copy that :func:`flatten_json` makes so a caller's object stays as it was."""
+    if type(obj) is dict and all(map(_scalar_type, map(type, obj.values()))):
+        return obj
+    return flatten(obj)
+
+
 def bound_depth(value: Any, depth: int) -> Any:
     """``value`` with whatever sits deeper than ``MAX_DEPTH`` replaced by :data:`TOO_DEEP`.
 

@@ -21,13 +21,13 @@ FIREHOSE_RECORD_KEYS = frozenset({"data", "recordId", "approximateArrivalTimesta
 #: A key every envelope :func:`unwrap` opens must have (``detail`` of EventBridge, ``subscription`` of Pub/Sub push,
 #: ``data`` of Firehose...). A record with none of them is not an envelope: :func:`unwrap_all` skips the walk.
 ENVELOPE_KEYS = ("Records", "records", "items", "logEvents", "logs", "detail", "subscription", "awslogs", "kinesis", "data")
-_ENVELOPE_KEY_SET = frozenset(ENVELOPE_KEYS)
+ENVELOPE_KEY_SET = frozenset(ENVELOPE_KEYS)
 
 
 def unwrap_all(obj: Any) -> list[tuple[Any, int | None]]:
     """``list(unwrap(obj))``, with the one plain object of most records answered by a few key probes."""
     if type(obj) is dict:
-        if obj.keys().isdisjoint(_ENVELOPE_KEY_SET):  # one C pass over the smaller side, not ten probes in Python
+        if obj.keys().isdisjoint(ENVELOPE_KEY_SET):  # one C pass over the smaller side, not ten probes in Python
             return [(obj, None)]
         return list(unwrap(obj))
     return list(unwrap(obj))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from temporal_siem.kernel.flatten import flatten_json
+from temporal_siem.kernel.flatten import flatten_json, flatten_owned
 from temporal_siem.kernel.records import RecordError
 from temporal_siem.parsers.base import Parser
 from temporal_siem.parsers.common import event_id_from_raw, format_timestamp, parse_timestamp, redact
@@ -27,7 +27,16 @@ class JsonParser(Parser):
     def parse(self, record: dict[str, Any] | str, raw: bytes) -> list[dict[str, Any]]:
         if not isinstance(record, dict):
             raise RecordError("not a JSON object", type(record).__name__)
-        event = flatten_json(redact(record))  # decoded from JSON by the router: every key is a str
+        return [self.complete(flatten_json(redact(record)), raw)]  # decoded from JSON by the router: every key is a str
+
+    def parse_clean(self, record: dict[str, Any], raw: bytes) -> dict[str, Any]:
+        """The event of a record just decoded from ``raw`` that holds nothing secret-shaped (``scan_record(raw)``
+        is 0, so :func:`redact` would return it as is) and that nothing else holds: :meth:`parse`'s event,
+        built in ``record`` itself when it is flat (the router's plain-JSON path, most Windows and plain logs)."""
+        return self.complete(flatten_owned(record), raw)
+
+    def complete(self, event: dict[str, Any], raw: bytes) -> dict[str, Any]:
+        """``@timestamp`` from the usual time keys, ``event.id`` from the record bytes, kind and dataset."""
         present = event.keys() & _TIME_KEY_SET  # most records hold one of these keys, or none: one C pass
         for key in TIME_KEYS if len(present) > 1 else present:  # several: the first in TIME_KEYS's order that parses
             if key not in present:
@@ -42,4 +51,4 @@ class JsonParser(Parser):
         event.setdefault("event.id", event_id_from_raw(raw))
         event.setdefault("event.kind", "event")
         event.setdefault("event.dataset", self.dataset)
-        return [event]
+        return event
