@@ -11,7 +11,7 @@ from typing import Any
 from temporal_siem.kernel.flatten import flatten_json, flatten_owned
 from temporal_siem.kernel.records import RecordError
 from temporal_siem.parsers.base import Parser
-from temporal_siem.parsers.common import event_id_from_raw, format_timestamp, parse_timestamp, redact
+from temporal_siem.parsers.common import event_id_from_raw, redact, timestamp_text
 
 TIME_KEYS = ("@timestamp", "timestamp", "time", "ts", "eventTime", "published", "emit_time", "TimeCreated", "UtcTime", "date")
 _TIME_KEY_SET = frozenset(TIME_KEYS)
@@ -44,9 +44,9 @@ class JsonParser(Parser):
             value = event[key]
             if value is None:  # parse_timestamp(None) is None
                 continue
-            dt = parse_timestamp(value)
-            if dt is not None:
-                event["@timestamp"] = format_timestamp(dt)
+            text = timestamp_text(value)
+            if text is not None:
+                event["@timestamp"] = text
                 break
         event.setdefault("event.id", event_id_from_raw(raw))
         event.setdefault("event.kind", "event")

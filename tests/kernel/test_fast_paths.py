@@ -179,6 +179,52 @@ def test_parse_timestamp_zone_shortcuts_are_the_previous_path(moment: datetime, 
         assert got == expected and got is not None and got.tzinfo is UTC and repr(got) == repr(expected)
 
 
+def _full_path(value: Any) -> str | None:
+    dt = parse_timestamp(value)
+    return format_timestamp(dt) if dt is not None else None
+
+
+SECONDS = ["2026-11-29 12:00:03", "2026-11-29T12:00:03", "2026-02-29 12:00:03", "2024-02-29T23:59:60", "2026-11-29 12:00:0\u0663",
+           " 2026-11-29 12:00:0", "2026-11-29 24:00:00", "0001-01-01T00:00:00", "9999-12-31T23:59:59", "2026-11-29 12:00"]
+TAILS = st.one_of(st.sampled_from(["", "Z", "z", ".123", ".123Z", ".123456", ".123456Z", ".1", ".1234", ".1234567Z", ",123",
+                                   "+00:00", "+01:00", ".123+01:00", " ", "\n", ".\u0661\u0662\u0663", ".12a", "Z3", ":07"]),
+                  st.text(alphabet="0123456789.Z+-: z\u0663", max_size=8))
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(SECONDS), TAILS), min_size=1, max_size=12))
+def test_timestamp_text_is_the_full_path(texts: list[tuple[str, str]]) -> None:
+    """Any sequence of times, so a second learnt from one text answers for the texts after it: always what parsing
+    and formatting give (None when that does not parse), whatever the rest of the text is."""
+    from temporal_siem.kernel import timestamps
+
+    timestamps._SECONDS.clear()
+    timestamps._MISSED.clear()
+    for head, tail in texts:
+        value = head + tail
+        assert timestamps.timestamp_text(value) == _full_path(value), value
+        assert timestamps.timestamp_text(value) == _full_path(value), value  # the second time, from what it learnt
+
+
+def test_timestamp_text_learns_a_second_and_stays_bounded() -> None:
+    from temporal_siem.kernel import timestamps
+
+    timestamps._SECONDS.clear()
+    timestamps._MISSED.clear()
+    assert timestamps.timestamp_text("2026-11-29 12:00:03.123") == "2026-11-29T12:00:03.123000Z"
+    assert timestamps._SECONDS == {}  # one record in a second: nothing learnt
+    assert timestamps.timestamp_text("2026-11-29 12:00:03.124") == "2026-11-29T12:00:03.124000Z"
+    assert timestamps._SECONDS == {"2026-11-29 12:00:03": "2026-11-29T12:00:03"}
+    assert timestamps.timestamp_text("2026-11-29 12:00:03.999999Z") == "2026-11-29T12:00:03.999999Z"
+    assert timestamps.timestamp_text("2026-11-29 12:00:03+01:00") == "2026-11-29T11:00:03.000000Z"  # not from the memo
+    assert timestamps.timestamp_text(1700000000) == _full_path(1700000000)
+    for n in range(timestamps._SECONDS_LIMIT + 10):
+        for fraction in ("000", "001"):
+            timestamps.timestamp_text(f"2026-11-29T{n // 3600 % 24:02d}:{n // 60 % 60:02d}:{n % 60:02d}.{fraction}Z")
+    assert 0 < len(timestamps._SECONDS) <= timestamps._SECONDS_LIMIT
+    assert 0 < len(timestamps._MISSED) <= timestamps._SECONDS_LIMIT
+
+
 def test_decode_finds_a_nul_in_the_first_4_kib_without_slicing() -> None:
     """``decode``'s binary test (``data.find(NUL, 0, 4096)``, once a slice copy): binary data is one clear dead
     letter; a NUL past the first 4 KiB is left to the JSON or text parsers, as before."""
