@@ -72,6 +72,11 @@ class CandidateIndex:
 
     def __post_init__(self) -> None:
         self._slot_set = frozenset(self.fields)
+        # Fields some rule reads but no witness names (a filter's field, a field of an always-candidate rule): they
+        # add no token, and are probed only to be marked ``seen`` (rule health); once seen they leave the probe set,
+        # sparing every later event a memo probe each (~0.15 us a field on a Sysmon event).
+        self._idle = frozenset(name for name, slot in self.fields.items()
+                               if not (slot.presence or slot.exact or slot.numbers or slot.needles))
         self._first_tokens = frozenset(self.gates)
         self._events = 0  # events seen by this index: the memo policy's clock
 
@@ -152,10 +157,10 @@ class CandidateIndex:
             memo = slot.memo
             if memo is not None and value.__class__ is str:
                 hit = memo.get(value)
-                found.extend(self._miss(slot, memo, value) if hit is None else hit)
+                found.extend(self._miss(key, slot, memo, value) if hit is None else hit)
                 continue  # a hit needs no ``seen``: the miss that filled the memo set it
             if not slot.seen:
-                slot.seen = True
+                self._see(key, slot)
             if slot.presence:
                 found.extend(slot.presence)
             if value is None:
@@ -227,8 +232,14 @@ class CandidateIndex:
                         result.add(rule)
         return result
 
-    def _miss(self, slot: FieldSlot, memo: dict[str, tuple[int, ...]], value: str) -> tuple[int, ...]:
+    def _see(self, key: str, slot: FieldSlot) -> None:
         slot.seen = True
+        if key in self._idle:
+            self._slot_set = self._slot_set - {key}
+
+    def _miss(self, key: str, slot: FieldSlot, memo: dict[str, tuple[int, ...]], value: str) -> tuple[int, ...]:
+        if not slot.seen:
+            self._see(key, slot)
         hit = self._contribution(slot, value)
         if len(memo) < MEMO_SIZE:
             memo[value] = hit

@@ -106,3 +106,35 @@ def _memo_ruleset(tmp_path_factory) -> Ruleset:
     if not _CACHED:
         _CACHED.append(_ruleset(tmp_path_factory.mktemp("memo")))
     return _CACHED[0]
+
+
+IDLE_RULE = """
+title: a filter field no witness names
+id: 5b1d0c8e-2f3a-4b6c-9d7e-0a1b2c3d4e52
+logsource: {product: windows, category: process_creation}
+detection:
+  selection: {Image|endswith: '\\\\cmd.exe'}
+  filter: {CurrentDirectory|startswith: 'C:\\\\Windows\\\\'}
+  condition: selection and not filter
+level: high
+"""
+
+
+@pytest.mark.parametrize(("value", "matches"), [("C:\\Users\\bob\\", True), (None, True), (["C:\\a\\", "C:\\b\\"], True),
+                                                (7, True), ("C:\\Windows\\Temp\\", False)])
+def test_a_field_no_witness_names_is_marked_seen_then_no_longer_probed(tmp_path: Path, value: object, matches: bool) -> None:
+    """CurrentDirectory is read by the rule (its filter) but gives no token: the first event holding it marks it
+    seen (rule health's "missing fields"), after which the lane does not probe it; candidates are unchanged."""
+    (tmp_path / "r.yml").write_text(IDLE_RULE)
+    ruleset = Ruleset.from_paths([tmp_path / "r.yml"], builtin_rules=False)
+    event = {"EventID": 1, "Channel": "Microsoft-Windows-Sysmon/Operational", "Image": "C:\\Windows\\System32\\cmd.exe",
+             "CurrentDirectory": value}
+    lane = ruleset.lane_for(ruleset.view(event))
+    index = lane.index
+    assert "CurrentDirectory" in index._idle and "Image" not in index._idle
+    assert not index.fields["CurrentDirectory"].seen
+    before = _fresh(ruleset, event)
+    assert index.fields["CurrentDirectory"].seen  # even with the memo off
+    assert "CurrentDirectory" not in index._slot_set and "Image" in index._slot_set
+    assert lane.index.candidates(event, EventFolds(event)) == before == {ruleset.rules[0].index}
+    assert len(ruleset.match_indices(event)) == int(matches)
