@@ -151,7 +151,7 @@ def _from_second(value: str, head: str) -> str | None:
     return None
 
 
-def timestamp_text(value: Any) -> str | None:
+def timestamp_or_none(value: Any) -> str | None:
     """``format_timestamp(parse_timestamp(value))``, or None when it does not parse.
 
     Why: the generic JSON parser stamps every record from a time field, and most such fields are one of a few
@@ -181,10 +181,6 @@ def timestamp_text(value: Any) -> str | None:
                 _SECONDS.clear()
             _SECONDS[second] = text[:19]
     return text
-
-
-def timestamp_or_none(value: Any) -> str | None:
-    return timestamp_text(value)
 
 
 _now_second: tuple[int, str] = (-1, "")

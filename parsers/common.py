@@ -31,7 +31,6 @@ from temporal_siem.kernel.timestamps import format_timestamp as format_timestamp
 from temporal_siem.kernel.timestamps import now_timestamp as now_timestamp
 from temporal_siem.kernel.timestamps import parse_timestamp as parse_timestamp
 from temporal_siem.kernel.timestamps import timestamp_or_none as timestamp_or_none
-from temporal_siem.kernel.timestamps import timestamp_text as timestamp_text
 
 
 def event_id_from_raw(raw: bytes) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 from temporal_siem.kernel.flatten import flatten_json, flatten_owned
 from temporal_siem.kernel.records import RecordError
 from temporal_siem.parsers.base import Parser
-from temporal_siem.parsers.common import event_id_from_raw, redact, timestamp_text
+from temporal_siem.parsers.common import event_id_from_raw, redact, timestamp_or_none
 
 TIME_KEYS = ("@timestamp", "timestamp", "time", "ts", "eventTime", "published", "emit_time", "TimeCreated", "UtcTime", "date")
 _TIME_KEY_SET = frozenset(TIME_KEYS)
@@ -44,7 +44,7 @@ class JsonParser(Parser):
             value = event[key]
             if value is None:  # parse_timestamp(None) is None
                 continue
-            text = timestamp_text(value)
+            text = timestamp_or_none(value)
             if text is not None:
                 event["@timestamp"] = text
                 break

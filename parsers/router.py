@@ -104,7 +104,7 @@ class ParserRouter:
             try:
                 decoded = orjson.loads(data)  # what decode() returns for it: no NUL, BOM or space before the "{"
             except orjson.JSONDecodeError:
-                decoded = _UNDECODED  # decode() gives the dead letter
+                pass  # still _UNDECODED: decode() below gives the dead letter
             else:
                 if (decoded.__class__ is dict and decoded.keys().isdisjoint(self._plain_excluded)
                         and not scan_record(data)):
@@ -123,7 +123,7 @@ class ParserRouter:
             except RecordError as exc:
                 result.dead.append(DeadLetter(exc.reason, "decode", record.origin, data, exc.detail))
                 return
-        hint = record.format_hint if record.format_hint not in (None, "auto") else None
+        hint = record.format_hint if record.format_hint not in _NO_HINT else None
         if isinstance(decoded, str):
             self._parse_one(decoded, record.data, record.origin, hint, ingested, result)
             return

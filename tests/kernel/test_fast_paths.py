@@ -193,7 +193,7 @@ TAILS = st.one_of(st.sampled_from(["", "Z", "z", ".123", ".123Z", ".123456", ".1
 
 @settings(max_examples=600, deadline=None)
 @given(st.lists(st.tuples(st.sampled_from(SECONDS), TAILS), min_size=1, max_size=12))
-def test_timestamp_text_is_the_full_path(texts: list[tuple[str, str]]) -> None:
+def test_timestamp_or_none_is_the_full_path(texts: list[tuple[str, str]]) -> None:
     """Any sequence of times, so a second learnt from one text answers for the texts after it: always what parsing
     and formatting give (None when that does not parse), whatever the rest of the text is."""
     from temporal_siem.kernel import timestamps
@@ -202,25 +202,25 @@ def test_timestamp_text_is_the_full_path(texts: list[tuple[str, str]]) -> None:
     timestamps._MISSED.clear()
     for head, tail in texts:
         value = head + tail
-        assert timestamps.timestamp_text(value) == _full_path(value), value
-        assert timestamps.timestamp_text(value) == _full_path(value), value  # the second time, from what it learnt
+        assert timestamps.timestamp_or_none(value) == _full_path(value), value
+        assert timestamps.timestamp_or_none(value) == _full_path(value), value  # the second time, from what it learnt
 
 
-def test_timestamp_text_learns_a_second_and_stays_bounded() -> None:
+def test_timestamp_or_none_learns_a_second_and_stays_bounded() -> None:
     from temporal_siem.kernel import timestamps
 
     timestamps._SECONDS.clear()
     timestamps._MISSED.clear()
-    assert timestamps.timestamp_text("2026-11-29 12:00:03.123") == "2026-11-29T12:00:03.123000Z"
+    assert timestamps.timestamp_or_none("2026-11-29 12:00:03.123") == "2026-11-29T12:00:03.123000Z"
     assert timestamps._SECONDS == {}  # one record in a second: nothing learnt
-    assert timestamps.timestamp_text("2026-11-29 12:00:03.124") == "2026-11-29T12:00:03.124000Z"
+    assert timestamps.timestamp_or_none("2026-11-29 12:00:03.124") == "2026-11-29T12:00:03.124000Z"
     assert timestamps._SECONDS == {"2026-11-29 12:00:03": "2026-11-29T12:00:03"}
-    assert timestamps.timestamp_text("2026-11-29 12:00:03.999999Z") == "2026-11-29T12:00:03.999999Z"
-    assert timestamps.timestamp_text("2026-11-29 12:00:03+01:00") == "2026-11-29T11:00:03.000000Z"  # not from the memo
-    assert timestamps.timestamp_text(1700000000) == _full_path(1700000000)
+    assert timestamps.timestamp_or_none("2026-11-29 12:00:03.999999Z") == "2026-11-29T12:00:03.999999Z"
+    assert timestamps.timestamp_or_none("2026-11-29 12:00:03+01:00") == "2026-11-29T11:00:03.000000Z"  # not from the memo
+    assert timestamps.timestamp_or_none(1700000000) == _full_path(1700000000)
     for n in range(timestamps._SECONDS_LIMIT + 10):
         for fraction in ("000", "001"):
-            timestamps.timestamp_text(f"2026-11-29T{n // 3600 % 24:02d}:{n // 60 % 60:02d}:{n % 60:02d}.{fraction}Z")
+            timestamps.timestamp_or_none(f"2026-11-29T{n // 3600 % 24:02d}:{n // 60 % 60:02d}:{n % 60:02d}.{fraction}Z")
     assert 0 < len(timestamps._SECONDS) <= timestamps._SECONDS_LIMIT
     assert 0 < len(timestamps._MISSED) <= timestamps._SECONDS_LIMIT
 
