@@ -131,6 +131,12 @@ class CandidateIndex:
                     elif w.kind == "keyword":
                         nid = keyword_ids.setdefault(w.value, len(keyword_ids))
                         keywords.setdefault(nid, set()).add(token)
+        # Numbered by needle, not by the order met: a clause is a frozenset, whose order follows the string hash
+        # of each process, and the lane's Hyperscan database is cached on disk under its needles and ids.
+        needle_ids, renumber = _sorted_ids(needle_ids)
+        needles = {name: {renumber[nid]: tokens for nid, tokens in table.items()} for name, table in needles.items()}
+        keyword_ids, renumber = _sorted_ids(keyword_ids)
+        keywords = {renumber[nid]: tokens for nid, tokens in keywords.items()}
         slots: dict[str, FieldSlot] = {}
         for name in all_fields | set(presence) | set(exact) | set(numbers) | set(needles):
             slots[name] = FieldSlot(
@@ -286,6 +292,12 @@ class CandidateIndex:
 def _free(clause: frozenset[Witness], primary: set[tuple[str | None, Any]]) -> bool:
     return all(w.kind in ("exact", "number") or (w.kind in ("substring", "keyword") and (w.field, w.value) in primary)
                for w in clause)
+
+
+def _sorted_ids(ids: dict[str, int]) -> tuple[dict[str, int], dict[int, int]]:
+    """``ids`` renumbered in sorted needle order, and each old id's new one."""
+    ordered = {needle: new for new, needle in enumerate(sorted(ids))}
+    return ordered, {old: ordered[needle] for needle, old in ids.items()}
 
 
 def _tuples(table: dict[Any, set[int]]) -> dict[Any, tuple[int, ...]]:

@@ -213,3 +213,25 @@ def test_an_unpicklable_constant_means_no_cache() -> None:
 
     with pytest.raises(Uncacheable):
         _describe_constant(threading.Lock())
+
+
+def test_a_second_start_compiles_no_lane_database(tmp_path: Path) -> None:
+    """The lanes' Hyperscan databases are cached on disk by their needles and ids. A rule's witness clause is a
+    frozenset, whose order follows the string hash, which differs per process: the needles were numbered in
+    that order, so every start had a new key, compiled every lane again (~0.1 s for SigmaHQ's process_creation
+    rules, before ``--workers`` forks) and left one more database file in the cache. Two starts with other
+    hash seeds must find the same files."""
+    import os
+    import subprocess
+    import sys
+
+    def replay(seed: str) -> set[str]:
+        env = dict(os.environ, PYTHONHASHSEED=seed, TSIEM_CACHE_DIR=str(tmp_path / "cache"))
+        subprocess.run([sys.executable, "-m", "temporal_siem", "replay", str(SAMPLES), "--workers", "1", "--quiet",
+                        "--alerts", str(tmp_path / "alerts.jsonl"), "--dead-letter", str(tmp_path / "dead.jsonl")],
+                       env=env, check=False, capture_output=True)
+        return {p.name for p in (tmp_path / "cache" / "hyperscan").iterdir()}
+
+    first = replay("1")
+    assert len(first) > 2  # the redaction scan's databases and at least one lane's
+    assert replay("2") == first
