@@ -143,3 +143,28 @@ def test_a_worker_dead_before_its_first_batch_fails_the_replay(tmp_path: Path, m
     with pytest.raises(RuntimeError, match="exited with code 3"):
         main(["replay", str(corpus), "--quiet", "--workers", "2", "--no-builtin-rules", "--rules", str(SIGMAHQ),
               "--dead-letter", str(tmp_path / "dead.jsonl")])
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_alerts_counter_counts_every_alert(tmp_path: Path, workers: int) -> None:
+    """``tsiem_alerts_total`` grows by each rule's alerts, whether one process raised them or workers encoded
+    them (the pipeline keeps each rule's labelled counter instead of asking ``labels()`` per batch)."""
+    from collections import Counter
+
+    from temporal_siem.kernel import metrics
+
+    def counted() -> Counter[tuple[str, str, str]]:
+        totals: Counter[tuple[str, str, str]] = Counter()
+        for family in metrics.ALERTS.collect():
+            for sample in family.samples:
+                if sample.name.endswith("_total"):
+                    totals[(sample.labels["rule_id"], sample.labels["rule_name"], sample.labels["level"])] += int(sample.value)
+        return totals
+
+    corpus = tmp_path / "mixed.jsonl"
+    corpus.write_bytes(b"\n".join(generate(3000, 5)) + b"\n")
+    before = counted()
+    _replay(tmp_path, corpus, workers)
+    lines = (orjson.loads(line) for line in (tmp_path / f"alerts-{workers}.jsonl").read_bytes().splitlines())
+    written = Counter((a["rule"]["id"], a["rule"]["name"], a["alert"]["level"]) for a in lines)
+    assert written and counted() - before == written
