@@ -171,6 +171,23 @@ def test_rule_files_equals_the_rglob_listing(tmp_path):
         "a/.hidden.yml", "a/b/y.yaml", "a/x.yml", "other.yml"]  # alias.yml is a/x.yml again; broken.yml is no file
 
 
+def test_a_file_reached_twice_is_listed_once(tmp_path):
+    """Identified by device and inode: through a symlink, a hard link, a second root or the file given itself."""
+    import os
+
+    tree = tmp_path / "rules"
+    tree.mkdir()
+    (tree / "a.yml").write_text("x", encoding="utf-8")
+    os.link(tree / "a.yml", tree / "b.yml")
+    (tree / "c.yml").symlink_to(tree / "a.yml")
+    (tree / "d.yml").write_text("x", encoding="utf-8")  # same contents, another file: listed
+    links = tmp_path / "links"
+    links.mkdir()
+    (links / "e.yml").symlink_to(tree / "d.yml")
+    assert loader.rule_files([tree, links, tree / "a.yml", tree / "." / "d.yml"]) == [tree / "a.yml", tree / "d.yml"]
+    assert loader.rule_files([links, tree]) == [links / "e.yml", tree / "a.yml"]
+
+
 def test_gc_paused_leaves_no_young_collection_and_keeps_frozen_objects(tmp_path):
     import gc
 
