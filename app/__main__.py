@@ -1,5 +1,3 @@
-import sys
+from temporal_siem.cli import entry
 
-from temporal_siem.cli import main
-
-sys.exit(main())
+entry()

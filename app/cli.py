@@ -4,6 +4,7 @@ app/exit_codes.py."""
 from __future__ import annotations
 
 import argparse
+import atexit
 import importlib
 import logging
 import os
@@ -96,6 +97,31 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+#: Commands after which the process may end without the interpreter's teardown (:func:`entry`).
+QUICK_EXIT_COMMANDS = frozenset({"replay"})
+
+
+def entry() -> None:
+    """The console script: :func:`main`, then, after a replay, the end of the process without freeing every
+    object one by one.
+
+    Why: by then the outputs are written and closed (the pipeline closes its sinks; the summary, report and
+    table are written before ``main`` returns), and the interpreter's teardown freed the compiled ruleset, its
+    memos and every module: ~80 ms of each replay, 3 % of a 50-rule benchmark run. Every ``atexit`` handler
+    still runs (logging's flush, multiprocessing's cleanup) and the standard streams are flushed; anything
+    unexpected (an exception, a stream that cannot be flushed) takes the ordinary exit."""
+    code = main()
+    if command_word(sys.argv[1:]) in QUICK_EXIT_COMMANDS:
+        atexit._run_exitfuncs()
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except Exception:  # the ordinary exit reports it as it always did
+            sys.exit(code)
+        os._exit(code)
+    sys.exit(code)
+
+
 def _stdout_closed() -> bool:
     """Whether stdout is a pipe whose reader is gone (``poll`` reports an error on its write end)."""
     import select
@@ -112,4 +138,4 @@ def _stdout_closed() -> bool:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from pathlib import Path
 
 import orjson
 import yaml
@@ -164,3 +165,34 @@ def test_a_replay_does_not_import_the_other_commands() -> None:
               " 'temporal_siem.commands.run', 'temporal_siem.commands.setup'))))")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_a_replay_ends_without_teardown_yet_runs_atexit_and_keeps_every_output(tmp_path: Path) -> None:
+    """``entry`` ends a replay with ``os._exit`` after the atexit handlers and a flush: the exit code, the
+    alerts, the dead letters, the summary and what a handler prints are all there, as with ``main``."""
+    import subprocess
+    import sys
+
+    from temporal_siem.cli import main
+    from tests.conftest import SAMPLES
+
+    broken = tmp_path / "broken.jsonl"
+    broken.write_bytes(b'{"broken\n{"EventID": 1}\n')
+
+    def args(tag: str) -> list[str]:
+        return ["replay", str(SAMPLES), str(broken), "--workers", "1", "--fail-on-alert", "low", "--alerts", str(tmp_path / f"a-{tag}.jsonl"),
+                "--dead-letter", str(tmp_path / f"d-{tag}.jsonl"), "--summary-json", str(tmp_path / f"s-{tag}.json"),
+                "--alerts-format", "jsonl"]
+
+    script = ("import atexit, sys\n"
+              "atexit.register(lambda: print('handler ran', flush=False))\n"
+              f"sys.argv = ['temporal-siem', *{args('entry')!r}]\n"
+              "from temporal_siem.cli import entry\n"
+              "entry()\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=300)
+    assert done.returncode == main(args("main")) == 10, done.stderr.decode()[-2000:]
+    assert done.stdout.decode().rstrip().endswith("handler ran")
+    for name in ("a", "d"):
+        ours, theirs = ((tmp_path / f"{name}-{tag}.jsonl").read_bytes().splitlines() for tag in ("entry", "main"))
+        assert len(ours) == len(theirs) > 0
+    assert (tmp_path / "s-entry.json").read_bytes().count(b"\n") == (tmp_path / "s-main.json").read_bytes().count(b"\n")
