@@ -414,8 +414,9 @@ def line_ranges(name: str, start: int, size: int | None = None) -> Iterator[tupl
         while True:
             position = offset + size - 1  # a newline here ends a range of exactly ``size`` bytes
             end = None
+            probe_bytes = PROBE_BYTES
             while True:
-                probe = os.pread(fd, PROBE_BYTES, position)
+                probe = os.pread(fd, probe_bytes, position)
                 if not probe:
                     break
                 newline = probe.find(b"\n")
@@ -423,6 +424,7 @@ def line_ranges(name: str, start: int, size: int | None = None) -> Iterator[tupl
                     end = position + newline + 1
                     break
                 position += len(probe)
+                probe_bytes = min(probe_bytes * 2, RANGE_BYTES)  # a long line: larger reads, not one per 4 KB
             if end is None:  # no newline after that point: the rest of the file, if any, is the last range
                 end = max(os.fstat(fd).st_size, offset)
                 if end > offset:

@@ -25,14 +25,19 @@ SIGMAHQ = Path(__file__).parent / "data" / "sigmahq"
 
 @settings(max_examples=200, deadline=None)
 @given(lines=st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=30),
-       trailing=st.booleans(), bom=st.booleans(), size=st.integers(1, 64))
+       trailing=st.booleans(), bom=st.booleans(), size=st.integers(1, 64), probe=st.integers(1, 9))
 def test_line_ranges_cover_the_file_in_whole_lines(tmp_path_factory: pytest.TempPathFactory, lines: list[bytes],
-                                                   trailing: bool, bom: bool, size: int) -> None:
+                                                   trailing: bool, bom: bool, size: int, probe: int) -> None:
+    """``probe``: the first read looking for a range's newline (4 KB in use; here a line spans many)."""
     body = b"\n".join(lines) + (b"\n" if trailing and lines else b"")
     path = tmp_path_factory.mktemp("ranges") / "f.jsonl"
     start = 3 if bom else 0
     path.write_bytes(b"\xef\xbb\xbf" * bom + body)
-    ranges = list(parallel.line_ranges(str(path), start, size))
+    probe_bytes, parallel.PROBE_BYTES = parallel.PROBE_BYTES, probe
+    try:
+        ranges = list(parallel.line_ranges(str(path), start, size))
+    finally:
+        parallel.PROBE_BYTES = probe_bytes
     data = path.read_bytes()
     assert b"".join(data[offset:offset + length] for offset, length in ranges) == body
     position = start
