@@ -120,7 +120,8 @@ class _Result:
     parsed: int = 0
     events: int = 0
     read: int = 0  # bytes of the range the worker read (the progress bar's measure)
-    lines: int = 0  # newlines in that range: where the next range's lines start (its lines are numbered from 1)
+    lines: int | None = 0  # newlines in that range: where the next range's lines start (its lines are numbered
+    # from 1); None after a read error
     dead: list[DeadLetter] = field(default_factory=list)
     items: list[tuple[Any, ...]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)  # documents for the parent's sinks
@@ -228,30 +229,33 @@ class _Window(io.RawIOBase):
 
 
 def _read_range(source: ReplaySource, files: dict[str, int], name: str, offset: int,
-                length: int) -> tuple[list[RawRecord], list[DeadLetter], int]:
+                length: int) -> tuple[list[RawRecord], list[DeadLetter], int | None]:
     """The records of one byte range, framed as the one-process source frames the whole file, its lines
-    numbered from 1 (the parent renumbers the dead letters: :func:`_renumbered`), and its newlines."""
+    numbered from 1 (the parent renumbers the dead letters: :func:`_renumbered`), and its newlines (None when
+    a read error left them uncounted)."""
     records: list[RawRecord] = []
-    window = _Window(-1, offset, length)
     try:
         fd = files.get(name)
         if fd is None:
             fd = files[name] = os.open(name, os.O_RDONLY)
-        window._fd = fd
+        window = _Window(fd, offset, length)
         records.extend(source._lines(name, io.BufferedReader(window, buffer_size=RANGE_BYTES)))
     except OSError as exc:  # as ReplaySource._records: what was read is kept, the rest of the range is lost
         last_line = records[-1].origin.line or 0 if records else 0
         source._dead.append(DeadLetter("read error", "ingest", Origin(name, line=last_line + 1),
                                        detail=f"{type(exc).__name__}: {exc}"))
+        return records, source.take_dead_letters(), None
     return records, source.take_dead_letters(), window.newlines
 
 
-def _renumbered(letters: list[DeadLetter], name: str, shift: int) -> list[DeadLetter]:
-    """The dead letters of a range of ``name`` whose lines were numbered from 1, with the file's line numbers."""
+def _renumbered(letters: list[DeadLetter], name: str, shift: int | None) -> list[DeadLetter]:
+    """The dead letters of a range of ``name`` whose lines were numbered from 1, with the file's line numbers;
+    without any (``shift`` None) after a range whose lines could not be counted: none rather than wrong ones."""
     for letter in letters:
         origin = letter.origin
         if origin.source == name and origin.line is not None:
-            letter.origin = Origin(name, origin.line + shift, origin.offset, origin.topic, origin.partition, origin.index)
+            line = origin.line + shift if shift is not None else None
+            letter.origin = Origin(name, line, origin.offset, origin.topic, origin.partition, origin.index)
     return letters
 
 
@@ -456,7 +460,8 @@ class ParallelPipeline(Pipeline):
         self._recorder: _ObservationRecorder | None = None
         self._payloads: dict[int, tuple[int, Any]] = {}  # batches sent and not yet applied: what _whole_event reads again
         self._redone: dict[int, list[tuple[Any, ...]]] = {}  # their items with whole events, once one was needed
-        self._next_line: dict[str, int] = {}  # per file split in ranges: the number of the next range's first line
+        self._next_line: dict[str, int | None] = {}  # per file split in ranges: the number of the next range's
+        # first line (None once a range's lines could not be counted)
         self.encode = ((on_alert_summary is not None or self.on_alerts is None)
                        and all(type(sink) is FileSink for sink in self.alert_sinks))
 
@@ -716,9 +721,9 @@ class ParallelPipeline(Pipeline):
         if sent is not None and sent[0] == RANGE:  # its lines were numbered from 1: number them in the file
             name = sent[1][0]
             first = self._next_line.get(name, 1)
-            self._next_line[name] = first + result.lines
-            if first > 1:
-                result.dead = _renumbered(result.dead, name, first - 1)
+            self._next_line[name] = first + result.lines if first is not None and result.lines is not None else None
+            if first != 1:
+                result.dead = _renumbered(result.dead, name, first - 1 if first is not None else None)
         dead = result.dead
         alerts = result.alerts  # documents: all the worker's alerts, or (encoded) only those it could not encode
         if result.items:

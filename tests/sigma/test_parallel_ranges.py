@@ -147,3 +147,35 @@ def test_stdin_is_fed_by_the_parent(tmp_path: Path) -> None:
                         "--dead-letter", str(tmp_path / "dead.jsonl")], input=events, check=True)
         ids[workers] = sorted(orjson.loads(line)["alert"]["id"] for line in alerts.read_bytes().splitlines())
     assert len(ids[1]) > 50 and ids[2] == ids[1]
+
+
+def test_a_range_that_cannot_be_read_leaves_later_lines_unnumbered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers number a range's lines from 1 and the parent shifts them by the newlines of the ranges before.
+    A read error leaves a range's newlines uncounted: its read-error letter still has its line (where the
+    range starts), dead letters before it keep theirs, and those after it name the file without a line rather
+    than a wrong one."""
+    monkeypatch.setattr(parallel, "RANGE_BYTES", 4096)
+    records = [orjson.dumps(e) for e in windows_events(60)]
+    for n in (2, 40):
+        records[n] = b"{broken"
+    corpus = tmp_path / "w.jsonl"
+    corpus.write_bytes(b"\n".join(records) + b"\n")
+    ranges = list(parallel.line_ranges(str(corpus), 0))
+    broken_range = next(i for i, (offset, length) in enumerate(ranges) if offset + length > corpus.read_bytes().index(b"{broken", 2000))
+    assert broken_range >= 2  # record 40 lies after the range that will fail
+    failing_offset, _ = ranges[1]
+    first_line = corpus.read_bytes()[:failing_offset].count(b"\n") + 1
+    readinto = parallel._Window.readinto
+
+    def failing(self: parallel._Window, buffer: object) -> int:
+        if self._offset == failing_offset and self._left > 0:  # the start of that range, not the end of the one before
+            raise OSError(5, "Input/output error")
+        return readinto(self, buffer)
+
+    monkeypatch.setattr(parallel._Window, "readinto", failing)
+    dead = tmp_path / "dead.jsonl"
+    main(["replay", str(corpus), "--quiet", "--workers", "2", "--no-builtin-rules", "--rules", str(SIGMAHQ),
+          "--dead-letter", str(dead), "--alerts", str(tmp_path / "alerts.jsonl")])
+    letters = [orjson.loads(line) for line in dead.read_bytes().splitlines()]
+    found = sorted(((d["reason"], d["origin"].get("line")) for d in letters), key=repr)
+    assert found == sorted([("read error", first_line), ("invalid JSON", 3), ("invalid JSON", None)], key=repr), found
