@@ -250,13 +250,30 @@ def _read_range(source: ReplaySource, files: dict[str, int], name: str, offset: 
 
 def _renumbered(letters: list[DeadLetter], name: str, shift: int | None) -> list[DeadLetter]:
     """The dead letters of a range of ``name`` whose lines were numbered from 1, with the file's line numbers;
-    without any (``shift`` None) after a range whose lines could not be counted: none rather than wrong ones."""
+    without any (``shift`` None) after a range whose lines no process could count: none rather than wrong ones."""
     for letter in letters:
         origin = letter.origin
         if origin.source == name and origin.line is not None:
             line = origin.line + shift if shift is not None else None
             letter.origin = Origin(name, line, origin.offset, origin.topic, origin.partition, origin.index)
     return letters
+
+
+def _newlines(name: str, offset: int, length: int) -> int | None:
+    """The newlines of a byte range a worker could not read to its end, counted here (None: not here either)."""
+    try:
+        with open(name, "rb", buffering=0) as handle:
+            count = 0
+            while length > 0:
+                data = os.pread(handle.fileno(), min(length, RANGE_BYTES), offset)
+                if not data:
+                    break
+                count += data.count(b"\n")
+                offset += len(data)
+                length -= len(data)
+            return count
+    except OSError:
+        return None
 
 
 def _worker(router: ParserRouter, detector: SigmaDetector, scope: StateScope, source: ReplaySource, encode: bool,
@@ -719,9 +736,10 @@ class ParallelPipeline(Pipeline):
             self.source.bytes_read += result.read
         sent = self._payloads.get(result.seq)
         if sent is not None and sent[0] == RANGE:  # its lines were numbered from 1: number them in the file
-            name = sent[1][0]
+            name, offset, length = sent[1]
             first = self._next_line.get(name, 1)
-            self._next_line[name] = first + result.lines if first is not None and result.lines is not None else None
+            lines = result.lines if result.lines is not None else _newlines(name, offset, length)
+            self._next_line[name] = first + lines if first is not None and lines is not None else None
             if first != 1:
                 result.dead = _renumbered(result.dead, name, first - 1 if first is not None else None)
         dead = result.dead

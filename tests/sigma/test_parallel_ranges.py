@@ -149,11 +149,13 @@ def test_stdin_is_fed_by_the_parent(tmp_path: Path) -> None:
     assert len(ids[1]) > 50 and ids[2] == ids[1]
 
 
-def test_a_range_that_cannot_be_read_leaves_later_lines_unnumbered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("parent_reads", [True, False])
+def test_a_range_a_worker_cannot_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, parent_reads: bool) -> None:
     """Workers number a range's lines from 1 and the parent shifts them by the newlines of the ranges before.
-    A read error leaves a range's newlines uncounted: its read-error letter still has its line (where the
-    range starts), dead letters before it keep theirs, and those after it name the file without a line rather
-    than a wrong one."""
+    A read error in a worker leaves its range's newlines uncounted: the parent counts them itself, so later
+    dead letters keep their lines; when the parent cannot read the range either, they name the file without
+    a line rather than a wrong one. The read-error letter has the line where the range starts, and dead
+    letters before it keep theirs."""
     monkeypatch.setattr(parallel, "RANGE_BYTES", 4096)
     records = [orjson.dumps(e) for e in windows_events(60)]
     for n in (2, 40):
@@ -173,9 +175,12 @@ def test_a_range_that_cannot_be_read_leaves_later_lines_unnumbered(tmp_path: Pat
         return readinto(self, buffer)
 
     monkeypatch.setattr(parallel._Window, "readinto", failing)
+    if not parent_reads:
+        monkeypatch.setattr(parallel, "_newlines", lambda name, offset, length: None)
     dead = tmp_path / "dead.jsonl"
     main(["replay", str(corpus), "--quiet", "--workers", "2", "--no-builtin-rules", "--rules", str(SIGMAHQ),
           "--dead-letter", str(dead), "--alerts", str(tmp_path / "alerts.jsonl")])
     letters = [orjson.loads(line) for line in dead.read_bytes().splitlines()]
     found = sorted(((d["reason"], d["origin"].get("line")) for d in letters), key=repr)
-    assert found == sorted([("read error", first_line), ("invalid JSON", 3), ("invalid JSON", None)], key=repr), found
+    later = 41 if parent_reads else None
+    assert found == sorted([("read error", first_line), ("invalid JSON", 3), ("invalid JSON", later)], key=repr), found
