@@ -17,8 +17,10 @@ So the alerts are the alerts one process raises: same ids, same set.
 
 Why the parent does so little (the scaling on 2 cores depends on it: the parent shares the cores with the
 workers, and whatever it does in series caps the speedup): a line-framed file is split into line-aligned
-byte ranges, and the parent sends only ``(path, offset, length, first line number)``; the worker reads the
-range itself (``ReplaySource._lines``, so framing, size limits and line numbers are those of one process).
+byte ranges (the parent reads only a few bytes where each range ends: :func:`line_ranges`), and sends only
+``(path, offset, length)``; the worker reads the range itself (``ReplaySource._lines``, so framing and size
+limits are those of one process), numbering its lines from 1 and counting its newlines, and the parent, which
+applies results in order, gives the dead letters the file's line numbers.
 When alerts go only to JSON Lines files (``replay --alerts``), the worker encodes them and sends bytes,
 the per-rule counts and the few alerts the summary table can show; the parent copies the bytes to the
 file. Stdin, gzip and whole-document files cannot be split by offset: the parent reads those and sends
