@@ -249,8 +249,9 @@ class clean_record:
 
     __slots__ = ("_previous", "checks")
 
-    def __init__(self, raw: bytes) -> None:
-        self.checks = scan_record(raw)
+    def __init__(self, raw: bytes, checks: int | None = None) -> None:
+        """``checks``: what ``scan_record(raw)`` returned, when the caller already scanned ``raw``."""
+        self.checks = scan_record(raw) if checks is None else checks
         self._previous = BOTH
 
     def __enter__(self) -> int:

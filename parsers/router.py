@@ -99,6 +99,7 @@ class ParserRouter:
                                           f"{len(record.data)} bytes > limit {self.max_record_bytes}"))
             return
         decoded: Any = _UNDECODED
+        checks: int | None = None  # the secret scan of ``data``, once the plain path made it
         data = record.data
         if self._plain is not None and data[:1] == b"{" and record.format_hint in _NO_HINT:
             try:
@@ -107,7 +108,7 @@ class ParserRouter:
                 pass  # still _UNDECODED: decode() below gives the dead letter
             else:
                 if (decoded.__class__ is dict and decoded.keys().isdisjoint(self._plain_excluded)
-                        and not scan_record(data)):
+                        and not (checks := scan_record(data))):
                     try:
                         event = self._plain.parse_clean(decoded, data)
                     except Exception:  # the general path parses it again and dead-letters it
@@ -145,7 +146,7 @@ class ParserRouter:
         for element, index in elements:
             origin = record.origin if index is None else _with_index(record.origin, index)
             raw = record.data if single else _element_bytes(element, record.data)
-            self._parse_one(element, raw, origin, hint, ingested, result)
+            self._parse_one(element, raw, origin, hint, ingested, result, checks if single else None)
             if len(events) - start > self.max_events_per_record:
                 del events[start:]
                 result.dead.append(DeadLetter("too many events in one record", "parse", record.origin, record.data,
@@ -153,12 +154,14 @@ class ParserRouter:
                 break
 
     def _parse_one(self, element: Any, raw: bytes, origin: Origin, hint: str | None,
-                   ingested: str, result: ParseResult) -> None:
+                   ingested: str, result: ParseResult, checks: int | None = None) -> None:
+        """``checks``: ``scan_record(raw)`` when the caller already made it (the plain path's scan of a record
+        it handed on), else None."""
         try:
             if isinstance(element, str):
                 element = self._without_collector_prefix(element, hint)
             parser = self._choose(element, hint)
-            with clean_record(raw):
+            with clean_record(raw, checks):
                 events = parser.parse(element, raw)
                 original = _redacted_original(element) if self.keep_original and events else None
         except RecordError as exc:

@@ -114,3 +114,26 @@ def test_keep_original_and_a_forced_format_take_the_general_path() -> None:
     assert ParserRouter(keep_original=True)._plain is None
     assert ParserRouter(format_name="json")._plain is None
     assert ParserRouter()._plain is not None
+
+
+@pytest.mark.parametrize("line", [b'{"CommandLine": "run --password=hunter2", "Image": "x.exe"}',
+                                  b'{"api_key": "0123456789abcdef", "User": "alice"}'])
+def test_a_secret_shaped_record_is_scanned_once(line: bytes, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plain path scans the bytes and hands a secret-shaped record to the general path with that scan:
+    masking still does the checks it asks for, and the record's bytes are not scanned a second time."""
+    from temporal_siem.kernel import secrets
+
+    scanned: list[bytes] = []
+    scan = secrets.scan_record
+
+    def counting(data: bytes) -> int:
+        scanned.append(data)
+        return scan(data)
+
+    monkeypatch.setattr(secrets, "scan_record", counting)
+    monkeypatch.setattr(router_module, "scan_record", counting)
+    result = ParseResult()
+    ParserRouter().parse_batch([RawRecord(line, Origin("t"))], result)
+    assert scanned == [line]
+    assert len(result.events) == 1 and "hunter2" not in orjson.dumps(result.events[0]).decode()
+    assert "0123456789abcdef" not in orjson.dumps(result.events[0]).decode()
