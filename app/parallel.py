@@ -265,15 +265,11 @@ def _newlines(name: str, offset: int, length: int) -> int | None:
     """The newlines of a byte range a worker could not read to its end, counted here (None: not here either)."""
     try:
         with open(name, "rb", buffering=0) as handle:
-            count = 0
-            while length > 0:
-                data = os.pread(handle.fileno(), min(length, RANGE_BYTES), offset)
-                if not data:
-                    break
-                count += data.count(b"\n")
-                offset += len(data)
-                length -= len(data)
-            return count
+            window = _Window(handle.fileno(), offset, length)
+            buffer = bytearray(min(length, RANGE_BYTES))
+            while window.readinto(buffer):
+                pass
+            return window.newlines
     except OSError:
         return None
 

@@ -4,6 +4,7 @@ what one process gives: alerts, summary and dead letters (with their line number
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -168,9 +169,11 @@ def test_a_range_a_worker_cannot_read(tmp_path: Path, monkeypatch: pytest.Monkey
     failing_offset, _ = ranges[1]
     first_line = corpus.read_bytes()[:failing_offset].count(b"\n") + 1
     readinto = parallel._Window.readinto
+    parent = os.getpid()
 
     def failing(self: parallel._Window, buffer: object) -> int:
-        if self._offset == failing_offset and self._left > 0:  # the start of that range, not the end of the one before
+        # in a worker, at the start of that range (not at the end of the one before)
+        if os.getpid() != parent and self._offset == failing_offset and self._left > 0:
             raise OSError(5, "Input/output error")
         return readinto(self, buffer)
 
