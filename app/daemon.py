@@ -64,6 +64,9 @@ def compile_rules(settings: Settings) -> Ruleset:
             "rule failed to load: %s: %s", error.where, error.error, extra={"rule_file": error.file, "rule_line": error.line})
     if ruleset.errors and not detection.allow_rule_errors:
         raise RuleLoadErrors(list(ruleset.errors))
+    for warning in ruleset.load_warnings():  # it runs, but part of it matches nothing: never silently
+        log.warning("rule loaded with a warning: %s: %s", warning.where, warning.error,
+                    extra={"rule_file": warning.file, "rule_line": warning.line})
     return ruleset
 
 

@@ -91,6 +91,24 @@ def refuse_rule_errors(errors: list[LoadError], allow: bool) -> bool:
     return True
 
 
+SHOWN_RULE_WARNINGS = 5
+
+
+def announce_rule_warnings(warnings: list[LoadError]) -> None:
+    """Rules that run but cannot match as written (an unresolved placeholder), on stderr as ``file:line: reason``:
+    the first few and a count (a corpus with a placeholder folder would flood a terminal), where to see them all."""
+    if not warnings:
+        return
+    rules = len({w.file + w.error.split(": ", 1)[0] for w in warnings})
+    console.err.print(f"[yellow]warning:[/] {rules} rule(s) loaded with warnings: they run, but part of them matches nothing",
+                      highlight=False, soft_wrap=True)
+    for warning in warnings[:SHOWN_RULE_WARNINGS]:
+        console.err.print(f"  {warning.where}: {warning.error}", highlight=False, soft_wrap=True, markup=False)
+    if len(warnings) > SHOWN_RULE_WARNINGS:
+        console.err.print(f"  ... and {len(warnings) - SHOWN_RULE_WARNINGS} more: `temporal-siem rules list` shows them all",
+                          highlight=False, soft_wrap=True, markup=False)
+
+
 REPLAY_LATENESS = -1.0
 
 
@@ -158,6 +176,7 @@ def run(args: argparse.Namespace) -> int:
     rule_errors = list(sigma_detector.ruleset.errors)
     if refuse_rule_errors(rule_errors, args.allow_rule_errors or detection.allow_rule_errors):
         return EXIT_RULES
+    announce_rule_warnings(sigma_detector.ruleset.load_warnings())
     recorder: EventRecorder | None = None
     try:
         start = parse_time_bound(args.time_from) if args.time_from else None

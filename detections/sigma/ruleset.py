@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import gc
+import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator
@@ -126,6 +127,9 @@ def rule_identifier(rule: SigmaRule | SigmaCorrelationRule) -> str:
     if rule.name:
         return rule.name
     return str(uuid.uuid5(uuid.NAMESPACE_URL, f"sigma:{rule.title}:{rule.source.path if rule.source else ''}"))
+
+
+_PLACEHOLDER = re.compile(r"%[^%\s']+%")  # a Sigma placeholder named in a warning: where the file holds it
 
 
 class Ruleset:
@@ -271,6 +275,28 @@ class Ruleset:
         ruleset = cls(compiled, processed_correlations, correlation_meta, errors, pipeline_datasets(pipeline))
         ruleset.duplicate_ids = duplicates
         return ruleset
+
+    def load_warnings(self) -> list[LoadError]:
+        """Rules that loaded but cannot match as written (today: an unresolved ``|expand`` placeholder, whose value
+        matches nothing), one entry per warning with ``file:line`` (the placeholder's line, else the rule's).
+
+        Why: such a rule runs, so it is no load error that stops the run, but a rule the user named must not be
+        silently inert either. ``replay`` prints these and the daemon logs them (``rules list`` also shows them)."""
+        from temporal_siem.detections.sigma import locate
+
+        found: list[LoadError] = []
+        for rule in self.rules:
+            source = rule.meta.source or "<yaml>"
+            for warning in rule.warnings:
+                line = None
+                if source != "<yaml>":
+                    placeholder = _PLACEHOLDER.search(warning)
+                    if placeholder is not None:
+                        line = locate.text_line(source, placeholder.group(), rule.meta.title, rule.id)
+                    if line is None:
+                        line = locate.rule_line(source, rule.meta.title, rule.id)
+                found.append(LoadError(source, f"{rule.meta.title}: {warning}", line))
+        return found
 
     # ---- lanes -----------------------------------------------------------------------------------------
 

@@ -91,3 +91,46 @@ def test_the_daemon_starts_with_allowed_rule_errors(rule_dir: Path, caplog: pyte
         daemon = Daemon(settings)
     assert daemon.ruleset.errors and len(daemon.ruleset.rules) > 40
     assert any("rule failed to load" in r.getMessage() for r in caplog.records)
+
+
+PLACEHOLDER = GOOD_RULE.replace("temporal.operation: DeleteNamespace", "temporal.principal.name|expand: '%admin_users%'")
+
+
+def test_a_rule_that_loads_with_a_warning_says_so_in_the_replay(rule_dir: Path, log_file: Path, tmp_path: Path,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """A rule that loads but cannot match as written (an unresolved ``|expand`` placeholder matches nothing) runs,
+    and the replay says so on stderr with its file, not only in ``rules list``: before, it ran silent."""
+    (rule_dir / "rule.yml").write_text(PLACEHOLDER)
+    code = main(["replay", str(log_file), "--rules", str(rule_dir), "--no-builtin-rules", "--quiet",
+                 "--dead-letter", str(tmp_path / "dl.jsonl")])
+    assert code == 0
+    err = capsys.readouterr().err
+    assert "1 rule(s) loaded with warnings" in err
+    assert "rule.yml" in err and "unresolved placeholder" in err and "%admin_users%" in err
+
+
+def test_replay_lists_a_few_rule_warnings_and_counts_the_rest(rule_dir: Path, log_file: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    for n in range(12):
+        text = PLACEHOLDER.replace("7d1e0f3a-6c1b-4f0e-9a51-0d9b3c2a1f01", f"7d1e0f3a-6c1b-4f0e-9a51-0d9b3c2a1f{n:02d}")
+        (rule_dir / f"rule{n:02d}.yml").write_text(text.replace("name: authoring_test_namespace_deleted\n", ""))
+    (rule_dir / "rule.yml").unlink()
+    assert main(["replay", str(log_file), "--rules", str(rule_dir), "--no-builtin-rules", "--quiet",
+                 "--dead-letter", str(tmp_path / "dl.jsonl")]) == 0
+    err = capsys.readouterr().err
+    assert "12 rule(s) loaded with warnings" in err
+    assert err.count("unresolved placeholder") == 5 and "7 more" in err and "rules list" in err
+
+
+def test_the_daemon_logs_rule_warnings(rule_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from temporal_siem.daemon import compile_rules
+    from temporal_siem.kernel.config import Settings
+
+    (rule_dir / "rule.yml").write_text(PLACEHOLDER)
+    settings = Settings.model_validate({"detection": {"rules": [str(rule_dir)], "builtin_rules": False},
+                                        "ingest": {"kafka": {"topics": [{"name": "t"}]}}})
+    with caplog.at_level(logging.WARNING, logger="temporal_siem.daemon"):
+        ruleset = compile_rules(settings)
+    assert len(ruleset.rules) == 1
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("rule loaded with a warning" in m and "rule.yml" in m and "%admin_users%" in m for m in messages), messages
