@@ -50,6 +50,8 @@ _ENDINGS = (
     "pass word", "passwd", "pass phrase", "secret", "token", "cookie", "cookies", "authorization", "credential",
     "credentials", "api key", "private key", "secret key", "saml response", "saml assertion", "plain text",
     "signing key", "encryption key", "secret id", "key material", "session key", "secret access key",
+    # OAuth: a signed client assertion (a replayable credential), the PKCE verifier; MFA recovery codes
+    "client assertion", "code verifier", "recovery code", "recovery codes", "backup codes",
 )
 # Trailing words that only say how a secret is written down: ``private_key_pem``, ``api_key_value``.
 _QUALIFIERS = frozenset({"pem", "b64", "base64", "value", "raw", "text", "data", "str", "string", "enc", "encoded",
@@ -118,9 +120,10 @@ _SCAN_WORDS = b"(?:" + b"|".join(sorted({_SEPARATOR.join(re.escape(word).encode(
 # another word (``token_type``, ``credentialType``, ``api_key_id``) is no secret and no longer asks for key checks:
 # on the mixed bench corpus 13 % of records instead of 48 %, in one pattern as fast as the looser one.
 _KEY_TAIL = rb'(?:[^A-Za-z0-9"\\]|\\[^u]|[0-9]|' + b"|".join(sorted(q.encode() for q in _QUALIFIERS)) + rb")*"
-_SCHEMES = rb"(?:bearer|basic|splunk|apikey)\s"
+_SCHEMES = rb"(?:bearer|basic|splunk|apikey|ssws|dpop)\s"
 # Case-sensitive token prefixes and shapes.
 _SHAPES = (rb"eyJ|\b(?:hv[sbr]|s)\.[A-Za-z0-9]{20}|tmprl_|\bgh[pousr]_|github_pat_|-----BEGIN[A-Z0-9 ]{0,40}PRIVATE KEY"
+           rb"|\bxox[abposr]-|\b[sr]k_live_|\bAIza[0-9A-Za-z_-]{30}|\bglpat-"  # Slack, Stripe, Google API, GitLab
            # a URL password (slashes plain or JSON-escaped: a dead letter is scanned as text), or one the end of the
            # text cut off before its '@'
            rb"|(?:://|:\\/\\/)[^/\s@\"]*:[^/\s@\"]*(?:@|\Z)")
@@ -223,9 +226,10 @@ def scan(data: bytes | str) -> bool:
 
 def _string_may_hold_secret(text: str) -> bool:
     """The string scan, after substring probes that every string pattern needs one of (``=`` or ``"`` for a
-    pair, whitespace for an auth scheme, ``s.``/``_``/``eyJ``/``-----``/``://`` for the token shapes): ids,
-    timestamps, addresses and names (most values) never reach Hyperscan's ~1 µs call."""
+    pair, whitespace for an auth scheme, ``s.``/``_``/``eyJ``/``xox``/``AIza``/``glpat-``/``-----``/``://`` for
+    the token shapes): ids, timestamps, addresses and names (most values) never reach Hyperscan's ~1 µs call."""
     if not ("=" in text or ":" in text or '"' in text or " " in text or "_" in text or "s." in text or "eyJ" in text
+            or "xox" in text or "AIza" in text or "glpat-" in text
             or "://" in text or ":\\/" in text or "-----" in text or "\t" in text or "\n" in text or "\r" in text
             or "\x0b" in text or "\x0c" in text):
         return False
@@ -271,12 +275,16 @@ def record_checks() -> int:
 # --- free text -------------------------------------------------------------------------------------
 
 _PEM = re.compile(r"-----BEGIN [A-Z0-9 ]{0,40}PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]{0,40}PRIVATE KEY-----|\Z)")
-_AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic)(\s+)[A-Za-z0-9._~+/=-]{8,}|\b(splunk|apikey)(\s+)[A-Za-z0-9._~+/=-]{16,}")
+_AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic|dpop)(\s+)[A-Za-z0-9._~+/=-]{8,}|\b(splunk|apikey|ssws)(\s+)[A-Za-z0-9._~+/=-]{16,}")
 _TOKENS = re.compile(
     r"\beyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}"  # JWT
     r"|\b(?:hvs|hvb|hvr|s)\.[A-Za-z0-9_-]{20,}"  # Vault tokens
     r"|\btmprl_[A-Za-z0-9_.-]{8,}"  # Temporal Cloud API keys
     r"|\b(?:gh[pousr]_[A-Za-z0-9]{20,}|github_pat_[A-Za-z0-9_]{20,})"  # GitHub tokens
+    r"|\bxox[abposr]-[A-Za-z0-9-]{10,}"  # Slack tokens
+    r"|\b[sr]k_live_[A-Za-z0-9]{16,}"  # Stripe secret and restricted keys
+    r"|\bAIza[0-9A-Za-z_-]{30,}"  # Google API keys
+    r"|\bglpat-[A-Za-z0-9_-]{16,}"  # GitLab personal access tokens
 )
 # user:password@ in a URL; also user:password at the very end of the text (a record or dead letter cut before
 # the '@'), unless all digits: there it cannot be told from host:port, and a port is no secret.
@@ -289,7 +297,7 @@ _PAIR = re.compile(r"([A-Za-z][A-Za-z0-9_.-]{0,63})=([^&\s\"',;<>]+)")
 # above leaves alone). ``name::`` is a path, not a pair: Mimikatz's ``token::elevate`` (SigmaHQ rules look for it),
 # C++/Rust ``Token::new``.
 _COLON_PAIR = re.compile(r"(?<![A-Za-z0-9_.-])([A-Za-z][A-Za-z0-9_.-]{0,63})([ \t]*:(?!:)[ \t]*)"
-                         r"((?:(?i:bearer|basic|digest|negotiate|ntlm|splunk|apikey|token)[ \t]+)?[^\s\"'<>,;{}()\[\]]+)")
+                         r"((?:(?i:bearer|basic|digest|negotiate|ntlm|splunk|apikey|token|ssws|dpop)[ \t]+)?[^\s\"'<>,;{}()\[\]]+)")
 # A string value cut off by the end of the text (a truncated dead letter) counts as a value too.
 _JSON_PAIR = re.compile(r'"([^"\\]{1,64})"(\s*:\s*)("(?:[^"\\]|\\.)*(?:"|\Z)|-?[0-9][0-9.eE+-]*|true|false)')
 # The same pair written inside a JSON string (raw record text: {"body": "{\"password\": \"x\"}"}).

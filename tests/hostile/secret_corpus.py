@@ -27,6 +27,9 @@ KEYED: list[tuple[str, str]] = [
     ("sessionToken", "LEAKoktasession0011"),
     ("password", "LEAKpassword0012"),
     ("secret_id", "LEAKapprole0013"),
+    ("client_assertion", "LEAKclientassertion0014"),
+    ("code_verifier", "LEAKpkceverifier0015"),
+    ("mfaRecoveryCodes", "LEAKrecoverycodes0016"),
 ]
 # Free-text secrets: (text that embeds the secret, the secret part that must disappear).
 TEXT: list[tuple[str, str]] = [
@@ -50,6 +53,16 @@ TEXT: list[tuple[str, str]] = [
     ("request headers Cookie: sid=LEAKcookiehdr0115; theme=dark", "LEAKcookiehdr0115"),
     ("loaded config db password: LEAKcolonpw0116", "LEAKcolonpw0116"),
     ("client {User:bob Token:LEAKgostruct0117 Retries:3}", "LEAKgostruct0117"),
+    # Okta's API token scheme (an admin's token in a proxy or app log), OAuth DPoP-bound access tokens
+    ("GET /api/v1/users Authorization: SSWS 00LEAKoktaapitoken0118abcdefghijklmnopq", "00LEAKoktaapitoken0118abcdefghijklmnopq"),
+    ("Authorization: DPoP LEAKdpop0123abcdefghijklmn", "LEAKdpop0123abcdefghijklmn"),
+    # Vendor token shapes a worker or CI log leaks without a key name in front
+    ("notify xoxb-1234567890-LEAKslack0119abcdefghij failed", "xoxb-1234567890-LEAKslack0119abcdefghij"),
+    ("xoxp-1234567890-LEAKslackuser0124abcdef", "xoxp-1234567890-LEAKslackuser0124abcdef"),
+    ("charge with sk_live_LEAKstripe0120abcdefghijklmn done", "sk_live_LEAKstripe0120abcdefghijklmn"),
+    ("maps key AIzaSyLEAKgoogle0121abcdefghijklmnopqr", "AIzaSyLEAKgoogle0121abcdefghijklmnopqr"),
+    ("AIzaSyLEAKgoogleAlone0125abcdefghijklmnop", "AIzaSyLEAKgoogleAlone0125abcdefghijklmnop"),
+    ("push with glpat-LEAKgitlab0122abcdefgh ok", "glpat-LEAKgitlab0122abcdefgh"),
 ]
 
 SECRETS: list[str] = [v if not v.startswith("sid=") else v[4:] for _, v in KEYED] + [s for _, s in TEXT]
