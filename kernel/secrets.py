@@ -14,7 +14,11 @@ from __future__ import annotations
 
 import re
 import threading
+from bisect import bisect_left
+from collections.abc import Sequence
 from functools import lru_cache
+from itertools import accumulate
+from operator import add
 from typing import Any
 
 import hyperscan
@@ -214,6 +218,76 @@ def scan_record(data: bytes) -> int:
     kinds = _run(_RECORD_DB, "record", data)
     if kinds and data[:256].lstrip()[:1] not in (b"{", b"["):
         return BOTH
+    return kinds
+
+
+# --- a batch of records in one scan ----------------------------------------------------------------
+
+#: What a record ends with in the joined batch (records are lines, so no record holds it unescaped).
+_SEPARATOR_BYTE = b"\n"
+#: Matches a batch may report before its scan gives up and scans record by record: bounds the callbacks a
+#: hostile batch (a record of 8 MB of ``\\u`` escapes) can cost. Per record of the batch, plus a floor.
+BLOCK_MATCHES_PER_RECORD = 8
+BLOCK_MATCHES_FLOOR = 64
+
+
+def _block_patterns() -> list[tuple[bytes, int, int]]:
+    """The record patterns for a batch joined with newlines: every match of each (not the first only, so no
+    record's match hides behind an earlier record's), and the end of a record is its newline as well as the end of
+    the batch (``\\Z`` in a pattern: a URL password cut off by the record's end)."""
+    return [(pattern.replace(rb"\Z", rb"(?:\n|\Z)"), flags & ~hyperscan.HS_FLAG_SINGLEMATCH, kind)
+            for pattern, flags, kind in _RECORD_PATTERNS]
+
+
+@lru_cache(maxsize=1)
+def _block_db() -> hyperscan.Database:
+    """Compiled (or loaded from the disk cache) on the first batch: a one-record run never needs it."""
+    return _compile(_block_patterns())
+
+
+class _BlockHits(list):  # type: ignore[type-arg]
+    """(end offset, kind) of each match of a batch's scan, and how many the scan may report."""
+
+    __slots__ = ("limit",)
+    limit: int
+
+
+def _collect_block(kind: int, _start: int, end: int, _flags: int, hits: object) -> bool:
+    assert isinstance(hits, _BlockHits)
+    hits.append((end, kind))
+    return len(hits) > hits.limit  # too many: stop, and the caller scans record by record
+
+
+def scan_records(datas: Sequence[bytes]) -> list[int]:
+    """:func:`scan_record` of each record of a batch, from one scan of the records joined by newlines.
+
+    Why: a Hyperscan call costs ~0.5 µs before it reads a byte, as much as scanning a whole Windows event; a
+    batch of 1,000 records pays it once. Each match's end offset names its record (a match only spans two
+    records if its pattern crosses a newline, which can only add kinds). So each record's kinds hold at least
+    what its own scan finds, and only a match that crosses records can add one: more checks, never fewer (and
+    the masking they enable is exact, so the output is the same). Past :data:`BLOCK_MATCHES_PER_RECORD`
+    matches a record on average, the records are scanned one by one instead."""
+    count = len(datas)
+    if count < 2:
+        return [scan_record(data) for data in datas]
+    hits = _BlockHits()
+    hits.limit = BLOCK_MATCHES_FLOOR + BLOCK_MATCHES_PER_RECORD * count
+    block = _SEPARATOR_BYTE.join(datas)
+    try:
+        _block_db().scan(block, match_event_handler=_collect_block, context=hits, scratch=_scratch(_block_db(), "block"))
+    except hyperscan.ScanTerminated:
+        return [scan_record(data) for data in datas]
+    kinds = [0] * count
+    if not hits:
+        return kinds
+    # The offset of each record's newline (the batch's end for the last): a match whose last byte is at or before
+    # it, and after the previous record's, belongs to the record (its newline too: the \Z of the patterns).
+    ends = list(map(add, accumulate(map(len, datas)), range(count)))
+    for end, kind in hits:
+        kinds[bisect_left(ends, end - 1)] |= kind
+    for index, found in enumerate(kinds):
+        if found and found != BOTH and datas[index][:256].lstrip()[:1] not in (b"{", b"["):
+            kinds[index] = BOTH  # a text record: as scan_record, its parser turns key=value text into keys
     return kinds
 
 

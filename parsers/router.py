@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from temporal_siem.kernel.records import DeadLetter, Origin, RawRecord, RecordError
-from temporal_siem.kernel.secrets import clean_record, scan_record
+from temporal_siem.kernel.secrets import clean_record, scan_record, scan_records
 from temporal_siem.parsers.base import Parser
 from temporal_siem.parsers.common import now_timestamp, redact, redact_text
 from temporal_siem.parsers.enrichment import Enricher
@@ -83,23 +83,28 @@ class ParserRouter:
         ingested = now_timestamp()
         events = result.events
         parsed = 0
-        for record in records:
+        # The secret scan of the whole batch in one Hyperscan call (kernel.secrets.scan_records); a record past the
+        # size limit is dead-lettered unread, so it is not scanned either.
+        limit = self.max_record_bytes
+        scans = scan_records([record.data if len(record.data) <= limit else b"" for record in records])
+        for record, checks in zip(records, scans, strict=True):
             before = len(events)
-            self._parse_record(record, ingested, result)
+            self._parse_record(record, ingested, result, checks)
             if len(events) > before:
                 parsed += 1
             if ends is not None:
                 ends.append((len(events), len(result.dead)))
         return parsed
 
-    def _parse_record(self, record: RawRecord, ingested: str, result: ParseResult) -> None:
-        """One record's events and dead letters appended to ``result`` (which may hold earlier records')."""
+    def _parse_record(self, record: RawRecord, ingested: str, result: ParseResult, checks: int | None = None) -> None:
+        """One record's events and dead letters appended to ``result`` (which may hold earlier records').
+        ``checks``: the secret scan of the record's bytes when the caller made it (``scan_records`` of a batch),
+        else it is made here once a path needs it."""
         if len(record.data) > self.max_record_bytes:
             result.dead.append(DeadLetter("record too large", "decode", record.origin, record.data,
                                           f"{len(record.data)} bytes > limit {self.max_record_bytes}"))
             return
         decoded: Any = _UNDECODED
-        checks: int | None = None  # the secret scan of ``data``, once the plain path made it
         data = record.data
         if self._plain is not None and data[:1] == b"{" and record.format_hint in _NO_HINT:
             try:
@@ -107,17 +112,19 @@ class ParserRouter:
             except orjson.JSONDecodeError:
                 pass  # still _UNDECODED: decode() below gives the dead letter
             else:
-                if (decoded.__class__ is dict and decoded.keys().isdisjoint(self._plain_excluded)
-                        and not (checks := scan_record(data))):
-                    try:
-                        event = self._plain.parse_clean(decoded, data)
-                    except Exception:  # the general path parses it again and dead-letters it
-                        decoded = _UNDECODED
-                    else:
-                        self._enrich(event)
-                        event.setdefault("event.ingested", ingested)
-                        result.events.append(event)
-                        return
+                if decoded.__class__ is dict and decoded.keys().isdisjoint(self._plain_excluded):
+                    if checks is None:
+                        checks = scan_record(data)
+                    if not checks:
+                        try:
+                            event = self._plain.parse_clean(decoded, data)
+                        except Exception:  # the general path parses it again and dead-letters it
+                            decoded = _UNDECODED
+                        else:
+                            self._enrich(event)
+                            event.setdefault("event.ingested", ingested)
+                            result.events.append(event)
+                            return
         if decoded is _UNDECODED:
             try:
                 decoded = decode(data)
@@ -126,7 +133,7 @@ class ParserRouter:
                 return
         hint = record.format_hint if record.format_hint not in _NO_HINT else None
         if isinstance(decoded, str):
-            self._parse_one(decoded, record.data, record.origin, hint, ingested, result)
+            self._parse_one(decoded, record.data, record.origin, hint, ingested, result, checks)
             return
         try:
             elements = unwrap_all(decoded)
