@@ -229,6 +229,9 @@ _SEPARATOR_BYTE = b"\n"
 #: hostile batch (a record of 8 MB of ``\\u`` escapes) can cost. Per record of the batch, plus a floor.
 BLOCK_MATCHES_PER_RECORD = 8
 BLOCK_MATCHES_FLOOR = 64
+#: A record longer than this is scanned on its own: joining it would copy it (a batch of CloudTrail files would
+#: double its memory for a moment) to save a fixed cost that is nothing beside its own scan.
+BLOCK_RECORD_MAX = 64 * 1024
 
 
 def _block_patterns() -> list[tuple[bytes, int, int]]:
@@ -270,6 +273,12 @@ def scan_records(datas: Sequence[bytes]) -> list[int]:
     count = len(datas)
     if count < 2:
         return [scan_record(data) for data in datas]
+    large = [index for index, data in enumerate(datas) if len(data) > BLOCK_RECORD_MAX] if max(map(len, datas)) > BLOCK_RECORD_MAX else []
+    if large:  # scanned on their own (the fixed cost is nothing beside theirs), not copied into the batch
+        kinds = scan_records([b"" if len(data) > BLOCK_RECORD_MAX else data for data in datas])
+        for index in large:
+            kinds[index] = scan_record(datas[index])
+        return kinds
     hits = _BlockHits()
     hits.limit = BLOCK_MATCHES_FLOOR + BLOCK_MATCHES_PER_RECORD * count
     block = _SEPARATOR_BYTE.join(datas)

@@ -266,3 +266,15 @@ def test_parse_batch_scans_a_clean_batch_once(monkeypatch: pytest.MonkeyPatch) -
     ParserRouter().parse_batch([RawRecord(line, Origin("t", n)) for n, line in enumerate(lines, 1)], result)
     assert len(result.events) == 50 and not result.dead
     assert calls == []
+
+
+def test_a_large_record_is_scanned_on_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A record past BLOCK_RECORD_MAX is not copied into the joined batch: it gets its own scan, the rest one."""
+    big = b'{"note": "' + b"x" * (secrets.BLOCK_RECORD_MAX + 10) + b' password=hunter2"}'
+    datas = [b'{"a": 1}', big, b'{"token": "abc"}', b"plain text"]
+    expected = [secrets.scan_record(data) for data in datas]
+    calls: list[bytes] = []
+    real = secrets.scan_record
+    monkeypatch.setattr(secrets, "scan_record", lambda data: calls.append(data) or real(data))
+    assert secrets.scan_records(datas) == expected
+    assert calls == [big]
