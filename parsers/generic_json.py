@@ -32,7 +32,13 @@ class JsonParser(Parser):
     def parse_clean(self, record: dict[str, Any], raw: bytes) -> dict[str, Any]:
         """The event of a record just decoded from ``raw`` that holds nothing secret-shaped (``scan_record(raw)``
         is 0, so :func:`redact` would return it as is) and that nothing else holds: :meth:`parse`'s event,
-        built in ``record`` itself when it is flat (the router's plain-JSON path, most Windows and plain logs)."""
+        built in ``record`` itself when it is flat (the router's plain-JSON path, most Windows and plain logs).
+
+        A record whose bytes hold no ``{`` after the first and no ``[`` is flat as decoded (a nested object or a
+        list needs one outside a string): two byte searches in C instead of a type test of every value (~0.25 us
+        less on a Sysmon event). Any other record is checked value by value, as before."""
+        if raw.find(b"{", 1) < 0 and b"[" not in raw:
+            return self.complete(record, raw)
         return self.complete(flatten_owned(record), raw)
 
     def complete(self, event: dict[str, Any], raw: bytes) -> dict[str, Any]:

@@ -137,3 +137,28 @@ def test_a_secret_shaped_record_is_scanned_once(line: bytes, monkeypatch: pytest
     assert scanned == [line]
     assert len(result.events) == 1 and "hunter2" not in orjson.dumps(result.events[0]).decode()
     assert "0123456789abcdef" not in orjson.dumps(result.events[0]).decode()
+
+
+@pytest.mark.parametrize("data", [
+    b'{"CommandLine": "powershell -c {whoami}", "Image": "x.exe"}',  # braces inside strings only
+    b'{"CommandLine": "cmd [x]", "EventID": 1}',
+    b'{"Image": "x.exe", "Parent": {"Image": "y.exe"}}',  # nested: flattened
+    b'{"Image": "x.exe", "Tags": ["a", "b"]}',
+    b'{"Image": "x.exe", "Tags": []}',
+    b'{}',
+])
+def test_braces_in_the_bytes_decide_only_whether_values_are_type_checked(data: bytes) -> None:
+    assert parse(ParserRouter(), data) == parse(general(ParserRouter()), data)
+
+
+def test_a_flat_record_is_not_type_checked_value_by_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No "{" after the first and no "[" in the bytes: flat as decoded, without flatten_owned's pass over the
+    values; a record with a bracket anywhere still gets it."""
+    from temporal_siem.parsers import generic_json
+
+    calls: list[dict[str, Any]] = []
+    real = generic_json.flatten_owned
+    monkeypatch.setattr(generic_json, "flatten_owned", lambda obj: calls.append(obj) or real(obj))
+    flat = b'{"EventID": 1, "UtcTime": "2026-11-29 12:00:03.123", "Image": "C:\\\\x.exe", "n": null, "f": 1.5, "b": true}'
+    assert len(parse(ParserRouter(), flat)[0]) == 1 and calls == []
+    assert len(parse(ParserRouter(), b'{"EventID": 1, "CommandLine": "a [b]"}')[0]) == 1 and len(calls) == 1
