@@ -20,7 +20,7 @@ from typing import IO, Any
 import orjson
 
 from temporal_siem.ingest.base import Source
-from temporal_siem.kernel.records import DeadLetter, Origin, RawRecord
+from temporal_siem.kernel.records import DeadLetter, LineRecord, Origin, RawRecord
 
 WHOLE_DOCUMENT_LIMIT = 256 * 1024 * 1024
 SNIFF_BYTES = 8192
@@ -241,12 +241,12 @@ class ReplaySource(Source):
                 stripped = line.rstrip(b"\r\n")
                 if not stripped.strip():
                     continue
-                chunk.append(RawRecord(stripped, Origin(name, line=line_no), origin_hint))
+                chunk.append(LineRecord(stripped, name, line_no, origin_hint))
             if rest:  # every line here is whole (a newline ends it), within the limit and past the skip
                 self.bytes_read += sum(map(len, rest)) + len(rest)
                 if b"\r" in block:
                     rest = [part.rstrip(b"\r") for part in rest]
-                chunk.extend([RawRecord(part, Origin(name, line=number), origin_hint)
+                chunk.extend([LineRecord(part, name, number, origin_hint)
                               for number, part in enumerate(rest, line_no + 1) if part.strip()])
                 line_no += len(rest)
             if chunk:
@@ -268,7 +268,7 @@ class ReplaySource(Source):
             if line_no > skip:
                 stripped = pending.rstrip(b"\r\n")
                 if stripped.strip():
-                    yield [RawRecord(stripped, Origin(name, line=line_no), origin_hint)]
+                    yield [LineRecord(stripped, name, line_no, origin_hint)]
 
 
 class _Prepended(io.RawIOBase):

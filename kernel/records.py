@@ -63,13 +63,59 @@ _SET_PARTITION = _SLOTS["partition"].__set__
 _SET_INDEX = _SLOTS["index"].__set__
 
 
-@dataclass(slots=True)
 class RawRecord:
-    """One unit of input as it arrived: a line, a Kafka value, or a whole JSON document."""
+    """One unit of input as it arrived: a line, a Kafka value, or a whole JSON document.
 
-    data: bytes
-    origin: Origin
-    format_hint: str | None = None
+    Written by hand rather than as a dataclass so that :class:`LineRecord` can build its :class:`Origin` only when
+    something asks for it (a dead letter, an error): most records never need one."""
+
+    __slots__ = ("_line", "_origin", "_source", "data", "format_hint")
+    _source: str  # with _line, what a LineRecord's origin is made of (set by LineRecord only)
+    _line: int
+
+    def __init__(self, data: bytes, origin: Origin, format_hint: str | None = None) -> None:
+        self.data = data
+        self._origin: Origin | None = origin
+        self.format_hint = format_hint
+
+    @property
+    def origin(self) -> Origin:
+        origin = self._origin
+        if origin is None:
+            origin = self._origin = Origin(self._source, line=self._line)
+        return origin
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, RawRecord):
+            return NotImplemented
+        return (self.data, self.origin, self.format_hint) == (other.data, other.origin, other.format_hint)
+
+    __hash__ = None  # type: ignore[assignment]  # mutable, as the dataclass it replaces
+
+    def __repr__(self) -> str:
+        return f"RawRecord(data={self.data!r}, origin={self.origin!r}, format_hint={self.format_hint!r})"
+
+    def __getstate__(self) -> tuple[bytes, Origin, str | None]:
+        return self.data, self.origin, self.format_hint
+
+    def __setstate__(self, state: tuple[bytes, Origin, str | None]) -> None:
+        self.data, self._origin, self.format_hint = state
+
+
+class LineRecord(RawRecord):
+    """A line of a file: its origin (file and line number) is made on first use.
+
+    Why: an :class:`Origin` costs ~0.45 µs to build and a record that parses cleanly never reads it; replay frames
+    every line of its input into one of these (~0.65 µs less a record than ``RawRecord(data, Origin(...))``)."""
+
+    __slots__ = ()
+
+    def __init__(self, data: bytes, source: str, line: int, format_hint: str | None = None) -> None:
+        self.data = data
+        self._origin = None
+        self._source = source
+        self._line = line
+        self.format_hint = format_hint
 
 
 @dataclass(slots=True)
