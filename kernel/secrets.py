@@ -4,7 +4,8 @@ output can never be less careful than another.
 
 Cost model (issue 15 / issue 19): most records hold nothing secret-shaped. :func:`scan` looks at a record's
 raw bytes once (one Hyperscan pass, ~1 µs per KB) for anything a secret key name or a secret-shaped string
-could contain; the router marks a record with no hit as clean (:func:`clean_record`), and every masking
+could contain (:func:`scan_records`: a batch's records in one pass); the router marks a record with no hit as
+clean (:func:`clean_record`), and every masking
 function returns its input untouched for a clean record. Only records that hit pay for the per-key and
 per-string checks, and only strings that hit themselves pay for the substitutions. The scan is a superset
 of the rules below (tests/hostile/test_secrets.py checks that every secret shape trips it).
