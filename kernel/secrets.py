@@ -274,17 +274,19 @@ def scan_records(datas: Sequence[bytes]) -> list[int]:
     count = len(datas)
     if count < 2:
         return [scan_record(data) for data in datas]
-    large = [index for index, data in enumerate(datas) if len(data) > BLOCK_RECORD_MAX] if max(map(len, datas)) > BLOCK_RECORD_MAX else []
-    if large:  # scanned on their own (the fixed cost is nothing beside theirs), not copied into the batch
+    if max(map(len, datas)) > BLOCK_RECORD_MAX:
+        # Such records are scanned on their own, not copied into the join: the fixed cost is nothing beside theirs.
         kinds = scan_records([b"" if len(data) > BLOCK_RECORD_MAX else data for data in datas])
-        for index in large:
-            kinds[index] = scan_record(datas[index])
+        for index, data in enumerate(datas):
+            if len(data) > BLOCK_RECORD_MAX:
+                kinds[index] = scan_record(data)
         return kinds
     hits = _BlockHits()
     hits.limit = BLOCK_MATCHES_FLOOR + BLOCK_MATCHES_PER_RECORD * count
     block = _SEPARATOR_BYTE.join(datas)
+    database = _block_db()
     try:
-        _block_db().scan(block, match_event_handler=_collect_block, context=hits, scratch=_scratch(_block_db(), "block"))
+        database.scan(block, match_event_handler=_collect_block, context=hits, scratch=_scratch(database, "block"))
     except hyperscan.ScanTerminated:
         return [scan_record(data) for data in datas]
     kinds = [0] * count
