@@ -334,3 +334,18 @@ def test_utf16_base64_modifiers_encode_bytes(modifiers, data, expected) -> None:
 
     value = "café" if b"\xe9" in data else ("a\\*b\\?" if b"*" in data else "cmd")  # escaped: literal * and ?
     assert hit(sel(f"f|{modifiers}", value), {"f": base64.b64encode(data).decode()}) is expected
+
+
+@pytest.mark.parametrize(("field", "value", "text", "expected"), [
+    # A wildcard inside a startswith/endswith/contains value keeps its meaning (the modifier only adds a "*"):
+    # rsigma 0.23 takes "?" literally there, pySigma's backends do not.
+    ("f|startswith", "a?c", "abcd", True),
+    ("f|startswith", "a?c", "acd", False),
+    ("f|endswith", "a?c", "xxabc", True),
+    ("f|contains", "a?c", "xabcx", True),
+    ("f|contains", "a*c", "xab-bcx", True),
+    ("f|startswith", "a\\?c", "a?cd", True),
+    ("f|startswith", "a\\?c", "abcd", False),
+])
+def test_wildcards_inside_modified_values(field: str, value: str, text: str, expected: bool) -> None:
+    assert hit(sel(field, value), {"f": text}) is expected
