@@ -13,7 +13,10 @@ from temporal_siem.kernel.records import RecordError
 from temporal_siem.parsers.base import Parser
 from temporal_siem.parsers.common import event_id_from_raw, redact, timestamp_or_none
 
-TIME_KEYS = ("@timestamp", "timestamp", "time", "ts", "eventTime", "published", "emit_time", "TimeCreated", "UtcTime", "date")
+TIME_KEYS = ("@timestamp", "timestamp", "time", "ts", "eventTime", "published", "emit_time", "TimeCreated", "UtcTime", "date",
+             # Windows events exported as evtx JSON (evtx_dump, both attribute spellings; other converters)
+             "Event.System.TimeCreated.#attributes.SystemTime", "Event.System.TimeCreated_attributes.SystemTime",
+             "Event.System.TimeCreated.SystemTime")
 _TIME_KEY_SET = frozenset(TIME_KEYS)
 
 

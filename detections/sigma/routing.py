@@ -115,7 +115,9 @@ class WindowsEventView:
         return cls(spec) if spec else None
 
     def view(self, event: dict[str, Any]) -> dict[str, Any]:
-        """The event itself when it is not wrapped; else a copy with the plain names added (originals win)."""
+        """The event itself when it is not wrapped; else a copy with the plain names added (originals win). A name
+        with spaces (Defender's "Threat Name") is also added without them, the name Sigma rules use for it (the
+        rules specification: a field "as it appears in the log source", all spaces stripped)."""
         if event.keys().isdisjoint(self._marker_set):
             return event
         out = dict(event)
@@ -139,6 +141,8 @@ class WindowsEventView:
                 added.setdefault(names, values)
         for key, value in added.items():
             out.setdefault(key, value)
+            if " " in key:  # Sigma's name for it: as shown, spaces removed ("Threat Name" -> ThreatName)
+                out.setdefault(key.replace(" ", ""), value)
         for source, target in self.aliases.items():
             if source in out and target not in out:
                 out[target] = out[source]

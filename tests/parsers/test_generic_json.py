@@ -55,3 +55,24 @@ def test_a_later_key_answers_when_the_first_does_not_parse() -> None:
     raw = orjson.dumps(record)
     (event,) = JsonParser().parse(dict(record), raw)
     assert event["@timestamp"] == "2026-11-29T12:00:03.123000Z"
+
+
+def test_windows_events_exported_as_evtx_json_take_their_time_created() -> None:
+    """evtx_dump's JSON (SigmaHQ's regression samples, most EVTX tooling) nests the record time under
+    Event.System.TimeCreated: without it such events had no @timestamp, so correlation windows, --from/--to and
+    the sinks had none. Both of evtx_dump's attribute spellings; a top-level time key still comes first."""
+    from temporal_siem.kernel.records import Origin, RawRecord
+    from temporal_siem.parsers.router import ParserRouter
+
+    system = {"EventID": 1, "Channel": "Microsoft-Windows-Sysmon/Operational"}
+    for created in ({"TimeCreated": {"#attributes": {"SystemTime": "2026-08-12T17:57:52.7644224Z"}}},
+                    {"TimeCreated_attributes": {"SystemTime": "2026-08-12T17:57:52.7644224Z"}},
+                    {"TimeCreated": {"SystemTime": "2026-08-12T17:57:52.7644224Z"}}):
+        record = {"Event": {"System": {**system, **created}, "EventData": {"UtcTime": "2026-08-12 17:57:52.754"}}}
+        raw = orjson.dumps(record)
+        (event,) = ParserRouter().parse(RawRecord(raw, Origin("t", line=1))).events
+        assert event["@timestamp"] == "2026-08-12T17:57:52.764422Z", created
+    record = {"time": "2026-01-01T00:00:00Z", "Event": {"System": {"TimeCreated": {"#attributes": {"SystemTime": "2026-08-12T17:57:52Z"}}}}}
+    raw = orjson.dumps(record)
+    (event,) = JsonParser().parse(orjson.loads(raw), raw)
+    assert event["@timestamp"] == "2026-01-01T00:00:00.000000Z"

@@ -229,3 +229,42 @@ detection:
              "ParentProcessName": "C:\\Program Files\\Office\\WINWORD.EXE"}
     assert engine.match(event)
     assert not engine.match({**event, "EventID": 4624})  # tagged: not a process creation
+
+
+DEFENDER_RULE = """
+title: Defender flagged a tiering engine dropped by RedSun
+id: 1d0c8b9e-0000-4000-8000-0000000000e3
+logsource: {product: windows, service: windefend}
+detection:
+  selection_eid:
+    EventID: 1119
+    SourceName: 'Real-Time Protection'
+  selection_path:
+    Path|endswith: '\\\\TieringEngineService.exe'
+    ThreatName|endswith: 'EICAR_Test_File'
+  condition: selection_eid and selection_path
+"""
+
+
+def _defender_evtx(data: dict[str, Any]) -> dict[str, Any]:
+    return {"Event": {"System": {"EventID": 1119, "Channel": "Microsoft-Windows-Windows Defender/Operational",
+                                 "Provider": {"#attributes": {"Name": "Microsoft-Windows-Windows Defender"}}},
+                      "EventData": data}}
+
+
+def test_event_data_names_with_spaces_are_matched_by_their_sigma_names() -> None:
+    """Sigma names a Windows field as the event shows it with its spaces removed ("Threat Name" -> ThreatName,
+    the rules specification's field usage), as SigmaHQ's Defender rules and their regression samples (evtx_dump
+    JSON) do; the original names stay for rules written with them."""
+    engine = SigmaEngine.from_yaml(DEFENDER_RULE)
+    data = {"Source Name": "Real-Time Protection", "Threat Name": "Tool:Win32/EICAR_Test_File",
+            "Path": "file:_C:\\Users\\x\\AppData\\Local\\Temp\\RS-1\\TieringEngineService.exe"}
+    assert [m.title for m in engine.match(_defender_evtx(data))] == ["Defender flagged a tiering engine dropped by RedSun"]
+    assert not engine.match(_defender_evtx({**data, "Threat Name": "Trojan:Win32/Other"}))
+    as_pairs = {"Data": [{"#attributes": {"Name": k}, "#text": v} for k, v in data.items()]}
+    assert engine.match(_defender_evtx(as_pairs))
+    winlogbeat = {"winlog": {"channel": "Microsoft-Windows-Windows Defender/Operational", "event_id": 1119,
+                             "event_data": data}}
+    assert engine.match(winlogbeat)
+    spaced = SigmaEngine.from_yaml(DEFENDER_RULE.replace("ThreatName|endswith", "'Threat Name|endswith'").replace("    SourceName:", "    'Source Name':"))
+    assert spaced.match(_defender_evtx(data))
