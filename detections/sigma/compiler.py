@@ -645,7 +645,7 @@ class RuleCompiler:
         for value in group:
             test = string_test(value, cased)
             if test.kind == "never":
-                ctx.warnings.append(f"unresolved placeholder in {name}: {value.original!r} (define it as a pipeline variable)")
+                ctx.warnings.append(f"unresolved placeholder in {name}: {_as_written(value)!r} (define it as a pipeline variable)")
                 continue
             if test.kind == "any":
                 return "True", 0
@@ -758,6 +758,15 @@ def condition_depth(trees: list[Any], limit: int = LAZY_MAX_DEPTH) -> int:
 
 
 _BOOLEAN_CLASSES: dict[type, bool] = {}
+
+
+def _as_written(value: SigmaString) -> str:
+    """A value's text for a message: its original, or, when a modifier rewrote it (pySigma then keeps no original),
+    its parts as Sigma would write them (``*%admins%*`` for ``|contains|expand: '%admins%'``)."""
+    if value.original:
+        return str(value.original)
+    special: dict[Any, str] = {SpecialChars.WILDCARD_MULTI: "*", SpecialChars.WILDCARD_SINGLE: "?"}
+    return "".join(f"%{part.name}%" if isinstance(part, Placeholder) else special.get(part, str(part)) for part in value.s)
 
 
 class LazyMatch:

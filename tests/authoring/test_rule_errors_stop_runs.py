@@ -134,3 +134,16 @@ def test_the_daemon_logs_rule_warnings(rule_dir: Path, caplog: pytest.LogCapture
     assert len(ruleset.rules) == 1
     messages = [r.getMessage() for r in caplog.records]
     assert any("rule loaded with a warning" in m and "rule.yml" in m and "%admin_users%" in m for m in messages), messages
+
+
+def test_a_warned_placeholder_behind_a_modifier_is_named_with_its_line(rule_dir: Path, log_file: Path, tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """pySigma keeps no original text for a value a modifier rewrote (``|contains|expand``): the warning still names
+    the placeholder, as the value now reads, and points at its line, not only at the rule's first line."""
+    text = PLACEHOLDER.replace("temporal.principal.name|expand: '%admin_users%'",
+                               "temporal.principal.name|contains|expand: '%admin_users%'")
+    (rule_dir / "rule.yml").write_text(text)
+    assert main(["replay", str(log_file), "--rules", str(rule_dir), "--no-builtin-rules", "--quiet",
+                 "--dead-letter", str(tmp_path / "dl.jsonl")]) == 0
+    err = capsys.readouterr().err
+    assert f"rule.yml:{SELECTION_LINE}:" in err and "'*%admin_users%*'" in err
