@@ -449,7 +449,10 @@ def redact_text(text: str) -> str:
             pass
         else:
             try:
-                return orjson.dumps(_redact(inner, 0, KEYS)).decode()  # its keys were text to the scan
+                masked = _redact(inner, 0, KEYS)  # its keys were text to the scan
+                # Nothing masked: the text as it came (its spacing, its key order), not a re-serialized copy, so a
+                # record whose words only look secret-ish reads the same with or without the fast path's scan.
+                return text if masked == inner else orjson.dumps(masked).decode()
             except TypeError:
                 return TOO_DEEP_TO_REDACT
     return mask_text(text)

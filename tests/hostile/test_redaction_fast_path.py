@@ -183,6 +183,9 @@ def test_fast_path_redacts_text_lines_as_the_full_walk(data: bytes) -> None:
     b'{"inner": "{\\"pass\\u0077ord\\": \\"x\\"}"}',
     b'{"password": "x\xff"}',
     b'{"list": [[{"client_secret": "LEAK"}]], "t": "Bearer abcdefgh12345678"}',
+    # not UTF-8, and a key the string scan finds secret-ish but the key rule does not: the full walk re-serialized
+    # the dead letter's JSON (compact), the fast path kept it as it came (hypothesis found it)
+    b'{"\xffRecords": [{"a": 1}], "token_ttl": []}',
 ])
 def test_fast_path_on_escapes_the_byte_scan_cannot_read(data: bytes) -> None:
     _same_both_ways(data)
@@ -278,3 +281,13 @@ def test_a_large_record_is_scanned_on_its_own(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(secrets, "scan_record", lambda data: calls.append(data) or real(data))
     assert secrets.scan_records(datas) == expected
     assert calls == [big]
+
+
+def test_json_text_with_nothing_to_mask_is_kept_as_written() -> None:
+    """redact_text masks JSON text by its structure; when nothing in it is secret it returns the text itself, with
+    its spacing and key order, not a re-serialized copy (a masked one is still re-serialized)."""
+    with secrets.clean_record(b"", secrets.BOTH):
+        text = '{"token_ttl": [],  "b": {"c": 1}}'
+        assert secrets.redact_text(text) is text
+        masked = secrets.redact_text('{"password": "hunter2", "b": 1}')
+    assert "hunter2" not in masked and orjson.loads(masked) == {"password": secrets.REDACTED, "b": 1}
