@@ -7,6 +7,7 @@ import os
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -16,6 +17,22 @@ os.environ.setdefault("TSIEM_CACHE_DIR", tempfile.mkdtemp(prefix="tsiem-test-cac
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
 RULES = ROOT / "detections" / "rules"
+
+
+def record_calls(monkeypatch: pytest.MonkeyPatch, name: str, *owners: Any) -> list[Any]:
+    """Replace ``name`` on each owner (a module imported ``from`` elsewhere has its own binding) by one wrapper that
+    records each call's first argument and calls the first owner's original: what the tests that count scans,
+    flattens or maskings all need."""
+    calls: list[Any] = []
+    real = getattr(owners[0], name)
+
+    def recording(first: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(first)
+        return real(first, *args, **kwargs)
+
+    for owner in owners:
+        monkeypatch.setattr(owner, name, recording)
+    return calls
 
 
 def start_service(name: str) -> None:

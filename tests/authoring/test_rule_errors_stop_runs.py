@@ -8,6 +8,7 @@ import logging
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -80,15 +81,20 @@ def test_the_daemon_does_not_start_with_a_rule_that_does_not_load(rule_dir: Path
     assert f"rule.yml:{SELECTION_LINE}" in result.stderr and "--allow-rule-errors" in result.stderr
 
 
-def test_the_daemon_starts_with_allowed_rule_errors(rule_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from temporal_siem.daemon import Daemon
+def _daemon_settings(rule_dir: Path, **detection: Any) -> Any:
+    """The daemon's settings with ``rule_dir`` as its rules (and ``detection`` options), one topic, no broker."""
     from temporal_siem.kernel.config import Settings
 
+    return Settings.model_validate({"detection": {"rules": [str(rule_dir)], **detection},
+                                    "ingest": {"kafka": {"topics": [{"name": "t"}]}}})
+
+
+def test_the_daemon_starts_with_allowed_rule_errors(rule_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from temporal_siem.daemon import Daemon
+
     (rule_dir / "rule.yml").write_text(BAD_MODIFIER)
-    settings = Settings.model_validate({"detection": {"rules": [str(rule_dir)], "allow_rule_errors": True},
-                                        "ingest": {"kafka": {"topics": [{"name": "t"}]}}})
     with caplog.at_level(logging.WARNING, logger="temporal_siem.daemon"):
-        daemon = Daemon(settings)
+        daemon = Daemon(_daemon_settings(rule_dir, allow_rule_errors=True))
     assert daemon.ruleset.errors and len(daemon.ruleset.rules) > 40
     assert any("rule failed to load" in r.getMessage() for r in caplog.records)
 
@@ -124,13 +130,10 @@ def test_replay_lists_a_few_rule_warnings_and_counts_the_rest(rule_dir: Path, lo
 
 def test_the_daemon_logs_rule_warnings(rule_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     from temporal_siem.daemon import compile_rules
-    from temporal_siem.kernel.config import Settings
 
     (rule_dir / "rule.yml").write_text(PLACEHOLDER)
-    settings = Settings.model_validate({"detection": {"rules": [str(rule_dir)], "builtin_rules": False},
-                                        "ingest": {"kafka": {"topics": [{"name": "t"}]}}})
     with caplog.at_level(logging.WARNING, logger="temporal_siem.daemon"):
-        ruleset = compile_rules(settings)
+        ruleset = compile_rules(_daemon_settings(rule_dir, builtin_rules=False))
     assert len(ruleset.rules) == 1
     messages = [r.getMessage() for r in caplog.records]
     assert any("rule loaded with a warning" in m and "rule.yml" in m and "%admin_users%" in m for m in messages), messages

@@ -16,6 +16,7 @@ from temporal_siem.kernel.config import KafkaConfig, load_settings, masked
 from temporal_siem.kernel.records import DeadLetter, Origin, RawRecord
 from temporal_siem.parsers.router import ParserRouter
 from temporal_siem.stream.dead_letter import dead_letter_value
+from tests.conftest import record_calls
 
 
 def _pem(tmp_path: Path, name: str, body: str = "-----BEGIN CERTIFICATE-----\nMII\n-----END CERTIFICATE-----\n") -> str:
@@ -205,14 +206,7 @@ def test_a_dead_letter_message_is_redacted_once(monkeypatch: pytest.MonkeyPatch)
     full original record) are masked for the message; secrets stay masked either way."""
     from temporal_siem.stream import dead_letter
 
-    calls: list[bytes] = []
-    real = dead_letter.redact_raw
-
-    def counting(raw: bytes) -> bytes:
-        calls.append(raw)
-        return real(raw)
-
-    monkeypatch.setattr(dead_letter, "redact_raw", counting)
+    calls = record_calls(monkeypatch, "redact_raw", dead_letter)
     origin = Origin("kafka", topic="t", partition=0, offset=5)
     late = DeadLetter("scope_late_event", "correlation", origin, b'{"user": "bob", "password": "LEAKlate0301"}').as_dict()
     message = dead_letter.topic_message(late, None)

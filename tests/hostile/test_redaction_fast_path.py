@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from temporal_siem.kernel import records, secrets
 from temporal_siem.kernel.records import RAW_EXCERPT_BYTES, Origin, RawRecord
 from temporal_siem.parsers.router import ParseResult, ParserRouter
-from tests.conftest import SAMPLES
+from tests.conftest import SAMPLES, record_calls
 from tests.hostile.secret_corpus import KEYED, TEXT
 
 SECRET_KEYS = [key for key, _ in KEYED] + ["Authorization", "x-vault-token", "api_key", "SAMLResponse", "token",
@@ -247,9 +247,7 @@ def test_past_its_match_budget_the_batch_is_scanned_record_by_record(monkeypatch
     (64 + 8 a record) the scan stops and each record is scanned on its own (which stops at its first hit)."""
     datas = [b'{"a": "' + b"\\u0041" * 500 + b'"}', b'{"b": 1}', b'{"password": "x"}']
     expected = [secrets.scan_record(data) for data in datas]
-    calls: list[bytes] = []
-    real = secrets.scan_record
-    monkeypatch.setattr(secrets, "scan_record", lambda data: calls.append(data) or real(data))
+    calls = record_calls(monkeypatch, "scan_record", secrets)
     assert secrets.scan_records(datas) == expected
     assert calls == datas  # gave up: record by record
     calls.clear()
@@ -261,9 +259,7 @@ def test_parse_batch_scans_a_clean_batch_once(monkeypatch: pytest.MonkeyPatch) -
     """The router takes each record's checks from the batch scan: no per-record scan (~0.5 us a call) is left."""
     from temporal_siem.parsers import router as router_module
 
-    calls: list[bytes] = []
-    real = router_module.scan_record
-    monkeypatch.setattr(router_module, "scan_record", lambda data: calls.append(data) or real(data))
+    calls = record_calls(monkeypatch, "scan_record", router_module)
     lines = [orjson.dumps({"EventID": 1, "Image": f"C:\\x{n}.exe", "UtcTime": "2025-01-01 00:00:00.000"}) for n in range(50)]
     result = ParseResult()
     ParserRouter().parse_batch([RawRecord(line, Origin("t", n)) for n, line in enumerate(lines, 1)], result)
@@ -276,9 +272,7 @@ def test_a_large_record_is_scanned_on_its_own(monkeypatch: pytest.MonkeyPatch) -
     big = b'{"note": "' + b"x" * (secrets.BLOCK_RECORD_MAX + 10) + b' password=hunter2"}'
     datas = [b'{"a": 1}', big, b'{"token": "abc"}', b"plain text"]
     expected = [secrets.scan_record(data) for data in datas]
-    calls: list[bytes] = []
-    real = secrets.scan_record
-    monkeypatch.setattr(secrets, "scan_record", lambda data: calls.append(data) or real(data))
+    calls = record_calls(monkeypatch, "scan_record", secrets)
     assert secrets.scan_records(datas) == expected
     assert calls == [big]
 

@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 from temporal_siem.kernel.records import Origin, RawRecord
 from temporal_siem.parsers import router as router_module
 from temporal_siem.parsers.router import ParseResult, ParserRouter
+from tests.conftest import record_calls
 
 KEYS = ["CommandLine", "Image", "User", "UtcTime", "time", "ts", "date", "EventID", "a.b", "x", "Ünïcode",
         # what sends a record elsewhere: envelope keys, gated parsers' keys, ECS
@@ -123,15 +124,7 @@ def test_a_secret_shaped_record_is_scanned_once(line: bytes, monkeypatch: pytest
     masking still does the checks it asks for, and the record's bytes are not scanned a second time."""
     from temporal_siem.kernel import secrets
 
-    scanned: list[bytes] = []
-    scan = secrets.scan_record
-
-    def counting(data: bytes) -> int:
-        scanned.append(data)
-        return scan(data)
-
-    monkeypatch.setattr(secrets, "scan_record", counting)
-    monkeypatch.setattr(router_module, "scan_record", counting)
+    scanned = record_calls(monkeypatch, "scan_record", secrets, router_module)
     result = ParseResult()
     ParserRouter().parse_batch([RawRecord(line, Origin("t"))], result)
     assert scanned == [line]
@@ -156,9 +149,7 @@ def test_a_flat_record_is_not_type_checked_value_by_value(monkeypatch: pytest.Mo
     values; a record with a bracket anywhere still gets it."""
     from temporal_siem.parsers import generic_json
 
-    calls: list[dict[str, Any]] = []
-    real = generic_json.flatten_owned
-    monkeypatch.setattr(generic_json, "flatten_owned", lambda obj: calls.append(obj) or real(obj))
+    calls = record_calls(monkeypatch, "flatten_owned", generic_json)
     flat = b'{"EventID": 1, "UtcTime": "2026-11-29 12:00:03.123", "Image": "C:\\\\x.exe", "n": null, "f": 1.5, "b": true}'
     assert len(parse(ParserRouter(), flat)[0]) == 1 and calls == []
     assert len(parse(ParserRouter(), b'{"EventID": 1, "CommandLine": "a [b]"}')[0]) == 1 and len(calls) == 1
