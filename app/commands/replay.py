@@ -94,12 +94,12 @@ def refuse_rule_errors(errors: list[LoadError], allow: bool) -> bool:
 SHOWN_RULE_WARNINGS = 5
 
 
-def announce_rule_warnings(warnings: list[LoadError]) -> None:
-    """Rules that run but cannot match as written (an unresolved placeholder), on stderr as ``file:line: reason``:
-    the first few and a count (a corpus with a placeholder folder would flood a terminal), where to see them all."""
+def announce_rule_warnings(warnings: list[LoadError], rules: int) -> None:
+    """Rules (``rules`` of them) that run but cannot match as written (an unresolved placeholder), on stderr as
+    ``file:line: reason``: the first few and a count (a corpus with a placeholder folder would flood a terminal),
+    where to see them all."""
     if not warnings:
         return
-    rules = len({w.file + w.error.split(": ", 1)[0] for w in warnings})
     console.err.print(f"[yellow]warning:[/] {rules} rule(s) loaded with warnings: they run, but part of them matches nothing",
                       highlight=False, soft_wrap=True)
     for warning in warnings[:SHOWN_RULE_WARNINGS]:
@@ -176,7 +176,8 @@ def run(args: argparse.Namespace) -> int:
     rule_errors = list(sigma_detector.ruleset.errors)
     if refuse_rule_errors(rule_errors, args.allow_rule_errors or detection.allow_rule_errors):
         return EXIT_RULES
-    announce_rule_warnings(sigma_detector.ruleset.load_warnings())
+    ruleset = sigma_detector.ruleset
+    announce_rule_warnings(ruleset.load_warnings(), sum(1 for rule in ruleset.rules if rule.warnings))
     recorder: EventRecorder | None = None
     try:
         start = parse_time_bound(args.time_from) if args.time_from else None
