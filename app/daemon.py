@@ -24,7 +24,7 @@ import time
 from typing import Any
 
 from temporal_siem.detections.factory import build_ruleset
-from temporal_siem.detections.sigma.loader import LoadError
+from temporal_siem.detections.sigma.files import LoadError
 from temporal_siem.detections.sigma.pipelines import PipelineError
 from temporal_siem.detections.sigma.ruleset import Ruleset
 from temporal_siem.exit_codes import EXIT_FAILURE, EXIT_OK, EXIT_USAGE

@@ -44,7 +44,7 @@ def apply_legacy_format(args: argparse.Namespace) -> None:
 def rule_paths_or_none(dirs: list[str]) -> list[str | Path] | None:
     """The rule files or directories a command was given (the shipped pack when none), or None after saying on
     stderr which do not exist: a named rule path that is not there stops the command (exit 2), never silently."""
-    from temporal_siem.detections.sigma.loader import BUILTIN_RULES
+    from temporal_siem.detections.sigma.files import BUILTIN_RULES
 
     paths: list[str | Path] = list(dirs) or [BUILTIN_RULES]
     missing = [str(p) for p in paths if not Path(p).exists()]

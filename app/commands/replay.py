@@ -11,7 +11,7 @@ from temporal_siem.commands.alert_views import ALERT_FORMATS, AlertFilter, Filte
 from temporal_siem.commands.options import add_rule_options
 from temporal_siem.detections.base import Detector
 from temporal_siem.detections.factory import build_detector
-from temporal_siem.detections.sigma.loader import LoadError
+from temporal_siem.detections.sigma.files import LoadError
 from temporal_siem.exit_codes import EXIT_ALERT, EXIT_FAILURE, EXIT_OK, EXIT_RULES, EXIT_USAGE
 from temporal_siem.ingest.replay import ReplaySource
 from temporal_siem.kernel.config import Settings

@@ -27,10 +27,9 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from sigma.correlations import SigmaCorrelationRule
 
 from temporal_siem.detections.alerts import RuleMeta, correlation_alert
 from temporal_siem.detections.correlation.compiled import CompiledCorrelation, CorrelationRuleError, compile_rule
@@ -39,6 +38,9 @@ from temporal_siem.detections.correlation.timeutil import MICROS, BadTimestamp, 
 from temporal_siem.kernel.config import CorrelationConfig
 from temporal_siem.kernel.metrics import CORRELATION_EVICTIONS, CORRELATION_GROUPS, LATE_EVENTS
 from temporal_siem.kernel.records import DeadLetter, Origin
+
+if TYPE_CHECKING:  # annotations only: pySigma is imported where correlation rules are loaded (compiled.py)
+    from sigma.correlations import SigmaCorrelationRule
 
 log = logging.getLogger("detections.correlation")
 

@@ -6,7 +6,7 @@ select candidates with a witness index, and match. See docs/engine.md.
     engine.match({"user.name": "alice", "event.action": "DeleteNamespace"})  # -> [MatchedRule, ...]
 """
 
-from temporal_siem.detections.sigma.loader import LoadError
+from temporal_siem.detections.sigma.files import LoadError
 from temporal_siem.detections.sigma.ruleset import CompiledRule, MatchedRule, Ruleset, SigmaEngine, as_flat_event
 
 __all__ = ["CompiledRule", "LoadError", "MatchedRule", "Ruleset", "SigmaEngine", "as_flat_event"]

@@ -37,12 +37,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import ahocorasick
-from sigma.rule import SigmaLogSource
 
 from temporal_siem.detections.alerts import RuleMeta
-from temporal_siem.detections.sigma.compiler import RUNTIME, LazyMatch, LinearRegex
-from temporal_siem.detections.sigma.loader import LoadError, rule_files
-from temporal_siem.detections.sigma.witness import witnesses_from_plain, witnesses_to_plain
+from temporal_siem.detections.sigma.files import LoadError, rule_files
+from temporal_siem.detections.sigma.routing import LogSource
+from temporal_siem.detections.sigma.runtime import RUNTIME, LazyMatch, LinearRegex
+from temporal_siem.detections.sigma.witness_types import witnesses_from_plain, witnesses_to_plain
 
 try:
     import re2
@@ -346,8 +346,7 @@ def _restore(data: dict[str, Any], build_subset: Callable[[list[Path]], Ruleset]
             match=match, source_code=source_code, fields=fields,
             witnesses=witnesses_from_plain(witnesses),
             datasets=datasets, warnings=warnings, module_code=code,
-            logsource=None if logsource is None else SigmaLogSource(category=logsource[0], product=logsource[1],
-                                                                    service=logsource[2]),
+            logsource=None if logsource is None else LogSource(*logsource),
         ))
     errors = [LoadError(*fields) for fields in data["errors"]]
     correlations = subset.correlations if subset is not None else []

@@ -28,7 +28,7 @@ except ImportError:  # no wheel for this platform: Aho-Corasick does the same jo
     hyperscan = None  # type: ignore[assignment]
 
 from temporal_siem.detections.sigma.values import fold, to_number
-from temporal_siem.detections.sigma.witness import Witness, Witnesses
+from temporal_siem.detections.sigma.witness_types import Witness, Witnesses
 
 MEMO_SIZE = 4096  # distinct values remembered per field and lane
 #: Memo misses between checks that a field's values repeat often enough to keep its memo: a miss costs a

@@ -7,9 +7,8 @@ mixed into rule directories) are applied to the rules they name without editing 
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,12 @@ from sigma.types import SigmaString
 
 from temporal_siem.detections.sigma import locate
 from temporal_siem.detections.sigma.condition import parse_condition
+from temporal_siem.detections.sigma.files import BUILTIN_RULES as BUILTIN_RULES
+from temporal_siem.detections.sigma.files import RULE_SUFFIXES as RULE_SUFFIXES
+from temporal_siem.detections.sigma.files import SAFE_LOADER as SAFE_LOADER
+from temporal_siem.detections.sigma.files import TEST_SUFFIXES as TEST_SUFFIXES
+from temporal_siem.detections.sigma.files import LoadError as LoadError
+from temporal_siem.detections.sigma.files import rule_files as rule_files
 
 
 class _EncodedString(SigmaString):
@@ -106,9 +111,6 @@ def _sigma_string_init(self: SigmaString, s: str | None = None, escape: bool = T
 if sigma_types.char_mapping.keys() == {"*", "?"} and sigma_types.escape_char == "\\":  # the parse copied above
     SigmaString.__init__ = _sigma_string_init  # type: ignore[method-assign]
 
-BUILTIN_RULES = Path(__file__).resolve().parents[1] / "rules"
-RULE_SUFFIXES = (".yml", ".yaml")
-TEST_SUFFIXES = (".tests.yml", ".tests.yaml")  # rule test cases in YAML sit beside the rules and are not rules
 MAX_RULE_FILE_CHARS = 4 * 1024 * 1024
 #: A rule file with more lines is refused before YAML parsing (the largest SigmaHQ rule has ~4,500 values; a
 #: rule with 100k |re values took 1.9 GB and 27 s to load).
@@ -116,8 +118,6 @@ MAX_RULE_FILE_LINES = 50_000
 MAX_YAML_ALIASES = 16  # Sigma rules use none; an alias bomb uses many
 
 
-#: libyaml's parser when the build has it (the same safe constructor); routing.py reads logsources.yml with it too.
-SAFE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _STR_TAG = "tag:yaml.org,2002:str"
 _SEQ_TAG = "tag:yaml.org,2002:seq"
 _MAP_TAG = "tag:yaml.org,2002:map"
@@ -234,21 +234,6 @@ def _yaml_error_with_context(text: str, error: yaml.YAMLError) -> yaml.YAMLError
     return error
 
 
-@dataclass(frozen=True, slots=True)
-class LoadError:
-    file: str
-    error: str
-    line: int | None = None  # 1-based, when the problem can be located in the file
-
-    @property
-    def where(self) -> str:
-        """``file:line`` (or the file alone): what editors and CI annotations jump to."""
-        return f"{self.file}:{self.line}" if self.line else self.file
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"file": self.file, "line": self.line, "error": self.error}
-
-
 @dataclass
 class LoadedRules:
     rules: list[SigmaRule] = field(default_factory=list)
@@ -258,62 +243,6 @@ class LoadedRules:
     #: Parsed condition trees of ``rules`` by ``id(rule)``, as loaded (before any pipeline; none once a filter
     #: applied), for :meth:`Ruleset.compile`.
     conditions: dict[int, list[Any]] = field(default_factory=dict)
-
-
-def rule_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Every rule file under ``paths`` (files are taken as given), sorted for a stable rule order. A file
-    reached twice (the same directory given twice, config + --rules; a symlink to a listed file; a hard link)
-    is listed once, where it is first found."""
-    files: list[Path] = []
-    seen: set[Any] = set()
-    for raw in paths:
-        root = Path(raw)
-        found = sorted(_walk_rule_files(root), key=lambda pair: pair[0]) if root.is_dir() else [(root, None)]
-        for path, key in found:
-            if key is None:
-                key = _file_key(path)
-            if key not in seen:
-                seen.add(key)
-                files.append(path)
-    return files
-
-
-def _file_key(path: Path) -> Any:
-    """What identifies a file: its device and inode, or (it cannot be read) its resolved path."""
-    try:
-        status = path.stat()
-    except (OSError, ValueError):
-        return path.resolve()
-    return status.st_dev, status.st_ino
-
-
-def _walk_rule_files(directory: Path) -> Iterator[tuple[Path, Any]]:
-    """What ``directory.rglob("*")`` finds that is a rule file (symlinked directories are not entered, symlinked
-    files are), each with its :func:`_file_key`.
-
-    Why the inode and not ``resolve()``: resolving a path costs an ``lstat`` per component, and a symlinked
-    file's target again (eleven system calls a file in a folder of links into a SigmaHQ checkout: 30 ms of a
-    1,433-rule start); the directory entry's ``stat`` is one call, and the same file has the same key however
-    it was reached.
-    """
-    try:
-        with os.scandir(directory) as scan:
-            entries = list(scan)
-    except (PermissionError, FileNotFoundError, NotADirectoryError):
-        return
-    for entry in entries:
-        name = entry.name
-        dot = name.rfind(".")  # ``Path.suffix``: a leading dot alone (".yml") is no suffix
-        try:
-            if entry.is_dir() and not entry.is_symlink():
-                yield from _walk_rule_files(directory / name)
-                continue
-            if dot <= 0 or name[dot:] not in RULE_SUFFIXES or name.endswith(TEST_SUFFIXES) or not entry.is_file():
-                continue
-            status = entry.stat()
-        except OSError:
-            continue
-        yield directory / name, (status.st_dev, status.st_ino)
 
 
 def _read_file(path: Path, conditions: dict[int, list[Any]] | None = None

@@ -9,14 +9,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
-from sigma.rule import SigmaLogSource
 
-from temporal_siem.detections.sigma.loader import SAFE_LOADER  # libyaml's parser: the pure-Python one took ~9 ms a read
+from temporal_siem.detections.sigma.files import SAFE_LOADER  # libyaml's parser: the pure-Python one took ~9 ms a read
 
 LOGSOURCES_FILE = Path(__file__).resolve().parents[1] / "pipelines" / "logsources.yml"
+
+
+class LogSource(NamedTuple):
+    """A rule's logsource after its pipeline, as routing compares it: the three names of pySigma's
+    ``SigmaLogSource``, kept as plain data so that a ruleset restored from the compiled-ruleset cache carries
+    no pySigma object (and a start from it does not import pySigma)."""
+
+    category: str | None = None
+    product: str | None = None
+    service: str | None = None
+
+    @classmethod
+    def of(cls, logsource: Any) -> LogSource | None:
+        """The plain form of a pySigma ``SigmaLogSource`` (or of anything with those three attributes)."""
+        if logsource is None:
+            return None
+        return cls(logsource.category, logsource.product, logsource.service)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,7 +41,7 @@ class EventTag:
     service: str | None
     categories: frozenset[str] | None  # None: unknown (no pruning); empty: in no category
 
-    def admits(self, logsource: SigmaLogSource) -> bool:
+    def admits(self, logsource: LogSource) -> bool:
         product = (logsource.product or "").lower()
         service = (logsource.service or "").lower()
         category = (logsource.category or "").lower()

@@ -23,22 +23,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sigma.correlations import SigmaCorrelationRule
-from sigma.rule import SigmaLogSource, SigmaRule
-
 from temporal_siem.detections.alerts import RuleMeta
 from temporal_siem.detections.sigma.cache import RuleCache
-from temporal_siem.detections.sigma.compiler import (
-    LAZY_MAX_DEPTH,
-    LAZY_MAX_SOURCE,
-    LazyMatch,
-    RuleCompileError,
-    RuleCompiler,
-    check_rule_size,
-    condition_depth,
-)
+from temporal_siem.detections.sigma.files import BUILTIN_RULES, LoadError
 from temporal_siem.detections.sigma.index import CandidateIndex
-from temporal_siem.detections.sigma.loader import BUILTIN_RULES, LoadError, load_rules
 from temporal_siem.detections.sigma.pipelines import (
     DATASET_ATTRIBUTE,
     build_pipeline,
@@ -46,13 +34,17 @@ from temporal_siem.detections.sigma.pipelines import (
     dataset_patterns,
     pipeline_datasets,
 )
-from temporal_siem.detections.sigma.routing import EventTag, LogsourceTagger, WindowsEventView
+from temporal_siem.detections.sigma.routing import EventTag, LogSource, LogsourceTagger, WindowsEventView
+from temporal_siem.detections.sigma.runtime import LazyMatch
 from temporal_siem.detections.sigma.values import EventFolds
-from temporal_siem.detections.sigma.witness import Witnesses, rule_witnesses
+from temporal_siem.detections.sigma.witness_types import Witnesses
 from temporal_siem.kernel.flatten import flatten
 
-if TYPE_CHECKING:  # pySigma's processing modules cost ~50 ms to import, and a warm cache never needs them
+if TYPE_CHECKING:  # pySigma (~80 ms to import with pyparsing) is imported where rules are loaded and compiled:
+    # a ruleset restored from the compiled-ruleset cache with no correlation rule never needs it
+    from sigma.correlations import SigmaCorrelationRule
     from sigma.processing.pipeline import ProcessingPipeline
+    from sigma.rule import SigmaRule
 
 DATASET_FIELD = "event.dataset"
 _LANE_CACHE_LIMIT = 4096
@@ -85,7 +77,7 @@ class CompiledRule:
     warnings: tuple[str, ...] = ()
     rule: SigmaRule | None = field(default=None, repr=False)
     module_code: Any = field(default=None, repr=False)  # what ``match`` was built from (the ruleset cache stores it)
-    logsource: SigmaLogSource | None = None  # after the pipeline: what event-side routing compares
+    logsource: LogSource | None = None  # after the pipeline: what event-side routing compares
 
     @property
     def refs(self) -> tuple[str, ...]:
@@ -175,6 +167,8 @@ class Ruleset:
 
         def build(files: Iterable[str | Path] = roots, filter_files: Iterable[str | Path] = filters,
                   listed: tuple[list[Path], list[Path]] | None = None) -> tuple[Ruleset, Any]:
+            from temporal_siem.detections.sigma.loader import load_rules
+
             loaded = load_rules(files, filter_files, listed=listed)
             pipeline = build_pipeline(pipelines, builtin=builtin_pipeline)
             return cls.compile(loaded.rules, loaded.correlations, pipeline, loaded.errors, loaded.conditions), loaded
@@ -189,6 +183,8 @@ class Ruleset:
         """Rules from one YAML text (several documents allowed); for tests and the library API."""
         import yaml
         from sigma.collection import SigmaCollection
+        from sigma.correlations import SigmaCorrelationRule
+        from sigma.rule import SigmaRule
 
         collection = SigmaCollection.from_dicts(list(yaml.safe_load_all(text)), collect_errors=True)
         rules = [r for r in collection.rules if isinstance(r, SigmaRule) and not r.errors]
@@ -202,6 +198,16 @@ class Ruleset:
                 errors: list[LoadError] | None = None, parsed: dict[int, list[Any]] | None = None) -> Ruleset:
         """``parsed``: the condition trees the loader parsed, by ``id(rule)`` (``LoadedRules.conditions``), used
         for the rules no pipeline item changes (pySigma's parse is a deepcopy and a tree walk, every time)."""
+        from temporal_siem.detections.sigma.compiler import (
+            LAZY_MAX_DEPTH,
+            LAZY_MAX_SOURCE,
+            RuleCompileError,
+            RuleCompiler,
+            check_rule_size,
+            condition_depth,
+        )
+        from temporal_siem.detections.sigma.witness import rule_witnesses
+
         errors = list(errors or [])
         compiler = RuleCompiler()
         referenced_only_quietly = _quiet_rules(correlations)
@@ -251,7 +257,8 @@ class Ruleset:
                 source_code=code.source, fields=code.fields, witnesses=witnesses,
                 datasets=dataset_patterns(processed.custom_attributes.get(DATASET_ATTRIBUTE)),
                 generate=not (rule_id in referenced_only_quietly or (rule.name or "\x00") in referenced_only_quietly),
-                warnings=tuple(code.warnings), rule=processed, module_code=module, logsource=processed.logsource,
+                warnings=tuple(code.warnings), rule=processed, module_code=module,
+                logsource=LogSource.of(processed.logsource),
             ))
         processed_correlations: list[SigmaCorrelationRule] = []
         correlation_meta: dict[str, RuleMeta] = {}

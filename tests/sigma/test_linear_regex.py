@@ -13,7 +13,7 @@ import re2
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from temporal_siem.detections.sigma import compiler
+from temporal_siem.detections.sigma import runtime
 from temporal_siem.detections.sigma.compiler import LinearRegex, guarded_regex
 
 #: Unbounded patterns (so RE2 runs them), with classes, anchors, alternations and each flag.
@@ -67,7 +67,7 @@ def test_without_the_internal_matcher_the_wrapper_answers(monkeypatch: pytest.Mo
     fast = guarded_regex(r"a+b", 0)
     answers = [fast.search(text) for text in texts]
     assert fast._match is not None and answers == [True, True, None, None, True]
-    monkeypatch.setattr(compiler, "_UNANCHORED", None)
+    monkeypatch.setattr(runtime, "_UNANCHORED", None)
     slow = guarded_regex(r"a+b", 0)
     assert slow._match is None
     assert [slow.search(text) for text in texts] == answers

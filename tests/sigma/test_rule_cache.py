@@ -235,3 +235,41 @@ def test_a_second_start_compiles_no_lane_database(tmp_path: Path) -> None:
     first = replay("1")
     assert len(first) > 2  # the redaction scan's databases and at least one lane's
     assert replay("2") == first
+
+
+def test_a_warm_start_without_correlations_does_not_import_pysigma(tmp_path: Path) -> None:
+    """pySigma, and pyparsing under it, took ~80 ms of every start (a third of a warm replay's). A ruleset
+    restored from the cache needs none of it unless it holds correlation rules (those are loaded through
+    pySigma on every start): the second process must match as the first did without importing ``sigma``.
+    The rules hold every kind of compiled constant (regexes, RE2, automata, networks, a pickled wildcard
+    matcher), so a runtime object left in a pySigma-importing module fails this test."""
+    import os
+    import subprocess
+    import sys
+
+    rules = tmp_path / "rules"
+    shutil.copytree(SIGMAHQ, rules)
+    (rules / "constants.yml").write_text(CONSTANTS_RULE, encoding="utf-8")
+    events = tmp_path / "events.jsonl"
+    events.write_text('{"EventID": 1, "Channel": "Microsoft-Windows-Sysmon/Operational", '
+                      '"CommandLine": "x mimikatz y", "ParentImage": "C:\\\\Temp\\\\xa.exe"}\n', encoding="utf-8")
+    script = (
+        "import sys\n"
+        "from temporal_siem.detections.factory import build_ruleset, new_detector\n"
+        f"ruleset = build_ruleset([{str(rules)!r}], builtin_rules=False)\n"
+        "import orjson\n"
+        f"events = [orjson.loads(line) for line in open({str(events)!r}, 'rb')]\n"
+        "alerts = new_detector(ruleset).process(events)\n"
+        "print(len(ruleset.rules), sorted(a['rule.name'] for a in alerts), 'sigma' in sys.modules, 'pyparsing' in sys.modules)\n"
+    )
+    env = dict(os.environ, TSIEM_CACHE_DIR=str(tmp_path / "cache"))
+
+    def start() -> str:
+        done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+        return done.stdout.strip()
+
+    cold, warm = start(), start()
+    assert cold.endswith("True True")  # the first start compiles with pySigma
+    count, names = cold.rsplit(" ", 2)[0].split(" ", 1)
+    assert int(count) > 20 and "Every kind of compiled constant" in names
+    assert warm == f"{count} {names} False False"
