@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import orjson
+import pytest
 import yaml
 
 from tests.conftest import ROOT, SAMPLES
@@ -165,6 +166,25 @@ def test_a_replay_does_not_import_the_other_commands() -> None:
               " 'temporal_siem.commands.run', 'temporal_siem.commands.setup'))))")
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_the_version_is_looked_up_only_for_version(monkeypatch) -> None:
+    """The package-metadata lookup walks every installed distribution (~10 ms): a command line that does not
+    ask for ``--version`` must not pay for it, and ``--version`` still prints it on stdout."""
+    import contextlib
+    import io
+
+    from temporal_siem import cli
+
+    calls: list[int] = []
+    monkeypatch.setattr(cli, "_version", lambda: calls.append(1) or "9.9.9")
+    cli.build_parser().parse_args(["rules", "list"])
+    cli.build_parser("replay")
+    assert calls == []
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), pytest.raises(SystemExit) as exit_info:
+        cli.build_parser().parse_args(["--version"])
+    assert exit_info.value.code == 0 and out.getvalue() == "temporal-siem 9.9.9\n" and calls == [1]
 
 
 def test_a_replay_ends_without_teardown_yet_runs_atexit_and_keeps_every_output(tmp_path: Path) -> None:
