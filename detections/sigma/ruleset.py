@@ -186,6 +186,8 @@ class Ruleset:
         from sigma.correlations import SigmaCorrelationRule
         from sigma.rule import SigmaRule
 
+        _pysigma_fixes()
+
         collection = SigmaCollection.from_dicts(list(yaml.safe_load_all(text)), collect_errors=True)
         rules = [r for r in collection.rules if isinstance(r, SigmaRule) and not r.errors]
         correlations = [r for r in collection.rules if isinstance(r, SigmaCorrelationRule) and not r.errors]
@@ -208,6 +210,7 @@ class Ruleset:
         )
         from temporal_siem.detections.sigma.witness import rule_witnesses
 
+        _pysigma_fixes()
         errors = list(errors or [])
         compiler = RuleCompiler()
         referenced_only_quietly = _quiet_rules(correlations)
@@ -436,6 +439,14 @@ def _key_line(source: str, key: str, rule: SigmaRule) -> int | None:
     from temporal_siem.detections.sigma import locate
 
     return locate.key_line(source, key, rule.title, str(rule.id) if rule.id else None) if source != "<yaml>" else None
+
+
+def _pysigma_fixes() -> None:
+    """The loader's changes to pySigma (exact UTF-16 modifiers, its faster string parse: ``loader.py``) apply on
+    import. Rules parsed outside the loader (``from_yaml``, a library caller's own ``SigmaCollection``) had them
+    because importing this package imported the loader; it no longer does (a warm start does without pySigma),
+    so the paths that parse or compile rules import it."""
+    import temporal_siem.detections.sigma.loader  # noqa: F401  (imported for its effect on pySigma)
 
 
 def building_block_refs(correlations: list[SigmaCorrelationRule]) -> set[str]:

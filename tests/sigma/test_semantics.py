@@ -336,6 +336,33 @@ def test_utf16_base64_modifiers_encode_bytes(modifiers, data, expected) -> None:
     assert hit(sel(f"f|{modifiers}", value), {"f": base64.b64encode(data).decode()}) is expected
 
 
+_FRESH_SCRIPT = r"""
+import base64
+from temporal_siem.detections.sigma import SigmaEngine
+RULE = "\n".join([
+    "title: t",
+    "logsource: {product: windows}",
+    "detection:",
+    "  sel: {f|utf16|base64offset|contains: 'ping \u00e9'}",
+    "  condition: sel",
+])
+engine = SigmaEngine.from_yaml(RULE)
+value = base64.b64encode(b"x\xff\xfe" + "ping \u00e9".encode("utf-16le") + b"yz").decode()
+print(engine.ruleset.errors, len(engine.match({"f": value})))
+"""
+
+
+def test_the_library_api_has_the_exact_utf16_modifiers_in_a_fresh_interpreter() -> None:
+    """``SigmaEngine.from_yaml`` in a process that imported nothing else: the loader's exact UTF-16 modifiers
+    must apply (they did when importing the package imported the loader; a warm start no longer imports it).
+    pySigma's own utf16 modifier refuses a non-ASCII value ("only allowed for valid Unicode strings")."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", _FRESH_SCRIPT], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[] 1"
+
+
 @pytest.mark.parametrize(("field", "value", "text", "expected"), [
     # A wildcard inside a startswith/endswith/contains value keeps its meaning (the modifier only adds a "*"):
     # rsigma 0.23 takes "?" literally there, pySigma's backends do not.
