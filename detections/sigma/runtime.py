@@ -4,7 +4,7 @@ pickles the latter by this module's name) and the lazily compiled match function
 
 Why a module of its own: a ruleset restored from the compiled-ruleset cache runs with these alone. The
 compiler (``compiler.py``) and the witness analysis import pySigma, and pySigma imports pyparsing: ~80 ms of
-every start that the cache otherwise saves (``tests/sigma/test_cache.py`` checks that a warm start with no
+every start that the cache otherwise saves (``tests/sigma/test_rule_cache.py`` checks that a warm start with no
 correlation rule never imports it).
 """
 
