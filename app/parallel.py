@@ -22,8 +22,10 @@ byte ranges (the parent reads only a few bytes where each range ends: :func:`lin
 limits are those of one process), numbering its lines from 1 and counting its newlines, and the parent, which
 applies results in order, gives the dead letters the file's line numbers.
 When alerts go only to JSON Lines files (``replay --alerts``), the worker encodes them and sends bytes,
-the per-rule counts and the few alerts the summary table can show; the parent copies the bytes to the
-file. Stdin, gzip and whole-document files cannot be split by offset: the parent reads those and sends
+the per-rule counts and the few alerts the summary table can show; the bytes follow the result's message raw
+on the pipe (not pickled inside it), and the parent moves those of the next result to apply straight into
+the one alerts file (``FileSink.copy_from_fd``: ``splice``, no copy in Python) and reads any other into one
+buffer until its turn. Stdin, gzip and whole-document files cannot be split by offset: the parent reads those and sends
 the records (one batch in flight per worker, as they are big).
 
 Flow: one pipe each way per worker (raw ``Connection``s, no feeder threads); results are applied strictly
@@ -62,7 +64,7 @@ from temporal_siem.kernel.records import DeadLetter, Origin, RawRecord
 from temporal_siem.parsers.router import ParseResult, ParserRouter
 from temporal_siem.pipeline import Pipeline, RunStats
 from temporal_siem.sinks.base import to_json_line
-from temporal_siem.sinks.file import FileSink
+from temporal_siem.sinks.file import FileSink, read_exactly
 
 log = logging.getLogger("temporal_siem.parallel")
 
@@ -127,7 +129,9 @@ class _Result:
     dead: list[DeadLetter] = field(default_factory=list)
     items: list[tuple[Any, ...]] = field(default_factory=list)
     alerts: list[dict[str, Any]] = field(default_factory=list)  # documents for the parent's sinks
-    encoded: bytes = b""  # alerts already encoded as JSON lines (encoded mode)
+    encoded: bytes | bytearray = b""  # alerts already encoded as JSON lines (encoded mode)
+    encoded_size: int = 0  # their bytes, sent on the pipe after this message rather than pickled inside it
+    encoded_written: bool = False  # the parent copied them from the pipe into the alerts file already
     count: int = 0  # alerts in ``encoded``
     by_rule: list[tuple[str, str, str, int]] = field(default_factory=list)  # (rule id, name, level, alerts)
     shown: list[dict[str, Any]] = field(default_factory=list)  # the ones the summary table may show
@@ -308,7 +312,13 @@ def _worker(router: ParserRouter, detector: SigmaDetector, scope: StateScope, so
         del events
         if encode and result.alerts:
             _encode(result, lines, table_rows)
+        payload = result.encoded
+        if payload:  # raw, after the message: the parent moves them into the file without unpickling them
+            result.encoded, result.encoded_size = b"", len(payload)
         outbox.send(result)
+        if payload:
+            _write_all(outbox.fileno(), payload)
+            del payload
     for fd in files.values():
         os.close(fd)
     outbox.send(("done", time.process_time()))
@@ -637,6 +647,12 @@ class ParallelPipeline(Pipeline):
                 except EOFError:
                     continue  # its process ended: reported below
                 in_flight[n] -= 1
+                if result.encoded_size:  # its alerts follow on the pipe: take them now, so the pipe drains as before
+                    try:
+                        self._take_encoded(result, outboxes[n].fileno(), result.seq == counters["applied"])
+                    except EOFError:
+                        _check_alive(processes, True)
+                        raise RuntimeError(f"replay worker {processes[n].name} ended in the middle of a result") from None
                 pending[result.seq] = result
                 got.append(n)
             for n in got:
@@ -753,6 +769,18 @@ class ParallelPipeline(Pipeline):
         if self.on_batch is not None:
             self.on_batch(stats, [])
 
+    def _take_encoded(self, result: _Result, source: int, next_to_apply: bool) -> None:
+        """A result's encoded alerts, which follow its message on the pipe ``source``. The next result to apply,
+        when the alerts go to one file, is copied into that file right away (``FileSink.copy_from_fd``: the kernel
+        moves the bytes; every result before it is applied, and its own other writes come after, as in
+        :meth:`_apply`); any other is read into memory and written when its turn comes."""
+        sinks = self.alert_sinks
+        if next_to_apply and len(sinks) == 1 and isinstance(sinks[0], FileSink):
+            sinks[0].copy_from_fd(source, result.encoded_size)
+            result.encoded_written = True
+        else:
+            result.encoded = read_exactly(source, result.encoded_size)
+
     def _deliver_encoded(self, result: _Result) -> None:
         """What :meth:`Pipeline._deliver_alerts` does, for alerts a worker encoded: count, write, tell."""
         stats = self.stats
@@ -760,11 +788,18 @@ class ParallelPipeline(Pipeline):
             stats.alerts_by_rule[rule_id] += count
             stats.alerts_by_level[level] += count
             self._count_alerts(rule_id, name, level, count)
-        for sink in self.alert_sinks:
+        for sink in self.alert_sinks if not result.encoded_written else ():
             assert isinstance(sink, FileSink)
             sink.write_encoded(result.encoded)
         if self.on_alert_summary is not None:
             self.on_alert_summary(result.count, result.shown, result.max_severity)
+
+
+def _write_all(target: int, data: bytes | bytearray) -> None:
+    """All of ``data`` to the file descriptor ``target`` (a pipe: a write may take only part of it)."""
+    view = memoryview(data)
+    while view:
+        view = view[os.write(target, view):]
 
 
 def _send(inbox: Any, message: Any, process: Any) -> None:

@@ -168,3 +168,60 @@ def test_the_alerts_counter_counts_every_alert(tmp_path: Path, workers: int) -> 
     lines = (orjson.loads(line) for line in (tmp_path / f"alerts-{workers}.jsonl").read_bytes().splitlines())
     written = Counter((a["rule"]["id"], a["rule"]["name"], a["alert"]["level"]) for a in lines)
     assert written and counted() - before == written
+
+
+def _lines_without_ingest_time(path: Path) -> list[bytes]:
+    return [line.replace(line[line.find(b'"ingested":'):line.find(b'"', line.find(b'"ingested":') + 12) + 1], b"")
+            for line in path.read_bytes().splitlines()]
+
+
+@pytest.mark.parametrize("splice", [True, False])
+def test_the_alerts_file_is_one_process_file_line_for_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                           splice: bool) -> None:
+    """Workers send their encoded alerts raw after each result; the parent copies the next result's straight
+    into the file (``FileSink.copy_from_fd``) and holds one that arrives early until its turn. The file must be
+    one process's file in its order, not only the same set of alerts, with ``splice`` and without. Small ranges
+    make many batches, so results arrive out of order too."""
+    import os
+
+    from temporal_siem import parallel
+    from temporal_siem.sinks.file import FileSink
+    from tests.conftest import record_calls
+
+    if not splice:
+        monkeypatch.delattr(os, "splice", raising=False)
+    monkeypatch.setattr(parallel, "RANGE_BYTES", 64 * 1024)
+    copied = record_calls(monkeypatch, "copy_from_fd", FileSink)
+    corpus = tmp_path / "windows.jsonl"
+    corpus.write_bytes(b"\n".join(orjson.dumps(e) for e in windows_events(4000)) + b"\n")
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "windows.yml").write_text(WINDOWS_RULES)
+    rules = ["--no-builtin-rules", "--rules", str(tmp_path / "rules")]
+    _replay(tmp_path, corpus, 1, *rules)
+    assert not copied  # one process writes its own documents
+    _replay(tmp_path, corpus, 2, *rules)
+    one, two = _lines_without_ingest_time(tmp_path / "alerts-1.jsonl"), _lines_without_ingest_time(tmp_path / "alerts-2.jsonl")
+    assert len(one) > 100 and b'"ingested"' not in one[0]
+    assert two == one
+    assert copied  # at least the first batch's alerts went from the pipe to the file directly
+
+
+def test_a_worker_dead_in_the_middle_of_its_alerts_fails_the_replay(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The alerts follow a result's message on the pipe: a worker that dies after sending part of them must fail
+    the replay (not hang the parent on the rest, nor leave a file with half a batch reported as success)."""
+    import os
+
+    from temporal_siem import parallel
+
+    def half_then_die(target: int, data: bytes) -> None:
+        os.write(target, data[: len(data) // 2])
+        os._exit(3)
+
+    monkeypatch.setattr(parallel, "_write_all", half_then_die)
+    corpus = tmp_path / "windows.jsonl"
+    corpus.write_bytes(b"\n".join(orjson.dumps(e) for e in windows_events(3000)) + b"\n")
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "rules" / "windows.yml").write_text(WINDOWS_RULES)
+    with pytest.raises(RuntimeError, match=r"exited with code 3|ended in the middle of a result"):
+        main(["replay", str(corpus), "--quiet", "--workers", "2", "--no-builtin-rules", "--rules", str(tmp_path / "rules"),
+              "--alerts", str(tmp_path / "alerts.jsonl"), "--dead-letter", str(tmp_path / "dead.jsonl")])

@@ -9,6 +9,7 @@ import multiprocessing
 from pathlib import Path
 
 import orjson
+import pytest
 
 from temporal_siem.sinks.file import FileSink
 
@@ -55,3 +56,45 @@ def test_truncate_and_append(tmp_path: Path) -> None:
     truncated.write([{"b": 2}])
     truncated.close()
     assert path.read_bytes() == b'{"b":2}\n'
+
+
+@pytest.mark.parametrize("way", ["splice", "no splice", "append"])
+def test_copy_from_fd_writes_exactly_the_bytes_asked_for_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  way: str) -> None:
+    """``replay --workers``' parent copies a worker's encoded alerts from the result pipe into the alerts file:
+    exactly ``size`` bytes (what follows on the pipe belongs to the next message), after what the sink wrote
+    before and before what it writes next. ``splice`` moves them where it can; without it (no ``os.splice``, or
+    a file in append mode, which ``splice`` refuses) they are read and written, with the same result."""
+    import os
+    import threading
+
+    from tests.conftest import record_calls
+
+    if way == "no splice":
+        monkeypatch.delattr(os, "splice", raising=False)
+    spliced = record_calls(monkeypatch, "splice", os) if way != "no splice" else []
+    payload = bytes(range(256)) * (3 * 4096 + 7)  # ~3 MB: more than a pipe holds, so the copy waits for the writer
+    reader, writer = os.pipe()
+
+    def produce() -> None:
+        view = memoryview(payload + b"NEXT MESSAGE")
+        while view:
+            view = view[os.write(writer, view):]
+        os.close(writer)
+
+    thread = threading.Thread(target=produce)
+    thread.start()
+    path = tmp_path / "alerts.jsonl"
+    sink = FileSink(path=str(path), append=way == "append")
+    sink.write([{"before": 1}])
+    sink.copy_from_fd(reader, len(payload))
+    sink.write([{"after": 2}])
+    sink.close()
+    rest = b""
+    while chunk := os.read(reader, 65536):
+        rest += chunk
+    thread.join(10)
+    os.close(reader)
+    assert path.read_bytes() == b'{"before":1}\n' + payload + b'{"after":2}\n'
+    assert rest == b"NEXT MESSAGE"
+    assert bool(spliced) is (way == "splice")
