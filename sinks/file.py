@@ -69,8 +69,9 @@ class FileSink(Sink):
         Why: a worker's encoded alerts are ~1 MB a batch (362 MB for 200k Sysmon events with 1,433 rules), and
         the parent's CPU is what caps the scaling. Received as a pickled message they were copied four times in
         the parent (read, the message buffer, unpickling, write); here the kernel moves them from the pipe into
-        the file (``splice``) and the parent's Python never holds them. Where ``splice`` cannot write (stdout on
-        a terminal, a file in append mode, no ``os.splice``) the rest is read into one buffer and written.
+        the file (``splice``) and the parent's Python never holds them. Where ``splice`` is not tried (standard
+        output, a file in append mode, which it refuses, no ``os.splice``) or fails, the rest is read into one
+        buffer and written.
         Exactly ``size`` bytes are consumed from ``source`` either way."""
         if self._stream is None:
             self.open()
