@@ -131,7 +131,6 @@ class _Result:
     alerts: list[dict[str, Any]] = field(default_factory=list)  # documents for the parent's sinks
     encoded: bytes | bytearray = b""  # alerts already encoded as JSON lines (encoded mode)
     encoded_size: int = 0  # their bytes, sent on the pipe after this message rather than pickled inside it
-    encoded_written: bool = False  # the parent copied them from the pipe into the alerts file already
     count: int = 0  # alerts in ``encoded``
     by_rule: list[tuple[str, str, str, int]] = field(default_factory=list)  # (rule id, name, level, alerts)
     shown: list[dict[str, Any]] = field(default_factory=list)  # the ones the summary table may show
@@ -776,8 +775,7 @@ class ParallelPipeline(Pipeline):
         :meth:`_apply`); any other is read into memory and written when its turn comes."""
         sinks = self.alert_sinks
         if next_to_apply and len(sinks) == 1 and isinstance(sinks[0], FileSink):
-            sinks[0].copy_from_fd(source, result.encoded_size)
-            result.encoded_written = True
+            sinks[0].copy_from_fd(source, result.encoded_size)  # ``encoded`` stays empty: nothing left to write
         else:
             result.encoded = read_exactly(source, result.encoded_size)
 
@@ -788,7 +786,7 @@ class ParallelPipeline(Pipeline):
             stats.alerts_by_rule[rule_id] += count
             stats.alerts_by_level[level] += count
             self._count_alerts(rule_id, name, level, count)
-        for sink in self.alert_sinks if not result.encoded_written else ():
+        for sink in self.alert_sinks if result.encoded else ():  # empty: none, or copied from the pipe already
             assert isinstance(sink, FileSink)
             sink.write_encoded(result.encoded)
         if self.on_alert_summary is not None:
