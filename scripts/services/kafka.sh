@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Apache Kafka 4.x (KRaft, one combined broker+controller) from Maven Central jars, for tests and local runs.
-#   scripts/services/kafka.sh up|down|status|restart
+#   scripts/services/kafka.sh up|down|status|restart|cluster-id [ENTROPY_FILE]
 # Listeners (all on 127.0.0.1): PLAINTEXT $PORT (default 9092), CONTROLLER $PORT+1, SSL with client
 # certificates required $PORT+2, SASL_PLAINTEXT (PLAIN, SCRAM-SHA-256/512) $PORT+3, SASL_SSL (SCRAM-SHA-512
 # over TLS, server certificate from the same test CA, no client certificate) $PORT+4.
@@ -130,12 +130,24 @@ java_cmd() {
   "${jvm[@]}" "$@"
 }
 
+# A Kafka Uuid: 16 random bytes (from $1, /dev/urandom by default), base64url without padding, as
+# `kafka-storage random-uuid` prints it. Like Kafka's Uuid.randomUuid(), never one that starts with '-':
+# kafka-storage's argument parser reads `-t -abc...` as an option and refuses to format. Clearing the first
+# byte's top bit keeps the first character in A..f (and away from '_' too) for the price of one bit.
+cluster_id() {
+  local hex
+  hex=$(od -An -tx1 -N16 -v "${1:-/dev/urandom}" | tr -d ' \n')
+  [ ${#hex} -eq 32 ] || { say "could not read 16 random bytes"; exit 1; }
+  hex=$(printf '%02x' $((0x${hex:0:2} & 0x7f)))${hex:2}
+  # shellcheck disable=SC2059  # the format is the bytes, written as \xHH escapes
+  printf "$(sed 's/../\\x&/g' <<<"$hex")" | base64 | tr '+/' '-_' | tr -d '='
+}
+
 format_storage() {
   [ -f "$data/meta.properties" ] && return 0
   local password=$1 cluster_id
   say "formatting KRaft storage in $data"
-  # A Kafka Uuid: 16 random bytes, base64url without padding (what `kafka-storage random-uuid` prints).
-  cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+  cluster_id=$(cluster_id)
   java_cmd kafka.tools.StorageTool format --ignore-formatted -t "$cluster_id" -c "$props" \
     --add-scram "SCRAM-SHA-256=[name=$sasl_user,password=$password]" \
     --add-scram "SCRAM-SHA-512=[name=$sasl_user,password=$password]" >>"$logs/format.log" 2>&1 \
@@ -237,5 +249,6 @@ case "${1:-status}" in
   down) locked down ;;
   status) status ;;
   restart) locked down; up ;;
-  *) echo "usage: $0 up|down|status|restart" >&2; exit 2 ;;
+  cluster-id) cluster_id "${2:-}"; echo ;;
+  *) echo "usage: $0 up|down|status|restart|cluster-id [ENTROPY_FILE]" >&2; exit 2 ;;
 esac
