@@ -10,7 +10,8 @@ Three layers, each problem one line ``file:line: severity: rule: message [check]
   field catalog of the rule's datasets (generated from samples/ through the parsers: ``rules fields``), with
   "did you mean" for near misses; the logsource is one the engine routes; ids and names are unique across every
   directory given and against the shipped pack the rules run beside; correlation references resolve (to the
-  given rules or shipped ones), and their group-by / alias fields exist.
+  given rules or shipped ones), and their group-by / alias fields exist; a rule that runs but partly matches
+  nothing as written (an unresolved ``|expand`` placeholder) is a warning ``[unmatchable]``, as replay prints it.
 
 Errors (exit 3): parse errors, our checks, and validator issues of severity high. Medium and lower are
 warnings (exit 0) unless ``--strict`` or ``--fail-on warning``. ``--exclusions FILE`` drops accepted findings per
@@ -22,7 +23,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,7 @@ from sigma.collection import SigmaCollection
 from sigma.correlations import SigmaCorrelationRule
 from sigma.exceptions import SigmaError
 from sigma.rule import SigmaRule
-from sigma.validators.base import SigmaValidationIssueSeverity
+from sigma.validators.base import SigmaValidationIssue, SigmaValidationIssueSeverity
 
 from temporal_siem.commands.options import add_json_option, apply_legacy_format, rule_paths_or_none
 from temporal_siem.exit_codes import EXIT_OK, EXIT_RULES, EXIT_USAGE
@@ -197,6 +198,35 @@ def _parse(files: list[Path]) -> tuple[list[SigmaRule | SigmaCorrelationRule], l
     return items, problems
 
 
+ISSUE_VALUE_CHARS = 120
+
+
+def issue_message(issue: SigmaValidationIssue) -> str:
+    """The issue's description and what it found: its own fields besides the rules (the word of a title-case
+    issue, the tag, the field name...). Without them, two issues of one rule printed the same line and neither
+    said what to fix."""
+    found = []
+    for member in fields(issue):
+        if member.name == "rules":
+            continue
+        value = getattr(issue, member.name, None)
+        if value is None:
+            continue
+        text = _issue_value(value)
+        found.append(f"{member.name}: {one_line(text)[:ISSUE_VALUE_CHARS]}")
+    return f"{issue.description} ({', '.join(found)})" if found else issue.description
+
+
+def _issue_value(value: Any) -> str:
+    """A found value as a rule author reads it: text quoted, a pySigma dataclass (a log source) by its set fields."""
+    if isinstance(value, str):
+        return repr(value)
+    if is_dataclass(value) and not isinstance(value, type):
+        shown = ", ".join(f"{m.name}={getattr(value, m.name)!r}" for m in fields(value) if getattr(value, m.name, None) is not None)
+        return f"{type(value).__name__}({shown})"
+    return str(value)
+
+
 def _run_validators(rules: list[SigmaRule | SigmaCorrelationRule], strict: bool) -> list[Problem]:
     problems: list[Problem] = []
     for name, cls in _validators():
@@ -218,9 +248,10 @@ def _run_validators(rules: list[SigmaRule | SigmaCorrelationRule], strict: bool)
             problems.append(Problem("-", "-", "warning", f"validator skipped: {type(exc).__name__}: {exc}", name))
         for issue in issues:
             severity = "error" if issue.severity == SigmaValidationIssueSeverity.HIGH or strict else "warning"
+            message = issue_message(issue)
             for rule in issue.rules or [None]:
                 problems.append(Problem(_path(rule) if rule else "-", _label(rule) if rule else "-", severity,
-                                        issue.description, name, _rule_line(rule)))
+                                        message, name, _rule_line(rule)))
     return problems
 
 
@@ -270,6 +301,9 @@ def _our_checks(rules: list[SigmaRule | SigmaCorrelationRule],
             problems.append(Problem(_path(processed), _label(processed), "error",
                                     f"unknown logsource product={ls.product} service={ls.service} category={ls.category}: "
                                     "the engine routes no dataset to it", "logsource", _rule_line(processed, key="logsource")))
+        for warning, line in ruleset.rule_warnings(compiled):  # runs, but part of it matches nothing as written
+            problems.append(Problem(_path(processed), _label(processed), "warning", warning, "unmatchable",
+                                    line if line is not None else _rule_line(processed)))
         namespaces = _namespaces(processed)
         written = written_fields.get(id(processed), set())
         for name in compiled.fields:

@@ -292,20 +292,25 @@ class Ruleset:
 
         Why: such a rule runs, so it is no load error that stops the run, but a rule the user named must not be
         silently inert either. ``replay`` prints these and the daemon logs them (``rules list`` also shows them)."""
+        return [LoadError(rule.meta.source or "<yaml>", f"{rule.meta.title}: {warning}", line)
+                for rule in self.rules for warning, line in self.rule_warnings(rule)]
+
+    @staticmethod
+    def rule_warnings(rule: CompiledRule) -> list[tuple[str, int | None]]:
+        """One rule's warnings, each with its line in the rule's file (None for a rule given as text)."""
         from temporal_siem.detections.sigma import locate
 
-        found: list[LoadError] = []
-        for rule in self.rules:
-            source = rule.meta.source or "<yaml>"
-            for warning in rule.warnings:
-                line = None
-                if source != "<yaml>":
-                    placeholder = _PLACEHOLDER.search(warning)
-                    if placeholder is not None:
-                        line = locate.text_line(source, placeholder.group(), rule.meta.title, rule.id)
-                    if line is None:
-                        line = locate.rule_line(source, rule.meta.title, rule.id)
-                found.append(LoadError(source, f"{rule.meta.title}: {warning}", line))
+        source = rule.meta.source
+        found: list[tuple[str, int | None]] = []
+        for warning in rule.warnings:
+            line = None
+            if source and source != "<yaml>":
+                placeholder = _PLACEHOLDER.search(warning)
+                if placeholder is not None:
+                    line = locate.text_line(source, placeholder.group(), rule.meta.title, rule.id)
+                if line is None:
+                    line = locate.rule_line(source, rule.meta.title, rule.id)
+            found.append((warning, line))
         return found
 
     # ---- lanes -----------------------------------------------------------------------------------------

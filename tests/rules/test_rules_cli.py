@@ -159,3 +159,27 @@ def test_explain_a_correlation_shows_the_rules_fed_and_the_group(capsys: pytest.
     assert fed["temporal_cloud_user_activity"]["explanation"]["matched"] is False
     unrelated = '{"event.dataset": "okta.system", "event.action": "user.session.start", "event.outcome": "success"}'
     assert main(["rules", "explain", "deprovisioned_user_active_in_temporal", unrelated]) == 1
+
+
+def test_validate_reports_a_rule_that_cannot_match_as_written(pack: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An unresolved ``|expand`` placeholder matches nothing: replay, the daemon and ``rules list`` say so, and the
+    command a CI runs before shipping a pack must too (it said nothing). A warning with the placeholder's line:
+    the rule runs, and ``--fail-on warning`` makes it fail the pack."""
+    (pack / "rule.yml").write_text(GOOD_RULE.replace("temporal.operation: DeleteNamespace",
+                                                     "temporal.principal.name|expand: '%admin_users%'"))
+    assert main(["rules", "validate", str(pack)]) == EXIT_OK
+    out = capsys.readouterr().out
+    line = next(n for n, text in enumerate(GOOD_RULE.splitlines(), start=1) if "DeleteNamespace" in text)
+    assert f"rule.yml:{line}: warning: test_rule_namespace_deleted: unresolved placeholder" in out, out
+    assert "'%admin_users%'" in out and "[unmatchable]" in out
+    assert main(["rules", "validate", str(pack), "--fail-on", "warning"]) == EXIT_RULES
+
+
+def test_validator_issues_name_what_they_found(pack: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A validator issue's own fields (the word of a title-case issue) are part of its line: two lowercase words
+    gave two identical lines that did not say which word."""
+    (pack / "rule.yml").write_text(GOOD_RULE.replace("title: Test Rule Namespace Deleted", "title: Test rule namespace Deleted"))
+    assert main(["rules", "validate", str(pack)]) == EXIT_OK
+    lines = [text for text in capsys.readouterr().out.splitlines() if "[sigmahq_title_case]" in text]
+    assert len(lines) == 2, lines
+    assert any("'rule'" in text for text in lines) and any("'namespace'" in text for text in lines), lines
