@@ -55,10 +55,19 @@ def one_by_one(router: ParserRouter, batch: list[RawRecord]) -> tuple[list[dict[
     return events, dead, parsed
 
 
-@settings(max_examples=150, deadline=None)
-@given(st.lists(st.sampled_from(LINES + HOSTILE), max_size=25))
-def test_a_batch_parses_as_its_records_one_by_one(data: list[bytes]) -> None:
+def small_router(grouped: bool) -> ParserRouter:
+    """``grouped``: even a batch of two records that mixes formats is parsed one format after another (as batches
+    of ``group_min_records`` and more are), then put back in order."""
     router = ParserRouter(max_record_bytes=4_096, max_events_per_record=10)
+    if grouped:
+        router.group_min_records = 2
+    return router
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(LINES + HOSTILE), max_size=25), st.booleans())
+def test_a_batch_parses_as_its_records_one_by_one(data: list[bytes], grouped: bool) -> None:
+    router = small_router(grouped)
     batch = records(data)
     expected_events, expected_dead, expected_parsed = one_by_one(router, batch)
     earlier = object()
@@ -86,12 +95,12 @@ def test_a_record_over_the_event_limit_loses_only_its_own_events() -> None:
     assert [d.reason for d in result.dead] == ["too many events in one record"]
 
 
-@settings(max_examples=100, deadline=None)
-@given(st.lists(st.sampled_from(LINES + HOSTILE), max_size=25))
-def test_ends_cut_a_batch_into_each_records_own_events_and_dead_letters(data: list[bytes]) -> None:
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.sampled_from(LINES + HOSTILE), max_size=25), st.booleans())
+def test_ends_cut_a_batch_into_each_records_own_events_and_dead_letters(data: list[bytes], grouped: bool) -> None:
     """The daemon answers per record (offsets, marks) from one parsed poll: ``ends`` must say where each record's
     events and dead letters end, exactly as ``parse`` of that record alone gives them."""
-    router = ParserRouter(max_record_bytes=4_096, max_events_per_record=10)
+    router = small_router(grouped)
     batch = records(data)
     result = ParseResult()
     ends: list[tuple[int, int]] = []
@@ -104,3 +113,30 @@ def test_ends_cut_a_batch_into_each_records_own_events_and_dead_letters(data: li
         assert [(d.reason, d.origin, d.detail) for d in result.dead[start_dead:end_dead]] == [(d.reason, d.origin, d.detail) for d in alone.dead]
         start_event, start_dead = end_event, end_dead
     assert (start_event, start_dead) == (len(result.events), len(result.dead))
+
+
+def test_a_large_mixed_batch_is_parsed_grouped_and_given_back_in_order() -> None:
+    """A batch of every sample format interleaved (past ``group_min_records``) takes the grouped path, and gives
+    the events and dead letters of the records one by one, in the records' order, with ``ends`` per record."""
+    router = ParserRouter(max_record_bytes=4_096, max_events_per_record=10)
+    by_format: dict[bytes, list[bytes]] = {}
+    for line in LINES + HOSTILE:
+        by_format.setdefault(line[:8], []).append(line)
+    interleaved = [group[i] for i in range(max(map(len, by_format.values()))) for group in by_format.values() if i < len(group)]
+    batch = records(interleaved)
+    assert len(batch) >= router.group_min_records
+    assert router_order_changes(batch)
+    expected_events, expected_dead, expected_parsed = one_by_one(router, batch)
+    result = ParseResult()
+    ends: list[tuple[int, int]] = []
+    assert router.parse_batch(batch, result, ends) == expected_parsed
+    assert without_ingested(result.events) == without_ingested(expected_events)
+    assert [(d.reason, d.origin, d.detail) for d in result.dead] == [(d.reason, d.origin, d.detail) for d in expected_dead]
+    assert ends[-1] == (len(result.events), len(result.dead)) and len(ends) == len(batch)
+    assert [end for end, _ in ends] == sorted(end for end, _ in ends)
+
+
+def router_order_changes(batch: list[RawRecord]) -> bool:
+    from temporal_siem.parsers.router import _grouped_order
+
+    return _grouped_order(batch) is not None
