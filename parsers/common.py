@@ -182,6 +182,9 @@ def namespaced(prefix: str, obj: Any, out: dict[str, Any], depth: int = 0, drop_
             _flatten_plain(obj, prefix + ".", flat, 0, drop_nulls)
         else:
             _flatten_redacted(obj, prefix + ".", flat, 0, drop_nulls, checks)
+        if out.keys().isdisjoint(flat):  # the usual case: two passes in C instead of a probe per field in Python
+            out.update(flat)
+            return
         for key, value in flat.items():
             if key not in out:
                 out[key] = value
