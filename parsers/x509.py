@@ -17,7 +17,8 @@ import math
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from temporal_siem.parsers.common import format_timestamp
 
@@ -34,6 +35,10 @@ B64_PEM_PREFIXES = ("LS0tLS1CRUdJTi", "LS0tLS0tQkVHSU4", "tLS0tLUJFR0lO")
 _B64_PEM_PREFIXES_BYTES = tuple(p.encode() for p in B64_PEM_PREFIXES)
 MAX_CERTIFICATES = 64
 MAX_BUNDLE_CHARS = 1 << 20
+#: Bundles and certificates remembered (least recently used dropped first); a bundle text is remembered only up to
+#: this size, so the memory they hold stays under ~16 MB whatever the records carry.
+MEMO_ENTRIES = 256
+MEMO_TEXT_CHARS = 64 * 1024
 
 _DN_PARTS: tuple[tuple[str, Any], ...] = ()
 _loaded = False
@@ -119,6 +124,19 @@ def _certificates_in_text(text: str) -> list[cx509.Certificate]:
     _load()
     if len(text) > MAX_BUNDLE_CHARS:
         return []
+    if len(text) <= MEMO_TEXT_CHARS:
+        return list(_remembered_certificates(text))
+    return _parse_certificates(text)
+
+
+@lru_cache(maxsize=MEMO_ENTRIES)
+def _remembered_certificates(text: str) -> tuple[cx509.Certificate, ...]:
+    """A bundle's certificates by its text: a namespace's accepted CA bundle and Vault's issuing CA and chain come
+    back in record after record, and loading one certificate costs ~20 µs. Certificates are immutable."""
+    return tuple(_parse_certificates(text))
+
+
+def _parse_certificates(text: str) -> list[cx509.Certificate]:
     data = text.encode("utf-8", "replace")
     if PEM_MARKER not in text:
         decoded = _b64(text)
@@ -236,7 +254,33 @@ def _signature_algorithm(cert: cx509.Certificate) -> str:
 
 def sha256_hex(cert: cx509.Certificate) -> str:
     _load()
-    return cert.fingerprint(hashes.SHA256()).hex().upper()
+    return _facts(cert).sha256
+
+
+class _Facts(NamedTuple):
+    """What the summaries read from one certificate, computed once per certificate (see :func:`_facts`)."""
+
+    summary: dict[str, Any]  # summary() without expires_in_days, which depends on the record's time
+    not_after: datetime
+    sha256: str
+
+
+@lru_cache(maxsize=MEMO_ENTRIES)
+def _facts(cert: cx509.Certificate) -> _Facts:
+    """A certificate's summary fields: ~25 µs of name formatting, fingerprinting and extension reading that a
+    CA seen again (the common case) needs once. Keyed by the certificate (equal DER, equal key); never mutated:
+    :func:`summary` copies it."""
+    not_after = _utc(cert, "not_valid_after")
+    fingerprint = cert.fingerprint(hashes.SHA256()).hex().upper()
+    return _Facts({
+        "subject": cert.subject.rfc4514_string(),
+        "issuer": cert.issuer.rfc4514_string(),
+        "serial_number": serial_hex(cert.serial_number),
+        "not_before": format_timestamp(_utc(cert, "not_valid_before")),
+        "not_after": format_timestamp(not_after),
+        "sha256": fingerprint,
+        "is_ca": _is_ca(cert),
+    }, not_after, fingerprint)
 
 
 def md5_hex(cert: cx509.Certificate) -> str:
@@ -270,21 +314,20 @@ def summary(cert: cx509.Certificate, at: datetime | None = None) -> dict[str, An
     negative = already expired when the record was written; rules cannot do date arithmetic themselves.
     """
     _load()
-    not_after = _utc(cert, "not_valid_after")
-    return {
-        "subject": cert.subject.rfc4514_string(),
-        "issuer": cert.issuer.rfc4514_string(),
-        "serial_number": serial_hex(cert.serial_number),
-        "not_before": format_timestamp(_utc(cert, "not_valid_before")),
-        "not_after": format_timestamp(_utc(cert, "not_valid_after")),
-        "sha256": sha256_hex(cert),
-        "is_ca": _is_ca(cert),
-        "expires_in_days": None if at is None else math.floor((not_after - at).total_seconds() / 86400),
-    }
+    facts = _facts(cert)
+    return {**facts.summary,
+            "expires_in_days": None if at is None else math.floor((facts.not_after - at).total_seconds() / 86400)}
 
 
 def flat_ecs_x509(cert: cx509.Certificate, prefix: str) -> dict[str, Any]:
-    """``ecs_x509`` flattened under ``prefix`` (``x509``, ``tls.client.x509``...)."""
+    """``ecs_x509`` flattened under ``prefix`` (``x509``, ``tls.client.x509``...): a copy of the remembered
+    fields whose lists are the caller's own (an event's lists may be appended to downstream)."""
+    _load()
+    return {key: list(value) if type(value) is list else value for key, value in _flat_ecs_x509(cert, prefix).items()}
+
+
+@lru_cache(maxsize=MEMO_ENTRIES)
+def _flat_ecs_x509(cert: cx509.Certificate, prefix: str) -> dict[str, Any]:
     from temporal_siem.kernel.flatten import flatten
 
     return flatten(ecs_x509(cert), prefix + ".")
@@ -300,12 +343,15 @@ def add_certificates(event: dict[str, Any], certs: list[cx509.Certificate], top_
         return
     from temporal_siem.kernel.flatten import flatten
 
+    facts = [_facts(cert) for cert in certs]
     if top_level:
-        first = primary or min(certs, key=lambda c: _utc(c, "not_valid_after"))
+        first = primary or certs[min(range(len(certs)), key=lambda i: facts[i].not_after)]
         event.update(flat_ecs_x509(first, "x509"))
-    event.update(flatten({"certificates": [summary(c, at) for c in certs]}, "temporal."))
-    for cert in certs:
-        fingerprint = sha256_hex(cert)
+    event.update(flatten({"certificates": [
+        {**fact.summary, "expires_in_days": None if at is None else math.floor((fact.not_after - at).total_seconds() / 86400)}
+        for fact in facts]}, "temporal."))
+    for fact in facts:
+        fingerprint = fact.sha256
         bucket = event.setdefault("related.hash", [])
         if fingerprint not in bucket:
             bucket.append(fingerprint)

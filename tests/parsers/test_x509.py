@@ -89,3 +89,31 @@ def test_primary_certificate_wins_top_level():
     leaf, ca = make("leaf", days=900), make("ca", days=100)
     add_certificates(event, [leaf, ca], primary=leaf)
     assert event["x509.subject.common_name"] == ["leaf"]
+
+
+def test_a_bundle_seen_again_gives_the_same_fields_and_shares_nothing_mutable():
+    """Certificates are remembered by their text and their facts by certificate (a namespace's CA bundle and
+    Vault's issuing CA come back in record after record): the second record's fields equal the first's, counted
+    from its own time, and changing one event's lists changes nothing in another's."""
+    text = pem(make("ca.example.com", days=30, san=["ca.example.com"])) + pem(make("leaf", days=10, serial=0x77))
+    first: dict = {}
+    add_certificates(first, certificates_in(text), at=NOW)
+    snapshot = {k: (list(v) if isinstance(v, list) else v) for k, v in first.items()}
+    for value in first.values():
+        if isinstance(value, list):
+            value.append("mutated")
+    second: dict = {}
+    later = NOW + dt.timedelta(days=3)
+    add_certificates(second, certificates_in(text), at=later)
+    assert list(second) == list(snapshot)
+    assert second["temporal.certificates.expires_in_days"] == [27, 7]
+    assert {k: v for k, v in second.items() if k != "temporal.certificates.expires_in_days"} == \
+           {k: v for k, v in snapshot.items() if k != "temporal.certificates.expires_in_days"}
+    assert summary(certificates_in(text)[0], later) == {**summary(certificates_in(text)[0], NOW), "expires_in_days": 27}
+
+
+def test_a_remembered_bundle_is_a_fresh_list_each_time():
+    text = pem(make("a"))
+    found = certificates_in(text)
+    found.clear()
+    assert len(certificates_in(text)) == 1
