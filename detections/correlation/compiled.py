@@ -38,6 +38,11 @@ NUMERIC_TYPES = frozenset({"value_sum", "value_avg", "value_percentile", "value_
 CLOSE_ONLY_TYPES = frozenset({"value_avg", "value_percentile", "value_median"})
 
 
+#: An extended correlation condition as data: ``("rule", i)`` (the ``i``-th referenced rule was seen),
+#: ``("not", tree)``, ``("and", (tree, ...))``, ``("or", (tree, ...))``.
+ConditionTree = tuple[Any, ...]
+
+
 class CorrelationRuleError(ValueError):
     """A correlation rule this engine cannot evaluate (with the rule it came from)."""
 
@@ -99,6 +104,7 @@ class CompiledCorrelation:
     early: bool  # True: sliding window, fire on the completing event; False: fire at window close
     generate: bool
     fingerprint: str
+    condition: ConditionTree | None = None  # ``expression`` as data (the ruleset cache stores this, not the function)
 
     @property
     def all_mask(self) -> int:
@@ -145,9 +151,9 @@ def _bounds(rule: SigmaCorrelationRule, where: str) -> Bounds:
     return Bounds(tuple(items))
 
 
-def _compile_expression(node: CorrelationConditionItem | SigmaRuleReference, bit_of: Callable[[str], int],
-                        where: str) -> tuple[Callable[[int], bool], bool]:
-    """The extended condition as a predicate over the mask of rules present, and whether it uses ``not``."""
+def _condition_tree(node: CorrelationConditionItem | SigmaRuleReference, bit_of: Callable[[str], int],
+                    where: str) -> tuple[ConditionTree, bool]:
+    """The extended condition as data (:data:`ConditionTree`), and whether it uses ``not``."""
     from sigma.correlations import (
         CorrelationConditionAND,
         CorrelationConditionNOT,
@@ -156,19 +162,34 @@ def _compile_expression(node: CorrelationConditionItem | SigmaRuleReference, bit
     )
 
     if isinstance(node, SigmaRuleReference):
-        bit = 1 << bit_of(node.reference)
-        return (lambda mask: bool(mask & bit)), False
-    parts = [_compile_expression(arg, bit_of, where) for arg in node.args]
+        return ("rule", bit_of(node.reference)), False
+    parts = [_condition_tree(arg, bit_of, where) for arg in node.args]
     negates = any(neg for _, neg in parts)
-    funcs = [func for func, _ in parts]
+    trees = tuple(tree for tree, _ in parts)
     if isinstance(node, CorrelationConditionNOT):
-        inner = funcs[0]
-        return (lambda mask: not inner(mask)), True
+        return ("not", trees[0]), True
     if isinstance(node, CorrelationConditionAND):
-        return (lambda mask: all(func(mask) for func in funcs)), negates
+        return ("and", trees), negates
     if isinstance(node, CorrelationConditionOR):
-        return (lambda mask: any(func(mask) for func in funcs)), negates
+        return ("or", trees), negates
     raise CorrelationRuleError(f"{where}: unsupported condition node {type(node).__name__}")
+
+
+def condition_predicate(tree: ConditionTree) -> Callable[[int], bool]:
+    """A condition tree as a predicate over the mask of rules present (bit ``i``: the ``i``-th rule was seen)."""
+    kind = tree[0]
+    if kind == "rule":
+        bit = 1 << tree[1]
+        return lambda mask: bool(mask & bit)
+    if kind == "not":
+        inner = condition_predicate(tree[1])
+        return lambda mask: not inner(mask)
+    funcs = [condition_predicate(part) for part in tree[1]]
+    if kind == "and":
+        return lambda mask: all(func(mask) for func in funcs)
+    if kind == "or":
+        return lambda mask: any(func(mask) for func in funcs)
+    raise CorrelationRuleError(f"unknown condition node {kind!r}")
 
 
 def compile_rule(rule: SigmaCorrelationRule, meta: RuleMeta | None) -> CompiledCorrelation:
@@ -208,9 +229,11 @@ def compile_rule(rule: SigmaCorrelationRule, meta: RuleMeta | None) -> CompiledC
     group_fields = tuple(tuple(field_for(name, index) for name in group_by) for index in range(len(refs)))
 
     expression: Callable[[int], bool] | None = None
+    condition: ConditionTree | None = None
     negates = False
     if isinstance(rule.condition, SigmaExtendedCorrelationCondition):
-        expression, negates = _compile_expression(rule.condition.parsed, bit_of, where)
+        condition, negates = _condition_tree(rule.condition.parsed, bit_of, where)
+        expression = condition_predicate(condition)
         bounds = Bounds((("gte", 1.0),))
     else:
         bounds = _bounds(rule, where)
@@ -247,4 +270,27 @@ def compile_rule(rule: SigmaCorrelationRule, meta: RuleMeta | None) -> CompiledC
         timespan_us=int(rule.timespan.seconds) * 1_000_000, group_by=group_by, group_fields=group_fields,
         value_fields=value_fields, bounds=bounds, percentile=percentile, expression=expression, early=early,
         generate=bool(rule.generate), fingerprint=hashlib.sha256(fingerprint_text.encode()).hexdigest()[:16],
+        condition=condition,
     )
+
+
+def compile_correlations(rules: list[SigmaCorrelationRule], meta: Mapping[str, RuleMeta]) -> list[CompiledCorrelation]:
+    """Each correlation rule compiled, with its metadata found by id, name or fallback identifier in ``meta``
+    (the ruleset's ``correlation_meta``). Raises :class:`CorrelationRuleError` for a rule it cannot evaluate."""
+    compiled = []
+    for rule in rules:
+        found = None
+        for key in (str(rule.id) if rule.id else None, rule.name, fallback_identifier(rule)):
+            if key and key in meta:
+                found = meta[key]
+                break
+        compiled.append(compile_rule(rule, found))
+    return compiled
+
+
+def fallback_identifier(rule: SigmaCorrelationRule) -> str:
+    """The id detections.sigma gives a rule with neither id nor name (keep in step with rule_identifier there)."""
+    import uuid
+
+    path = rule.source.path if rule.source is not None and rule.source.path is not None else ""
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"sigma:{rule.title}:{path}"))

@@ -21,7 +21,6 @@ import heapq
 import logging
 import math
 import time
-import uuid
 from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -32,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from temporal_siem.detections.alerts import RuleMeta, correlation_alert
-from temporal_siem.detections.correlation.compiled import CompiledCorrelation, CorrelationRuleError, compile_rule
+from temporal_siem.detections.correlation.compiled import CompiledCorrelation, CorrelationRuleError, compile_correlations
 from temporal_siem.detections.correlation.state import NEVER, ClosingGroup, SlidingGroup
 from temporal_siem.detections.correlation.timeutil import MICROS, BadTimestamp, format_micros, parse_micros
 from temporal_siem.kernel.config import CorrelationConfig
@@ -190,15 +189,7 @@ class CorrelationEngine:
     @classmethod
     def from_rules(cls, correlation_rules: list[SigmaCorrelationRule], meta: dict[str, RuleMeta],
                    options: dict[str, Any] | None = None) -> CorrelationEngine:
-        compiled = []
-        for rule in correlation_rules:
-            found = None
-            for key in (str(rule.id) if rule.id else None, rule.name, _fallback_identifier(rule)):
-                if key and key in meta:
-                    found = meta[key]
-                    break
-            compiled.append(compile_rule(rule, found))
-        return cls(compiled, options)
+        return cls(compile_correlations(correlation_rules, meta), options)
 
     @staticmethod
     def _ordered(correlations: list[CompiledCorrelation]) -> list[_Runner]:
@@ -677,12 +668,6 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-def _fallback_identifier(rule: SigmaCorrelationRule) -> str:
-    """The id detections.sigma gives a rule with neither id nor name (keep in step with rule_identifier there)."""
-    path = rule.source.path if rule.source is not None and rule.source.path is not None else ""
-    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"sigma:{rule.title}:{path}"))
 
 
 def _freeze_entries(dumped: list[Any]) -> list[Any]:

@@ -13,9 +13,9 @@ verified, so a file we did not write is never unmarshalled. Compiled constants (
 are stored as data and rebuilt; any other matcher object the compiler puts in a rule's namespace is pickled
 inside the same verified payload (never read before the HMAC check).
 
-What is cached: detection rules. Files that hold correlation rules, and the files of the rules those
-correlations reference, are loaded through pySigma on every start (they are few, and the correlation engine
-needs pySigma objects); rule sets with filters or duplicate rule ids are not cached at all.
+What is cached: detection rules, and correlation rules as the engine runs them (``CompiledCorrelation``: plain
+fields, the extended condition as a tree). A warm start imports no pySigma. Rule sets with filters or duplicate
+rule ids, or a correlation the engine refuses (the build reports it, every time), are not cached at all.
 """
 
 from __future__ import annotations
@@ -50,9 +50,10 @@ except ImportError:  # the compiler falls back to Python's re; so do we
     re2 = None
 
 if TYPE_CHECKING:
+    from temporal_siem.detections.correlation.compiled import CompiledCorrelation
     from temporal_siem.detections.sigma.ruleset import CompiledRule, Ruleset
 
-FORMAT = 2  # 2: a rule not compiled yet is stored as its source and restored lazily (LazyMatch)
+FORMAT = 3  # 2: a rule not compiled yet is stored as its source (LazyMatch); 3: correlations as compiled data
 CACHE_ENV = "TSIEM_CACHE_DIR"  # where the cache lives; "off" disables it
 _ENGINE_DIR = Path(__file__).resolve().parent
 _CONSTANT = re.compile(r"_k\d+\Z")
@@ -85,7 +86,8 @@ def engine_version() -> str:
                 digest.update(f"{dist} {metadata.version(dist)}\0".encode())
             except metadata.PackageNotFoundError:
                 digest.update(f"{dist} -\0".encode())
-        engine_files = sorted(_ENGINE_DIR.glob("*.py")) + sorted((_ENGINE_DIR.parent / "pipelines").glob("*"))
+        engine_files = (sorted(_ENGINE_DIR.glob("*.py")) + sorted((_ENGINE_DIR.parent / "pipelines").glob("*"))
+                        + sorted((_ENGINE_DIR.parent / "correlation").glob("*.py")))
         engine_files.append(_ENGINE_DIR.parent / "alerts.py")
         for path in engine_files:
             if path.is_file():
@@ -177,13 +179,11 @@ class RuleCache:
     # ---- load or build -----------------------------------------------------------------------------
 
     def load_or_build(self, roots: list[str | Path], filters: list[str | Path], pipelines: list[str | Path],
-                      builtin_pipeline: bool, build: Callable[..., tuple[Ruleset, Any]],
-                      build_subset: Callable[[list[Path]], Ruleset]) -> Ruleset:
+                      builtin_pipeline: bool, build: Callable[..., tuple[Ruleset, Any]]) -> Ruleset:
         """The ruleset from the cache when its key matches, else ``build()`` (then stored for next time).
 
         ``build`` returns the ruleset and the loaded rules it came from (``build(listed=(files, filter_files))``
-        reuses the listing the key was made from); ``build_subset(files)`` loads and
-        compiles only the given files (those with correlation rules and the rules they reference).
+        reuses the listing the key was made from).
         """
         try:
             files = rule_files(roots)
@@ -197,7 +197,7 @@ class RuleCache:
         data = self._read(slot, key)
         if data is not None:
             try:
-                ruleset = _restore(data, build_subset)
+                ruleset = _restore(data)
             except Exception:
                 ruleset = None
             if ruleset is not None:
@@ -218,53 +218,70 @@ class RuleCache:
 # ---- ruleset <-> data ----------------------------------------------------------------------------------
 
 
-def _source_path(item: Any) -> str | None:
-    source = getattr(item, "source", None)
-    return str(source.path) if source is not None and source.path is not None else None
-
-
 def _describe(ruleset: Ruleset, loaded: Any, key: str) -> dict[str, Any]:
     if loaded.filters or ruleset.duplicate_ids:
         raise Uncacheable("filters or duplicate rule ids")
-    complex_files: set[str] = set()
-    for corr in loaded.correlations:
-        path = _source_path(corr)
-        if path is None:
-            raise Uncacheable("correlation without a source file")
-        complex_files.add(path)
-        for ref in corr.rules or []:
-            target = getattr(ref, "rule", None)
-            target_path = _source_path(target) if target is not None else None
-            if target_path is not None:
-                complex_files.add(target_path)
-    order: list[Any] = []
-    for rule in ruleset.rules:
-        if rule.meta.source in complex_files:
-            order.append(("s", rule.id))
-        else:
-            order.append(("c", _describe_rule(rule)))
+    try:
+        correlations = ruleset.compiled_correlations() if ruleset.has_correlations else []
+    except Exception as exc:  # a correlation the engine refuses: the uncached build reports it, every time
+        raise Uncacheable(f"correlation: {exc}") from exc
+    rule_metas = {id(rule.meta) for rule in ruleset.rules}
     return {
-        "format": FORMAT, "key": key, "rules": order, "complex_files": sorted(complex_files),
+        "format": FORMAT, "key": key, "rules": [_describe_rule(rule) for rule in ruleset.rules],
+        "correlations": [_describe_correlation(corr) for corr in correlations],
+        # The correlations' own entries (the rules' are rebuilt from the rules, as compile() adds them after these)
+        "correlation_meta": [(name, _meta_to_plain(meta)) for name, meta in ruleset.correlation_meta.items()
+                             if id(meta) not in rule_metas],
         "errors": [dataclasses.astuple(e) for e in ruleset.errors], "known_datasets": tuple(ruleset.known_datasets),
     }
+
+
+def _meta_to_plain(meta: RuleMeta) -> tuple[Any, ...]:
+    return (meta.id, meta.title, meta.description, meta.level, meta.tags, meta.references, meta.author, meta.status,
+            meta.falsepositives, meta.source, dict(meta.extra))
+
+
+def _meta_from_plain(plain: tuple[Any, ...]) -> RuleMeta:
+    (rule_id, title, description, level, tags, references, author, status, falsepositives, source, extra) = plain
+    return RuleMeta(id=rule_id, title=title, description=description, level=level, tags=tags, references=references,
+                    author=author, status=status, falsepositives=falsepositives, source=source, extra=extra)
+
+
+def _describe_correlation(corr: CompiledCorrelation) -> tuple[Any, ...]:
+    """Every field but ``expression``, the predicate rebuilt from ``condition`` (its tree) on restore."""
+    if corr.expression is not None and corr.condition is None:
+        raise Uncacheable(f"correlation {corr.rule_id}: a condition without its tree")
+    return (corr.rule_id, corr.name, _meta_to_plain(corr.meta), corr.kind, corr.refs, corr.ref_keys, corr.timespan_us,
+            corr.group_by, corr.group_fields, corr.value_fields, corr.bounds.items, corr.percentile, corr.early,
+            corr.generate, corr.fingerprint, corr.condition)
+
+
+def _restore_correlation(plain: tuple[Any, ...]) -> CompiledCorrelation:
+    from temporal_siem.detections.correlation.compiled import Bounds, CompiledCorrelation, condition_predicate
+
+    (rule_id, name, meta, kind, refs, ref_keys, timespan_us, group_by, group_fields, value_fields, bounds, percentile,
+     early, generate, fingerprint, condition) = plain
+    return CompiledCorrelation(
+        rule_id=rule_id, name=name, meta=_meta_from_plain(meta), kind=kind, refs=refs, ref_keys=ref_keys,
+        timespan_us=timespan_us, group_by=group_by, group_fields=group_fields, value_fields=value_fields,
+        bounds=Bounds(bounds), percentile=percentile,
+        expression=None if condition is None else condition_predicate(condition), early=early, generate=generate,
+        fingerprint=fingerprint, condition=condition)
 
 
 def _describe_rule(rule: CompiledRule) -> tuple[Any, ...]:
     match = rule.match
     lazy = isinstance(match, LazyMatch) and rule.module_code is None
-    if (rule.module_code is None and not lazy) or not rule.generate:
+    if rule.module_code is None and not lazy:
         raise Uncacheable(f"rule {rule.id}")
     # A rule compiled on first use (not used yet) is stored as its source (``module_code`` None) and restored lazily.
     namespace = match.namespace if isinstance(match, LazyMatch) else match.__globals__
     constants = {name: _describe_constant(value) for name, value in namespace.items() if _CONSTANT.match(name)}
-    meta = rule.meta
     logsource = rule.logsource
     witnesses = witnesses_to_plain(rule.witnesses)
-    return (rule.id, rule.name,
-            (meta.title, meta.description, meta.level, meta.tags, meta.references, meta.author, meta.status,
-             meta.falsepositives, meta.source, dict(meta.extra)),
-            rule.module_code, constants, rule.source_code, rule.fields, witnesses, rule.datasets, rule.warnings,
-            None if logsource is None else (logsource.category, logsource.product, logsource.service))
+    return (rule.id, rule.name, _meta_to_plain(rule.meta), rule.module_code, constants, rule.source_code, rule.fields,
+            witnesses, rule.datasets, rule.warnings,
+            None if logsource is None else (logsource.category, logsource.product, logsource.service), rule.generate)
 
 
 def _describe_constant(value: Any) -> tuple[Any, ...]:
@@ -314,21 +331,12 @@ def _constant(spec: tuple[Any, ...]) -> Any:
     raise Uncacheable(kind)
 
 
-def _restore(data: dict[str, Any], build_subset: Callable[[list[Path]], Ruleset]) -> Ruleset | None:
+def _restore(data: dict[str, Any]) -> Ruleset | None:
     from temporal_siem.detections.sigma.ruleset import CompiledRule, Ruleset
 
-    subset: Ruleset | None = build_subset([Path(p) for p in data["complex_files"]]) if data["complex_files"] else None
-    by_id = {r.id: r for r in subset.rules} if subset is not None else {}
     rules: list[CompiledRule] = []
-    for kind, item in data["rules"]:
-        if kind == "s":
-            found = by_id.get(item)
-            if found is None:
-                return None
-            found.index = len(rules)
-            rules.append(found)
-            continue
-        (rule_id, name, meta, code, constants, source_code, fields, witnesses, datasets, warnings, logsource) = item
+    for item in data["rules"]:
+        (rule_id, name, meta, code, constants, source_code, fields, witnesses, datasets, warnings, logsource, generate) = item
         namespace = dict(RUNTIME)
         for constant_name, spec in constants.items():
             namespace[constant_name] = _constant(spec)
@@ -339,23 +347,22 @@ def _restore(data: dict[str, Any], build_subset: Callable[[list[Path]], Ruleset]
             exec(code, namespace)  # our own code object, HMAC-verified
             match = namespace["match"]
         rules.append(CompiledRule(
-            index=len(rules), id=rule_id, name=name,
-            meta=RuleMeta(id=rule_id, title=meta[0], description=meta[1], level=meta[2], tags=meta[3],
-                          references=meta[4], author=meta[5], status=meta[6], falsepositives=meta[7], source=meta[8],
-                          extra=meta[9]),
+            index=len(rules), id=rule_id, name=name, meta=_meta_from_plain(meta),
             match=match, source_code=source_code, fields=fields,
             witnesses=witnesses_from_plain(witnesses),
-            datasets=datasets, warnings=warnings, module_code=code,
+            datasets=datasets, generate=generate, warnings=warnings, module_code=code,
             logsource=None if logsource is None else LogSource(*logsource),
         ))
     errors = [LoadError(*fields) for fields in data["errors"]]
-    correlations = subset.correlations if subset is not None else []
-    correlation_meta = dict(subset.correlation_meta) if subset is not None else {}
+    correlation_meta = {name: _meta_from_plain(meta) for name, meta in data["correlation_meta"]}
     for entry in rules:
         correlation_meta.setdefault(entry.id, entry.meta)
         if entry.name:
             correlation_meta.setdefault(entry.name, entry.meta)
-    return Ruleset(rules, correlations, correlation_meta, errors, tuple(data["known_datasets"]))
+    ruleset = Ruleset(rules, [], correlation_meta, errors, tuple(data["known_datasets"]))
+    if data["correlations"]:
+        ruleset._compiled_correlations = [_restore_correlation(plain) for plain in data["correlations"]]
+    return ruleset
 
 
 def default_cache() -> RuleCache | None:

@@ -41,10 +41,12 @@ from temporal_siem.detections.sigma.witness_types import Witnesses
 from temporal_siem.kernel.flatten import flatten
 
 if TYPE_CHECKING:  # pySigma (~80 ms to import with pyparsing) is imported where rules are loaded and compiled:
-    # a ruleset restored from the compiled-ruleset cache with no correlation rule never needs it
+    # a ruleset restored from the compiled-ruleset cache never needs it
     from sigma.correlations import SigmaCorrelationRule
     from sigma.processing.pipeline import ProcessingPipeline
     from sigma.rule import SigmaRule
+
+    from temporal_siem.detections.correlation.compiled import CompiledCorrelation
 
 DATASET_FIELD = "event.dataset"
 _LANE_CACHE_LIMIT = 4096
@@ -131,8 +133,10 @@ class Ruleset:
                  correlation_meta: dict[str, RuleMeta], errors: list[LoadError], known_datasets: tuple[str, ...] = (),
                  use_event_tags: bool = True) -> None:
         self.rules = rules
-        self.correlations = correlations
+        self.correlations = correlations  # pySigma's objects (empty in a ruleset restored from the cache)
         self.correlation_meta = correlation_meta
+        # What the correlation engine runs: compiled from ``correlations`` on first use, or restored from the cache.
+        self._compiled_correlations: list[CompiledCorrelation] | None = None
         self.errors = errors
         self.known_datasets = tuple(known_datasets)
         self.duplicate_ids = 0
@@ -151,6 +155,19 @@ class Ruleset:
         self._lane_by_tag_values: dict[tuple[Any, ...], Lane] = {}
         self._views = WindowsEventView.load() if use_event_tags else None
         self._lock = threading.Lock()
+
+    @property
+    def has_correlations(self) -> bool:
+        return bool(self.correlations) or bool(self._compiled_correlations)
+
+    def compiled_correlations(self) -> list[CompiledCorrelation]:
+        """The correlation rules as the engine runs them (immutable, shared by every detector of this ruleset).
+        Raises ``CorrelationRuleError`` for a rule the engine cannot evaluate."""
+        if self._compiled_correlations is None:
+            from temporal_siem.detections.correlation.compiled import compile_correlations
+
+            self._compiled_correlations = compile_correlations(self.correlations, self.correlation_meta)
+        return self._compiled_correlations
 
     # ---- construction ----------------------------------------------------------------------------------
 
@@ -176,7 +193,7 @@ class Ruleset:
         with gc_paused():
             if cache is None:
                 return build()[0]
-            return cache.load_or_build(roots, filters, pipelines, builtin_pipeline, build, lambda files: build(files, ())[0])
+            return cache.load_or_build(roots, filters, pipelines, builtin_pipeline, build)
 
     @classmethod
     def from_yaml(cls, text: str, *, pipelines: Iterable[str | Path] = (), builtin_pipeline: bool = True) -> Ruleset:
