@@ -294,25 +294,13 @@ correlation:
   timespan: 10m
   condition: authoring_created and authoring_used and not authoring_approved
 level: high
----
-title: Created
-id: 0c3b7a1e-5d2f-4e8a-9b61-3f2e1d0c9b02
-name: authoring_created
-logsource: {product: okta, service: okta}
-detection: {sel: {event.action: created}, condition: sel}
----
-title: Used
-id: 0c3b7a1e-5d2f-4e8a-9b61-3f2e1d0c9b03
-name: authoring_used
-logsource: {product: okta, service: okta}
-detection: {sel: {event.action: used}, condition: sel}
----
-title: Approved
-id: 0c3b7a1e-5d2f-4e8a-9b61-3f2e1d0c9b04
-name: authoring_approved
-logsource: {product: okta, service: okta}
-detection: {sel: {event.action: approved}, condition: sel}
-"""
+""" + "".join(f"""---
+title: {action.title()}
+id: 0c3b7a1e-5d2f-4e8a-9b61-3f2e1d0c9b0{n}
+name: authoring_{action}
+logsource: {{product: okta, service: okta}}
+detection: {{sel: {{event.action: {action}}}, condition: sel}}
+""" for n, action in enumerate(("created", "used", "approved"), start=2))
 
 
 def test_a_warm_start_with_correlations_does_not_import_pysigma(tmp_path: Path) -> None:
