@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from temporal_siem.kernel.grouping import grouped_order
 from temporal_siem.kernel.records import DeadLetter, Origin, RawRecord, RecordError
 from temporal_siem.kernel.secrets import clean_record, scan_record, scan_records
 from temporal_siem.parsers.base import Parser
@@ -259,21 +260,14 @@ class ParserRouter:
 
 
 #: Bytes of a record's start that say which format it likely is (its first keys; where a timestamp follows,
-#: records of one source still sort next to each other).
+#: records of one source still sort next to each other), and how many of them tell one source from a mix.
 GROUP_PREFIX_BYTES = 24
+GROUP_KIND_BYTES = 12
 
 
 def _grouped_order(records: list[RawRecord]) -> list[int] | None:
-    """The records' indexes sorted by the start of their bytes (stable), or None when one source's records make
-    the batch (the same first bytes in a sample of ~64 of them: a look of a few ns a record, where computing the
-    keys of a one-format batch cost 1 % of a Windows event) or it is already in that order: nothing to gain. The
-    order changes only how fast the batch parses, never what it gives, so a sample that misses a mix is fine."""
-    head = records[0].data[:12]
-    if all(record.data.startswith(head) for record in records[::max(1, len(records) // 64)]):
-        return None
-    keys = [record.data[:GROUP_PREFIX_BYTES] for record in records]
-    order = sorted(range(len(keys)), key=keys.__getitem__)
-    return None if order == list(range(len(keys))) else order
+    """The records' indexes sorted by the start of their bytes (:func:`kernel.grouping.grouped_order`)."""
+    return grouped_order(records, lambda record: record.data[:GROUP_KIND_BYTES], lambda record: record.data[:GROUP_PREFIX_BYTES])
 
 
 _UNDECODED: Any = object()

@@ -20,24 +20,24 @@ from temporal_siem.detections.enrichment import EnricherRegistry
 from temporal_siem.detections.sigma.ruleset import Ruleset
 from temporal_siem.detections.sigma.values import EventFolds
 from temporal_siem.kernel import metrics
+from temporal_siem.kernel.grouping import grouped_order
 from temporal_siem.kernel.records import DeadLetter
 
 log = logging.getLogger("detections.sigma")
 
 
-#: How many of a batch's events are looked at to tell a one-dataset batch (nothing to group) from a mixed one.
-_SAMPLED_EVENTS = 64
-
-
 def _grouped_order(events: list[dict[str, Any]]) -> list[int] | None:
-    """The events' indexes with one dataset's events together (stable), or None for a batch of one dataset (as
-    a sample of ~64 events shows: grouping changes only speed, so a sample that misses a mix is fine)."""
-    first = events[0].get("event.dataset")
-    if all(event.get("event.dataset") == first for event in events[::max(1, len(events) // _SAMPLED_EVENTS)]):
-        return None
-    keys = [dataset if (dataset := event.get("event.dataset")).__class__ is str else "" for event in events]
-    order = sorted(range(len(keys)), key=keys.__getitem__)
-    return None if order == list(range(len(keys))) else order
+    """The events' indexes with one dataset's events together (:func:`kernel.grouping.grouped_order`)."""
+    return grouped_order(events, _dataset, _dataset_text)
+
+
+def _dataset(event: dict[str, Any]) -> Any:
+    return event.get("event.dataset")
+
+
+def _dataset_text(event: dict[str, Any]) -> str:
+    dataset = event.get("event.dataset")
+    return dataset if dataset.__class__ is str else ""  # a hostile value (a list, a number) sorts first
 
 
 class SigmaDetector(Detector):
