@@ -262,10 +262,41 @@ def _flatten_redacted(obj: dict[str, Any], prefix: str, out: dict[str, Any], dep
             out[name] = value
 
 
+_LEAF_TYPES = frozenset({str, int, float, bool, type(None)})
+
+
+def _flat_object_columns(items: list[Any], drop_nulls: bool) -> dict[str, list[Any]] | None:
+    """The columns of a list of flat objects (every member an object of scalars, as Entra's policies and Okta's
+    targets are): what the general loop below merges, without a flatten call and a dict per member. None for any
+    other list (a scalar member, a nested value, a non-text key), which then takes the general loop."""
+    columns: dict[str, list[Any]] = {}
+    leaf = _LEAF_TYPES
+    for item in items:
+        if type(item) is not dict:
+            return None
+        for key, value in item.items():
+            if type(value) not in leaf or type(key) is not str:
+                return None
+            if value is None and drop_nulls:
+                continue
+            column = columns.get(key)
+            if column is None:
+                columns[key] = [value]
+            else:
+                column.append(value)
+    return columns
+
+
 def _flatten_redacted_objects(items: list[Any], name: str, out: dict[str, Any], depth: int, drop_nulls: bool = False) -> None:
+    checks = record_checks()
+    if not checks:
+        columns = _flat_object_columns(items, drop_nulls)
+        if columns is not None:
+            for sub_key, values in columns.items():
+                out[f"{name}.{sub_key}"] = values
+            return
     scalars: list[Any] = []
     merged: dict[str, list[Any]] = {}
-    checks = record_checks()
     for item in items:
         if type(item) is dict:
             sub: dict[str, Any] = {}

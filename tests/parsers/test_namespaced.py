@@ -65,3 +65,23 @@ def test_a_key_the_parser_set_is_kept_and_keeps_its_place() -> None:
     with clean_record(b"", 0):
         namespaced("p", {"a": 1, "b": 2, "c": {"d": 3}}, event)
     assert list(event.items()) == [("p.b", "parser"), ("user.name", "u"), ("p.a", 1), ("p.c.d", 3)]
+
+
+def test_a_list_of_flat_objects_becomes_columns_in_first_seen_key_order() -> None:
+    """Okta's targets and Entra's policies: objects of scalars, flattened to one list per key (nulls left out
+    with ``drop_nulls``, as Okta pads), keys in the order first seen; a list with anything else in it (a scalar
+    member, a nested value) takes the general path and gives the same shape."""
+    record = {"target": [{"id": "1", "type": None, "alternateId": "a"}, {"type": "user", "id": "2", "extra": 3}],
+              "mixed": [{"id": "x"}, "loose"], "nested": [{"id": "y", "detail": {"k": "v"}}]}
+    event: dict[str, Any] = {}
+    with clean_record(b"", 0):
+        namespaced("p", record, event, drop_nulls=True)
+    assert list(event.items()) == [
+        ("p.target.id", ["1", "2"]), ("p.target.alternateId", ["a"]), ("p.target.type", ["user"]), ("p.target.extra", [3]),
+        ("p.mixed", ["loose"]), ("p.mixed.id", ["x"]),
+        ("p.nested.id", ["y"]), ("p.nested.detail.k", ["v"]),
+    ]
+    kept: dict[str, Any] = {}
+    with clean_record(b"", 0):
+        namespaced("p", {"target": [{"id": "1", "type": None}]}, kept)
+    assert kept == {"p.target.id": ["1"], "p.target.type": [None]}
