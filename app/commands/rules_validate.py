@@ -282,7 +282,10 @@ def _our_checks(rules: list[SigmaRule | SigmaCorrelationRule],
     # Logsource routing and field names, on the rule as the engine compiles it (compile() owns the rules it is
     # given and rewrites their field names, so the names as written are collected first).
     written_fields = {id(rule): _original_fields(rule) for rule in base}
-    ruleset = Ruleset.compile([*base, *(r for r in external if isinstance(r, SigmaRule))], [], build_pipeline([], builtin=True))
+    # The correlations too: one the engine cannot evaluate (a percentile past 100, a cycle of references) is a
+    # load error that stops replay and run, so the check before shipping must say so.
+    ruleset = Ruleset.compile([*base, *(r for r in external if isinstance(r, SigmaRule))], correlations,
+                              build_pipeline([], builtin=True))
     problems.extend(Problem(e.file, "-", "error", e.error, "compile", e.line) for e in ruleset.errors
                     if "duplicate rule" not in e.error)  # reported above with both files
     by_ref: dict[str, SigmaRule] = {}

@@ -282,12 +282,17 @@ class Ruleset:
             ))
         processed_correlations: list[SigmaCorrelationRule] = []
         correlation_meta: dict[str, RuleMeta] = {}
+        cycle = _correlation_cycle(correlations)
         for corr in correlations:
+            source = str(corr.source.path) if corr.source is not None and corr.source.path is not None else "<yaml>"
+            if id(corr) in cycle:  # pySigma would recurse through the references until the stack runs out
+                errors.append(LoadError(source, f"correlation {corr.title!r}: correlation rules reference each other in a cycle: "
+                                                f"{' -> '.join(cycle[id(corr)])}", _key_line(source, "correlation", corr)))
+                continue
             try:
                 processed_corr = copy.deepcopy(corr)
                 pipeline.apply(processed_corr)
             except Exception as exc:
-                source = str(corr.source.path) if corr.source is not None and corr.source.path is not None else "<yaml>"
                 errors.append(LoadError(source, f"correlation {corr.title!r}: {type(exc).__name__}: {exc}"))
                 continue
             processed_correlations.append(processed_corr)
@@ -299,7 +304,27 @@ class Ruleset:
             correlation_meta.setdefault(entry.id, entry.meta)
             if entry.name:
                 correlation_meta.setdefault(entry.name, entry.meta)
-        ruleset = cls(compiled, processed_correlations, correlation_meta, errors, pipeline_datasets(pipeline))
+        # What the engine runs, compiled here so that a correlation it cannot evaluate (a percentile past 100, a
+        # numeric type over several fields...) is a load error with its file and line like any other, not an
+        # exception when a detector is built.
+        from temporal_siem.detections.correlation.compiled import CorrelationRuleError, compile_correlations
+
+        runnable: list[SigmaCorrelationRule] = []
+        compiled_correlations: list[CompiledCorrelation] = []
+        for corr in processed_correlations:
+            try:
+                compiled_correlations.extend(compile_correlations([corr], correlation_meta))
+            except CorrelationRuleError as exc:
+                source = str(corr.source.path) if corr.source is not None and corr.source.path is not None else "<yaml>"
+                errors.append(LoadError(source, str(exc), _key_line(source, "correlation", corr)))
+                corr_id = rule_identifier(corr)
+                for name in (corr_id, corr.name or ""):
+                    if name in correlation_meta and correlation_meta[name].id == corr_id:
+                        del correlation_meta[name]
+                continue
+            runnable.append(corr)
+        ruleset = cls(compiled, runnable, correlation_meta, errors, pipeline_datasets(pipeline))
+        ruleset._compiled_correlations = compiled_correlations
         ruleset.duplicate_ids = duplicates
         return ruleset
 
@@ -457,7 +482,44 @@ def _clash(rule: SigmaRule, rule_id: str, seen: dict[str, str]) -> tuple[str, st
     return None
 
 
-def _key_line(source: str, key: str, rule: SigmaRule) -> int | None:
+def _correlation_cycle(correlations: list[SigmaCorrelationRule]) -> dict[int, list[str]]:
+    """The correlation rules (by ``id()``) that reach themselves through the rules they reference, each with the
+    cycle it is on (names as written); empty when there is none."""
+    by_key: dict[str, SigmaCorrelationRule] = {}
+    for corr in correlations:
+        for key in (str(corr.id) if corr.id else None, corr.name):
+            if key:
+                by_key.setdefault(key, corr)
+
+    def targets(corr: SigmaCorrelationRule) -> list[SigmaCorrelationRule]:
+        refs = [getattr(ref, "reference", ref) for ref in corr.rules or []]
+        return [by_key[str(ref)] for ref in refs if str(ref) in by_key]
+
+    def label(corr: SigmaCorrelationRule) -> str:
+        return corr.name or (str(corr.id) if corr.id else corr.title)
+
+    found: dict[int, list[str]] = {}
+    for start in correlations:
+        path = [start]
+        stack = [iter(targets(start))]
+        seen = {id(start)}
+        while stack:  # depth first from ``start``, looking for ``start`` again
+            step = next(stack[-1], None)
+            if step is None:
+                stack.pop()
+                path.pop()
+                continue
+            if step is start:
+                found[id(start)] = [label(c) for c in path] + [label(start)]
+                break
+            if id(step) not in seen:
+                seen.add(id(step))
+                path.append(step)
+                stack.append(iter(targets(step)))
+    return found
+
+
+def _key_line(source: str, key: str, rule: SigmaRule | SigmaCorrelationRule) -> int | None:
     from temporal_siem.detections.sigma import locate
 
     return locate.key_line(source, key, rule.title, str(rule.id) if rule.id else None) if source != "<yaml>" else None

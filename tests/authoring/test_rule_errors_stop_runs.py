@@ -150,3 +150,68 @@ def test_a_warned_placeholder_behind_a_modifier_is_named_with_its_line(rule_dir:
                  "--dead-letter", str(tmp_path / "dl.jsonl")]) == 0
     err = capsys.readouterr().err
     assert f"rule.yml:{SELECTION_LINE}:" in err and "'*%admin_users%*'" in err
+
+
+REFUSED_CORRELATION = """
+title: Percentile past a hundred
+id: 5b1f2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c01
+correlation:
+  type: value_percentile
+  rules: [authoring_test_namespace_deleted]
+  group-by: [user.name]
+  timespan: 10m
+  condition:
+    field: temporal.namespace
+    percentile: 150
+    gte: 3
+level: high
+"""
+
+CYCLE = """
+title: First of a cycle
+id: 5b1f2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c02
+name: authoring_cycle_one
+correlation:
+  type: event_count
+  rules: [authoring_cycle_two]
+  group-by: [user.name]
+  timespan: 10m
+  condition: {gte: 1}
+level: high
+---
+title: Second of a cycle
+id: 5b1f2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c03
+name: authoring_cycle_two
+correlation:
+  type: event_count
+  rules: [authoring_cycle_one]
+  group-by: [user.name]
+  timespan: 10m
+  condition: {gte: 1}
+level: high
+"""
+
+
+@pytest.mark.parametrize(("text", "reason", "key"), [
+    (REFUSED_CORRELATION, "percentile 150 is outside 0..100", "correlation:"),
+    (CYCLE, "reference each other in a cycle", "correlation:"),
+])
+def test_a_correlation_the_engine_refuses_stops_the_replay_with_file_and_line(
+        rule_dir: Path, log_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], text: str, reason: str, key: str) -> None:
+    """pySigma accepts these; the engine cannot evaluate them. Before, the replay died with a traceback when the
+    detector was built; now it is a rule load error as any other: file:line, the reason, exit 3, and with
+    --allow-rule-errors the run goes on without it."""
+    (rule_dir / "corr.yml").write_text(text)
+    line = next(n for n, row in enumerate(text.splitlines()) if row.startswith(key))  # the file starts with "\n"
+    code = main(["replay", str(log_file), "--rules", str(rule_dir), "--quiet", "--dead-letter", str(tmp_path / "dl.jsonl")])
+    assert code == EXIT_RULES
+    err = capsys.readouterr().err
+    assert f"corr.yml:{line + 1}" in err and reason in err and "Traceback" not in err
+    summary = tmp_path / "summary.json"
+    assert main(["replay", str(log_file), "--rules", str(rule_dir), "--quiet", "--allow-rule-errors",
+                 "--summary-json", str(summary), "--dead-letter", str(tmp_path / "dl.jsonl")]) == 0
+    assert any(reason in e["error"] for e in json.loads(summary.read_text())["rule_load_errors"])
+    capsys.readouterr()
+    assert main(["rules", "validate", str(rule_dir)]) == EXIT_RULES  # the check before shipping says it too
+    out = capsys.readouterr().out
+    assert f"corr.yml:{line + 1}: error:" in out and reason in out
