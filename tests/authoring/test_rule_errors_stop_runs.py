@@ -167,29 +167,18 @@ correlation:
 level: high
 """
 
-CYCLE = """
-title: First of a cycle
-id: 5b1f2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c02
-name: authoring_cycle_one
+CYCLE = "---".join(f"""
+title: {title} of a cycle
+id: 5b1f2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c0{n}
+name: authoring_cycle_{me}
 correlation:
   type: event_count
-  rules: [authoring_cycle_two]
+  rules: [authoring_cycle_{other}]
   group-by: [user.name]
   timespan: 10m
-  condition: {gte: 1}
+  condition: {{gte: 1}}
 level: high
----
-title: Second of a cycle
-id: 5b1f2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c03
-name: authoring_cycle_two
-correlation:
-  type: event_count
-  rules: [authoring_cycle_one]
-  group-by: [user.name]
-  timespan: 10m
-  condition: {gte: 1}
-level: high
-"""
+""" for n, title, me, other in ((2, "First", "one", "two"), (3, "Second", "two", "one")))
 
 
 @pytest.mark.parametrize(("text", "reason", "key"), [
