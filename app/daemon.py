@@ -145,7 +145,7 @@ class Daemon:
         if self.ruleset is None:
             self.ruleset = compile_rules(self.settings)
         return StreamRuntime(self.settings, self.ruleset, alerts=self.alerts, events=self.events, dead_letters=self.dead_letters,
-                             input_partitions=partitions, on_loop=self._on_loop)
+                             input_partitions=partitions, on_loop=self._on_loop, on_signal=self.request_stop)
 
     def _on_loop(self) -> None:
         # Quix installs its own SIGTERM/SIGINT handlers when it starts: ours (watchdog, forced second signal) go back on top.

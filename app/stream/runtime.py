@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import logging
 import re
+import signal
 import time
 import warnings
 from collections import Counter
@@ -99,12 +100,29 @@ class BatchingApplication(Application):
 
     def __init__(self, *args: Any, batch_topics: frozenset[str], batch_size: int,
                  batch_handler: Callable[[list[Any]], None], on_partitions: Callable[[list[tuple[str, int]]], None] | None = None,
-                 **kwargs: Any) -> None:
+                 on_signal: Callable[[int, Any], None] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._batch_topics = batch_topics
         self._batch_size = max(1, batch_size)
         self._batch_handler = batch_handler
         self._on_partitions = on_partitions
+        self._on_signal = on_signal
+
+    # Quix installs these as the SIGTERM/SIGINT handlers each time the application runs. They stopped the
+    # application and nothing else: a signal that came before the daemon put its own handlers back (its first loop)
+    # ended the stream "without a stop request", and the daemon started it again. With ``on_signal`` (the daemon's
+    # stop request, which stops the application through the runtime) a signal means the same whenever it comes.
+    def _on_sigterm(self, *args: Any) -> None:
+        if self._on_signal is None:
+            super()._on_sigterm(*args)
+        else:
+            self._on_signal(signal.SIGTERM, None)
+
+    def _on_sigint(self, *args: Any) -> None:
+        if self._on_signal is None:
+            super()._on_sigint(*args)
+        else:
+            self._on_signal(signal.SIGINT, None)
 
     # A partition assigned, revoked or lost: ``on_partitions`` hears of it after Quix has done its part.
     def _on_assign(self, consumer: Any, topic_partitions: list[Any]) -> None:
@@ -368,10 +386,11 @@ class StreamRuntime:
 
     def __init__(self, settings: Settings, ruleset: Ruleset, *, alerts: SinkAdapter, events: SinkAdapter | None = None,
                  dead_letters: SinkAdapter | None = None, input_partitions: dict[str, int],
-                 on_loop: Callable[[], None] | None = None) -> None:
+                 on_loop: Callable[[], None] | None = None, on_signal: Callable[[int, Any], None] | None = None) -> None:
         """``alerts``/``events``/``dead_letters``: our sinks behind Quix's protocol, made once per process and handed to
         every application the daemon starts (a restart re-creates the application, not the sinks); ``dead_letters``
-        is used only without a dead-letter topic."""
+        is used only without a dead-letter topic. ``on_signal``: what a SIGTERM/SIGINT that reaches the application's
+        own handlers does (the daemon's stop request), instead of stopping the application alone."""
         self.settings = settings
         self.cfg = settings.ingest.kafka
         self.stream_cfg = self.cfg.stream
@@ -391,6 +410,7 @@ class StreamRuntime:
             self.grace[topic] = int(max(0.0, float(grace)) * MICROS)
         self.max_future_us = int(float(settings.detection.correlation.max_future_seconds) * MICROS)
         self.on_loop = on_loop
+        self.on_signal = on_signal
         self.assigned: list[str] = []
         self.scope_marks: dict[int, ScopeMarks] = {}  # per scope partition, loaded from its store (see marks.py)
         self.meta_memo: dict[int, dict[str, tuple[bytes, dict[str, Any]]]] = {}  # see TxState
@@ -415,7 +435,7 @@ class StreamRuntime:
                                                            ignore_extras=True)
         return BatchingApplication(
             batch_topics=frozenset(self.input_partitions), batch_size=cfg.max_poll_records, batch_handler=self._stateless_batch,
-            on_partitions=self._partitions_moved,
+            on_partitions=self._partitions_moved, on_signal=self.on_signal,
             broker_address=connection, consumer_group=cfg.group_id, auto_offset_reset=cfg.auto_offset_reset,
             processing_guarantee=stream.processing_guarantee, state_dir=stream.state_dir,
             commit_interval=stream.commit_interval_seconds, consumer_poll_timeout=cfg.poll_timeout_ms / 1000,
