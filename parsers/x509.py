@@ -264,6 +264,11 @@ class _Facts(NamedTuple):
     not_after: datetime
     sha256: str
 
+    def at(self, when: datetime | None) -> dict[str, Any]:
+        """The ``temporal.certificates[]`` member as of ``when`` (a copy: the remembered dict is never handed out)."""
+        return {**self.summary,
+                "expires_in_days": None if when is None else math.floor((self.not_after - when).total_seconds() / 86400)}
+
 
 @lru_cache(maxsize=MEMO_ENTRIES)
 def _facts(cert: cx509.Certificate) -> _Facts:
@@ -314,9 +319,7 @@ def summary(cert: cx509.Certificate, at: datetime | None = None) -> dict[str, An
     negative = already expired when the record was written; rules cannot do date arithmetic themselves.
     """
     _load()
-    facts = _facts(cert)
-    return {**facts.summary,
-            "expires_in_days": None if at is None else math.floor((facts.not_after - at).total_seconds() / 86400)}
+    return _facts(cert).at(at)
 
 
 def flat_ecs_x509(cert: cx509.Certificate, prefix: str) -> dict[str, Any]:
@@ -347,9 +350,7 @@ def add_certificates(event: dict[str, Any], certs: list[cx509.Certificate], top_
     if top_level:
         first = primary or certs[min(range(len(certs)), key=lambda i: facts[i].not_after)]
         event.update(flat_ecs_x509(first, "x509"))
-    event.update(flatten({"certificates": [
-        {**fact.summary, "expires_in_days": None if at is None else math.floor((fact.not_after - at).total_seconds() / 86400)}
-        for fact in facts]}, "temporal."))
+    event.update(flatten({"certificates": [fact.at(at) for fact in facts]}, "temporal."))
     for fact in facts:
         fingerprint = fact.sha256
         bucket = event.setdefault("related.hash", [])

@@ -14,8 +14,9 @@ are stored as data and rebuilt; any other matcher object the compiler puts in a 
 inside the same verified payload (never read before the HMAC check).
 
 What is cached: detection rules, and correlation rules as the engine runs them (``CompiledCorrelation``: plain
-fields, the extended condition as a tree). A warm start imports no pySigma. Rule sets with filters or duplicate
-rule ids, or a correlation the engine refuses (the build reports it, every time), are not cached at all.
+fields, the extended condition as a tree). A warm start imports no pySigma. Load errors are stored with the rules
+(a correlation the engine refuses is one), so a warm start reports them as a cold one does. Rule sets with filters
+or duplicate rule ids are not cached at all.
 """
 
 from __future__ import annotations
@@ -221,10 +222,8 @@ class RuleCache:
 def _describe(ruleset: Ruleset, loaded: Any, key: str) -> dict[str, Any]:
     if loaded.filters or ruleset.duplicate_ids:
         raise Uncacheable("filters or duplicate rule ids")
-    try:
-        correlations = ruleset.compiled_correlations() if ruleset.has_correlations else []
-    except Exception as exc:  # a correlation the engine refuses: the uncached build reports it, every time
-        raise Uncacheable(f"correlation: {exc}") from exc
+    # Compiled with the ruleset: one the engine refuses is a load error, stored with the others below.
+    correlations = ruleset.compiled_correlations() if ruleset.has_correlations else []
     rule_metas = {id(rule.meta) for rule in ruleset.rules}
     return {
         "format": FORMAT, "key": key, "rules": [_describe_rule(rule) for rule in ruleset.rules],

@@ -90,9 +90,7 @@ class SigmaDetector(Detector):
         # correlations, which see events in order) runs in the events' own order below.
         order = _grouped_order(events) if len(events) >= self.group_min_events else None
         hits_at: dict[int, list[int]] = {}
-        views: list[dict[str, Any]] | None = [] if correlation is not None and order is None else None
-        if correlation is not None and order is not None:
-            views = list(events)
+        views: list[dict[str, Any]] | None = list(events) if correlation is not None else None  # what each event was matched as
         for index in order if order is not None else range(len(events)):
             original = events[index]
             event = view(original)
@@ -116,10 +114,7 @@ class SigmaDetector(Detector):
                         hits.sort()
                     hits_at[index] = hits
             if views is not None:
-                if order is None:
-                    views.append(event)
-                else:
-                    views[index] = event
+                views[index] = event
         # Alerts and correlations, in the events' order.
         if views is None:
             indexes: Any = hits_at if order is None else sorted(hits_at)

@@ -235,7 +235,7 @@ class Ruleset:
         seen_ids: dict[str, str] = {}  # id or name -> file of the rule that has it
         duplicates = 0
         for rule in rules:
-            source = str(rule.source.path) if rule.source is not None and rule.source.path is not None else "<yaml>"
+            source = _source_path(rule)
             rule_id = rule_identifier(rule)
             clash = _clash(rule, rule_id, seen_ids)
             if clash is not None:
@@ -284,7 +284,7 @@ class Ruleset:
         correlation_meta: dict[str, RuleMeta] = {}
         cycle = _correlation_cycle(correlations)
         for corr in correlations:
-            source = str(corr.source.path) if corr.source is not None and corr.source.path is not None else "<yaml>"
+            source = _source_path(corr)
             if id(corr) in cycle:  # pySigma would recurse through the references until the stack runs out
                 errors.append(LoadError(source, f"correlation {corr.title!r}: correlation rules reference each other in a cycle: "
                                                 f"{' -> '.join(cycle[id(corr)])}", _key_line(source, "correlation", corr)))
@@ -315,7 +315,7 @@ class Ruleset:
             try:
                 compiled_correlations.extend(compile_correlations([corr], correlation_meta))
             except CorrelationRuleError as exc:
-                source = str(corr.source.path) if corr.source is not None and corr.source.path is not None else "<yaml>"
+                source = _source_path(corr)
                 errors.append(LoadError(source, str(exc), _key_line(source, "correlation", corr)))
                 corr_id = rule_identifier(corr)
                 for name in (corr_id, corr.name or ""):
@@ -480,6 +480,11 @@ def _clash(rule: SigmaRule, rule_id: str, seen: dict[str, str]) -> tuple[str, st
     if rule.name and rule.name in seen:
         return "name", rule.name
     return None
+
+
+def _source_path(rule: SigmaRule | SigmaCorrelationRule) -> str:
+    """The file a rule came from, or ``<yaml>`` for one given as text (what a load error names)."""
+    return str(rule.source.path) if rule.source is not None and rule.source.path is not None else "<yaml>"
 
 
 def _correlation_cycle(correlations: list[SigmaCorrelationRule]) -> dict[int, list[str]]:
