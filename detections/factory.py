@@ -39,8 +39,8 @@ def new_detector(ruleset: Ruleset, options: dict[str, Any] | None = None) -> Sig
     """
     options = options or {}
     correlation = None
-    if ruleset.has_correlations:
-        correlation = CorrelationEngine(ruleset.compiled_correlations(), dict(options.get("correlation") or {}))
+    if ruleset.compiled_correlations:
+        correlation = CorrelationEngine(ruleset.compiled_correlations, dict(options.get("correlation") or {}))
     return SigmaDetector(ruleset, EnricherRegistry.default(), correlation, options)
 
 

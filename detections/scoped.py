@@ -180,8 +180,8 @@ class ScopePlan:
         for spec in STATEFUL_ENRICHERS:
             plan.dependent[spec.name] = frozenset(r.index for r in ruleset.rules if spec.outputs & set(r.fields))
         plan.stateful_rules = frozenset(i for rules in plan.dependent.values() for i in rules)
-        if ruleset.has_correlations:
-            engine = CorrelationEngine(ruleset.compiled_correlations(), {})
+        if ruleset.compiled_correlations:
+            engine = CorrelationEngine(ruleset.compiled_correlations, {})
             plan.components = _components(engine.rules())
             for component in plan.components:
                 for ref in component.refs:

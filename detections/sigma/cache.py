@@ -222,12 +222,11 @@ class RuleCache:
 def _describe(ruleset: Ruleset, loaded: Any, key: str) -> dict[str, Any]:
     if loaded.filters or ruleset.duplicate_ids:
         raise Uncacheable("filters or duplicate rule ids")
-    # Compiled with the ruleset: one the engine refuses is a load error, stored with the others below.
-    correlations = ruleset.compiled_correlations() if ruleset.has_correlations else []
     rule_metas = {id(rule.meta) for rule in ruleset.rules}
     return {
         "format": FORMAT, "key": key, "rules": [_describe_rule(rule) for rule in ruleset.rules],
-        "correlations": [_describe_correlation(corr) for corr in correlations],
+        # Compiled with the ruleset: one the engine refuses is a load error, stored with the others below.
+        "correlations": [_describe_correlation(corr) for corr in ruleset.compiled_correlations],
         # The correlations' own entries (the rules' are rebuilt from the rules, as compile() adds them after these)
         "correlation_meta": [(name, _meta_to_plain(meta)) for name, meta in ruleset.correlation_meta.items()
                              if id(meta) not in rule_metas],
@@ -358,10 +357,8 @@ def _restore(data: dict[str, Any]) -> Ruleset | None:
         correlation_meta.setdefault(entry.id, entry.meta)
         if entry.name:
             correlation_meta.setdefault(entry.name, entry.meta)
-    ruleset = Ruleset(rules, [], correlation_meta, errors, tuple(data["known_datasets"]))
-    if data["correlations"]:
-        ruleset._compiled_correlations = [_restore_correlation(plain) for plain in data["correlations"]]
-    return ruleset
+    return Ruleset(rules, [], correlation_meta, errors, tuple(data["known_datasets"]),
+                   compiled_correlations=[_restore_correlation(plain) for plain in data["correlations"]])
 
 
 def default_cache() -> RuleCache | None:

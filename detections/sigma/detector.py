@@ -272,7 +272,7 @@ class SigmaDetector(Detector):
             "load_errors": [e.as_dict() for e in self.ruleset.errors],
             "events": self.events,
             "rules_loaded": len(rules),
-            "correlation_rules": len(self.ruleset.compiled_correlations()) if self.ruleset.has_correlations else 0,
+            "correlation_rules": len(self.ruleset.compiled_correlations),
             "candidates_mean": (self.candidates_total / self.events) if self.events else 0.0,
             "candidate_share_mean": (self.candidates_total / self.events / len(rules)) if self.events and rules else 0.0,
             "rule_errors": sum(self.rule_errors),

@@ -131,12 +131,18 @@ class Ruleset:
 
     def __init__(self, rules: list[CompiledRule], correlations: list[SigmaCorrelationRule],
                  correlation_meta: dict[str, RuleMeta], errors: list[LoadError], known_datasets: tuple[str, ...] = (),
-                 use_event_tags: bool = True) -> None:
+                 use_event_tags: bool = True, compiled_correlations: list[CompiledCorrelation] | None = None) -> None:
+        """``compiled_correlations``: ``correlations`` as the engine runs them (``compile()`` and the cache hand them
+        over; otherwise they are compiled here, raising ``CorrelationRuleError`` for one the engine refuses)."""
         self.rules = rules
         self.correlations = correlations  # pySigma's objects (empty in a ruleset restored from the cache)
         self.correlation_meta = correlation_meta
-        # What the correlation engine runs: compiled from ``correlations`` on first use, or restored from the cache.
-        self._compiled_correlations: list[CompiledCorrelation] | None = None
+        if compiled_correlations is None and correlations:
+            from temporal_siem.detections.correlation.compiled import compile_correlations
+
+            compiled_correlations = compile_correlations(correlations, correlation_meta)
+        #: What the correlation engine runs (immutable, shared by every detector of this ruleset).
+        self.compiled_correlations: list[CompiledCorrelation] = compiled_correlations or []
         self.errors = errors
         self.known_datasets = tuple(known_datasets)
         self.duplicate_ids = 0
@@ -155,19 +161,6 @@ class Ruleset:
         self._lane_by_tag_values: dict[tuple[Any, ...], Lane] = {}
         self._views = WindowsEventView.load() if use_event_tags else None
         self._lock = threading.Lock()
-
-    @property
-    def has_correlations(self) -> bool:
-        return bool(self.correlations) or bool(self._compiled_correlations)
-
-    def compiled_correlations(self) -> list[CompiledCorrelation]:
-        """The correlation rules as the engine runs them (immutable, shared by every detector of this ruleset).
-        Raises ``CorrelationRuleError`` for a rule the engine cannot evaluate."""
-        if self._compiled_correlations is None:
-            from temporal_siem.detections.correlation.compiled import compile_correlations
-
-            self._compiled_correlations = compile_correlations(self.correlations, self.correlation_meta)
-        return self._compiled_correlations
 
     # ---- construction ----------------------------------------------------------------------------------
 
@@ -323,8 +316,8 @@ class Ruleset:
                         del correlation_meta[name]
                 continue
             runnable.append(corr)
-        ruleset = cls(compiled, runnable, correlation_meta, errors, pipeline_datasets(pipeline))
-        ruleset._compiled_correlations = compiled_correlations
+        ruleset = cls(compiled, runnable, correlation_meta, errors, pipeline_datasets(pipeline),
+                      compiled_correlations=compiled_correlations)
         ruleset.duplicate_ids = duplicates
         return ruleset
 

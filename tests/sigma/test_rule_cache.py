@@ -92,11 +92,11 @@ def test_rules_with_correlations_alert_the_same_from_the_cache(tmp_path: Path) -
     for expected_state in ("miss", "hit"):
         ruleset = _load(cache, [RULES])
         assert cache.last == expected_state
-        assert ruleset.has_correlations
+        assert ruleset.compiled_correlations
         detector = new_detector(ruleset, options)
         alerts = detector.process([dict(e) for e in events]) + detector.finish()
         runs.append((_fingerprint(ruleset), sorted(a["alert.id"] for a in alerts), list(ruleset.correlation_meta.items()),
-                     [_plain_correlation(c) for c in ruleset.compiled_correlations()]))
+                     [_plain_correlation(c) for c in ruleset.compiled_correlations]))
     assert runs[0] == runs[1]
     assert len(runs[0][1]) > 10 and len(runs[0][3]) >= 3
 
@@ -334,7 +334,7 @@ def test_a_warm_start_with_correlations_does_not_import_pysigma(tmp_path: Path) 
         "detector = new_detector(ruleset, {'correlation': {'allowed_lateness_seconds': -1}})\n"
         "alerts = detector.process(samples) + detector.process(mine) + detector.finish()\n"
         "kinds = sorted((a.get('alert.type', ''), a['rule.name'], str(a.get('alert.group_by'))) for a in alerts)\n"
-        "print(orjson.dumps([len(ruleset.compiled_correlations()), kinds, sorted(a['alert.id'] for a in alerts)]).decode())\n"
+        "print(orjson.dumps([len(ruleset.compiled_correlations), kinds, sorted(a['alert.id'] for a in alerts)]).decode())\n"
         "print('sigma' in sys.modules, 'pyparsing' in sys.modules)\n"
     )
     env = dict(os.environ, TSIEM_CACHE_DIR=str(tmp_path / "cache"))
