@@ -278,13 +278,18 @@ def _newlines(name: str, offset: int, length: int) -> int | None:
 
 
 def _worker(router: ParserRouter, detector: SigmaDetector, scope: StateScope, source: ReplaySource, encode: bool,
-            lines: bool, table_rows: int, inbox: Any, outbox: Any, foreign: list[Any]) -> None:
+            lines: bool, table_rows: int, inbox: Any, outbox: Any, foreign: list[Any], defer: bool = False) -> None:
     """One worker: read, parse, set aside what enricher state can read, enrich and match the rest, encode."""
     for connection in foreign:  # the other ends and other workers' pipes: a dead parent then reads as EOF
         connection.close()
     correlation = detector.correlation
     recorder = _ObservationRecorder(correlation, slim=True) if correlation is not None else None
     stateless = _stateless_detector(detector, recorder)
+    # Deferred completion (pipeline.defer_completion), judged on the full detector: its stateful enrichers and
+    # correlations see the events this worker sends whole, which must then be complete.
+    if (defer and detector.accepts_deferred(router.deferred_fields, router.deferred_datasets)
+            and router.enable_deferred_completion()):
+        stateless.complete = router.complete
     files: dict[str, int] = {}
     while True:
         try:
@@ -366,6 +371,8 @@ def _match(detector: SigmaDetector, scope: StateScope, events: list[dict[str, An
     The items list them all in record order: each matched event's correlation observation where it stands."""
     full = [scope.enriched_statefully(event) for event in events]
     run = [event for event, whole in zip(events, full, strict=True) if not whole]
+    if detector.complete is not None and len(run) < len(events):  # sent whole: complete (none is pending as shipped)
+        detector.complete([event for event, whole in zip(events, full, strict=True) if whole])
     if run:
         result.alerts.extend(detector.process(run))
         result.dead.extend(detector.take_dead_letters())
@@ -563,7 +570,7 @@ class ParallelPipeline(Pipeline):
             foreign = [*inboxes, *outboxes, *(end for i, pair in enumerate(ends) if i != n for end in pair)]
             processes.append(context.Process(target=_worker, args=(self.router, detector, scope, self.source, self.encode,
                                                                    bool(self.alert_sinks), self.table_rows, ends[n][0], ends[n][1],
-                                                                   foreign),
+                                                                   foreign, not self.event_sinks),
                                              name=f"tsiem-worker-{n}", daemon=True))
         for stream in (sys.stdout, sys.stderr):  # nothing buffered before the fork is written twice
             stream.flush()

@@ -162,3 +162,23 @@ class RecordError(Exception):
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
+
+
+class _Pending:
+    """The type of :data:`PENDING`; one instance. Not JSON: an encoder that meets it fails loudly."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "PENDING"
+
+    def __reduce__(self) -> str:
+        return "PENDING"  # pickled as the module's one instance (a worker's pipe), never a copy
+
+
+#: A field value a parser will fill in later (``@timestamp``, ``event.id`` of a plain JSON record), set where the
+#: value goes so that the event's keys keep their order. Only the replay pipeline asks for it, and only when
+#: nothing reads those fields before an alert is built (see ``ParserRouter.defer_completion`` and
+#: ``SigmaDetector.accepts_deferred``): matching never sees it, and the detector completes an event that
+#: matched before anything else reads it. Lives in the kernel because both stages test for it.
+PENDING: Any = _Pending()

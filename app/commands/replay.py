@@ -17,7 +17,7 @@ from temporal_siem.ingest.replay import ReplaySource
 from temporal_siem.kernel.config import Settings
 from temporal_siem.kernel.levels import SEVERITY_BY_LEVEL
 from temporal_siem.parsers.router import ParserRouter
-from temporal_siem.pipeline import Pipeline, RunStats, collector_for_run
+from temporal_siem.pipeline import Pipeline, RunStats, collector_for_run, defer_completion
 from temporal_siem.settings import load_settings
 from temporal_siem.sinks.base import Sink
 from temporal_siem.sinks.file import FileSink
@@ -217,7 +217,10 @@ def run(args: argparse.Namespace) -> int:
             dead_path = "the configured dead-letter sink"
     total = source.estimate_bytes()
     with console.progress_bar(total, enabled=not args.quiet and total > 20_000_000) as advance:
-        pipeline = pipeline_class(args, options, detector, event_sinks, collected)(
+        chosen = pipeline_class(args, options, detector, event_sinks, collected)
+        if chosen is Pipeline and not event_sinks and recorder is None and start is None and end is None:
+            defer_completion(router, sigma_detector)  # no events written, no report, no time filter: only alerts read them
+        pipeline = chosen(
             source, router, detector, alert_sinks=alert_sinks, event_sinks=event_sinks, dead_letter=dead_letter,
             on_alerts=collected.add, on_batch=lambda stats, batch: advance(source.bytes_read))
         with collector_for_run(freeze=type(pipeline) is Pipeline):  # the parallel pipeline freezes around its fork

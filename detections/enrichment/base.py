@@ -28,6 +28,12 @@ class Enricher(ABC):
     # ``replay --workers`` sends only those events to the one process that holds the state (None: every event,
     # correct, just not parallel). ``tests/rules/test_enricher_datasets.py`` holds each declaration to enrich().
     datasets: ClassVar[frozenset[str | None] | None] = None
+    # True when enrich() on an event depends on that event alone (no state, nothing learnt from other events) and
+    # adds only the fields in ``writes``: then enriching an event after matching, or not at all when nothing reads
+    # it, changes nothing anyone sees, and the detector may do so (``SigmaDetector.accepts_deferred``).
+    # ``tests/rules/test_enricher_deferrable.py`` holds each declaration to enrich().
+    deferrable: ClassVar[bool] = False
+    writes: ClassVar[frozenset[str]] = frozenset()
 
     @abstractmethod
     def enrich(self, events: list[dict[str, Any]]) -> None:

@@ -27,6 +27,8 @@ class CertificateExpiry(Enricher):
     """Sets ``temporal.certificate_days_to_expiry`` (negative: already expired) on records carrying certificates."""
 
     name = "certificate_expiry"
+    deferrable = True
+    writes = frozenset({OUTPUT_FIELD})
 
     def enrich(self, events: list[dict[str, Any]]) -> None:
         fields = NOT_AFTER_FIELDS

@@ -78,6 +78,8 @@ class _ReplayGate:
 
 class ClockSkew(Enricher):
     name = "clock_skew"
+    deferrable = True
+    writes = frozenset({OUTPUT_FIELD})
 
     def __init__(self, reference: str | None = None) -> None:
         chosen = (reference or os.environ.get(ENV_VAR) or "auto").strip().lower()

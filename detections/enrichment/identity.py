@@ -34,6 +34,8 @@ class IdentityKeys(Enricher):
     """Sets ``temporal.user_key`` (acting user) and ``temporal.target_user_key`` (user acted upon)."""
 
     name = "identity_keys"
+    deferrable = True
+    writes = frozenset({USER_KEY, TARGET_USER_KEY})
 
     def enrich(self, events: list[dict[str, Any]]) -> None:
         fields = _FIELDS

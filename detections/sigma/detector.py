@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -21,7 +22,7 @@ from temporal_siem.detections.sigma.ruleset import Ruleset
 from temporal_siem.detections.sigma.values import EventFolds
 from temporal_siem.kernel import metrics
 from temporal_siem.kernel.grouping import grouped_order
-from temporal_siem.kernel.records import DeadLetter
+from temporal_siem.kernel.records import PENDING, DeadLetter
 
 log = logging.getLogger("detections.sigma")
 
@@ -63,12 +64,40 @@ class SigmaDetector(Detector):
         self._metric_children: dict[int, tuple[Any, Any]] = {}
         self.enrichers = enrichers
         self.correlation = correlation
+        #: Set by the pipeline when parsing leaves fields pending (``accepts_deferred``): completes events in place.
+        self.complete: Callable[[list[dict[str, Any]]], None] | None = None
+
+    def accepts_deferred(self, fields: frozenset[str], datasets: frozenset[str]) -> bool:
+        """Whether this detector gives the same alerts when the events of ``datasets`` reach it with ``fields``
+        :data:`PENDING` (their ``event.id`` always among them), completed by :attr:`complete` only once they
+        matched a rule. True when nothing before the alert reads those fields or what the enrichers add: no
+        correlation (it reads every event's time and id), no rule reads them (by name, by keyword or through
+        routing), and every enricher that may see such an event is deferrable (depends on that event alone)
+        and adds nothing a rule reads. Such events are then enriched after matching, and only if they matched:
+        the fields an enricher adds are read by no rule, and by nothing else but the alert."""
+        if self.correlation is not None or "event.id" not in fields:
+            return False
+        written: set[str] = set()
+        for enricher in self.enrichers:
+            declared = getattr(enricher, "datasets", None)
+            if declared is not None and declared.isdisjoint(datasets):
+                continue  # never reads or changes such an event (the ``datasets`` contract)
+            if not getattr(enricher, "deferrable", False):
+                return False
+            written.update(enricher.writes)
+        return not self.ruleset.reads_any(fields | written)
 
     # ---- Detector --------------------------------------------------------------------------------------
 
     def process(self, events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        complete = self.complete
         if self.enrichers:
-            self._enrich(events)
+            if complete is None:
+                self._enrich(events)
+            else:  # the events left pending are enriched after matching, those that matched (accepts_deferred)
+                ready = [event for event in events if event.get("event.id") is not PENDING]
+                if ready:
+                    self._enrich(ready)
         rules = self.ruleset.rules
         functions = self.ruleset.functions
         matched = self.matched
@@ -115,6 +144,8 @@ class SigmaDetector(Detector):
                     hits_at[index] = hits
             if views is not None:
                 views[index] = event
+        if complete is not None and hits_at:
+            self._complete([events[index] for index in hits_at], complete)
         # Alerts and correlations, in the events' order.
         if views is None:
             indexes: Any = hits_at if order is None else sorted(hits_at)
@@ -151,6 +182,17 @@ class SigmaDetector(Detector):
         self._evaluated.update(batch_evaluated)
         self._publish_metrics(batch_evaluated, batch_matched)
         return alerts
+
+    def _complete(self, events: list[dict[str, Any]], complete: Callable[[list[dict[str, Any]]], None]) -> None:
+        """The matched events that parsing left pending, completed and enriched before an alert copies them."""
+        waiting = [event for event in events if event.get("event.id") is PENDING]
+        if not waiting:
+            return
+        complete(waiting)
+        if any(event.get("event.id") is PENDING for event in waiting):
+            raise RuntimeError("an event left pending was not completed: its alert would lack its id")
+        if self.enrichers:
+            self._enrich(waiting)
 
     def _enrich(self, events: list[dict[str, Any]]) -> None:
         """Each enricher on the batch, or on the part of it of its declared datasets (``Enricher.datasets``)."""

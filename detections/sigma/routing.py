@@ -130,6 +130,11 @@ class WindowsEventView:
         spec = data.get("event_views")
         return cls(spec) if spec else None
 
+    def derives_from(self, fields: frozenset[str]) -> bool:
+        """Whether a name this view adds may take its value from one of ``fields``."""
+        sources = {*self.rename, *self.aliases, *(key for pair in self.pairs for key in pair)}
+        return not fields.isdisjoint(sources) or any(name.startswith(self.strip) for name in fields)
+
     def view(self, event: dict[str, Any]) -> dict[str, Any]:
         """The event itself when it is not wrapped; else a copy with the plain names added (originals win). A name
         with spaces (Defender's "Threat Name") is also added without them, the name Sigma rules use for it (the

@@ -350,6 +350,17 @@ class Ruleset:
 
     # ---- lanes -----------------------------------------------------------------------------------------
 
+    def reads_any(self, fields: frozenset[str]) -> bool:
+        """Whether matching may read one of ``fields``: a rule names it (or a name the Windows view makes from
+        it), a rule searches every value (a keyword), or routing reads it. What a parser may leave pending until
+        an alert needs it (``SigmaDetector.accepts_deferred``) must be none of these."""
+        if "event.dataset" in fields or not fields.isdisjoint(self._tag_fields):
+            return True
+        if self._views is not None and self._views.derives_from(fields):
+            return True
+        return any(not fields.isdisjoint(rule.fields) or "_kwv(" in rule.source_code or "_kwnum(" in rule.source_code
+                   for rule in self.rules)
+
     def view(self, event: dict[str, Any]) -> dict[str, Any]:
         """What the rules see: the event, or for wrapped Windows events (evtx JSON, Winlogbeat) a copy with the
         plain Sigma names added. Alerts are built from the event itself."""
