@@ -287,9 +287,9 @@ def _worker(router: ParserRouter, detector: SigmaDetector, scope: StateScope, so
     stateless = _stateless_detector(detector, recorder)
     # Deferred completion (pipeline.defer_completion), judged on the full detector: its stateful enrichers and
     # correlations see the events this worker sends whole, which must then be complete.
-    if (defer and detector.accepts_deferred(router.deferred_fields, router.deferred_datasets)
-            and router.enable_deferred_completion()):
-        stateless.complete = router.complete
+    deferred = router.deferred_fields, router.deferred_datasets, router.deferred_alphabet
+    if defer and detector.accepts_deferred(*deferred) and router.enable_deferred_completion():
+        stateless.defer_to(router.complete, *deferred)
     files: dict[str, int] = {}
     while True:
         try:

@@ -92,8 +92,8 @@ def dataset_labels(events: list[dict[str, Any]]) -> Counter[str]:
 def defer_completion(router: ParserRouter, detector: Detector) -> bool:
     """Let ``router`` leave ``@timestamp`` and ``event.id`` of plain JSON events pending, completed by ``detector``
     for the events that matched, when that changes no output: the caller writes no events and nothing else reads
-    them before the detector (no event sink, no report, no time filter), and the detector says nothing it does
-    before an alert reads them (``SigmaDetector.accepts_deferred``). Returns whether it did.
+    them before the detector (no event sink, no report, no time filter), and the detector can take them
+    (``SigmaDetector.accepts_deferred``: it completes first an event whose rules may read them). Returns whether it did.
 
     Why: on Windows and plain JSON logs most events match nothing, and their id (a sha256 of the record), their
     time and the enrichers' checks were a fifth of their cost (docs/engine.md, "Deferred completion")."""
@@ -101,12 +101,10 @@ def defer_completion(router: ParserRouter, detector: Detector) -> bool:
 
     if type(detector) is not SigmaDetector or detector.complete is not None:
         return False
-    if not detector.accepts_deferred(router.deferred_fields, router.deferred_datasets):
+    fields, datasets, alphabet = router.deferred_fields, router.deferred_datasets, router.deferred_alphabet
+    if not detector.accepts_deferred(fields, datasets, alphabet) or not router.enable_deferred_completion():
         return False
-    if not router.enable_deferred_completion():
-        return False
-    detector.complete = router.complete
-    return True
+    return detector.defer_to(router.complete, fields, datasets, alphabet)
 
 
 class Pipeline:

@@ -74,6 +74,8 @@ class ParserRouter:
     #: What :attr:`defer_completion` leaves pending, and in the events of which datasets.
     deferred_fields = frozenset({"@timestamp", "event.id"})
     deferred_datasets = frozenset({JsonParser.dataset})
+    #: The characters of their texts: ``@timestamp`` as format_timestamp writes it, ``event.id`` as lowercase hex.
+    deferred_alphabet = frozenset("0123456789abcdef-:.tzTZ")
 
     def enable_deferred_completion(self) -> bool:
         """Leave ``@timestamp`` and ``event.id`` of plain JSON records :data:`PENDING` until :meth:`complete`

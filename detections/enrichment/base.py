@@ -34,6 +34,11 @@ class Enricher(ABC):
     # ``tests/rules/test_enricher_deferrable.py`` holds each declaration to enrich().
     deferrable: ClassVar[bool] = False
     writes: ClassVar[frozenset[str]] = frozenset()
+    # What the values it writes are, for keyword rules (which search every value) when it is deferred: "number"
+    # (ints and floats), "folded" (each a ``str.strip().lower()`` of a string value or list member the event
+    # already holds: an unanchored keyword that matches it matches that value, unless the keyword is cased), or
+    # "text" (anything).
+    written: ClassVar[str] = "text"
 
     @abstractmethod
     def enrich(self, events: list[dict[str, Any]]) -> None:

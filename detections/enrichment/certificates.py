@@ -28,6 +28,7 @@ class CertificateExpiry(Enricher):
 
     name = "certificate_expiry"
     deferrable = True
+    written = "number"
     writes = frozenset({OUTPUT_FIELD})
 
     def enrich(self, events: list[dict[str, Any]]) -> None:

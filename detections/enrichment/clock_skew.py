@@ -79,6 +79,7 @@ class _ReplayGate:
 class ClockSkew(Enricher):
     name = "clock_skew"
     deferrable = True
+    written = "number"
     writes = frozenset({OUTPUT_FIELD})
 
     def __init__(self, reference: str | None = None) -> None:

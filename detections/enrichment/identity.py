@@ -35,6 +35,7 @@ class IdentityKeys(Enricher):
 
     name = "identity_keys"
     deferrable = True
+    written = "folded"
     writes = frozenset({USER_KEY, TARGET_USER_KEY})
 
     def enrich(self, events: list[dict[str, Any]]) -> None:

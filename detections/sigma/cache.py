@@ -54,7 +54,7 @@ if TYPE_CHECKING:
     from temporal_siem.detections.correlation.compiled import CompiledCorrelation
     from temporal_siem.detections.sigma.ruleset import CompiledRule, Ruleset
 
-FORMAT = 3  # 2: a rule not compiled yet is stored as its source (LazyMatch); 3: correlations as compiled data
+FORMAT = 4  # 2: a rule not compiled yet is stored as its source (LazyMatch); 3: correlations as compiled data; 4: keywords
 CACHE_ENV = "TSIEM_CACHE_DIR"  # where the cache lives; "off" disables it
 _ENGINE_DIR = Path(__file__).resolve().parent
 _CONSTANT = re.compile(r"_k\d+\Z")
@@ -279,7 +279,8 @@ def _describe_rule(rule: CompiledRule) -> tuple[Any, ...]:
     witnesses = witnesses_to_plain(rule.witnesses)
     return (rule.id, rule.name, _meta_to_plain(rule.meta), rule.module_code, constants, rule.source_code, rule.fields,
             witnesses, rule.datasets, rule.warnings,
-            None if logsource is None else (logsource.category, logsource.product, logsource.service), rule.generate)
+            None if logsource is None else (logsource.category, logsource.product, logsource.service), rule.generate,
+            rule.keywords)
 
 
 def _describe_constant(value: Any) -> tuple[Any, ...]:
@@ -334,7 +335,8 @@ def _restore(data: dict[str, Any]) -> Ruleset | None:
 
     rules: list[CompiledRule] = []
     for item in data["rules"]:
-        (rule_id, name, meta, code, constants, source_code, fields, witnesses, datasets, warnings, logsource, generate) = item
+        (rule_id, name, meta, code, constants, source_code, fields, witnesses, datasets, warnings, logsource, generate,
+         keywords) = item
         namespace = dict(RUNTIME)
         for constant_name, spec in constants.items():
             namespace[constant_name] = _constant(spec)
@@ -350,6 +352,7 @@ def _restore(data: dict[str, Any]) -> Ruleset | None:
             witnesses=witnesses_from_plain(witnesses),
             datasets=datasets, generate=generate, warnings=warnings, module_code=code,
             logsource=None if logsource is None else LogSource(*logsource),
+            keywords=tuple((literal, cased) for literal, cased in keywords),
         ))
     errors = [LoadError(*fields) for fields in data["errors"]]
     correlation_meta = {name: _meta_from_plain(meta) for name, meta in data["correlation_meta"]}

@@ -359,6 +359,7 @@ class CompiledSource:
     namespace: dict[str, Any]
     fields: tuple[str, ...]
     warnings: list[str]
+    keywords: tuple[tuple[str | None, bool], ...] = ()  # see CompiledRule.keywords
 
 
 @dataclass
@@ -367,6 +368,7 @@ class _Context:
     constants: dict[str, Any] = field(default_factory=dict)
     helpers: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    keywords: list[tuple[str | None, bool]] = field(default_factory=list)
 
     def field_slot(self, name: str) -> int:
         if name not in self.fields:
@@ -402,7 +404,7 @@ class RuleCompiler:
         source = "".join(ctx.helpers) + "\n".join(lines) + "\n"
         namespace = dict(RUNTIME)
         namespace.update(ctx.constants)
-        return CompiledSource(source, namespace, tuple(ctx.fields), ctx.warnings)
+        return CompiledSource(source, namespace, tuple(ctx.fields), ctx.warnings, tuple(ctx.keywords))
 
     def build(self, compiled: CompiledSource, filename: str) -> Any:
         code = compile(compiled.source, filename, "exec")
@@ -485,9 +487,13 @@ class RuleCompiler:
         strings: dict[bool, list[SigmaString]] = {}
         for value in self._flatten_expansions(vals):
             if isinstance(value, SigmaString):
-                strings.setdefault(isinstance(value, SigmaCasedString), []).append(value)
+                cased = isinstance(value, SigmaCasedString)
+                strings.setdefault(cased, []).append(value)
+                literal = "".join(part for part in value.s if isinstance(part, str))
+                ctx.keywords.append((literal if cased else literal.lower(), cased))
             elif isinstance(value, SigmaNumber) and not isinstance(value, SigmaTimestampPart):
                 parts.append((f"_kwnum(e, {value.number!r})", 20))
+                ctx.keywords.append((None, False))
             else:
                 raise RuleCompileError(f"keyword of type {type(value).__name__} is not supported")
         for cased, group in strings.items():

@@ -64,28 +64,77 @@ class SigmaDetector(Detector):
         self._metric_children: dict[int, tuple[Any, Any]] = {}
         self.enrichers = enrichers
         self.correlation = correlation
-        #: Set by the pipeline when parsing leaves fields pending (``accepts_deferred``): completes events in place.
+        #: Set by :meth:`defer_to` when parsing leaves fields pending: completes events in place.
         self.complete: Callable[[list[dict[str, Any]]], None] | None = None
+        self._pending_reads: tuple[frozenset[str], Callable[[str | None, bool], bool]] | None = None
+        self._eager_lanes: dict[int, bool] = {}  # lane key -> whether its rules may read what is pending
 
-    def accepts_deferred(self, fields: frozenset[str], datasets: frozenset[str]) -> bool:
-        """Whether this detector gives the same alerts when the events of ``datasets`` reach it with ``fields``
-        :data:`PENDING` (their ``event.id`` always among them), completed by :attr:`complete` only once they
-        matched a rule. True when nothing before the alert reads those fields or what the enrichers add: no
-        correlation (it reads every event's time and id), no rule reads them (by name, by keyword or through
-        routing), and every enricher that may see such an event is deferrable (depends on that event alone)
-        and adds nothing a rule reads. Such events are then enriched after matching, and only if they matched:
-        the fields an enricher adds are read by no rule, and by nothing else but the alert."""
-        if self.correlation is not None or "event.id" not in fields:
+    def accepts_deferred(self, fields: frozenset[str], datasets: frozenset[str], alphabet: frozenset[str] = frozenset()) -> bool:
+        """Whether this detector can take the events of ``datasets`` with ``fields`` :data:`PENDING` (their
+        ``event.id`` always among them; their texts made of the characters in ``alphabet``, empty: any) and give
+        the same alerts, completing an event through :attr:`complete` only when it needs it. True unless
+        something reads those fields of every event whatever the rules: a correlation (every event's time and
+        id), routing (``Ruleset.routing_reads``), or an enricher that may see such an event and is not
+        deferrable (depends on that event alone, ``Enricher.deferrable``).
+
+        Rules that may read them are handled by lane (:meth:`_lane_reads_pending`): an event whose lane holds
+        one is completed and enriched before it is matched, as if nothing were deferred; any other is matched as
+        it is, then completed and enriched only if it matched (an enricher's fields are then read by no rule of
+        its lane, only by the alert)."""
+        return self._deferral(fields, datasets, alphabet) is not None
+
+    def defer_to(self, complete: Callable[[list[dict[str, Any]]], None], fields: frozenset[str], datasets: frozenset[str],
+                 alphabet: frozenset[str] = frozenset()) -> bool:
+        """Take pending events from now on (see :meth:`accepts_deferred`), completed by ``complete``; False (and
+        nothing changed) when this detector cannot."""
+        plan = self._deferral(fields, datasets, alphabet)
+        if plan is None:
             return False
+        self._pending_reads = plan
+        self._eager_lanes = {}
+        self.complete = complete
+        return True
+
+    def _deferral(self, fields: frozenset[str], datasets: frozenset[str],
+                  alphabet: frozenset[str]) -> tuple[frozenset[str], Callable[[str | None, bool], bool]] | None:
+        """What a rule must not read for its lane to match pending events as they are: field names (the pending
+        ones and what the enrichers write), and which keywords could match their texts or the enrichers' values
+        (``Enricher.written``). None when deferral is refused outright."""
+        if self.correlation is not None or "event.id" not in fields:
+            return None
         written: set[str] = set()
+        kinds: set[str] = set()
         for enricher in self.enrichers:
             declared = getattr(enricher, "datasets", None)
             if declared is not None and declared.isdisjoint(datasets):
                 continue  # never reads or changes such an event (the ``datasets`` contract)
             if not getattr(enricher, "deferrable", False):
-                return False
+                return None
             written.update(enricher.writes)
-        return not self.ruleset.reads_any(fields | written)
+            kinds.add(enricher.written)
+        names = frozenset(fields | written)
+        if self.ruleset.routing_reads(names):
+            return None
+
+        def could(literal: str | None, cased: bool) -> bool:
+            if literal is None:  # a number: equal to a numeric text or a number written
+                return True
+            if not alphabet or set(literal) <= alphabet:  # the pending texts hold every character it needs
+                return True
+            return "text" in kinds or ("folded" in kinds and cased)
+
+        return names, could
+
+    def _lane_reads_pending(self, key: int, members: tuple[int, ...]) -> bool:
+        """Whether a rule of the lane names a pending field or an enricher's field, or has a keyword that could
+        match their values (remembered per lane)."""
+        assert self._pending_reads is not None
+        names, could = self._pending_reads
+        rules = self.ruleset.rules
+        found = any(not names.isdisjoint(rules[i].fields) or any(could(literal, cased) for literal, cased in rules[i].keywords)
+                    for i in members)
+        self._eager_lanes[key] = found
+        return found
 
     # ---- Detector --------------------------------------------------------------------------------------
 
@@ -124,6 +173,13 @@ class SigmaDetector(Detector):
             original = events[index]
             event = view(original)
             lane = lane_of(event)
+            if complete is not None and original.get("event.id") is PENDING:
+                eager = self._eager_lanes.get(lane.key)
+                if eager is None:
+                    eager = self._lane_reads_pending(lane.key, lane.rules)
+                if eager:  # a rule of this lane may read what is pending: completed and enriched first, as without deferral
+                    self._complete([original], complete)
+                    event = view(original)
             lane_keys_append(lane.key)  # counted once per batch, in C
             cache = EventFolds(event)
             try:
@@ -184,7 +240,8 @@ class SigmaDetector(Detector):
         return alerts
 
     def _complete(self, events: list[dict[str, Any]], complete: Callable[[list[dict[str, Any]]], None]) -> None:
-        """The matched events that parsing left pending, completed and enriched before an alert copies them."""
+        """Events parsing left pending, completed and enriched: before an alert copies them, or before matching
+        in a lane whose rules may read what was pending."""
         waiting = [event for event in events if event.get("event.id") is PENDING]
         if not waiting:
             return

@@ -80,6 +80,10 @@ class CompiledRule:
     rule: SigmaRule | None = field(default=None, repr=False)
     module_code: Any = field(default=None, repr=False)  # what ``match`` was built from (the ruleset cache stores it)
     logsource: LogSource | None = None  # after the pipeline: what event-side routing compares
+    #: Each keyword (a value bound to no field, searched in every value) as (its literal characters, wildcards left
+    #: out, folded unless the keyword is cased; whether it is cased), (None, False) for a number. A keyword holding
+    #: a character some text cannot hold can never match that text (``SigmaDetector.accepts_deferred``).
+    keywords: tuple[tuple[str | None, bool], ...] = ()
 
     @property
     def refs(self) -> tuple[str, ...]:
@@ -271,7 +275,7 @@ class Ruleset:
                 datasets=dataset_patterns(processed.custom_attributes.get(DATASET_ATTRIBUTE)),
                 generate=not (rule_id in referenced_only_quietly or (rule.name or "\x00") in referenced_only_quietly),
                 warnings=tuple(code.warnings), rule=processed, module_code=module,
-                logsource=LogSource.of(processed.logsource),
+                logsource=LogSource.of(processed.logsource), keywords=code.keywords,
             ))
         processed_correlations: list[SigmaCorrelationRule] = []
         correlation_meta: dict[str, RuleMeta] = {}
@@ -350,16 +354,13 @@ class Ruleset:
 
     # ---- lanes -----------------------------------------------------------------------------------------
 
-    def reads_any(self, fields: frozenset[str]) -> bool:
-        """Whether matching may read one of ``fields``: a rule names it (or a name the Windows view makes from
-        it), a rule searches every value (a keyword), or routing reads it. What a parser may leave pending until
-        an alert needs it (``SigmaDetector.accepts_deferred``) must be none of these."""
+    def routing_reads(self, fields: frozenset[str]) -> bool:
+        """Whether choosing an event's lane may read one of ``fields``: its dataset, the Windows tag's fields,
+        or a name the Windows view makes from one (rules read the view). What a parser leaves pending until an
+        event needs it (``SigmaDetector.accepts_deferred``) must be none of these."""
         if "event.dataset" in fields or not fields.isdisjoint(self._tag_fields):
             return True
-        if self._views is not None and self._views.derives_from(fields):
-            return True
-        return any(not fields.isdisjoint(rule.fields) or "_kwv(" in rule.source_code or "_kwnum(" in rule.source_code
-                   for rule in self.rules)
+        return self._views is not None and self._views.derives_from(fields)
 
     def view(self, event: dict[str, Any]) -> dict[str, Any]:
         """What the rules see: the event, or for wrapped Windows events (evtx JSON, Winlogbeat) a copy with the

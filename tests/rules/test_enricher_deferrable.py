@@ -34,6 +34,20 @@ def test_the_stateless_enrichers_are_deferrable_and_the_registries_are_not() -> 
     assert names == {"ClockSkew", "CertificateExpiry", "IdentityKeys"}
     for cls in _deferrable():
         assert cls.writes, cls.__name__
+    assert {cls.__name__: cls.written for cls in _deferrable()} == {"ClockSkew": "number", "CertificateExpiry": "number",
+                                                                    "IdentityKeys": "folded"}
+
+
+def _check_written(cls: type[Enricher], before: dict[str, Any], value: Any) -> None:
+    """``Enricher.written``: what keyword rules may meet in the fields it adds (``SigmaDetector.accepts_deferred``)."""
+    if cls.written == "number":
+        assert isinstance(value, int | float) and not isinstance(value, bool), (cls.__name__, value)
+    elif cls.written == "folded":
+        texts = [v for v in before.values() if isinstance(v, str)]
+        texts += [m for v in before.values() if isinstance(v, list) for m in v if isinstance(m, str)]
+        assert isinstance(value, str) and value in {t.strip().lower() for t in texts}, (cls.__name__, value)
+    else:
+        assert cls.written == "text", cls.__name__
 
 
 def _alone(cls: type[Enricher], event: dict[str, Any]) -> dict[str, Any]:
@@ -59,6 +73,8 @@ def test_a_batch_gives_each_event_what_it_gets_alone_and_only_its_writes() -> No
             assert after == _alone(cls, before), cls.__name__
             touched = {k for k in after if k not in before or after[k] != before[k]}
             assert touched <= cls.writes, (cls.__name__, touched)
+            for key in touched:
+                _check_written(cls, before, after[key])
             assert set(before) <= set(after)
             changed += bool(touched)
         for i, event in zip(order, shuffled, strict=True):
@@ -76,4 +92,7 @@ def test_a_hostile_event_gets_the_same_alone_or_in_a_batch(index: int, others: l
         batch = [copy.deepcopy(CORPUS[i]) for i in others] + [copy.deepcopy(event)]
         cls().enrich(batch)
         assert batch[-1] == _alone(cls, event), cls.__name__
-        assert {k for k in batch[-1] if k not in event or batch[-1][k] != event[k]} <= cls.writes
+        touched = {k for k in batch[-1] if k not in event or batch[-1][k] != event[k]}
+        assert touched <= cls.writes
+        for key in touched:
+            _check_written(cls, event, batch[-1][key])

@@ -22,7 +22,7 @@ SIGMAHQ = Path(__file__).parent / "data" / "sigmahq"
 
 def _fingerprint(ruleset: Ruleset) -> list[tuple]:
     return [(r.index, r.id, r.name, r.meta, r.source_code, r.fields, r.witnesses, r.datasets, r.generate, r.warnings,
-             (r.logsource.category, r.logsource.product, r.logsource.service) if r.logsource else None)
+             (r.logsource.category, r.logsource.product, r.logsource.service) if r.logsource else None, r.keywords)
             for r in ruleset.rules]
 
 
