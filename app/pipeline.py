@@ -96,7 +96,7 @@ def defer_completion(router: ParserRouter, detector: Detector) -> bool:
     (``SigmaDetector.accepts_deferred``: it completes first an event whose rules may read them). Returns whether it did.
 
     Why: on Windows and plain JSON logs most events match nothing, and their id (a sha256 of the record), their
-    time and the enrichers' checks were a fifth of their cost (docs/engine.md, "Deferred completion")."""
+    time and the enrichers' checks were a third of a 50-rule replay's CPU (docs/engine.md, "Deferred completion")."""
     from temporal_siem.detections.sigma.detector import SigmaDetector
 
     if type(detector) is not SigmaDetector or detector.complete is not None:
