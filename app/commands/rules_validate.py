@@ -299,14 +299,29 @@ def _our_checks(rules: list[SigmaRule | SigmaCorrelationRule],
             datasets_by_ref[key] = compiled.datasets or ()
         if _path(processed) in external_files:
             continue  # a shipped rule, compiled only to resolve a reference: validated with the pack
+        tagged = False  # a rule for logs the event tags name (Windows): it runs on them under their own field names
         if compiled.datasets is None:
             ls = processed.logsource
-            problems.append(Problem(_path(processed), _label(processed), "error",
-                                    f"unknown logsource product={ls.product} service={ls.service} category={ls.category}: "
-                                    "the engine routes no dataset to it", "logsource", _rule_line(processed, key="logsource")))
+            tagger = ruleset.tagger
+            where = f"product={ls.product} service={ls.service} category={ls.category}"
+            if tagger is not None and compiled.logsource is not None and tagger.recognises(compiled.logsource):
+                tagged = True
+            elif (tagger is not None and (ls.product or "").lower() in tagger.products
+                  and (not ls.category or ls.category.lower() in tagger.categories((ls.product or "").lower()))):
+                tagged = True  # a service the tags do not name (SigmaHQ has dozens): runs untagged, as rsigma does
+                problems.append(Problem(_path(processed), _label(processed), "warning",
+                                        f"logsource {where}: no event tag names it (detections/pipelines/logsources.yml), "
+                                        "so the rule runs on every event no dataset or tag claims", "logsource",
+                                        _rule_line(processed, key="logsource")))
+            else:
+                problems.append(Problem(_path(processed), _label(processed), "error",
+                                        f"unknown logsource {where}: the engine routes no dataset to it", "logsource",
+                                        _rule_line(processed, key="logsource")))
         for warning, line in ruleset.rule_warnings(compiled):  # runs, but part of it matches nothing as written
             problems.append(Problem(_path(processed), _label(processed), "warning", warning, "unmatchable",
                                     line if line is not None else _rule_line(processed)))
+        if tagged:
+            continue  # fields of the log itself (Sysmon's Image, CommandLine...): no schema or catalog to check them against
         namespaces = _namespaces(processed)
         written = written_fields.get(id(processed), set())
         for name in compiled.fields:

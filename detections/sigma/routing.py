@@ -80,6 +80,31 @@ class LogsourceTagger:
             [*self._by_field, *(s.category_by for table in self._by_field.values() for s in table.values() if s.category_by)]))
         self._tags: dict[tuple[Any, ...], EventTag] = {}
 
+    @property
+    def products(self) -> frozenset[str]:
+        """The products events are tagged with (``windows``)."""
+        return frozenset(s.product for table in self._by_field.values() for s in table.values() if s.product)
+
+    def categories(self, product: str) -> frozenset[str]:
+        """Every category some tag of ``product`` puts events in."""
+        return frozenset(c for table in self._by_field.values() for s in table.values() if s.product == product
+                         for members in s.categories.values() for c in members)
+
+    def recognises(self, logsource: LogSource) -> bool:
+        """Whether some tag admits a rule of this logsource on purpose: an entry with its product, its service
+        (when it names one) and its category among the entry's (when it names one). What ``rules validate`` asks
+        of a rule no dataset routes: such a rule runs on the events so tagged."""
+        product = (logsource.product or "").lower()
+        service = (logsource.service or "").lower() or None
+        category = (logsource.category or "").lower() or None
+        for table in self._by_field.values():
+            for source in table.values():
+                if not product or source.product != product or (service is not None and source.service != service):
+                    continue
+                if category is None or any(category in members for members in source.categories.values()):
+                    return True
+        return False
+
     @classmethod
     def load(cls, path: Path = LOGSOURCES_FILE) -> LogsourceTagger:
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER) or {}

@@ -183,3 +183,63 @@ def test_validator_issues_name_what_they_found(pack: Path, capsys: pytest.Captur
     lines = [text for text in capsys.readouterr().out.splitlines() if "[sigmahq_title_case]" in text]
     assert len(lines) == 2, lines
     assert any("'rule'" in text for text in lines) and any("'namespace'" in text for text in lines), lines
+
+
+WINDOWS_RULE = """
+title: Test Whoami With All Groups
+id: 0b0c7a4e-2f59-4d35-9d39-3c0f2f0c1a77
+status: experimental
+description: A Windows process-creation rule as SigmaHQ writes them (a rule written for the CLI tests).
+references:
+  - https://learn.microsoft.com/en-us/windows-server/administration/windows-commands/whoami
+author: tests
+date: 2026-12-07
+tags:
+  - attack.discovery
+  - attack.t1033
+logsource:
+  category: process_creation
+  product: windows
+detection:
+  selection:
+    Image|endswith: '\\\\whoami.exe'
+    CommandLine|contains: ' /all'
+    OriginalFileName: whoami.exe
+  condition: selection
+falsepositives:
+  - Administrators
+level: medium
+"""
+
+
+def test_validate_accepts_a_windows_rule_the_event_tags_route(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """replay runs a Windows process_creation rule on Windows/Sysmon JSON through the event tags
+    (detections/pipelines/logsources.yml), under the log's own field names: validate called its logsource
+    "routed to no dataset" and each field "not in the schema", five errors for a rule that runs and matches.
+    A logsource the tags do not know (a made-up category, a misspelt product) is still an error."""
+    (tmp_path / "win.yml").write_text(WINDOWS_RULE)
+    assert main(["rules", "validate", str(tmp_path), "--no-builtin-rules"]) == EXIT_OK, capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert ": error:" not in out and "0 errors" in out, out
+    events = tmp_path / "events.jsonl"
+    events.write_text(json.dumps({"Channel": "Microsoft-Windows-Sysmon/Operational", "EventID": 1, "Image": "C:\\Windows\\System32\\whoami.exe",
+                                  "CommandLine": "whoami /all", "OriginalFileName": "whoami.exe", "UtcTime": "2026-12-07 10:00:00.000"}) + "\n")
+    summary = tmp_path / "summary.json"
+    main(["replay", str(events), "--rules", str(tmp_path), "--no-builtin-rules", "--workers", "1", "--quiet",
+          "--summary-json", str(summary), "--dead-letter", str(tmp_path / "dead.jsonl")])
+    assert json.loads(summary.read_text())["alerts"] == 1  # it does run and match
+    for old, new in (("category: process_creation", "category: process_creatoin"), ("product: windows", "product: windowz")):
+        (tmp_path / "win.yml").write_text(WINDOWS_RULE.replace(old, new))
+        assert main(["rules", "validate", str(tmp_path / "win.yml"), "--no-builtin-rules"]) == EXIT_RULES
+        assert "the engine routes no dataset to it" in capsys.readouterr().out
+
+
+def test_validate_warns_of_a_windows_service_no_tag_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """SigmaHQ names dozens of Windows services the event tags do not (windefend, bits-client...): such a rule runs
+    on every event no dataset or tag claims, which validate says as a warning, not as an unknown logsource."""
+    rule = WINDOWS_RULE.replace("  category: process_creation\n", "  service: windefend\n")
+    (tmp_path / "svc.yml").write_text(rule)
+    assert main(["rules", "validate", str(tmp_path), "--no-builtin-rules"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "svc.yml:13: warning:" in out and "no event tag names it" in out and ": error:" not in out, out
+    assert main(["rules", "validate", str(tmp_path), "--no-builtin-rules", "--fail-on", "warning"]) == EXIT_RULES
