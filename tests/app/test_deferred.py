@@ -29,9 +29,11 @@ from tests.sigma.generators import windows_events
 
 STAMP = "2026-12-01T00:00:00.000000Z"
 TIMES = st.one_of(st.sampled_from(["2026-11-29 12:00:03.123", "2026-11-29T12:00:03Z", "garbage", "", "2026-13-01T00:00:00Z",
+                                   "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36",
                                    "1/9/2007 9:41:00 AM", "2026-11-29T12:00:03+02:00"]),
                   st.integers(-5, 2_000_000_000_000), st.none(), st.booleans(), st.text(max_size=6))
-KEYS = st.one_of(st.sampled_from([*TIME_KEYS, "event.id", "event.kind", "event.dataset", "Image", "a.b", "user.email"]),
+KEYS = st.one_of(st.sampled_from([*TIME_KEYS, "event.id", "event.kind", "event.dataset", "Image", "a.b", "user.email",
+                                  "user_agent.original", "source.ip"]),
                  st.text(alphabet="abcxyz._@", min_size=1, max_size=6))
 RECORDS = st.dictionaries(KEYS, st.one_of(TIMES, st.dictionaries(st.sampled_from(["t", "time", "x"]), TIMES, max_size=2)),
                           max_size=8)
