@@ -111,12 +111,13 @@ def _write_rules(folder: Path, rules: dict[str, Any]) -> Path:
     return folder
 
 
-def _replay(tmp_path: Path, name: str, rules: Path, data: Path, defer: bool) -> tuple[bytes, bool]:
+def _replay(tmp_path: Path, name: str, rules: Path, data: Path | list[Path], defer: bool) -> tuple[bytes, bool]:
     detector = build_detector([str(rules)], builtin_rules=False, use_cache=False)
     router = ParserRouter()
     deferred = defer_completion(router, detector) if defer else False
     alerts = tmp_path / f"{name}.jsonl"
-    Pipeline(ReplaySource([str(data)], batch_size=64), router, detector, alert_sinks=[FileSink(path=str(alerts), append=False)],
+    paths = [str(p) for p in data] if isinstance(data, list) else [str(data)]
+    Pipeline(ReplaySource(paths, batch_size=64), router, detector, alert_sinks=[FileSink(path=str(alerts), append=False)],
              dead_letter=FileSink(path=str(tmp_path / f"{name}-dead.jsonl"), append=False)).run()
     return alerts.read_bytes(), deferred
 
@@ -268,3 +269,26 @@ def test_parallel_workers_defer_and_raise_the_alerts_of_one_eager_process(tmp_pa
 
     eager, parallel = lines(tmp_path / "eager.jsonl"), lines(tmp_path / "parallel.jsonl")
     assert len(eager) > 500 and parallel == eager
+
+
+def test_the_shipped_single_event_rules_over_every_sample_give_the_eager_alerts(tmp_path: Path, fixed_clock: None) -> None:
+    """Every vendor format of samples/ (their events are complete from the start) beside plain JSON and Windows
+    ones, through the shipped pack's single-event rules (its correlations would refuse deferral): the same alert
+    lines with deferral as without."""
+    import shutil
+
+    from temporal_siem.detections.sigma.loader import BUILTIN_RULES
+
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    for path in sorted(Path(BUILTIN_RULES).rglob("*.yml")):
+        if "\ncorrelation:" not in "\n" + path.read_text(encoding="utf-8"):
+            shutil.copy(path, rules / f"{path.parent.name}-{path.name}")
+    samples = Path(__file__).resolve().parents[2] / "samples"
+    plain = tmp_path / "plain.jsonl"
+    plain.write_bytes(b"\n".join(PLAIN) + b"\n")
+    data = [samples, plain]
+    eager, _ = _replay(tmp_path, "eager", rules, data, defer=False)
+    later, deferred = _replay(tmp_path, "later", rules, data, defer=True)
+    assert deferred and len(eager.splitlines()) > 50
+    assert later == eager
