@@ -25,7 +25,7 @@ import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, is_dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from sigma.collection import SigmaCollection
@@ -35,6 +35,9 @@ from sigma.rule import SigmaRule
 from sigma.validators.base import SigmaValidationIssue, SigmaValidationIssueSeverity
 
 from temporal_siem.commands.options import add_json_option, apply_legacy_format, rule_paths_or_none
+
+if TYPE_CHECKING:
+    from temporal_siem.detections.sigma.routing import LogsourceTagger
 from temporal_siem.exit_codes import EXIT_OK, EXIT_RULES, EXIT_USAGE
 
 # Validators left out, and why (see module docstring).
@@ -97,6 +100,70 @@ def _namespaces(rule: SigmaRule) -> tuple[str, ...]:
     product = (rule.logsource.product or "").lower()
     service = (rule.logsource.service or "").lower() or None
     return VENDOR_NAMESPACES.get((product, service)) or VENDOR_NAMESPACES.get((product, None)) or ()
+
+
+def _logsource_problem(logsource: Any, tagger: LogsourceTagger | None) -> tuple[str | None, str]:
+    """(severity or None, message) for the logsource of a rule no dataset routes.
+
+    * Logs the event tags name (a Windows category or service, logsources.yml): routed by them, nothing to say.
+    * A tagged product with a service no tag names (SigmaHQ has dozens of Windows services), or a product we do
+      not parse at all and that is not close to one we do (Linux, a web server): the rule runs on every event
+      no dataset or tag claims, as rsigma runs it. A warning; its fields are the log's own.
+    * A near miss of a product or service the built-in pipeline routes (a typo in a pack rule: ``temporl``,
+      ``audti``), of a tagged product (``windowz``) or of one of its categories (``process_creatoin``): an error,
+      naming the one meant. A category no tag has that is not a near miss (SigmaHQ's ``file_rename``) is a
+      warning: the rule runs only on events no dataset or tag claims. A service of ours that is not a near miss
+      (SigmaHQ's ``gcp.audit``) is a warning as above."""
+    from temporal_siem.detections.sigma.locate import did_you_mean
+    from temporal_siem.detections.sigma.routing import LogSource
+
+    product = (logsource.product or "").lower()
+    service = (logsource.service or "").lower() or None
+    category = (logsource.category or "").lower() or None
+    where = f"product={logsource.product} service={logsource.service} category={logsource.category}"
+    tagged = tagger.products if tagger is not None else frozenset()
+    if tagger is not None and tagger.recognises(LogSource(category, product or None, service)):
+        return None, ""
+    unknown = f"unknown logsource {where}: the engine routes no dataset to it"
+    if product in tagged:
+        assert tagger is not None
+        if category is not None and category not in tagger.categories(product):
+            near = did_you_mean(category, tagger.categories(product))
+            if near:
+                return "error", unknown + near
+            return "warning", (f"logsource {where}: no event tag puts events in this category "
+                               "(detections/pipelines/logsources.yml), so the rule runs only on events no dataset or "
+                               "tag claims")
+        return "warning", (f"logsource {where}: no event tag names it (detections/pipelines/logsources.yml), so the "
+                           "rule runs on every event no dataset or tag claims")
+    routed = _routed_logsources()
+    ours = {p for p, _ in routed}
+    services = {s for p, s in routed if p == product and s}
+    near = ""
+    if product in ours:
+        near = did_you_mean(service, services) if service else ""
+    elif product:
+        near = did_you_mean(product, ours | tagged)
+    if near:
+        return "error", unknown + near
+    return "warning", (f"logsource {where}: no dataset or tag routes it, so the rule runs on every event no dataset "
+                       "or tag claims (plain JSON); its fields are the log's own and are not checked")
+
+
+def _routed_logsources() -> set[tuple[str, str | None]]:
+    """(product, service) of every logsource the built-in pipeline routes to a dataset (its routing conditions)."""
+    import yaml
+
+    from temporal_siem.detections.sigma.pipelines import BUILTIN_PIPELINE
+
+    data = yaml.safe_load(BUILTIN_PIPELINE.read_text(encoding="utf-8")) or {}
+    found: set[tuple[str, str | None]] = set()
+    for item in data.get("transformations") or []:
+        for condition in item.get("rule_conditions") or []:
+            if condition.get("type") == "logsource" and condition.get("product"):
+                service = condition.get("service")
+                found.add((str(condition["product"]).lower(), str(service).lower() if service else None))
+    return found
 
 
 def field_problem(name: str, written: str, datasets: tuple[str, ...], namespaces: tuple[str, ...],
@@ -299,28 +366,17 @@ def _our_checks(rules: list[SigmaRule | SigmaCorrelationRule],
             datasets_by_ref[key] = compiled.datasets or ()
         if _path(processed) in external_files:
             continue  # a shipped rule, compiled only to resolve a reference: validated with the pack
-        tagged = False  # a rule for logs the event tags name (Windows): it runs on them under their own field names
+        foreign = False  # logs we do not parse (Windows, Linux...): the rule runs under their own field names
         if compiled.datasets is None:
-            ls = processed.logsource
-            tagger = ruleset.tagger
-            where = f"product={ls.product} service={ls.service} category={ls.category}"
-            if tagger is not None and compiled.logsource is not None and tagger.recognises(compiled.logsource):
-                tagged = True
-            elif (tagger is not None and (ls.product or "").lower() in tagger.products
-                  and (not ls.category or ls.category.lower() in tagger.categories((ls.product or "").lower()))):
-                tagged = True  # a service the tags do not name (SigmaHQ has dozens): runs untagged, as rsigma does
-                problems.append(Problem(_path(processed), _label(processed), "warning",
-                                        f"logsource {where}: no event tag names it (detections/pipelines/logsources.yml), "
-                                        "so the rule runs on every event no dataset or tag claims", "logsource",
-                                        _rule_line(processed, key="logsource")))
-            else:
-                problems.append(Problem(_path(processed), _label(processed), "error",
-                                        f"unknown logsource {where}: the engine routes no dataset to it", "logsource",
+            severity, message = _logsource_problem(processed.logsource, ruleset.tagger)
+            foreign = severity != "error"
+            if severity is not None:
+                problems.append(Problem(_path(processed), _label(processed), severity, message, "logsource",
                                         _rule_line(processed, key="logsource")))
         for warning, line in ruleset.rule_warnings(compiled):  # runs, but part of it matches nothing as written
             problems.append(Problem(_path(processed), _label(processed), "warning", warning, "unmatchable",
                                     line if line is not None else _rule_line(processed)))
-        if tagged:
+        if foreign:
             continue  # fields of the log itself (Sysmon's Image, CommandLine...): no schema or catalog to check them against
         namespaces = _namespaces(processed)
         written = written_fields.get(id(processed), set())

@@ -243,3 +243,34 @@ def test_validate_warns_of_a_windows_service_no_tag_names(tmp_path: Path, capsys
     out = capsys.readouterr().out
     assert "svc.yml:13: warning:" in out and "no event tag names it" in out and ": error:" not in out, out
     assert main(["rules", "validate", str(tmp_path), "--no-builtin-rules", "--fail-on", "warning"]) == EXIT_RULES
+
+
+def test_validate_a_foreign_logsource_is_a_warning_and_a_near_miss_of_ours_an_error(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A SigmaHQ Linux rule runs on every event no dataset or tag claims (plain JSON, as rsigma runs it), under
+    the log's own field names: validate said "unknown logsource" and "not in the schema" for each field (624
+    errors on SigmaHQ's rules/linux). Now it is one warning and no field check. A product or service close to one
+    we route (a typo in a pack rule) stays an error, with the name meant."""
+    linux = (WINDOWS_RULE.replace("product: windows", "product: linux")
+             .replace("Image|endswith: '\\\\\\\\whoami.exe'", "Image|endswith: '/whoami'"))
+    (tmp_path / "linux.yml").write_text(linux)
+    assert main(["rules", "validate", str(tmp_path), "--no-builtin-rules"]) == EXIT_OK, capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "linux.yml:13: warning:" in out and "no dataset or tag routes" in out and ": error:" not in out, out
+    (tmp_path / "linux.yml").unlink()
+    for old, new, meant in (("product: temporal", "product: temporl", "temporal"), ("service: audit", "service: audti", "audit")):
+        (tmp_path / "typo.yml").write_text(GOOD_RULE.replace(old, new))
+        assert main(["rules", "validate", str(tmp_path), "--no-builtin-rules"]) == EXIT_RULES
+        out = capsys.readouterr().out
+        assert "the engine routes no dataset to it" in out and f"did you mean '{meant}'" in out, out
+
+
+def test_validate_a_windows_category_no_tag_has_is_a_warning_unless_a_near_miss(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "rename.yml").write_text(WINDOWS_RULE.replace("category: process_creation", "category: file_rename"))
+    assert main(["rules", "validate", str(tmp_path), "--no-builtin-rules"]) == EXIT_OK
+    out = capsys.readouterr().out
+    assert "no event tag puts events in this category" in out and ": error:" not in out, out
+    (tmp_path / "rename.yml").write_text(WINDOWS_RULE.replace("category: process_creation", "category: proces_creation"))
+    assert main(["rules", "validate", str(tmp_path), "--no-builtin-rules"]) == EXIT_RULES
+    assert "did you mean 'process_creation'" in capsys.readouterr().out
