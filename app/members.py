@@ -101,7 +101,14 @@ def _die_with_parent(supervisor: int) -> None:
     member outlives its set and goes on reading partitions unsupervised. Linux only; elsewhere a no-op.
 
     The signal is armed after the fork, so a supervisor that died in between never sends it: the member then has
-    another parent than ``supervisor`` (the pid that forked it) and stops itself the same way."""
+    another parent than ``supervisor`` (the pid that forked it) and stops itself the same way.
+
+    SIGTERM and SIGINT go back to their default action first: until the exec the child still has the supervisor's
+    Python handlers, which only forward a signal, so a SIGTERM in that window (its own, or the kernel's for a
+    supervisor killed after the signal was armed) was swallowed and the member outlived its supervisor. The exec
+    keeps the default action, as it would have reset a handler."""
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, signal.SIG_DFL)
     if not sys.platform.startswith("linux"):
         return
     import ctypes

@@ -242,3 +242,26 @@ def test_a_member_whose_supervisor_died_before_it_armed_the_signal_stops() -> No
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+def test_a_member_stops_on_its_death_signal_even_with_the_supervisors_handler_inherited() -> None:
+    """The supervisor forwards SIGTERM with a Python handler, and a forked child runs ``_die_with_parent`` with that
+    handler still installed (exec resets it only afterwards). A SIGTERM there, its own (supervisor already gone) or
+    the kernel's (supervisor killed after the signal was armed, before the exec), ran the inherited handler instead
+    of ending the child, which then exec'd and outlived its supervisor: how test_no_member_outlives_its_supervisor
+    failed in a fresh-clone CI run. The child must die of the signal."""
+    from temporal_siem.members import _die_with_parent
+
+    previous = signal.signal(signal.SIGTERM, lambda *_: None)  # what Supervisor.run installs before it forks
+    try:
+        pid = os.fork()
+        if pid == 0:  # the member between fork and exec
+            try:
+                _die_with_parent(os.getpid() + 1_000_000)  # not its parent: as if the supervisor had died
+                time.sleep(0.5)  # a Python-level handler runs here, and the child would go on
+            finally:
+                os._exit(0)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM, status
