@@ -21,6 +21,7 @@ rule (as ``sigma check``); ``--junit FILE`` writes JUnit XML for CI.
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, is_dataclass
@@ -35,10 +36,10 @@ from sigma.rule import SigmaRule
 from sigma.validators.base import SigmaValidationIssue, SigmaValidationIssueSeverity
 
 from temporal_siem.commands.options import add_json_option, apply_legacy_format, rule_paths_or_none
+from temporal_siem.exit_codes import EXIT_OK, EXIT_RULES, EXIT_USAGE
 
 if TYPE_CHECKING:
     from temporal_siem.detections.sigma.routing import LogsourceTagger
-from temporal_siem.exit_codes import EXIT_OK, EXIT_RULES, EXIT_USAGE
 
 # Validators left out, and why (see module docstring).
 SKIPPED_VALIDATORS = frozenset({
@@ -127,8 +128,9 @@ def _logsource_problem(logsource: Any, tagger: LogsourceTagger | None) -> tuple[
     unknown = f"unknown logsource {where}: the engine routes no dataset to it"
     if product in tagged:
         assert tagger is not None
-        if category is not None and category not in tagger.categories(product):
-            near = did_you_mean(category, tagger.categories(product))
+        categories = tagger.categories(product)
+        if category is not None and category not in categories:
+            near = did_you_mean(category, categories)
             if near:
                 return "error", unknown + near
             return "warning", (f"logsource {where}: no event tag puts events in this category "
@@ -150,8 +152,10 @@ def _logsource_problem(logsource: Any, tagger: LogsourceTagger | None) -> tuple[
                        "or tag claims (plain JSON); its fields are the log's own and are not checked")
 
 
-def _routed_logsources() -> set[tuple[str, str | None]]:
-    """(product, service) of every logsource the built-in pipeline routes to a dataset (its routing conditions)."""
+@functools.cache
+def _routed_logsources() -> frozenset[tuple[str, str | None]]:
+    """(product, service) of every logsource the built-in pipeline routes to a dataset (its routing conditions).
+    Read once: it is asked for every rule no dataset routes (hundreds in a SigmaHQ folder)."""
     import yaml
 
     from temporal_siem.detections.sigma.pipelines import BUILTIN_PIPELINE
@@ -163,7 +167,7 @@ def _routed_logsources() -> set[tuple[str, str | None]]:
             if condition.get("type") == "logsource" and condition.get("product"):
                 service = condition.get("service")
                 found.add((str(condition["product"]).lower(), str(service).lower() if service else None))
-    return found
+    return frozenset(found)
 
 
 def field_problem(name: str, written: str, datasets: tuple[str, ...], namespaces: tuple[str, ...],
