@@ -159,7 +159,7 @@ class SigmaDetector(Detector):
         alerts: list[dict[str, Any]] = []
         lane_of = self.ruleset.lane_for
         candidates_total = 0
-        view = self.ruleset.view
+        view = self.ruleset.viewer()
         lane_keys: list[int] = []
         lane_keys_append = lane_keys.append
         # Matching: each event's rules that hit, in an order that keeps one dataset's events together when the
@@ -169,6 +169,9 @@ class SigmaDetector(Detector):
         order = _grouped_order(events) if len(events) >= self.group_min_events else None
         hits_at: dict[int, list[int]] = {}
         views: list[dict[str, Any]] | None = list(events) if correlation is not None else None  # what each event was matched as
+        # First each event's view and lane; then each lane's events together: one candidate call for all of them
+        # (CandidateIndex.candidates_many scans their unmemoised values and keywords once for the batch).
+        groups: dict[int, tuple[Any, list[int], list[dict[str, Any]]]] = {}
         for index in order if order is not None else range(len(events)):
             original = events[index]
             event = view(original)
@@ -181,25 +184,41 @@ class SigmaDetector(Detector):
                     self._complete([original], complete)
                     event = view(original)
             lane_keys_append(lane.key)  # counted once per batch, in C
-            cache = EventFolds(event)
-            try:
-                candidates = lane.index.candidates(event, cache)
-            except Exception:  # hostile values must not stop the stream: fall back to the full lane
-                log.exception("candidate selection failed; evaluating the whole lane")
-                candidates = set(lane.rules)
-            if candidates:  # most events have none: no list, no comprehension frame
-                candidates_total += len(candidates)
-                evaluated_extend(candidates)
-                try:
-                    hits = [i for i in candidates if functions[i](event, cache)]
-                except Exception:  # one rule failed on a hostile value: evaluate one by one, count the failures
-                    hits = self._evaluate_carefully(candidates, functions, event, cache)
-                if hits:
-                    if len(hits) > 1:
-                        hits.sort()
-                    hits_at[index] = hits
+            group = groups.get(lane.key)
+            if group is None:
+                group = groups[lane.key] = (lane, [], [])
+            group[1].append(index)
+            group[2].append(event)
             if views is not None:
                 views[index] = event
+        for lane, members, lane_views in groups.values():
+            caches = [EventFolds(event) for event in lane_views]
+            try:
+                found: list[set[int]] | None = lane.index.candidates_many(lane_views, caches)
+            except Exception:  # hostile values: each event again on its own, so only the one that fails loses its index
+                found = None
+            for position, index in enumerate(members):
+                event = lane_views[position]
+                cache = caches[position]
+                if found is not None:
+                    candidates = found[position]
+                else:
+                    try:
+                        candidates = lane.index.candidates(event, cache)
+                    except Exception:  # hostile values must not stop the stream: fall back to the full lane
+                        log.exception("candidate selection failed; evaluating the whole lane")
+                        candidates = set(lane.rules)
+                if candidates:  # most events have none: no list, no comprehension frame
+                    candidates_total += len(candidates)
+                    evaluated_extend(candidates)
+                    try:
+                        hits = [i for i in candidates if functions[i](event, cache)]
+                    except Exception:  # one rule failed on a hostile value: evaluate one by one, count the failures
+                        hits = self._evaluate_carefully(candidates, functions, event, cache)
+                    if hits:
+                        if len(hits) > 1:
+                            hits.sort()
+                        hits_at[index] = hits
         if complete is not None and hits_at:
             self._complete([events[index] for index in hits_at], complete)
         # Alerts and correlations, in the events' order.

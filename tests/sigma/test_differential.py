@@ -22,13 +22,18 @@ def _dataset(ruleset: Ruleset, index: int) -> str | None:
 
 
 def _compare(ruleset: Ruleset, events: list[dict[str, Any]]) -> int:
-    """Asserts identical matches; returns how many (event, rule) matches were seen."""
+    """Asserts identical matches, event by event and over the whole list as the detector selects candidates
+    (``match_many``: each lane's events in one batch); returns how many (event, rule) matches were seen."""
     total = 0
+    fulls = []
     for event in events:
         indexed = ruleset.match_indices(event)
         full = ruleset.match_indices(event, full_scan=True)
         assert indexed == full, (event, [ruleset.rules[i].id for i in set(full) ^ set(indexed)])
         total += len(full)
+        fulls.append(full)
+    for event, batched, full in zip(events, ruleset.match_many(events), fulls, strict=True):
+        assert batched == full, (event, [ruleset.rules[i].id for i in set(full) ^ set(batched)])
     return total
 
 
