@@ -37,6 +37,9 @@ class ParseResult:
     dead: list[DeadLetter] = field(default_factory=list)
 
 
+_UNDECODED: Any = object()  # "not decoded yet" (None is a JSON value)
+
+
 class ParserRouter:
     """Chooses a parser per record (``auto``) or forces one; stamps event.ingested."""
 
@@ -128,6 +131,8 @@ class ParserRouter:
             order = _grouped_order(records)
             if order is not None:
                 return self._parse_grouped(records, scans, order, ingested, result, ends)
+        if self._plain is not None and ends is None:
+            return self._parse_plain_batch(records, scans, ingested, result)
         for record, checks in zip(records, scans, strict=True):
             before = len(events)
             self._parse_record(record, ingested, result, checks)
@@ -135,6 +140,52 @@ class ParserRouter:
                 parsed += 1
             if ends is not None:
                 ends.append((len(events), len(result.dead)))
+        return parsed
+
+    def _parse_plain_batch(self, records: list[RawRecord], scans: list[int], ingested: str, result: ParseResult) -> int:
+        """``parse_batch``'s loop for a batch of one kind, with the plain-JSON path of :meth:`_parse_record` written
+        out in it: a Windows or plain JSON record is decoded and made an event without a method call of its own
+        (the call and its checks were ~0.4 us of such a record's ~3.3). Any other record, or one the plain path
+        refuses, goes to :meth:`_parse_record` as before, with what was decoded, so nothing is decoded twice."""
+        events = result.events
+        append = events.append
+        loads = orjson.loads
+        decode_error = orjson.JSONDecodeError
+        excluded = self._plain_excluded
+        limit = self.max_record_bytes
+        defer = self.defer_completion
+        pending = self._pending
+        enrich = self._enrich
+        plain = self._plain
+        assert plain is not None
+        parse_clean = plain.parse_clean
+        parsed = 0
+        for record, checks in zip(records, scans, strict=True):
+            data = record.data
+            decoded: Any = _UNDECODED
+            if data[:1] == b"{" and record.format_hint in _NO_HINT and len(data) <= limit:
+                try:
+                    decoded = loads(data)
+                except decode_error:
+                    pass  # still _UNDECODED: _parse_record's decode() gives the dead letter
+                else:
+                    if not checks and decoded.__class__ is dict and decoded.keys().isdisjoint(excluded):
+                        try:
+                            event = parse_clean(decoded, data, defer)
+                        except Exception:  # the general path parses it again and dead-letters it
+                            decoded = _UNDECODED
+                        else:
+                            if defer and event.get("event.id") is PENDING:
+                                pending[id(event)] = (event, data)
+                            enrich(event)
+                            event.setdefault("event.ingested", ingested)
+                            append(event)
+                            parsed += 1
+                            continue
+            before = len(events)
+            self._parse_record(record, ingested, result, checks, decoded)
+            if len(events) > before:
+                parsed += 1
         return parsed
 
     def _parse_grouped(self, records: list[RawRecord], scans: list[int], order: list[int], ingested: str,
@@ -166,17 +217,20 @@ class ParserRouter:
                 ends.append((len(events), len(dead)))
         return parsed
 
-    def _parse_record(self, record: RawRecord, ingested: str, result: ParseResult, checks: int | None = None) -> None:
+    def _parse_record(self, record: RawRecord, ingested: str, result: ParseResult, checks: int | None = None,
+                      decoded: Any = _UNDECODED) -> None:
         """One record's events and dead letters appended to ``result`` (which may hold earlier records').
         ``checks``: the secret scan of the record's bytes when the caller made it (``scan_records`` of a batch),
-        else it is made here once a path needs it."""
+        else it is made here once a path needs it. ``decoded``: ``orjson.loads(record.data)`` when the caller
+        made it (:meth:`_parse_plain_batch`, for a record its plain path did not take)."""
         if len(record.data) > self.max_record_bytes:
             result.dead.append(DeadLetter("record too large", "decode", record.origin, record.data,
                                           f"{len(record.data)} bytes > limit {self.max_record_bytes}"))
             return
-        decoded: Any = _UNDECODED
         data = record.data
-        if self._plain is not None and data[:1] == b"{" and record.format_hint in _NO_HINT:
+        if decoded is not _UNDECODED:
+            pass  # the caller's plain path looked at it already
+        elif self._plain is not None and data[:1] == b"{" and record.format_hint in _NO_HINT:
             try:
                 decoded = orjson.loads(data)  # what decode() returns for it: no NUL, BOM or space before the "{"
             except orjson.JSONDecodeError:
@@ -303,8 +357,6 @@ def _grouped_order(records: list[RawRecord]) -> list[int] | None:
     """The records' indexes sorted by the start of their bytes (:func:`kernel.grouping.grouped_order`)."""
     return grouped_order(records, lambda record: record.data[:GROUP_KIND_BYTES], lambda record: record.data[:GROUP_PREFIX_BYTES])
 
-
-_UNDECODED: Any = object()
 _NO_HINT = (None, "auto")
 
 

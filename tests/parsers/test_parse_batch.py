@@ -32,6 +32,13 @@ HOSTILE = [
     b"2025-01-01T00:00:00.000Z\tINFO\tplain text line",
     b"   ",
     b'{"password": "hunter2", "user": "alice", "time": "2025-01-01T00:00:00Z"}',
+    # plain JSON (the batch loop's own path): flat, nested, enriched, and one the path leaves to the general one
+    b'{"EventID": 1, "Channel": "Microsoft-Windows-Sysmon/Operational", "Image": "C:\\\\x.exe", "UtcTime": "2025-01-01 00:00:00.000"}',
+    b'{"a": {"b": [1, {"c": "d"}]}, "ts": 1700000000}',
+    b'{"user_agent.original": "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) '
+    b'Chrome/120.0.0.0 Safari/537.36", "time": "2025-01-01T00:00:00Z"}',
+    b' {"lead": "space"}',
+    b'{"event.id": "own", "msg": "m"}',
 ]
 
 
