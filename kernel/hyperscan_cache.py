@@ -13,6 +13,7 @@ The directory is the compiled-ruleset cache's (``TSIEM_CACHE_DIR``, ``off`` disa
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import platform
@@ -37,7 +38,10 @@ def cache_dir() -> Path | None:
     return Path(base) / "temporal-siem" / "hyperscan"
 
 
+@functools.cache
 def _versions() -> str:
+    """Read once a process: a package-metadata lookup walks the installed distributions (~1.7 ms), and every
+    database a process loads (the secret scans, each rule lane's scanners) asked for it again."""
     try:
         wrapper = metadata.version("hyperscan")
     except metadata.PackageNotFoundError:
