@@ -176,17 +176,18 @@ class SigmaDetector(Detector):
             original = events[index]
             event = view(original)
             lane = lane_of(event)
+            key = lane.key
             if complete is not None and original.get("event.id") is PENDING:
-                eager = self._eager_lanes.get(lane.key)
+                eager = self._eager_lanes.get(key)
                 if eager is None:
-                    eager = self._lane_reads_pending(lane.key, lane.rules)
+                    eager = self._lane_reads_pending(key, lane.rules)
                 if eager:  # a rule of this lane may read what is pending: completed and enriched first, as without deferral
                     self._complete([original], complete)
                     event = view(original)
-            lane_keys_append(lane.key)  # counted once per batch, in C
-            group = groups.get(lane.key)
+            lane_keys_append(key)  # counted once per batch, in C
+            group = groups.get(key)
             if group is None:
-                group = groups[lane.key] = (lane, [], [])
+                group = groups[key] = (lane, [], [])
             group[1].append(index)
             group[2].append(event)
             if views is not None:
@@ -197,17 +198,9 @@ class SigmaDetector(Detector):
                 found: list[set[int]] | None = lane.index.candidates_many(lane_views, caches)
             except Exception:  # hostile values: each event again on its own, so only the one that fails loses its index
                 found = None
-            for position, index in enumerate(members):
-                event = lane_views[position]
-                cache = caches[position]
-                if found is not None:
-                    candidates = found[position]
-                else:
-                    try:
-                        candidates = lane.index.candidates(event, cache)
-                    except Exception:  # hostile values must not stop the stream: fall back to the full lane
-                        log.exception("candidate selection failed; evaluating the whole lane")
-                        candidates = set(lane.rules)
+            if found is None:
+                found = [self._candidates_alone(lane, event, cache) for event, cache in zip(lane_views, caches, strict=True)]
+            for index, event, cache, candidates in zip(members, lane_views, caches, found, strict=True):
                 if candidates:  # most events have none: no list, no comprehension frame
                     candidates_total += len(candidates)
                     evaluated_extend(candidates)
@@ -300,6 +293,16 @@ class SigmaDetector(Detector):
             except Exception:  # an enrichment bug must not stop detection: match without it, count it
                 self.enrichment_errors += 1
                 log.exception("enricher %s failed on a batch; matching without it", enricher.name)
+
+    @staticmethod
+    def _candidates_alone(lane: Any, event: dict[str, Any], cache: EventFolds) -> set[int]:
+        """One event's candidates after its lane's batch call failed: a hostile value costs only its own event
+        the index (the whole lane is evaluated for it), never the stream."""
+        try:
+            return lane.index.candidates(event, cache)  # type: ignore[no-any-return]
+        except Exception:
+            log.exception("candidate selection failed; evaluating the whole lane")
+            return set(lane.rules)
 
     def _evaluate_carefully(self, candidates: set[int], functions: list[Any], event: dict[str, Any], cache: Any) -> list[int]:
         hits = []

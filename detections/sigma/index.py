@@ -188,11 +188,12 @@ class CandidateIndex:
         pending: dict[str, tuple[list[int], list[str]]] = {}
         founds = [self._probe(event, cache, pending, position)
                   for position, (event, cache) in enumerate(zip(events, caches, strict=True))]
-        for key in list(self._per_value):  # this batch scanned them value by value: one batch fewer to go
-            slot = slots[key]
-            slot.per_value -= 1
-            if not slot.per_value:
-                self._per_value.discard(key)
+        if self._per_value:
+            for key in list(self._per_value):  # this batch scanned them value by value: one batch fewer to go
+                slot = slots[key]
+                slot.per_value -= 1
+                if not slot.per_value:
+                    self._per_value.discard(key)
         scanner = self.scanner
         for key, (owners, texts) in pending.items():
             slot = slots[key]
