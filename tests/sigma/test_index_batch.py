@@ -179,3 +179,30 @@ def test_dense_field_is_scanned_value_by_value_then_measured_again(tmp_path: Pat
     assert scans == [20] and slot.per_value == 0
     assert _batched(ruleset, dense) == expected  # measured again
     assert scans == [20, 20]
+
+
+def test_a_failing_batch_call_costs_only_the_failing_event_its_index(tmp_path: Path, monkeypatch) -> None:
+    """Hostile values must not stop the stream: when the lane's batch call raises, each event gets its own call,
+    and the one whose call raises is evaluated against the whole lane; every event keeps its alerts."""
+    from temporal_siem.detections.factory import new_detector
+    from temporal_siem.detections.sigma.index import CandidateIndex
+
+    ruleset = _ruleset(tmp_path)
+    events = [{"Channel": "Microsoft-Windows-Sysmon/Operational", "CommandLine": text, "event.id": str(n)}
+              for n, text in enumerate(["whoami /all", "benign", "HOSTILE whoami"])]
+    real = CandidateIndex.candidates
+
+    def batch_fails(self: CandidateIndex, batch: list[dict], caches: list) -> list[set[int]]:
+        raise RuntimeError("hostile batch")
+
+    def one_fails(self: CandidateIndex, event: dict, cache: dict) -> set[int]:
+        if str(event.get("CommandLine", "")).startswith("HOSTILE"):
+            raise RuntimeError("hostile value")
+        return real(self, event, cache)
+
+    monkeypatch.setattr(CandidateIndex, "candidates_many", batch_fails)
+    monkeypatch.setattr(CandidateIndex, "candidates", one_fails)
+    detector = new_detector(ruleset)
+    alerts = detector.process([dict(e) for e in events])
+    assert sorted(a["event.id"] for a in alerts) == ["0", "2"]  # the hostile one through the whole lane
+    assert {a["rule.name"] for a in alerts} == {"needles in fields without a memo"}
