@@ -44,6 +44,9 @@ MEMO_WINDOW = 256
 #: value by value for the next PER_VALUE_BATCHES batches, then measured again.
 BATCH_HITS_LIMIT = 2.0
 PER_VALUE_BATCHES = 64
+#: Characters of text one batch scan joins at most (a text longer than that is scanned alone): the joined copy of
+#: a batch of hostile records (each up to the record limit) stays bounded, and ~1,000 command lines fit.
+BATCH_SCAN_CHARS = 1 << 20
 
 
 @dataclass(slots=True)
@@ -192,26 +195,37 @@ class CandidateIndex:
             for key in list(self._per_value):  # this batch scanned them value by value: one batch fewer to go
                 slot = slots[key]
                 slot.per_value -= 1
-                if not slot.per_value:
+                if slot.per_value <= 0:  # (below zero only if two threads counted down one index at once)
+                    slot.per_value = 0
                     self._per_value.discard(key)
         scanner = self.scanner
-        for key, (owners, texts) in pending.items():
+        for key, (owners, values) in pending.items():
             slot = slots[key]
             needles = slot.needles
             assert needles is not None and scanner is not None
-            pairs = scanner.hits_many(texts)
+            pairs = scanner.hits_many(values)
             for at, nid in pairs:
                 hit = needles.get(nid)
                 if hit:
                     founds[owners[at]].extend(hit)
-            if len(pairs) > BATCH_HITS_LIMIT * len(texts):
+            if len(pairs) > BATCH_HITS_LIMIT * len(values):
                 slot.per_value = PER_VALUE_BATCHES
                 self._per_value.add(key)
         if self.keyword_scanner is not None:
             keyword_tokens = self.keyword_tokens
             assert keyword_tokens is not None
-            for at, nid in self.keyword_scanner.hits_many([self._keyword_text(event) for event in events]):
-                founds[at].extend(keyword_tokens[nid])
+            # in parts of about BATCH_SCAN_CHARS: a keyword text is a lowered copy of all of an event's values, so
+            # the batch's texts are not all held at once
+            texts: list[str] = []
+            first = size = 0
+            for position, event in enumerate(events):
+                text = self._keyword_text(event)
+                texts.append(text)
+                size += len(text)
+                if size >= BATCH_SCAN_CHARS or position == len(events) - 1:
+                    for at, nid in self.keyword_scanner.hits_many(texts):
+                        founds[first + at].extend(keyword_tokens[nid])
+                    texts, first, size = [], position + 1, 0
         resolve = self._resolve
         return [resolve(found) for found in founds]
 
@@ -427,11 +441,28 @@ class LiteralScanner:
 
         Each match is mapped back to its text by where it ends: the last character of a match lies in exactly
         one text. SINGLEMATCH would report a needle once for the whole batch, so this scan uses a database
-        without it (compiled on first use, cached on disk like the other), and the set drops the repeats."""
+        without it (compiled on first use, cached on disk like the other), and the set drops the repeats.
+        Texts past :data:`BATCH_SCAN_CHARS` together are scanned in parts of about that size, so the joined copy
+        stays bounded whatever the records hold (a text longer than that is a part of its own)."""
+        if sum(map(len, texts)) + len(texts) <= BATCH_SCAN_CHARS:
+            return self._hits_joined(texts, 0)
+        found: set[tuple[int, int]] = set()
+        first = size = 0
+        for at, text in enumerate(texts):
+            size += len(text) + 1
+            if size >= BATCH_SCAN_CHARS:
+                found |= self._hits_joined(texts[first:at + 1], first)
+                first, size = at + 1, 0
+        if first < len(texts):
+            found |= self._hits_joined(texts[first:], first)
+        return found
+
+    def _hits_joined(self, texts: list[str], base: int) -> set[tuple[int, int]]:
+        """:meth:`hits_many` of ``texts`` in one scan; ``base`` is added to each text's position."""
         joined = "\x00".join(texts)
         if self._database is None:  # Aho-Corasick reports the index of a match's last character
             starts = list(accumulate([len(text) + 1 for text in texts], initial=0))
-            return {(bisect_right(starts, end) - 1, needle_id) for end, needle_id in self._automaton.iter(joined)}
+            return {(base + bisect_right(starts, end) - 1, needle_id) for end, needle_id in self._automaton.iter(joined)}
         if joined.isascii():  # one byte a character: the texts' lengths are their byte lengths
             data = joined.encode("ascii")
             lengths = [len(text) + 1 for text in texts]
@@ -439,19 +470,20 @@ class LiteralScanner:
             encoded = [text.encode("utf-8", "surrogatepass") for text in texts]
             data = b"\x00".join(encoded)
             lengths = [len(text) + 1 for text in encoded]
-        starts = list(accumulate(lengths, initial=0))
+        del joined
+        starts = list(accumulate(lengths, initial=base))
         database = self._all_database
         if database is None:
             database = self._all_database = _hyperscan_database(self.needles, single_match=False) or False
         if database is False:  # a limit of this Hyperscan build for this form of the database: text by text
-            return {(at, needle_id) for at, text in enumerate(texts) for needle_id in self.hits(text)}
+            return {(base + at, needle_id) for at, text in enumerate(texts) for needle_id in self.hits(text)}
         local = self._local
         scratch = getattr(local, "all_scratch", None)
         if scratch is None:
             scratch = local.all_scratch = hyperscan.Scratch(database)
         found: list[tuple[int, int]] = []
         database.scan(data, match_event_handler=_append_end, context=found, scratch=scratch)
-        return {(bisect_right(starts, end - 1) - 1, needle_id) for end, needle_id in found}
+        return {(base + bisect_right(starts, base + end - 1) - 1, needle_id) for end, needle_id in found}
 
 
 #: Longer needles than this are not given to Hyperscan (its literal limit is near 16,000 bytes and

@@ -95,12 +95,18 @@ def test_batch_gives_each_event_its_own_candidates(tmp_path: Path, with_sample: 
 
 
 @settings(max_examples=150, deadline=None)
-@given(st.lists(EVENT, min_size=1, max_size=12))
-def test_batch_property(tmp_path_factory, events: list[dict]) -> None:
+@given(st.lists(EVENT, min_size=1, max_size=12), st.sampled_from([1 << 20, 1, 9]))
+def test_batch_property(tmp_path_factory, events: list[dict], budget: int) -> None:
+    """``budget``: the characters one scan joins (BATCH_SCAN_CHARS), small ones to scan the batch in parts."""
     ruleset = _ruleset(tmp_path_factory.mktemp("batch"))
     expected = _one_by_one(ruleset, events)
     _no_memo(ruleset)
-    assert _batched(ruleset, events) == expected
+    saved = index_module.BATCH_SCAN_CHARS
+    index_module.BATCH_SCAN_CHARS = budget
+    try:
+        assert _batched(ruleset, events) == expected
+    finally:
+        index_module.BATCH_SCAN_CHARS = saved
 
 
 @settings(max_examples=60, deadline=None)
@@ -124,19 +130,21 @@ TEXTS = st.lists(st.text(st.sampled_from([*"ab\\. é€\x00", "\ud800", "\U0001f
 
 
 @settings(max_examples=300, deadline=None)
-@given(needles=NEEDLES, texts=TEXTS, hyperscan=st.booleans())
-def test_hits_many_is_hits_of_each_text(needles: list[str], texts: list[str], hyperscan: bool) -> None:
-    """One scan of all texts gives (text, needle) exactly for each needle the text's own scan finds: a match is
-    given to the text holding its last character, whatever the byte length of the characters before it."""
-    saved = index_module.hyperscan
+@given(needles=NEEDLES, texts=TEXTS, hyperscan=st.booleans(), budget=st.sampled_from([1 << 20, 1, 5, 40]))
+def test_hits_many_is_hits_of_each_text(needles: list[str], texts: list[str], hyperscan: bool, budget: int) -> None:
+    """One scan of all texts (or of parts of about ``budget`` characters) gives (text, needle) exactly for each
+    needle the text's own scan finds: a match is given to the text holding its last character, whatever the byte
+    length of the characters before it."""
+    saved = index_module.hyperscan, index_module.BATCH_SCAN_CHARS
     if not hyperscan:
         index_module.hyperscan = None
+    index_module.BATCH_SCAN_CHARS = budget
     try:
         scanner = LiteralScanner(needles)
+        assert not scanner.holds_nul
+        assert scanner.hits_many(texts) == {(i, nid) for i, text in enumerate(texts) for nid in scanner.hits(text)}
     finally:
-        index_module.hyperscan = saved
-    assert not scanner.holds_nul
-    assert scanner.hits_many(texts) == {(i, nid) for i, text in enumerate(texts) for nid in scanner.hits(text)}
+        index_module.hyperscan, index_module.BATCH_SCAN_CHARS = saved
 
 
 def test_a_needle_holding_nul_keeps_the_scan_per_event(tmp_path: Path) -> None:
