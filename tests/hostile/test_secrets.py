@@ -148,6 +148,47 @@ def test_odd_spellings_of_secret_keys_are_masked_end_to_end(key: str) -> None:
     assert b"LEAKoddspell0107" not in orjson.dumps(result.events[0])
 
 
+@settings(max_examples=1500, deadline=None)
+@given(key=_secretish_keys(), depth=st.integers(0, 3), escaped=st.booleans())
+@example(key='password"', depth=1, escaped=False)  # found by this test: a quote in the key, JSON inside a string
+@example(key='"passwd"', depth=3, escaped=False)
+@example(key="-bearer\u212akey\u212amaterial.", depth=2, escaped=True)  # \u escapes inside the inner JSON text
+def test_a_secret_key_in_json_inside_strings_is_masked_end_to_end(key: str, depth: int, escaped: bool) -> None:
+    """Any spelling the key rule calls secret, as a key of JSON written inside a string ``depth`` times (each level
+    adds backslashes before the key's quotes and escapes), never reaches an event: the raw-bytes scan must send the
+    record to the checks, and they must mask it at any depth."""
+    from temporal_siem.kernel.records import RawRecord
+    from temporal_siem.parsers.router import ParserRouter
+
+    if not is_secret_key(key):
+        return
+    record: Any = {key: "LEAKnested0112"}
+    for _ in range(depth):
+        record = {"body": json.dumps(record, ensure_ascii=escaped)}
+    raw = json.dumps(record, ensure_ascii=escaped).encode()
+    result = ParserRouter().parse(RawRecord(raw, Origin("t", line=1)))
+    assert b"LEAKnested0112" not in orjson.dumps(result.events) + b"".join(orjson.dumps(d.as_dict()) for d in result.dead)
+
+
+@settings(max_examples=1000, deadline=None)
+@given(key=_secretish_keys(), depth=st.integers(1, 2), escaped=st.booleans(), member=st.sampled_from(["name", "Key", "header"]))
+@example(key="Authorization", depth=1, escaped=False, member="name")  # found by this test: a header list as JSON text
+def test_a_secret_name_value_pair_in_json_inside_strings_is_masked(key: str, depth: int, escaped: bool, member: str) -> None:
+    """``{"name": "Authorization", "value": ...}`` (a header list, Google's parameters) written as JSON inside a
+    string: the scan must see the secret name behind the escaped quotes, so the value is masked."""
+    from temporal_siem.kernel.records import RawRecord
+    from temporal_siem.parsers.router import ParserRouter
+
+    if not is_secret_key(key):
+        return
+    record: Any = {"headers": [{member: key, "value": "LEAKpair0112"}]}
+    for _ in range(depth):
+        record = {"body": json.dumps(record, ensure_ascii=escaped)}
+    raw = json.dumps(record, ensure_ascii=escaped).encode()
+    result = ParserRouter().parse(RawRecord(raw, Origin("t", line=1)))
+    assert b"LEAKpair0112" not in orjson.dumps(result.events) + b"".join(orjson.dumps(d.as_dict()) for d in result.dead)
+
+
 @pytest.mark.parametrize("text", ["mimikatz.exe privilege::debug token::elevate exit", "let t = Token::new(x);",
                                   "rubeus.exe hash /password:"])
 def test_what_rules_look_for_stays_readable_in_text(text: str) -> None:
