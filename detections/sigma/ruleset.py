@@ -51,11 +51,12 @@ if TYPE_CHECKING:  # pySigma (~80 ms to import with pyparsing) is imported where
 DATASET_FIELD = "event.dataset"
 _LANE_CACHE_LIMIT = 4096
 #: Value types a lane memo key may hold: hashable, and equal only when the tagger reads them alike given the type.
-def _same(event: dict[str, Any]) -> dict[str, Any]:
-    return event
-
-
 _PLAIN_TYPES = frozenset({str, int, float, bool, type(None)})
+
+
+def _same(event: dict[str, Any]) -> dict[str, Any]:
+    """``Ruleset.viewer()`` without a Windows view: the event as it is."""
+    return event
 
 
 @dataclass
